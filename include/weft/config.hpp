@@ -1,0 +1,43 @@
+// weft: configuration of a runtime, a plain value type.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weft {
+
+// Smallest accepted config::stack_size (usable bytes per fiber stack).
+inline constexpr std::size_t k_min_stack_size = 16 * 1024;
+
+// Largest accepted worker count (config::workers and WEFT_NUM_WORKERS).
+inline constexpr int k_max_workers = 4096;
+
+// How a runtime is built. Every field has a reasoned default; a runtime
+// validates its config in its constructor and throws std::invalid_argument
+// naming the field when a value is out of range.
+struct config {
+  // Worker threads. 0: the environment variable WEFT_NUM_WORKERS if set (a
+  // positive integer, anything else is an error), else the hardware thread
+  // count. Must be in [0, k_max_workers].
+  int workers = 0;
+
+  // Usable bytes of every fiber stack (a guard page is added below it). Rounded
+  // up to the page size; at least k_min_stack_size. Deep recursion inside a work
+  // item needs more; weft switches to a fresh stack on its own when one of its
+  // entry points finds the current stack nearly full.
+  std::size_t stack_size = 256 * 1024;
+
+  // How long an idle worker keeps looking for work before it parks, in
+  // microseconds. Longer: lower latency for bursts of small parallel calls;
+  // shorter: less CPU burnt between bursts. An idle runtime uses no CPU once
+  // this time has passed. At most 1'000'000.
+  std::uint32_t spin_us = 50;
+
+  // Soft bound on the fibers alive per worker (running, suspended or pooled).
+  // A worker at the bound stops taking new work from other workers and from
+  // outside until some of its fibers finish; it never fails a suspension.
+  // At least 4.
+  std::size_t max_fibers = 1024;
+};
+
+}  // namespace weft

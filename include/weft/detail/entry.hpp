@@ -1,0 +1,61 @@
+// weft: compiled entry points that the public templates call. Not for users.
+#pragma once
+
+#include <cstdint>
+
+#include "weft/detail/export.hpp"
+#include "weft/detail/task.hpp"
+
+namespace weft::detail {
+
+struct runtime_state;  // a runtime's scheduler, opaque to the public headers
+
+// ---- spawning and joining (called on a worker, by the fiber that joins) ----
+
+enum class push_status : int {
+  pushed,         // t is on the calling worker's queue
+  not_on_worker,  // the caller is not a worker: nothing was pushed
+  stack_low,      // the current fiber stack is nearly full: nothing was pushed
+};
+
+// Pushes t onto the calling worker's queue, where other workers may take it.
+WEFT_API push_status push(task* t) noexcept;
+
+// Pops t back if it is still the newest task on the calling worker's queue.
+// True: the caller owns t again and runs it itself (uncounted; counted as a
+// task run by this worker).
+WEFT_API bool pop(task* t) noexcept;
+
+// Waits until `taken` uncounted children and every counted child of f have
+// completed. On a worker it suspends the calling fiber (never the thread);
+// elsewhere it blocks the thread without spinning. Leaves f reusable.
+WEFT_API void wait(join_frame& f, std::int64_t taken) noexcept;
+
+// A child that was taken (not popped back by its parent) has finished: its
+// last access to f. Any thread.
+WEFT_API void complete(join_frame& f) noexcept;
+
+// ---- running elsewhere ----
+
+// Runs fn(arg) as a root task of rt (the default runtime when rt is null) and
+// waits for it, suspending the calling fiber or blocking the calling thread.
+// Runs it inline when the caller already is a worker of rt. Rethrows what fn
+// threw.
+WEFT_API void run_root(runtime_state* rt, void (*fn)(void*), void* arg);
+
+// Runs fn(arg) on a fresh fiber stack of the calling worker and returns when
+// it returned; rethrows what fn threw. The caller must be a worker.
+WEFT_API void run_on_fresh_stack(void (*fn)(void*), void* arg);
+
+// True when the calling thread is a worker of rt.
+WEFT_API bool on_runtime(const runtime_state* rt) noexcept;
+
+// ---- task memory ----
+
+// Memory for a spawned task of `size` bytes (aligned for any scalar type).
+// Recycled per worker; falls back to operator new. Throws std::bad_alloc.
+WEFT_API void* allocate_task(std::size_t size);
+// Returns memory from allocate_task(size). Any thread.
+WEFT_API void free_task(void* p, std::size_t size) noexcept;
+
+}  // namespace weft::detail

@@ -1,0 +1,60 @@
+// weft: storage for the result of a call that may not have run yet.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace weft::detail {
+
+// Holds the value returned by a callable once emplace() ran it. T may be void
+// or a reference.
+template <class T>
+class result {
+ public:
+  result() noexcept {}
+  result(const result&) = delete;
+  result& operator=(const result&) = delete;
+  ~result() {
+    if (m_has) std::destroy_at(ptr());
+  }
+
+  template <class F>
+  void emplace(F& f) {
+    ::new (static_cast<void*>(m_buf)) T(std::invoke(f));
+    m_has = true;
+  }
+  T take() { return std::move(*ptr()); }
+
+ private:
+  T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(m_buf)); }
+  alignas(T) unsigned char m_buf[sizeof(T)];
+  bool m_has = false;
+};
+
+template <class T>
+class result<T&> {
+ public:
+  template <class F>
+  void emplace(F& f) {
+    m_ptr = std::addressof(std::invoke(f));
+  }
+  T& take() { return *m_ptr; }
+
+ private:
+  T* m_ptr = nullptr;
+};
+
+template <>
+class result<void> {
+ public:
+  template <class F>
+  void emplace(F& f) {
+    std::invoke(f);
+  }
+  void take() noexcept {}
+};
+
+}  // namespace weft::detail

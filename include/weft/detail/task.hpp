@@ -1,0 +1,58 @@
+// weft: task descriptors and join frames, the plumbing shared by the public
+// templates and the compiled runtime.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+
+namespace weft::detail {
+
+struct task;
+
+// Runs a task that a worker took from a queue: one that its spawner did not
+// pop back. Never throws: a task captures its exceptions where its spawner
+// will find them.
+using task_fn = void (*)(task* self) noexcept;
+
+// A task is a small descriptor (function pointer and links), never a fiber and
+// never a heap object of the runtime: it lives in the frame of its spawner (or
+// in memory the spawner owns) and outlives its execution because the spawner
+// joins it before that memory goes away.
+struct task {
+  task_fn m_execute = nullptr;
+  task* m_next = nullptr;  // link while in an injection queue; owned by the queue
+};
+
+// A join counter, kept in the joining frame.
+//
+// Protocol (see docs/protocols/join.md): children the parent popped back and
+// ran itself are never counted. A child taken by another worker or fiber
+// decrements m_pending when it finishes (complete()). A child spawned by
+// someone other than the waiting parent ("counted") increments m_pending before
+// it becomes visible. The parent, at its join, adds the number of its
+// uncounted children it could not pop back plus k_waiting; whoever brings the
+// counter to exactly k_waiting (the parent's add or the last completion) owns
+// the resumption of the parent. So a join whose children were all popped back
+// performs no atomic read-modify-write.
+struct join_frame {
+  static constexpr std::int64_t k_waiting = std::int64_t{1} << 62;
+
+  std::atomic<std::int64_t> m_pending{0};
+  void* m_waiter = nullptr;  // who to resume; written by the parent before its add
+  std::atomic<bool> m_failed{false};
+  std::exception_ptr m_error;
+
+  // Records e if it is the first exception of this frame. Any thread.
+  void capture(std::exception_ptr e) noexcept {
+    // acq_rel: one winner; the parent reads m_error only after the join, which
+    // every capture happens-before (via m_pending or program order).
+    if (!m_failed.exchange(true, std::memory_order_acq_rel)) m_error = std::move(e);
+  }
+  bool failed() const noexcept { return m_failed.load(std::memory_order_relaxed); }
+  void rethrow_if_failed() {
+    if (m_failed.load(std::memory_order_acquire) && m_error) std::rethrow_exception(m_error);
+  }
+};
+
+}  // namespace weft::detail

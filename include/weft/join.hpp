@@ -1,0 +1,131 @@
+// weft: fork-join of two calls.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "weft/detail/entry.hpp"
+#include "weft/detail/result.hpp"
+#include "weft/detail/task.hpp"
+#include "weft/runtime.hpp"
+
+namespace weft {
+
+namespace detail {
+
+// The half of a join that other workers may take: g, as a task descriptor in
+// the joining frame.
+template <class G, class R>
+struct join_child : task {
+  G& m_fn;
+  result<R>& m_result;
+  join_frame& m_frame;
+
+  join_child(G& fn, result<R>& res, join_frame& frame) noexcept
+      : task{&execute, nullptr}, m_fn(fn), m_result(res), m_frame(frame) {}
+
+  static void execute(task* t) noexcept {
+    auto* self = static_cast<join_child*>(t);
+    join_frame& frame = self->m_frame;
+    if (!frame.failed()) {
+      try {
+        self->m_result.emplace(self->m_fn);
+      } catch (...) {
+        frame.capture(std::current_exception());
+      }
+    }
+    complete(frame);  // last access: the parent may return right after it
+  }
+};
+
+template <class T>
+using join_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class F, class G>
+using join_result_t = std::conditional_t<
+    std::is_void_v<std::invoke_result_t<F&>> && std::is_void_v<std::invoke_result_t<G&>>, void,
+    std::pair<join_value<std::invoke_result_t<F&>>, join_value<std::invoke_result_t<G&>>>>;
+
+template <class T>
+join_value<T> take_join_value(result<T>& r) {
+  if constexpr (std::is_void_v<T>) {
+    return {};
+  } else {
+    return r.take();
+  }
+}
+
+// Runs f on a fresh fiber stack of the calling worker and returns its result.
+template <class F>
+std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
+  using result_type = std::invoke_result_t<F&>;
+  struct call {
+    F& fn;
+    result<result_type> value;
+    static void run(void* p) {
+      auto* c = static_cast<call*>(p);
+      c->value.emplace(c->fn);
+    }
+  } c{f, {}};
+  run_on_fresh_stack(&call::run, &c);
+  return c.value.take();
+}
+
+}  // namespace detail
+
+// Runs f() and g(), possibly in parallel, and returns when both have returned.
+// Returns void when both return void, else std::pair of both results (a void
+// result is std::monostate). g is offered to other workers while the caller
+// runs f; if nobody took g the caller runs it next, with no atomic
+// read-modify-write. If f throws, g is skipped unless it already started; the
+// first exception is rethrown after both are done. May suspend the calling
+// fiber; from outside a runtime it runs in default_runtime().
+template <class F, class G>
+detail::join_result_t<F, G> join(F&& f, G&& g) {
+  using rf_type = std::invoke_result_t<F&>;
+  using rg_type = std::invoke_result_t<G&>;
+  using return_type = detail::join_result_t<F, G>;
+
+  detail::join_frame frame;
+  detail::result<rg_type> rg;
+  detail::join_child<G, rg_type> child(g, rg, frame);
+  switch (detail::push(&child)) {
+    case detail::push_status::pushed:
+      break;
+    case detail::push_status::not_on_worker: {
+      auto again = [&]() -> return_type { return weft::join(f, g); };
+      return default_runtime().run(again);
+    }
+    case detail::push_status::stack_low: {
+      auto again = [&]() -> return_type { return weft::join(f, g); };
+      return detail::invoke_on_fresh_stack(again);
+    }
+  }
+
+  detail::result<rf_type> rf;
+  try {
+    rf.emplace(f);
+  } catch (...) {
+    frame.capture(std::current_exception());
+  }
+  if (detail::pop(&child)) {
+    if (!frame.failed()) {
+      try {
+        rg.emplace(g);
+      } catch (...) {
+        frame.capture(std::current_exception());
+      }
+    }
+  } else {
+    detail::wait(frame, 1);
+  }
+  frame.rethrow_if_failed();
+  if constexpr (!std::is_void_v<return_type>) {
+    return return_type(detail::take_join_value(rf), detail::take_join_value(rg));
+  }
+}
+
+}  // namespace weft

@@ -1,0 +1,79 @@
+// weft: runtimes (a set of worker threads with their scheduler) and the
+// default runtime.
+#pragma once
+
+#include <functional>
+#include <type_traits>
+#include <utility>
+
+#include "weft/config.hpp"
+#include "weft/detail/entry.hpp"
+#include "weft/detail/export.hpp"
+#include "weft/detail/result.hpp"
+#include "weft/stats.hpp"
+
+namespace weft {
+
+namespace detail {
+struct runtime_access;
+}
+
+// A runtime: one worker thread per configured worker, each with a work-stealing
+// queue, running tasks on pooled fibers. Runtimes are independent: any number
+// may exist at once and be created and destroyed any number of times.
+class WEFT_API runtime {
+ public:
+  // Starts the worker threads. Throws std::invalid_argument naming the field
+  // for a bad config (or a bad WEFT_NUM_WORKERS when cfg.workers is 0), and
+  // std::system_error when a thread cannot be created (nothing leaks then).
+  explicit runtime(config cfg = {});
+
+  // Waits for work still running in this runtime, then stops and joins the
+  // worker threads. Must not be called from one of its own workers.
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  int num_workers() const noexcept;
+
+  // Runs f() as a task of this runtime and returns its result (or rethrows its
+  // exception): every weft call made inside f uses this runtime. Called from a
+  // worker of this runtime it simply calls f(). Elsewhere it suspends the
+  // calling fiber (a worker of another runtime) or blocks the calling thread.
+  template <class F>
+  std::invoke_result_t<F&> run(F&& f);
+
+  // The scheduler counters, per worker and summed.
+  weft::stats stats() const;
+  // Sets every counter to zero (exact only while the runtime is idle).
+  void reset_stats() noexcept;
+
+ private:
+  friend struct detail::runtime_access;
+  detail::runtime_state* m_state;
+};
+
+// The runtime that calls from outside any runtime use. Created on first use,
+// with config{} (so WEFT_NUM_WORKERS or the hardware thread count); never
+// destroyed, so it may be used until the process exits. Throws what the
+// runtime constructor throws; a later call tries again.
+WEFT_API runtime& default_runtime();
+
+template <class F>
+std::invoke_result_t<F&> runtime::run(F&& f) {
+  using result_type = std::invoke_result_t<F&>;
+  if (detail::on_runtime(m_state)) return std::invoke(f);
+  struct call {
+    F& fn;
+    detail::result<result_type> value;
+    static void run(void* p) {
+      auto* c = static_cast<call*>(p);
+      c->value.emplace(c->fn);
+    }
+  } c{f, {}};
+  detail::run_root(m_state, &call::run, &c);
+  return c.value.take();
+}
+
+}  // namespace weft

@@ -1,0 +1,118 @@
+// weft: a group of spawned calls joined together.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "weft/detail/entry.hpp"
+#include "weft/detail/export.hpp"
+#include "weft/detail/task.hpp"
+
+namespace weft {
+
+namespace detail {
+
+// State of a task_group. The owner is the fiber (or outside thread) that
+// created the group: its spawns are uncounted and popped back at wait(); spawns
+// from anywhere else are counted (see join_frame).
+struct group_state {
+  join_frame m_frame;
+  void* m_owner = nullptr;              // owner fiber; null for an outside thread
+  runtime_state* m_runtime = nullptr;   // where spawns from outside go
+  task* m_last = nullptr;               // owner's newest uncounted spawn (owner only)
+  std::int64_t m_spawned = 0;           // uncounted spawns (owner only)
+  std::int64_t m_popped = 0;            // of those, popped back by the owner
+};
+
+// A spawned call of a task_group: descriptor and closure in one block from
+// allocate_task().
+struct group_task : task {
+  group_state* m_group = nullptr;
+  bool m_counted = false;  // set by group_spawn
+  bool m_inline = false;   // set by group_wait when the owner popped it back
+};
+
+template <class F>
+struct group_closure final : group_task {
+  F m_fn;
+
+  template <class A>
+  explicit group_closure(A&& fn) : m_fn(std::forward<A>(fn)) {
+    m_execute = &execute;
+  }
+
+  static void execute(task* t) noexcept {
+    auto* self = static_cast<group_closure*>(t);
+    group_state* group = self->m_group;
+    const bool taken = !self->m_inline || self->m_counted;
+    if (!group->m_frame.failed()) {
+      try {
+        self->m_fn();
+      } catch (...) {
+        group->m_frame.capture(std::current_exception());
+      }
+    }
+    self->~group_closure();
+    free_task(self, sizeof(group_closure));
+    if (taken) complete(group->m_frame);  // last access to the group
+  }
+};
+
+WEFT_API void group_init(group_state& g) noexcept;
+WEFT_API void group_spawn(group_state& g, group_task* t);
+WEFT_API void group_wait(group_state& g) noexcept;
+
+}  // namespace detail
+
+// Spawns calls that may run in parallel with the caller, then waits for all of
+// them. wait() must be called by the fiber or thread that created the group;
+// spawn() may be called from anywhere, also from inside a spawned call.
+class task_group {
+ public:
+  task_group() noexcept { detail::group_init(m_state); }
+  task_group(const task_group&) = delete;
+  task_group& operator=(const task_group&) = delete;
+
+  // Waits if wait() was not called (or spawns came after it); never throws:
+  // an exception nobody waited for is dropped.
+  ~task_group() { detail::group_wait(m_state); }
+
+  // Makes f() (a copy or move of f) runnable in parallel with the caller.
+  // Allocates the closure from a per-worker recycling pool.
+  template <class F>
+  void spawn(F&& f) {
+    using closure = detail::group_closure<std::decay_t<F>>;
+    static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                  "weft::task_group::spawn: over-aligned callables are not supported");
+    void* memory = detail::allocate_task(sizeof(closure));
+    closure* t;
+    try {
+      t = ::new (memory) closure(std::forward<F>(f));
+    } catch (...) {
+      detail::free_task(memory, sizeof(closure));
+      throw;
+    }
+    t->m_group = &m_state;
+    detail::group_spawn(m_state, t);
+  }
+
+  // Returns when every spawned call has returned; rethrows the first exception
+  // one of them threw (calls not started by then are skipped). The group may be
+  // used again afterwards. May suspend the calling fiber.
+  void wait() {
+    detail::group_wait(m_state);
+    if (m_state.m_frame.failed()) {
+      std::exception_ptr e = std::exchange(m_state.m_frame.m_error, nullptr);
+      m_state.m_frame.m_failed.store(false, std::memory_order_relaxed);
+      if (e) std::rethrow_exception(e);
+    }
+  }
+
+ private:
+  detail::group_state m_state;
+};
+
+}  // namespace weft

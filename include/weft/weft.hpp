@@ -1,0 +1,11 @@
+// weft: a work-stealing fiber runtime for nested parallel C++. Umbrella header.
+#pragma once
+
+#include "weft/config.hpp"
+#include "weft/join.hpp"
+#include "weft/parallelize.hpp"
+#include "weft/runtime.hpp"
+#include "weft/stats.hpp"
+#include "weft/task_group.hpp"
+#include "weft/this_fiber.hpp"
+#include "weft/version.hpp"

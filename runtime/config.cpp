@@ -1,0 +1,108 @@
+// Validation of config values and of the environment variables weft reads.
+#include <cerrno>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "scheduler.hpp"
+
+namespace weft::rt {
+
+namespace {
+
+// Parses a decimal number of at most `max` with an optional K/M/G suffix
+// (powers of 1024) when `suffixes`; nothing else (no sign, no spaces).
+bool parse_count(const char* text, std::uint64_t max, bool suffixes, std::uint64_t& out) noexcept {
+  if (text == nullptr || *text == '\0') return false;
+  std::uint64_t v = 0;
+  const char* p = text;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    const std::uint64_t d = static_cast<std::uint64_t>(*p - '0');
+    if (v > (max - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (p == text) return false;
+  if (suffixes && *p != '\0') {
+    std::uint64_t unit = 0;
+    switch (*p) {
+      case 'k': case 'K': unit = std::uint64_t{1} << 10; break;
+      case 'm': case 'M': unit = std::uint64_t{1} << 20; break;
+      case 'g': case 'G': unit = std::uint64_t{1} << 30; break;
+      default: return false;
+    }
+    if (v > max / unit) return false;
+    v *= unit;
+    ++p;
+  }
+  if (*p != '\0') return false;
+  out = v;
+  return true;
+}
+
+std::string quoted(const char* s) {
+  std::string r = "\"";
+  for (const char* p = s; *p != '\0' && r.size() < 64; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      r += static_cast<char>(c);
+    } else {
+      static const char hex[] = "0123456789abcdef";
+      r += "\\x";
+      r += hex[c >> 4];
+      r += hex[c & 15];
+    }
+  }
+  return r + "\"";
+}
+
+// Largest accepted stack size: 1 GiB.
+constexpr std::uint64_t k_max_stack_size = std::uint64_t{1} << 30;
+
+}  // namespace
+
+config resolve_config(config cfg) {
+  if (cfg.workers < 0) throw std::invalid_argument("weft::config::workers must not be negative");
+  if (cfg.workers > k_max_workers) {
+    throw std::invalid_argument("weft::config::workers must be at most " + std::to_string(k_max_workers));
+  }
+  if (cfg.stack_size < k_min_stack_size) {
+    throw std::invalid_argument("weft::config::stack_size must be at least " + std::to_string(k_min_stack_size) +
+                                " bytes");
+  }
+  if (cfg.stack_size > k_max_stack_size) {
+    throw std::invalid_argument("weft::config::stack_size must be at most 1 GiB");
+  }
+  if (cfg.spin_us > 1'000'000) throw std::invalid_argument("weft::config::spin_us must be at most 1000000");
+  if (cfg.max_fibers < 4) throw std::invalid_argument("weft::config::max_fibers must be at least 4");
+  if (cfg.workers == 0) {
+    if (const char* env = std::getenv("WEFT_NUM_WORKERS")) {
+      std::uint64_t n = 0;
+      if (!parse_count(env, static_cast<std::uint64_t>(k_max_workers), false, n) || n == 0) {
+        throw std::invalid_argument("WEFT_NUM_WORKERS must be a positive integer no larger than " +
+                                    std::to_string(k_max_workers) + ", got " + quoted(env));
+      }
+      cfg.workers = static_cast<int>(n);
+    } else {
+      const unsigned hw = std::thread::hardware_concurrency();
+      cfg.workers = hw == 0 ? 1 : static_cast<int>(std::min<unsigned>(hw, k_max_workers));
+    }
+  }
+  return cfg;
+}
+
+// The config of the default runtime: config{} plus WEFT_STACK_SIZE.
+config default_config() {
+  config cfg;
+  if (const char* env = std::getenv("WEFT_STACK_SIZE")) {
+    std::uint64_t n = 0;
+    if (!parse_count(env, k_max_stack_size, true, n) || n < k_min_stack_size) {
+      throw std::invalid_argument("WEFT_STACK_SIZE must be a byte count from " + std::to_string(k_min_stack_size) +
+                                  " to 1G (suffixes K, M, G allowed), got " + quoted(env));
+    }
+    cfg.stack_size = static_cast<std::size_t>(n);
+  }
+  return cfg;
+}
+
+}  // namespace weft::rt

@@ -1,0 +1,47 @@
+// weft::rt: saving and resuming execution contexts (stack switching).
+#pragma once
+
+#include <cstddef>
+
+#include "platform.hpp"
+
+namespace weft::rt {
+
+// The registers and stack pointer of a suspended fiber, or of a worker
+// thread's own stack while it runs fibers. context.cpp is the only file that
+// includes Boost.Context; it also tells AddressSanitizer and ThreadSanitizer
+// about every switch.
+struct context {
+  void* m_handle = nullptr;  // Boost.Context fcontext_t while suspended
+#if WEFT_ASAN
+  void* m_fake_stack = nullptr;          // ASan's fake stack of the suspended side
+  const void* m_stack_bottom = nullptr;  // lowest usable address
+  std::size_t m_stack_size = 0;
+#endif
+#if WEFT_TSAN
+  void* m_tsan_fiber = nullptr;
+  bool m_owns_tsan_fiber = false;
+#endif
+};
+
+// Prepares ctx to run context_entry() on the stack [bottom, bottom + size) the
+// first time it is resumed.
+void make_context(context& ctx, void* bottom, std::size_t size) noexcept;
+
+// Makes ctx stand for the calling thread's own stack, so that fibers can
+// switch back to it.
+void adopt_thread_context(context& ctx) noexcept;
+
+// Releases what make_context() acquired. ctx must not be running.
+void destroy_context(context& ctx) noexcept;
+
+// Saves the running context in `from` and resumes `to`, handing it `data`.
+// Returns in `from`, when something resumes it, the data that resumer handed
+// over. from_dies: `from` is never resumed again (lets ASan free its state).
+void* jump(context& from, context& to, void* data, bool from_dies = false) noexcept;
+
+// Defined by fiber.cpp: the first code of a context made by make_context(),
+// called with the data of the jump that started it. Never returns.
+[[noreturn]] void context_entry(void* data) noexcept;
+
+}  // namespace weft::rt

@@ -1,0 +1,115 @@
+#include "fiber.hpp"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <new>
+
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace weft::rt {
+
+namespace {
+
+// The per-thread exception globals of the Itanium C++ ABI (libstdc++ and
+// libc++abi): the stack of caught exceptions and the count of uncaught ones.
+// A fiber that suspends inside a catch block or a destructor during unwinding
+// takes them along, so that they follow it to another thread and do not leak
+// into the fibers that run meanwhile.
+struct eh_globals {
+  void* m_caught;
+  unsigned int m_uncaught;
+};
+
+eh_globals* this_thread_eh() noexcept { return reinterpret_cast<eh_globals*>(abi::__cxa_get_globals()); }
+
+void save_eh(fiber* f) noexcept {
+  eh_globals* g = this_thread_eh();
+  if (g->m_caught == nullptr && g->m_uncaught == 0) return;
+  f->m_eh_caught = g->m_caught;
+  f->m_eh_uncaught = g->m_uncaught;
+  f->m_has_eh = true;
+  g->m_caught = nullptr;
+  g->m_uncaught = 0;
+}
+
+void restore_eh(fiber* f) noexcept {
+  if (!f->m_has_eh) return;
+  eh_globals* g = this_thread_eh();
+  g->m_caught = f->m_eh_caught;
+  g->m_uncaught = f->m_eh_uncaught;
+  f->m_has_eh = false;
+}
+
+struct switch_record {
+  fiber* m_from;
+  fiber* m_to;
+  switch_action m_fn;
+  void* m_arg;
+};
+
+// The resumed side of every switch: bookkeeping, then the switcher's action.
+void after_switch(const switch_record* rec) noexcept {
+  fiber* self = rec->m_to;
+  fiber* prev = rec->m_from;
+  const switch_action fn = rec->m_fn;
+  void* arg = rec->m_arg;  // rec lives on prev's stack: read it before fn publishes prev
+  worker* w = current_worker();
+  w->m_current = self;
+  w->m_stack_limit = self->m_stack_limit;
+  counters::bump(w->m_counters.fiber_switches);
+  restore_eh(self);
+  if (fn != nullptr) fn(prev, arg);
+}
+
+std::size_t header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
+
+}  // namespace
+
+fiber* create_fiber(scheduler& s) {
+  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size());
+  auto* f = ::new (mem.top()) fiber{};
+  f->m_sched = &s;
+  f->m_stack = mem;
+  f->m_resume.m_execute = &resume_fiber;
+  // Entry points switch to a fresh stack when less than this much is left.
+  const std::size_t reserve = std::min<std::size_t>(64 * 1024, mem.m_size / 4);
+  f->m_stack_limit = reinterpret_cast<std::uintptr_t>(mem.m_bottom) + reserve;
+  make_context(f->m_ctx, mem.m_bottom, mem.m_size);
+  s.m_live_fibers.fetch_add(1, std::memory_order_relaxed);
+  if (worker* w = current_worker()) counters::bump(w->m_counters.fibers_created);
+  return f;
+}
+
+void destroy_fiber(fiber* f) noexcept {
+  f->m_sched->m_live_fibers.fetch_sub(1, std::memory_order_relaxed);
+  destroy_context(f->m_ctx);
+  stack_memory mem = f->m_stack;
+  f->~fiber();
+  free_stack(mem);
+}
+
+void adopt_thread(fiber& f, scheduler& s) noexcept {
+  f.m_sched = &s;
+  f.m_stack_limit = 0;
+  adopt_thread_context(f.m_ctx);
+}
+
+void switch_to(fiber* from, fiber* to, switch_action fn, void* arg, bool from_dies) noexcept {
+  const switch_record rec{from, to, fn, arg};
+  save_eh(from);
+  void* data = jump(from->m_ctx, to->m_ctx, const_cast<switch_record*>(&rec), from_dies);
+  after_switch(static_cast<const switch_record*>(data));
+}
+
+void context_entry(void* data) noexcept {
+  after_switch(static_cast<const switch_record*>(data));
+  scheduling_loop();
+  // Shutdown: leave for the worker thread's own stack, for good.
+  worker* w = current_worker();
+  switch_to(w->m_current, &w->m_native, &retire_fiber, nullptr, true);
+  __builtin_unreachable();
+}
+
+}  // namespace weft::rt

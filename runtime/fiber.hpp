@@ -1,0 +1,129 @@
+// weft::rt: fibers, the carriers of a worker's scheduling loop.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "context.hpp"
+#include "stack.hpp"
+#include "weft/detail/task.hpp"
+
+namespace weft::rt {
+
+class scheduler;
+class worker;
+
+// A fiber: a stack and a saved context. Every fiber of a worker runs the same
+// scheduling loop and runs tasks inline on top of it; a fiber switch happens
+// only when a fiber must wait (docs/protocols/fiber-lifecycle.md). The fiber
+// object lives at the top of its own stack mapping.
+struct fiber {
+  context m_ctx;
+  detail::task m_resume;  // executing it switches to this fiber (it is ready)
+  scheduler* m_sched = nullptr;
+  stack_memory m_stack;              // empty for a thread's own stack
+  std::uintptr_t m_stack_limit = 0;  // the stack counts as nearly full below this address
+  fiber* m_next = nullptr;           // link in a pool or a ready list, owned by that list's worker
+
+  // The C++ exception state of this fiber while it is suspended (non-empty only
+  // when it suspended inside a catch block or during unwinding).
+  void* m_eh_caught = nullptr;
+  unsigned int m_eh_uncaught = 0;
+  bool m_has_eh = false;
+};
+
+// Creates a fiber of s with a fresh guarded stack of s's configured size; it
+// starts in the scheduling loop when first switched to. Throws std::bad_alloc.
+fiber* create_fiber(scheduler& s);
+// Unmaps f's stack (and f). f must not be running.
+void destroy_fiber(fiber* f) noexcept;
+
+// Makes f stand for the calling thread's own stack.
+void adopt_thread(fiber& f, scheduler& s) noexcept;
+
+inline fiber* fiber_of(detail::task* resume) noexcept {
+  return reinterpret_cast<fiber*>(reinterpret_cast<char*>(resume) - offsetof(fiber, m_resume));
+}
+
+// Runs on the fiber that was switched to, right after the switch: prev is the
+// fiber that switched away (now saved: it may be published).
+using switch_action = void (*)(fiber* prev, void* arg);
+
+// Saves the running fiber `from` (the current fiber of the calling worker) and
+// runs `to`, which first calls fn(from, arg) if fn is set. Returns when `from`
+// is resumed, possibly on another worker thread: re-read current_worker()
+// after it. from_dies: `from` is never resumed again.
+void switch_to(fiber* from, fiber* to, switch_action fn, void* arg, bool from_dies = false) noexcept;
+
+// Idle fibers of one worker (owner only). Fibers migrate between workers when
+// they suspend and resume, so a pool may hold fibers another worker created.
+class fiber_pool {
+ public:
+  explicit fiber_pool(std::size_t max_idle) : m_max_idle(max_idle) {}
+  fiber_pool(const fiber_pool&) = delete;
+  fiber_pool& operator=(const fiber_pool&) = delete;
+  ~fiber_pool() { clear(); }
+
+  fiber* take() noexcept {
+    fiber* f = m_head;
+    if (f != nullptr) {
+      m_head = f->m_next;
+      --m_count;
+    }
+    return f;
+  }
+  // Keeps f for reuse, or destroys it when the pool is full. Returns true when
+  // f was destroyed.
+  bool put(fiber* f) noexcept {
+    if (m_count >= m_max_idle) {
+      destroy_fiber(f);
+      return true;
+    }
+    f->m_next = m_head;
+    m_head = f;
+    ++m_count;
+    return false;
+  }
+  std::size_t clear() noexcept {
+    std::size_t n = 0;
+    while (fiber* f = take()) {
+      destroy_fiber(f);
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  fiber* m_head = nullptr;
+  std::size_t m_count = 0;
+  std::size_t m_max_idle;
+};
+
+// A FIFO of ready fibers (owner only).
+class fiber_list {
+ public:
+  bool empty() const noexcept { return m_head == nullptr; }
+  void push_back(fiber* f) noexcept {
+    f->m_next = nullptr;
+    if (m_tail != nullptr) {
+      m_tail->m_next = f;
+    } else {
+      m_head = f;
+    }
+    m_tail = f;
+  }
+  fiber* pop_front() noexcept {
+    fiber* f = m_head;
+    if (f != nullptr) {
+      m_head = f->m_next;
+      if (m_head == nullptr) m_tail = nullptr;
+    }
+    return f;
+  }
+
+ private:
+  fiber* m_head = nullptr;
+  fiber* m_tail = nullptr;
+};
+
+}  // namespace weft::rt

@@ -1,0 +1,17 @@
+// weft::rt: blocking a thread on a 32-bit word (Linux futex).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft::rt {
+
+// Blocks the calling thread while *word == expected (may return spuriously:
+// callers re-check in a loop). Any thread.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept;
+
+// Wakes up to n threads blocked in futex_wait on word. Any thread. Harmless on
+// memory nobody waits on.
+void futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;
+
+}  // namespace weft::rt

@@ -1,0 +1,196 @@
+// Spawning, joining, and running elsewhere: the compiled side of join(),
+// task_group, parallel loops and runtime::run (docs/protocols/join.md).
+#include <exception>
+
+#include "fiber.hpp"
+#include "scheduler.hpp"
+#include "waiter.hpp"
+#include "worker.hpp"
+#include "weft/detail/entry.hpp"
+
+namespace weft::rt {
+scheduler& default_scheduler();
+}
+
+namespace weft::detail {
+
+using rt::current_worker;
+using rt::worker;
+
+push_status push(task* t) noexcept {
+  worker* w = current_worker();
+  if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
+  if (WEFT_UNLIKELY(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < w->m_stack_limit)) {
+    return push_status::stack_low;
+  }
+  try {
+    w->push(t);
+  } catch (...) {
+    return push_status::stack_low;  // no memory for the deque: run it on its own instead
+  }
+  return push_status::pushed;
+}
+
+bool pop(task* t) noexcept {
+  worker* w = current_worker();
+  if (!w->m_queue.pop_if(t)) return false;
+  rt::counters::bump(w->m_counters.tasks_run);
+  return true;
+}
+
+namespace {
+
+struct join_wait {
+  join_frame* m_frame;
+  std::int64_t m_taken;
+};
+
+// Switch action: the joining fiber is saved; publish its suspension. The
+// children may all be done already: then this side resumes it at once.
+void publish_join(rt::fiber* prev, void* arg) noexcept {
+  auto* jw = static_cast<join_wait*>(arg);
+  join_frame* frame = jw->m_frame;
+  const std::int64_t add = jw->m_taken + join_frame::k_waiting;
+  // acq_rel: publishes m_waiter to the last child; acquires the children's results.
+  if (frame->m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) {
+    rt::make_ready(prev);
+  }
+  // After the add a child may resume prev at any moment: touch nothing of it.
+}
+
+void wait_as_thread(join_frame& f, std::int64_t taken) noexcept {
+  rt::waiter w;
+  f.m_waiter = &w;
+  const std::int64_t add = taken + join_frame::k_waiting;
+  if (f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add != join_frame::k_waiting) w.block();
+}
+
+}  // namespace
+
+void wait(join_frame& f, std::int64_t taken) noexcept {
+  // Fast path: everything already completed (pending is exactly -taken then).
+  if (f.m_pending.load(std::memory_order_acquire) != -taken) {
+    worker* w = current_worker();
+    if (w == nullptr) {
+      wait_as_thread(f, taken);
+    } else {
+      rt::waiter me;
+      me.m_fiber = w->m_current;
+      f.m_waiter = &me;
+      join_wait jw{&f, taken};
+      if (!rt::suspend(&publish_join, &jw)) {
+        // No fiber to switch to (out of memory): block this worker instead.
+        me.m_fiber = nullptr;
+        wait_as_thread(f, taken);
+      }
+    }
+  }
+  f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable
+}
+
+void complete(join_frame& f) noexcept {
+  // acq_rel: releases this child's results to the parent; acquires m_waiter.
+  if (f.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
+    static_cast<rt::waiter*>(f.m_waiter)->notify();
+  }
+}
+
+namespace {
+
+struct root_task : task {
+  void (*m_fn)(void*);
+  void* m_arg;
+  join_frame* m_frame;
+
+  static void execute(task* t) noexcept {
+    auto* self = static_cast<root_task*>(t);
+    join_frame& frame = *self->m_frame;
+    try {
+      self->m_fn(self->m_arg);
+    } catch (...) {
+      frame.capture(std::current_exception());
+    }
+    complete(frame);
+  }
+};
+
+}  // namespace
+
+void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
+  rt::scheduler& s = rt != nullptr ? rt::scheduler::of(rt) : rt::default_scheduler();
+  worker* w = current_worker();
+  if (w != nullptr && &w->m_sched == &s) {
+    fn(arg);
+    return;
+  }
+  join_frame frame;
+  root_task root;
+  root.m_execute = &root_task::execute;
+  root.m_fn = fn;
+  root.m_arg = arg;
+  root.m_frame = &frame;
+  frame.m_pending.store(1, std::memory_order_relaxed);  // counted: it is not ours to pop back
+  s.begin_root();
+  s.inject(&root);
+  wait(frame, 0);
+  s.end_root();
+  frame.rethrow_if_failed();
+}
+
+namespace {
+
+struct fresh_call {
+  void (*m_fn)(void*);
+  void* m_arg;
+  rt::fiber* m_caller;
+  std::exception_ptr m_error;
+};
+
+// Switch action, run on the fresh fiber: the call, then back to the caller
+// (which nobody else can resume meanwhile); this fiber then goes to the pool.
+void run_fresh(rt::fiber*, void* arg) noexcept {
+  auto* c = static_cast<fresh_call*>(arg);
+  try {
+    c->m_fn(c->m_arg);
+  } catch (...) {
+    c->m_error = std::current_exception();
+  }
+  worker* w = current_worker();
+  rt::switch_to(w->m_current, c->m_caller, [](rt::fiber* prev, void*) noexcept { current_worker()->m_pool.put(prev); },
+                nullptr);
+}
+
+}  // namespace
+
+void run_on_fresh_stack(void (*fn)(void*), void* arg) {
+  worker* w = current_worker();
+  rt::fiber* next = w->idle_fiber();
+  if (next == nullptr) {  // no memory for a stack: try on this one
+    fn(arg);
+    return;
+  }
+  fresh_call c{fn, arg, w->m_current, nullptr};
+  rt::switch_to(w->m_current, next, &run_fresh, &c);
+  if (c.m_error) std::rethrow_exception(c.m_error);
+}
+
+bool on_runtime(const runtime_state* rt) noexcept {
+  const worker* w = current_worker();
+  return w != nullptr && &w->m_sched == rt;
+}
+
+void* allocate_task(std::size_t size) {
+  if (worker* w = current_worker()) return w->m_task_cache.allocate(size);
+  const std::size_t c = rt::task_cache::class_of(size);
+  return ::operator new(c == rt::task_cache::k_classes ? size : rt::task_cache::class_size(c));
+}
+
+void free_task(void* p, std::size_t size) noexcept {
+  if (worker* w = current_worker()) {
+    w->m_task_cache.release(p, size);
+    return;
+  }
+  ::operator delete(p);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,241 @@
+// Parallel loops: adaptive range splitting (docs/architecture.md, "Loops").
+#include <algorithm>
+#include <atomic>
+#include <exception>
+
+#include "scheduler.hpp"
+#include "worker.hpp"
+#include "weft/detail/entry.hpp"
+#include "weft/parallelize.hpp"
+
+namespace weft::rt {
+
+namespace {
+
+using detail::join_frame;
+using detail::loop;
+using detail::push_status;
+
+// State of one run_loop() call, shared by all its pieces; lives in the
+// caller's frame, which outlives every piece.
+struct loop_run {
+  const loop* m_loop;
+  std::uint64_t m_min_split;  // a range splits only when it holds at least this many
+  std::atomic<bool> m_cancelled{false};
+  join_frame m_errors;  // only its exception slot is used
+
+  void fail(std::exception_ptr e) noexcept {
+    m_errors.capture(std::move(e));
+    m_cancelled.store(true, std::memory_order_relaxed);
+  }
+  bool cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
+};
+
+// The largest run of items between two looks at the demand flag.
+constexpr std::uint64_t k_max_step = 2048;
+
+void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept;
+void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
+
+// A range another worker may take: its upper half of a split.
+struct piece : detail::task {
+  loop_run* m_run;
+  std::uint64_t m_begin;
+  std::uint64_t m_end;
+  int m_depth;    // splits it may still make before running as a leaf
+  int m_spawner;  // index of the worker that pushed it
+  join_frame* m_parent;
+
+  static void execute(detail::task* t) noexcept {
+    auto* self = static_cast<piece*>(t);
+    loop_run& r = *self->m_run;
+    join_frame& parent = *self->m_parent;
+    int depth = self->m_depth;
+    // Split further when the piece was stolen: that is where work is wanted.
+    if (current_worker()->m_index != self->m_spawner) depth = std::max(depth, 1);
+    if (!r.cancelled()) run_range(r, self->m_begin, self->m_end, depth);
+    detail::complete(parent);  // last access to self
+  }
+};
+
+// Runs [begin, end) as two halves: the upper one offered to other workers.
+// depth: splits the lower half may still make (-1: none, run leaves).
+void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
+  const std::uint64_t mid = begin + (end - begin) / 2;
+  join_frame frame;
+  piece upper;
+  upper.m_execute = &piece::execute;
+  upper.m_run = &r;
+  upper.m_begin = mid;
+  upper.m_end = end;
+  upper.m_depth = depth;
+  upper.m_spawner = current_worker()->m_index;
+  upper.m_parent = &frame;
+  if (detail::push(&upper) != push_status::pushed) {
+    // No room to push (stack nearly full or no memory): run both halves here.
+    run_range(r, begin, mid, -1);
+    run_range(r, mid, end, -1);
+    return;
+  }
+  run_range(r, begin, mid, depth);
+  if (detail::pop(&upper)) {
+    if (!r.cancelled()) run_range(r, mid, end, depth);
+  } else {
+    detail::wait(frame, 1);
+  }
+}
+
+void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
+  if (depth > 0 && end - begin >= r.m_min_split) {
+    split_and_run(r, begin, end, depth - 1);
+    return;
+  }
+  leaf(r, begin, end);
+}
+
+// Runs [begin, end) in growing runs of items, looking at the demand flag
+// between runs: when a thief asked for work, publish a private task or, when
+// none is private, hand it the upper half of what is left.
+void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+  const loop& l = *r.m_loop;
+  std::uint64_t step = l.m_exact_chunks ? l.m_grain : 1;
+  const std::uint64_t max_step = std::max(step, k_max_step);
+  while (begin < end) {
+    if (r.cancelled()) return;
+    std::uint64_t n = std::min(step, end - begin);
+    if (l.m_exact_chunks && end - begin - n < l.m_grain) n = end - begin;  // never leave a runt
+    try {
+      l.m_body(l.m_ctx, begin, begin + n);
+    } catch (...) {
+      r.fail(std::current_exception());
+      return;
+    }
+    begin += n;
+    if (step < max_step) step = std::min(step * 2, max_step);
+    if (begin == end) return;
+    worker* w = current_worker();  // the body may have moved this fiber
+    if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
+      if (w->serve_demand()) continue;
+      if (end - begin >= r.m_min_split) {
+        split_and_run(r, begin, end, -1);
+        return;
+      }
+    }
+  }
+}
+
+// ---- loops with a cap on concurrent calls ----
+
+// Self-scheduling: every runner claims chunks of a shared counter (guided
+// sizes: a share of what is left), so at most one call per runner is in flight.
+struct capped_run {
+  loop_run* m_run;
+  std::atomic<std::uint64_t> m_next{0};
+  std::uint64_t m_runners;
+};
+
+void claim_and_run(capped_run& c) noexcept {
+  loop_run& r = *c.m_run;
+  const loop& l = *r.m_loop;
+  const std::uint64_t grain = l.m_exact_chunks ? l.m_grain : 1;
+  std::uint64_t begin = c.m_next.load(std::memory_order_relaxed);
+  for (;;) {
+    if (r.cancelled()) return;
+    std::uint64_t n;
+    do {
+      if (begin >= l.m_count) return;
+      const std::uint64_t left = l.m_count - begin;
+      n = std::max(grain, left / (2 * c.m_runners));
+      if (left - std::min(n, left) < grain) n = left;  // never leave a runt
+      n = std::min(n, left);
+    } while (!c.m_next.compare_exchange_weak(begin, begin + n, std::memory_order_relaxed));
+    try {
+      l.m_body(l.m_ctx, begin, begin + n);
+    } catch (...) {
+      r.fail(std::current_exception());
+      return;
+    }
+    begin = c.m_next.load(std::memory_order_relaxed);
+  }
+}
+
+void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept;
+
+struct runner : detail::task {
+  capped_run* m_capped;
+  std::uint64_t m_lo;
+  std::uint64_t m_hi;
+  join_frame* m_parent;
+
+  static void execute(detail::task* t) noexcept {
+    auto* self = static_cast<runner*>(t);
+    join_frame& parent = *self->m_parent;
+    run_runners(*self->m_capped, self->m_lo, self->m_hi);
+    detail::complete(parent);
+  }
+};
+
+// Runners [lo, hi): the upper half goes to other workers, this fiber is
+// runner lo.
+void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
+  if (hi - lo > 1) {
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    join_frame frame;
+    runner upper;
+    upper.m_execute = &runner::execute;
+    upper.m_capped = &c;
+    upper.m_lo = mid;
+    upper.m_hi = hi;
+    upper.m_parent = &frame;
+    if (detail::push(&upper) == push_status::pushed) {
+      run_runners(c, lo, mid);
+      if (detail::pop(&upper)) {
+        claim_and_run(c);  // the counter is exhausted by now, or nobody else came
+      } else {
+        detail::wait(frame, 1);
+      }
+      return;
+    }
+  }
+  claim_and_run(c);
+}
+
+void run_here(loop& l, worker& w) {
+  scheduler& s = w.m_sched;
+  loop_run r;
+  r.m_loop = &l;
+  r.m_min_split = l.m_exact_chunks ? 2 * l.m_grain : 2;
+  if (l.m_exact_chunks && l.m_grain > l.m_count / 2) r.m_min_split = l.m_count + 1;  // too small to split
+  if (l.m_max_concurrency != 0) {
+    capped_run c;
+    c.m_run = &r;
+    c.m_runners = std::min<std::uint64_t>({l.m_max_concurrency, static_cast<std::uint64_t>(s.num_workers()),
+                                          (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) /
+                                              (l.m_exact_chunks ? l.m_grain : 1)});
+    run_runners(c, 0, c.m_runners);
+  } else {
+    run_range(r, 0, l.m_count, s.initial_split_depth());
+  }
+  r.m_errors.rethrow_if_failed();
+}
+
+}  // namespace
+
+}  // namespace weft::rt
+
+namespace weft::detail {
+
+void run_loop(loop& l) {
+  rt::worker* w = rt::current_worker();
+  if (w == nullptr) {
+    run_root(nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
+    return;
+  }
+  if (WEFT_UNLIKELY(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < w->m_stack_limit)) {
+    run_on_fresh_stack([](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
+    return;
+  }
+  rt::run_here(l, *w);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,110 @@
+// The public runtime class, the default runtime, and the calling fiber.
+#include "weft/runtime.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "scheduler.hpp"
+#include "worker.hpp"
+#include "weft/this_fiber.hpp"
+
+namespace weft::rt {
+
+config default_config();
+
+scheduler& default_scheduler();
+
+}  // namespace weft::rt
+
+namespace weft {
+
+runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg))) {}
+
+runtime::~runtime() {
+  rt::scheduler& s = rt::scheduler::of(m_state);
+  if (const rt::worker* w = rt::current_worker(); w != nullptr && &w->m_sched == &s) {
+    std::fputs("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever\n",
+               stderr);
+    std::abort();
+  }
+  delete &s;
+}
+
+int runtime::num_workers() const noexcept { return rt::scheduler::of(m_state).num_workers(); }
+
+weft::stats runtime::stats() const {
+  rt::scheduler& s = rt::scheduler::of(m_state);
+  weft::stats out;
+  out.workers.reserve(static_cast<std::size_t>(s.num_workers()));
+  for (int i = 0; i < s.num_workers(); ++i) {
+    out.workers.push_back(s.worker_at(i).m_counters.snapshot());
+    out.total += out.workers.back();
+  }
+  return out;
+}
+
+void runtime::reset_stats() noexcept {
+  rt::scheduler& s = rt::scheduler::of(m_state);
+  for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).m_counters.reset();
+}
+
+runtime& default_runtime() {
+  // Never destroyed: usable until the process exits, also from static
+  // destructors; its parked workers cost nothing at exit.
+  static runtime* const r = new runtime(rt::default_config());
+  return *r;
+}
+
+std::string stats::summary() const {
+  std::ostringstream os;
+  auto row = [&os](const std::string& name, const worker_stats& w) {
+    os << std::left << std::setw(8) << name << std::right << std::setw(12) << w.tasks_run << std::setw(12)
+       << w.spawns << std::setw(10) << w.steals << std::setw(12) << w.failed_steals << std::setw(10)
+       << w.suspensions << std::setw(10) << w.fiber_switches << std::setw(8) << w.fibers_created << std::setw(8)
+       << w.parks << std::setw(10) << w.injected << '\n';
+  };
+  os << std::left << std::setw(8) << "worker" << std::right << std::setw(12) << "tasks" << std::setw(12) << "spawns"
+     << std::setw(10) << "steals" << std::setw(12) << "failed" << std::setw(10) << "suspends" << std::setw(10)
+     << "switches" << std::setw(8) << "fibers" << std::setw(8) << "parks" << std::setw(10) << "injected" << '\n';
+  for (std::size_t i = 0; i < workers.size(); ++i) row(std::to_string(i), workers[i]);
+  row("total", total);
+  return os.str();
+}
+
+void yield() {
+  if (rt::current_worker() == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  rt::yield_current();
+}
+
+bool on_worker() noexcept { return rt::current_worker() != nullptr; }
+
+int worker_index() noexcept {
+  const rt::worker* w = rt::current_worker();
+  return w != nullptr ? w->m_index : -1;
+}
+
+namespace detail {
+
+void throw_invalid_argument(const char* message) { throw std::invalid_argument(message); }
+
+// Grants the runtime's internals access to a runtime's scheduler.
+struct runtime_access {
+  static runtime_state* state(runtime& r) noexcept { return r.m_state; }
+};
+
+}  // namespace detail
+
+}  // namespace weft
+
+namespace weft::rt {
+
+scheduler& default_scheduler() { return scheduler::of(detail::runtime_access::state(default_runtime())); }
+
+}  // namespace weft::rt

@@ -1,0 +1,73 @@
+#include "scheduler.hpp"
+
+#include <system_error>
+
+#include "fiber.hpp"
+#include "futex.hpp"
+#include "stack.hpp"
+#include "worker.hpp"
+
+namespace weft::rt {
+
+namespace {
+
+int ceil_log2(int n) noexcept {
+  int d = 0;
+  while ((1 << d) < n) ++d;
+  return d;
+}
+
+}  // namespace
+
+scheduler::scheduler(const config& cfg)
+    : m_cfg(cfg), m_split_depth(ceil_log2(cfg.workers)), m_sleep(cfg.workers) {
+  install_overflow_handler();
+  const int n = m_cfg.workers;
+  m_workers.reserve(static_cast<std::size_t>(n));
+  m_threads.reserve(static_cast<std::size_t>(n));
+  try {
+    for (int i = 0; i < n; ++i) {
+      fiber* first = create_fiber(*this);
+      try {
+        m_workers.push_back(std::make_unique<worker>(*this, i, first));
+      } catch (...) {
+        destroy_fiber(first);
+        throw;
+      }
+    }
+    for (int i = 0; i < n; ++i) {
+      worker* w = m_workers[static_cast<std::size_t>(i)].get();
+      m_threads.emplace_back([w] { w->thread_main(); });
+    }
+  } catch (...) {
+    stop_and_join();
+    throw;
+  }
+}
+
+scheduler::~scheduler() {
+  // Wait for root tasks still in flight (calls from other threads).
+  for (std::uint32_t r = m_roots.load(std::memory_order_acquire); r != 0; r = m_roots.load(std::memory_order_acquire)) {
+    futex_wait(m_roots, r);
+  }
+  stop_and_join();
+}
+
+void scheduler::end_root() noexcept {
+  if (m_roots.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(m_roots, 1 << 30);
+}
+
+void scheduler::stop_and_join() noexcept {
+  m_stopping.store(true, std::memory_order_seq_cst);
+  m_sleep.notify_all();
+  for (std::thread& t : m_threads) t.join();
+  m_threads.clear();
+  m_workers.clear();  // frees the first fibers of workers whose thread never ran
+}
+
+void scheduler::inject(detail::task* t) noexcept {
+  m_injection.push(t);
+  m_sleep.notify_one();
+}
+
+}  // namespace weft::rt

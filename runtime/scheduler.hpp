@@ -1,0 +1,79 @@
+// weft::rt: a runtime's scheduler: its workers, its injection queue, its
+// life cycle. It holds no scheduling policy of its own.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "injection.hpp"
+#include "platform.hpp"
+#include "sleep.hpp"
+#include "weft/config.hpp"
+#include "weft/detail/entry.hpp"
+
+namespace weft::detail {
+// The opaque handle public headers know; the scheduler is the only kind.
+struct runtime_state {};
+}  // namespace weft::detail
+
+namespace weft::rt {
+
+class worker;
+
+class scheduler : public detail::runtime_state {
+ public:
+  // cfg must be resolved (workers > 0) and valid. Starts the worker threads;
+  // throws std::system_error (thread creation) or std::bad_alloc (stacks),
+  // after undoing everything it did.
+  explicit scheduler(const config& cfg);
+  // Waits until no root task is in flight, stops the workers, joins them.
+  ~scheduler();
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+
+  static scheduler& of(detail::runtime_state* s) noexcept { return *static_cast<scheduler*>(s); }
+
+  const config& cfg() const noexcept { return m_cfg; }
+  int num_workers() const noexcept { return m_cfg.workers; }
+  worker& worker_at(int i) noexcept { return *m_workers[static_cast<std::size_t>(i)]; }
+
+  // Any thread: hands t to some worker of this runtime and wakes one if needed.
+  void inject(detail::task* t) noexcept;
+  injection_queue& injection() noexcept { return m_injection; }
+  sleep_set& sleepers() noexcept { return m_sleep; }
+
+  // True once the destructor decided to stop (no root task in flight).
+  bool stopping() const noexcept { return m_stopping.load(std::memory_order_acquire); }
+
+  // A root task from outside enters / leaves. Any thread.
+  void begin_root() noexcept { m_roots.fetch_add(1, std::memory_order_relaxed); }
+  void end_root() noexcept;
+
+  // How many times the root range of a loop is halved before it runs: about
+  // one piece per worker.
+  int initial_split_depth() const noexcept { return m_split_depth; }
+
+  // Fibers alive in this runtime (running, suspended or pooled).
+  std::atomic<std::int64_t> m_live_fibers{0};
+
+ private:
+  void stop_and_join() noexcept;
+
+  config m_cfg;
+  int m_split_depth;
+  std::vector<std::unique_ptr<worker>> m_workers;
+  std::vector<std::thread> m_threads;
+  injection_queue m_injection;
+  sleep_set m_sleep;
+  alignas(k_false_sharing) std::atomic<bool> m_stopping{false};
+  alignas(k_false_sharing) std::atomic<std::uint32_t> m_roots{0};  // futex word while the destructor waits
+};
+
+// Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
+// hardware). Throws std::invalid_argument naming the bad field or variable.
+config resolve_config(config cfg);
+
+}  // namespace weft::rt

@@ -1,0 +1,72 @@
+#include "sleep.hpp"
+
+#include "futex.hpp"
+
+namespace weft::rt {
+
+sleep_set::sleep_set(int workers)
+    : m_words((workers + 63) / 64),
+      m_parked(std::make_unique<word[]>(static_cast<std::size_t>(m_words))),
+      m_slots(std::make_unique<slot[]>(static_cast<std::size_t>(workers))) {}
+
+void sleep_set::prepare_park(int w) noexcept {
+  m_slots[w].m_state.store(k_parked, std::memory_order_relaxed);  // published by the seq_cst RMW below
+  m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
+  m_searching.fetch_sub(1, std::memory_order_seq_cst);
+  full_fence();  // the caller's re-check of work reads after this (pairs with notify_one())
+}
+
+void sleep_set::cancel_park(int w) noexcept {
+  const std::uint64_t bit = std::uint64_t{1} << (w % 64);
+  const std::uint64_t old = m_parked[w / 64].m_bits.fetch_and(~bit, std::memory_order_seq_cst);
+  if ((old & bit) != 0) {  // still ours: nobody will hand us a wake-up
+    m_slots[w].m_state.store(k_awake, std::memory_order_relaxed);
+    m_searching.fetch_add(1, std::memory_order_seq_cst);
+    return;
+  }
+  commit_park(w);  // a waker won the bit: take its hand-over (it is on its way)
+}
+
+void sleep_set::commit_park(int w) noexcept {
+  std::atomic<std::uint32_t>& state = m_slots[w].m_state;
+  while (state.load(std::memory_order_acquire) == k_parked) {  // pairs with the release in hand_over()
+    futex_wait(state, k_parked);
+  }
+  state.store(k_awake, std::memory_order_relaxed);
+}
+
+void sleep_set::hand_over(int w) noexcept {
+  m_searching.fetch_add(1, std::memory_order_seq_cst);  // w searches on waking up
+  m_slots[w].m_state.store(k_notified, std::memory_order_release);
+  futex_wake(m_slots[w].m_state, 1);
+}
+
+void sleep_set::notify_one() noexcept {
+  full_fence();  // orders the caller's publication of work before the loads below (pairs with prepare_park())
+  if (m_searching.load(std::memory_order_relaxed) > 0) return;
+  for (int i = 0; i < m_words; ++i) {
+    std::uint64_t bits = m_parked[i].m_bits.load(std::memory_order_relaxed);
+    while (bits != 0) {
+      const std::uint64_t bit = bits & (~bits + 1);
+      if (m_parked[i].m_bits.compare_exchange_weak(bits, bits & ~bit, std::memory_order_acq_rel,
+                                                   std::memory_order_relaxed)) {
+        hand_over(i * 64 + __builtin_ctzll(bit));
+        return;
+      }
+    }
+  }
+}
+
+void sleep_set::notify_all() noexcept {
+  full_fence();
+  for (int i = 0; i < m_words; ++i) {
+    std::uint64_t bits = m_parked[i].m_bits.exchange(0, std::memory_order_acq_rel);
+    while (bits != 0) {
+      const int b = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      hand_over(i * 64 + b);
+    }
+  }
+}
+
+}  // namespace weft::rt

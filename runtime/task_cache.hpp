@@ -1,0 +1,73 @@
+// weft::rt: recycled memory for spawned closures (task_group).
+#pragma once
+
+#include <cstddef>
+#include <new>
+
+namespace weft::rt {
+
+// Per-worker free lists of task memory in a few size classes (owner only).
+// Blocks always come from operator new of their class size, so any thread may
+// release one with operator delete; a worker keeps what it frees, up to a
+// bound per class, whoever allocated it.
+class task_cache {
+ public:
+  static constexpr std::size_t k_classes = 4;  // 64, 128, 256, 512 bytes
+  static constexpr std::size_t k_max_cached = 1024;
+
+  task_cache() = default;
+  task_cache(const task_cache&) = delete;
+  task_cache& operator=(const task_cache&) = delete;
+  ~task_cache() {
+    for (std::size_t c = 0; c < k_classes; ++c) {
+      while (node* n = m_free[c]) {
+        m_free[c] = n->m_next;
+        ::operator delete(n);
+      }
+    }
+  }
+
+  // Size class of a request, or k_classes when it is too large to cache.
+  static std::size_t class_of(std::size_t size) noexcept {
+    std::size_t c = 0;
+    std::size_t cap = 64;
+    while (c < k_classes && size > cap) {
+      ++c;
+      cap *= 2;
+    }
+    return c;
+  }
+  static std::size_t class_size(std::size_t c) noexcept { return std::size_t{64} << c; }
+
+  void* allocate(std::size_t size) {
+    const std::size_t c = class_of(size);
+    if (c == k_classes) return ::operator new(size);
+    if (node* n = m_free[c]) {
+      m_free[c] = n->m_next;
+      --m_count[c];
+      return n;
+    }
+    return ::operator new(class_size(c));
+  }
+
+  void release(void* p, std::size_t size) noexcept {
+    const std::size_t c = class_of(size);
+    if (c == k_classes || m_count[c] >= k_max_cached) {
+      ::operator delete(p);
+      return;
+    }
+    auto* n = static_cast<node*>(p);
+    n->m_next = m_free[c];
+    m_free[c] = n;
+    ++m_count[c];
+  }
+
+ private:
+  struct node {
+    node* m_next;
+  };
+  node* m_free[k_classes] = {};
+  std::size_t m_count[k_classes] = {};
+};
+
+}  // namespace weft::rt

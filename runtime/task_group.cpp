@@ -1,0 +1,65 @@
+// task_group: spawns by the owner are uncounted and popped back at wait();
+// other spawns are counted (docs/protocols/join.md).
+#include "scheduler.hpp"
+#include "worker.hpp"
+#include "weft/task_group.hpp"
+
+namespace weft::rt {
+scheduler& default_scheduler();
+}
+
+namespace weft::detail {
+
+void group_init(group_state& g) noexcept {
+  if (rt::worker* w = rt::current_worker()) {
+    g.m_owner = w->m_current;
+    g.m_runtime = &w->m_sched;
+  }
+}
+
+void group_spawn(group_state& g, group_task* t) {
+  rt::worker* w = rt::current_worker();
+  if (w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner) {
+    t->m_counted = false;
+    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+    w->push(t);
+    g.m_last = t;
+    ++g.m_spawned;
+    return;
+  }
+  if (g.m_runtime == nullptr) g.m_runtime = &rt::default_scheduler();  // may throw: nothing done yet
+  t->m_counted = true;
+  g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the pushes publish it
+  if (w != nullptr && &w->m_sched == g.m_runtime) {
+    try {
+      w->push(t);
+      return;
+    } catch (...) {
+      // no memory to grow the deque: inject instead
+    }
+  }
+  rt::scheduler::of(g.m_runtime).inject(t);
+}
+
+void group_wait(group_state& g) noexcept {
+  rt::worker* w = rt::current_worker();
+  if (w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner) {
+    // Pop back the owner's spawns while they are the newest on this worker.
+    while (task* t = g.m_last) {
+      if (!w->m_queue.pop_if(t)) break;
+      rt::counters::bump(w->m_counters.tasks_run);
+      g.m_last = t->m_next;
+      ++g.m_popped;
+      static_cast<group_task*>(t)->m_inline = true;
+      t->m_execute(t);  // runs it (or skips it after a failure) and frees it
+      w = rt::current_worker();  // it may have moved this fiber
+    }
+  }
+  const std::int64_t taken = g.m_spawned - g.m_popped;
+  g.m_last = nullptr;
+  g.m_spawned = 0;
+  g.m_popped = 0;
+  wait(g.m_frame, taken);
+}
+
+}  // namespace weft::detail

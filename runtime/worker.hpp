@@ -1,0 +1,132 @@
+// weft::rt: a worker thread and its scheduling loop: pop, steal, park.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "fiber.hpp"
+#include "platform.hpp"
+#include "stack.hpp"
+#include "task_cache.hpp"
+#include "task_queue.hpp"
+#include "weft/stats.hpp"
+
+namespace weft::rt {
+
+class scheduler;
+
+// Counters of one worker. Written by the owner only, as a relaxed load and
+// store (a plain add, no locked instruction); read by anyone.
+struct counters {
+  std::atomic<std::uint64_t> tasks_run{0};
+  std::atomic<std::uint64_t> spawns{0};
+  std::atomic<std::uint64_t> steals{0};
+  std::atomic<std::uint64_t> failed_steals{0};
+  std::atomic<std::uint64_t> suspensions{0};
+  std::atomic<std::uint64_t> fiber_switches{0};
+  std::atomic<std::uint64_t> fibers_created{0};
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> injected{0};
+
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  worker_stats snapshot() const noexcept;
+  void reset() noexcept;
+};
+
+// One worker: its thread, its queue, its fibers. Everything here is touched by
+// the owner thread only, except m_queue's public part (thieves), m_counters
+// (readers) and the fields marked otherwise.
+class alignas(k_false_sharing) worker {
+ public:
+  // first: the fiber the thread starts its loop on (created by the caller, so
+  // that a failure to create it is reported in the runtime's constructor).
+  worker(scheduler& s, int index, fiber* first);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Body of the worker thread: runs the scheduling loop on fibers until the
+  // scheduler stops, then frees the fibers it holds.
+  void thread_main() noexcept;
+
+  // Owner: makes t runnable (others may steal it); wakes a sleeper when t or
+  // an older task became visible to thieves.
+  void push(detail::task* t);
+
+  // Owner: the next task to run, found locally, in the injection queue or by
+  // stealing; parks while there is none. Null when the scheduler stops.
+  detail::task* find_work() noexcept;
+
+  // Owner: a fiber to switch to when the current fiber suspends: a ready
+  // yielded fiber, an idle pooled one, or a new one. Null only when no fiber
+  // can be created.
+  fiber* next_fiber() noexcept;
+  // Owner: an idle pooled fiber or a new one; null when none can be created.
+  fiber* idle_fiber() noexcept;
+
+  // Owner, at a poll point: a thief asked for work. Publishes the oldest
+  // private task; false when there was none to publish (the caller may split
+  // its own work instead).
+  bool serve_demand();
+
+  scheduler& m_sched;
+  const int m_index;
+
+  fiber* m_current = nullptr;         // the fiber running on this worker
+  std::uintptr_t m_stack_limit = 0;   // m_current's "nearly full" address
+  task_queue m_queue;
+  fiber_list m_yielded;               // fibers that yielded, oldest first
+  fiber_pool m_pool;                  // idle fibers
+  task_cache m_task_cache;
+  counters m_counters;
+  fiber m_native;                     // the thread's own stack
+  fiber* m_first;                     // the loop's first fiber, until the thread starts
+  std::uint64_t m_rng;
+  bool m_searching = false;
+  signal_stack m_signal_stack;
+
+ private:
+  detail::task* got(detail::task* t) noexcept;
+  detail::task* take_injected() noexcept;
+  detail::task* steal_round() noexcept;
+  detail::task* search() noexcept;
+  bool work_visible() const noexcept;
+  void park() noexcept;
+  std::uint32_t next_random() noexcept;
+};
+
+// The worker running the calling thread, or null. Reads the thread pointer
+// each time (never inlined or cached), so that a fiber that resumed on another
+// thread gets that thread's worker.
+worker* current_worker() noexcept;
+
+// The scheduling loop every pool fiber runs; returns when the scheduler stops.
+void scheduling_loop() noexcept;
+
+// Task function of fiber::m_resume: switches to that fiber; the loop fiber
+// that ran it goes back to the pool.
+void resume_fiber(detail::task* t) noexcept;
+
+// Switch action: the previous fiber (dead) is destroyed.
+void retire_fiber(fiber* prev, void* arg) noexcept;
+
+// Makes a suspended fiber runnable again: on the calling worker's queue when
+// it belongs to the same runtime, else through its runtime's injection queue.
+// Any thread.
+void make_ready(fiber* f) noexcept;
+
+// Suspends the current fiber of the calling worker: switches to next_fiber(),
+// which first runs publish(current, arg). publish must make the suspended
+// fiber reachable by whoever will resume it (or resume it at once). Returns
+// when the fiber is resumed, possibly on another worker. False when no fiber
+// could be obtained (nothing happened; the caller must wait otherwise).
+bool suspend(switch_action publish, void* arg) noexcept;
+
+// The current fiber gives way to the other ready work of its worker (queued
+// tasks and yielded fibers) and resumes after it, here or on another worker.
+// Returns at once when there is nothing else to run.
+bool yield_current() noexcept;
+
+}  // namespace weft::rt

@@ -1,0 +1,226 @@
+// weft::parallelize(n, fn): every index in [0, n) runs exactly once, for every
+// integral index type, and nothing outside is touched.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "index_types.hpp"
+#include "sanitizers.hpp"
+#include "seeded_rng.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+// Counts the calls of every index of [0, n) and notes any index outside it.
+class coverage {
+ public:
+  explicit coverage(std::uint64_t n) : m_n(n), m_counts(std::make_unique<std::atomic<std::uint8_t>[]>(n)) {}
+
+  template <class I>
+  void hit(I i) {
+    static_assert(std::is_integral_v<I>);
+    if constexpr (std::is_signed_v<I>) {
+      if (i < 0) {
+        m_outside.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+    const auto u = static_cast<std::uint64_t>(i);
+    if (u >= m_n) {
+      m_outside.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    m_counts[u].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Checks that every index ran exactly once and no other was seen.
+  void expect_exactly_once() const {
+    std::uint64_t wrong = 0;
+    std::uint64_t first_wrong = 0;
+    unsigned first_count = 0;
+    for (std::uint64_t i = 0; i < m_n; ++i) {
+      const unsigned c = m_counts[i].load(std::memory_order_relaxed);
+      if (c != 1) {
+        if (wrong == 0) {
+          first_wrong = i;
+          first_count = c;
+        }
+        ++wrong;
+      }
+    }
+    EXPECT_EQ(wrong, 0u) << "indices not run exactly once; the first is " << first_wrong << ", run " << first_count
+                         << " times";
+    EXPECT_EQ(m_outside.load(), 0u) << "calls with an index outside [0, " << m_n << ")";
+  }
+
+ private:
+  std::uint64_t m_n;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> m_counts;
+  std::atomic<std::uint64_t> m_outside{0};
+};
+
+// The counts to try for index type I: small ones, primes, powers of two and
+// their neighbours, the largest value of small types, and 1e6.
+template <class I>
+std::vector<std::uint64_t> counts_for() {
+  const std::uint64_t max = static_cast<std::uint64_t>(std::numeric_limits<I>::max());
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t n : {0ULL, 1ULL, 2ULL, 3ULL, 4ULL, 5ULL, 7ULL, 8ULL, 13ULL, 16ULL, 31ULL, 64ULL, 97ULL, 127ULL,
+                          128ULL, 255ULL, 256ULL, 257ULL, 1021ULL, 1024ULL, 4093ULL, 4096ULL, 32767ULL, 65521ULL,
+                          65535ULL, 65536ULL}) {
+    if (n <= max) out.push_back(n);
+  }
+  if (max < 65536) out.push_back(max);  // the whole range of the type
+  if (max >= 1'000'000 && (!weft_test::k_sanitized || sizeof(I) == 8)) out.push_back(1'000'000);
+  return out;
+}
+
+class ParallelizeTest : public weft_test::WorkerCount {};
+
+TEST_P(ParallelizeTest, RunsEveryIndexOnceForEveryIndexType) {
+  weft_test::for_each_index_type([&]<class I>(const char* type) {
+    for (const std::uint64_t n : counts_for<I>()) {
+      SCOPED_TRACE(::testing::Message() << "index type " << type << ", n = " << n);
+      coverage seen(n);
+      rt.run([&] {
+        weft::parallelize(static_cast<I>(n), [&](auto i) {
+          static_assert(std::is_same_v<decltype(i), I>, "fn receives an I");
+          seen.hit(i);
+        });
+      });
+      seen.expect_exactly_once();
+    }
+  });
+}
+
+TEST_P(ParallelizeTest, RunsEveryIndexOnceForFixedWidthTypes) {
+  weft_test::for_each_fixed_width_type([&]<class I>(const char* type) {
+    const std::uint64_t max = static_cast<std::uint64_t>(std::numeric_limits<I>::max());
+    for (const std::uint64_t n : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{3}, std::uint64_t{100},
+                                  max < 5000 ? max : std::uint64_t{5000}}) {
+      SCOPED_TRACE(::testing::Message() << "index type " << type << ", n = " << n);
+      coverage seen(n);
+      rt.run([&] { weft::parallelize(static_cast<I>(n), [&](I i) { seen.hit(i); }); });
+      seen.expect_exactly_once();
+    }
+  });
+}
+
+TEST_P(ParallelizeTest, RunsEveryIndexOnceForRandomCounts) {
+  weft_test::seeded_rng rng;
+  for (int round = 0; round < 20; ++round) {
+    const auto n = rng.uniform<std::int64_t>(0, 200'000);
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    coverage seen(static_cast<std::uint64_t>(n));
+    rt.run([&] { weft::parallelize(n, [&](std::int64_t i) { seen.hit(i); }); });
+    seen.expect_exactly_once();
+  }
+}
+
+TEST_P(ParallelizeTest, ZeroCountCallsNothing) {
+  weft_test::for_each_index_type([&]<class I>(const char* type) {
+    SCOPED_TRACE(type);
+    std::atomic<int> calls{0};
+    rt.run([&] {
+      weft::parallelize(I{0}, [&](I) { calls.fetch_add(1); });
+      weft::parallelize(I{0}, 1, [&](I) { calls.fetch_add(1); });
+      weft::parallelize(I{0}, 3, [&](I) { calls.fetch_add(1); });
+    });
+    EXPECT_EQ(calls.load(), 0);
+  });
+}
+
+TEST_P(ParallelizeTest, BoolCountRunsIndexFalseOnce) {
+  std::atomic<int> true_calls{0};
+  std::atomic<int> false_calls{0};
+  auto fn = [&](bool b) { (b ? true_calls : false_calls).fetch_add(1); };
+  rt.run([&] {
+    weft::parallelize(false, fn);
+    weft::parallelize(true, fn);
+  });
+  EXPECT_EQ(false_calls.load(), 1);
+  EXPECT_EQ(true_calls.load(), 0);
+}
+
+TEST_P(ParallelizeTest, AcceptsEveryKindOfCallable) {
+  constexpr int n = 1000;
+  static std::atomic<int> free_calls{0};
+  free_calls = 0;
+  struct counter {
+    std::atomic<int>* calls;
+    void operator()(int) const { calls->fetch_add(1); }
+  };
+  std::atomic<int> object_calls{0};
+  std::atomic<int> function_calls{0};
+  std::atomic<int> mutable_calls{0};
+  const counter constant{&object_calls};
+  std::function<void(int)> wrapped = [&](int) { function_calls.fetch_add(1); };
+  rt.run([&] {
+    weft::parallelize(n, constant);                                   // const lvalue
+    weft::parallelize(n, counter{&object_calls});                     // rvalue
+    weft::parallelize(n, wrapped);                                    // std::function lvalue
+    weft::parallelize(n, +[](int) { free_calls.fetch_add(1); });      // function pointer
+    weft::parallelize(n, [&, unused = 0](int) mutable { ++unused; mutable_calls.fetch_add(1); });
+  });
+  EXPECT_EQ(object_calls.load(), 2 * n);
+  EXPECT_EQ(function_calls.load(), n);
+  EXPECT_EQ(free_calls.load(), n);
+  EXPECT_EQ(mutable_calls.load(), n);
+}
+
+// A count at the top of its type must not overflow the splitting code: the
+// body throws at once, so only a few of the items ever start.
+TEST_P(ParallelizeTest, CountAtTopOfTypeCutShortByException) {
+  weft_test::for_each_index_type([&]<class I>(const char* type) {
+    SCOPED_TRACE(type);
+    constexpr I n = std::numeric_limits<I>::max();
+    for (int cap : {0, 1, 2, 3}) {
+      SCOPED_TRACE(::testing::Message() << "cap " << cap);
+      std::atomic<std::uint64_t> calls{0};
+      std::atomic<std::uint64_t> outside{0};
+      auto body = [&](I i) {
+        calls.fetch_add(1);
+        if constexpr (std::is_signed_v<I>) {
+          if (i < 0) outside.fetch_add(1);
+        }
+        if (i >= n) outside.fetch_add(1);
+        throw std::runtime_error("stop");
+      };
+      EXPECT_THROW(rt.run([&] {
+        if (cap == 0) {
+          weft::parallelize(n, body);
+        } else {
+          weft::parallelize(n, cap, body);
+        }
+      }),
+                   std::runtime_error);
+      EXPECT_GE(calls.load(), 1u);
+      // Unstarted items are skipped: at most a few per worker ever start.
+      EXPECT_LT(calls.load(), 10'000u);
+      EXPECT_EQ(outside.load(), 0u);
+    }
+  });
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(ParallelizeTest);
+
+// From outside any runtime, parallelize runs in the default runtime.
+TEST(ParallelizeOutsideTest, RunsEveryIndexOnceFromOutsideAnyRuntime) {
+  for (const std::uint64_t n : {0ULL, 1ULL, 2ULL, 3ULL, 7ULL, 1024ULL, 100'003ULL}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    coverage seen(n);
+    weft::parallelize(static_cast<std::uint32_t>(n), [&](std::uint32_t i) { seen.hit(i); });
+    seen.expect_exactly_once();
+  }
+}
+
+}  // namespace

@@ -1,0 +1,40 @@
+// Facts about the calling process, read from the kernel: CPU time used,
+// threads alive, memory mappings. Linux only.
+#pragma once
+
+#include <time.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+
+namespace weft_test {
+
+// CPU time used by all threads of the process so far.
+inline std::chrono::nanoseconds process_cpu_time() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// Threads of the process (the "Threads:" line of /proc/self/status), or -1.
+inline int thread_count() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// Memory mappings of the process (lines of /proc/self/maps): every fiber
+// stack is one or two of them, so a leaked stack shows up here.
+inline int mapping_count() {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+}  // namespace weft_test

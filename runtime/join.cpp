@@ -17,10 +17,12 @@ namespace weft::detail {
 using rt::current_worker;
 using rt::worker;
 
-push_status push(task* t) noexcept {
-  worker* w = current_worker();
+// push() and pop() never switch fibers, and are never inlined into code that
+// does (they are the library's entry points), so they read the worker inline.
+WEFT_NOINLINE push_status push(task* t) noexcept {
+  worker* w = rt::this_thread_worker();
   if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
-  if (WEFT_UNLIKELY(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < w->m_stack_limit)) {
+  if (WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
     return push_status::stack_low;
   }
   try {
@@ -31,8 +33,8 @@ push_status push(task* t) noexcept {
   return push_status::pushed;
 }
 
-bool pop(task* t) noexcept {
-  worker* w = current_worker();
+WEFT_NOINLINE bool pop(task* t) noexcept {
+  worker* w = rt::this_thread_worker();
   if (!w->m_queue.pop_if(t)) return false;
   rt::counters::bump(w->m_counters.tasks_run);
   return true;

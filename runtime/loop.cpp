@@ -225,13 +225,28 @@ void run_here(loop& l, worker& w) {
 
 namespace weft::detail {
 
+int split_depth() noexcept {
+  const rt::worker* w = rt::current_worker();
+  return w != nullptr ? w->m_sched.initial_split_depth() : 0;
+}
+
+bool split_wanted() noexcept {
+  rt::worker* w = rt::this_thread_worker();
+  if (w == nullptr || !w->m_queue.has_demand()) return false;
+  try {
+    return !w->serve_demand();
+  } catch (...) {
+    return false;  // no memory to publish: keep going serially
+  }
+}
+
 void run_loop(loop& l) {
   rt::worker* w = rt::current_worker();
   if (w == nullptr) {
     run_root(nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }
-  if (WEFT_UNLIKELY(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < w->m_stack_limit)) {
+  if (WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
     run_on_fresh_stack([](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }

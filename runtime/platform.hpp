@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 // Sanitizers, detected from the compiler's own macros.
 #if defined(__SANITIZE_THREAD__)
@@ -42,6 +43,17 @@ namespace weft::rt {
 // lines: adjacent-line prefetch pairs them on x86).
 inline constexpr std::size_t k_cache_line = 64;
 inline constexpr std::size_t k_false_sharing = 128;
+
+// The current stack pointer (approximately: an address in the caller's frame).
+inline std::uintptr_t stack_pointer() noexcept {
+#if defined(__x86_64__)
+  std::uintptr_t sp;
+  asm("movq %%rsp, %0" : "=r"(sp));
+  return sp;
+#else
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+#endif
+}
 
 // Tells the processor that this is a spin-wait loop.
 inline void cpu_relax() noexcept {

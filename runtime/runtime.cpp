@@ -10,6 +10,7 @@
 
 #include "scheduler.hpp"
 #include "worker.hpp"
+#include "weft/parallelize.hpp"
 #include "weft/this_fiber.hpp"
 
 namespace weft::rt {

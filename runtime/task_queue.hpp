@@ -40,23 +40,11 @@ class task_queue {
   // then wakes a sleeper if needed). Throws std::bad_alloc only when the public
   // deque must grow and cannot.
   bool push(task* t) {
-    if (m_stealable && m_public.looks_empty()) {
-      if (m_lo != m_hi) {
-        m_public.push(m_private[m_lo++ % k_private_capacity]);
-        put_private(t);
-      } else {
-        m_public.push(t);
-      }
-      if (m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
-      return true;
-    }
-    if (m_hi - m_lo == k_private_capacity) {  // full: the oldest goes public
-      m_public.push(m_private[m_lo++ % k_private_capacity]);
+    if ((!m_stealable || !m_public.looks_empty()) && m_hi - m_lo != k_private_capacity) {
       put_private(t);
-      return m_stealable;
+      return false;
     }
-    put_private(t);
-    return false;
+    return push_slow(t);
   }
 
   // Owner only: moves t to the public deque (used for injected work, which
@@ -77,11 +65,7 @@ class task_queue {
       --m_hi;
       return true;
     }
-    if (m_public.looks_empty()) return false;
-    task* x = m_public.take();
-    if (x == t) return true;
-    if (x != nullptr) m_public.push(x);  // not ours: put it back where it was
-    return false;
+    return pop_public_if(t);
   }
 
   // Owner only: a thief asked for work since the last publication.
@@ -114,6 +98,32 @@ class task_queue {
 
  private:
   void put_private(task* t) noexcept { m_private[m_hi++ % k_private_capacity] = t; }
+
+  // Publication at push (the public part is empty) or private overflow.
+  __attribute__((noinline)) bool push_slow(task* t) {
+    if (m_stealable && m_public.looks_empty()) {
+      if (m_lo != m_hi) {
+        m_public.push(m_private[m_lo++ % k_private_capacity]);
+        put_private(t);
+      } else {
+        m_public.push(t);
+      }
+      if (m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
+      return true;
+    }
+    // Full: the oldest private task goes public.
+    m_public.push(m_private[m_lo++ % k_private_capacity]);
+    put_private(t);
+    return m_stealable;
+  }
+
+  __attribute__((noinline)) bool pop_public_if(task* t) noexcept {
+    if (m_public.looks_empty()) return false;
+    task* x = m_public.take();
+    if (x == t) return true;
+    if (x != nullptr) m_public.push(x);  // not ours: put it back where it was (cannot grow)
+    return false;
+  }
 
   // Owner-only part.
   std::uint32_t m_lo = 0;  // oldest private task (counters wrap; the capacity divides 2^32)

@@ -7,11 +7,9 @@
 
 namespace weft::rt {
 
-namespace {
+constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
 
-// The worker of this thread. initial-exec: one load off the thread pointer,
-// also from a shared library (the variable is small).
-thread_local worker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
+namespace {
 
 std::uint64_t now_ns() noexcept {
   return static_cast<std::uint64_t>(
@@ -77,10 +75,7 @@ void worker::thread_main() noexcept {
   t_worker = nullptr;
 }
 
-void worker::push(detail::task* t) {
-  counters::bump(m_counters.spawns);
-  if (m_queue.push(t)) m_sched.sleepers().notify_one();
-}
+void worker::notify_published() noexcept { m_sched.sleepers().notify_one(); }
 
 bool worker::serve_demand() {
   if (!m_queue.serve_demand()) return false;

@@ -53,7 +53,10 @@ class alignas(k_false_sharing) worker {
 
   // Owner: makes t runnable (others may steal it); wakes a sleeper when t or
   // an older task became visible to thieves.
-  void push(detail::task* t);
+  void push(detail::task* t) {
+    counters::bump(m_counters.spawns);
+    if (WEFT_UNLIKELY(m_queue.push(t))) notify_published();
+  }
 
   // Owner: the next task to run, found locally, in the injection queue or by
   // stealing; parks while there is none. Null when the scheduler stops.
@@ -88,6 +91,7 @@ class alignas(k_false_sharing) worker {
   signal_stack m_signal_stack;
 
  private:
+  void notify_published() noexcept;
   detail::task* got(detail::task* t) noexcept;
   detail::task* take_injected() noexcept;
   detail::task* steal_round() noexcept;
@@ -97,10 +101,18 @@ class alignas(k_false_sharing) worker {
   std::uint32_t next_random() noexcept;
 };
 
+// The worker of this thread. initial-exec: one load off the thread pointer,
+// also from a shared library (the variable is small).
+extern constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec")));
+
 // The worker running the calling thread, or null. Reads the thread pointer
 // each time (never inlined or cached), so that a fiber that resumed on another
 // thread gets that thread's worker.
 worker* current_worker() noexcept;
+
+// The same, inline: only for functions that cannot switch fibers between two
+// uses (and are not inlined into ones that do).
+inline worker* this_thread_worker() noexcept { return t_worker; }
 
 // The scheduling loop every pool fiber runs; returns when the scheduler stops.
 void scheduling_loop() noexcept;

@@ -6,6 +6,9 @@
 #include <type_traits>
 
 #include "weft/detail/export.hpp"
+#include "weft/join.hpp"
+#include "weft/runtime.hpp"
+#include "weft/this_fiber.hpp"
 
 namespace weft {
 
@@ -33,6 +36,15 @@ struct loop {
 WEFT_API void run_loop(loop& l);
 
 [[noreturn]] WEFT_API void throw_invalid_argument(const char* message);
+
+// On a worker: how many times a range is halved before it runs as a leaf
+// (about one piece per worker). 0 elsewhere.
+WEFT_API int split_depth() noexcept;
+
+// On a worker, at a poll point of a divisible computation: true when a thief
+// asked this worker for work and it had no queued task to offer instead (it
+// offers one if it had), so the caller should split its work now.
+WEFT_API bool split_wanted() noexcept;
 
 template <class I>
 constexpr void check_index_type() {
@@ -128,6 +140,95 @@ template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, I grain, F&& fn) {
   if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
   detail::parallel_for_impl(first, last, static_cast<std::uint64_t>(grain), true, fn);
+}
+
+namespace detail {
+
+// The combination tree of parallel_reduce: the range of n items is cut into
+// blocks of leaf_size(n) items; blocks are combined along a balanced binary
+// tree over block indices; a block is reduced as four contiguous lanes
+// combined as ((l0, l1), (l2, l3)). Everything depends on n alone.
+inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {
+  const std::uint64_t size = (n + 1023) / 1024;
+  return size < 1 ? 1 : (size > 4096 ? 4096 : size);
+}
+
+template <class I, class T, class Map, class Combine>
+struct reducer {
+  std::uint64_t m_base;
+  std::uint64_t m_count;
+  std::uint64_t m_leaf;
+  const T& m_identity;
+  Map& m_map;
+  Combine& m_combine;
+
+  T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
+
+  T block(std::uint64_t b, std::uint64_t e) {
+    const std::uint64_t len = e - b;
+    if (len < 8) {
+      T acc = m_identity;
+      for (std::uint64_t k = b; k < e; ++k) acc = m_combine(std::move(acc), item(k));
+      return acc;
+    }
+    // Four independent chains over contiguous lanes: the processor overlaps
+    // them, and only associativity is needed (no commutativity).
+    const std::uint64_t q = len / 4;
+    T a0 = m_identity;
+    T a1 = m_identity;
+    T a2 = m_identity;
+    T a3 = m_identity;
+    for (std::uint64_t k = 0; k < q; ++k) {
+      a0 = m_combine(std::move(a0), item(b + k));
+      a1 = m_combine(std::move(a1), item(b + q + k));
+      a2 = m_combine(std::move(a2), item(b + 2 * q + k));
+      a3 = m_combine(std::move(a3), item(b + 3 * q + k));
+    }
+    for (std::uint64_t k = b + 4 * q; k < e; ++k) a3 = m_combine(std::move(a3), item(k));
+    return m_combine(m_combine(std::move(a0), std::move(a1)), m_combine(std::move(a2), std::move(a3)));
+  }
+
+  // Blocks [lo, hi): split in parallel while depth lasts or a thief asks.
+  T run(std::uint64_t lo, std::uint64_t hi, int depth) {
+    if (hi - lo == 1) {
+      const std::uint64_t b = lo * m_leaf;
+      const std::uint64_t e = m_count - b < m_leaf ? m_count : b + m_leaf;
+      return block(b, e);
+    }
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    if (depth > 0 || split_wanted()) {
+      auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
+      return m_combine(std::move(a), std::move(b));
+    }
+    T a = run(lo, mid, 0);
+    T b = run(mid, hi, 0);
+    return m_combine(std::move(a), std::move(b));
+  }
+};
+
+}  // namespace detail
+
+// Reduces map(i) for i in [first, last) with combine, starting from identity.
+// combine must be associative and identity its neutral element (commutativity
+// is not needed). The combination tree depends only on last - first (see
+// docs/guide.md), so the result is bit-for-bit the same whatever the number of
+// workers and the timing, also for floating point. Throws
+// std::invalid_argument if last < first; rethrows what map or combine throw.
+// May suspend the calling fiber; from outside a runtime it runs in
+// default_runtime().
+template <std::integral I, class T, class Map, class Combine>
+T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
+  detail::check_index_type<I>();
+  if (last < first) detail::throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
+  if (first == last) return identity;
+  if (!weft::on_worker()) {
+    return default_runtime().run([&] { return weft::parallel_reduce(first, last, identity, map, combine); });
+  }
+  const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
+  const std::uint64_t leaf = detail::reduce_leaf_size(count);
+  detail::reducer<I, T, std::remove_reference_t<Map>, std::remove_reference_t<Combine>> r{
+      static_cast<std::uint64_t>(first), count, leaf, identity, map, combine};
+  return r.run(0, (count + leaf - 1) / leaf, detail::split_depth());
 }
 
 }  // namespace weft

@@ -6,6 +6,7 @@
 #include "weft/parallelize.hpp"
 #include "weft/runtime.hpp"
 #include "weft/stats.hpp"
+#include "weft/sync.hpp"
 #include "weft/task_group.hpp"
 #include "weft/this_fiber.hpp"
 #include "weft/version.hpp"

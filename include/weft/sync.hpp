@@ -1,0 +1,128 @@
+// weft: a mutex, a condition variable and a latch that suspend the calling
+// fiber instead of blocking its worker thread.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "weft/detail/export.hpp"
+
+namespace weft {
+
+namespace detail {
+
+// A FIFO of waiting fibers or threads, guarded by a spin bit kept in an
+// atomic word of its owner. Plumbing for the classes below.
+struct wait_queue {
+  void* m_head = nullptr;
+  void* m_tail = nullptr;
+};
+
+}  // namespace detail
+
+// A mutex for fibers (Lockable: std::lock_guard, std::unique_lock and
+// std::scoped_lock work with it). lock() on a worker suspends the calling
+// fiber while another holds the mutex, and the worker runs other work; from a
+// thread outside any runtime it blocks that thread without spinning.
+//
+// Cost: an uncontended lock()/unlock() pair is two compare-and-swaps.
+// Fairness: when the mutex is contended, unlock() hands it directly to the
+// longest-waiting waiter (FIFO) and newcomers queue behind; so a waiter gets
+// the mutex after at most as many critical sections as there were waiters
+// ahead of it. Not recursive; unlock() by a non-owner is undefined, as for
+// std::mutex. Any fiber of any runtime, and any thread, may use one mutex.
+class WEFT_API mutex {
+ public:
+  constexpr mutex() noexcept = default;
+  mutex(const mutex&) = delete;
+  mutex& operator=(const mutex&) = delete;
+
+  void lock() {
+    std::uintptr_t expected = 0;
+    if (!m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+      lock_slow();
+    }
+  }
+  bool try_lock() noexcept {
+    std::uintptr_t expected = 0;
+    return m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire,
+                                           std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    std::uintptr_t expected = k_locked;
+    if (!m_state.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) {
+      unlock_slow();
+    }
+  }
+
+ private:
+  friend class condition_variable;
+  static constexpr std::uintptr_t k_locked = 1;   // held
+  static constexpr std::uintptr_t k_guard = 2;    // the wait queue is being changed
+  static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty
+
+  void lock_slow();
+  void unlock_slow() noexcept;
+
+  std::atomic<std::uintptr_t> m_state{0};
+  detail::wait_queue m_queue;
+};
+
+// A condition variable for weft::mutex. wait() on a worker suspends the
+// calling fiber; outside a runtime it blocks the thread without spinning. A
+// notification that happens after wait() released the mutex is never lost.
+// Waiters are woken in FIFO order. Spurious wake-ups do not happen, but use the
+// predicate form anyway, as with std::condition_variable.
+class WEFT_API condition_variable {
+ public:
+  constexpr condition_variable() noexcept = default;
+  condition_variable(const condition_variable&) = delete;
+  condition_variable& operator=(const condition_variable&) = delete;
+
+  // Releases lock, waits for a notification, re-acquires lock. lock must own
+  // its mutex (std::invalid_argument otherwise).
+  void wait(std::unique_lock<weft::mutex>& lock);
+  template <class Predicate>
+  void wait(std::unique_lock<weft::mutex>& lock, Predicate pred) {
+    while (!pred()) wait(lock);
+  }
+  void notify_one() noexcept;
+  void notify_all() noexcept;
+
+ private:
+  std::atomic<std::uintptr_t> m_guard{0};
+  detail::wait_queue m_queue;
+};
+
+// A single-use barrier with the interface of std::latch. wait() on a worker
+// suspends the calling fiber; outside a runtime it blocks the thread without
+// spinning.
+class WEFT_API latch {
+ public:
+  // Throws std::invalid_argument if expected is negative.
+  explicit latch(std::ptrdiff_t expected);
+  latch(const latch&) = delete;
+  latch& operator=(const latch&) = delete;
+
+  static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
+
+  // Decrements the counter by n; releases the waiters when it reaches zero.
+  // Throws std::invalid_argument if n is negative or larger than the counter.
+  void count_down(std::ptrdiff_t n = 1);
+  bool try_wait() const noexcept { return m_count.load(std::memory_order_acquire) == 0; }
+  void wait() const;
+  void arrive_and_wait(std::ptrdiff_t n = 1) {
+    count_down(n);
+    wait();
+  }
+
+ private:
+  std::atomic<std::ptrdiff_t> m_count;
+  mutable std::atomic<std::uintptr_t> m_guard{0};
+  mutable detail::wait_queue m_queue;
+};
+
+}  // namespace weft

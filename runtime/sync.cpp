@@ -1,0 +1,277 @@
+// weft::mutex, condition_variable and latch. Waiting fibers are published by
+// the switch action (after they are saved); waiting threads block on a futex
+// (docs/protocols/sync.md).
+#include "weft/sync.hpp"
+
+#include <sched.h>
+
+#include <stdexcept>
+
+#include "waiter.hpp"
+#include "worker.hpp"
+
+namespace weft {
+
+namespace {
+
+using rt::current_worker;
+
+// A waiting fiber or thread, linked into a wait_queue; on the waiter's stack.
+struct wait_node {
+  rt::waiter m_waiter;
+  wait_node* m_next = nullptr;
+};
+
+void append(detail::wait_queue& q, wait_node* n) noexcept {
+  n->m_next = nullptr;
+  if (q.m_tail != nullptr) {
+    static_cast<wait_node*>(q.m_tail)->m_next = n;
+  } else {
+    q.m_head = n;
+  }
+  q.m_tail = n;
+}
+
+wait_node* pop_front(detail::wait_queue& q) noexcept {
+  auto* n = static_cast<wait_node*>(q.m_head);
+  if (n != nullptr) {
+    q.m_head = n->m_next;
+    if (q.m_head == nullptr) q.m_tail = nullptr;
+  }
+  return n;
+}
+
+wait_node* take_all(detail::wait_queue& q) noexcept {
+  auto* n = static_cast<wait_node*>(q.m_head);
+  q.m_head = nullptr;
+  q.m_tail = nullptr;
+  return n;
+}
+
+// Wakes every node of a list taken with take_all.
+void notify_list(wait_node* n) noexcept {
+  while (n != nullptr) {
+    wait_node* next = n->m_next;  // read before the waiter may leave
+    n->m_waiter.notify();
+    n = next;
+  }
+}
+
+// Sets `bit` in word (spinning, then yielding the thread, while another holder
+// has it) and returns the word's value with the bit set. Acquire: pairs with
+// the release that cleared it. The sections it guards are a few pointer
+// moves, so waiting for it is short unless the holder's thread is preempted.
+std::uintptr_t guard_acquire(std::atomic<std::uintptr_t>& word, std::uintptr_t bit) noexcept {
+  std::uintptr_t s = word.load(std::memory_order_relaxed);
+  for (unsigned spins = 0;; ++spins) {
+    if ((s & bit) == 0) {
+      if (word.compare_exchange_weak(s, s | bit, std::memory_order_acquire, std::memory_order_relaxed)) {
+        return s | bit;
+      }
+      continue;
+    }
+    if (spins < 64) {
+      rt::cpu_relax();
+    } else {
+      sched_yield();
+    }
+    s = word.load(std::memory_order_relaxed);
+  }
+}
+
+void guard_release(std::atomic<std::uintptr_t>& word) noexcept { word.store(0, std::memory_order_release); }
+
+// Outside a runtime, or when no fiber can be had: the thread blocks.
+bool on_fiber(wait_node& node) noexcept {
+  rt::worker* w = current_worker();
+  if (w == nullptr) return false;
+  node.m_waiter.m_fiber = w->m_current;
+  return true;
+}
+
+}  // namespace
+
+// ---- mutex ----
+//
+// m_state: k_locked | k_guard | k_waiters. Outside the guard, the state only
+// changes by CAS from exactly 0 (lock) or k_locked (unlock): both fail while
+// the guard bit is set, so the guard holder may store the whole word.
+
+namespace {
+
+// Under the guard: takes the mutex if it is free, else queues node. True when
+// the mutex was taken.
+bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node) noexcept {
+  constexpr std::uintptr_t locked = 1, guard = 2, waiters = 4;
+  const std::uintptr_t s = guard_acquire(state, guard);
+  if ((s & locked) == 0) {
+    state.store((s | locked) & ~guard, std::memory_order_release);
+    return true;
+  }
+  append(q, node);
+  state.store((s | waiters) & ~guard, std::memory_order_release);
+  return false;
+}
+
+struct lock_wait {
+  std::atomic<std::uintptr_t>* m_state;
+  detail::wait_queue* m_queue;
+  wait_node* m_node;
+};
+
+// Switch action: the locking fiber is saved; queue it, or give it the mutex if
+// it was released meanwhile.
+void publish_lock_wait(rt::fiber* prev, void* arg) noexcept {
+  auto* a = static_cast<lock_wait*>(arg);
+  if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node)) rt::make_ready(prev);
+}
+
+}  // namespace
+
+void mutex::lock_slow() {
+  for (int i = 0; i < 16; ++i) {  // a holder about to leave: try a little before queueing
+    rt::cpu_relax();
+    if (try_lock()) return;
+  }
+  wait_node node;
+  if (on_fiber(node)) {
+    lock_wait a{&m_state, &m_queue, &node};
+    if (rt::suspend(&publish_lock_wait, &a)) return;  // resumed as the owner (hand-off)
+    node.m_waiter.m_fiber = nullptr;
+  }
+  if (acquire_or_enqueue(m_state, m_queue, &node)) return;
+  node.m_waiter.block();  // resumed as the owner (hand-off)
+}
+
+void mutex::unlock_slow() noexcept {
+  const std::uintptr_t s = guard_acquire(m_state, k_guard);
+  (void)s;
+  wait_node* next = pop_front(m_queue);
+  if (next == nullptr) {
+    m_state.store(0, std::memory_order_release);
+    return;
+  }
+  // Hand-off: the mutex stays locked and now belongs to `next`.
+  m_state.store(k_locked | (m_queue.m_head != nullptr ? k_waiters : 0), std::memory_order_release);
+  next->m_waiter.notify();
+}
+
+// ---- condition_variable ----
+
+namespace {
+
+struct cv_wait {
+  std::atomic<std::uintptr_t>* m_guard;
+  detail::wait_queue* m_queue;
+  wait_node* m_node;
+  mutex* m_mutex;
+};
+
+// Switch action: the waiting fiber is saved; queue it, then release its
+// mutex. Queued before the release, so a notifier that takes the mutex next
+// finds it.
+void publish_cv_wait(rt::fiber*, void* arg) noexcept {
+  const cv_wait a = *static_cast<cv_wait*>(arg);  // the original may go once queued
+  guard_acquire(*a.m_guard, 1);
+  append(*a.m_queue, a.m_node);
+  guard_release(*a.m_guard);
+  a.m_mutex->unlock();
+}
+
+}  // namespace
+
+void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
+  if (!lock.owns_lock() || lock.mutex() == nullptr) {
+    throw std::invalid_argument("weft::condition_variable::wait: lock must own its mutex");
+  }
+  mutex& m = *lock.mutex();
+  wait_node node;
+  bool waited = false;
+  if (on_fiber(node)) {
+    cv_wait a{&m_guard, &m_queue, &node, &m};
+    waited = rt::suspend(&publish_cv_wait, &a);
+    if (!waited) node.m_waiter.m_fiber = nullptr;
+  }
+  if (!waited) {
+    guard_acquire(m_guard, 1);
+    append(m_queue, &node);
+    guard_release(m_guard);
+    m.unlock();
+    node.m_waiter.block();
+  }
+  m.lock();
+}
+
+void condition_variable::notify_one() noexcept {
+  guard_acquire(m_guard, 1);
+  wait_node* n = pop_front(m_queue);
+  guard_release(m_guard);
+  if (n != nullptr) n->m_waiter.notify();
+}
+
+void condition_variable::notify_all() noexcept {
+  guard_acquire(m_guard, 1);
+  wait_node* list = take_all(m_queue);
+  guard_release(m_guard);
+  notify_list(list);
+}
+
+// ---- latch ----
+
+latch::latch(std::ptrdiff_t expected) : m_count(expected) {
+  if (expected < 0) throw std::invalid_argument("weft::latch: expected must not be negative");
+}
+
+void latch::count_down(std::ptrdiff_t n) {
+  if (n < 0) throw std::invalid_argument("weft::latch::count_down: n must not be negative");
+  std::ptrdiff_t c = m_count.load(std::memory_order_relaxed);
+  do {
+    if (n > c) throw std::invalid_argument("weft::latch::count_down: n is larger than the counter");
+  } while (!m_count.compare_exchange_weak(c, c - n, std::memory_order_acq_rel, std::memory_order_relaxed));
+  if (c > 0 && c == n) {  // this call reached zero: release everyone queued
+    guard_acquire(m_guard, 1);  // pairs with the waiters' check under the guard
+    wait_node* list = take_all(m_queue);
+    guard_release(m_guard);
+    notify_list(list);
+  }
+}
+
+namespace {
+
+struct latch_wait {
+  const std::atomic<std::ptrdiff_t>* m_count;
+  std::atomic<std::uintptr_t>* m_guard;
+  detail::wait_queue* m_queue;
+  wait_node* m_node;
+};
+
+// Under the guard: queues node unless the counter is zero. True when queued.
+bool enqueue_unless_open(const latch_wait& a) noexcept {
+  guard_acquire(*a.m_guard, 1);
+  if (a.m_count->load(std::memory_order_acquire) == 0) {
+    guard_release(*a.m_guard);
+    return false;
+  }
+  append(*a.m_queue, a.m_node);
+  guard_release(*a.m_guard);
+  return true;
+}
+
+void publish_latch_wait(rt::fiber* prev, void* arg) noexcept {
+  if (!enqueue_unless_open(*static_cast<latch_wait*>(arg))) rt::make_ready(prev);
+}
+
+}  // namespace
+
+void latch::wait() const {
+  if (try_wait()) return;
+  wait_node node;
+  latch_wait a{&m_count, &m_guard, &m_queue, &node};
+  if (on_fiber(node)) {
+    if (rt::suspend(&publish_latch_wait, &a)) return;
+    node.m_waiter.m_fiber = nullptr;
+  }
+  if (enqueue_unless_open(a)) node.m_waiter.block();
+}
+
+}  // namespace weft

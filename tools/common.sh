@@ -1,0 +1,30 @@
+# Shared by tools/demo and tools/test: install what is missing, configure, build.
+# Sourced, not run. Works on a fresh Debian 12 machine as root or with sudo.
+
+WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Debian packages the build needs; WEFT_EXTRA_PACKAGES adds more.
+WEFT_PACKAGES="meson ninja-build g++ pkg-config libboost-context-dev libgtest-dev libgmock-dev libbenchmark-dev"
+
+weft_install_missing() {
+  local missing=""
+  for p in $WEFT_PACKAGES ${WEFT_EXTRA_PACKAGES:-}; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  [ -z "$missing" ] && return 0
+  echo "Installing:$missing"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+}
+
+# weft_build DIR [meson options...]: configure (once) and build.
+weft_build() {
+  local dir=$1
+  shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$WEFT_ROOT" --wrap-mode=nodownload "$@"
+  fi
+  ninja -C "$dir"
+}

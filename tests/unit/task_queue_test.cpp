@@ -1,0 +1,363 @@
+// Unit tests of runtime/task_queue.hpp on one thread: the private ring in
+// front of the public deque, the publication rules, pop_if, the demand flag
+// and serve_demand. Concurrency is in tests/stress/task_queue_stress_test.cpp.
+#include "task_queue.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "seed.hpp"
+
+namespace {
+
+using weft::detail::task;
+using weft::rt::task_queue;
+using status = weft::rt::deque<task*>::steal_status;
+constexpr std::size_t k_cap = task_queue::k_private_capacity;
+
+class TaskQueue : public testing::Test {
+ protected:
+  std::unique_ptr<task_queue> make(bool stealable) { return std::make_unique<task_queue>(stealable); }
+  task* t(std::size_t i) { return &m_tasks.at(i); }
+  std::ptrdiff_t id(const task* p) const { return p - m_tasks.data(); }
+
+  static task* stolen(task_queue& q) {
+    const auto r = q.steal();
+    EXPECT_EQ(r.status, status::success);
+    return r.value;
+  }
+  static void expect_nothing_public(task_queue& q) {
+    EXPECT_FALSE(q.public_nonempty());
+    EXPECT_EQ(q.steal().status, status::empty);
+  }
+
+ private:
+  std::vector<task> m_tasks = std::vector<task>(4096);
+};
+
+TEST_F(TaskQueue, NewQueueIsEmpty) {
+  for (const bool stealable : {true, false}) {
+    auto q = make(stealable);
+    EXPECT_TRUE(q->empty());
+    EXPECT_FALSE(q->public_nonempty());
+    EXPECT_FALSE(q->has_demand());
+    EXPECT_EQ(q->pop(), nullptr);
+    EXPECT_FALSE(q->pop_if(t(0)));
+  }
+}
+
+TEST_F(TaskQueue, PopIsLifo) {
+  for (const bool stealable : {true, false}) {
+    SCOPED_TRACE(stealable ? "stealable" : "not stealable");
+    auto q = make(stealable);
+    for (std::size_t i = 0; i < 10; ++i) q->push(t(i));
+    for (std::size_t i = 10; i-- > 0;) ASSERT_EQ(q->pop(), t(i));
+    EXPECT_EQ(q->pop(), nullptr);
+    EXPECT_TRUE(q->empty());
+  }
+}
+
+// Past the private capacity the oldest tasks go public, and pop() still
+// returns every task newest first.
+TEST_F(TaskQueue, PopIsLifoAcrossPrivateAndPublic) {
+  for (const bool stealable : {true, false}) {
+    SCOPED_TRACE(stealable ? "stealable" : "not stealable");
+    auto q = make(stealable);
+    constexpr std::size_t n = 3 * k_cap + 17;
+    for (std::size_t i = 0; i < n; ++i) q->push(t(i));
+    EXPECT_TRUE(q->public_nonempty());
+    for (std::size_t i = n; i-- > 0;) ASSERT_EQ(q->pop(), t(i)) << "i=" << i;
+    EXPECT_EQ(q->pop(), nullptr);
+    EXPECT_TRUE(q->empty());
+  }
+}
+
+TEST_F(TaskQueue, StealableFirstPushIsPublic) {
+  auto q = make(true);
+  EXPECT_TRUE(q->push(t(0)));
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_FALSE(q->empty());
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(TaskQueue, StealableLaterPushesStayPrivate) {
+  auto q = make(true);
+  EXPECT_TRUE(q->push(t(0)));
+  EXPECT_FALSE(q->push(t(1)));
+  EXPECT_FALSE(q->push(t(2)));
+  EXPECT_EQ(stolen(*q), t(0));
+  expect_nothing_public(*q);
+  EXPECT_FALSE(q->empty());
+  EXPECT_EQ(q->pop(), t(2));
+  EXPECT_EQ(q->pop(), t(1));
+  EXPECT_EQ(q->pop(), nullptr);
+}
+
+// The publication rule: a push that finds the public part empty publishes
+// the oldest private task, not the new one.
+TEST_F(TaskQueue, PushPublishesOldestPrivateWhenPublicIsEmpty) {
+  auto q = make(true);
+  q->push(t(0));
+  q->push(t(1));
+  q->push(t(2));
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_TRUE(q->push(t(3)));  // publishes t1
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_EQ(stolen(*q), t(1));
+  expect_nothing_public(*q);
+  EXPECT_TRUE(q->push(t(4)));  // publishes t2
+  EXPECT_EQ(stolen(*q), t(2));
+  EXPECT_EQ(q->pop(), t(4));
+  EXPECT_EQ(q->pop(), t(3));
+  EXPECT_EQ(q->pop(), nullptr);
+}
+
+// Every public task is older than every private one: the thieves see the
+// tasks in push order.
+TEST_F(TaskQueue, ThievesTakeOldestFirst) {
+  auto q = make(true);
+  constexpr std::size_t n = 1000;
+  for (std::size_t i = 0; i < n; ++i) q->push(t(i));
+  std::size_t next = 0;
+  while (next < n) {
+    const auto r = q->steal();
+    if (r.status == status::empty) {
+      ASSERT_TRUE(q->has_demand());
+      ASSERT_TRUE(q->serve_demand()) << "next=" << next;
+      continue;
+    }
+    ASSERT_EQ(r.status, status::success);
+    ASSERT_EQ(r.value, t(next)) << "stole task " << id(r.value);
+    ++next;
+  }
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(TaskQueue, NonStealableNeverPublishesBelowCapacity) {
+  auto q = make(false);
+  for (std::size_t i = 0; i < k_cap; ++i) ASSERT_FALSE(q->push(t(i)));
+  expect_nothing_public(*q);
+  EXPECT_FALSE(q->empty());
+  // A thief's failed steal raises the demand flag, but pushes still do not
+  // publish.
+  EXPECT_TRUE(q->has_demand());
+  ASSERT_EQ(q->pop(), t(k_cap - 1));
+  ASSERT_FALSE(q->push(t(k_cap - 1)));
+  expect_nothing_public(*q);
+}
+
+TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
+  auto q = make(false);
+  for (std::size_t i = 0; i < k_cap; ++i) q->push(t(i));
+  EXPECT_FALSE(q->push(t(k_cap)));  // overflow, but nothing is stealable to report
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_FALSE(q->push(t(k_cap + 1)));
+  // The overflow holds the oldest tasks, in order.
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_EQ(stolen(*q), t(1));
+  expect_nothing_public(*q);
+  for (std::size_t i = k_cap + 2; i-- > 2;) ASSERT_EQ(q->pop(), t(i));
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(TaskQueue, StealableOverflowPublishesAndReportsIt) {
+  auto q = make(true);
+  EXPECT_TRUE(q->push(t(0)));                                      // public
+  for (std::size_t i = 1; i <= k_cap; ++i) ASSERT_FALSE(q->push(t(i)));  // private, now full
+  EXPECT_TRUE(q->push(t(k_cap + 1)));                               // t1 goes public
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_EQ(stolen(*q), t(1));
+  expect_nothing_public(*q);
+}
+
+TEST_F(TaskQueue, PopIfTakesOnlyTheNewestPrivateTask) {
+  auto q = make(true);
+  q->push(t(0));  // public
+  q->push(t(1));
+  q->push(t(2));
+  EXPECT_FALSE(q->pop_if(t(1)));
+  EXPECT_FALSE(q->pop_if(t(0)));
+  EXPECT_FALSE(q->pop_if(t(9)));
+  EXPECT_TRUE(q->pop_if(t(2)));
+  EXPECT_FALSE(q->pop_if(t(2)));
+  EXPECT_TRUE(q->pop_if(t(1)));
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_TRUE(q->pop_if(t(0)));  // from the public part
+  EXPECT_TRUE(q->empty());
+  EXPECT_FALSE(q->pop_if(t(0)));
+}
+
+TEST_F(TaskQueue, PopIfPutsBackAForeignPublicTask) {
+  auto q = make(true);
+  q->push(t(0));  // public
+  EXPECT_FALSE(q->pop_if(t(5)));
+  EXPECT_TRUE(q->public_nonempty());  // still there, still stealable
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(TaskQueue, PopIfOnPublicPartKeepsOrder) {
+  auto q = make(false);
+  for (std::size_t i = 0; i < k_cap + 3; ++i) q->push(t(i));  // t0..t2 public
+  for (std::size_t i = k_cap + 3; i-- > 3;) ASSERT_TRUE(q->pop_if(t(i)));
+  EXPECT_FALSE(q->pop_if(t(0)));  // t2 is the newest: t2 goes back
+  EXPECT_FALSE(q->pop_if(t(1)));
+  EXPECT_TRUE(q->pop_if(t(2)));
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_TRUE(q->pop_if(t(1)));
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(TaskQueue, FailedStealRaisesDemand) {
+  auto q = make(true);
+  EXPECT_FALSE(q->has_demand());
+  EXPECT_EQ(q->steal().status, status::empty);
+  EXPECT_TRUE(q->has_demand());
+  EXPECT_EQ(q->steal().status, status::empty);
+  EXPECT_TRUE(q->has_demand());
+}
+
+TEST_F(TaskQueue, SuccessfulStealRaisesNoDemand) {
+  auto q = make(true);
+  q->push(t(0));
+  q->push(t(1));
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_FALSE(q->has_demand());
+}
+
+TEST_F(TaskQueue, PublishingPushClearsDemand) {
+  auto q = make(true);
+  q->push(t(0));
+  q->push(t(1));
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_EQ(q->steal().status, status::empty);
+  ASSERT_TRUE(q->has_demand());
+  EXPECT_TRUE(q->push(t(2)));  // publishes t1
+  EXPECT_FALSE(q->has_demand());
+  EXPECT_FALSE(q->push(t(3)));  // not publishing: the demand stays cleared
+  EXPECT_FALSE(q->has_demand());
+}
+
+TEST_F(TaskQueue, ServeDemandPublishesOldestPrivateTask) {
+  auto q = make(true);
+  for (std::size_t i = 0; i < 4; ++i) q->push(t(i));  // t0 public, t1..t3 private
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_EQ(q->steal().status, status::empty);
+  ASSERT_TRUE(q->has_demand());
+  EXPECT_TRUE(q->serve_demand());
+  EXPECT_FALSE(q->has_demand());
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_EQ(stolen(*q), t(1));
+  expect_nothing_public(*q);
+  EXPECT_EQ(q->pop(), t(3));
+  EXPECT_EQ(q->pop(), t(2));
+  EXPECT_EQ(q->pop(), nullptr);
+}
+
+TEST_F(TaskQueue, ServeDemandWithNothingPrivateClearsDemand) {
+  auto q = make(true);
+  EXPECT_EQ(q->steal().status, status::empty);
+  ASSERT_TRUE(q->has_demand());
+  EXPECT_FALSE(q->serve_demand());
+  EXPECT_FALSE(q->has_demand());
+  q->push(t(0));  // public, nothing private
+  EXPECT_FALSE(q->serve_demand());
+  EXPECT_EQ(stolen(*q), t(0));
+}
+
+TEST_F(TaskQueue, PushPublicIsStealable) {
+  auto q = make(true);
+  q->push_public(t(0));
+  q->push_public(t(1));
+  EXPECT_TRUE(q->public_nonempty());
+  EXPECT_EQ(stolen(*q), t(0));
+  EXPECT_EQ(q->pop(), t(1));
+  EXPECT_TRUE(q->empty());
+}
+
+// Random single-thread sequences of every operation against an exact model:
+// the outstanding tasks in push order, of which the oldest `pub` are public.
+TEST_F(TaskQueue, RandomOperationsMatchModel) {
+  const std::uint64_t seed = weft::test::test_seed();
+  SCOPED_TRACE(weft::test::seed_note(seed));
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 16; ++round) {
+    const bool stealable = round % 4 != 3;
+    SCOPED_TRACE("round " + std::to_string(round) + (stealable ? " stealable" : " not stealable"));
+    auto q = make(stealable);
+    std::deque<task*> model;
+    std::size_t pub = 0;
+    bool demand = false;
+    std::size_t next = 0;
+    for (int op = 0; op < 20000; ++op) {
+      SCOPED_TRACE("op " + std::to_string(op));
+      const std::size_t priv = model.size() - pub;
+      // Push-heavy and pop-heavy phases, so the private part fills and drains.
+      const bool growing = (op / 700) % 2 == 0;
+      const unsigned r = static_cast<unsigned>(rng() % 100);
+      if (r < (growing ? 55u : 25u)) {
+        task* x = t(next++ % 4096);
+        bool expect_visible = false;
+        if (stealable && pub == 0) {
+          pub = 1;
+          expect_visible = true;
+          demand = false;
+        } else if (priv == k_cap) {
+          ++pub;
+          expect_visible = stealable;
+        }
+        ASSERT_EQ(q->push(x), expect_visible);
+        model.push_back(x);
+      } else if (r < 70) {
+        task* got = q->pop();
+        if (model.empty()) {
+          ASSERT_EQ(got, nullptr);
+        } else {
+          ASSERT_EQ(got, model.back()) << "popped task " << id(got);
+          if (priv == 0) --pub;
+          model.pop_back();
+        }
+      } else if (r < 80) {
+        // pop_if: half the time the newest task, else some other one.
+        task* x = model.empty() || rng() % 2 == 0 ? t(rng() % 4096) : model.back();
+        const bool newest = !model.empty() && x == model.back();
+        ASSERT_EQ(q->pop_if(x), newest) << "pop_if of task " << id(x);
+        if (newest) {
+          if (priv == 0) --pub;
+          model.pop_back();
+        }
+      } else if (r < 93) {
+        const auto s = q->steal();
+        if (pub == 0) {
+          ASSERT_EQ(s.status, status::empty);
+          demand = true;
+        } else {
+          ASSERT_EQ(s.status, status::success);
+          ASSERT_EQ(s.value, model.front()) << "stole task " << id(s.value);
+          model.pop_front();
+          --pub;
+        }
+      } else if (stealable) {
+        ASSERT_EQ(q->serve_demand(), priv > 0);
+        if (priv > 0) ++pub;
+        demand = false;
+      }
+      ASSERT_EQ(q->has_demand(), demand);
+      ASSERT_EQ(q->public_nonempty(), pub > 0);
+      ASSERT_EQ(q->empty(), model.empty());
+    }
+    while (!model.empty()) {
+      ASSERT_EQ(q->pop(), model.back());
+      model.pop_back();
+    }
+    EXPECT_TRUE(q->empty());
+  }
+}
+
+}  // namespace

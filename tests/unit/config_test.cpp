@@ -3,7 +3,6 @@
 // WEFT_NUM_WORKERS strictly (a positive decimal integer, nothing else);
 // default_config() reads WEFT_STACK_SIZE.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <optional>
@@ -12,6 +11,8 @@
 #include <thread>
 
 #include "scheduler.hpp"
+#include "scoped_env.hpp"
+#include "watchdog.hpp"
 #include "weft/config.hpp"
 
 namespace weft::rt {
@@ -26,32 +27,7 @@ using weft::k_max_workers;
 using weft::k_min_stack_size;
 using weft::rt::default_config;
 using weft::rt::resolve_config;
-
-// Sets (or unsets) an environment variable for the life of the object.
-class scoped_env {
- public:
-  scoped_env(const char* name, const char* value) : m_name(name) {
-    if (const char* old = std::getenv(name)) m_old = old;
-    if (value != nullptr) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~scoped_env() {
-    if (m_old) {
-      ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name.c_str());
-    }
-  }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-
- private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
+using weft_test::scoped_env;
 
 // f() must throw std::invalid_argument whose message contains every needle.
 template <class F>
@@ -79,7 +55,7 @@ config with_workers(int n) {
 }
 
 TEST(ResolveConfig, DefaultsAreValid) {
-  scoped_env env("WEFT_NUM_WORKERS", nullptr);
+  scoped_env env("WEFT_NUM_WORKERS", std::nullopt);
   const config c = resolve_config(config{});
   EXPECT_EQ(c.workers, hardware_workers());
   EXPECT_EQ(c.stack_size, config{}.stack_size);
@@ -192,7 +168,7 @@ TEST(ResolveConfig, BadNumWorkersMessageQuotesTheValue) {
 
 TEST(DefaultConfig, StackSizeFromTheEnvironment) {
   {
-    scoped_env env("WEFT_STACK_SIZE", nullptr);
+    scoped_env env("WEFT_STACK_SIZE", std::nullopt);
     EXPECT_EQ(default_config().stack_size, config{}.stack_size);
   }
   const std::pair<const char*, std::size_t> cases[] = {

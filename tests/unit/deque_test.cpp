@@ -10,7 +10,8 @@
 #include <random>
 #include <vector>
 
-#include "seed.hpp"
+#include "seeded_rng.hpp"
+#include "watchdog.hpp"
 
 namespace {
 
@@ -217,9 +218,7 @@ TEST(Deque, SizeHintTracksOperations) {
 // newest, steal() the oldest, every result exact, across growth, drains and
 // wraps. Phases alternate between push-heavy (growth) and pop-heavy (drain).
 TEST(Deque, RandomOperationsMatchModel) {
-  const std::uint64_t seed = weft::test::test_seed();
-  SCOPED_TRACE(weft::test::seed_note(seed));
-  std::mt19937_64 rng(seed);
+  weft_test::seeded_rng rng;  // names its seed in every failure
   constexpr std::size_t n = 200000;
   items it(n);
   for (int round = 0; round < 8; ++round) {

@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include "watchdog.hpp"
+
 namespace {
 
 using weft::detail::task;

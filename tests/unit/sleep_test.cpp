@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "watchdog.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -23,9 +25,9 @@ using clock_type = std::chrono::steady_clock;
 
 // Fails the test when not disarmed within `limit`, then keeps calling
 // notify_all() so that every parked thread comes back and can be joined.
-class watchdog {
+class wake_watchdog {
  public:
-  watchdog(sleep_set& s, std::chrono::milliseconds limit) : m_thread([this, &s, limit] {
+  wake_watchdog(sleep_set& s, std::chrono::milliseconds limit) : m_thread([this, &s, limit] {
       std::unique_lock lock(m_mutex);
       if (m_cv.wait_for(lock, limit, [this] { return m_disarmed; })) return;
       m_fired = true;
@@ -36,9 +38,9 @@ class watchdog {
         m_cv.wait_for(lock, 10ms, [this] { return m_disarmed; });
       }
     }) {}
-  ~watchdog() { disarm(); }
-  watchdog(const watchdog&) = delete;
-  watchdog& operator=(const watchdog&) = delete;
+  ~wake_watchdog() { disarm(); }
+  wake_watchdog(const wake_watchdog&) = delete;
+  wake_watchdog& operator=(const wake_watchdog&) = delete;
 
   // Stops the watchdog; true if it fired.
   bool disarm() {
@@ -164,7 +166,7 @@ TEST(SleepSet, PrepareThenCancelLeavesSearchingUnchanged) {
 // is counted as searching exactly once.
 TEST(SleepSet, NotifyBetweenPrepareAndCancelIsHandedOver) {
   sleep_set s(4);
-  watchdog dog(s, 5000ms);
+  wake_watchdog dog(s, 5000ms);
   s.start_search();
   s.prepare_park(2);
   EXPECT_EQ(s.searching(), 0);
@@ -180,7 +182,7 @@ TEST(SleepSet, NotifyBetweenPrepareAndCancelIsHandedOver) {
 
 TEST(SleepSet, NotifyBetweenPrepareAndCommitIsNotLost) {
   sleep_set s(4);
-  watchdog dog(s, 5000ms);
+  wake_watchdog dog(s, 5000ms);
   s.start_search();
   s.prepare_park(3);
   s.notify_one();
@@ -191,7 +193,7 @@ TEST(SleepSet, NotifyBetweenPrepareAndCommitIsNotLost) {
 
 TEST(SleepSet, NotifyWithASearcherDoesNotWake) {
   sleep_set s(4);
-  watchdog dog(s, 10000ms);
+  wake_watchdog dog(s, 10000ms);
   parker p(s, 0);
   wait_prepared({&p});
   EXPECT_EQ(s.searching(), 0);
@@ -210,7 +212,7 @@ TEST(SleepSet, NotifyWithASearcherDoesNotWake) {
 
 TEST(SleepSet, NotifyOneWakesExactlyOne) {
   sleep_set s(4);
-  watchdog dog(s, 10000ms);
+  wake_watchdog dog(s, 10000ms);
   parker a(s, 0);
   parker b(s, 3);
   wait_prepared({&a, &b});
@@ -232,7 +234,7 @@ TEST(SleepSet, NotifyOneWakesExactlyOne) {
 // Rule 2 of the protocol: the last searcher to find work wakes another.
 TEST(SleepSet, LastSearcherFindingWorkWakesAnother) {
   sleep_set s(4);
-  watchdog dog(s, 10000ms);
+  wake_watchdog dog(s, 10000ms);
   parker a(s, 1);
   parker b(s, 2);
   wait_prepared({&a, &b});
@@ -249,7 +251,7 @@ TEST(SleepSet, LastSearcherFindingWorkWakesAnother) {
 
 TEST(SleepSet, NotifyAllWakesEveryone) {
   sleep_set s(8);
-  watchdog dog(s, 10000ms);
+  wake_watchdog dog(s, 10000ms);
   parker a(s, 0);
   parker b(s, 5);
   parker c(s, 7);
@@ -267,7 +269,7 @@ TEST(SleepSet, NotifyAllWakesEveryone) {
 // Slots in every word of the parked bitmap (more than 64 workers).
 TEST(SleepSet, WorkersBeyondSixtyFour) {
   sleep_set s(130);
-  watchdog dog(s, 10000ms);
+  wake_watchdog dog(s, 10000ms);
   for (const int w : {0, 63, 64, 100, 127, 128, 129}) {
     SCOPED_TRACE("worker " + std::to_string(w));
     s.start_search();
@@ -307,7 +309,7 @@ TEST(SleepSet, WorkersBeyondSixtyFour) {
 TEST(SleepSet, ParkAndWakeRepeatedly) {
   constexpr int rounds = 500;
   sleep_set s(2);
-  watchdog dog(s, 20000ms);
+  wake_watchdog dog(s, 20000ms);
   std::atomic<int> parks{0};
   std::thread t([&] {
     s.start_search();

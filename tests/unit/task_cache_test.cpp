@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "watchdog.hpp"
+
 namespace {
 
 using weft::rt::task_cache;

@@ -11,7 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "seed.hpp"
+#include "seeded_rng.hpp"
+#include "watchdog.hpp"
 
 namespace {
 
@@ -284,9 +285,7 @@ TEST_F(TaskQueue, PushPublicIsStealable) {
 // Random single-thread sequences of every operation against an exact model:
 // the outstanding tasks in push order, of which the oldest `pub` are public.
 TEST_F(TaskQueue, RandomOperationsMatchModel) {
-  const std::uint64_t seed = weft::test::test_seed();
-  SCOPED_TRACE(weft::test::seed_note(seed));
-  std::mt19937_64 rng(seed);
+  weft_test::seeded_rng rng;  // names its seed in every failure
   for (int round = 0; round < 16; ++round) {
     const bool stealable = round % 4 != 3;
     SCOPED_TRACE("round " + std::to_string(round) + (stealable ? " stealable" : " not stealable"));

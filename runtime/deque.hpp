@@ -55,7 +55,7 @@ class deque {
     array* a = m_array.load(std::memory_order_relaxed);
     if (b - t > a->m_mask) a = grow(a, t, b);  // reloads the array after growing
     a->slot(b).store(x, k_relaxed_or_release);
-    std::atomic_thread_fence(std::memory_order_release);  // publishes the slot (and *x) before bottom
+    release_fence();  // publishes the slot (and *x) before bottom
     m_bottom.store(b + 1, k_relaxed_or_release);          // pairs with the acquire load in steal()
   }
 

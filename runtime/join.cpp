@@ -1,6 +1,7 @@
 // Spawning, joining, and running elsewhere: the compiled side of join(),
 // task_group, parallel loops and runtime::run (docs/protocols/join.md).
 #include <exception>
+#include <stdexcept>
 
 #include "fiber.hpp"
 #include "scheduler.hpp"
@@ -124,6 +125,11 @@ void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
   if (w != nullptr && &w->m_sched == &s) {
     fn(arg);
     return;
+  }
+  if (s.forked_away()) {
+    throw std::runtime_error(
+        "weft: this runtime was started before fork() and has no worker threads in the child process; create a "
+        "new runtime in the child (default_runtime() is recreated automatically)");
   }
   join_frame frame;
   root_task root;

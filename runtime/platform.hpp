@@ -84,6 +84,14 @@ inline void full_fence() noexcept {
 #endif
 }
 
+// A release fence; in TSan builds the operations it orders are release
+// stores themselves (k_relaxed_or_release), so it is left out there.
+inline void release_fence() noexcept {
+#if !WEFT_TSAN
+  std::atomic_thread_fence(std::memory_order_release);
+#endif
+}
+
 // Orderings that TSan needs spelled out on the operation instead of through a
 // fence: release/acquire in TSan builds, relaxed (made safe by a fence next to
 // it) in normal builds.

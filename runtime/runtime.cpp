@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -55,8 +56,21 @@ void runtime::reset_stats() noexcept {
 
 runtime& default_runtime() {
   // Never destroyed: usable until the process exits, also from static
-  // destructors; its parked workers cost nothing at exit.
-  static runtime* const r = new runtime(rt::default_config());
+  // destructors; its parked workers cost nothing at exit. In a child process
+  // created by fork() a new one replaces it (the old one's threads exist only
+  // in the parent).
+  static std::atomic<runtime*> current{nullptr};
+  static std::atomic<std::uint64_t> generation{0};
+  static std::mutex creating;
+  runtime* r = current.load(std::memory_order_acquire);
+  if (r != nullptr && generation.load(std::memory_order_relaxed) == rt::fork_generation()) return *r;
+  std::lock_guard<std::mutex> lock(creating);
+  r = current.load(std::memory_order_acquire);
+  if (r == nullptr || generation.load(std::memory_order_relaxed) != rt::fork_generation()) {
+    r = new runtime(rt::default_config());
+    generation.store(rt::fork_generation(), std::memory_order_relaxed);
+    current.store(r, std::memory_order_release);
+  }
   return *r;
 }
 

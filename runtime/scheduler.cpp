@@ -1,5 +1,8 @@
 #include "scheduler.hpp"
 
+#include <pthread.h>
+
+#include <mutex>
 #include <system_error>
 
 #include "fiber.hpp"
@@ -11,6 +14,16 @@ namespace weft::rt {
 
 namespace {
 
+std::atomic<std::uint64_t> g_fork_generation{0};
+std::once_flag g_atfork_once;
+
+// In the child: no worker thread of any runtime exists any more, and the
+// thread that forked is no longer a worker.
+void on_fork_child() noexcept {
+  g_fork_generation.fetch_add(1, std::memory_order_relaxed);
+  t_worker = nullptr;
+}
+
 int ceil_log2(int n) noexcept {
   int d = 0;
   while ((1 << d) < n) ++d;
@@ -19,9 +32,18 @@ int ceil_log2(int n) noexcept {
 
 }  // namespace
 
+std::uint64_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
+
+bool scheduler::forked_away() const noexcept { return m_generation != fork_generation(); }
+
 scheduler::scheduler(const config& cfg)
-    : m_cfg(cfg), m_split_depth(ceil_log2(cfg.workers)), m_sleep(cfg.workers) {
+    : m_cfg(cfg),
+      m_split_depth(ceil_log2(cfg.workers)),
+      m_fiber_bound(static_cast<std::int64_t>(cfg.max_fibers) * cfg.workers),
+      m_generation(fork_generation()),
+      m_sleep(cfg.workers) {
   install_overflow_handler();
+  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, &on_fork_child); });
   const int n = m_cfg.workers;
   m_workers.reserve(static_cast<std::size_t>(n));
   m_threads.reserve(static_cast<std::size_t>(n));
@@ -46,6 +68,13 @@ scheduler::scheduler(const config& cfg)
 }
 
 scheduler::~scheduler() {
+  if (forked_away()) {
+    // A child process: the worker threads and their fibers exist only in the
+    // parent. Nothing here can be joined or safely freed; leave it.
+    new std::vector<std::thread>(std::move(m_threads));
+    new std::vector<std::unique_ptr<worker>>(std::move(m_workers));
+    return;
+  }
   // Wait for root tasks still in flight (calls from other threads).
   for (std::uint32_t r = m_roots.load(std::memory_order_acquire); r != 0; r = m_roots.load(std::memory_order_acquire)) {
     futex_wait(m_roots, r);

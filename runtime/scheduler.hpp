@@ -59,11 +59,23 @@ class scheduler : public detail::runtime_state {
   // Fibers alive in this runtime (running, suspended or pooled).
   std::atomic<std::int64_t> m_live_fibers{0};
 
+  // True when the fibers alive reach config::max_fibers per worker: workers
+  // then stop stealing (the source of join suspensions) until some resume.
+  bool over_fiber_bound() const noexcept {
+    return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound;
+  }
+
+  // True in a child process forked after this runtime started: its worker
+  // threads do not exist there.
+  bool forked_away() const noexcept;
+
  private:
   void stop_and_join() noexcept;
 
   config m_cfg;
   int m_split_depth;
+  std::int64_t m_fiber_bound;
+  std::uint64_t m_generation;  // fork generation of the process that started it
   std::vector<std::unique_ptr<worker>> m_workers;
   std::vector<std::thread> m_threads;
   injection_queue m_injection;
@@ -71,6 +83,9 @@ class scheduler : public detail::runtime_state {
   alignas(k_false_sharing) std::atomic<bool> m_stopping{false};
   alignas(k_false_sharing) std::atomic<std::uint32_t> m_roots{0};  // futex word while the destructor waits
 };
+
+// Counts fork()s: incremented in the child by an atfork handler.
+std::uint64_t fork_generation() noexcept;
 
 // Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
 // hardware). Throws std::invalid_argument naming the bad field or variable.

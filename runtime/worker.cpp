@@ -171,7 +171,9 @@ detail::task* worker::search() noexcept {
   const std::uint64_t spin_ns = std::uint64_t{m_sched.cfg().spin_us} * 1000;
   const std::uint64_t start = now_ns();
   for (unsigned round = 0;; ++round) {
-    if (detail::task* t = steal_round()) return t;
+    if (!m_sched.over_fiber_bound()) {
+      if (detail::task* t = steal_round()) return t;
+    }
     if (!m_sched.injection().looks_empty()) {
       if (detail::task* t = take_injected()) return t;
     }

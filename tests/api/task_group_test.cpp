@@ -1,0 +1,209 @@
+// weft::task_group: every spawned call runs exactly once before wait()
+// returns; spawns may come from anywhere; the group is reusable; the
+// destructor waits.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "seeded_rng.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+class TaskGroupTest : public weft_test::WorkerCount {};
+
+TEST_P(TaskGroupTest, WaitReturnsAfterEverySpawnedCall) {
+  constexpr int n = 2000;
+  std::vector<std::atomic<int>> runs(n);
+  rt.run([&] {
+    weft::task_group g;
+    for (int i = 0; i < n; ++i) g.spawn([&, i] { runs[static_cast<std::size_t>(i)].fetch_add(1); });
+    g.wait();
+    for (int i = 0; i < n; ++i) ASSERT_EQ(runs[static_cast<std::size_t>(i)].load(), 1) << "call " << i;
+  });
+}
+
+TEST_P(TaskGroupTest, WaitWithoutSpawnsReturns) {
+  rt.run([] {
+    weft::task_group g;
+    g.wait();
+    g.wait();
+  });
+}
+
+// Spawned calls spawn more calls into the same group: a binary tree.
+TEST_P(TaskGroupTest, SpawnedCallsMaySpawnIntoTheGroup) {
+  constexpr int depth = 10;
+  std::atomic<int> nodes{0};
+  rt.run([&] {
+    weft::task_group g;
+    std::function<void(int)> node = [&](int d) {
+      nodes.fetch_add(1);
+      if (d == 0) return;
+      g.spawn([&node, d] { node(d - 1); });
+      g.spawn([&node, d] { node(d - 1); });
+    };
+    g.spawn([&] { node(depth); });
+    g.wait();
+  });
+  EXPECT_EQ(nodes.load(), (1 << (depth + 1)) - 1);
+}
+
+TEST_P(TaskGroupTest, GroupIsReusableAfterWait) {
+  rt.run([&] {
+    weft::task_group g;
+    for (int round = 1; round <= 5; ++round) {
+      std::atomic<int> calls{0};
+      for (int i = 0; i < 100 * round; ++i) g.spawn([&] { calls.fetch_add(1); });
+      g.wait();
+      ASSERT_EQ(calls.load(), 100 * round) << "round " << round;
+    }
+  });
+}
+
+TEST_P(TaskGroupTest, DestructorWaitsWhenWaitWasNotCalled) {
+  std::atomic<int> done{0};
+  rt.run([&] {
+    {
+      weft::task_group g;
+      for (int i = 0; i < 50; ++i) {
+        g.spawn([&] {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          done.fetch_add(1);
+        });
+      }
+    }
+    EXPECT_EQ(done.load(), 50) << "the destructor returned before the spawned calls";
+  });
+  EXPECT_EQ(done.load(), 50);
+}
+
+TEST_P(TaskGroupTest, DestructorWaitsForSpawnsAfterWait) {
+  std::atomic<int> done{0};
+  rt.run([&] {
+    {
+      weft::task_group g;
+      g.spawn([&] { done.fetch_add(1); });
+      g.wait();
+      for (int i = 0; i < 20; ++i) g.spawn([&] { done.fetch_add(1); });
+    }
+    EXPECT_EQ(done.load(), 21);
+  });
+}
+
+TEST_P(TaskGroupTest, SpawnsMoveOnlyAndLargeCallables) {
+  std::atomic<std::int64_t> sum{0};
+  rt.run([&] {
+    weft::task_group g;
+    for (int i = 0; i < 100; ++i) {
+      g.spawn([p = std::make_unique<int>(i), &sum] { sum.fetch_add(*p); });
+    }
+    std::array<std::int64_t, 128> big{};
+    for (std::size_t k = 0; k < big.size(); ++k) big[k] = static_cast<std::int64_t>(k);
+    for (int i = 0; i < 10; ++i) {
+      g.spawn([big, &sum] {
+        for (auto v : big) sum.fetch_add(v);
+      });
+    }
+    g.wait();
+  });
+  EXPECT_EQ(sum.load(), 99 * 100 / 2 + 10 * (127 * 128 / 2));
+}
+
+TEST_P(TaskGroupTest, SpawnCopiesAnLvalueCallable) {
+  std::atomic<int> calls{0};
+  rt.run([&] {
+    weft::task_group g;
+    int tag = 1;
+    std::atomic<int> seen_tag{0};
+    auto f = [&calls, &seen_tag, tag] {
+      calls.fetch_add(1);
+      seen_tag.store(tag);
+    };
+    g.spawn(f);
+    tag = 2;  // the spawned copy captured tag by value earlier
+    g.spawn(f);
+    g.wait();
+    EXPECT_EQ(seen_tag.load(), 1);
+  });
+  EXPECT_EQ(calls.load(), 2);
+}
+
+// spawn() may be called from a thread outside the runtime into a group owned
+// by a task.
+TEST_P(TaskGroupTest, SpawnFromAnExternalThreadIntoATasksGroup) {
+  std::atomic<int> calls{0};
+  rt.run([&] {
+    weft::task_group g;
+    g.spawn([&] { calls.fetch_add(1); });
+    std::thread outside([&] {
+      for (int i = 0; i < 100; ++i) g.spawn([&] { calls.fetch_add(1); });
+    });
+    outside.join();  // blocks this worker briefly; the spawns are already queued
+    g.wait();
+  });
+  EXPECT_EQ(calls.load(), 101);
+}
+
+TEST_P(TaskGroupTest, NestedGroupsInsideSpawnedCalls) {
+  std::atomic<int> leaves{0};
+  rt.run([&] {
+    weft::task_group outer;
+    for (int i = 0; i < 16; ++i) {
+      outer.spawn([&] {
+        weft::task_group inner;
+        for (int j = 0; j < 16; ++j) {
+          inner.spawn([&] { weft::parallelize(4, [&](int) { leaves.fetch_add(1); }); });
+        }
+        inner.wait();
+      });
+    }
+    outer.wait();
+  });
+  EXPECT_EQ(leaves.load(), 16 * 16 * 4);
+}
+
+TEST_P(TaskGroupTest, RandomSpawnTreesAreCountedExactly) {
+  weft_test::seeded_rng rng;
+  for (int round = 0; round < 10; ++round) {
+    const auto fanout = rng.uniform(1, 6);
+    const auto depth = rng.uniform(1, 4);
+    SCOPED_TRACE(::testing::Message() << "fanout " << fanout << ", depth " << depth);
+    std::atomic<int> nodes{0};
+    std::function<void(int)> node = [&](int d) {
+      nodes.fetch_add(1);
+      if (d == 0) return;
+      weft::task_group g;
+      for (int k = 0; k < fanout; ++k) g.spawn([&node, d] { node(d - 1); });
+      g.wait();
+    };
+    rt.run([&] { node(depth); });
+    int expected = 0;
+    for (int d = 0, level = 1; d <= depth; ++d, level *= fanout) expected += level;
+    EXPECT_EQ(nodes.load(), expected);
+  }
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(TaskGroupTest);
+
+TEST(TaskGroupOutsideTest, GroupOwnedByAnOutsideThreadRunsInDefaultRuntime) {
+  std::atomic<int> calls{0};
+  weft::task_group g;
+  for (int i = 0; i < 500; ++i) g.spawn([&] { calls.fetch_add(1); });
+  g.wait();
+  EXPECT_EQ(calls.load(), 500);
+  for (int i = 0; i < 10; ++i) g.spawn([&] { calls.fetch_add(1); });
+  g.wait();
+  EXPECT_EQ(calls.load(), 510);
+}
+
+}  // namespace

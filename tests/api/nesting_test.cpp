@@ -1,0 +1,217 @@
+// Nested parallel calls: three and more levels deep with exact counts, and
+// recursion thousands of levels deep through parallelize, join and
+// task_group, with 1 worker and with many: no deadlock, no stack overflow.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "child_process.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+class NestingTest : public weft_test::WorkerCount {};
+
+TEST_P(NestingTest, ThreeLevelsOfParallelizeAreExact) {
+  constexpr int a = 7;
+  constexpr int b = 11;
+  constexpr int c = 13;
+  std::vector<std::atomic<int>> counts(a * b * c);
+  rt.run([&] {
+    weft::parallelize(a, [&](int i) {
+      weft::parallelize(b, [&](int j) {
+        weft::parallelize(c, [&](int k) { counts[static_cast<std::size_t>((i * b + j) * c + k)].fetch_add(1); });
+      });
+    });
+  });
+  for (std::size_t x = 0; x < counts.size(); ++x) ASSERT_EQ(counts[x].load(), 1) << "cell " << x;
+}
+
+TEST_P(NestingTest, FourLevelsMixingEveryPrimitiveAreExact) {
+  std::atomic<std::int64_t> leaves{0};
+  std::atomic<std::int64_t> sum{0};
+  rt.run([&] {
+    weft::parallelize(6, [&](int i) {
+      weft::task_group g;
+      for (int j = 0; j < 5; ++j) {
+        g.spawn([&, i, j] {
+          weft::join(
+              [&] {
+                weft::parallel_for(0, 100, 7, [&](int lo, int hi) {
+                  for (int k = lo; k < hi; ++k) {
+                    leaves.fetch_add(1);
+                    sum.fetch_add(i * 1000 + j * 100 + k);
+                  }
+                });
+              },
+              [&] { weft::parallelize(10, 2, [&](int) { leaves.fetch_add(1); }); });
+        });
+      }
+      g.wait();
+    });
+  });
+  EXPECT_EQ(leaves.load(), 6 * 5 * (100 + 10));
+  std::int64_t expected = 0;
+  for (int i = 0; i < 6; ++i) {
+    for (int j = 0; j < 5; ++j) {
+      for (int k = 0; k < 100; ++k) expected += i * 1000 + j * 100 + k;
+    }
+  }
+  EXPECT_EQ(sum.load(), expected);
+}
+
+// Each level calls parallelize(width, ...): index 0 recurses into the next
+// level, the other indices are leaves. Returns the depth reached.
+int descend_parallelize(int depth, int width, std::atomic<int>& leaves) {
+  if (depth == 0) return 0;
+  std::atomic<int> below{0};
+  weft::parallelize(width, [&](int i) {
+    if (i == 0) {
+      below.store(descend_parallelize(depth - 1, width, leaves) + 1);
+    } else {
+      leaves.fetch_add(1);
+    }
+  });
+  return below.load();
+}
+
+// The same through parallelize(2, 1, ...): at most one call in flight.
+int descend_capped(int depth) {
+  if (depth == 0) return 0;
+  std::atomic<int> below{0};
+  weft::parallelize(2, 1, [&](int i) {
+    if (i == 0) below.store(descend_capped(depth - 1) + 1);
+  });
+  return below.load();
+}
+
+// Through join, recursing in f (the caller's half).
+int descend_join(int depth) {
+  if (depth == 0) return 0;
+  auto [rest, one] = weft::join([depth] { return descend_join(depth - 1); }, [] { return 1; });
+  return rest + one;
+}
+
+// Through join, recursing in g (the half other workers may take).
+int descend_join_second(int depth) {
+  if (depth == 0) return 0;
+  auto [one, rest] = weft::join([] { return 1; }, [depth] { return descend_join_second(depth - 1); });
+  return rest + one;
+}
+
+// Through a task_group of one spawned call per level.
+int descend_group(int depth) {
+  if (depth == 0) return 0;
+  int below = 0;
+  weft::task_group g;
+  g.spawn([&below, depth] { below = descend_group(depth - 1) + 1; });
+  g.wait();
+  return below;
+}
+
+// Through runtime::run of the runtime the caller already runs in.
+int descend_run(weft::runtime& rt, int depth) {
+  if (depth == 0) return 0;
+  return rt.run([&rt, depth] { return descend_run(rt, depth - 1) + 1; });
+}
+
+constexpr int k_depth = 2000;
+
+// Runs `descend` on a runtime of its own in a child process and expects it to
+// return k_depth. A stack overflow kills its process: in a child it fails this
+// test alone, with the overflow report in the message, instead of ending the
+// whole executable.
+void expect_deep_recursion_completes(int workers, std::size_t stack_size, int (*descend)(weft::runtime&)) {
+  SCOPED_TRACE(::testing::Message() << workers << " workers, stack_size " << stack_size);
+  const auto r = weft_test::run_in_child([&] {
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = stack_size}};
+    const int reached = descend(rt);
+    if (reached != k_depth) {
+      std::fprintf(stderr, "recursion reached depth %d of %d\n", reached, k_depth);
+      return 1;
+    }
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+class DeepRecursionTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(DeepRecursionTest, ThroughParallelizeOfOne) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack, [](weft::runtime& rt) {
+      std::atomic<int> leaves{0};
+      const int depth = rt.run([&] { return descend_parallelize(k_depth, 1, leaves); });
+      return leaves.load() == 0 ? depth : -1;
+    });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughParallelizeOfTwo) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack, [](weft::runtime& rt) {
+      std::atomic<int> leaves{0};
+      const int depth = rt.run([&] { return descend_parallelize(k_depth, 2, leaves); });
+      return leaves.load() == k_depth ? depth : -1;
+    });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughCappedParallelize) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack,
+                                    [](weft::runtime& rt) { return rt.run([] { return descend_capped(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughJoin) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack,
+                                    [](weft::runtime& rt) { return rt.run([] { return descend_join(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughSecondHalfOfJoin) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(
+        GetParam(), stack, [](weft::runtime& rt) { return rt.run([] { return descend_join_second(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughTaskGroup) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack,
+                                    [](weft::runtime& rt) { return rt.run([] { return descend_group(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughRunOfTheSameRuntime) {
+  expect_deep_recursion_completes(GetParam(), weft::config{}.stack_size,
+                                  [](weft::runtime& rt) { return descend_run(rt, k_depth); });
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, DeepRecursionTest, ::testing::ValuesIn(weft_test::k_worker_counts),
+                         weft_test::worker_count_name);
+
+// Many deep recursions at once.
+TEST_P(NestingTest, ParallelDeepRecursions) {
+  std::atomic<int> total{0};
+  rt.run([&] { weft::parallelize(8, [&](int) { total.fetch_add(descend_join(500)); }); });
+  EXPECT_EQ(total.load(), 8 * 500);
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(NestingTest);
+
+TEST(NestingOutsideTest, Recursion2000DeepFromOutsideAnyRuntime) {
+  std::atomic<int> leaves{0};
+  EXPECT_EQ(descend_parallelize(2000, 2, leaves), 2000);
+  EXPECT_EQ(leaves.load(), 2000);
+  EXPECT_EQ(descend_join(2000), 2000);
+}
+
+}  // namespace

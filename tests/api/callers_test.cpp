@@ -1,0 +1,159 @@
+// Many external threads calling at once, repeatedly: parallelize, join,
+// task_group and runtime::run against one runtime and against the default
+// runtime; results exact.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "sanitizers.hpp"
+#include "seeded_rng.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+constexpr int k_threads = 8;
+
+std::uint64_t fib_join(int n) {
+  if (n < 2) return static_cast<std::uint64_t>(n);
+  auto [a, b] = weft::join([n] { return fib_join(n - 1); }, [n] { return fib_join(n - 2); });
+  return a + b;
+}
+
+// One round of work of caller t: every primitive, each with an exact result.
+// Returns a description of the first wrong result, or an empty string.
+std::string one_round(int t, int round) {
+  const int n = 1000 + 37 * t + round;
+  std::atomic<std::int64_t> sum{0};
+  weft::parallelize(n, [&](int i) { sum.fetch_add(i); });
+  if (sum.load() != std::int64_t{n} * (n - 1) / 2) return "parallelize sum " + std::to_string(sum.load());
+
+  std::atomic<int> capped{0};
+  weft::parallelize(100, 1 + t % 3, [&](int) { capped.fetch_add(1); });
+  if (capped.load() != 100) return "capped parallelize count " + std::to_string(capped.load());
+
+  std::atomic<std::int64_t> covered{0};
+  weft::parallel_for(-t * 100, 5000, 16, [&](int b, int e) { covered.fetch_add(e - b); });
+  if (covered.load() != 5000 + t * 100) return "parallel_for items " + std::to_string(covered.load());
+
+  auto [f, tag] = weft::join([] { return fib_join(15); }, [t] { return t; });
+  if (f != 610 || tag != t) return "join";
+
+  std::atomic<int> spawned{0};
+  weft::task_group g;
+  for (int k = 0; k < 50; ++k) g.spawn([&] { spawned.fetch_add(1); });
+  g.wait();
+  if (spawned.load() != 50) return "task_group count " + std::to_string(spawned.load());
+  return {};
+}
+
+// Runs `body(t, round)` on k_threads external threads, `rounds` times each;
+// every failure is reported with its thread and round.
+void from_many_threads(int rounds, const std::function<std::string(int, int)>& body) {
+  std::vector<std::string> failures(k_threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < k_threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int round = 0; round < rounds; ++round) {
+        try {
+          if (std::string f = body(t, round); !f.empty()) {
+            failures[static_cast<std::size_t>(t)] = "round " + std::to_string(round) + ": " + f;
+            return;
+          }
+        } catch (const std::exception& e) {
+          failures[static_cast<std::size_t>(t)] = "round " + std::to_string(round) + ": exception " + e.what();
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (int t = 0; t < k_threads; ++t) EXPECT_EQ(failures[static_cast<std::size_t>(t)], "") << "thread " << t;
+}
+
+const int k_rounds = static_cast<int>(weft_test::scaled(30, 3));
+
+class CallersTest : public weft_test::WorkerCount {};
+
+TEST_P(CallersTest, ManyThreadsRunWorkInOneRuntime) {
+  from_many_threads(k_rounds, [&](int t, int round) {
+    return rt.run([&] {
+      if (weft::worker_index() < 0 || weft::worker_index() >= workers()) return std::string("bad worker index");
+      return one_round(t, round);
+    });
+  });
+}
+
+TEST_P(CallersTest, ManyThreadsCallRunWithResults) {
+  from_many_threads(k_rounds * 10, [&](int t, int round) -> std::string {
+    const int v = rt.run([t, round] { return t * 1000 + round; });
+    if (v != t * 1000 + round) return "run returned " + std::to_string(v);
+    auto s = rt.run([t] { return std::to_string(t); });
+    if (s != std::to_string(t)) return "run returned " + s;
+    return {};
+  });
+}
+
+// Half the threads use this runtime, half the default one.
+TEST_P(CallersTest, ManyThreadsOverTwoRuntimes) {
+  from_many_threads(k_rounds, [&](int t, int round) {
+    if (t % 2 == 0) return rt.run([&] { return one_round(t, round); });
+    return one_round(t, round);
+  });
+}
+
+// A task that starts a thread of its own: that thread is outside every
+// runtime, so its calls go to the default runtime.
+TEST_P(CallersTest, ThreadStartedInsideATaskCallsFromOutside) {
+  std::string failure = "not run";
+  rt.run([&] {
+    std::thread inner([&] {
+      if (weft::on_worker()) {
+        failure = "a thread started by a task counts as a worker";
+        return;
+      }
+      failure = one_round(0, 0);
+    });
+    inner.join();
+  });
+  EXPECT_EQ(failure, "");
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(CallersTest);
+
+TEST(CallersDefaultRuntimeTest, ManyThreadsCallFreeFunctions) {
+  from_many_threads(k_rounds, one_round);
+}
+
+TEST(CallersDefaultRuntimeTest, ManyThreadsCallDefaultRuntimeRun) {
+  from_many_threads(k_rounds, [](int t, int round) {
+    return weft::default_runtime().run([&] { return one_round(t, round); });
+  });
+}
+
+// Threads that come and go, each making a few calls.
+TEST(CallersDefaultRuntimeTest, ShortLivedThreads) {
+  weft_test::seeded_rng rng;
+  std::atomic<int> bad{0};
+  for (int wave = 0; wave < 10; ++wave) {
+    const int count = rng.uniform(1, 16);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < count; ++t) {
+      pool.emplace_back([&, t] {
+        std::atomic<int> calls{0};
+        weft::parallelize(64 + t, [&](int) { calls.fetch_add(1); });
+        if (calls.load() != 64 + t) bad.fetch_add(1);
+      });
+    }
+    for (auto& th : pool) th.join();
+  }
+  EXPECT_EQ(bad.load(), 0);
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+// Bad arguments of the loops throw std::invalid_argument naming the parameter
+// (negative n, num_workers < 1, grain < 1, last < first), call nothing, and
+// do so both from outside a runtime and inside one.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+
+#include <weft/weft.hpp>
+
+#include "expect_names.hpp"
+#include "index_types.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+using weft_test::expect_invalid_argument;
+
+class ArgumentsTest : public weft_test::WorkerCount {
+ protected:
+  // Runs f inside the runtime and outside of any, so that both paths check.
+  template <class F>
+  void both_ways(F f, std::string_view parameter) {
+    {
+      SCOPED_TRACE("called from outside any runtime");
+      expect_invalid_argument(f, parameter);
+    }
+    {
+      SCOPED_TRACE("called inside a task of the runtime");
+      expect_invalid_argument([&] { rt.run(f); }, parameter);
+    }
+  }
+
+  std::atomic<int> calls{0};
+};
+
+TEST_P(ArgumentsTest, NegativeCountThrowsForEverySignedType) {
+  weft_test::for_each_index_type([&]<class I>(const char* type) {
+    if constexpr (std::is_signed_v<I>) {
+      SCOPED_TRACE(type);
+      for (const I n : {I(-1), I(-2), std::numeric_limits<I>::min()}) {
+        both_ways([&] { weft::parallelize(n, [&](I) { calls.fetch_add(1); }); }, "n");
+        both_ways([&] { weft::parallelize(n, 2, [&](I) { calls.fetch_add(1); }); }, "n");
+      }
+    }
+  });
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST_P(ArgumentsTest, NumWorkersBelowOneThrows) {
+  for (const int k : {0, -1, -5, INT_MIN}) {
+    SCOPED_TRACE(::testing::Message() << "num_workers " << k);
+    both_ways([&] { weft::parallelize(100, k, [&](int) { calls.fetch_add(1); }); }, "num_workers");
+    both_ways([&] { weft::parallelize(std::uint64_t{100}, k, [&](std::uint64_t) { calls.fetch_add(1); }); },
+              "num_workers");
+    // A bad num_workers is an error even when there is nothing to do.
+    both_ways([&] { weft::parallelize(0, k, [&](int) { calls.fetch_add(1); }); }, "num_workers");
+  }
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST_P(ArgumentsTest, GrainBelowOneThrows) {
+  for (const int grain : {0, -1, -100, INT_MIN}) {
+    SCOPED_TRACE(::testing::Message() << "grain " << grain);
+    both_ways([&] { weft::parallel_for(0, 100, grain, [&](int, int) { calls.fetch_add(1); }); }, "grain");
+    // Also when the range is empty.
+    both_ways([&] { weft::parallel_for(5, 5, grain, [&](int, int) { calls.fetch_add(1); }); }, "grain");
+  }
+  both_ways([&] { weft::parallel_for(0u, 100u, 0u, [&](unsigned, unsigned) { calls.fetch_add(1); }); }, "grain");
+  both_ways([&] { weft::parallel_for<std::int8_t>(0, 100, -1, [&](std::int8_t, std::int8_t) { calls.fetch_add(1); }); },
+            "grain");
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST_P(ArgumentsTest, LastBeforeFirstThrows) {
+  both_ways([&] { weft::parallel_for(10, 5, [&](int, int) { calls.fetch_add(1); }); }, "last");
+  both_ways([&] { weft::parallel_for(10, 5, 1, [&](int, int) { calls.fetch_add(1); }); }, "last");
+  both_ways([&] { weft::parallel_for(0, -1, [&](int, int) { calls.fetch_add(1); }); }, "last");
+  both_ways([&] { weft::parallel_for(INT_MAX, INT_MIN, [&](int, int) { calls.fetch_add(1); }); }, "last");
+  both_ways([&] { weft::parallel_for(1u, 0u, [&](unsigned, unsigned) { calls.fetch_add(1); }); }, "last");
+  both_ways(
+      [&] {
+        weft::parallel_for(std::numeric_limits<std::uint64_t>::max(), std::uint64_t{0}, std::uint64_t{4},
+                           [&](std::uint64_t, std::uint64_t) { calls.fetch_add(1); });
+      },
+      "last");
+  EXPECT_EQ(calls.load(), 0);
+}
+
+TEST_P(ArgumentsTest, RuntimeStaysUsableAfterBadArguments) {
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_THROW(rt.run([] { weft::parallelize(-1, [](int) {}); }), std::invalid_argument);
+    EXPECT_THROW(rt.run([] { weft::parallelize(1, 0, [](int) {}); }), std::invalid_argument);
+  }
+  std::atomic<int> n{0};
+  rt.run([&] { weft::parallelize(1000, [&](int) { n.fetch_add(1); }); });
+  EXPECT_EQ(n.load(), 1000);
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(ArgumentsTest);
+
+}  // namespace

@@ -185,3 +185,14 @@ inline child_result run_in_child(const std::function<int()>& body,
 }
 
 }  // namespace weft_test
+
+// Inside a child body: when cond is false, prints it to stderr with its line
+// and returns `code` from the body (the child's exit code). A macro because
+// it returns from the caller.
+#define WEFT_CHILD_CHECK(cond, code)                                                        \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
+      std::fprintf(stderr, "child check failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      return code;                                                                          \
+    }                                                                                       \
+  } while (false)

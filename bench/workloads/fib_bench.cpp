@@ -1,5 +1,10 @@
-// fib(n): fork n-1, run n-2 inline, no cutoff. Isolates spawn + join cost.
-#include <benchmark/benchmark.h>
+// fib(n): fork fib(n-1), run fib(n-2) inline, join; no cutoff. Isolates the
+// cost of a spawn and a join: fib(n) spawns fib(n+1) - 1 tasks (1 346 268 for
+// n = 30) that do almost nothing else.
+//
+// Inputs: n = 30 (serial, weft, oneTBB, OpenMP) and n = 25 (the same plus
+// Boost.Fiber, which needs seconds per fib(30)).
+#include <string>
 
 #include "peers.hpp"
 
@@ -9,9 +14,35 @@
 
 namespace {
 
-constexpr int k_n = 30;
-
 long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
+
+// Spawned calls of fib(n): one per inner node of the call tree.
+double spawns(int n) {
+  double a = 0;  // fib(0)
+  double b = 1;  // fib(1)
+  for (int i = 0; i < n + 1; ++i) {
+    const double c = a + b;
+    a = b;
+    b = c;
+  }
+  return a - 1;  // fib(n + 1) - 1
+}
+
+void finish(benchmark::State& state, int n, long result) {
+  bench::check(state, result == fib_serial(n), "wrong result: fib(" + std::to_string(n) + ") = " + std::to_string(result));
+  bench::set_tasks(state, spawns(n));
+}
+
+void serial(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  long r = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(n);
+    r = fib_serial(n);
+    benchmark::DoNotOptimize(r);
+  }
+  finish(state, n, r);
+}
 
 long fib_weft(int n) {
   if (n < 2) return n;
@@ -19,28 +50,14 @@ long fib_weft(int n) {
   return a + b;
 }
 
-void report(benchmark::State& state, long result) {
-  if (result != fib_serial(k_n)) state.SkipWithError("wrong result");
-  state.counters["spawns"] = benchmark::Counter(static_cast<double>(state.iterations()) * 1346268.0,
-                                                benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
-
-void fib_serial_bench(benchmark::State& state) {
+void weft_variant(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  weft::runtime& rt = bench::weft_runtime(static_cast<int>(state.range(1)));
+  rt.reset_stats();
   long r = 0;
-  int n = k_n;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(n);
-    r = fib_serial(n);
-    benchmark::DoNotOptimize(r);
-  }
-  report(state, r);
-}
-
-void fib_weft_bench(benchmark::State& state) {
-  weft::runtime& rt = bench::weft_runtime(static_cast<int>(state.range(0)));
-  long r = 0;
-  for (auto _ : state) r = rt.run([] { return fib_weft(k_n); });
-  report(state, r);
+  for (auto _ : state) r = rt.run([n] { return fib_weft(n); });
+  bench::set_weft_stats(state, rt);
+  finish(state, n, r);
 }
 
 #if WEFT_BENCH_HAVE_TBB
@@ -55,11 +72,12 @@ long fib_tbb(int n) {
   return a + b;
 }
 
-void fib_tbb_bench(benchmark::State& state) {
-  auto& arena = bench::tbb_arena(static_cast<int>(state.range(0)));
+void tbb_variant(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  auto& arena = bench::tbb_arena(static_cast<int>(state.range(1)));
   long r = 0;
-  for (auto _ : state) arena.execute([&] { r = fib_tbb(k_n); });
-  report(state, r);
+  for (auto _ : state) arena.execute([&] { r = fib_tbb(n); });
+  finish(state, n, r);
 }
 #endif
 
@@ -75,27 +93,61 @@ long fib_omp(int n) {
   return a + b;
 }
 
-void fib_omp_bench(benchmark::State& state) {
-  const int workers = static_cast<int>(state.range(0));
+void omp_variant(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  const int workers = static_cast<int>(state.range(1));
   long r = 0;
   for (auto _ : state) {
 #pragma omp parallel num_threads(workers)
 #pragma omp single
-    r = fib_omp(k_n);
+    r = fib_omp(n);
   }
-  report(state, r);
+  finish(state, n, r);
 }
 #endif
 
-}  // namespace
+#if WEFT_BENCH_HAVE_BOOST_FIBER
+long fib_boost(int n) {
+  if (n < 2) return n;
+  long b = 0;
+  boost::fibers::fiber child(std::allocator_arg, bench::boost_fiber_stack(), [&b, n] { b = fib_boost(n - 1); });
+  const long a = fib_boost(n - 2);
+  child.join();
+  return a + b;
+}
 
-BENCHMARK(fib_serial_bench)->Name("fib/serial")->Unit(benchmark::kMillisecond);
-BENCHMARK(fib_weft_bench)->Name("fib/weft")->ArgName("workers")->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+void boost_fiber_variant(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::string error;
+  if (bench::boost_fiber_pool::get(static_cast<int>(state.range(1)), &error) == nullptr) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  long r = 0;
+  for (auto _ : state) r = fib_boost(n);
+  finish(state, n, r);
+}
+#endif
+
+void register_input(int n, bool with_fibers) {
+  bench::add_serial("fib/serial", serial, {{"n", n}});
+  bench::add_parallel("fib/weft", weft_variant, {{"n", n}});
 #if WEFT_BENCH_HAVE_TBB
-BENCHMARK(fib_tbb_bench)->Name("fib/tbb")->ArgName("workers")->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::add_parallel("fib/tbb", tbb_variant, {{"n", n}});
 #endif
 #if WEFT_BENCH_HAVE_OPENMP
-BENCHMARK(fib_omp_bench)->Name("fib/omp")->ArgName("workers")->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  bench::add_parallel("fib/omp", omp_variant, {{"n", n}});
 #endif
+#if WEFT_BENCH_HAVE_BOOST_FIBER
+  if (with_fibers) bench::add_parallel("fib/boost_fiber", boost_fiber_variant, {{"n", n}});
+#endif
+  (void)with_fibers;
+}
 
-BENCHMARK_MAIN();
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_input(30, false);
+  register_input(25, true);
+  return bench::main(argc, argv);
+}

@@ -1,0 +1,320 @@
+// weft::mutex, weft::condition_variable, weft::latch: mutual exclusion, no
+// lost notification, no deadlock when waiting fibers suspend, with 1 worker
+// and with many, and together with threads outside any runtime.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "sanitizers.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+// Notes when two holders of a lock overlap.
+struct exclusion_check {
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  void enter() {
+    if (inside.fetch_add(1) != 0) overlaps.fetch_add(1);
+  }
+  void leave() { inside.fetch_sub(1); }
+};
+
+class SyncTest : public weft_test::WorkerCount {};
+
+// ---- mutex ----
+
+TEST_P(SyncTest, MutexExcludesUnderContention) {
+  weft::mutex m;
+  exclusion_check check;
+  std::int64_t counter = 0;  // guarded by m; deliberately not atomic
+  constexpr int n = 20'000;
+  rt.run([&] {
+    weft::parallelize(n, [&](int i) {
+      std::lock_guard lock(m);
+      check.enter();
+      ++counter;
+      if (i % 64 == 0) weft::yield();  // suspend while holding it, now and then
+      check.leave();
+    });
+  });
+  EXPECT_EQ(counter, n);
+  EXPECT_EQ(check.overlaps.load(), 0);
+}
+
+TEST_P(SyncTest, TryLockFailsWhileHeld) {
+  weft::mutex m;
+  rt.run([&] {
+    ASSERT_TRUE(m.try_lock());
+    std::atomic<bool> other_got_it{true};
+    std::thread outside([&] { other_got_it = m.try_lock(); });
+    outside.join();
+    EXPECT_FALSE(other_got_it.load());
+    m.unlock();
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+  });
+}
+
+TEST_P(SyncTest, MutexWorksWithStandardLockTypes) {
+  weft::mutex a;
+  weft::mutex b;
+  std::int64_t x = 0;
+  rt.run([&] {
+    weft::parallelize(2000, [&](int i) {
+      if (i % 2 == 0) {
+        std::scoped_lock lock(a, b);
+        ++x;
+      } else {
+        std::unique_lock lock(b);
+        std::unique_lock lock2(a);
+        ++x;
+      }
+    });
+  });
+  EXPECT_EQ(x, 2000);
+}
+
+// A task holds the mutex across a nested parallel call: the others wait for
+// it (suspended), the nested call still runs, even on one worker.
+TEST_P(SyncTest, MutexHeldAcrossANestedParallelCall) {
+  weft::mutex m;
+  exclusion_check check;
+  std::atomic<int> inner{0};
+  rt.run([&] {
+    weft::parallelize(32, [&](int) {
+      std::lock_guard lock(m);
+      check.enter();
+      weft::parallelize(50, [&](int) { inner.fetch_add(1); });
+      auto [a, b] = weft::join([] { return 1; }, [] { return 2; });
+      inner.fetch_add(a + b - 3);
+      check.leave();
+    });
+  });
+  EXPECT_EQ(inner.load(), 32 * 50);
+  EXPECT_EQ(check.overlaps.load(), 0);
+}
+
+// Fibers of the runtime and threads outside it share one mutex.
+TEST_P(SyncTest, MutexSharedByFibersAndOutsideThreads) {
+  weft::mutex m;
+  exclusion_check check;
+  std::int64_t counter = 0;
+  constexpr int per_caller = 2000;
+  std::vector<std::thread> outside;
+  for (int t = 0; t < 3; ++t) {
+    outside.emplace_back([&] {
+      for (int i = 0; i < per_caller; ++i) {
+        std::lock_guard lock(m);
+        check.enter();
+        ++counter;
+        check.leave();
+      }
+    });
+  }
+  rt.run([&] {
+    weft::parallelize(per_caller, [&](int) {
+      std::lock_guard lock(m);
+      check.enter();
+      ++counter;
+      check.leave();
+    });
+  });
+  for (auto& th : outside) th.join();
+  EXPECT_EQ(counter, 4 * per_caller);
+  EXPECT_EQ(check.overlaps.load(), 0);
+}
+
+// ---- condition_variable ----
+
+// Producers and consumers, all tasks: every item is consumed exactly once.
+TEST_P(SyncTest, ProducersAndConsumersLoseNothing) {
+  weft::mutex m;
+  weft::condition_variable cv;
+  std::deque<int> queue;
+  bool closed = false;
+  constexpr int producers = 4;
+  constexpr int per_producer = 2000;
+  std::vector<std::atomic<int>> consumed(producers * per_producer);
+  rt.run([&] {
+    weft::task_group consumers;
+    for (int c = 0; c < 3; ++c) {
+      consumers.spawn([&] {
+        for (;;) {
+          std::unique_lock lock(m);
+          cv.wait(lock, [&] { return !queue.empty() || closed; });
+          if (queue.empty()) return;
+          const int v = queue.front();
+          queue.pop_front();
+          lock.unlock();
+          consumed[static_cast<std::size_t>(v)].fetch_add(1);
+        }
+      });
+    }
+    weft::parallelize(producers, [&](int p) {
+      for (int i = 0; i < per_producer; ++i) {
+        {
+          std::lock_guard lock(m);
+          queue.push_back(p * per_producer + i);
+        }
+        cv.notify_one();
+      }
+    });
+    {
+      std::lock_guard lock(m);
+      closed = true;
+    }
+    cv.notify_all();
+    consumers.wait();
+  });
+  for (std::size_t i = 0; i < consumed.size(); ++i) ASSERT_EQ(consumed[i].load(), 1) << "item " << i;
+}
+
+// Two tasks hand a token back and forth: a lost notification would hang.
+TEST_P(SyncTest, PingPongNeverLosesANotification) {
+  weft::mutex m;
+  weft::condition_variable cv;
+  int turn = 0;
+  constexpr int rounds = static_cast<int>(weft_test::scaled(2000, 4));
+  rt.run([&] {
+    weft::join(
+        [&] {
+          for (int r = 0; r < rounds; ++r) {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return turn == 0; });
+            turn = 1;
+            cv.notify_one();
+          }
+        },
+        [&] {
+          for (int r = 0; r < rounds; ++r) {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return turn == 1; });
+            turn = 0;
+            cv.notify_one();
+          }
+        });
+  });
+  EXPECT_EQ(turn, 0);
+}
+
+TEST_P(SyncTest, NotifyAllWakesEveryWaiter) {
+  weft::mutex m;
+  weft::condition_variable cv;
+  bool go = false;
+  std::atomic<int> waiting{0};
+  std::atomic<int> woken{0};
+  constexpr int waiters = 20;
+  std::thread outside_waiter([&] {
+    std::unique_lock lock(m);
+    waiting.fetch_add(1);
+    cv.wait(lock, [&] { return go; });
+    woken.fetch_add(1);
+  });
+  rt.run([&] {
+    weft::task_group g;
+    for (int i = 0; i < waiters; ++i) {
+      g.spawn([&] {
+        std::unique_lock lock(m);
+        waiting.fetch_add(1);
+        cv.wait(lock, [&] { return go; });
+        woken.fetch_add(1);
+      });
+    }
+    g.spawn([&] {
+      while (waiting.load() < waiters + 1) weft::yield();
+      {
+        std::lock_guard lock(m);
+        go = true;
+      }
+      cv.notify_all();
+    });
+    g.wait();
+  });
+  outside_waiter.join();
+  EXPECT_EQ(woken.load(), waiters + 1);
+}
+
+TEST_P(SyncTest, WaitWithoutOwningTheLockThrows) {
+  weft::mutex m;
+  weft::condition_variable cv;
+  rt.run([&] {
+    std::unique_lock<weft::mutex> lock(m, std::defer_lock);
+    EXPECT_THROW(cv.wait(lock), std::invalid_argument);
+  });
+}
+
+// ---- latch ----
+
+TEST_P(SyncTest, LatchReleasesWaitersWhenCountReachesZero) {
+  constexpr int n = 64;
+  weft::latch done(n);
+  std::atomic<int> before{0};
+  rt.run([&] {
+    weft::task_group g;
+    for (int i = 0; i < n; ++i) {
+      g.spawn([&] {
+        before.fetch_add(1);
+        done.count_down();
+      });
+    }
+    done.wait();
+    EXPECT_EQ(before.load(), n);
+    EXPECT_TRUE(done.try_wait());
+    g.wait();
+  });
+}
+
+// Every task waits for all of them: they must all be able to suspend.
+TEST_P(SyncTest, ArriveAndWaitWithMoreTasksThanWorkers) {
+  constexpr int n = 40;
+  weft::latch all(n);
+  std::atomic<int> arrived{0};
+  std::atomic<int> early{0};
+  rt.run([&] {
+    weft::task_group g;
+    for (int i = 0; i < n; ++i) {
+      g.spawn([&] {
+        arrived.fetch_add(1);
+        all.arrive_and_wait();
+        if (arrived.load() != n) early.fetch_add(1);
+      });
+    }
+    g.wait();
+  });
+  EXPECT_EQ(early.load(), 0);
+}
+
+TEST_P(SyncTest, LatchWaitedOnFromOutside) {
+  weft::latch done(3);
+  std::thread caller([&] { rt.run([&] { weft::parallelize(3, [&](int) { done.count_down(); }); }); });
+  done.wait();
+  EXPECT_TRUE(done.try_wait());
+  caller.join();
+}
+
+TEST_P(SyncTest, LatchArgumentsAreChecked) {
+  EXPECT_THROW(weft::latch(-1), std::invalid_argument);
+  weft::latch l(2);
+  EXPECT_FALSE(l.try_wait());
+  EXPECT_THROW(l.count_down(-1), std::invalid_argument);
+  EXPECT_THROW(l.count_down(3), std::invalid_argument);
+  l.count_down(2);
+  EXPECT_TRUE(l.try_wait());
+  weft::latch zero(0);
+  EXPECT_TRUE(zero.try_wait());
+  zero.wait();
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(SyncTest);
+
+}  // namespace

@@ -17,6 +17,29 @@ std::vector<std::function<void()>>& exit_hooks() {
   return hooks;
 }
 
+// Writes this process's peak resident set size (VmHWM of /proc/self/status,
+// in KiB) to the file named by WEFT_BENCH_RSS_FILE, if set. tools/bench runs
+// one benchmark per process and reports it. (A parent's wait4() cannot tell:
+// Linux folds the RSS of the forked copy of the parent, before exec, into the
+// child's ru_maxrss.)
+void write_peak_rss() {
+  const char* path = std::getenv("WEFT_BENCH_RSS_FILE");
+  if (path == nullptr) return;
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  if (status == nullptr) return;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+  }
+  std::fclose(status);
+  if (kib < 0) return;
+  if (std::FILE* out = std::fopen(path, "w")) {
+    std::fprintf(out, "%ld\n", kib);
+    std::fclose(out);
+  }
+}
+
 }  // namespace
 
 int max_workers() {
@@ -107,6 +130,7 @@ int run(int argc, char** argv, const std::string& peers) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   for (auto& hook : exit_hooks()) hook();
+  write_peak_rss();
   return 0;
 }
 

@@ -384,8 +384,9 @@ TEST(SleepStress, ConcurrentProducers) {
 }
 
 // The race of the parking protocol: workers held between prepare_park() and
-// their re-check while notifications fire. Each iteration arms the window
-// and waits until every worker is either held in it or asleep in
+// their re-check while notifications fire. Each iteration arms the window,
+// often wakes the sleepers without work (so that they come back through the
+// window), waits until every worker is either held in it or asleep in
 // commit_park(), then publishes 1..K items with notify_one() after each, and
 // releases the held workers before, between or after the notifications, each
 // after its own random delay. Every item must then be processed: a notify
@@ -449,6 +450,14 @@ TEST(SleepStress, NotifyWhileWaitersBetweenPrepareAndCommit) {
   while (st::clock_type::now() < deadline && !errs.any()) {
     ++iterations;
     arm();
+    // Wake sleepers without work now and then, so that they come back
+    // through the window and are held there.
+    switch (r.below(4)) {
+      case 0:
+      case 1: pool.sleepers().notify_all(); break;
+      case 2: pool.sleepers().notify_one(); break;
+      default: break;
+    }
     if (!st::wait_until([&] { return held_now() + pool.in_commit() == workers; })) {
       errs.add("iteration " + std::to_string(iterations) + ": a worker is neither held nor parked: " +
                describe(src, pool) + ", held " + std::to_string(held_now()));

@@ -45,18 +45,23 @@ class work_source {
     std::atomic<std::uint64_t>& p = m_slots[static_cast<std::size_t>(s)].m_published;
     p.store(p.load(std::memory_order_relaxed) + n, std::memory_order_release);
   }
-  // Takes one visible item from some source, starting at `start` (a
-  // successful pop or steal).
+  // Takes one visible item of source s (a successful pop or steal).
+  bool try_claim_from(int s) {
+    slot& sl = m_slots[static_cast<std::size_t>(s)];
+    std::uint64_t c = sl.m_claimed.load(std::memory_order_acquire);
+    while (c < sl.m_published.load(std::memory_order_acquire)) {
+      if (sl.m_claimed.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  // Takes one visible item of any source, trying them from `start` on (a
+  // steal round).
   bool try_claim(std::uint64_t start) {
     const std::size_t n = m_slots.size();
     for (std::size_t k = 0; k < n; ++k) {
-      slot& sl = m_slots[(start + k) % n];
-      std::uint64_t c = sl.m_claimed.load(std::memory_order_acquire);
-      while (c < sl.m_published.load(std::memory_order_acquire)) {
-        if (sl.m_claimed.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-          return true;
-        }
-      }
+      if (try_claim_from(static_cast<int>((start + k) % n))) return true;
     }
     return false;
   }
@@ -198,7 +203,7 @@ class worker_pool {
     st::fast_rng r(m_opt.seed * 31 + static_cast<std::uint64_t>(w) + 1);
     bool searching = false;
     for (;;) {
-      if (m_src.try_claim(static_cast<std::uint64_t>(m_opt.first_source + w))) {  // the local pop first
+      if (m_src.try_claim_from(m_opt.first_source + w)) {  // the local pop
         if (searching) {
           searching = false;
           m_sleep.found_work();

@@ -403,7 +403,9 @@ TEST_P(ExceptionsTest, RethrowAfterParallelCallInsideCatchBlock) {
           try {
             throw item_error{i};
           } catch (...) {
-            weft::parallelize(64, [](int) { std::this_thread::yield(); });
+            std::atomic<int> inner{0};
+            weft::parallelize(64, [&](int) { inner.fetch_add(1); });
+            if (inner.load() != 64) bad.fetch_add(1);
             weft::join([] { weft::yield(); }, [] {});
             throw;
           }

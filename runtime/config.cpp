@@ -91,7 +91,6 @@ config resolve_config(config cfg) {
   return cfg;
 }
 
-// The config of the default runtime: config{} plus WEFT_STACK_SIZE.
 config default_config() {
   config cfg;
   if (const char* env = std::getenv("WEFT_STACK_SIZE")) {

@@ -16,8 +16,6 @@
 
 namespace weft::rt {
 
-config default_config();
-
 scheduler& default_scheduler();
 
 }  // namespace weft::rt

@@ -91,4 +91,8 @@ std::uint64_t fork_generation() noexcept;
 // hardware). Throws std::invalid_argument naming the bad field or variable.
 config resolve_config(config cfg);
 
+// The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
+// std::invalid_argument for a bad value.
+config default_config();
+
 }  // namespace weft::rt

@@ -15,11 +15,6 @@
 #include "watchdog.hpp"
 #include "weft/config.hpp"
 
-namespace weft::rt {
-// Defined in runtime/config.cpp; declared where it is used (runtime.cpp).
-config default_config();
-}  // namespace weft::rt
-
 namespace {
 
 using weft::config;

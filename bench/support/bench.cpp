@@ -61,6 +61,27 @@ int max_workers() {
 
 std::vector<int> worker_counts() {
   std::vector<int> counts;
+  if (const char* env = std::getenv("WEFT_BENCH_WORKERS")) {
+    // A comma-separated list, e.g. "1,2,4,8,16": for large machines, where
+    // every count from 1 would take too long. Counts above max_workers() are
+    // dropped.
+    const char* p = env;
+    while (*p != '\0') {
+      char* end = nullptr;
+      const long v = std::strtol(p, &end, 10);
+      if (end == p || v < 1) {
+        std::fprintf(stderr, "WEFT_BENCH_WORKERS=%s: expected a comma-separated list of positive integers\n", env);
+        std::exit(2);
+      }
+      if (v <= max_workers()) counts.push_back(static_cast<int>(v));
+      p = *end == ',' ? end + 1 : end;
+      if (*end != ',' && *end != '\0') {
+        std::fprintf(stderr, "WEFT_BENCH_WORKERS=%s: expected a comma-separated list of positive integers\n", env);
+        std::exit(2);
+      }
+    }
+    return counts;
+  }
   for (int w = 1; w <= max_workers(); ++w) counts.push_back(w);
   return counts;
 }

@@ -22,7 +22,8 @@ namespace bench {
 // WEFT_BENCH_MAX_WORKERS (a positive integer), else the hardware thread count.
 int max_workers();
 
-// The worker counts every parallel variant is registered for: 1 .. max_workers().
+// The worker counts every parallel variant is registered for: 1 ..
+// max_workers(), or the list in WEFT_BENCH_WORKERS ("1,2,4,8,16") if set.
 std::vector<int> worker_counts();
 
 using function = void (*)(benchmark::State&);

@@ -45,9 +45,10 @@ inline weft::runtime& weft_runtime(int workers) {
   return *slot;
 }
 
-// Records weft's scheduler counters of a run of `iterations` iterations, per
-// iteration: steals, fiber switches, suspensions, fibers created. Take `before`
-// with rt.reset_stats() (the runtime is idle between benchmarks).
+// Records weft's scheduler counters since the last rt.reset_stats(), per
+// iteration of `state`: steals, fiber switches, suspensions; and the fiber
+// stacks created in all. Call rt.reset_stats() before the timing loop (the
+// runtime is idle then, so the counters start exact).
 inline void set_weft_stats(benchmark::State& state, const weft::runtime& rt) {
   const weft::worker_stats s = rt.stats().total;
   const double n = state.iterations() > 0 ? static_cast<double>(state.iterations()) : 1.0;

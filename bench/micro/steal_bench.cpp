@@ -4,8 +4,8 @@
 //   steal       g returns at once: push, steal, join of a finished (or just
 //               finishing) child.
 //   steal_wait  g runs for 2 us after it started: the parent reaches the join
-//               first and must wait; weft suspends its fiber and resumes it
-//               when g completes (counter "suspensions").
+//               first and must wait for it (weft's counter "suspensions" says
+//               whether it suspended its fiber or waited without switching).
 // Variants: weft::join, tbb::task_group (run + wait), OpenMP task + taskwait;
 // all on 2 workers. f gives up after 1 s if g never starts (counter
 // "not_stolen": should be 0).
@@ -49,7 +49,6 @@ std::chrono::nanoseconds child_work(const benchmark::State& state) { return std:
 
 void finish(benchmark::State& state, long not_stolen) {
   state.counters["not_stolen"] = benchmark::Counter(static_cast<double>(not_stolen));
-  bench::set_tasks(state, 1);
 }
 
 void weft_variant(benchmark::State& state) {

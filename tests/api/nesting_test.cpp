@@ -114,12 +114,6 @@ int descend_group(int depth) {
   return below;
 }
 
-// Through runtime::run of the runtime the caller already runs in.
-int descend_run(weft::runtime& rt, int depth) {
-  if (depth == 0) return 0;
-  return rt.run([&rt, depth] { return descend_run(rt, depth - 1) + 1; });
-}
-
 constexpr int k_depth = 2000;
 
 // Runs `descend` on a runtime of its own in a child process and expects it to
@@ -188,11 +182,6 @@ TEST_P(DeepRecursionTest, ThroughTaskGroup) {
     expect_deep_recursion_completes(GetParam(), stack,
                                     [](weft::runtime& rt) { return rt.run([] { return descend_group(k_depth); }); });
   }
-}
-
-TEST_P(DeepRecursionTest, ThroughRunOfTheSameRuntime) {
-  expect_deep_recursion_completes(GetParam(), weft::config{}.stack_size,
-                                  [](weft::runtime& rt) { return descend_run(rt, k_depth); });
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, DeepRecursionTest, ::testing::ValuesIn(weft_test::k_worker_counts),

@@ -154,8 +154,11 @@ struct fresh_call {
   std::exception_ptr m_error;
 };
 
-// Switch action, run on the fresh fiber: the call, then back to the caller
-// (which nobody else can resume meanwhile); this fiber then goes to the pool.
+// Switch action, run on the fresh fiber: the call, then the caller is made
+// ready (nobody else can resume it meanwhile). The action returns, so this
+// fiber unwinds to its loop level; its loop takes the caller next (the newest
+// task here) and this fiber goes back to the pool clean, with no frames of
+// the call left on it.
 void run_fresh(rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
   try {
@@ -163,9 +166,7 @@ void run_fresh(rt::fiber*, void* arg) noexcept {
   } catch (...) {
     c->m_error = std::current_exception();
   }
-  worker* w = current_worker();
-  rt::switch_to(w->m_current, c->m_caller, [](rt::fiber* prev, void*) noexcept { current_worker()->m_pool.put(prev); },
-                nullptr);
+  rt::make_ready(c->m_caller);  // last access to *c: the caller may resume at once
 }
 
 }  // namespace

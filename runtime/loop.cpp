@@ -20,7 +20,7 @@ using detail::push_status;
 // caller's frame, which outlives every piece.
 struct loop_run {
   const loop* m_loop;
-  std::uint64_t m_min_split;  // a range splits only when it holds at least this many
+  std::uint64_t m_half_min;  // a range splits only when both halves hold at least this many
   std::atomic<bool> m_cancelled{false};
   join_frame m_errors;  // only its exception slot is used
 
@@ -29,6 +29,8 @@ struct loop_run {
     m_cancelled.store(true, std::memory_order_relaxed);
   }
   bool cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
+  // Overflow-free: the smaller half of `size` items is size / 2.
+  bool can_split(std::uint64_t size) const noexcept { return size / 2 >= m_half_min; }
 };
 
 // The largest run of items between two looks at the demand flag.
@@ -86,7 +88,7 @@ void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int dept
 }
 
 void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
-  if (depth > 0 && end - begin >= r.m_min_split) {
+  if (depth > 0 && r.can_split(end - begin)) {
     split_and_run(r, begin, end, depth - 1);
     return;
   }
@@ -116,7 +118,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     worker* w = current_worker();  // the body may have moved this fiber
     if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
       if (w->serve_demand()) continue;
-      if (end - begin >= r.m_min_split) {
+      if (r.can_split(end - begin)) {
         split_and_run(r, begin, end, -1);
         return;
       }
@@ -204,8 +206,7 @@ void run_here(loop& l, worker& w) {
   scheduler& s = w.m_sched;
   loop_run r;
   r.m_loop = &l;
-  r.m_min_split = l.m_exact_chunks ? 2 * l.m_grain : 2;
-  if (l.m_exact_chunks && l.m_grain > l.m_count / 2) r.m_min_split = l.m_count + 1;  // too small to split
+  r.m_half_min = l.m_exact_chunks ? l.m_grain : 1;
   if (l.m_max_concurrency != 0) {
     capped_run c;
     c.m_run = &r;

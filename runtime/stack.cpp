@@ -82,6 +82,7 @@ namespace {
 
 struct sigaction g_previous_segv;  // written once, before the handler is installed
 std::once_flag g_install_once;
+std::atomic<bool> g_reporting{false};  // one report per process, even when fibers overflow at once
 
 // Appends the decimal digits of v (async-signal-safe).
 char* append_number(char* p, std::size_t v) noexcept {
@@ -109,6 +110,9 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const char* guard_lo = static_cast<const char*>(f->m_stack.m_map);
     // The guard region, and a margin below it for frames that jumped over it.
     if (addr >= guard_lo - k_guard_size && addr < f->m_stack.m_bottom) {
+      if (g_reporting.exchange(true)) {
+        for (;;) pause();  // another thread reports and aborts the process
+      }
       char line[256];
       char* p = append_text(line, "weft: fiber stack overflow on worker ");
       p = append_number(p, static_cast<std::size_t>(w->m_index));

@@ -41,9 +41,13 @@ void group_spawn(group_state& g, group_task* t) {
   rt::scheduler::of(g.m_runtime).inject(t);
 }
 
-void group_wait(group_state& g) noexcept {
-  rt::worker* w = rt::current_worker();
-  if (w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner) {
+namespace {
+
+// owner: the caller is the group's owner fiber, or runs on a fresh stack on
+// its behalf (the owner is suspended meanwhile).
+void wait_owned(group_state& g, bool owner) noexcept {
+  if (owner) {
+    rt::worker* w = rt::current_worker();
     // Pop back the owner's spawns while they are the newest on this worker.
     while (task* t = g.m_last) {
       if (!w->m_queue.pop_if(t)) break;
@@ -60,6 +64,24 @@ void group_wait(group_state& g) noexcept {
   g.m_spawned = 0;
   g.m_popped = 0;
   wait(g.m_frame, taken);
+}
+
+}  // namespace
+
+void group_wait(group_state& g) noexcept {
+  rt::worker* w = rt::current_worker();
+  const bool owner = w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner;
+  if (owner && WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
+    // The popped-back calls would run on top of a nearly full stack: wait from
+    // a fresh one, on the owner's behalf.
+    try {
+      run_on_fresh_stack([](void* p) { wait_owned(*static_cast<group_state*>(p), true); }, &g);
+      return;
+    } catch (...) {
+      // unreachable: wait_owned never throws
+    }
+  }
+  wait_owned(g, owner);
 }
 
 }  // namespace weft::detail

@@ -248,7 +248,7 @@ void make_ready(fiber* f) noexcept {
   worker* w = current_worker();
   if (w != nullptr && &w->m_sched == f->m_sched) {
     try {
-      w->push(&f->m_resume);
+      w->push_uncounted(&f->m_resume);
       return;
     } catch (...) {
       // no memory to grow the deque: go through the injection queue instead

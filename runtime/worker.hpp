@@ -55,6 +55,10 @@ class alignas(k_false_sharing) worker {
   // an older task became visible to thieves.
   void push(detail::task* t) {
     counters::bump(m_counters.spawns);
+    push_uncounted(t);
+  }
+  // The same for a task that is not a spawn (a fiber made ready again).
+  void push_uncounted(detail::task* t) {
     if (WEFT_UNLIKELY(m_queue.push(t))) notify_published();
   }
 

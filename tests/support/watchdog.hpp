@@ -4,18 +4,20 @@
 // When one test runs longer than the limit (WEFT_TEST_TIMEOUT_S seconds, else
 // 30, four times that under a sanitizer), the watchdog prints the test's name
 // and aborts the process: a hang is a failure, never a stuck run.
+//
+// It is a SIGALRM timer, not a thread: a test process stays single-threaded
+// unless a test starts threads, so that children it forks may start threads
+// of their own (ThreadSanitizer forbids that after a multi-threaded fork),
+// and a forked child never inherits the timer.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
-#include <string>
-#include <thread>
+#include <cstring>
 
 #include "sanitizers.hpp"
 
@@ -25,68 +27,41 @@ namespace detail {
 
 class watchdog final : public ::testing::EmptyTestEventListener {
  public:
-  // The state lives on the heap and is never freed: the checking thread may
-  // still wait on it while the process exits.
-  struct state {
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::string m_test;             // empty: no test running
-    std::uint64_t m_generation = 0;  // counts test starts
-    std::chrono::steady_clock::time_point m_deadline;
-    std::chrono::seconds m_limit{30};
-  };
-
-  explicit watchdog(state* s) : m_state(s) {}
+  // The line printed on a timeout; written before the timer is armed, read
+  // only by the signal handler.
+  static inline char s_message[512];
+  static inline std::size_t s_length = 0;
+  static inline unsigned s_limit_s = 30;
 
   void OnTestStart(const ::testing::TestInfo& info) override {
-    std::lock_guard lock(m_state->m_mutex);
-    m_state->m_test = std::string(info.test_suite_name()) + "." + info.name();
-    ++m_state->m_generation;
-    m_state->m_deadline = std::chrono::steady_clock::now() + m_state->m_limit;
-    m_state->m_changed.notify_all();
+    const int n = std::snprintf(s_message, sizeof s_message,
+                                "\nwatchdog: %s.%s ran longer than %u s; aborting (a hang is a failure)\n",
+                                info.test_suite_name(), info.name(), s_limit_s);
+    s_length = n < 0 ? 0 : (static_cast<std::size_t>(n) < sizeof s_message ? static_cast<std::size_t>(n)
+                                                                             : sizeof s_message - 1);
+    ::alarm(s_limit_s);
   }
 
-  void OnTestEnd(const ::testing::TestInfo&) override {
-    std::lock_guard lock(m_state->m_mutex);
-    m_state->m_test.clear();
-    m_state->m_changed.notify_all();
-  }
+  void OnTestEnd(const ::testing::TestInfo&) override { ::alarm(0); }
 
-  // The checking thread. It keeps nothing on the heap of its own (a forked
-  // child has no such thread, and a leak checker there would see its memory
-  // as leaked).
-  static void check(state* s) {
-    std::unique_lock lock(s->m_mutex);
-    for (;;) {
-      if (s->m_test.empty()) {
-        s->m_changed.wait(lock);
-        continue;
-      }
-      const std::uint64_t generation = s->m_generation;
-      const auto deadline = s->m_deadline;
-      if (s->m_changed.wait_until(lock, deadline) == std::cv_status::timeout && !s->m_test.empty() &&
-          s->m_generation == generation) {
-        std::fprintf(stderr, "\nwatchdog: %s ran longer than %lld s; aborting (a hang is a failure)\n",
-                     s->m_test.c_str(), static_cast<long long>(s->m_limit.count()));
-        std::fflush(stderr);
-        std::abort();
-      }
-    }
+  static void on_alarm(int) {
+    ssize_t ignored = ::write(STDERR_FILENO, s_message, s_length);
+    (void)ignored;
+    std::abort();
   }
-
- private:
-  state* m_state;
 };
 
 inline bool install_watchdog() {
-  auto* s = new watchdog::state;
   long long limit = 30 * (k_sanitized ? 4 : 1);
   if (const char* env = std::getenv("WEFT_TEST_TIMEOUT_S"); env != nullptr && std::atoll(env) > 0) {
     limit = std::atoll(env);
   }
-  s->m_limit = std::chrono::seconds(limit);
-  ::testing::UnitTest::GetInstance()->listeners().Append(new watchdog(s));
-  std::thread(&watchdog::check, s).detach();
+  watchdog::s_limit_s = static_cast<unsigned>(limit);
+  struct sigaction sa {};
+  sa.sa_handler = &watchdog::on_alarm;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGALRM, &sa, nullptr);
+  ::testing::UnitTest::GetInstance()->listeners().Append(new watchdog);
   return true;
 }
 

@@ -188,14 +188,15 @@ bool on_runtime(const runtime_state* rt) noexcept {
   return w != nullptr && &w->m_sched == rt;
 }
 
+// allocate_task() and free_task() never switch fibers: inline worker reads.
 void* allocate_task(std::size_t size) {
-  if (worker* w = current_worker()) return w->m_task_cache.allocate(size);
+  if (worker* w = rt::this_thread_worker()) return w->m_task_cache.allocate(size);
   const std::size_t c = rt::task_cache::class_of(size);
   return ::operator new(c == rt::task_cache::k_classes ? size : rt::task_cache::class_size(c));
 }
 
 void free_task(void* p, std::size_t size) noexcept {
-  if (worker* w = current_worker()) {
+  if (worker* w = rt::this_thread_worker()) {
     w->m_task_cache.release(p, size);
     return;
   }

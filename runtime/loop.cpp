@@ -3,6 +3,7 @@
 #include <atomic>
 #include <exception>
 
+#include "clock.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 #include "weft/detail/entry.hpp"
@@ -20,7 +21,9 @@ using detail::push_status;
 // caller's frame, which outlives every piece.
 struct loop_run {
   const loop* m_loop;
-  std::uint64_t m_half_min;  // a range splits only when both halves hold at least this many
+  std::uint64_t m_half_min;     // a range splits only when both halves hold at least this many
+  std::uint64_t m_split_ticks;  // work worth handing to another worker
+  int m_workers;
   std::atomic<bool> m_cancelled{false};
   join_frame m_errors;  // only its exception slot is used
 
@@ -33,35 +36,33 @@ struct loop_run {
   bool can_split(std::uint64_t size) const noexcept { return size / 2 >= m_half_min; }
 };
 
-// The largest run of items between two looks at the demand flag.
+// The largest run of items between two polls.
 constexpr std::uint64_t k_max_step = 2048;
+// The shortest measurement an estimate is made from (clock reads cost ~12 ns).
+constexpr std::uint64_t k_min_sample_ns = 250;
 
 void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept;
-void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
+void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexcept;
 
 // A range another worker may take: its upper half of a split.
 struct piece : detail::task {
   loop_run* m_run;
   std::uint64_t m_begin;
   std::uint64_t m_end;
-  int m_depth;    // splits it may still make before running as a leaf
-  int m_spawner;  // index of the worker that pushed it
+  int m_depth;  // splits it still makes before running as a leaf
   join_frame* m_parent;
 
   static void execute(detail::task* t) noexcept {
     auto* self = static_cast<piece*>(t);
     loop_run& r = *self->m_run;
     join_frame& parent = *self->m_parent;
-    int depth = self->m_depth;
-    // Split further when the piece was stolen: that is where work is wanted.
-    if (current_worker()->m_index != self->m_spawner) depth = std::max(depth, 1);
-    if (!r.cancelled()) run_range(r, self->m_begin, self->m_end, depth);
+    if (!r.cancelled()) run_range(r, self->m_begin, self->m_end, self->m_depth);
     detail::complete(parent);  // last access to self
   }
 };
 
 // Runs [begin, end) as two halves: the upper one offered to other workers.
-// depth: splits the lower half may still make (-1: none, run leaves).
+// depth: splits each half still makes before running as leaves.
 void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
   const std::uint64_t mid = begin + (end - begin) / 2;
   join_frame frame;
@@ -71,12 +72,11 @@ void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int dept
   upper.m_begin = mid;
   upper.m_end = end;
   upper.m_depth = depth;
-  upper.m_spawner = current_worker()->m_index;
   upper.m_parent = &frame;
   if (detail::push(&upper) != push_status::pushed) {
     // No room to push (stack nearly full or no memory): run both halves here.
-    run_range(r, begin, mid, -1);
-    run_range(r, mid, end, -1);
+    leaf(r, begin, mid, false);
+    leaf(r, mid, end, false);
     return;
   }
   run_range(r, begin, mid, depth);
@@ -92,16 +92,34 @@ void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) n
     split_and_run(r, begin, end, depth - 1);
     return;
   }
-  leaf(r, begin, end);
+  leaf(r, begin, end, false);
 }
 
-// Runs [begin, end) in growing runs of items, looking at the demand flag
-// between runs: when a thief asked for work, publish a private task or, when
-// none is private, hand it the upper half of what is left.
-void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+__extension__ using u128 = unsigned __int128;
+
+// elapsed * remaining / done, without overflow.
+std::uint64_t estimate(std::uint64_t elapsed, std::uint64_t remaining, std::uint64_t done) noexcept {
+  const u128 e = static_cast<u128>(elapsed) * remaining / done;
+  return e > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(e);
+}
+
+// Runs [begin, end) in growing runs of items (1, 2, 4, ... 2048; multiples of
+// the grain for exact chunks). With several workers it times itself: once
+// enough is measured it estimates the work left; work too small to share is
+// never split (and never looked at again), larger work is split when a thief
+// asks — and, for the root of the loop, at once into up to one piece per
+// worker. Between runs it also answers a thief's demand by publishing a
+// queued task of an enclosing computation.
+void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexcept {
   const loop& l = *r.m_loop;
+  const bool timed = r.m_workers > 1;
   std::uint64_t step = l.m_exact_chunks ? l.m_grain : 1;
   const std::uint64_t max_step = std::max(step, k_max_step);
+  const std::uint64_t first = begin;
+  const std::uint64_t t0 = timed ? ticks() : 0;
+  const std::uint64_t min_sample = k_min_sample_ns * ticks_per_us() / 1000;
+  std::uint64_t next_check = timed ? begin + 1 : end;  // when to look at the clock next
+  bool worth_sharing = false;
   while (begin < end) {
     if (r.cancelled()) return;
     std::uint64_t n = std::min(step, end - begin);
@@ -115,11 +133,29 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     begin += n;
     if (step < max_step) step = std::min(step * 2, max_step);
     if (begin == end) return;
+    if (begin >= next_check) {
+      const std::uint64_t elapsed = ticks() - t0;
+      const std::uint64_t done = begin - first;
+      if (elapsed < min_sample) {
+        next_check = begin + done;  // too short to judge: measure twice as much
+      } else {
+        const std::uint64_t left = estimate(elapsed, end - begin, done);
+        worth_sharing = left >= r.m_split_ticks && r.can_split(end - begin);
+        next_check = worth_sharing ? begin + done : end;
+        if (worth_sharing && root) {
+          // The loop is worth spreading: about one piece per worker at once.
+          int depth = 0;
+          while ((2 << depth) <= r.m_workers && left / (std::uint64_t{2} << depth) >= r.m_split_ticks) ++depth;
+          split_and_run(r, begin, end, depth);
+          return;
+        }
+      }
+    }
     worker* w = current_worker();  // the body may have moved this fiber
     if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
-      if (w->serve_demand()) continue;
-      if (r.can_split(end - begin)) {
-        split_and_run(r, begin, end, -1);
+      if (w->serve_demand()) continue;  // a queued task of an enclosing computation went out
+      if (worth_sharing) {
+        split_and_run(r, begin, end, 0);
         return;
       }
     }
@@ -207,6 +243,8 @@ void run_here(loop& l, worker& w) {
   loop_run r;
   r.m_loop = &l;
   r.m_half_min = l.m_exact_chunks ? l.m_grain : 1;
+  r.m_split_ticks = k_split_us * ticks_per_us();
+  r.m_workers = s.num_workers();
   if (l.m_max_concurrency != 0) {
     capped_run c;
     c.m_run = &r;
@@ -214,8 +252,16 @@ void run_here(loop& l, worker& w) {
                                           (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) /
                                               (l.m_exact_chunks ? l.m_grain : 1)});
     run_runners(c, 0, c.m_runners);
+  } else if (r.m_workers == 1) {
+    // Nobody can take a piece: one run of everything (a single chunk is valid
+    // for every grain). An exception ends the run, skipping what is left.
+    try {
+      l.m_body(l.m_ctx, 0, l.m_count);
+    } catch (...) {
+      r.fail(std::current_exception());
+    }
   } else {
-    run_range(r, 0, l.m_count, s.initial_split_depth());
+    leaf(r, 0, l.m_count, true);
   }
   r.m_errors.rethrow_if_failed();
 }
@@ -226,10 +272,14 @@ void run_here(loop& l, worker& w) {
 
 namespace weft::detail {
 
-int split_depth() noexcept {
+int runtime_workers() noexcept {
   const rt::worker* w = rt::current_worker();
-  return w != nullptr ? w->m_sched.initial_split_depth() : 0;
+  return w != nullptr ? w->m_sched.num_workers() : 0;
 }
+
+std::uint64_t ticks() noexcept { return rt::ticks(); }
+
+std::uint64_t split_ticks() noexcept { return rt::k_split_us * rt::ticks_per_us(); }
 
 bool split_wanted() noexcept {
   rt::worker* w = rt::this_thread_worker();

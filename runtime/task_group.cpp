@@ -10,15 +10,16 @@ scheduler& default_scheduler();
 
 namespace weft::detail {
 
+// group_init() and group_spawn() never switch fibers: inline worker reads.
 void group_init(group_state& g) noexcept {
-  if (rt::worker* w = rt::current_worker()) {
+  if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner = w->m_current;
     g.m_runtime = &w->m_sched;
   }
 }
 
 void group_spawn(group_state& g, group_task* t) {
-  rt::worker* w = rt::current_worker();
+  rt::worker* w = rt::this_thread_worker();
   if (w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner) {
     t->m_counted = false;
     t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)

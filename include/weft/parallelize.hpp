@@ -3,6 +3,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 
 #include "weft/detail/export.hpp"
@@ -37,9 +38,13 @@ WEFT_API void run_loop(loop& l);
 
 [[noreturn]] WEFT_API void throw_invalid_argument(const char* message);
 
-// On a worker: how many times a range is halved before it runs as a leaf
-// (about one piece per worker). 0 elsewhere.
-WEFT_API int split_depth() noexcept;
+// The number of workers of the calling worker's runtime; 0 outside.
+WEFT_API int runtime_workers() noexcept;
+
+// A cheap monotonic clock (see runtime/clock.hpp), and how many of its ticks
+// of work are worth handing to another worker (about 2 µs).
+WEFT_API std::uint64_t ticks() noexcept;
+WEFT_API std::uint64_t split_ticks() noexcept;
 
 // On a worker, at a poll point of a divisible computation: true when a thief
 // asked this worker for work and it had no queued task to offer instead (it
@@ -145,12 +150,15 @@ void parallel_for(I first, I last, I grain, F&& fn) {
 namespace detail {
 
 // The combination tree of parallel_reduce: the range of n items is cut into
-// blocks of leaf_size(n) items; blocks are combined along a balanced binary
-// tree over block indices; a block is reduced as four contiguous lanes
-// combined as ((l0, l1), (l2, l3)). Everything depends on n alone.
+// blocks of reduce_leaf_size(n) items; blocks are combined along a balanced
+// binary tree over block indices (left half: the first (k+1)/2 ... see run());
+// a block is reduced as four contiguous lanes combined as ((l0, l1), (l2, l3)).
+// Everything depends on n alone.
 inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {
-  const std::uint64_t size = (n + 1023) / 1024;
-  return size < 1 ? 1 : (size > 4096 ? 4096 : size);
+  if (n <= 64) return 1;
+  if (n < 16384) return (n + 63) / 64;  // 64 blocks
+  const std::uint64_t size = (n + 4095) / 4096;  // at most 4096 blocks...
+  return size < 256 ? 256 : size;                // ...of at least 256 items
 }
 
 template <class I, class T, class Map, class Combine>
@@ -158,9 +166,13 @@ struct reducer {
   std::uint64_t m_base;
   std::uint64_t m_count;
   std::uint64_t m_leaf;
+  std::uint64_t m_blocks;
   const T& m_identity;
   Map& m_map;
   Combine& m_combine;
+  std::uint64_t m_block_ticks = 0;  // measured time of one block; 0: never split
+  std::uint64_t m_split_ticks = 0;
+  std::optional<T> m_first{};       // block 0, reduced first as a sample
 
   T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
 
@@ -188,21 +200,45 @@ struct reducer {
     return m_combine(m_combine(std::move(a0), std::move(a1)), m_combine(std::move(a2), std::move(a3)));
   }
 
-  // Blocks [lo, hi): split in parallel while depth lasts or a thief asks.
-  T run(std::uint64_t lo, std::uint64_t hi, int depth) {
-    if (hi - lo == 1) {
-      const std::uint64_t b = lo * m_leaf;
-      const std::uint64_t e = m_count - b < m_leaf ? m_count : b + m_leaf;
-      return block(b, e);
+  T block_at(std::uint64_t i) {
+    if (i == 0 && m_first) {  // only the leftmost path reaches block 0: never shared
+      T v = std::move(*m_first);
+      m_first.reset();
+      return v;
     }
+    const std::uint64_t b = i * m_leaf;
+    return block(b, m_count - b < m_leaf ? m_count : b + m_leaf);
+  }
+
+  // Blocks [lo, hi): forks the right half when it is worth a steal and either
+  // depth lasts (eager split) or a thief asks.
+  T run(std::uint64_t lo, std::uint64_t hi, int depth) {
+    if (hi - lo == 1) return block_at(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
-    if (depth > 0 || split_wanted()) {
+    const bool worth = m_block_ticks != 0 && (hi - lo) / 2 >= (m_split_ticks + m_block_ticks - 1) / m_block_ticks;
+    if (worth && (depth > 0 || split_wanted())) {
       auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
       return m_combine(std::move(a), std::move(b));
     }
     T a = run(lo, mid, 0);
     T b = run(mid, hi, 0);
     return m_combine(std::move(a), std::move(b));
+  }
+
+  T top() {
+    const int workers = runtime_workers();
+    if (workers <= 1 || m_blocks == 1) return run(0, m_blocks, 0);
+    // Measure block 0, then split into up to one piece per worker what is
+    // worth it.
+    const std::uint64_t t0 = ticks();
+    m_first.emplace(block_at(0));
+    const std::uint64_t t1 = ticks();
+    m_block_ticks = t1 > t0 ? t1 - t0 : 1;
+    m_split_ticks = split_ticks();
+    const std::uint64_t total = m_block_ticks * m_blocks;
+    int depth = 0;
+    while ((2 << depth) <= workers && total / (std::uint64_t{2} << depth) >= m_split_ticks) ++depth;
+    return run(0, m_blocks, depth);
   }
 };
 
@@ -227,8 +263,8 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
   const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
   const std::uint64_t leaf = detail::reduce_leaf_size(count);
   detail::reducer<I, T, std::remove_reference_t<Map>, std::remove_reference_t<Combine>> r{
-      static_cast<std::uint64_t>(first), count, leaf, identity, map, combine};
-  return r.run(0, (count + leaf - 1) / leaf, detail::split_depth());
+      static_cast<std::uint64_t>(first), count, leaf, (count + leaf - 1) / leaf, identity, map, combine};
+  return r.top();
 }
 
 }  // namespace weft

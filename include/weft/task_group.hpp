@@ -78,7 +78,11 @@ class task_group {
 
   // Waits if wait() was not called (or spawns came after it); never throws:
   // an exception nobody waited for is dropped.
-  ~task_group() { detail::group_wait(m_state); }
+  ~task_group() {
+    if (m_state.m_spawned != 0 || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
+      detail::group_wait(m_state);
+    }
+  }
 
   // Makes f() (a copy or move of f) runnable in parallel with the caller.
   // Allocates the closure from a per-worker recycling pool.

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <weft/weft.hpp>
 
@@ -114,17 +116,23 @@ TEST_P(StackOverflowTest, SimultaneousOverflowsPrintOneLine) {
       weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack}};
       std::atomic<int> sink{0};
       std::atomic<int> arrived{0};
-      rt.run([&] {
-        weft::parallelize(w, [&](int) {
-          // Start together when the items run on different workers (stop
-          // waiting after a moment, should two items share a worker).
-          arrived.fetch_add(1);
-          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
-          while (arrived.load() < w && std::chrono::steady_clock::now() < until) {
-          }
-          sink.fetch_add(recurse_forever<1024>(0));
+      // One root task per worker, each from a thread of its own: a worker
+      // busy with one root task takes no other, so they run on w workers.
+      std::vector<std::thread> callers;
+      for (int t = 0; t < w; ++t) {
+        callers.emplace_back([&] {
+          rt.run([&] {
+            // Start together (stop waiting after a moment, should two share
+            // a worker after all).
+            arrived.fetch_add(1);
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+            while (arrived.load() < w && std::chrono::steady_clock::now() < until) {
+            }
+            sink.fetch_add(recurse_forever<1024>(0));
+          });
         });
-      });
+      }
+      for (auto& c : callers) c.join();
       return 3;
     });
     expect_overflow_report(r);

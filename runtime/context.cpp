@@ -18,17 +18,10 @@ namespace fctx = boost::context::detail;
 
 namespace {
 
-// Handed from the jumping side to the resumed side: where to save the jumping
-// side's registers, and the payload.
-struct jump_record {
-  context* m_from;
-  void* m_data;
-};
-
 // Runs on the resumed side right after a switch. self: the context now running
 // (null for one that runs for the first time).
-void* finish_jump(fctx::transfer_t t, context* self) noexcept {
-  auto* rec = static_cast<jump_record*>(t.data);
+jump_header* finish_jump(fctx::transfer_t t, context* self) noexcept {
+  auto* rec = static_cast<jump_header*>(t.data);
 #if WEFT_ASAN
   // Learns the bounds of the stack we came from (how a thread's own stack
   // becomes known) and restores our fake stack.
@@ -38,7 +31,7 @@ void* finish_jump(fctx::transfer_t t, context* self) noexcept {
   (void)self;
 #endif
   rec->m_from->m_handle = t.fctx;
-  return rec->m_data;
+  return rec;
 }
 
 void trampoline(fctx::transfer_t t) noexcept { context_entry(finish_jump(t, nullptr)); }
@@ -75,8 +68,8 @@ void destroy_context(context& ctx) noexcept {
   ctx.m_handle = nullptr;
 }
 
-void* jump(context& from, context& to, void* data, bool from_dies) noexcept {
-  jump_record rec{&from, data};
+jump_header* jump(context& to, jump_header* rec, bool from_dies) noexcept {
+  context& from = *rec->m_from;
 #if WEFT_ASAN
   __sanitizer_start_switch_fiber(from_dies ? nullptr : &from.m_fake_stack, to.m_stack_bottom, to.m_stack_size);
 #else
@@ -85,7 +78,7 @@ void* jump(context& from, context& to, void* data, bool from_dies) noexcept {
 #if WEFT_TSAN
   __tsan_switch_to_fiber(to.m_tsan_fiber, 0);
 #endif
-  const fctx::transfer_t t = fctx::jump_fcontext(to.m_handle, &rec);
+  const fctx::transfer_t t = fctx::jump_fcontext(to.m_handle, rec);
   return finish_jump(t, &from);
 }
 

@@ -35,13 +35,20 @@ void adopt_thread_context(context& ctx) noexcept;
 // Releases what make_context() acquired. ctx must not be running.
 void destroy_context(context& ctx) noexcept;
 
-// Saves the running context in `from` and resumes `to`, handing it `data`.
-// Returns in `from`, when something resumes it, the data that resumer handed
-// over. from_dies: `from` is never resumed again (lets ASan free its state).
-void* jump(context& from, context& to, void* data, bool from_dies = false) noexcept;
+// What a jump hands to the resumed side: where to save the jumping side's
+// registers. Callers embed it first in their own record of the switch.
+struct jump_header {
+  context* m_from;
+};
+
+// Saves the running context in *rec->m_from and resumes `to`, handing it rec.
+// Returns in the saved context, when something resumes it, the header that
+// resumer handed over. from_dies: the saved context is never resumed again
+// (lets ASan free its state).
+jump_header* jump(context& to, jump_header* rec, bool from_dies = false) noexcept;
 
 // Defined by fiber.cpp: the first code of a context made by make_context(),
-// called with the data of the jump that started it. Never returns.
-[[noreturn]] void context_entry(void* data) noexcept;
+// called with the header of the jump that started it. Never returns.
+[[noreturn]] void context_entry(jump_header* rec) noexcept;
 
 }  // namespace weft::rt

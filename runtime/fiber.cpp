@@ -22,10 +22,8 @@ struct eh_globals {
   unsigned int m_uncaught;
 };
 
-eh_globals* this_thread_eh() noexcept { return reinterpret_cast<eh_globals*>(abi::__cxa_get_globals()); }
-
-void save_eh(fiber* f) noexcept {
-  eh_globals* g = this_thread_eh();
+void save_eh(const worker& w, fiber* f) noexcept {
+  auto* g = static_cast<eh_globals*>(w.m_eh_globals);
   if (g->m_caught == nullptr && g->m_uncaught == 0) return;
   f->m_eh_caught = g->m_caught;
   f->m_eh_uncaught = g->m_uncaught;
@@ -34,15 +32,17 @@ void save_eh(fiber* f) noexcept {
   g->m_uncaught = 0;
 }
 
-void restore_eh(fiber* f) noexcept {
+void restore_eh(const worker& w, fiber* f) noexcept {
   if (!f->m_has_eh) return;
-  eh_globals* g = this_thread_eh();
+  auto* g = static_cast<eh_globals*>(w.m_eh_globals);
   g->m_caught = f->m_eh_caught;
   g->m_uncaught = f->m_eh_uncaught;
   f->m_has_eh = false;
 }
 
 struct switch_record {
+  jump_header m_jump;  // first: the context layer reads it
+  worker* m_worker;    // the switching thread's worker: the thread that runs m_to next
   fiber* m_from;
   fiber* m_to;
   switch_action m_fn;
@@ -55,12 +55,12 @@ void after_switch(const switch_record* rec) noexcept {
   fiber* prev = rec->m_from;
   const switch_action fn = rec->m_fn;
   void* arg = rec->m_arg;  // rec lives on prev's stack: read it before fn publishes prev
-  worker* w = current_worker();
-  w->m_current = self;
-  w->m_stack_limit = self->m_stack_limit;
-  counters::bump(w->m_counters.fiber_switches);
-  restore_eh(self);
-  if (fn != nullptr) fn(prev, arg);
+  // A jump continues on the thread that made it: the worker is the switcher's.
+  worker& w = *rec->m_worker;
+  w.m_current = self;
+  counters::bump(w.m_counters.fiber_switches);
+  restore_eh(w, self);
+  if (fn != nullptr) fn(w, prev, arg);
 }
 
 std::size_t header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
@@ -96,19 +96,21 @@ void adopt_thread(fiber& f, scheduler& s) noexcept {
   adopt_thread_context(f.m_ctx);
 }
 
-void switch_to(fiber* from, fiber* to, switch_action fn, void* arg, bool from_dies) noexcept {
-  const switch_record rec{from, to, fn, arg};
-  save_eh(from);
-  void* data = jump(from->m_ctx, to->m_ctx, const_cast<switch_record*>(&rec), from_dies);
-  after_switch(static_cast<const switch_record*>(data));
+void* this_thread_eh_globals() noexcept { return abi::__cxa_get_globals(); }
+
+void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies) noexcept {
+  fiber* from = w.m_current;
+  switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
+  save_eh(w, from);
+  after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &rec.m_jump, from_dies)));
 }
 
-void context_entry(void* data) noexcept {
-  after_switch(static_cast<const switch_record*>(data));
+void context_entry(jump_header* rec) noexcept {
+  after_switch(reinterpret_cast<const switch_record*>(rec));
   scheduling_loop();
   // Shutdown: leave for the worker thread's own stack, for good.
   worker* w = current_worker();
-  switch_to(w->m_current, &w->m_native, &retire_fiber, nullptr, true);
+  switch_to(*w, &w->m_native, &retire_fiber, nullptr, true);
   __builtin_unreachable();
 }
 

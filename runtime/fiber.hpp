@@ -45,15 +45,16 @@ inline fiber* fiber_of(detail::task* resume) noexcept {
   return reinterpret_cast<fiber*>(reinterpret_cast<char*>(resume) - offsetof(fiber, m_resume));
 }
 
-// Runs on the fiber that was switched to, right after the switch: prev is the
-// fiber that switched away (now saved: it may be published).
-using switch_action = void (*)(fiber* prev, void* arg);
+// Runs on the fiber that was switched to, right after the switch: w is the
+// worker now running, prev the fiber that switched away (now saved: it may be
+// published).
+using switch_action = void (*)(worker& w, fiber* prev, void* arg);
 
-// Saves the running fiber `from` (the current fiber of the calling worker) and
-// runs `to`, which first calls fn(from, arg) if fn is set. Returns when `from`
-// is resumed, possibly on another worker thread: re-read current_worker()
-// after it. from_dies: `from` is never resumed again.
-void switch_to(fiber* from, fiber* to, switch_action fn, void* arg, bool from_dies = false) noexcept;
+// Saves the running fiber of w (the calling thread's worker) and runs `to`,
+// which first calls fn(worker, previous, arg) if fn is set. Returns when the
+// saved fiber is resumed, possibly on another worker thread: re-read
+// current_worker() after it. from_dies: the saved fiber is never resumed.
+void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies = false) noexcept;
 
 // Idle fibers of one worker (owner only). Fibers migrate between workers when
 // they suspend and resume, so a pool may hold fibers another worker created.

@@ -23,7 +23,7 @@ using rt::worker;
 WEFT_NOINLINE push_status push(task* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
-  if (WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
+  if (WEFT_UNLIKELY(w->stack_low())) {
     return push_status::stack_low;
   }
   try {
@@ -50,7 +50,7 @@ struct join_wait {
 
 // Switch action: the joining fiber is saved; publish its suspension. The
 // children may all be done already: then this side resumes it at once.
-void publish_join(rt::fiber* prev, void* arg) noexcept {
+void publish_join(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   auto* jw = static_cast<join_wait*>(arg);
   join_frame* frame = jw->m_frame;
   const std::int64_t add = jw->m_taken + join_frame::k_waiting;
@@ -159,7 +159,7 @@ struct fresh_call {
 // fiber unwinds to its loop level; its loop takes the caller next (the newest
 // task here) and this fiber goes back to the pool clean, with no frames of
 // the call left on it.
-void run_fresh(rt::fiber*, void* arg) noexcept {
+void run_fresh(rt::worker&, rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
   try {
     c->m_fn(c->m_arg);
@@ -179,7 +179,7 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
     return;
   }
   fresh_call c{fn, arg, w->m_current, nullptr};
-  rt::switch_to(w->m_current, next, &run_fresh, &c);
+  rt::switch_to(*w, next, &run_fresh, &c);
   if (c.m_error) std::rethrow_exception(c.m_error);
 }
 

@@ -154,7 +154,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
     worker* w = current_worker();  // the body may have moved this fiber
     if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
       if (w->serve_demand()) continue;  // a queued task of an enclosing computation went out
-      if (worth_sharing) {
+      if (worth_sharing && r.can_split(end - begin)) {
         split_and_run(r, begin, end, 0);
         return;
       }
@@ -297,7 +297,7 @@ void run_loop(loop& l) {
     run_root(nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }
-  if (WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
+  if (WEFT_UNLIKELY(w->stack_low())) {
     run_on_fresh_stack([](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }

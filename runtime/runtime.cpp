@@ -89,11 +89,7 @@ std::string stats::summary() const {
 }
 
 void yield() {
-  if (rt::current_worker() == nullptr) {
-    std::this_thread::yield();
-    return;
-  }
-  rt::yield_current();
+  if (!rt::yield_current()) std::this_thread::yield();
 }
 
 bool on_worker() noexcept { return rt::current_worker() != nullptr; }

@@ -121,7 +121,7 @@ struct lock_wait {
 
 // Switch action: the locking fiber is saved; queue it, or give it the mutex if
 // it was released meanwhile.
-void publish_lock_wait(rt::fiber* prev, void* arg) noexcept {
+void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   auto* a = static_cast<lock_wait*>(arg);
   if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node)) rt::make_ready(prev);
 }
@@ -170,7 +170,7 @@ struct cv_wait {
 // Switch action: the waiting fiber is saved; queue it, then release its
 // mutex. Queued before the release, so a notifier that takes the mutex next
 // finds it.
-void publish_cv_wait(rt::fiber*, void* arg) noexcept {
+void publish_cv_wait(rt::worker&, rt::fiber*, void* arg) noexcept {
   const cv_wait a = *static_cast<cv_wait*>(arg);  // the original may go once queued
   guard_acquire(*a.m_guard, 1);
   append(*a.m_queue, a.m_node);
@@ -257,7 +257,7 @@ bool enqueue_unless_open(const latch_wait& a) noexcept {
   return true;
 }
 
-void publish_latch_wait(rt::fiber* prev, void* arg) noexcept {
+void publish_latch_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   if (!enqueue_unless_open(*static_cast<latch_wait*>(arg))) rt::make_ready(prev);
 }
 

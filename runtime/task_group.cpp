@@ -72,7 +72,7 @@ void wait_owned(group_state& g, bool owner) noexcept {
 void group_wait(group_state& g) noexcept {
   rt::worker* w = rt::current_worker();
   const bool owner = w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner;
-  if (owner && WEFT_UNLIKELY(rt::stack_pointer() < w->m_stack_limit)) {
+  if (owner && WEFT_UNLIKELY(w->stack_low())) {
     // The popped-back calls would run on top of a nearly full stack: wait from
     // a fresh one, on the owner's behalf.
     try {

@@ -60,14 +60,14 @@ worker::~worker() {
 
 void worker::thread_main() noexcept {
   t_worker = this;
+  m_eh_globals = this_thread_eh_globals();
   m_signal_stack.enter();
   adopt_thread(m_native, m_sched);
   m_current = &m_native;
-  m_stack_limit = 0;
   fiber* first = m_first;
   m_first = nullptr;
   counters::bump(m_counters.fibers_created);
-  switch_to(&m_native, first, nullptr, nullptr);
+  switch_to(*this, first, nullptr, nullptr);
   // Back on the thread's own stack: the scheduler stopped and the last loop
   // fiber of this thread was retired by the switch.
   m_pool.clear();
@@ -225,24 +225,16 @@ void scheduling_loop() noexcept {
   }
 }
 
-namespace {
+void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.m_pool.put(prev); }
 
-void recycle_fiber(fiber* prev, void*) noexcept {
-  worker* w = current_worker();
-  w->m_pool.put(prev);
-}
-
-void enqueue_yielded(fiber* prev, void*) noexcept { current_worker()->m_yielded.push_back(prev); }
-
-}  // namespace
-
+// resume_fiber(), suspend() and yield_current() read the worker inline: they
+// do not use it after their switch.
 void resume_fiber(detail::task* t) noexcept {
   fiber* f = fiber_of(t);
-  worker* w = current_worker();
-  switch_to(w->m_current, f, &recycle_fiber, nullptr);
+  switch_to(*this_thread_worker(), f, &recycle_fiber, nullptr);
 }
 
-void retire_fiber(fiber* prev, void*) noexcept { destroy_fiber(prev); }
+void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
 
 void make_ready(fiber* f) noexcept {
   worker* w = current_worker();
@@ -258,21 +250,25 @@ void make_ready(fiber* f) noexcept {
 }
 
 bool suspend(switch_action publish, void* arg) noexcept {
-  worker* w = current_worker();
+  worker* w = this_thread_worker();
   fiber* next = w->next_fiber();
   if (next == nullptr) return false;
   counters::bump(w->m_counters.suspensions);
-  switch_to(w->m_current, next, publish, arg);
+  switch_to(*w, next, publish, arg);
   return true;
 }
 
 bool yield_current() noexcept {
-  worker* w = current_worker();
+  worker* w = this_thread_worker();
+  if (w == nullptr) return false;
   if (w->m_queue.empty() && w->m_yielded.empty()) return true;  // nothing else to run here
   fiber* next = w->next_fiber();
   if (next == nullptr) return true;
+  // Queued before the switch: only this worker reads its yield list, and it
+  // is busy switching, so nobody can resume this fiber too early.
+  w->m_yielded.push_back(w->m_current);
   counters::bump(w->m_counters.suspensions);
-  switch_to(w->m_current, next, &enqueue_yielded, nullptr);
+  switch_to(*w, next, nullptr, nullptr);
   return true;
 }
 

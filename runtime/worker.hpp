@@ -81,8 +81,11 @@ class alignas(k_false_sharing) worker {
   scheduler& m_sched;
   const int m_index;
 
+  // True when the running fiber's stack is nearly full (entry points then
+  // continue on a fresh stack).
+  bool stack_low() const noexcept { return stack_pointer() < m_current->m_stack_limit; }
+
   fiber* m_current = nullptr;         // the fiber running on this worker
-  std::uintptr_t m_stack_limit = 0;   // m_current's "nearly full" address
   task_queue m_queue;
   fiber_list m_yielded;               // fibers that yielded, oldest first
   fiber_pool m_pool;                  // idle fibers
@@ -91,6 +94,7 @@ class alignas(k_false_sharing) worker {
   fiber m_native;                     // the thread's own stack
   fiber* m_first;                     // the loop's first fiber, until the thread starts
   std::uint64_t m_rng;
+  void* m_eh_globals = nullptr;       // this thread's C++ exception globals
   bool m_searching = false;
   signal_stack m_signal_stack;
 
@@ -114,8 +118,9 @@ extern constinit thread_local worker* t_worker __attribute__((tls_model("initial
 // thread gets that thread's worker.
 worker* current_worker() noexcept;
 
-// The same, inline: only for functions that cannot switch fibers between two
-// uses (and are not inlined into ones that do).
+// The same, inline: only where the value is not used after a fiber switch
+// (in a function that does not switch, or before its switch), and in
+// functions that are not inlined into ones that use it after a switch.
 inline worker* this_thread_worker() noexcept { return t_worker; }
 
 // The scheduling loop every pool fiber runs; returns when the scheduler stops.
@@ -126,7 +131,13 @@ void scheduling_loop() noexcept;
 void resume_fiber(detail::task* t) noexcept;
 
 // Switch action: the previous fiber (dead) is destroyed.
-void retire_fiber(fiber* prev, void* arg) noexcept;
+void retire_fiber(worker& w, fiber* prev, void* arg) noexcept;
+
+// Switch action: the previous fiber (idle, at loop level) goes to the pool.
+void recycle_fiber(worker& w, fiber* prev, void* arg) noexcept;
+
+// The address of the calling thread's C++ exception globals.
+void* this_thread_eh_globals() noexcept;
 
 // Makes a suspended fiber runnable again: on the calling worker's queue when
 // it belongs to the same runtime, else through its runtime's injection queue.
@@ -142,7 +153,8 @@ bool suspend(switch_action publish, void* arg) noexcept;
 
 // The current fiber gives way to the other ready work of its worker (queued
 // tasks and yielded fibers) and resumes after it, here or on another worker.
-// Returns at once when there is nothing else to run.
+// Returns at once when there is nothing else to run. False when the caller is
+// not a worker.
 bool yield_current() noexcept;
 
 }  // namespace weft::rt

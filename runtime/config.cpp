@@ -75,6 +75,52 @@ config resolve_config(config cfg) {
   }
   if (cfg.spin_us > 1'000'000) throw std::invalid_argument("weft::config::spin_us must be at most 1000000");
   if (cfg.max_fibers < 4) throw std::invalid_argument("weft::config::max_fibers must be at least 4");
+  if (static_cast<unsigned>(cfg.victim) > static_cast<unsigned>(victim_policy::last_victim)) {
+    throw std::invalid_argument("weft::config::victim is not a victim_policy");
+  }
+  if (static_cast<unsigned>(cfg.split) > static_cast<unsigned>(split_policy::fixed)) {
+    throw std::invalid_argument("weft::config::split is not a split_policy");
+  }
+  if (cfg.trace_events < 1024 || cfg.trace_events > (std::size_t{1} << 26)) {
+    throw std::invalid_argument("weft::config::trace_events must be from 1024 to 67108864");
+  }
+  if (cfg.victim == victim_policy::automatic) {
+    cfg.victim = victim_policy::random;
+    if (const char* env = std::getenv("WEFT_VICTIM_POLICY")) {
+      const std::string v = env;
+      if (v == "random") {
+        cfg.victim = victim_policy::random;
+      } else if (v == "round_robin") {
+        cfg.victim = victim_policy::round_robin;
+      } else if (v == "last_victim") {
+        cfg.victim = victim_policy::last_victim;
+      } else {
+        throw std::invalid_argument("WEFT_VICTIM_POLICY must be random, round_robin or last_victim, got " +
+                                    quoted(env));
+      }
+    }
+  }
+  if (cfg.split == split_policy::automatic) {
+    cfg.split = split_policy::adaptive;
+    if (const char* env = std::getenv("WEFT_SPLIT_POLICY")) {
+      const std::string v = env;
+      if (v == "adaptive") {
+        cfg.split = split_policy::adaptive;
+      } else if (v == "eager") {
+        cfg.split = split_policy::eager;
+      } else if (v == "fixed") {
+        cfg.split = split_policy::fixed;
+      } else {
+        throw std::invalid_argument("WEFT_SPLIT_POLICY must be adaptive, eager or fixed, got " + quoted(env));
+      }
+    }
+  }
+  if (cfg.trace_file.empty()) {
+    if (const char* env = std::getenv("WEFT_TRACE")) {
+      if (*env == '\0') throw std::invalid_argument("WEFT_TRACE must be a file path, got an empty string");
+      cfg.trace_file = env;
+    }
+  }
   if (cfg.workers == 0) {
     if (const char* env = std::getenv("WEFT_NUM_WORKERS")) {
       std::uint64_t n = 0;

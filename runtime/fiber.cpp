@@ -60,6 +60,11 @@ void after_switch(const switch_record* rec) noexcept {
   w.m_current = self;
   counters::bump(w.m_counters.fiber_switches);
   restore_eh(w, self);
+  if constexpr (k_instrumented) {
+    if (w.m_trace != nullptr && self->m_in_task) {
+      w.m_trace->record(trace_kind::run_resume, reinterpret_cast<std::uintptr_t>(self));
+    }
+  }
   if (fn != nullptr) fn(w, prev, arg);
 }
 
@@ -102,6 +107,9 @@ void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies
   fiber* from = w.m_current;
   switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
   save_eh(w, from);
+  if constexpr (k_instrumented) {
+    if (w.m_trace != nullptr && from->m_in_task) w.m_trace->record(trace_kind::run_end);
+  }
   after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &rec.m_jump, from_dies)));
 }
 

@@ -30,6 +30,9 @@ struct fiber {
   void* m_eh_caught = nullptr;
   unsigned int m_eh_uncaught = 0;
   bool m_has_eh = false;
+  // Runs (or is suspended in) a task, as opposed to idling at loop level:
+  // decides which switches open and close run segments in the trace.
+  bool m_in_task = false;
 };
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it

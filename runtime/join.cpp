@@ -159,13 +159,19 @@ struct fresh_call {
 // fiber unwinds to its loop level; its loop takes the caller next (the newest
 // task here) and this fiber goes back to the pool clean, with no frames of
 // the call left on it.
-void run_fresh(rt::worker&, rt::fiber*, void* arg) noexcept {
+void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
+  rt::fiber* self = w.m_current;
+  self->m_in_task = true;  // it runs the caller's task now (for the trace)
+  if (w.m_trace != nullptr) w.m_trace->record(rt::trace_kind::run_resume, reinterpret_cast<std::uintptr_t>(self));
   try {
     c->m_fn(c->m_arg);
   } catch (...) {
     c->m_error = std::current_exception();
   }
+  rt::worker* now = current_worker();  // the call may have moved this fiber
+  self->m_in_task = false;
+  if (now->m_trace != nullptr) now->m_trace->record(rt::trace_kind::run_end);
   rt::make_ready(c->m_caller);  // last access to *c: the caller may resume at once
 }
 

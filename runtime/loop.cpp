@@ -24,6 +24,8 @@ struct loop_run {
   std::uint64_t m_half_min;     // a range splits only when both halves hold at least this many
   std::uint64_t m_split_ticks;  // work worth handing to another worker
   int m_workers;
+  split_policy m_policy;
+  std::uint64_t m_piece;  // eager: largest leaf; fixed: chunk size
   std::atomic<bool> m_cancelled{false};
   join_frame m_errors;  // only its exception slot is used
 
@@ -82,6 +84,84 @@ void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int dept
   run_range(r, begin, mid, depth);
   if (detail::pop(&upper)) {
     if (!r.cancelled()) run_range(r, mid, end, depth);
+  } else {
+    detail::wait(frame, 1);
+  }
+}
+
+// ---- the eager and fixed split policies ----
+
+// Runs [begin, end) as one chunk: one call of the body for user-visible
+// chunks (parallel_for), else runs of growing length with a look at the
+// cancellation flag between them, so that items not started when an item
+// throws are skipped.
+void run_chunk(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+  const loop& l = *r.m_loop;
+  std::uint64_t step = l.m_exact_chunks ? end - begin : 1;
+  while (begin < end) {
+    if (r.cancelled()) return;
+    const std::uint64_t n = std::min(step, end - begin);
+    try {
+      l.m_body(l.m_ctx, begin, begin + n);
+    } catch (...) {
+      r.fail(std::current_exception());
+      return;
+    }
+    begin += n;
+    if (step < k_max_step) step *= 2;
+  }
+}
+
+// Where [begin, end) is cut by the eager or fixed policy, or end when it is a
+// leaf. Eager: halves while each half keeps m_piece items. Fixed: on a chunk
+// boundary (multiples of m_piece from begin), half of the chunks to each side.
+std::uint64_t static_cut(const loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+  const std::uint64_t size = end - begin;
+  if (r.m_policy == split_policy::eager) return size / 2 >= r.m_piece ? begin + size / 2 : end;
+  const std::uint64_t chunks = size / r.m_piece + (size % r.m_piece != 0 ? 1 : 0);
+  if (chunks < 2) return end;
+  return begin + (chunks - chunks / 2) * r.m_piece;
+}
+
+void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
+
+struct static_piece : detail::task {
+  loop_run* m_run;
+  std::uint64_t m_begin;
+  std::uint64_t m_end;
+  join_frame* m_parent;
+
+  static void execute(detail::task* t) noexcept {
+    auto* self = static_cast<static_piece*>(t);
+    loop_run& r = *self->m_run;
+    join_frame& parent = *self->m_parent;
+    if (!r.cancelled()) run_static(r, self->m_begin, self->m_end);
+    detail::complete(parent);  // last access to self
+  }
+};
+
+// Splits all the way down at once, every upper part offered to other workers.
+void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+  const std::uint64_t cut = static_cut(r, begin, end);
+  if (cut == end) {
+    run_chunk(r, begin, end);
+    return;
+  }
+  join_frame frame;
+  static_piece upper;
+  upper.m_execute = &static_piece::execute;
+  upper.m_run = &r;
+  upper.m_begin = cut;
+  upper.m_end = end;
+  upper.m_parent = &frame;
+  if (detail::push(&upper) != push_status::pushed) {
+    run_static(r, begin, cut);
+    run_static(r, cut, end);
+    return;
+  }
+  run_static(r, begin, cut);
+  if (detail::pop(&upper)) {
+    if (!r.cancelled()) run_static(r, cut, end);
   } else {
     detail::wait(frame, 1);
   }
@@ -245,6 +325,12 @@ void run_here(loop& l, worker& w) {
   r.m_half_min = l.m_exact_chunks ? l.m_grain : 1;
   r.m_split_ticks = k_split_us * ticks_per_us();
   r.m_workers = s.num_workers();
+  r.m_policy = s.cfg().split;
+  if (r.m_policy != split_policy::adaptive) {
+    const std::uint64_t share = l.m_count / (4 * static_cast<std::uint64_t>(r.m_workers));
+    r.m_piece = s.cfg().split_grain != 0 ? s.cfg().split_grain : std::max<std::uint64_t>(share, 1);
+    if (l.m_exact_chunks) r.m_piece = std::max(r.m_piece, l.m_grain);
+  }
   if (l.m_max_concurrency != 0) {
     capped_run c;
     c.m_run = &r;
@@ -252,6 +338,8 @@ void run_here(loop& l, worker& w) {
                                           (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) /
                                               (l.m_exact_chunks ? l.m_grain : 1)});
     run_runners(c, 0, c.m_runners);
+  } else if (r.m_policy != split_policy::adaptive) {
+    run_static(r, 0, l.m_count);
   } else if (r.m_workers == 1) {
     // Nobody can take a piece: one run of everything (a single chunk is valid
     // for every grain). An exception ends the run, skipping what is left.

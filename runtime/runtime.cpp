@@ -47,6 +47,16 @@ weft::stats runtime::stats() const {
   return out;
 }
 
+void runtime::write_trace(const std::string& path) const {
+  const rt::scheduler& s = rt::scheduler::of(m_state);
+  if (!s.tracing()) {
+    throw std::logic_error("weft::runtime::write_trace: tracing is off (set config::trace_file or WEFT_TRACE)");
+  }
+  s.write_trace(path);
+}
+
+bool runtime::tracing() const noexcept { return rt::scheduler::of(m_state).tracing(); }
+
 void runtime::reset_stats() noexcept {
   rt::scheduler& s = rt::scheduler::of(m_state);
   for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).m_counters.reset();

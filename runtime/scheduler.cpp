@@ -2,11 +2,14 @@
 
 #include <pthread.h>
 
+#include <cstdio>
 #include <mutex>
 #include <system_error>
 
 #include "fiber.hpp"
+#include "clock.hpp"
 #include "futex.hpp"
+#include "counters.hpp"
 #include "stack.hpp"
 #include "worker.hpp"
 
@@ -45,6 +48,10 @@ scheduler::scheduler(const config& cfg)
   install_overflow_handler();
   std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, &on_fork_child); });
   const int n = m_cfg.workers;
+  m_origin = ticks();
+  if (k_instrumented && !m_cfg.trace_file.empty()) {
+    for (int i = 0; i < n; ++i) m_traces.push_back(std::make_unique<trace_ring>(m_cfg.trace_events));
+  }
   m_workers.reserve(static_cast<std::size_t>(n));
   m_threads.reserve(static_cast<std::size_t>(n));
   try {
@@ -52,6 +59,7 @@ scheduler::scheduler(const config& cfg)
       fiber* first = create_fiber(*this);
       try {
         m_workers.push_back(std::make_unique<worker>(*this, i, first));
+        if (!m_traces.empty()) m_workers.back()->m_trace = m_traces[static_cast<std::size_t>(i)].get();
       } catch (...) {
         destroy_fiber(first);
         throw;
@@ -79,7 +87,25 @@ scheduler::~scheduler() {
   for (std::uint32_t r = m_roots.load(std::memory_order_acquire); r != 0; r = m_roots.load(std::memory_order_acquire)) {
     futex_wait(m_roots, r);
   }
+  stop_and_join_keeping_traces();
+}
+
+void scheduler::stop_and_join_keeping_traces() noexcept {
   stop_and_join();
+  if (!m_traces.empty()) {
+    try {
+      write_trace(m_cfg.trace_file);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw
+    }
+  }
+}
+
+void scheduler::write_trace(const std::string& path) const {
+  std::vector<std::vector<trace_ring::event>> events;
+  events.reserve(m_traces.size());
+  for (const auto& t : m_traces) events.push_back(t->snapshot());
+  write_chrome_trace(path, events, m_origin);
 }
 
 void scheduler::end_root() noexcept {

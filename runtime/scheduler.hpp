@@ -11,6 +11,7 @@
 #include "injection.hpp"
 #include "platform.hpp"
 #include "sleep.hpp"
+#include "trace.hpp"
 #include "weft/config.hpp"
 #include "weft/detail/entry.hpp"
 
@@ -35,6 +36,7 @@ class scheduler : public detail::runtime_state {
   scheduler& operator=(const scheduler&) = delete;
 
   static scheduler& of(detail::runtime_state* s) noexcept { return *static_cast<scheduler*>(s); }
+  static const scheduler& of(const detail::runtime_state* s) noexcept { return *static_cast<const scheduler*>(s); }
 
   const config& cfg() const noexcept { return m_cfg; }
   int num_workers() const noexcept { return m_cfg.workers; }
@@ -69,13 +71,20 @@ class scheduler : public detail::runtime_state {
   // threads do not exist there.
   bool forked_away() const noexcept;
 
+  bool tracing() const noexcept { return !m_traces.empty(); }
+  // Writes every worker's trace so far (see trace.hpp). Throws.
+  void write_trace(const std::string& path) const;
+
  private:
   void stop_and_join() noexcept;
+  void stop_and_join_keeping_traces() noexcept;
 
   config m_cfg;
   int m_split_depth;
   std::int64_t m_fiber_bound;
   std::uint64_t m_generation;  // fork generation of the process that started it
+  std::vector<std::unique_ptr<trace_ring>> m_traces;  // one per worker, or none
+  std::uint64_t m_origin;                             // ticks at start, time 0 of the trace
   std::vector<std::unique_ptr<worker>> m_workers;
   std::vector<std::thread> m_threads;
   injection_queue m_injection;

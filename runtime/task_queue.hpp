@@ -36,13 +36,13 @@ class task_queue {
   task_queue(const task_queue&) = delete;
   task_queue& operator=(const task_queue&) = delete;
 
-  // Owner only. Returns true when a task became visible to thieves (the caller
-  // then wakes a sleeper if needed). Throws std::bad_alloc only when the public
-  // deque must grow and cannot.
-  bool push(task* t) {
+  // Owner only. Returns the task that became visible to thieves (t or an
+  // older one; the caller then wakes a sleeper if needed), or null. Throws
+  // std::bad_alloc only when the public deque must grow and cannot.
+  task* push(task* t) {
     if ((!m_stealable || !m_public.looks_empty()) && m_hi - m_lo != k_private_capacity) {
       put_private(t);
-      return false;
+      return nullptr;
     }
     return push_slow(t);
   }
@@ -70,15 +70,19 @@ class task_queue {
 
   // Owner only: a thief asked for work since the last publication.
   bool has_demand() const noexcept { return m_demand.load(std::memory_order_relaxed); }
-  // Owner only: answers a demand by publishing the oldest private task. True
-  // when it published; false when nothing was private (the caller may split
-  // its own work instead). Clears the demand either way.
-  bool serve_demand() {
+  // Owner only: answers a demand by publishing the oldest private task, which
+  // it returns; null when nothing was private (the caller may split its own
+  // work instead). Clears the demand either way.
+  task* serve_demand() {
     m_demand.store(false, std::memory_order_relaxed);
-    if (m_lo == m_hi) return false;
-    m_public.push(m_private[m_lo++ % k_private_capacity]);
-    return true;
+    if (m_lo == m_hi) return nullptr;
+    task* t = m_private[m_lo++ % k_private_capacity];
+    m_public.push(t);
+    return t;
   }
+
+  // Any thread; a hint: tasks in the public part.
+  std::int64_t public_size() const noexcept { return m_public.size_hint(); }
 
   // Owner only: nothing at all to pop.
   bool empty() const noexcept { return m_lo == m_hi && m_public.looks_empty(); }
@@ -100,21 +104,24 @@ class task_queue {
   void put_private(task* t) noexcept { m_private[m_hi++ % k_private_capacity] = t; }
 
   // Publication at push (the public part is empty) or private overflow.
-  __attribute__((noinline)) bool push_slow(task* t) {
+  __attribute__((noinline)) task* push_slow(task* t) {
     if (m_stealable && m_public.looks_empty()) {
-      if (m_lo != m_hi) {
-        m_public.push(m_private[m_lo++ % k_private_capacity]);
+      task* published = t;
+      if (m_lo != m_hi) {  // the oldest private task goes public, t stays private
+        published = m_private[m_lo++ % k_private_capacity];
+        m_public.push(published);
         put_private(t);
       } else {
         m_public.push(t);
       }
       if (m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
-      return true;
+      return published;
     }
     // Full: the oldest private task goes public.
-    m_public.push(m_private[m_lo++ % k_private_capacity]);
+    task* oldest = m_private[m_lo++ % k_private_capacity];
+    m_public.push(oldest);
     put_private(t);
-    return m_stealable;
+    return m_stealable ? oldest : nullptr;
   }
 
   __attribute__((noinline)) bool pop_public_if(task* t) noexcept {

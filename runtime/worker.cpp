@@ -1,6 +1,5 @@
 #include "worker.hpp"
 
-#include <chrono>
 #include <new>
 
 #include "scheduler.hpp"
@@ -9,15 +8,6 @@ namespace weft::rt {
 
 constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
 
-namespace {
-
-std::uint64_t now_ns() noexcept {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-          .count());
-}
-
-}  // namespace
 
 WEFT_NOIPA worker* current_worker() noexcept {
   worker* w = t_worker;
@@ -36,14 +26,50 @@ worker_stats counters::snapshot() const noexcept {
   s.fibers_created = fibers_created.load(std::memory_order_relaxed);
   s.parks = parks.load(std::memory_order_relaxed);
   s.injected = injected.load(std::memory_order_relaxed);
+  s.steal_attempts = steal_attempts.load(std::memory_order_relaxed);
+  s.fibers_reused = fibers_reused.load(std::memory_order_relaxed);
+  s.wakeups = wakeups.load(std::memory_order_relaxed);
+  if constexpr (k_instrumented) {
+    std::uint64_t t[3];
+    for (int i = 0; i < 3; ++i) t[i] = ticks[i].load(std::memory_order_relaxed);
+    // The interval in progress counts up to now.
+    const std::uint32_t now_doing = current.load(std::memory_order_relaxed);
+    const std::uint64_t began = since.load(std::memory_order_relaxed);
+    const std::uint64_t now = rt::ticks();
+    if (now_doing < 3 && now > began) t[now_doing] += now - began;
+    const std::uint64_t per_us = ticks_per_us();
+    s.busy_ns = t[0] * 1000 / per_us;
+    s.search_ns = t[1] * 1000 / per_us;
+    s.parked_ns = t[2] * 1000 / per_us;
+  }
   return s;
 }
 
 void counters::reset() noexcept {
   for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created,
-                  &parks, &injected}) {
+                  &parks, &injected, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
     c->store(0, std::memory_order_relaxed);
   }
+  since.store(rt::ticks(), std::memory_order_relaxed);
+}
+
+namespace {
+
+std::uint64_t seed_of(int index) noexcept { return 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1); }
+
+}  // namespace
+
+template <>
+detail::task* worker::steal_round_of<random_victims>() noexcept {
+  return steal_round_with(m_random_victims);
+}
+template <>
+detail::task* worker::steal_round_of<round_robin_victims>() noexcept {
+  return steal_round_with(m_round_robin_victims);
+}
+template <>
+detail::task* worker::steal_round_of<last_victim_first>() noexcept {
+  return steal_round_with(m_last_victims);
 }
 
 worker::worker(scheduler& s, int index, fiber* first)
@@ -52,7 +78,21 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_queue(s.num_workers() > 1),
       m_pool(64),
       m_first(first),
-      m_rng(0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1)) {}
+      m_random_victims(index, s.num_workers(), seed_of(index)),
+      m_round_robin_victims(index, s.num_workers(), seed_of(index)),
+      m_last_victims(index, s.num_workers(), seed_of(index)) {
+  switch (s.cfg().victim) {
+    case victim_policy::round_robin:
+      m_steal_round = &worker::steal_round_of<round_robin_victims>;
+      break;
+    case victim_policy::last_victim:
+      m_steal_round = &worker::steal_round_of<last_victim_first>;
+      break;
+    default:
+      m_steal_round = &worker::steal_round_of<random_victims>;
+      break;
+  }
+}
 
 worker::~worker() {
   if (m_first != nullptr) destroy_fiber(m_first);  // the thread never started
@@ -64,6 +104,7 @@ void worker::thread_main() noexcept {
   m_signal_stack.enter();
   adopt_thread(m_native, m_sched);
   m_current = &m_native;
+  m_counters.since.store(ticks(), std::memory_order_relaxed);
   fiber* first = m_first;
   m_first = nullptr;
   counters::bump(m_counters.fibers_created);
@@ -75,16 +116,30 @@ void worker::thread_main() noexcept {
   t_worker = nullptr;
 }
 
-void worker::notify_published() noexcept { m_sched.sleepers().notify_one(); }
+void worker::wake_sleeper() noexcept { m_sched.sleepers().notify_one(); }
+
+void worker::published(detail::task* t) noexcept {
+  if constexpr (k_instrumented) {
+    if (m_trace != nullptr) {
+      m_trace->record(trace_kind::publish, reinterpret_cast<std::uintptr_t>(t),
+                      static_cast<std::uint32_t>(m_queue.public_size()));
+    }
+  }
+  wake_sleeper();
+}
 
 bool worker::serve_demand() {
-  if (!m_queue.serve_demand()) return false;
-  m_sched.sleepers().notify_one();
+  detail::task* t = m_queue.serve_demand();
+  if (t == nullptr) return false;
+  published(t);
   return true;
 }
 
 fiber* worker::idle_fiber() noexcept {
-  if (fiber* f = m_pool.take()) return f;
+  if (fiber* f = m_pool.take()) {
+    counters::bump(m_counters.fibers_reused);
+    return f;
+  }
   try {
     return create_fiber(m_sched);
   } catch (...) {
@@ -97,18 +152,25 @@ fiber* worker::next_fiber() noexcept {
   return idle_fiber();
 }
 
-std::uint32_t worker::next_random() noexcept {
-  // xorshift64*
-  m_rng ^= m_rng >> 12;
-  m_rng ^= m_rng << 25;
-  m_rng ^= m_rng >> 27;
-  return static_cast<std::uint32_t>((m_rng * 0x2545F4914F6CDD1DULL) >> 32);
+void worker::go_idle() noexcept {
+  m_idle = true;
+  m_counters.enter(activity::searching);
+  if constexpr (k_instrumented) {
+    if (m_trace != nullptr) m_trace->record(trace_kind::search_begin);
+  }
 }
 
 detail::task* worker::got(detail::task* t) noexcept {
   if (m_searching) {
     m_searching = false;
     m_sched.sleepers().found_work();
+  }
+  if (m_idle) {
+    m_idle = false;
+    m_counters.enter(activity::busy);
+    if constexpr (k_instrumented) {
+      if (m_trace != nullptr) m_trace->record(trace_kind::search_end);
+    }
   }
   return t;
 }
@@ -133,28 +195,32 @@ detail::task* worker::take_injected() noexcept {
   }
   first->m_next = nullptr;
   counters::bump(m_counters.injected, n);
-  if (spread) m_sched.sleepers().notify_one();
+  if (spread) wake_sleeper();
+  m_found = 1;
   return first;
 }
 
-detail::task* worker::steal_round() noexcept {
+template <class Policy>
+detail::task* worker::steal_round_with(Policy& victims) noexcept {
   const int n = m_sched.num_workers();
   if (n == 1) return nullptr;
-  const int start = static_cast<int>(next_random() % static_cast<std::uint32_t>(n));
-  for (int k = 0; k < n; ++k) {
-    int v = start + k;
-    if (v >= n) v -= n;
+  int v = victims.first();
+  for (int k = 0; k < n; ++k, v = victims.next(v)) {
     if (v == m_index) continue;
     for (int attempt = 0; attempt < 2; ++attempt) {
+      counters::bump(m_counters.steal_attempts);
       auto r = m_sched.worker_at(v).m_queue.steal();
       if (r.status == deque<detail::task*>::steal_status::success) {
         counters::bump(m_counters.steals);
+        victims.on_steal(v);
+        m_found = 2 + static_cast<std::uint32_t>(v);
         return r.value;
       }
       if (r.status == deque<detail::task*>::steal_status::empty) break;
     }
     counters::bump(m_counters.failed_steals);
   }
+  victims.on_empty_round();
   return nullptr;
 }
 
@@ -168,17 +234,17 @@ bool worker::work_visible() const noexcept {
 }
 
 detail::task* worker::search() noexcept {
-  const std::uint64_t spin_ns = std::uint64_t{m_sched.cfg().spin_us} * 1000;
-  const std::uint64_t start = now_ns();
+  const std::uint64_t spin = std::uint64_t{m_sched.cfg().spin_us} * ticks_per_us();
+  const std::uint64_t start = ticks();
   for (unsigned round = 0;; ++round) {
     if (!m_sched.over_fiber_bound()) {
-      if (detail::task* t = steal_round()) return t;
+      if (detail::task* t = (this->*m_steal_round)()) return t;
     }
     if (!m_sched.injection().looks_empty()) {
       if (detail::task* t = take_injected()) return t;
     }
     if (m_sched.stopping()) return nullptr;
-    if ((round & 3) == 3 && now_ns() - start >= spin_ns) return nullptr;
+    if (ticks() - start >= spin) return nullptr;
     for (int i = 0; i < 16; ++i) cpu_relax();
   }
 }
@@ -191,16 +257,27 @@ void worker::park() noexcept {
     s.cancel_park(m_index);
   } else {
     counters::bump(m_counters.parks);
+    m_counters.enter(activity::parked);
+    if constexpr (k_instrumented) {
+      if (m_trace != nullptr) m_trace->record(trace_kind::park_begin);
+    }
     s.commit_park(m_index);
+    counters::bump(m_counters.wakeups);
+    m_counters.enter(activity::searching);
+    if constexpr (k_instrumented) {
+      if (m_trace != nullptr) m_trace->record(trace_kind::park_end);
+    }
   }
   m_searching = true;  // either way, this worker is counted as searching now
 }
 
 detail::task* worker::find_work() noexcept {
   for (;;) {
+    m_found = 0;
     if (detail::task* t = m_queue.pop()) return got(t);
     if (fiber* f = m_yielded.pop_front()) return got(&f->m_resume);
     if (detail::task* t = take_injected()) return got(t);
+    if (!m_idle) go_idle();
     if (!m_searching) {
       m_sched.sleepers().start_search();
       m_searching = true;
@@ -220,8 +297,22 @@ void scheduling_loop() noexcept {
     worker* w = current_worker();  // re-read: the task below may resume elsewhere
     detail::task* t = w->find_work();
     if (t == nullptr) return;
-    if (t->m_execute != &resume_fiber) counters::bump(w->m_counters.tasks_run);
+    if (t->m_execute == &resume_fiber) {  // traced by the switch
+      t->m_execute(t);
+      continue;
+    }
+    counters::bump(w->m_counters.tasks_run);
+    fiber* self = w->m_current;
+    if constexpr (k_instrumented) {
+      self->m_in_task = true;
+      if (w->m_trace != nullptr) w->m_trace->record(trace_kind::run_task, reinterpret_cast<std::uintptr_t>(t), w->m_found);
+    }
     t->m_execute(t);
+    if constexpr (k_instrumented) {
+      self->m_in_task = false;
+      worker* now = current_worker();
+      if (now->m_trace != nullptr) now->m_trace->record(trace_kind::run_end);
+    }
   }
 }
 

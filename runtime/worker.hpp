@@ -4,36 +4,19 @@
 #include <atomic>
 #include <cstdint>
 
+#include "counters.hpp"
 #include "fiber.hpp"
 #include "platform.hpp"
 #include "stack.hpp"
 #include "task_cache.hpp"
 #include "task_queue.hpp"
+#include "trace.hpp"
+#include "victim.hpp"
 #include "weft/stats.hpp"
 
 namespace weft::rt {
 
 class scheduler;
-
-// Counters of one worker. Written by the owner only, as a relaxed load and
-// store (a plain add, no locked instruction); read by anyone.
-struct counters {
-  std::atomic<std::uint64_t> tasks_run{0};
-  std::atomic<std::uint64_t> spawns{0};
-  std::atomic<std::uint64_t> steals{0};
-  std::atomic<std::uint64_t> failed_steals{0};
-  std::atomic<std::uint64_t> suspensions{0};
-  std::atomic<std::uint64_t> fiber_switches{0};
-  std::atomic<std::uint64_t> fibers_created{0};
-  std::atomic<std::uint64_t> parks{0};
-  std::atomic<std::uint64_t> injected{0};
-
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  worker_stats snapshot() const noexcept;
-  void reset() noexcept;
-};
 
 // One worker: its thread, its queue, its fibers. Everything here is touched by
 // the owner thread only, except m_queue's public part (thieves), m_counters
@@ -55,11 +38,11 @@ class alignas(k_false_sharing) worker {
   // an older task became visible to thieves.
   void push(detail::task* t) {
     counters::bump(m_counters.spawns);
-    push_uncounted(t);
+    if (detail::task* p = m_queue.push(t); WEFT_UNLIKELY(p != nullptr)) published(p);
   }
   // The same for a task that is not a spawn (a fiber made ready again).
   void push_uncounted(detail::task* t) {
-    if (WEFT_UNLIKELY(m_queue.push(t))) notify_published();
+    if (WEFT_UNLIKELY(m_queue.push(t) != nullptr)) wake_sleeper();
   }
 
   // Owner: the next task to run, found locally, in the injection queue or by
@@ -93,20 +76,34 @@ class alignas(k_false_sharing) worker {
   counters m_counters;
   fiber m_native;                     // the thread's own stack
   fiber* m_first;                     // the loop's first fiber, until the thread starts
-  std::uint64_t m_rng;
+  trace_ring* m_trace = nullptr;      // this worker's events; null when not tracing
+  std::uint32_t m_found = 0;          // where find_work() found its task: see trace_kind::run_task
   void* m_eh_globals = nullptr;       // this thread's C++ exception globals
   bool m_searching = false;
   signal_stack m_signal_stack;
 
  private:
-  void notify_published() noexcept;
+  // A task became stealable: trace it and wake a sleeper if needed.
+  void published(detail::task* t) noexcept;
+  void wake_sleeper() noexcept;
   detail::task* got(detail::task* t) noexcept;
   detail::task* take_injected() noexcept;
-  detail::task* steal_round() noexcept;
+  template <class Policy>
+  detail::task* steal_round_with(Policy& victims) noexcept;
+  template <class Policy>
+  detail::task* steal_round_of() noexcept;
   detail::task* search() noexcept;
   bool work_visible() const noexcept;
   void park() noexcept;
-  std::uint32_t next_random() noexcept;
+  void go_idle() noexcept;
+
+  // Victim selection: every policy's state; the runtime's choice is called
+  // through one pointer per steal round (never per task).
+  random_victims m_random_victims;
+  round_robin_victims m_round_robin_victims;
+  last_victim_first m_last_victims;
+  detail::task* (worker::*m_steal_round)() noexcept;
+  bool m_idle = false;  // between going idle and finding work (time accounting, trace)
 };
 
 // The worker of this thread. initial-exec: one load off the thread pointer,

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace weft {
 
@@ -11,6 +12,23 @@ inline constexpr std::size_t k_min_stack_size = 16 * 1024;
 
 // Largest accepted worker count (config::workers and WEFT_NUM_WORKERS).
 inline constexpr int k_max_workers = 4096;
+
+// Which worker a thief tries first (see docs/policies.md).
+enum class victim_policy : std::uint8_t {
+  automatic,    // WEFT_VICTIM_POLICY if set, else random
+  random,       // every round starts at a random worker (the default)
+  round_robin,  // every round starts one worker further than the last
+  last_victim,  // the worker of the last successful steal first, then random
+};
+
+// How parallelize / parallel_for cut their range (see docs/policies.md).
+// parallel_reduce always uses its fixed, deterministic tree.
+enum class split_policy : std::uint8_t {
+  automatic,  // WEFT_SPLIT_POLICY if set, else adaptive
+  adaptive,   // split where and when work is worth a steal (the default)
+  eager,      // halve down to split_grain items at once, like a simple partitioner
+  fixed,      // cut into chunks of exactly split_grain items (the last may be shorter)
+};
 
 // How a runtime is built. Every field has a reasoned default; a runtime
 // validates its config in its constructor and throws std::invalid_argument
@@ -38,6 +56,22 @@ struct config {
   // outside until some of its fibers finish; it never fails a suspension.
   // At least 4.
   std::size_t max_fibers = 1024;
+
+  // Scheduling policies: seams for experiments; the defaults are the fastest.
+  victim_policy victim = victim_policy::automatic;
+  split_policy split = split_policy::automatic;
+  // Items per leaf (eager) or per chunk (fixed); 0: count / (4 x workers),
+  // at least 1. Never below the grain of a parallel_for. Ignored by adaptive.
+  std::uint64_t split_grain = 0;
+
+  // Event trace (docs/tracing.md): when non-empty, every worker records
+  // its task runs, steals, searches and parks, and the runtime writes them as
+  // Chrome trace-event JSON to this path when it is destroyed. Empty: the
+  // environment variable WEFT_TRACE if set, else no tracing at all.
+  std::string trace_file{};
+  // Events kept per worker while tracing (a ring: the newest survive).
+  // At least 1024.
+  std::size_t trace_events = std::size_t{1} << 16;
 };
 
 }  // namespace weft

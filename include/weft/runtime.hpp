@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -48,6 +49,14 @@ class WEFT_API runtime {
   weft::stats stats() const;
   // Sets every counter to zero (exact only while the runtime is idle).
   void reset_stats() noexcept;
+
+  // Writes the events traced so far as Chrome trace-event JSON (see
+  // docs/tracing.md). Throws std::logic_error when tracing is off and
+  // std::system_error when the file cannot be written. Best taken while the
+  // runtime is idle: events written meanwhile may be missing.
+  void write_trace(const std::string& path) const;
+  // True when this runtime records a trace.
+  bool tracing() const noexcept;
 
  private:
   friend struct detail::runtime_access;

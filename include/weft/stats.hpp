@@ -21,6 +21,12 @@ struct worker_stats {
   std::uint64_t fibers_created = 0;  // fiber stacks allocated
   std::uint64_t parks = 0;           // times the worker went to sleep
   std::uint64_t injected = 0;        // tasks taken from the injection queue
+  std::uint64_t steal_attempts = 0;  // victims probed (steals + failed_steals + lost races)
+  std::uint64_t fibers_reused = 0;   // fibers taken from a pool instead of created
+  std::uint64_t wakeups = 0;         // times another thread woke this worker up
+  std::uint64_t busy_ns = 0;         // time running tasks and switching fibers
+  std::uint64_t search_ns = 0;       // time looking for work
+  std::uint64_t parked_ns = 0;       // time asleep
 
   worker_stats& operator+=(const worker_stats& o) noexcept {
     tasks_run += o.tasks_run;
@@ -32,13 +38,21 @@ struct worker_stats {
     fibers_created += o.fibers_created;
     parks += o.parks;
     injected += o.injected;
+    steal_attempts += o.steal_attempts;
+    fibers_reused += o.fibers_reused;
+    wakeups += o.wakeups;
+    busy_ns += o.busy_ns;
+    search_ns += o.search_ns;
+    parked_ns += o.parked_ns;
     return *this;
   }
 };
 
 // A snapshot of a runtime's counters: one entry per worker and their sum.
 // Counters are read while the workers run, so a snapshot taken during work is
-// approximate; one taken while the runtime is idle is exact.
+// approximate; one taken while the runtime is idle is exact (the times then
+// include each worker's current interval up to the snapshot). All zero in a
+// build configured with -Dinstrumentation=false.
 struct stats {
   std::vector<worker_stats> workers;
   worker_stats total;

@@ -38,7 +38,7 @@ void construct(const weft::config& cfg) {
 void expect_rejected(const weft::config& cfg, std::string_view field) {
   const int threads = weft_test::thread_count();
   expect_invalid_argument([&] { construct(cfg); }, field);
-  EXPECT_EQ(weft_test::thread_count(), threads) << "a constructor that threw left threads behind";
+  EXPECT_EQ(weft_test::settled_thread_count(threads), threads) << "a constructor that threw left threads behind";
 }
 
 TEST(ConfigTest, NegativeWorkersRejected) {
@@ -135,7 +135,7 @@ TEST(NumWorkersEnvTest, GarbageIsAClearError) {
         EXPECT_NE(what.find(value), std::string::npos) << "the message should show the bad value: " << what;
       }
     }
-    EXPECT_EQ(weft_test::thread_count(), threads);
+    EXPECT_EQ(weft_test::settled_thread_count(threads), threads);
   }
 }
 

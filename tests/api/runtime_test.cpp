@@ -316,7 +316,7 @@ TEST(RuntimeLifeTest, CreatedAndDestroyedInALoop) {
         ASSERT_TRUE(rt.run([] { return weft::worker_index() >= 0; }));
       }
     }
-    ASSERT_EQ(weft_test::thread_count(), threads_before) << "threads left behind after round " << i;
+    ASSERT_EQ(weft_test::settled_thread_count(threads_before), threads_before) << "threads left behind after round " << i;
     // Mappings settle once the allocator has its arenas; count from there.
     if (i == 7) mappings_warm = weft_test::mapping_count();
   }
@@ -332,7 +332,7 @@ TEST(RuntimeLifeTest, DestroyedRightAfterCreation) {
   for (int i = 0; i < 50; ++i) {
     weft::runtime rt{weft::config{.workers = 1 + i % 8}};
   }
-  EXPECT_EQ(weft_test::thread_count(), threads_before);
+  EXPECT_EQ(weft_test::settled_thread_count(threads_before), threads_before);
 }
 
 TEST(RuntimeLifeTest, TwoRuntimesUsedAtOnce) {

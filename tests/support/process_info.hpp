@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <thread>
 #include <string>
 
 namespace weft_test {
@@ -25,6 +26,20 @@ inline int thread_count() {
     if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
   }
   return -1;
+}
+
+// The thread count once it has settled at `expected`, or the last count seen
+// after `timeout_ms`. A thread that pthread_join() has returned for is still
+// counted by the kernel for a moment (until it is reaped), so a count read
+// right after joining can be one too high; a thread really left behind keeps
+// it high for good.
+inline int settled_thread_count(int expected, int timeout_ms = 2000) {
+  int n = thread_count();
+  for (int waited = 0; n != expected && waited < timeout_ms; waited += 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    n = thread_count();
+  }
+  return n;
 }
 
 // Memory mappings of the process (lines of /proc/self/maps): every fiber

@@ -80,7 +80,7 @@ TEST_F(TaskQueue, PopIsLifoAcrossPrivateAndPublic) {
 
 TEST_F(TaskQueue, StealableFirstPushIsPublic) {
   auto q = make(true);
-  EXPECT_TRUE(q->push(t(0)));
+  EXPECT_EQ(q->push(t(0)), t(0));
   EXPECT_TRUE(q->public_nonempty());
   EXPECT_FALSE(q->empty());
   EXPECT_EQ(stolen(*q), t(0));
@@ -89,9 +89,9 @@ TEST_F(TaskQueue, StealableFirstPushIsPublic) {
 
 TEST_F(TaskQueue, StealableLaterPushesStayPrivate) {
   auto q = make(true);
-  EXPECT_TRUE(q->push(t(0)));
-  EXPECT_FALSE(q->push(t(1)));
-  EXPECT_FALSE(q->push(t(2)));
+  EXPECT_EQ(q->push(t(0)), t(0));
+  EXPECT_EQ(q->push(t(1)), nullptr);
+  EXPECT_EQ(q->push(t(2)), nullptr);
   EXPECT_EQ(stolen(*q), t(0));
   expect_nothing_public(*q);
   EXPECT_FALSE(q->empty());
@@ -108,11 +108,11 @@ TEST_F(TaskQueue, PushPublishesOldestPrivateWhenPublicIsEmpty) {
   q->push(t(1));
   q->push(t(2));
   EXPECT_EQ(stolen(*q), t(0));
-  EXPECT_TRUE(q->push(t(3)));  // publishes t1
+  EXPECT_EQ(q->push(t(3)), t(1));  // publishes t1
   EXPECT_TRUE(q->public_nonempty());
   EXPECT_EQ(stolen(*q), t(1));
   expect_nothing_public(*q);
-  EXPECT_TRUE(q->push(t(4)));  // publishes t2
+  EXPECT_EQ(q->push(t(4)), t(2));  // publishes t2
   EXPECT_EQ(stolen(*q), t(2));
   EXPECT_EQ(q->pop(), t(4));
   EXPECT_EQ(q->pop(), t(3));
@@ -130,7 +130,7 @@ TEST_F(TaskQueue, ThievesTakeOldestFirst) {
     const auto r = q->steal();
     if (r.status == status::empty) {
       ASSERT_TRUE(q->has_demand());
-      ASSERT_TRUE(q->serve_demand()) << "next=" << next;
+      ASSERT_EQ(q->serve_demand(), t(next)) << "next=" << next;
       continue;
     }
     ASSERT_EQ(r.status, status::success);
@@ -142,23 +142,23 @@ TEST_F(TaskQueue, ThievesTakeOldestFirst) {
 
 TEST_F(TaskQueue, NonStealableNeverPublishesBelowCapacity) {
   auto q = make(false);
-  for (std::size_t i = 0; i < k_cap; ++i) ASSERT_FALSE(q->push(t(i)));
+  for (std::size_t i = 0; i < k_cap; ++i) ASSERT_EQ(q->push(t(i)), nullptr);
   expect_nothing_public(*q);
   EXPECT_FALSE(q->empty());
   // A thief's failed steal raises the demand flag, but pushes still do not
   // publish.
   EXPECT_TRUE(q->has_demand());
   ASSERT_EQ(q->pop(), t(k_cap - 1));
-  ASSERT_FALSE(q->push(t(k_cap - 1)));
+  ASSERT_EQ(q->push(t(k_cap - 1)), nullptr);
   expect_nothing_public(*q);
 }
 
 TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
   auto q = make(false);
   for (std::size_t i = 0; i < k_cap; ++i) q->push(t(i));
-  EXPECT_FALSE(q->push(t(k_cap)));  // overflow, but nothing is stealable to report
+  EXPECT_EQ(q->push(t(k_cap)), nullptr);  // overflow, but nothing is stealable to report
   EXPECT_TRUE(q->public_nonempty());
-  EXPECT_FALSE(q->push(t(k_cap + 1)));
+  EXPECT_EQ(q->push(t(k_cap + 1)), nullptr);
   // The overflow holds the oldest tasks, in order.
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(stolen(*q), t(1));
@@ -169,9 +169,9 @@ TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
 
 TEST_F(TaskQueue, StealableOverflowPublishesAndReportsIt) {
   auto q = make(true);
-  EXPECT_TRUE(q->push(t(0)));                                      // public
-  for (std::size_t i = 1; i <= k_cap; ++i) ASSERT_FALSE(q->push(t(i)));  // private, now full
-  EXPECT_TRUE(q->push(t(k_cap + 1)));                               // t1 goes public
+  EXPECT_EQ(q->push(t(0)), t(0));                                  // public
+  for (std::size_t i = 1; i <= k_cap; ++i) ASSERT_EQ(q->push(t(i)), nullptr);  // private, now full
+  EXPECT_EQ(q->push(t(k_cap + 1)), t(1));                           // t1 goes public
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(stolen(*q), t(1));
   expect_nothing_public(*q);
@@ -239,9 +239,9 @@ TEST_F(TaskQueue, PublishingPushClearsDemand) {
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(q->steal().status, status::empty);
   ASSERT_TRUE(q->has_demand());
-  EXPECT_TRUE(q->push(t(2)));  // publishes t1
+  EXPECT_EQ(q->push(t(2)), t(1));  // publishes t1
   EXPECT_FALSE(q->has_demand());
-  EXPECT_FALSE(q->push(t(3)));  // not publishing: the demand stays cleared
+  EXPECT_EQ(q->push(t(3)), nullptr);  // not publishing: the demand stays cleared
   EXPECT_FALSE(q->has_demand());
 }
 
@@ -251,7 +251,7 @@ TEST_F(TaskQueue, ServeDemandPublishesOldestPrivateTask) {
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(q->steal().status, status::empty);
   ASSERT_TRUE(q->has_demand());
-  EXPECT_TRUE(q->serve_demand());
+  EXPECT_EQ(q->serve_demand(), t(1));
   EXPECT_FALSE(q->has_demand());
   EXPECT_TRUE(q->public_nonempty());
   EXPECT_EQ(stolen(*q), t(1));
@@ -265,10 +265,10 @@ TEST_F(TaskQueue, ServeDemandWithNothingPrivateClearsDemand) {
   auto q = make(true);
   EXPECT_EQ(q->steal().status, status::empty);
   ASSERT_TRUE(q->has_demand());
-  EXPECT_FALSE(q->serve_demand());
+  EXPECT_EQ(q->serve_demand(), nullptr);
   EXPECT_FALSE(q->has_demand());
   q->push(t(0));  // public, nothing private
-  EXPECT_FALSE(q->serve_demand());
+  EXPECT_EQ(q->serve_demand(), nullptr);
   EXPECT_EQ(stolen(*q), t(0));
 }
 
@@ -311,7 +311,7 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
           ++pub;
           expect_visible = stealable;
         }
-        ASSERT_EQ(q->push(x), expect_visible);
+        ASSERT_EQ(q->push(x) != nullptr, expect_visible);
         model.push_back(x);
       } else if (r < 70) {
         task* got = q->pop();
@@ -343,7 +343,7 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
           --pub;
         }
       } else if (stealable) {
-        ASSERT_EQ(q->serve_demand(), priv > 0);
+        ASSERT_EQ(q->serve_demand() != nullptr, priv > 0);
         if (priv > 0) ++pub;
         demand = false;
       }

@@ -1,0 +1,63 @@
+// weft::rt: a worker's counters and the time it spends busy, searching and
+// parked.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "clock.hpp"
+#include "platform.hpp"
+#include "weft/stats.hpp"
+
+#ifndef WEFT_INSTRUMENTATION
+#define WEFT_INSTRUMENTATION 1
+#endif
+
+namespace weft::rt {
+
+// False in a build configured with -Dinstrumentation=false: counters, time
+// accounting and tracing are compiled out.
+inline constexpr bool k_instrumented = WEFT_INSTRUMENTATION != 0;
+
+// What a worker is doing, for time accounting.
+enum class activity : std::uint32_t { busy = 0, searching = 1, parked = 2 };
+
+// Counters of one worker. Written by the owner only, as a relaxed load and
+// store (a plain add, no locked instruction); read by anyone.
+struct counters {
+  std::atomic<std::uint64_t> tasks_run{0};
+  std::atomic<std::uint64_t> spawns{0};
+  std::atomic<std::uint64_t> steals{0};
+  std::atomic<std::uint64_t> failed_steals{0};
+  std::atomic<std::uint64_t> suspensions{0};
+  std::atomic<std::uint64_t> fiber_switches{0};
+  std::atomic<std::uint64_t> fibers_created{0};
+  std::atomic<std::uint64_t> parks{0};
+  std::atomic<std::uint64_t> injected{0};
+  std::atomic<std::uint64_t> steal_attempts{0};
+  std::atomic<std::uint64_t> fibers_reused{0};
+  std::atomic<std::uint64_t> wakeups{0};
+  std::atomic<std::uint64_t> ticks[3] = {0, 0, 0};      // per activity, finished intervals
+  std::atomic<std::uint32_t> current{0};                // activity now (an activity value)
+  std::atomic<std::uint64_t> since{0};                  // ticks when it began
+
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  // Owner: the worker now does `a`; the interval of the previous activity ends.
+  void enter(activity a) noexcept {
+    if constexpr (k_instrumented) {
+      const std::uint64_t now = rt::ticks();
+      const std::uint32_t was = current.load(std::memory_order_relaxed);
+      bump(ticks[was], now - since.load(std::memory_order_relaxed));
+      current.store(static_cast<std::uint32_t>(a), std::memory_order_relaxed);
+      since.store(now, std::memory_order_relaxed);
+    }
+  }
+
+  worker_stats snapshot() const noexcept;
+  void reset() noexcept;
+};
+
+}  // namespace weft::rt

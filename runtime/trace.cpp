@@ -1,0 +1,189 @@
+#include "trace.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <system_error>
+
+namespace weft::rt {
+
+trace_ring::trace_ring(std::size_t capacity) {
+  std::uint64_t n = 1024;
+  while (n < capacity) n *= 2;
+  m_slots = std::make_unique<slot[]>(n);
+  m_mask = n - 1;
+}
+
+std::vector<trace_ring::event> trace_ring::snapshot() const {
+  const std::uint64_t end = m_next.load(std::memory_order_acquire);
+  const std::uint64_t size = m_mask + 1;
+  std::uint64_t begin = end > size ? end - size : 0;
+  std::vector<event> out;
+  out.reserve(end - begin);
+  for (std::uint64_t i = begin; i < end; ++i) {
+    const slot& s = m_slots[i & m_mask];
+    const std::uint64_t ke = s.m_kind_extra.load(std::memory_order_relaxed);
+    out.push_back({s.m_ticks.load(std::memory_order_relaxed), s.m_arg.load(std::memory_order_relaxed),
+                   static_cast<trace_kind>(ke >> 32), static_cast<std::uint32_t>(ke)});
+  }
+  // Events the owner overwrote while they were copied are unreliable: drop them.
+  const std::uint64_t now = m_next.load(std::memory_order_acquire);
+  if (now > size && now - size > begin) {
+    const std::uint64_t lost = std::min<std::uint64_t>(now - size - begin, out.size());
+    out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(lost));
+  }
+  return out;
+}
+
+namespace {
+
+class json_writer {
+ public:
+  explicit json_writer(const std::string& path) : m_file(std::fopen(path.c_str(), "w")) {
+    if (m_file == nullptr) throw std::system_error(errno, std::generic_category(), "weft: cannot write trace " + path);
+    std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", m_file);
+  }
+  json_writer(const json_writer&) = delete;
+  json_writer& operator=(const json_writer&) = delete;
+  ~json_writer() {
+    if (m_file != nullptr) std::fclose(m_file);
+  }
+
+  // One event; `fields` is the JSON text inside the braces.
+  template <class... A>
+  void event(const char* format, A... args) {
+    if (!m_first) std::fputs(",\n", m_file);
+    m_first = false;
+    std::fputc('{', m_file);
+    std::fprintf(m_file, format, args...);
+    std::fputc('}', m_file);
+  }
+
+  void finish(const std::string& path) {
+    std::fputs("\n]}\n", m_file);
+    const bool failed = std::ferror(m_file) != 0;
+    const int closed = std::fclose(m_file);
+    m_file = nullptr;
+    if (failed || closed != 0) throw std::system_error(EIO, std::generic_category(), "weft: cannot write trace " + path);
+  }
+
+ private:
+  std::FILE* m_file;
+  bool m_first = true;
+};
+
+struct publication {
+  int m_worker;
+  double m_us;
+  bool m_used;
+};
+
+}  // namespace
+
+void write_chrome_trace(const std::string& path, const std::vector<std::vector<trace_ring::event>>& workers,
+                        std::uint64_t origin) {
+  const double per_us = static_cast<double>(ticks_per_us());
+  auto us = [&](std::uint64_t t) { return t > origin ? static_cast<double>(t - origin) / per_us : 0.0; };
+
+  json_writer out(path);
+  out.event(R"("name":"process_name","ph":"M","pid":1,"tid":0,"args":{"name":"weft runtime"})");
+  const int n = static_cast<int>(workers.size());
+  for (int w = 0; w < n; ++w) {
+    out.event(R"("name":"thread_name","ph":"M","pid":1,"tid":%d,"args":{"name":"worker %d"})", w, w);
+    out.event(R"("name":"thread_sort_index","ph":"M","pid":1,"tid":%d,"args":{"sort_index":%d})", w, w);
+  }
+
+  // Publications by task address, in time order, to connect steals to them.
+  std::map<std::uint64_t, std::vector<publication>> published;
+  for (int w = 0; w < n; ++w) {
+    for (const auto& e : workers[static_cast<std::size_t>(w)]) {
+      if (e.m_kind == trace_kind::publish) published[e.m_arg].push_back({w, us(e.m_ticks), false});
+    }
+  }
+
+  std::uint64_t flow = 0;
+  for (int w = 0; w < n; ++w) {
+    const auto& events = workers[static_cast<std::size_t>(w)];
+    // The open slice of the worker's track, if any: a run or an idle period.
+    const char* open_name = nullptr;
+    double open_us = 0;
+    std::uint64_t open_arg = 0;
+    std::uint32_t open_extra = 0;
+    auto close = [&](double at) {
+      if (open_name == nullptr) return;
+      const double dur = at > open_us ? at - open_us : 0;
+      if (open_name[0] == 't') {  // "task": say where it came from
+        if (open_extra >= 2) {
+          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
+                    w, open_us, dur, open_extra - 2);
+        } else {
+          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})", w,
+                    open_us, dur, open_extra == 1 ? "injected" : "local");
+        }
+      } else {
+        out.event(R"("name":"%s","cat":"%s","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f)", open_name,
+                  open_name[0] == 'r' ? "run" : "idle", w, open_us, dur);
+      }
+      open_name = nullptr;
+      (void)open_arg;
+    };
+    auto open = [&](const char* name, double at, std::uint64_t arg, std::uint32_t extra) {
+      close(at);
+      open_name = name;
+      open_us = at;
+      open_arg = arg;
+      open_extra = extra;
+    };
+    double last = 0;
+    for (const auto& e : events) {
+      const double at = us(e.m_ticks);
+      last = at;
+      switch (e.m_kind) {
+        case trace_kind::run_task:
+          open("task", at, e.m_arg, e.m_extra);
+          if (e.m_extra >= 2) {  // stolen: an arrow from its publication
+            auto it = published.find(e.m_arg);
+            if (it != published.end()) {
+              publication* best = nullptr;
+              for (auto& p : it->second) {
+                if (!p.m_used && p.m_us <= at && (best == nullptr || p.m_us > best->m_us)) best = &p;
+              }
+              if (best != nullptr) {
+                best->m_used = true;
+                ++flow;
+                out.event(R"("name":"steal","cat":"steal","ph":"s","id":%llu,"pid":1,"tid":%d,"ts":%.3f)",
+                          static_cast<unsigned long long>(flow), best->m_worker, best->m_us);
+                out.event(R"("name":"steal","cat":"steal","ph":"f","bp":"e","id":%llu,"pid":1,"tid":%d,"ts":%.3f)",
+                          static_cast<unsigned long long>(flow), w, at);
+              }
+            }
+          }
+          break;
+        case trace_kind::run_resume:
+          open("resume", at, e.m_arg, 0);
+          break;
+        case trace_kind::run_end:
+          if (open_name != nullptr && (open_name[0] == 't' || open_name[0] == 'r')) close(at);
+          break;
+        case trace_kind::search_begin:
+        case trace_kind::park_end:
+          open("searching", at, 0, 0);
+          break;
+        case trace_kind::search_end:
+          if (open_name != nullptr && open_name[0] == 's') close(at);
+          break;
+        case trace_kind::park_begin:
+          open("parked", at, 0, 0);
+          break;
+        case trace_kind::publish:
+          out.event(R"("name":"public deque","ph":"C","pid":1,"tid":%d,"ts":%.3f,"args":{"worker %d":%u})", w, at, w,
+                    e.m_extra);
+          break;
+      }
+    }
+    close(last);
+  }
+  out.finish(path);
+}
+
+}  // namespace weft::rt

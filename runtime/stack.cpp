@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,10 @@
 #include "fiber.hpp"
 #include "worker.hpp"
 
+#if WEFT_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace weft::rt {
 
 std::size_t page_size() noexcept {
@@ -21,6 +26,19 @@ std::size_t page_size() noexcept {
 }
 
 namespace {
+
+// AddressSanitizer keeps the shadow of memory that is unmapped: a stack that
+// was unmapped with frames on it (a fiber retired or dropped from a pool)
+// leaves its redzones poisoned, and a later mapping at the same address would
+// inherit them. Clear them on both ends of a stack's life.
+void forget_stack_poison(void* p, std::size_t n) noexcept {
+#if WEFT_ASAN
+  __asan_unpoison_memory_region(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
 
 std::size_t round_to_page(std::size_t n) noexcept {
   const std::size_t p = page_size();
@@ -40,6 +58,7 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header) {
     munmap(map, total);
     throw std::bad_alloc();
   }
+  forget_stack_poison(static_cast<char*>(map) + guard, body);
   stack_memory s;
   s.m_map = map;
   s.m_map_size = total;
@@ -49,6 +68,7 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header) {
 }
 
 void free_stack(stack_memory& s) noexcept {
+  if (s.m_bottom != nullptr) forget_stack_poison(s.m_bottom, s.m_map_size - static_cast<std::size_t>(s.m_bottom - static_cast<char*>(s.m_map)));
   if (s.m_map != nullptr) munmap(s.m_map, s.m_map_size);
   s = stack_memory{};
 }
@@ -96,6 +116,19 @@ char* append_number(char* p, std::size_t v) noexcept {
   return p;
 }
 
+// The stack pointer of the code a signal interrupted, or null where unknown.
+const char* interrupted_stack_pointer(void* uctx) noexcept {
+  const auto* uc = static_cast<const ucontext_t*>(uctx);
+#if defined(__x86_64__)
+  return reinterpret_cast<const char*>(uc->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+  return reinterpret_cast<const char*>(uc->uc_mcontext.sp);
+#else
+  (void)uc;
+  return nullptr;
+#endif
+}
+
 char* append_text(char* p, const char* s) noexcept {
   while (*s != '\0') *p++ = *s++;
   return p;
@@ -108,8 +141,14 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     const fiber* f = w->m_current;
     const char* addr = static_cast<const char*>(info->si_addr);
     const char* guard_lo = static_cast<const char*>(f->m_stack.m_map);
-    // The guard region, and a margin below it for frames that jumped over it.
-    if (addr >= guard_lo - k_guard_size && addr < f->m_stack.m_bottom) {
+    // An overflow: the access is in the guard region, or the stack pointer
+    // itself went below the usable stack (a frame larger than the guard that
+    // jumped over it). A fault elsewhere with the stack pointer inside the
+    // stack is someone else's.
+    const char* sp = interrupted_stack_pointer(uctx);
+    const bool in_guard = addr >= guard_lo && addr < f->m_stack.m_bottom;
+    const bool sp_below = sp != nullptr && sp < f->m_stack.m_bottom && sp >= guard_lo - k_guard_size;
+    if (in_guard || sp_below) {
       if (g_reporting.exchange(true)) {
         for (;;) pause();  // another thread reports and aborts the process
       }

@@ -169,7 +169,10 @@ TEST_P(ParallelizeTest, AcceptsEveryKindOfCallable) {
     weft::parallelize(n, counter{&object_calls});                     // rvalue
     weft::parallelize(n, wrapped);                                    // std::function lvalue
     weft::parallelize(n, +[](int) { free_calls.fetch_add(1); });      // function pointer
-    weft::parallelize(n, [&, unused = 0](int) mutable { ++unused; mutable_calls.fetch_add(1); });
+    // A callable with a non-const call operator. parallelize calls the one
+    // object from several workers at once, so it must not write its own
+    // state without synchronisation (this one only reads it).
+    weft::parallelize(n, [&, step = 1](int) mutable { mutable_calls.fetch_add(step); });
   });
   EXPECT_EQ(object_calls.load(), 2 * n);
   EXPECT_EQ(function_calls.load(), n);

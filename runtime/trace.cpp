@@ -113,7 +113,10 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       if (open_name == nullptr) return;
       const double dur = at > open_us ? at - open_us : 0;
       if (open_name[0] == 't') {  // "task": say where it came from
-        if (open_extra >= 2) {
+        if (open_extra == 3 && open_arg == 0) {
+          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
+                    w, open_us, dur);
+        } else if (open_extra >= 2) {
           out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
                     w, open_us, dur, open_extra - 2);
         } else {
@@ -125,7 +128,6 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
                   open_name[0] == 'r' ? "run" : "idle", w, open_us, dur);
       }
       open_name = nullptr;
-      (void)open_arg;
     };
     auto open = [&](const char* name, double at, std::uint64_t arg, std::uint32_t extra) {
       close(at);
@@ -135,6 +137,22 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       open_extra = extra;
     };
     double last = 0;
+    // A ring that wrapped starts in the middle of something: open a slice for
+    // it from the first event kept, so that the track stays balanced and
+    // publications in it stay inside a slice.
+    for (const auto& e : events) {
+      const double at = us(e.m_ticks);
+      if (e.m_kind == trace_kind::run_end || e.m_kind == trace_kind::publish) {
+        open("task", at, 0, 3);  // extra 3: "before the trace window"
+      } else if (e.m_kind == trace_kind::search_end || e.m_kind == trace_kind::park_begin) {
+        open("searching", at, 0, 0);
+      } else if (e.m_kind == trace_kind::park_end) {
+        open("parked", at, 0, 0);
+      } else {
+        break;  // a beginning: nothing was cut off
+      }
+      break;
+    }
     for (const auto& e : events) {
       const double at = us(e.m_ticks);
       last = at;

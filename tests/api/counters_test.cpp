@@ -1,0 +1,109 @@
+// The scheduler counters add up: spawns and tasks run match what a known
+// workload creates, whatever the worker count and the steals; one worker
+// never steals; the time split covers the time that passed.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include <weft/weft.hpp>
+
+#include "worker_count.hpp"
+
+namespace {
+
+// fib(n) by join: one spawn per call with n >= 2.
+long fib(int n) {
+  if (n < 2) return n;
+  auto [a, b] = weft::join([n] { return fib(n - 2); }, [n] { return fib(n - 1); });
+  return a + b;
+}
+
+// Calls of fib(n) with n >= 2, i.e. joins, i.e. spawns.
+long joins_of(int n) { return n < 2 ? 0 : 1 + joins_of(n - 1) + joins_of(n - 2); }
+
+class CountersTest : public weft_test::WorkerCount {};
+
+TEST_P(CountersTest, SpawnsAndTasksMatchTheWorkload) {
+  rt.reset_stats();
+  ASSERT_EQ(rt.run([] { return fib(20); }), 6765);
+  const weft::stats s = rt.stats();
+  EXPECT_EQ(s.total.spawns, static_cast<std::uint64_t>(joins_of(20)));
+  // Every spawned task runs once (popped back or stolen), plus the root task.
+  EXPECT_EQ(s.total.tasks_run, static_cast<std::uint64_t>(joins_of(20)) + 1);
+  EXPECT_EQ(s.total.injected, 1u);
+  EXPECT_GE(s.total.steal_attempts, s.total.steals + s.total.failed_steals);
+  EXPECT_LE(s.total.steals, s.total.spawns);
+}
+
+TEST_P(CountersTest, TaskGroupSpawnsAreCounted) {
+  rt.reset_stats();
+  rt.run([] {
+    weft::task_group g;
+    for (int i = 0; i < 1000; ++i) g.spawn([] {});
+    g.wait();
+  });
+  const weft::stats s = rt.stats();
+  EXPECT_EQ(s.total.spawns, 1000u);
+  EXPECT_EQ(s.total.tasks_run, 1001u);
+}
+
+TEST_P(CountersTest, OneWorkerNeverSteals) {
+  if (workers() != 1) GTEST_SKIP() << "one worker only";
+  rt.reset_stats();
+  rt.run([] {
+    fib(18);
+    weft::parallelize(100000, [](int) {});
+  });
+  const weft::stats s = rt.stats();
+  EXPECT_EQ(s.total.steals, 0u);
+  EXPECT_EQ(s.total.failed_steals, 0u);
+  EXPECT_EQ(s.total.steal_attempts, 0u);
+}
+
+TEST_P(CountersTest, PerWorkerCountersSumToTotal) {
+  rt.reset_stats();
+  rt.run([] { fib(18); });
+  const weft::stats s = rt.stats();
+  ASSERT_EQ(s.workers.size(), static_cast<std::size_t>(workers()));
+  weft::worker_stats sum;
+  for (const auto& w : s.workers) sum += w;
+  EXPECT_EQ(sum.spawns, s.total.spawns);
+  EXPECT_EQ(sum.tasks_run, s.total.tasks_run);
+  EXPECT_EQ(sum.steals, s.total.steals);
+  EXPECT_EQ(sum.parks, s.total.parks);
+}
+
+// busy + searching + parked of each worker covers the time since the reset
+// (each worker is always in exactly one of them), and idle workers park.
+TEST_P(CountersTest, TimeSplitCoversTheElapsedTime) {
+  rt.reset_stats();
+  const auto t0 = std::chrono::steady_clock::now();
+  rt.run([] { fib(20); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // idle: everyone parks
+  const weft::stats s = rt.stats();
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  for (std::size_t i = 0; i < s.workers.size(); ++i) {
+    const auto& w = s.workers[i];
+    const std::uint64_t covered = w.busy_ns + w.search_ns + w.parked_ns;
+    SCOPED_TRACE("worker " + std::to_string(i));
+    // Clocks differ by the calibration of the time-stamp counter: allow 10%.
+    EXPECT_LE(covered, static_cast<std::uint64_t>(elapsed) * 11 / 10 + 1'000'000);
+    EXPECT_GE(covered, static_cast<std::uint64_t>(elapsed) * 9 / 10 - 1'000'000);
+    EXPECT_GT(w.parked_ns, 0u) << "an idle worker should have parked";
+  }
+}
+
+TEST_P(CountersTest, SummaryHasARowPerWorkerAndATotal) {
+  rt.run([] { fib(15); });
+  const std::string text = rt.stats().summary();
+  for (int i = 0; i < workers(); ++i) {
+    EXPECT_NE(text.find("\n" + std::to_string(i) + " "), std::string::npos) << text;
+  }
+  EXPECT_NE(text.find("total"), std::string::npos) << text;
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(CountersTest);
+
+}  // namespace

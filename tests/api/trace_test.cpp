@@ -1,0 +1,215 @@
+// The trace: valid Chrome trace-event JSON, one balanced track per worker
+// (slices never overlap on a track), steal arrows that start and end inside
+// slices, written at destruction, on demand, and when WEFT_TRACE is set.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <system_error>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "json.hpp"
+#include "scoped_env.hpp"
+#include "watchdog.hpp"
+#include "worker_count.hpp"
+
+namespace {
+
+using weft_test::json;
+
+std::string temp_path(const std::string& name) {
+  return "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-" + name + ".json";
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "no trace at " << path;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return json::parse(ss.str());
+}
+
+long fib(int n) {
+  if (n < 2) return n;
+  auto [a, b] = weft::join([n] { return fib(n - 2); }, [n] { return fib(n - 1); });
+  return a + b;
+}
+
+// Work with steals, suspensions and idle periods.
+void workload() {
+  weft::parallelize(32, [](int i) {
+    weft::parallelize(2000 + i * 100, [](int) {});
+    fib(14);
+  });
+  fib(20);
+}
+
+struct slice {
+  double begin;
+  double end;
+  std::string name;
+};
+
+// Checks the structure; returns the number of steal arrows.
+int check_trace(const json& doc, int workers) {
+  const json& events = doc.at("traceEvents");
+  EXPECT_EQ(events.type, json::kind::array);
+  std::map<int, std::vector<slice>> tracks;
+  std::map<long, std::vector<const json*>> flows;
+  std::map<int, std::string> names;
+  for (const json& e : events.items) {
+    const std::string& ph = e.at("ph").str();
+    const int tid = static_cast<int>(e.at("tid").num());
+    if (ph == "M") {
+      if (e.at("name").str() == "thread_name") names[tid] = e.at("args").at("name").str();
+      continue;
+    }
+    EXPECT_GE(tid, 0);
+    EXPECT_LT(tid, workers);
+    EXPECT_GE(e.at("ts").num(), 0.0);
+    if (ph == "X") {
+      EXPECT_GE(e.at("dur").num(), 0.0);
+      tracks[tid].push_back({e.at("ts").num(), e.at("ts").num() + e.at("dur").num(), e.at("name").str()});
+    } else if (ph == "s" || ph == "f") {
+      flows[static_cast<long>(e.at("id").num())].push_back(&e);
+    } else {
+      EXPECT_EQ(ph, "C") << "unexpected event phase";
+    }
+  }
+  for (int w = 0; w < workers; ++w) EXPECT_EQ(names[w], "worker " + std::to_string(w));
+  // Balanced: the slices of one worker follow each other without overlapping
+  // (times are printed with 1 ns resolution).
+  for (auto& [tid, v] : tracks) {
+    // Zero-length slices share their start with the next one: order ties by end.
+    std::sort(v.begin(), v.end(),
+              [](const slice& a, const slice& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+    for (std::size_t i = 1; i < v.size(); ++i) {
+      EXPECT_GE(v[i].begin + 0.002, v[i - 1].end)
+          << "overlapping slices on worker " << tid << ": " << v[i - 1].name << " and " << v[i].name;
+    }
+  }
+  auto inside_a_slice = [&](int tid, double ts) {
+    for (const slice& s : tracks[tid]) {
+      if (ts + 0.002 >= s.begin && ts <= s.end + 0.002) return true;
+    }
+    return false;
+  };
+  for (auto& [id, ends] : flows) {
+    EXPECT_EQ(ends.size(), 2u) << "flow " << id << " needs one start and one end";
+    if (ends.size() != 2) continue;
+    const json* s = ends[0]->at("ph").str() == "s" ? ends[0] : ends[1];
+    const json* f = ends[0]->at("ph").str() == "f" ? ends[0] : ends[1];
+    EXPECT_EQ(s->at("ph").str(), "s");
+    EXPECT_EQ(f->at("ph").str(), "f");
+    EXPECT_LE(s->at("ts").num(), f->at("ts").num() + 0.002) << "a steal before its publication";
+    EXPECT_TRUE(inside_a_slice(static_cast<int>(s->at("tid").num()), s->at("ts").num()))
+        << "a steal arrow that starts outside any slice";
+    EXPECT_TRUE(inside_a_slice(static_cast<int>(f->at("tid").num()), f->at("ts").num()))
+        << "a steal arrow that ends outside any slice";
+  }
+  return static_cast<int>(flows.size());
+}
+
+class TraceTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(TraceTest, WrittenAtDestructionIsValidAndBalanced) {
+  const std::string path = temp_path("destruction-" + std::to_string(GetParam()));
+  std::remove(path.c_str());
+  std::uint64_t steals = 0;
+  {
+    weft::config cfg;
+    cfg.workers = GetParam();
+    cfg.trace_file = path;
+    weft::runtime rt(cfg);
+    EXPECT_TRUE(rt.tracing());
+    rt.run(workload);
+    steals = rt.stats().total.steals;
+  }
+  const json doc = read_json(path);
+  const int arrows = check_trace(doc, GetParam());
+  EXPECT_LE(static_cast<std::uint64_t>(arrows), steals) << "an arrow for every steal at most";
+  if (GetParam() == 1) {
+    EXPECT_EQ(arrows, 0);
+  }
+  std::remove(path.c_str());
+}
+
+TEST_P(TraceTest, WrittenOnDemandWhileIdle) {
+  const std::string path = temp_path("demand-" + std::to_string(GetParam()));
+  weft::config cfg;
+  cfg.workers = GetParam();
+  cfg.trace_file = temp_path("unused-" + std::to_string(GetParam()));
+  weft::runtime rt(cfg);
+  rt.run(workload);
+  rt.write_trace(path);
+  check_trace(read_json(path), GetParam());
+  std::remove(path.c_str());
+}
+
+TEST_P(TraceTest, SmallRingKeepsTheNewestEventsBalanced) {
+  const std::string path = temp_path("ring-" + std::to_string(GetParam()));
+  weft::config cfg;
+  cfg.workers = GetParam();
+  cfg.trace_file = path;
+  cfg.trace_events = 1024;  // far fewer than the workload records
+  {
+    weft::runtime rt(cfg);
+    for (int i = 0; i < 20; ++i) rt.run(workload);
+  }
+  check_trace(read_json(path), GetParam());
+  std::remove(path.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, TraceTest, ::testing::Values(1, 2, 3, 8),
+                         [](const auto& info) { return "Workers" + std::to_string(info.param); });
+
+TEST(TraceOffTest, WriteTraceWithoutTracingThrows) {
+  weft_test::scoped_env no_trace("WEFT_TRACE", std::nullopt);
+  weft::runtime rt{weft::config{.workers = 2}};
+  EXPECT_FALSE(rt.tracing());
+  EXPECT_THROW(rt.write_trace(temp_path("off")), std::logic_error);
+}
+
+TEST(TraceEnvTest, WeftTraceTurnsItOn) {
+  const std::string path = temp_path("env");
+  std::remove(path.c_str());
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime rt{weft::config{.workers = 2}};
+    EXPECT_TRUE(rt.tracing());
+    rt.run(workload);
+  }
+  check_trace(read_json(path), 2);
+  std::remove(path.c_str());
+}
+
+TEST(TraceEnvTest, EmptyWeftTraceIsAClearError) {
+  weft_test::scoped_env trace("WEFT_TRACE", "");
+  try {
+    weft::runtime rt{weft::config{.workers = 1}};
+    FAIL() << "an empty WEFT_TRACE was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("WEFT_TRACE"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TraceEnvTest, UnwritablePathIsReportedByWriteTrace) {
+  weft::config cfg;
+  cfg.workers = 1;
+  cfg.trace_file = "/nonexistent-dir/x.json";
+  weft::runtime rt(cfg);
+  rt.run([] { fib(10); });
+  EXPECT_THROW(rt.write_trace("/nonexistent-dir/y.json"), std::system_error);
+}
+
+}  // namespace

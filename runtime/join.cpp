@@ -65,7 +65,7 @@ void wait_as_thread(join_frame& f, std::int64_t taken) noexcept {
   rt::waiter w;
   f.m_waiter = &w;
   const std::int64_t add = taken + join_frame::k_waiting;
-  if (f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add != join_frame::k_waiting) w.block();
+  if (f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add != join_frame::k_waiting) rt::block(w);
 }
 
 }  // namespace
@@ -94,7 +94,7 @@ void wait(join_frame& f, std::int64_t taken) noexcept {
 void complete(join_frame& f) noexcept {
   // acq_rel: releases this child's results to the parent; acquires m_waiter.
   if (f.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
-    static_cast<rt::waiter*>(f.m_waiter)->notify();
+    rt::notify(*static_cast<rt::waiter*>(f.m_waiter));
   }
 }
 
@@ -188,6 +188,13 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
   rt::switch_to(*w, next, &run_fresh, &c);
   if (c.m_error) std::rethrow_exception(c.m_error);
 }
+
+runtime_state* current_runtime() noexcept {
+  worker* w = current_worker();
+  return w != nullptr ? &w->m_sched : nullptr;
+}
+
+bool yield_task(task* t) noexcept { return rt::yield_task(t); }
 
 bool on_runtime(const runtime_state* rt) noexcept {
   const worker* w = current_worker();

@@ -16,11 +16,7 @@ namespace {
 
 using rt::current_worker;
 
-// A waiting fiber or thread, linked into a wait_queue; on the waiter's stack.
-struct wait_node {
-  rt::waiter m_waiter;
-  wait_node* m_next = nullptr;
-};
+using detail::wait_node;
 
 void append(detail::wait_queue& q, wait_node* n) noexcept {
   n->m_next = nullptr;
@@ -52,7 +48,7 @@ wait_node* take_all(detail::wait_queue& q) noexcept {
 void notify_list(wait_node* n) noexcept {
   while (n != nullptr) {
     wait_node* next = n->m_next;  // read before the waiter may leave
-    n->m_waiter.notify();
+    rt::notify(n->m_waiter);
     n = next;
   }
 }
@@ -140,7 +136,7 @@ void mutex::lock_slow() {
     node.m_waiter.m_fiber = nullptr;
   }
   if (acquire_or_enqueue(m_state, m_queue, &node)) return;
-  node.m_waiter.block();  // resumed as the owner (hand-off)
+  rt::block(node.m_waiter);  // resumed as the owner (hand-off)
 }
 
 void mutex::unlock_slow() noexcept {
@@ -153,7 +149,7 @@ void mutex::unlock_slow() noexcept {
   }
   // Hand-off: the mutex stays locked and now belongs to `next`.
   m_state.store(k_locked | (m_queue.m_head != nullptr ? k_waiters : 0), std::memory_order_release);
-  next->m_waiter.notify();
+  rt::notify(next->m_waiter);
 }
 
 // ---- condition_variable ----
@@ -197,7 +193,7 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
     append(m_queue, &node);
     guard_release(m_guard);
     m.unlock();
-    node.m_waiter.block();
+    rt::block(node.m_waiter);
   }
   m.lock();
 }
@@ -206,7 +202,7 @@ void condition_variable::notify_one() noexcept {
   guard_acquire(m_guard, 1);
   wait_node* n = pop_front(m_queue);
   guard_release(m_guard);
-  if (n != nullptr) n->m_waiter.notify();
+  if (n != nullptr) rt::notify(n->m_waiter);
 }
 
 void condition_variable::notify_all() noexcept {
@@ -271,7 +267,19 @@ void latch::wait() const {
     if (rt::suspend(&publish_latch_wait, &a)) return;
     node.m_waiter.m_fiber = nullptr;
   }
-  if (enqueue_unless_open(a)) node.m_waiter.block();
+  if (enqueue_unless_open(a)) rt::block(node.m_waiter);
 }
+
+// ---- for coroutine awaiters ----
+
+namespace detail {
+
+bool mutex_lock_async(mutex& m, wait_node& n) noexcept { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); }
+
+bool latch_wait_async(const latch& l, wait_node& n) noexcept {
+  return enqueue_unless_open(latch_wait{&l.m_count, &l.m_guard, &l.m_queue, &n});
+}
+
+}  // namespace detail
 
 }  // namespace weft

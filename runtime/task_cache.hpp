@@ -12,7 +12,7 @@ namespace weft::rt {
 // bound per class, whoever allocated it.
 class task_cache {
  public:
-  static constexpr std::size_t k_classes = 4;  // 64, 128, 256, 512 bytes
+  static constexpr std::size_t k_classes = 5;  // 64, 128, 256, 512, 1024 bytes
   static constexpr std::size_t k_max_cached = 1024;
 
   task_cache() = default;
@@ -29,13 +29,10 @@ class task_cache {
 
   // Size class of a request, or k_classes when it is too large to cache.
   static std::size_t class_of(std::size_t size) noexcept {
-    std::size_t c = 0;
-    std::size_t cap = 64;
-    while (c < k_classes && size > cap) {
-      ++c;
-      cap *= 2;
-    }
-    return c;
+    if (size <= 64) return 0;
+    // ceil(log2(size)) - 6, capped at k_classes (too large to cache).
+    const std::size_t c = static_cast<std::size_t>(64 - __builtin_clzll(size - 1)) - 6;
+    return c < k_classes ? c : k_classes;
   }
   static std::size_t class_size(std::size_t c) noexcept { return std::size_t{64} << c; }
 

@@ -1,4 +1,4 @@
-// weft::rt: whoever waits for a join or a synchronisation object.
+// weft::rt: notifying and blocking waiters (detail::waiter).
 #pragma once
 
 #include <atomic>
@@ -7,29 +7,35 @@
 #include "fiber.hpp"
 #include "futex.hpp"
 #include "worker.hpp"
+#include "weft/detail/waiter.hpp"
 
 namespace weft::rt {
 
-// A waiting party: a suspended fiber (resumed with make_ready) or a thread
-// outside the runtime, blocked on a futex. Lives on the waiter's stack.
-struct waiter {
-  fiber* m_fiber = nullptr;
-  std::atomic<std::uint32_t> m_flag{0};  // threads only: 1 once notified
+using waiter = detail::waiter;
 
-  // Any thread. The waiter may be gone as soon as this returns.
-  void notify() noexcept {
-    if (m_fiber != nullptr) {
-      make_ready(m_fiber);
-      return;
-    }
-    m_flag.store(1, std::memory_order_release);  // pairs with the acquire in block()
-    futex_wake(m_flag, 1);  // may touch the waiter's stack after it left: harmless for futex
-  }
+// Makes a task runnable in runtime rt: on the calling worker's queue when it
+// belongs to rt, else through rt's injection queue. Any thread.
+void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept;
 
-  // The waiting thread: returns once notify() ran. Without spinning.
-  void block() noexcept {
-    while (m_flag.load(std::memory_order_acquire) == 0) futex_wait(m_flag, 0);
+// Resumes whoever waits. Any thread. The waiter may be gone as soon as this
+// returns (its fields are read before the resumption).
+inline void notify(waiter& w) noexcept {
+  if (w.m_fiber != nullptr) {
+    make_ready(static_cast<fiber*>(w.m_fiber));
+    return;
   }
-};
+  if (w.m_task != nullptr) {
+    make_runnable(w.m_task, w.m_runtime);
+    return;
+  }
+  w.m_flag.store(1, std::memory_order_release);  // pairs with the acquire in block()
+  futex_wake(w.m_flag, 1);  // may touch the waiter's stack after it left: harmless for futex
+}
+
+// The waiting thread (a thread waiter): returns once notify() ran, without
+// spinning.
+inline void block(waiter& w) noexcept {
+  while (w.m_flag.load(std::memory_order_acquire) == 0) futex_wait(w.m_flag, 0);
+}
 
 }  // namespace weft::rt

@@ -3,6 +3,7 @@
 #include <new>
 
 #include "scheduler.hpp"
+#include "waiter.hpp"
 
 namespace weft::rt {
 
@@ -276,6 +277,12 @@ detail::task* worker::find_work() noexcept {
     m_found = 0;
     if (detail::task* t = m_queue.pop()) return got(t);
     if (fiber* f = m_yielded.pop_front()) return got(&f->m_resume);
+    if (detail::task* t = m_yielded_tasks) {
+      m_yielded_tasks = t->m_next;
+      if (m_yielded_tasks == nullptr) m_yielded_tasks_tail = nullptr;
+      t->m_next = nullptr;
+      return got(t);
+    }
     if (detail::task* t = take_injected()) return got(t);
     if (!m_idle) go_idle();
     if (!m_searching) {
@@ -349,10 +356,41 @@ bool suspend(switch_action publish, void* arg) noexcept {
   return true;
 }
 
+bool yield_task(detail::task* t) noexcept {
+  worker* w = this_thread_worker();
+  if (w == nullptr) return false;
+  if (w->m_queue.empty() && w->m_yielded.empty() && w->m_yielded_tasks == nullptr) return false;
+  t->m_next = nullptr;
+  if (w->m_yielded_tasks_tail != nullptr) {
+    w->m_yielded_tasks_tail->m_next = t;
+  } else {
+    w->m_yielded_tasks = t;
+  }
+  w->m_yielded_tasks_tail = t;
+  counters::bump(w->m_counters.suspensions);
+  return true;
+}
+
+void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept {
+  scheduler& s = scheduler::of(rt);
+  worker* w = current_worker();
+  if (w != nullptr && &w->m_sched == &s) {
+    try {
+      w->push_uncounted(t);
+      return;
+    } catch (...) {
+      // no memory to grow the deque: go through the injection queue instead
+    }
+  }
+  s.inject(t);
+}
+
 bool yield_current() noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
-  if (w->m_queue.empty() && w->m_yielded.empty()) return true;  // nothing else to run here
+  if (w->m_queue.empty() && w->m_yielded.empty() && w->m_yielded_tasks == nullptr) {
+    return true;  // nothing else to run here
+  }
   fiber* next = w->next_fiber();
   if (next == nullptr) return true;
   // Queued before the switch: only this worker reads its yield list, and it

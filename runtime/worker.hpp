@@ -71,6 +71,8 @@ class alignas(k_false_sharing) worker {
   fiber* m_current = nullptr;         // the fiber running on this worker
   task_queue m_queue;
   fiber_list m_yielded;               // fibers that yielded, oldest first
+  detail::task* m_yielded_tasks = nullptr;       // tasks that yielded (coroutines), oldest first,
+  detail::task* m_yielded_tasks_tail = nullptr;  // linked by m_next
   fiber_pool m_pool;                  // idle fibers
   task_cache m_task_cache;
   counters m_counters;
@@ -147,6 +149,11 @@ void make_ready(fiber* f) noexcept;
 // when the fiber is resumed, possibly on another worker. False when no fiber
 // could be obtained (nothing happened; the caller must wait otherwise).
 bool suspend(switch_action publish, void* arg) noexcept;
+
+// Queues t behind the other ready work of the calling worker (a coroutine
+// that yields). False, and nothing queued, when the caller is not a worker or
+// the worker has nothing else to run.
+bool yield_task(detail::task* t) noexcept;
 
 // The current fiber gives way to the other ready work of its worker (queued
 // tasks and yielded fibers) and resumes after it, here or on another worker.

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "weft/detail/export.hpp"
+#include "weft/detail/waiter.hpp"
 
 namespace weft {
 
@@ -20,6 +21,19 @@ struct wait_queue {
   void* m_tail = nullptr;
 };
 
+}  // namespace detail
+
+class mutex;
+class latch;
+
+namespace detail {
+// For coroutine awaiters (weft/coroutine.hpp): queue n on m unless m can be
+// taken now. True: queued (n's task runs once the mutex is handed to it);
+// false: the caller holds the mutex now. Any thread.
+WEFT_API bool mutex_lock_async(mutex& m, wait_node& n) noexcept;
+// Queue n on l unless l is open. True: queued (n's task runs when the counter
+// reaches zero); false: open now.
+WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
 }  // namespace detail
 
 // A mutex for fibers (Lockable: std::lock_guard, std::unique_lock and
@@ -60,6 +74,7 @@ class WEFT_API mutex {
 
  private:
   friend class condition_variable;
+  friend bool detail::mutex_lock_async(mutex& m, detail::wait_node& n) noexcept;
   static constexpr std::uintptr_t k_locked = 1;   // held
   static constexpr std::uintptr_t k_guard = 2;    // the wait queue is being changed
   static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty
@@ -120,6 +135,7 @@ class WEFT_API latch {
   }
 
  private:
+  friend bool detail::latch_wait_async(const latch& l, detail::wait_node& n) noexcept;
   std::atomic<std::ptrdiff_t> m_count;
   mutable std::atomic<std::uintptr_t> m_guard{0};
   mutable detail::wait_queue m_queue;

@@ -25,7 +25,9 @@ TEST(TaskCache, SizeClasses) {
   EXPECT_EQ(task_cache::class_of(256), 2u);
   EXPECT_EQ(task_cache::class_of(257), 3u);
   EXPECT_EQ(task_cache::class_of(512), 3u);
-  EXPECT_EQ(task_cache::class_of(513), task_cache::k_classes);
+  EXPECT_EQ(task_cache::class_of(513), 4u);
+  EXPECT_EQ(task_cache::class_of(1024), 4u);
+  EXPECT_EQ(task_cache::class_of(1025), task_cache::k_classes);
   EXPECT_EQ(task_cache::class_of(SIZE_MAX), task_cache::k_classes);
   for (std::size_t c = 0; c < task_cache::k_classes; ++c) {
     EXPECT_EQ(task_cache::class_size(c), std::size_t{64} << c);

@@ -50,6 +50,14 @@ WEFT_API void run_on_fresh_stack(void (*fn)(void*), void* arg);
 // True when the calling thread is a worker of rt.
 WEFT_API bool on_runtime(const runtime_state* rt) noexcept;
 
+// The runtime of the calling worker, or null outside any runtime.
+WEFT_API runtime_state* current_runtime() noexcept;
+
+// Queues t behind the other ready work of the calling worker (a coroutine
+// that yields). False, and nothing queued, when the caller is not a worker or
+// the worker has nothing else to run.
+WEFT_API bool yield_task(task* t) noexcept;
+
 // ---- task memory ----
 
 // Memory for a spawned task of `size` bytes (aligned for any scalar type).

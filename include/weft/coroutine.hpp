@@ -1,0 +1,526 @@
+// weft: C++20 coroutines on the same workers and queues as fibers.
+//
+//   weft::task<long> fib(int n) {
+//     if (n < 2) co_return n;
+//     auto [a, b] = co_await weft::when_all(fib(n - 1), fib(n - 2));
+//     co_return a + b;
+//   }
+//   long r = weft::sync_wait(fib(30));
+//
+// A weft::task<T> is a lazily started coroutine. Awaiting it runs it inline (by
+// symmetric transfer, so long chains of co_await do not grow the stack);
+// when_all() and spawn() offer tasks to other workers. A coroutine never
+// blocks a worker: it awaits weft's latch, mutex, loops and yields without
+// holding a fiber. Protocol: docs/protocols/coroutine-resumption.md.
+#pragma once
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "weft/detail/entry.hpp"
+#include "weft/detail/result.hpp"
+#include "weft/detail/task.hpp"
+#include "weft/detail/waiter.hpp"
+#include "weft/parallelize.hpp"
+#include "weft/runtime.hpp"
+#include "weft/sync.hpp"
+#include "weft/this_fiber.hpp"
+
+namespace weft {
+
+template <class T = void>
+class task;
+
+namespace detail {
+
+// A task descriptor that resumes a coroutine when a worker runs it.
+struct coroutine_resumption : task {
+  std::coroutine_handle<> m_handle;
+
+  coroutine_resumption() noexcept : task{&execute, nullptr} {}
+  static void execute(task* t) noexcept { static_cast<coroutine_resumption*>(t)->m_handle.resume(); }
+};
+
+struct join_state;
+
+// What every weft::task<T> promise has, whatever T.
+struct promise_base {
+  std::coroutine_handle<> m_continuation;  // who awaits this task with a plain co_await
+  join_state* m_join = nullptr;            // set when a when_all / spawn awaits it
+  bool m_taken = false;                    // a worker took it from a queue (it ran as a stolen child)
+  std::exception_ptr m_error;
+
+  // Coroutine frames come from the per-worker recycling cache.
+  static void* operator new(std::size_t size) { return allocate_task(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { free_task(p, size); }
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { m_error = std::current_exception(); }
+};
+
+// A child of a when_all / spawn, offered to other workers.
+struct child_slot {
+  struct resumption : coroutine_resumption {
+    promise_base* m_promise = nullptr;
+    resumption() noexcept { m_execute = &run; }
+    // Run by a worker that took the child from a queue.
+    static void run(task* t) noexcept {
+      auto* self = static_cast<resumption*>(t);
+      self->m_promise->m_taken = true;
+      self->m_handle.resume();
+    }
+  } m_resume;
+  bool m_pushed = false;
+};
+
+// The join of children of one when_all / spawn, in the awaiting coroutine's
+// frame. Same counter protocol as a fiber join (docs/protocols/join.md): the
+// child that runs inline pops the next pushed child back and transfers to it
+// (no atomic operation while nothing was stolen); children that were taken
+// count down when they finish; whoever brings the count to "waiting"
+// transfers to the parent.
+struct join_state {
+  join_frame m_frame;
+  std::coroutine_handle<> m_parent;
+  child_slot* m_slots = nullptr;  // slots 1 .. m_count-1 were pushed; slot 0 runs inline
+  int m_count = 0;
+  int m_next = 0;                 // next slot to pop back
+  std::int64_t m_taken = 0;
+
+  // A child finished (its final suspension point): where to continue.
+  std::coroutine_handle<> child_done(promise_base& p) noexcept {
+    if (p.m_error) m_frame.capture(p.m_error);
+    if (p.m_taken) {
+      // acq_rel: publishes this child's result; the last one sees the others'.
+      if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) return m_parent;
+      return std::noop_coroutine();
+    }
+    // The inline chain: run the next child that is still ours.
+    while (m_next >= 1) {
+      child_slot& s = m_slots[m_next--];
+      if (!s.m_pushed || pop(&s.m_resume)) return s.m_resume.m_handle;
+      ++m_taken;  // a worker took it: it counts down when it finishes
+    }
+    if (m_taken == 0) return m_parent;  // nothing was taken: no atomic operation at all
+    const std::int64_t add = m_taken + join_frame::k_waiting;
+    if (m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) return m_parent;
+    return std::noop_coroutine();  // the last taken child transfers to the parent
+  }
+};
+
+struct final_awaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    promise_base& p = h.promise();
+    if (p.m_join != nullptr) return p.m_join->child_done(p);
+    if (p.m_continuation) return p.m_continuation;
+    return std::noop_coroutine();
+  }
+  void await_resume() const noexcept {}
+};
+
+template <class T>
+struct promise : promise_base {
+  result<T> m_value;
+  bool m_has_value = false;
+
+  weft::task<T> get_return_object() noexcept;
+  final_awaiter final_suspend() const noexcept { return {}; }
+  template <class U>
+  void return_value(U&& v) {
+    auto make = [&]() -> T { return static_cast<T>(std::forward<U>(v)); };
+    m_value.emplace(make);
+    m_has_value = true;
+  }
+  T take() {
+    if (m_error) std::rethrow_exception(m_error);
+    return m_value.take();
+  }
+};
+
+template <>
+struct promise<void> : promise_base {
+  weft::task<void> get_return_object() noexcept;
+  final_awaiter final_suspend() const noexcept { return {}; }
+  void return_void() const noexcept {}
+  void take() {
+    if (m_error) std::rethrow_exception(m_error);
+  }
+};
+
+template <class T>
+using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+}  // namespace detail
+
+// A lazily started coroutine returning T. Move-only; destroying a task that
+// was not awaited destroys its coroutine unstarted. Awaiting it (once) runs it
+// inline and yields its result or rethrows its exception.
+template <class T>
+class task {
+ public:
+  using promise_type = detail::promise<T>;
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  task() noexcept = default;
+  explicit task(handle_type h) noexcept : m_handle(h) {}
+  task(task&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
+  task& operator=(task&& o) noexcept {
+    if (this != &o) {
+      if (m_handle) m_handle.destroy();
+      m_handle = std::exchange(o.m_handle, {});
+    }
+    return *this;
+  }
+  task(const task&) = delete;
+  task& operator=(const task&) = delete;
+  ~task() {
+    if (m_handle) m_handle.destroy();
+  }
+
+  bool valid() const noexcept { return static_cast<bool>(m_handle); }
+
+  auto operator co_await() && noexcept {
+    struct awaiter {
+      handle_type m_child;
+      bool await_ready() const noexcept { return false; }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+        m_child.promise().m_continuation = parent;
+        return m_child;  // symmetric transfer: the child runs now, on this thread
+      }
+      T await_resume() { return m_child.promise().take(); }
+    };
+    return awaiter{m_handle};
+  }
+  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+
+  handle_type handle() const noexcept { return m_handle; }
+
+ private:
+  handle_type m_handle;
+};
+
+namespace detail {
+
+template <class T>
+weft::task<T> promise<T>::get_return_object() noexcept {
+  return weft::task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline weft::task<void> promise<void>::get_return_object() noexcept {
+  return weft::task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+
+template <class T>
+when_all_value<T> take_value(promise<T>& p) {
+  if constexpr (std::is_void_v<T>) {
+    p.take();
+    return {};
+  } else {
+    return p.take();
+  }
+}
+
+// The awaiter of when_all: owns the tasks; in the awaiting coroutine's frame.
+template <class... T>
+class when_all_awaiter {
+ public:
+  explicit when_all_awaiter(weft::task<T>&&... tasks) : m_tasks(std::move(tasks)...) {}
+  when_all_awaiter(const when_all_awaiter&) = delete;
+  when_all_awaiter& operator=(const when_all_awaiter&) = delete;
+  when_all_awaiter(when_all_awaiter&& o) noexcept : m_tasks(std::move(o.m_tasks)) {}
+
+  bool await_ready() const noexcept { return false; }
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    m_join.m_parent = parent;
+    m_join.m_slots = m_slots;
+    m_join.m_count = static_cast<int>(sizeof...(T));
+    m_join.m_next = m_join.m_count - 1;
+    prepare(std::index_sequence_for<T...>{});
+    // Offer children 1.. to other workers, oldest first; child 0 runs now.
+    for (int i = 1; i < m_join.m_count; ++i) m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+    return m_slots[0].m_resume.m_handle;
+  }
+
+  std::tuple<when_all_value<T>...> await_resume() {
+    m_join.m_frame.rethrow_if_failed();
+    return collect(std::index_sequence_for<T...>{});
+  }
+
+ private:
+  template <std::size_t... I>
+  void prepare(std::index_sequence<I...>) noexcept {
+    ((std::get<I>(m_tasks).handle().promise().m_join = &m_join,
+      m_slots[I].m_resume.m_handle = std::get<I>(m_tasks).handle(),
+      m_slots[I].m_resume.m_promise = &std::get<I>(m_tasks).handle().promise()),
+     ...);
+  }
+  template <std::size_t... I>
+  std::tuple<when_all_value<T>...> collect(std::index_sequence<I...>) {
+    return std::tuple<when_all_value<T>...>(take_value(std::get<I>(m_tasks).handle().promise())...);
+  }
+
+  std::tuple<weft::task<T>...> m_tasks;
+  join_state m_join;
+  child_slot m_slots[sizeof...(T)];
+};
+
+}  // namespace detail
+
+// Runs the tasks, the first inline and the others offered to other workers,
+// and resumes the awaiting coroutine when all have finished, with a tuple of
+// their results (std::monostate for weft::task<void>). If tasks throw, the first
+// exception is rethrown after all have finished. Awaiting it costs no atomic
+// operation when no other worker took a task.
+template <class... T>
+  requires(sizeof...(T) >= 1)
+detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+  return detail::when_all_awaiter<T...>(std::move(tasks)...);
+}
+
+// A task already offered to other workers: spawn() starts it (a thief may
+// take it at once) and co_await joins it, running it inline if nobody took it.
+// Must be awaited (once) by the coroutine that spawned it; not movable (its
+// descriptor is queued).
+template <class T>
+class spawned {
+ public:
+  explicit spawned(weft::task<T>&& t) : m_task(std::move(t)) {
+    m_join.m_parent = {};
+    m_join.m_slots = &m_slot;
+    m_join.m_count = 1;
+    m_join.m_next = 0;
+    m_task.handle().promise().m_join = &m_join;
+    m_slot.m_resume.m_handle = m_task.handle();
+    m_slot.m_resume.m_promise = &m_task.handle().promise();
+    m_slot.m_pushed = detail::push(&m_slot.m_resume) == detail::push_status::pushed;
+  }
+  spawned(const spawned&) = delete;
+  spawned& operator=(const spawned&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    m_join.m_parent = parent;
+    if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) return m_slot.m_resume.m_handle;  // run it inline now
+    // Taken by another worker: wait for it (it may be done already).
+    const std::int64_t add = 1 + detail::join_frame::k_waiting;
+    if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {
+      return parent;
+    }
+    return std::noop_coroutine();
+  }
+  T await_resume() {
+    m_join.m_frame.rethrow_if_failed();
+    return m_task.handle().promise().take();
+  }
+
+ private:
+  weft::task<T> m_task;
+  detail::join_state m_join;
+  detail::child_slot m_slot;
+};
+
+// Starts t, offering it to other workers, and returns the handle to await.
+template <class T>
+spawned<T> spawn(weft::task<T>&& t) {
+  return spawned<T>(std::move(t));
+}
+
+namespace detail {
+
+// A coroutine that runs one task and signals a join frame when it ends:
+// the bridge from a fiber or a thread into coroutines (sync_wait).
+struct signal_task {
+  struct promise_type {
+    join_frame* m_frame = nullptr;
+    static void* operator new(std::size_t size) { return allocate_task(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { free_task(p, size); }
+    signal_task get_return_object() noexcept {
+      return signal_task{std::coroutine_handle<promise_type>::from_promise(*this)};
+    }
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    auto final_suspend() const noexcept {
+      struct signal {
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+          complete(*h.promise().m_frame);  // last access: the waiter may destroy this frame now
+        }
+        void await_resume() const noexcept {}
+      };
+      return signal{};
+    }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept {}  // the body catches everything
+  };
+  std::coroutine_handle<promise_type> m_handle;
+};
+
+template <class T>
+signal_task run_task(weft::task<T>& t, result<T>& out, join_frame& frame) {
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+    } else {
+      T value = co_await std::move(t);
+      auto get = [&]() -> T { return static_cast<T>(value); };
+      out.emplace(get);
+    }
+  } catch (...) {
+    frame.capture(std::current_exception());
+  }
+}
+
+}  // namespace detail
+
+// Runs t to completion from ordinary code and returns its result (or
+// rethrows). On a worker it suspends the calling fiber, never the thread;
+// outside any runtime it runs t in default_runtime() and blocks the thread.
+template <class T>
+T sync_wait(weft::task<T> t) {
+  if (!weft::on_worker()) {
+    return default_runtime().run([&]() -> T { return weft::sync_wait(std::move(t)); });
+  }
+  detail::join_frame frame;
+  detail::result<T> out;
+  detail::signal_task runner = detail::run_task(t, out, frame);
+  runner.m_handle.promise().m_frame = &frame;
+  frame.m_pending.store(1, std::memory_order_relaxed);  // counted: the runner signals once
+  runner.m_handle.resume();                              // runs inline until it first waits
+  detail::wait(frame, 0);
+  runner.m_handle.destroy();
+  frame.rethrow_if_failed();
+  return out.take();
+}
+
+// ---- awaitables for the rest of weft ----
+
+// Gives way to the other ready work of this worker; resumes at once when
+// there is none.
+inline auto yield_async() noexcept {
+  struct awaiter {
+    detail::coroutine_resumption m_resume;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      return detail::yield_task(&m_resume);  // false: nothing else to run, go on now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{};
+}
+
+// Runs fn() as ordinary code with a real stack (it may call any weft function,
+// block on weft's mutex, condition variable, latch, use deep recursion) and
+// resumes with its result. A coroutine of weft always runs on a worker's fiber,
+// so fn runs right there; if it waits, that fiber waits and the worker runs
+// other work.
+template <class F>
+auto on_fiber(F&& fn) {
+  using R = std::invoke_result_t<F&>;
+  struct awaiter {
+    F& m_fn;
+    detail::result<R> m_value;
+    std::exception_ptr m_error;
+    bool await_ready() {
+      try {
+        m_value.emplace(m_fn);
+      } catch (...) {
+        m_error = std::current_exception();
+      }
+      return true;
+    }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    R await_resume() {
+      if (m_error) std::rethrow_exception(m_error);
+      return m_value.take();
+    }
+  };
+  return awaiter{fn, {}, {}};
+}
+
+// co_await parallelize_async(n, fn): parallelize(n, fn) without holding the
+// awaiting coroutine's fiber: the loop runs as a task of this worker (other
+// workers share it as usual) and resumes the coroutine when it is done.
+template <std::integral I, std::invocable<I> F>
+auto parallelize_async(I n, F&& fn) {
+  struct awaiter : detail::task {
+    I m_n;
+    F& m_fn;
+    std::coroutine_handle<> m_handle;
+    std::exception_ptr m_error;
+
+    awaiter(I n, F& fn) noexcept : detail::task{&execute, nullptr}, m_n(n), m_fn(fn) {}
+    static void execute(detail::task* t) noexcept {
+      auto* self = static_cast<awaiter*>(t);
+      try {
+        weft::parallelize(self->m_n, self->m_fn);
+      } catch (...) {
+        self->m_error = std::current_exception();
+      }
+      self->m_handle.resume();  // on this fiber: the coroutine goes on here
+    }
+    bool await_ready() const noexcept { return m_n == 0; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      m_handle = h;
+      if (detail::push(this) == detail::push_status::pushed) return true;
+      weft::parallelize(m_n, m_fn);  // cannot queue it (stack nearly full): run it here
+      return false;
+    }
+    void await_resume() const {
+      if (m_error) std::rethrow_exception(m_error);
+    }
+  };
+  if constexpr (std::is_signed_v<I>) {
+    if (n < 0) detail::throw_invalid_argument("weft::parallelize_async: n must not be negative");
+  }
+  return awaiter(n, fn);
+}
+
+// co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
+// hand-off, as mutex::lock()). The coroutine owns m afterwards and must
+// unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
+inline auto lock_async(mutex& m) noexcept {
+  struct awaiter {
+    mutex& m_mutex;
+    detail::coroutine_resumption m_resume;
+    detail::wait_node m_node;
+    bool await_ready() noexcept { return m_mutex.try_lock(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      m_node.m_waiter.m_task = &m_resume;
+      m_node.m_waiter.m_runtime = detail::current_runtime();
+      return detail::mutex_lock_async(m_mutex, m_node);  // false: taken now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{m, {}, {}};
+}
+
+// co_await wait_async(l): waits until l's counter is zero without holding a
+// fiber (also `co_await l`).
+inline auto wait_async(const latch& l) noexcept {
+  struct awaiter {
+    const latch& m_latch;
+    detail::coroutine_resumption m_resume;
+    detail::wait_node m_node;
+    bool await_ready() const noexcept { return m_latch.try_wait(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      m_node.m_waiter.m_task = &m_resume;
+      m_node.m_waiter.m_runtime = detail::current_runtime();
+      return detail::latch_wait_async(m_latch, m_node);  // false: open now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{l, {}, {}};
+}
+
+inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
+
+}  // namespace weft

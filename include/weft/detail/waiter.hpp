@@ -1,0 +1,31 @@
+// weft: a party waiting for a join or a synchronisation object. Plumbing for
+// the public templates (coroutine awaiters embed one).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "weft/detail/task.hpp"
+
+namespace weft::detail {
+
+struct runtime_state;
+
+// Exactly one kind of waiter: a suspended fiber (m_fiber), a task to make
+// runnable in runtime m_runtime (a coroutine's resumption: m_task), or a
+// thread outside any runtime blocked on the futex word m_flag. It lives with
+// the waiter (its stack or coroutine frame) until it is notified.
+struct waiter {
+  void* m_fiber = nullptr;
+  task* m_task = nullptr;
+  runtime_state* m_runtime = nullptr;
+  std::atomic<std::uint32_t> m_flag{0};
+};
+
+// A waiter in a wait queue (mutex, condition variable, latch).
+struct wait_node {
+  waiter m_waiter;
+  wait_node* m_next = nullptr;
+};
+
+}  // namespace weft::detail

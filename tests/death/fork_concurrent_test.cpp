@@ -1,0 +1,165 @@
+// fork() while other threads are inside weft, and fork() from inside a task:
+// the forked child either gets a working runtime or a clear error, never a
+// hang (reliability.md, "Callers"; tests/death/fork_test.cpp forks an idle
+// process).
+//
+// A fork copies only the calling thread, with every lock as it was at that
+// moment: a lock another thread held then stays held in the child forever.
+// Each case runs in a child process C that forks grandchildren G; G must
+// finish its weft calls (or fail with an error that names fork) within a
+// timeout; C reports how each G ended.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/weft.hpp>
+
+#include "child_process.hpp"
+#include "sanitizers.hpp"
+
+namespace {
+
+using weft_test::run_in_child;
+
+constexpr auto k_grandchild_timeout = std::chrono::seconds(5 * (weft_test::k_sanitized ? 3 : 1));
+
+// ThreadSanitizer kills a child that starts threads after a fork of a
+// multi-threaded process: exactly what these cases do.
+#define WEFT_SKIP_UNDER_TSAN() \
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer does not support threads after a multi-threaded fork"
+
+int count_items(int n) {
+  std::atomic<int> calls{0};
+  weft::parallelize(n, [&](int) { calls.fetch_add(1, std::memory_order_relaxed); });
+  return calls.load();
+}
+
+// Runs `use` in a grandchild; returns 0 when it completed (or failed with an
+// error that names fork), 1 when it hung, 2 when it crashed, else its code.
+template <class F>
+int fork_and_use(F use) {
+  const auto g = run_in_child(
+      [&] {
+        try {
+          return use();
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "grandchild: error: %s\n", e.what());
+          return std::string(e.what()).find("fork") != std::string::npos ? 0 : 30;
+        }
+      },
+      k_grandchild_timeout);
+  if (g.timed_out) {
+    std::fprintf(stderr, "grandchild hung: %s\n", g.describe().c_str());
+    return 1;
+  }
+  if (!g.exited) {
+    std::fprintf(stderr, "grandchild crashed: %s\n", g.describe().c_str());
+    return 2;
+  }
+  if (g.exit_code != 0) std::fprintf(stderr, "grandchild: %s\n", g.describe().c_str());
+  return g.exit_code;
+}
+
+// Another thread creates the default runtime (its first use in C) while C
+// forks; G then uses the default runtime. The fork lands at a different
+// moment of the creation in each round (a spin of growing length after the
+// other thread started), and the test stops at the first round that fails.
+TEST(ForkConcurrentTest, ForkWhileAnotherThreadCreatesTheDefaultRuntime) {
+  WEFT_SKIP_UNDER_TSAN();
+  constexpr int k_rounds = 24;
+  int round = 0;
+  for (; round < k_rounds; ++round) {
+    const auto r = run_in_child([round] {
+      ::setenv("WEFT_NUM_WORKERS", "8", 1);  // a creation long enough to fork in
+      std::atomic<bool> started{false};
+      std::thread creator([&] {
+        started.store(true);
+        weft::default_runtime();
+      });
+      while (!started.load()) {
+      }
+      for (int i = 0; i < round * 4000; ++i) std::atomic_signal_fence(std::memory_order_seq_cst);
+      const int code = fork_and_use([] { return count_items(1000) == 1000 ? 0 : 20; });
+      creator.join();
+      return code;
+    });
+    if (!r.exited_with(0)) {
+      ADD_FAILURE() << "round " << round << ": " << (r.exited_with(1) ? "the forked child hung in its first weft call. " : "")
+                    << r.describe();
+      break;
+    }
+  }
+  std::printf("%d rounds\n", round);
+}
+
+// A task forks: the child runs on the task's fiber stack, is no worker, and
+// may use weft (a fresh default runtime); the runtime it inherited reports an
+// error that names fork. The child must end with exit or _exit: the task it
+// was forked from cannot return into a runtime that has no workers there.
+TEST(ForkConcurrentTest, ForkFromInsideATask) {
+  WEFT_SKIP_UNDER_TSAN();
+  const auto r = run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 2}};
+    return rt.run([&rt] {
+      WEFT_CHILD_CHECK(count_items(1000) == 1000, 10);
+      return fork_and_use([&rt] {
+        WEFT_CHILD_CHECK(!weft::on_worker(), 21);
+        WEFT_CHILD_CHECK(weft::worker_index() == -1, 22);
+        ::setenv("WEFT_NUM_WORKERS", "2", 1);
+        WEFT_CHILD_CHECK(count_items(1000) == 1000, 23);
+        try {
+          rt.run([] {});
+          std::fprintf(stderr, "the inherited runtime ran a call without workers\n");
+          return 24;
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "inherited runtime: %s\n", e.what());
+          WEFT_CHILD_CHECK(std::string(e.what()).find("fork") != std::string::npos, 25);
+        }
+        return 0;
+      });
+    });
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// C forks while two threads keep calling into an explicit runtime and the
+// default runtime; each G uses the default runtime and its own new runtime.
+TEST(ForkConcurrentTest, ForkWhileOtherThreadsCallWeft) {
+  WEFT_SKIP_UNDER_TSAN();
+  const auto r = run_in_child([] {
+    ::setenv("WEFT_NUM_WORKERS", "2", 1);
+    weft::runtime rt{weft::config{.workers = 2}};
+    WEFT_CHILD_CHECK(count_items(100) == 100, 10);  // the default runtime exists
+    std::atomic<bool> stop{false};
+    std::atomic<long> calls{0};
+    std::vector<std::thread> callers;
+    callers.emplace_back([&] {
+      while (!stop.load()) calls.fetch_add(rt.run([] { return count_items(500); }));
+    });
+    callers.emplace_back([&] {
+      while (!stop.load()) calls.fetch_add(count_items(500));
+    });
+    int code = 0;
+    for (int round = 0; round < 8 && code == 0; ++round) {
+      while (calls.load() < 2000L * (round + 1)) std::this_thread::yield();
+      code = fork_and_use([] {
+        WEFT_CHILD_CHECK(count_items(1000) == 1000, 20);
+        weft::runtime fresh{weft::config{.workers = 2}};
+        WEFT_CHILD_CHECK(fresh.run([] { return count_items(1000); }) == 1000, 21);
+        return 0;
+      });
+      if (code != 0) std::fprintf(stderr, "round %d failed\n", round);
+    }
+    stop.store(true);
+    for (std::thread& t : callers) t.join();
+    return code;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+}  // namespace

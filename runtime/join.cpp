@@ -189,6 +189,16 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
   if (c.m_error) std::rethrow_exception(c.m_error);
 }
 
+bool stack_low() noexcept {
+  const worker* w = rt::this_thread_worker();
+  return w != nullptr && w->stack_low();
+}
+
+void defer(task* t) noexcept {
+  worker* w = current_worker();
+  rt::make_runnable(t, w != nullptr ? static_cast<runtime_state*>(&w->m_sched) : &rt::default_scheduler());
+}
+
 runtime_state* current_runtime() noexcept {
   worker* w = current_worker();
   return w != nullptr ? &w->m_sched : nullptr;

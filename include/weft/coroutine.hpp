@@ -21,6 +21,8 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
+#include <climits>
 
 #include "weft/detail/entry.hpp"
 #include "weft/detail/result.hpp"
@@ -46,11 +48,23 @@ struct coroutine_resumption : task {
   static void execute(task* t) noexcept { static_cast<coroutine_resumption*>(t)->m_handle.resume(); }
 };
 
+// Where control goes next: straight to `next` by symmetric transfer, or, when
+// the fiber stack is nearly full, through the worker's queue (the stack then
+// unwinds). Symmetric transfer is a tail call only where the compiler makes
+// it one (not in unoptimised or sanitizer builds), so every transfer checks.
+inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, coroutine_resumption& via) noexcept {
+  if (!stack_low()) return next;
+  via.m_handle = next;
+  defer(&via);
+  return std::noop_coroutine();
+}
+
 struct join_state;
 
-// What every weft::task<T> promise has, whatever T.
+// What every task<T> promise has, whatever T.
 struct promise_base {
   std::coroutine_handle<> m_continuation;  // who awaits this task with a plain co_await
+  coroutine_resumption* m_continuation_via = nullptr;  // descriptor for a deferred transfer to it
   join_state* m_join = nullptr;            // set when a when_all / spawn awaits it
   bool m_taken = false;                    // a worker took it from a queue (it ran as a stolen child)
   std::exception_ptr m_error;
@@ -75,6 +89,7 @@ struct child_slot {
       self->m_handle.resume();
     }
   } m_resume;
+  coroutine_resumption m_defer;  // a deferred inline start (not "taken")
   bool m_pushed = false;
 };
 
@@ -87,6 +102,7 @@ struct child_slot {
 struct join_state {
   join_frame m_frame;
   std::coroutine_handle<> m_parent;
+  coroutine_resumption m_parent_via;  // for a deferred transfer to the parent
   child_slot* m_slots = nullptr;  // slots 1 .. m_count-1 were pushed; slot 0 runs inline
   int m_count = 0;
   int m_next = 0;                 // next slot to pop back
@@ -97,18 +113,22 @@ struct join_state {
     if (p.m_error) m_frame.capture(p.m_error);
     if (p.m_taken) {
       // acq_rel: publishes this child's result; the last one sees the others'.
-      if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) return m_parent;
+      if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
+        return transfer_to(m_parent, m_parent_via);
+      }
       return std::noop_coroutine();
     }
     // The inline chain: run the next child that is still ours.
     while (m_next >= 1) {
       child_slot& s = m_slots[m_next--];
-      if (!s.m_pushed || pop(&s.m_resume)) return s.m_resume.m_handle;
+      if (!s.m_pushed || pop(&s.m_resume)) return transfer_to(s.m_resume.m_handle, s.m_defer);
       ++m_taken;  // a worker took it: it counts down when it finishes
     }
-    if (m_taken == 0) return m_parent;  // nothing was taken: no atomic operation at all
+    if (m_taken == 0) return transfer_to(m_parent, m_parent_via);  // nothing was taken: no atomic operation
     const std::int64_t add = m_taken + join_frame::k_waiting;
-    if (m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) return m_parent;
+    if (m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) {
+      return transfer_to(m_parent, m_parent_via);
+    }
     return std::noop_coroutine();  // the last taken child transfers to the parent
   }
 };
@@ -119,7 +139,7 @@ struct final_awaiter {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     promise_base& p = h.promise();
     if (p.m_join != nullptr) return p.m_join->child_done(p);
-    if (p.m_continuation) return p.m_continuation;
+    if (p.m_continuation) return transfer_to(p.m_continuation, *p.m_continuation_via);
     return std::noop_coroutine();
   }
   void await_resume() const noexcept {}
@@ -189,14 +209,17 @@ class task {
   auto operator co_await() && noexcept {
     struct awaiter {
       handle_type m_child;
+      detail::coroutine_resumption m_start_via;   // a deferred start of the child
+      detail::coroutine_resumption m_return_via;  // a deferred return to the parent
       bool await_ready() const noexcept { return false; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
         m_child.promise().m_continuation = parent;
-        return m_child;  // symmetric transfer: the child runs now, on this thread
+        m_child.promise().m_continuation_via = &m_return_via;
+        return detail::transfer_to(m_child, m_start_via);  // the child runs now, on this thread
       }
       T await_resume() { return m_child.promise().take(); }
     };
-    return awaiter{m_handle};
+    return awaiter{m_handle, {}, {}};
   }
   auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
@@ -245,7 +268,7 @@ class when_all_awaiter {
     prepare(std::index_sequence_for<T...>{});
     // Offer children 1.. to other workers, oldest first; child 0 runs now.
     for (int i = 1; i < m_join.m_count; ++i) m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
-    return m_slots[0].m_resume.m_handle;
+    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
   }
 
   std::tuple<when_all_value<T>...> await_resume() {
@@ -284,6 +307,56 @@ detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
+namespace detail {
+
+// when_all over a vector of tasks: the same protocol with slots allocated once.
+template <class T>
+class when_all_vector_awaiter {
+ public:
+  explicit when_all_vector_awaiter(std::vector<weft::task<T>>&& tasks)
+      : m_tasks(std::move(tasks)), m_slots(m_tasks.size()) {}
+
+  bool await_ready() const noexcept { return m_tasks.empty(); }
+
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    m_join.m_parent = parent;
+    m_join.m_slots = m_slots.data();
+    m_join.m_count = static_cast<int>(m_tasks.size());
+    m_join.m_next = m_join.m_count - 1;
+    for (std::size_t i = 0; i < m_tasks.size(); ++i) {
+      m_tasks[i].handle().promise().m_join = &m_join;
+      m_slots[i].m_resume.m_handle = m_tasks[i].handle();
+      m_slots[i].m_resume.m_promise = &m_tasks[i].handle().promise();
+    }
+    for (int i = 1; i < m_join.m_count; ++i) m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
+  }
+
+  std::vector<when_all_value<T>> await_resume() {
+    m_join.m_frame.rethrow_if_failed();
+    std::vector<when_all_value<T>> out;
+    out.reserve(m_tasks.size());
+    for (auto& t : m_tasks) out.push_back(take_value(t.handle().promise()));
+    return out;
+  }
+
+ private:
+  std::vector<weft::task<T>> m_tasks;
+  std::vector<child_slot> m_slots;
+  join_state m_join;
+};
+
+}  // namespace detail
+
+// The same over a vector of tasks (at most INT_MAX): a vector of results.
+template <class T>
+detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
+  if (tasks.size() > static_cast<std::size_t>(INT_MAX)) {
+    detail::throw_invalid_argument("weft::when_all: tasks must hold at most INT_MAX tasks");
+  }
+  return detail::when_all_vector_awaiter<T>(std::move(tasks));
+}
+
 // A task already offered to other workers: spawn() starts it (a thief may
 // take it at once) and co_await joins it, running it inline if nobody took it.
 // Must be awaited (once) by the coroutine that spawned it; not movable (its
@@ -307,7 +380,9 @@ class spawned {
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
-    if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) return m_slot.m_resume.m_handle;  // run it inline now
+    if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
+      return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_defer);  // run it inline now
+    }
     // Taken by another worker: wait for it (it may be done already).
     const std::int64_t add = 1 + detail::join_frame::k_waiting;
     if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {
@@ -368,7 +443,7 @@ signal_task run_task(weft::task<T>& t, result<T>& out, join_frame& frame) {
       co_await std::move(t);
     } else {
       T value = co_await std::move(t);
-      auto get = [&]() -> T { return static_cast<T>(value); };
+      auto get = [&]() -> T { return static_cast<T&&>(value); };
       out.emplace(get);
     }
   } catch (...) {

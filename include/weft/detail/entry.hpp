@@ -50,6 +50,14 @@ WEFT_API void run_on_fresh_stack(void (*fn)(void*), void* arg);
 // True when the calling thread is a worker of rt.
 WEFT_API bool on_runtime(const runtime_state* rt) noexcept;
 
+// True when the calling worker's current fiber stack is nearly full (false
+// outside a worker).
+WEFT_API bool stack_low() noexcept;
+
+// Makes t runnable on the calling worker (uncounted: a continuation, not a
+// spawn), or in the default runtime when called outside any worker.
+WEFT_API void defer(task* t) noexcept;
+
 // The runtime of the calling worker, or null outside any runtime.
 WEFT_API runtime_state* current_runtime() noexcept;
 

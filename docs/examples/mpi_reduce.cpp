@@ -1,0 +1,97 @@
+// Beyond one machine: MPI between processes, weft inside each. Every rank
+// reduces its slice of a global range with weft::parallel_reduce on a runtime
+// sized to its share of the node's cores, then the main thread combines the
+// partial results with MPI_Allreduce. Every rank checks the global results
+// against a closed form (integers) and a serial sum (floating point); the
+// program exits 1 on a mismatch. Run: mpirun -np 2 ./mpi_reduce [n]
+//
+// The rules (docs/guide.md, "Interoperating with OpenMP, oneTBB and MPI"):
+//  - MPI is initialised with MPI_THREAD_FUNNELED and called only from the
+//    main thread, which is never a weft worker: weft's tasks make no MPI call.
+//    A task may resume on another worker thread after any weft call, so MPI
+//    calls inside tasks need MPI_THREAD_MULTIPLE (SERIALIZED is not enough).
+//  - weft calls made by the main thread block it until they return, so an MPI
+//    call comes after the weft call whose result it sends.
+//  - One process per node, one weft worker per core: ranks that share a node
+//    split its cores between their runtimes.
+#include <mpi.h>
+#include <weft/weft.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <thread>
+
+namespace {
+
+double term(std::int64_t i) { return 1.0 / (1.0 + static_cast<double>(i) * 1e-6); }
+
+// This rank's share of the node's hardware threads, at least one.
+int workers_for_this_rank() {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int ranks_on_node = 1;
+  MPI_Comm_size(node, &ranks_on_node);
+  MPI_Comm_free(&node);
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, hardware / ranks_on_node);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  if (provided < MPI_THREAD_FUNNELED) {
+    std::fprintf(stderr, "mpi_reduce: the MPI library does not provide MPI_THREAD_FUNNELED\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  int rank = 0;
+  int size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+  const std::int64_t n = argc > 1 ? std::atoll(argv[1]) : 4'000'000;
+  // This rank's slice of [0, n).
+  const std::int64_t first = n * rank / size;
+  const std::int64_t last = n * (rank + 1) / size;
+
+  // weft inside the process: a runtime of our own, so that ranks sharing a
+  // node do not each start one worker per core.
+  weft::runtime rt{{.workers = workers_for_this_rank()}};
+  const auto [local_count, local_sum] = rt.run([&] {
+    return weft::join(
+        [&] {
+          return weft::parallel_reduce(first, last, std::int64_t{0}, [](std::int64_t i) { return i; },
+                                       std::plus<>{});
+        },
+        [&] { return weft::parallel_reduce(first, last, 0.0, term, std::plus<>{}); });
+  });
+
+  // Back on the main thread: combine across ranks.
+  std::int64_t count = 0;
+  double sum = 0.0;
+  MPI_Allreduce(&local_count, &count, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+  MPI_Allreduce(&local_sum, &sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+
+  // Every rank checks the global results.
+  double serial = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) serial += term(i);
+  const std::int64_t expected = n * (n - 1) / 2;
+  int ok = count == expected && std::fabs(sum - serial) <= 1e-9 * serial ? 1 : 0;
+  if (!ok) {
+    std::fprintf(stderr, "mpi_reduce rank %d: count %lld (expected %lld), sum %.17g (serial %.17g)\n", rank,
+                 static_cast<long long>(count), static_cast<long long>(expected), sum, serial);
+  }
+  int all_ok = 0;
+  MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (rank == 0 && all_ok) {
+    std::printf("mpi_reduce: %d ranks x %d weft workers, n = %lld, sum of i = %lld, sum of terms = %.15g: OK\n", size,
+                rt.num_workers(), static_cast<long long>(n), static_cast<long long>(count), sum);
+  }
+  MPI_Finalize();
+  return all_ok ? 0 : 1;
+}

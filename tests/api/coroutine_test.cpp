@@ -1,0 +1,292 @@
+// C++20 coroutines on the scheduler (weft/coroutine.hpp): task<T>, when_all,
+// spawn, sync_wait, and the awaitables for weft's loops, yield, mutex and
+// latch. Parameterised over worker counts.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <weft/coroutine.hpp>
+#include <weft/weft.hpp>
+
+#include "worker_count.hpp"
+
+namespace {
+
+long fib_serial(int n) { return n < 2 ? n : fib_serial(n - 1) + fib_serial(n - 2); }
+
+weft::task<long> fib(int n) {
+  if (n < 2) co_return n;
+  auto [a, b] = co_await weft::when_all(fib(n - 1), fib(n - 2));
+  co_return a + b;
+}
+
+weft::task<long> fib_spawn(int n) {
+  if (n < 2) co_return n;
+  auto a = weft::spawn(fib_spawn(n - 1));
+  const long b = co_await fib_spawn(n - 2);
+  co_return co_await a + b;
+}
+
+struct boom : std::runtime_error {
+  int value;
+  explicit boom(int v) : std::runtime_error("boom " + std::to_string(v)), value(v) {}
+};
+
+weft::task<int> maybe_throw(int i, int bad) {
+  if (i == bad) throw boom(i);
+  co_return i;
+}
+
+class CoroutineTest : public weft_test::WorkerCount {};
+
+TEST_P(CoroutineTest, FibWithWhenAllMatchesSerial) {
+  for (int n : {0, 1, 2, 10, 22}) {
+    EXPECT_EQ(rt.run([n] { return weft::sync_wait(fib(n)); }), fib_serial(n)) << "n=" << n;
+  }
+}
+
+TEST_P(CoroutineTest, FibWithSpawnMatchesSerial) {
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(fib_spawn(22)); }), fib_serial(22));
+}
+
+TEST_P(CoroutineTest, SyncWaitFromOutsideUsesTheDefaultRuntime) {
+  EXPECT_EQ(weft::sync_wait(fib(15)), fib_serial(15));
+}
+
+TEST_P(CoroutineTest, ExceptionsCrossCoAwait) {
+  auto direct = []() -> weft::task<int> { co_return co_await maybe_throw(3, 3); };
+  EXPECT_THROW(rt.run([&] { return weft::sync_wait(direct()); }), boom);
+  // One child of a when_all throws: the others finish, the exception arrives.
+  auto group = []() -> weft::task<int> {
+    auto [a, b, c] = co_await weft::when_all(maybe_throw(1, 2), maybe_throw(2, 2), maybe_throw(3, 2));
+    co_return a + b + c;
+  };
+  try {
+    rt.run([&] { return weft::sync_wait(group()); });
+    ADD_FAILURE() << "no exception";
+  } catch (const boom& e) {
+    EXPECT_EQ(e.value, 2);
+  }
+  // Caught inside a coroutine (the language forbids co_await in a handler:
+  // the coroutine suspends after it).
+  auto catcher = []() -> weft::task<int> {
+    int caught = 0;
+    try {
+      co_await maybe_throw(7, 7);
+    } catch (const boom& e) {
+      caught = e.value;
+    }
+    co_await weft::yield_async();
+    co_return caught * 10;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(catcher()); }), 70);
+  // The runtime stays usable.
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(fib(12)); }), fib_serial(12));
+}
+
+TEST_P(CoroutineTest, ResultsOfEveryKind) {
+  auto text = []() -> weft::task<std::string> { co_return std::string(100, 'x'); };
+  auto owned = []() -> weft::task<std::unique_ptr<int>> { co_return std::make_unique<int>(42); };
+  auto nothing = []() -> weft::task<void> { co_return; };
+  static int global = 5;
+  auto ref = []() -> weft::task<int&> { co_return global; };
+  rt.run([&] {
+    EXPECT_EQ(weft::sync_wait(text()).size(), 100u);
+    EXPECT_EQ(*weft::sync_wait(owned()), 42);
+    weft::sync_wait(nothing());
+    EXPECT_EQ(&weft::sync_wait(ref()), &global);
+    auto both = [&]() -> weft::task<int> {
+      auto [v, p] = co_await weft::when_all(nothing(), owned());
+      (void)v;  // std::monostate
+      co_return *p;
+    };
+    EXPECT_EQ(weft::sync_wait(both()), 42);
+  });
+}
+
+// A million co_await in a chain: symmetric transfer keeps the stack flat.
+TEST_P(CoroutineTest, LongChainsDoNotGrowTheStack) {
+  struct chain {
+    static weft::task<long> down(long n) {
+      if (n == 0) co_return 0;
+      co_return 1 + co_await down(n - 1);
+    }
+  };
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(chain::down(1'000'000)); }), 1'000'000);
+}
+
+// A coroutine awaiting parallelize_async whose items themselves use fibers
+// (nested parallel calls, joins) and a weft::mutex.
+TEST_P(CoroutineTest, ParallelizeAsyncWithFibersAndMutexInside) {
+  weft::mutex m;
+  long guarded = 0;
+  std::atomic<long> nested{0};
+  auto body = [&]() -> weft::task<long> {
+    co_await weft::parallelize_async(200, [&](int i) {
+      weft::parallelize(50, [&](int) { nested.fetch_add(1, std::memory_order_relaxed); });
+      auto [a, b] = weft::join([&] { return i; }, [&] { return 2 * i; });
+      std::lock_guard lock(m);
+      guarded += a + b;
+      if (i % 17 == 0) weft::yield();
+    });
+    co_return guarded;
+  };
+  const long expect = 3L * (199 * 200 / 2);
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(body()); }), expect);
+  EXPECT_EQ(nested.load(), 200 * 50);
+  // n == 0 completes at once; a negative n is a clear error.
+  auto none = []() -> weft::task<void> { co_await weft::parallelize_async(0, [](int) { FAIL(); }); };
+  rt.run([&] { weft::sync_wait(none()); });
+  EXPECT_THROW(weft::parallelize_async(-1, [](int) {}), std::invalid_argument);
+}
+
+// 100 000 coroutines wait on one latch that a fiber releases.
+TEST_P(CoroutineTest, HundredThousandCoroutinesAwaitOneLatch) {
+  constexpr int n = 100'000;
+  weft::latch gate(1);
+  std::atomic<int> passed{0};
+  auto waiter = [&]() -> weft::task<int> {
+    co_await gate;
+    passed.fetch_add(1, std::memory_order_relaxed);
+    co_return 1;
+  };
+  rt.run([&] {
+    weft::task_group g;
+    g.spawn([&] {
+      std::vector<weft::task<int>> tasks;
+      tasks.reserve(n);
+      for (int i = 0; i < n; ++i) tasks.push_back(waiter());
+      auto all = [&]() -> weft::task<long> {
+        auto results = co_await weft::when_all(std::move(tasks));
+        long sum = 0;
+        for (int r : results) sum += r;
+        co_return sum;
+      };
+      EXPECT_EQ(weft::sync_wait(all()), n);
+    });
+    g.spawn([&] {
+      // Let the waiters queue up first (not required for correctness).
+      for (int i = 0; i < 50; ++i) weft::yield();
+      gate.count_down();
+    });
+    g.wait();
+  });
+  EXPECT_EQ(passed.load(), n);
+}
+
+TEST_P(CoroutineTest, LockAsyncExcludes) {
+  weft::mutex m;
+  long counter = 0;
+  auto add = [&](int times) -> weft::task<void> {
+    for (int i = 0; i < times; ++i) {
+      co_await weft::lock_async(m);
+      std::unique_lock lock(m, std::adopt_lock);
+      const long seen = counter;
+      if (i % 7 == 0) co_await weft::yield_async();  // holding the mutex across a suspension
+      counter = seen + 1;
+    }
+  };
+  auto many = [&]() -> weft::task<void> {
+    co_await weft::when_all(add(300), add(300), add(300), add(300));
+  };
+  std::thread outside([&] {  // a thread outside the runtime contends too
+    for (int i = 0; i < 300; ++i) {
+      std::lock_guard lock(m);
+      ++counter;
+    }
+  });
+  rt.run([&] { weft::sync_wait(many()); });
+  outside.join();
+  EXPECT_EQ(counter, 5 * 300);
+}
+
+TEST_P(CoroutineTest, OnFiberRunsBlockingCodeWithARealStack) {
+  weft::latch ready(1);
+  auto deep = [](auto& self, int n) -> int { return n == 0 ? 0 : 1 + self(self, n - 1); };
+  auto coro = [&]() -> weft::task<int> {
+    const int depth = co_await weft::on_fiber([&] { return deep(deep, 2000); });
+    // Blocking weft calls inside: a latch released by another task.
+    co_await weft::on_fiber([&] { ready.wait(); });
+    co_return depth;
+  };
+  rt.run([&] {
+    weft::task_group g;
+    g.spawn([&] { EXPECT_EQ(weft::sync_wait(coro()), 2000); });
+    g.spawn([&] { ready.count_down(); });
+    g.wait();
+  });
+  auto thrower = []() -> weft::task<void> { co_await weft::on_fiber([] { throw boom(1); }); };
+  EXPECT_THROW(rt.run([&] { weft::sync_wait(thrower()); }), boom);
+}
+
+TEST_P(CoroutineTest, YieldAsyncLetsOtherWorkRun) {
+  std::atomic<int> turns{0};
+  auto spinner = [&](int id) -> weft::task<int> {
+    int mine = 0;
+    for (int i = 0; i < 100; ++i) {
+      turns.fetch_add(1);
+      ++mine;
+      co_await weft::yield_async();
+    }
+    co_return mine + id * 0;
+  };
+  auto two = [&]() -> weft::task<int> {
+    auto [a, b] = co_await weft::when_all(spinner(1), spinner(2));
+    co_return a + b;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(two()); }), 200);
+  EXPECT_EQ(turns.load(), 200);
+}
+
+// A tree walk: the same problem as fiber code in the guide, with coroutines.
+struct node {
+  int value;
+  std::vector<std::unique_ptr<node>> children;
+};
+
+std::unique_ptr<node> make_tree(int depth, int& next) {
+  auto n = std::make_unique<node>();
+  n->value = next++;
+  if (depth > 0) {
+    for (int i = 0; i < 3; ++i) n->children.push_back(make_tree(depth - 1, next));
+  }
+  return n;
+}
+
+weft::task<long> sum_tree(const node& n) {
+  std::vector<weft::task<long>> kids;
+  for (const auto& c : n.children) kids.push_back(sum_tree(*c));
+  long s = n.value;
+  if (!kids.empty()) {
+    for (long x : co_await weft::when_all(std::move(kids))) s += x;
+  }
+  co_return s;
+}
+
+TEST_P(CoroutineTest, TreeWalk) {
+  int next = 0;
+  const auto root = make_tree(7, next);  // 3280 nodes, values 0 .. 3279
+  const long expect = static_cast<long>(next) * (next - 1) / 2;
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(sum_tree(*root)); }), expect);
+}
+
+TEST_P(CoroutineTest, UnawaitedTaskIsDestroyedUnstarted) {
+  std::atomic<bool> ran{false};
+  {
+    auto t = [&]() -> weft::task<void> {
+      ran = true;
+      co_return;
+    }();
+    EXPECT_TRUE(t.valid());
+  }
+  EXPECT_FALSE(ran.load());
+}
+
+WEFT_INSTANTIATE_WORKER_COUNTS(CoroutineTest);
+
+}  // namespace

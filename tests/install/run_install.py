@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""weft installed with `meson install` and used through pkg-config alone.
+
+Configures this source tree in a fresh work directory with
+--prefix=WORK_DIR/prefix (tests and benchmarks off), builds and installs it,
+then compiles the consumer program of tests/subproject/consumer (main.cpp)
+with nothing but `pkg-config --cflags --libs weft` (PKG_CONFIG_PATH pointing
+into the prefix), runs it with LD_LIBRARY_PATH pointing into the prefix, and
+checks that:
+
+  - pkg-config reports weft's version, and no Boost in its flags;
+  - the program links against the installed libweft and its results are right;
+  - the installed headers include no Boost header and nothing that is not
+    installed (every "weft/..." include resolves inside the prefix);
+  - a Meson project (the consumer's meson.build, without subprojects/) finds
+    the installed weft with dependency('weft') through pkg-config.
+
+Usage: run_install.py WEFT_SOURCE_ROOT CONSUMER_DIR WORK_DIR CXX...
+Exit status: 0 pass, 1 fail, 77 skip (meson, ninja or pkg-config missing).
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+SKIP = 77
+
+
+def run(cmd, env=None):
+    """Runs cmd, echoing it; returns its output; raises with the output on failure."""
+    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        raise RuntimeError(f"command failed with exit status {proc.returncode}")
+    return proc.stdout
+
+
+def fail(message):
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def find_file(root, name):
+    for dirpath, _, filenames in os.walk(root):
+        if name in filenames:
+            return os.path.join(dirpath, name)
+    return None
+
+
+def version_of(source_root):
+    with open(os.path.join(source_root, "meson.build"), encoding="utf-8") as f:
+        m = re.search(r"version:\s*'([^']+)'", f.read())
+    return m.group(1) if m else None
+
+
+def main():
+    if len(sys.argv) < 5:
+        print(__doc__)
+        return 2
+    source_root, consumer_src, work = (os.path.abspath(a) for a in sys.argv[1:4])
+    consumer_main = os.path.join(consumer_src, "main.cpp")
+    cxx = sys.argv[4:]
+
+    tools = {name: shutil.which(name) for name in ("meson", "ninja", "pkg-config")}
+    missing = [name for name, path in tools.items() if path is None]
+    if missing:
+        print(f"SKIP: {', '.join(missing)} not found; the install test needs meson, ninja and pkg-config "
+              "(Debian: apt-get install meson ninja-build pkg-config)")
+        return SKIP
+
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    build = os.path.join(work, "build")
+    prefix = os.path.join(work, "prefix")
+
+    # Exactly the user's steps (docs/guide.md, "Installing weft").
+    run([tools["meson"], "setup", build, source_root, "--wrap-mode=nodownload", f"--prefix={prefix}",
+         "-Dtests=disabled", "-Dbenchmarks=disabled"])
+    run([tools["meson"], "install", "-C", build, "--quiet"])
+
+    pc = find_file(prefix, "weft.pc")
+    if pc is None:
+        fail(f"no weft.pc under {prefix}")
+    pc_dir = os.path.dirname(pc)
+    libdir = os.path.dirname(pc_dir)
+    print("installed:", os.path.relpath(pc, prefix))
+    with open(pc, encoding="utf-8") as f:
+        sys.stdout.write(f.read())
+
+    env = dict(os.environ)
+    env["PKG_CONFIG_PATH"] = pc_dir
+    env.pop("PKG_CONFIG_LIBDIR", None)
+    env.pop("PKG_CONFIG_SYSROOT_DIR", None)
+    version = run([tools["pkg-config"], "--modversion", "weft"], env=env).strip()
+    if version != version_of(source_root):
+        fail(f"pkg-config reports weft {version}, meson.build says {version_of(source_root)}")
+    flags = run([tools["pkg-config"], "--cflags", "--libs", "weft"], env=env).split()
+    print("pkg-config --cflags --libs weft:", " ".join(flags))
+    if any("boost" in f.lower() for f in flags):
+        fail("pkg-config's flags for weft name Boost")
+    if f"-I{os.path.join(prefix, 'include')}" not in flags:
+        fail("pkg-config's flags lack the installed include directory")
+
+    # The headers as installed: no Boost, nothing from outside the prefix.
+    include_root = os.path.join(prefix, "include")
+    headers = []
+    for dirpath, _, filenames in os.walk(os.path.join(include_root, "weft")):
+        headers += [os.path.join(dirpath, n) for n in filenames]
+    if not headers:
+        fail("no header installed under include/weft")
+    include_re = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
+    for h in sorted(headers):
+        with open(h, encoding="utf-8") as f:
+            text = f.read()
+        for _, name in include_re.findall(text):
+            if name.startswith("boost/") or "boost" in name.lower():
+                fail(f"{os.path.relpath(h, prefix)} includes {name}")
+            if name.startswith("weft/") and not os.path.isfile(os.path.join(include_root, name)):
+                fail(f"{os.path.relpath(h, prefix)} includes {name}, which is not installed")
+    print(f"{len(headers)} installed headers, none includes Boost or an uninstalled header")
+
+    # A program built with pkg-config's flags alone.
+    exe = os.path.join(work, "consumer")
+    run(cxx + ["-std=c++20", "-O2", consumer_main, "-o", exe] + flags, env=env)
+    env["LD_LIBRARY_PATH"] = libdir + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
+    ldd = shutil.which("ldd")
+    if ldd is not None:
+        libs = run([ldd, exe], env=env)
+        line = next((l for l in libs.splitlines() if "libweft" in l), "")
+        print("ldd:", line.strip())
+        if libdir not in line:
+            fail(f"the program does not load libweft from {libdir}")
+    out = run([exe], env=env)
+    sys.stdout.write(out)
+    if "OK" not in out:
+        fail("the program did not report success")
+
+    # The same program from a Meson project: dependency('weft') falls to
+    # pkg-config when there is no subproject to fall back to.
+    meson_src = os.path.join(work, "meson-consumer")
+    os.makedirs(meson_src)
+    for name in ("meson.build", "main.cpp"):
+        shutil.copy(os.path.join(consumer_src, name), meson_src)
+    meson_build = os.path.join(work, "meson-consumer-build")
+    setup_log = run([tools["meson"], "setup", meson_build, meson_src, "--wrap-mode=nodownload"], env=env)
+    if "Run-time dependency weft found: YES" not in setup_log:
+        sys.stdout.write(setup_log)
+        fail("dependency('weft') did not find the installed weft through pkg-config")
+    run([tools["ninja"], "-C", meson_build], env=env)
+    out = run([os.path.join(meson_build, "consumer")], env=env)
+    sys.stdout.write(out)
+    if "OK" not in out:
+        fail("the Meson-built program did not report success")
+
+    shutil.rmtree(work, ignore_errors=True)
+    print("PASS: installed weft works through pkg-config")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RuntimeError as e:
+        fail(str(e))

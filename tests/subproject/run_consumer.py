@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""weft as a Meson subproject, proven end to end.
+
+Copies tests/subproject/consumer (a project of its own with
+subprojects/weft.wrap) into a fresh work directory, makes subprojects/weft a
+symlink to this source tree, then configures it with --wrap-mode=nodownload,
+builds it with ninja and runs it. Checks that:
+
+  - dependency('weft') is found through the wrap and weft_dep;
+  - weft's own tests, benchmarks and examples are off (only its library is
+    built): they switch themselves off when weft is a subproject;
+  - the consumer compiles and links without Boost: no Boost include path or
+    library on its command lines, and no Boost header among the headers its
+    compilation read (ninja's dependency log);
+  - the consumer runs and its results are right.
+
+Usage: run_consumer.py WEFT_SOURCE_ROOT CONSUMER_DIR WORK_DIR
+Exit status: 0 pass, 1 fail, 77 skip (meson or ninja missing).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+SKIP = 77
+
+
+def run(cmd, **kwargs):
+    """Runs cmd, echoing it; returns its output; raises with the output on failure."""
+    print("+", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        raise RuntimeError(f"command failed with exit status {proc.returncode}: {' '.join(cmd)}")
+    return proc.stdout
+
+
+def fail(message):
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def main():
+    if len(sys.argv) != 4:
+        print(__doc__)
+        return 2
+    source_root, consumer_src, work = (os.path.abspath(a) for a in sys.argv[1:])
+
+    meson = shutil.which("meson")
+    ninja = shutil.which("ninja") or shutil.which("ninja-build")
+    if meson is None or ninja is None:
+        print("SKIP: meson and ninja are needed to build the consumer project "
+              "(Debian: apt-get install meson ninja-build)")
+        return SKIP
+
+    # A fresh work area: the consumer's source with weft in subprojects/.
+    shutil.rmtree(work, ignore_errors=True)
+    consumer = os.path.join(work, "consumer")
+    build = os.path.join(work, "build")
+    shutil.copytree(consumer_src, consumer)
+    os.symlink(source_root, os.path.join(consumer, "subprojects", "weft"))
+
+    # Exactly the user's steps (docs/guide.md, "Using weft from Meson").
+    setup_log = run([meson, "setup", build, consumer, "--wrap-mode=nodownload", "-Dbuildtype=release"])
+    if "Dependency weft found: YES" not in setup_log:
+        sys.stdout.write(setup_log)
+        fail("dependency('weft') was not found through the subproject")
+    run([ninja, "-C", build])
+
+    # Only weft's library is built: no test, benchmark or example of weft.
+    targets = json.loads(run([meson, "introspect", build, "--targets"]))
+    weft_targets = sorted(t["name"] for t in targets if t["subproject"] == "weft")
+    print("weft's targets in the consumer's build:", ", ".join(weft_targets))
+    if weft_targets != ["weft", "weft_core"]:
+        fail(f"weft as a subproject builds more than its library: {weft_targets}")
+    tests = json.loads(run([meson, "introspect", build, "--tests"]))
+    names = sorted(t["name"] for t in tests)
+    print("tests in the consumer's build:", ", ".join(names))
+    if names != ["consumer"]:
+        fail(f"weft registered tests in its parent project: {names}")
+    options = json.loads(run([meson, "introspect", build, "--buildoptions"]))
+    for o in options:
+        if o["name"] in ("weft:tests", "weft:benchmarks"):
+            print(f"{o['name']} = {o['value']} (auto: disabled because weft is a subproject)")
+
+    # No Boost anywhere in the consumer's compilation or link.
+    obj = "consumer.p/main.cpp.o"
+    compile_cmd = run([ninja, "-C", build, "-t", "commands", obj]).strip().splitlines()[-1]
+    link_cmd = run([ninja, "-C", build, "-t", "commands", "consumer"]).strip().splitlines()[-1]
+    print("compile:", compile_cmd)
+    print("link:", link_cmd)
+    if "boost" in compile_cmd.lower():
+        fail("the consumer's compile command names Boost")
+    if "boost" in link_cmd.lower():
+        fail("the consumer's link command names Boost")
+    deps = run([ninja, "-C", build, "-t", "deps", obj])
+    headers = [line.strip() for line in deps.splitlines()[1:] if line.strip()]
+    weft_headers = [h for h in headers if "/weft/" in h]
+    boost_headers = [h for h in headers if "boost" in h.lower()]
+    print(f"the consumer's compilation read {len(headers)} files, {len(weft_headers)} of them weft headers, "
+          f"{len(boost_headers)} Boost headers")
+    if not weft_headers:
+        fail("ninja's dependency log has no weft header: cannot tell what was read")
+    if boost_headers:
+        fail("the consumer's compilation read Boost headers:\n  " + "\n  ".join(boost_headers[:10]))
+
+    # Run it (its own checks decide).
+    out = run([os.path.join(build, "consumer")])
+    sys.stdout.write(out)
+    if "OK" not in out:
+        fail("the consumer did not report success")
+
+    shutil.rmtree(work, ignore_errors=True)
+    print("PASS: weft works as a Meson subproject")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RuntimeError as e:
+        fail(str(e))

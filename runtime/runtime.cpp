@@ -69,10 +69,9 @@ runtime& default_runtime() {
   // in the parent).
   static std::atomic<runtime*> current{nullptr};
   static std::atomic<std::uint64_t> generation{0};
-  static std::mutex creating;
   runtime* r = current.load(std::memory_order_acquire);
   if (r != nullptr && generation.load(std::memory_order_relaxed) == rt::fork_generation()) return *r;
-  std::lock_guard<std::mutex> lock(creating);
+  std::lock_guard<std::mutex> lock(rt::default_runtime_creation());
   r = current.load(std::memory_order_acquire);
   if (r == nullptr || generation.load(std::memory_order_relaxed) != rt::fork_generation()) {
     r = new runtime(rt::default_config());

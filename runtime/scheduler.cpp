@@ -1,5 +1,7 @@
 #include "scheduler.hpp"
 
+#include <limits>
+
 #include <pthread.h>
 
 #include <cstdio>
@@ -19,13 +21,25 @@ namespace {
 
 std::atomic<std::uint64_t> g_fork_generation{0};
 std::once_flag g_atfork_once;
+std::mutex g_default_creation;  // constant-initialised: usable before any static initialiser
+
+// fork() waits for a default runtime being created, so that the child sees
+// either none or a complete one (which it then replaces), never the lock held
+// by a thread that does not exist in the child.
+void on_fork_prepare() noexcept { g_default_creation.lock(); }
+void on_fork_parent() noexcept { g_default_creation.unlock(); }
 
 // In the child: no worker thread of any runtime exists any more, and the
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   t_worker = nullptr;
+  g_default_creation.unlock();
 }
+
+// At load time, before any thread of this library can exist: a fork in the
+// middle of the first runtime's creation is covered too.
+[[maybe_unused]] const bool g_fork_handlers_registered = (register_fork_handlers(), true);
 
 int ceil_log2(int n) noexcept {
   int d = 0;
@@ -33,7 +47,21 @@ int ceil_log2(int n) noexcept {
   return d;
 }
 
+// config::max_fibers x workers, saturated: a bound too large to reach.
+std::int64_t fiber_bound(const config& cfg) noexcept {
+  constexpr auto k_max = std::numeric_limits<std::int64_t>::max();
+  const auto workers = static_cast<std::uint64_t>(cfg.workers > 0 ? cfg.workers : 1);
+  if (cfg.max_fibers > static_cast<std::uint64_t>(k_max) / workers) return k_max;
+  return static_cast<std::int64_t>(cfg.max_fibers * workers);
+}
+
 }  // namespace
+
+void register_fork_handlers() noexcept {
+  std::call_once(g_atfork_once, [] { pthread_atfork(&on_fork_prepare, &on_fork_parent, &on_fork_child); });
+}
+
+std::mutex& default_runtime_creation() noexcept { return g_default_creation; }
 
 std::uint64_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
 
@@ -42,11 +70,11 @@ bool scheduler::forked_away() const noexcept { return m_generation != fork_gener
 scheduler::scheduler(const config& cfg)
     : m_cfg(cfg),
       m_split_depth(ceil_log2(cfg.workers)),
-      m_fiber_bound(static_cast<std::int64_t>(cfg.max_fibers) * cfg.workers),
+      m_fiber_bound(fiber_bound(cfg)),
       m_generation(fork_generation()),
       m_sleep(cfg.workers) {
   install_overflow_handler();
-  std::call_once(g_atfork_once, [] { pthread_atfork(nullptr, nullptr, &on_fork_child); });
+  register_fork_handlers();
   const int n = m_cfg.workers;
   m_origin = ticks();
   if (k_instrumented && !m_cfg.trace_file.empty()) {

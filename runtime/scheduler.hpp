@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -58,7 +59,8 @@ class scheduler : public detail::runtime_state {
   // one piece per worker.
   int initial_split_depth() const noexcept { return m_split_depth; }
 
-  // Fibers alive in this runtime (running, suspended or pooled).
+  // Fibers alive in this runtime (running, suspended or pooled; each worker
+  // pools at most max_fibers / 2, so idle ones never hold the bound).
   std::atomic<std::int64_t> m_live_fibers{0};
 
   // True when the fibers alive reach config::max_fibers per worker: workers
@@ -95,6 +97,13 @@ class scheduler : public detail::runtime_state {
 
 // Counts fork()s: incremented in the child by an atfork handler.
 std::uint64_t fork_generation() noexcept;
+
+// Registers the atfork handlers once (also done at load time). Any thread.
+void register_fork_handlers() noexcept;
+
+// Held while the default runtime is created; fork() waits for it (atfork
+// prepare) and the child gets it unlocked.
+std::mutex& default_runtime_creation() noexcept;
 
 // Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
 // hardware). Throws std::invalid_argument naming the bad field or variable.

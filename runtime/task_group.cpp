@@ -50,7 +50,10 @@ void wait_owned(group_state& g, bool owner) noexcept {
   if (owner) {
     rt::worker* w = rt::current_worker();
     // Pop back the owner's spawns while they are the newest on this worker.
+    // Once one of them ran elsewhere, an address on top of the queue no longer
+    // proves identity (closures are recycled): stop and count instead.
     while (task* t = g.m_last) {
+      if (g.m_detached.load(std::memory_order_acquire)) break;  // pairs with the release in group_closure::execute
       if (!w->m_queue.pop_if(t)) break;
       rt::counters::bump(w->m_counters.tasks_run);
       g.m_last = t->m_next;
@@ -65,6 +68,9 @@ void wait_owned(group_state& g, bool owner) noexcept {
   g.m_spawned = 0;
   g.m_popped = 0;
   wait(g.m_frame, taken);
+  // Every uncounted spawn that ran elsewhere set the flag before its
+  // complete(), which wait() observed: no store can follow this reset.
+  g.m_detached.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace

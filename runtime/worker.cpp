@@ -77,7 +77,7 @@ worker::worker(scheduler& s, int index, fiber* first)
     : m_sched(s),
       m_index(index),
       m_queue(s.num_workers() > 1),
-      m_pool(64),
+      m_pool(std::min<std::size_t>(64, s.cfg().max_fibers / 2)),  // pooled fibers stay under the bound
       m_first(first),
       m_random_victims(index, s.num_workers(), seed_of(index)),
       m_round_robin_victims(index, s.num_workers(), seed_of(index)),

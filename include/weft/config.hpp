@@ -51,10 +51,11 @@ struct config {
   // this time has passed. At most 1'000'000.
   std::uint32_t spin_us = 50;
 
-  // Soft bound on the fibers alive per worker (running, suspended or pooled).
-  // A worker at the bound stops taking new work from other workers and from
-  // outside until some of its fibers finish; it never fails a suspension.
-  // At least 4.
+  // Soft bound on the fibers alive, per worker on average: the runtime holds
+  // at most max_fibers x workers fibers (running, suspended or pooled; a
+  // worker keeps at most min(64, max_fibers / 2) idle ones) before its workers
+  // stop stealing, the source of new suspensions, until some fibers finish.
+  // Work from outside is still taken and a suspension never fails. At least 4.
   std::size_t max_fibers = 1024;
 
   // Scheduling policies: seams for experiments; the defaults are the fastest.

@@ -151,7 +151,8 @@ namespace detail {
 
 // The combination tree of parallel_reduce: the range of n items is cut into
 // blocks of reduce_leaf_size(n) items; blocks are combined along a balanced
-// binary tree over block indices (left half: the first (k+1)/2 ... see run());
+// binary tree over block indices (a node over blocks [lo, hi) splits at
+// lo + (hi - lo) / 2);
 // a block is reduced as four contiguous lanes combined as ((l0, l1), (l2, l3)).
 // Everything depends on n alone.
 inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {

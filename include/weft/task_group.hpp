@@ -25,6 +25,12 @@ struct group_state {
   task* m_last = nullptr;               // owner's newest uncounted spawn (owner only)
   std::int64_t m_spawned = 0;           // uncounted spawns (owner only)
   std::int64_t m_popped = 0;            // of those, popped back by the owner
+  // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
+  // fiber of the owner's worker): its closure may since have been recycled for
+  // a newer task at the same address, so the owner stops popping back by
+  // address. Written before that spawn's complete(); reset by the owner after
+  // its wait.
+  std::atomic<bool> m_detached{false};
 };
 
 // A spawned call of a task_group: descriptor and closure in one block from
@@ -48,6 +54,9 @@ struct group_closure final : group_task {
     auto* self = static_cast<group_closure*>(t);
     group_state* group = self->m_group;
     const bool taken = !self->m_inline || self->m_counted;
+    // release: pairs with the owner's acquire in group_wait (also ordered by the
+    // closure's free and reallocation, which the owner must observe first).
+    if (!self->m_inline && !self->m_counted) group->m_detached.store(true, std::memory_order_release);
     if (!group->m_frame.failed()) {
       try {
         self->m_fn();

@@ -1,5 +1,6 @@
 #include "clock.hpp"
 
+#include <atomic>
 #include <chrono>
 
 #if defined(__x86_64__)
@@ -40,9 +41,16 @@ std::uint64_t ticks() noexcept {
 #endif
 }
 
+// Not a function-local static: its initialisation guard, held by a thread in
+// the 0.5 ms calibration when another thread forks, would stay held in the
+// child forever. Threads that find 0 calibrate at once; the first result to
+// be stored is the one every thread uses.
 std::uint64_t ticks_per_us() noexcept {
-  static const std::uint64_t value = calibrate();
-  return value;
+  static constinit std::atomic<std::uint64_t> cached{0};
+  std::uint64_t value = cached.load(std::memory_order_relaxed);  // a plain number: no data hangs off it
+  if (value != 0) return value;
+  const std::uint64_t mine = calibrate();
+  return cached.compare_exchange_strong(value, mine, std::memory_order_relaxed) ? mine : value;
 }
 
 }  // namespace weft::rt

@@ -26,9 +26,12 @@ bool parse_count(const char* text, std::uint64_t max, bool suffixes, std::uint64
   if (suffixes && *p != '\0') {
     std::uint64_t unit = 0;
     switch (*p) {
-      case 'k': case 'K': unit = std::uint64_t{1} << 10; break;
-      case 'm': case 'M': unit = std::uint64_t{1} << 20; break;
-      case 'g': case 'G': unit = std::uint64_t{1} << 30; break;
+      case 'k':
+      case 'K': unit = std::uint64_t{1} << 10; break;
+      case 'm':
+      case 'M': unit = std::uint64_t{1} << 20; break;
+      case 'g':
+      case 'G': unit = std::uint64_t{1} << 30; break;
       default: return false;
     }
     if (v > max / unit) return false;

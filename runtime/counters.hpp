@@ -37,9 +37,9 @@ struct counters {
   std::atomic<std::uint64_t> steal_attempts{0};
   std::atomic<std::uint64_t> fibers_reused{0};
   std::atomic<std::uint64_t> wakeups{0};
-  std::atomic<std::uint64_t> ticks[3] = {0, 0, 0};      // per activity, finished intervals
-  std::atomic<std::uint32_t> current{0};                // activity now (an activity value)
-  std::atomic<std::uint64_t> since{0};                  // ticks when it began
+  std::atomic<std::uint64_t> ticks[3] = {0, 0, 0};  // per activity, finished intervals
+  std::atomic<std::uint32_t> current{0};            // activity now (an activity value)
+  std::atomic<std::uint64_t> since{0};              // ticks when it began
 
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -55,8 +55,8 @@ class deque {
     array* a = m_array.load(std::memory_order_relaxed);
     if (b - t > a->m_mask) a = grow(a, t, b);  // reloads the array after growing
     a->slot(b).store(x, k_relaxed_or_release);
-    release_fence();  // publishes the slot (and *x) before bottom
-    m_bottom.store(b + 1, k_relaxed_or_release);          // pairs with the acquire load in steal()
+    release_fence();                              // publishes the slot (and *x) before bottom
+    m_bottom.store(b + 1, k_relaxed_or_release);  // pairs with the acquire load in steal()
   }
 
   // Owner only. The newest element, or nullptr when empty.
@@ -88,7 +88,7 @@ class deque {
     const std::int64_t b = m_bottom.load(std::memory_order_acquire);  // pairs with push()
     if (t >= b) return {steal_status::empty, nullptr};
     array* a = m_array.load(std::memory_order_acquire);  // pairs with the release in grow()
-    T x = a->slot(t).load(k_relaxed_or_acquire);  // read before the CAS: after it the slot may be reused
+    T x = a->slot(t).load(k_relaxed_or_acquire);         // read before the CAS: after it the slot may be reused
     if (!m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
       return {steal_status::lost_race, nullptr};
     }

@@ -6,8 +6,8 @@
 #include "fiber.hpp"
 #include "scheduler.hpp"
 #include "waiter.hpp"
-#include "worker.hpp"
 #include "weft/detail/entry.hpp"
+#include "worker.hpp"
 
 namespace weft::rt {
 scheduler& default_scheduler();

@@ -5,9 +5,9 @@
 
 #include "clock.hpp"
 #include "scheduler.hpp"
-#include "worker.hpp"
 #include "weft/detail/entry.hpp"
 #include "weft/parallelize.hpp"
+#include "worker.hpp"
 
 namespace weft::rt {
 
@@ -334,9 +334,9 @@ void run_here(loop& l, worker& w) {
   if (l.m_max_concurrency != 0) {
     capped_run c;
     c.m_run = &r;
-    c.m_runners = std::min<std::uint64_t>({l.m_max_concurrency, static_cast<std::uint64_t>(s.num_workers()),
-                                          (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) /
-                                              (l.m_exact_chunks ? l.m_grain : 1)});
+    c.m_runners = std::min<std::uint64_t>(
+        {l.m_max_concurrency, static_cast<std::uint64_t>(s.num_workers()),
+         (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) / (l.m_exact_chunks ? l.m_grain : 1)});
     run_runners(c, 0, c.m_runners);
   } else if (r.m_policy != split_policy::adaptive) {
     run_static(r, 0, l.m_count);
@@ -382,7 +382,8 @@ bool split_wanted() noexcept {
 void run_loop(loop& l) {
   rt::worker* w = rt::current_worker();
   if (w == nullptr) {
-    run_root(nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
+    run_root(
+        nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }
   if (WEFT_UNLIKELY(w->stack_low())) {

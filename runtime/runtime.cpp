@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "scheduler.hpp"
-#include "worker.hpp"
 #include "weft/parallelize.hpp"
 #include "weft/this_fiber.hpp"
+#include "worker.hpp"
 
 namespace weft::rt {
 
@@ -27,8 +27,7 @@ runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg)
 runtime::~runtime() {
   rt::scheduler& s = rt::scheduler::of(m_state);
   if (const rt::worker* w = rt::current_worker(); w != nullptr && &w->m_sched == &s) {
-    std::fputs("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever\n",
-               stderr);
+    std::fputs("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever\n", stderr);
     std::abort();
   }
   delete &s;
@@ -84,10 +83,10 @@ runtime& default_runtime() {
 std::string stats::summary() const {
   std::ostringstream os;
   auto row = [&os](const std::string& name, const worker_stats& w) {
-    os << std::left << std::setw(8) << name << std::right << std::setw(12) << w.tasks_run << std::setw(12)
-       << w.spawns << std::setw(10) << w.steals << std::setw(12) << w.failed_steals << std::setw(10)
-       << w.suspensions << std::setw(10) << w.fiber_switches << std::setw(8) << w.fibers_created << std::setw(8)
-       << w.parks << std::setw(10) << w.injected << '\n';
+    os << std::left << std::setw(8) << name << std::right << std::setw(12) << w.tasks_run << std::setw(12) << w.spawns
+       << std::setw(10) << w.steals << std::setw(12) << w.failed_steals << std::setw(10) << w.suspensions
+       << std::setw(10) << w.fiber_switches << std::setw(8) << w.fibers_created << std::setw(8) << w.parks
+       << std::setw(10) << w.injected << '\n';
   };
   os << std::left << std::setw(8) << "worker" << std::right << std::setw(12) << "tasks" << std::setw(12) << "spawns"
      << std::setw(10) << "steals" << std::setw(12) << "failed" << std::setw(10) << "suspends" << std::setw(10)

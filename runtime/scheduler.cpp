@@ -8,10 +8,10 @@
 #include <mutex>
 #include <system_error>
 
-#include "fiber.hpp"
 #include "clock.hpp"
-#include "futex.hpp"
 #include "counters.hpp"
+#include "fiber.hpp"
+#include "futex.hpp"
 #include "stack.hpp"
 #include "worker.hpp"
 

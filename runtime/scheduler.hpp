@@ -3,9 +3,9 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -65,9 +65,7 @@ class scheduler : public detail::runtime_state {
 
   // True when the fibers alive reach config::max_fibers per worker: workers
   // then stop stealing (the source of join suspensions) until some resume.
-  bool over_fiber_bound() const noexcept {
-    return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound;
-  }
+  bool over_fiber_bound() const noexcept { return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound; }
 
   // True in a child process forked after this runtime started: its worker
   // threads do not exist there.
@@ -84,7 +82,7 @@ class scheduler : public detail::runtime_state {
   config m_cfg;
   int m_split_depth;
   std::int64_t m_fiber_bound;
-  std::uint64_t m_generation;  // fork generation of the process that started it
+  std::uint64_t m_generation;                         // fork generation of the process that started it
   std::vector<std::unique_ptr<trace_ring>> m_traces;  // one per worker, or none
   std::uint64_t m_origin;                             // ticks at start, time 0 of the trace
   std::vector<std::unique_ptr<worker>> m_workers;

@@ -20,10 +20,9 @@
 
 namespace weft::rt {
 
-std::size_t page_size() noexcept {
-  static const std::size_t size = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
+// No function-local static (its guard could be held across a fork): sysconf
+// is cheap enough to ask each time a stack is mapped.
+std::size_t page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_PAGESIZE)); }
 
 namespace {
 
@@ -51,8 +50,8 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header) {
   const std::size_t guard = round_to_page(k_guard_size);
   const std::size_t body = round_to_page(usable + header);
   const std::size_t total = guard + body;
-  void* map = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                   -1, 0);
+  void* map =
+      mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (map == MAP_FAILED) throw std::bad_alloc();
   if (mprotect(map, guard, PROT_NONE) != 0) {
     munmap(map, total);
@@ -68,7 +67,8 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header) {
 }
 
 void free_stack(stack_memory& s) noexcept {
-  if (s.m_bottom != nullptr) forget_stack_poison(s.m_bottom, s.m_map_size - static_cast<std::size_t>(s.m_bottom - static_cast<char*>(s.m_map)));
+  if (s.m_bottom != nullptr)
+    forget_stack_poison(s.m_bottom, s.m_map_size - static_cast<std::size_t>(s.m_bottom - static_cast<char*>(s.m_map)));
   if (s.m_map != nullptr) munmap(s.m_map, s.m_map_size);
   s = stack_memory{};
 }
@@ -182,7 +182,7 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
 
 void install_overflow_handler() noexcept {
   std::call_once(g_install_once, [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = &on_segv;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;

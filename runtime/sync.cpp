@@ -98,14 +98,14 @@ namespace {
 // Under the guard: takes the mutex if it is free, else queues node. True when
 // the mutex was taken.
 bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node) noexcept {
-  constexpr std::uintptr_t locked = 1, guard = 2, waiters = 4;
-  const std::uintptr_t s = guard_acquire(state, guard);
-  if ((s & locked) == 0) {
-    state.store((s | locked) & ~guard, std::memory_order_release);
+  constexpr std::uintptr_t k_locked = 1, k_guard = 2, k_waiters = 4;
+  const std::uintptr_t s = guard_acquire(state, k_guard);
+  if ((s & k_locked) == 0) {
+    state.store((s | k_locked) & ~k_guard, std::memory_order_release);
     return true;
   }
   append(q, node);
-  state.store((s | waiters) & ~guard, std::memory_order_release);
+  state.store((s | k_waiters) & ~k_guard, std::memory_order_release);
   return false;
 }
 
@@ -224,7 +224,7 @@ void latch::count_down(std::ptrdiff_t n) {
   do {
     if (n > c) throw std::invalid_argument("weft::latch::count_down: n is larger than the counter");
   } while (!m_count.compare_exchange_weak(c, c - n, std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (c > 0 && c == n) {  // this call reached zero: release everyone queued
+  if (c > 0 && c == n) {        // this call reached zero: release everyone queued
     guard_acquire(m_guard, 1);  // pairs with the waiters' check under the guard
     wait_node* list = take_all(m_queue);
     guard_release(m_guard);

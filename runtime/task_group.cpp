@@ -1,8 +1,8 @@
 // task_group: spawns by the owner are uncounted and popped back at wait();
 // other spawns are counted (docs/protocols/join.md).
+#include "weft/task_group.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
-#include "weft/task_group.hpp"
 
 namespace weft::rt {
 scheduler& default_scheduler();
@@ -59,7 +59,7 @@ void wait_owned(group_state& g, bool owner) noexcept {
       g.m_last = t->m_next;
       ++g.m_popped;
       static_cast<group_task*>(t)->m_inline = true;
-      t->m_execute(t);  // runs it (or skips it after a failure) and frees it
+      t->m_execute(t);           // runs it (or skips it after a failure) and frees it
       w = rt::current_worker();  // it may have moved this fiber
     }
   }

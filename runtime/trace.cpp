@@ -64,7 +64,8 @@ class json_writer {
     const bool failed = std::ferror(m_file) != 0;
     const int closed = std::fclose(m_file);
     m_file = nullptr;
-    if (failed || closed != 0) throw std::system_error(EIO, std::generic_category(), "weft: cannot write trace " + path);
+    if (failed || closed != 0)
+      throw std::system_error(EIO, std::generic_category(), "weft: cannot write trace " + path);
   }
 
  private:
@@ -114,14 +115,17 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       const double dur = at > open_us ? at - open_us : 0;
       if (open_name[0] == 't') {  // "task": say where it came from
         if (open_extra == 3 && open_arg == 0) {
-          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
-                    w, open_us, dur);
+          out.event(
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
+              w, open_us, dur);
         } else if (open_extra >= 2) {
-          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
-                    w, open_us, dur, open_extra - 2);
+          out.event(
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
+              w, open_us, dur, open_extra - 2);
         } else {
-          out.event(R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})", w,
-                    open_us, dur, open_extra == 1 ? "injected" : "local");
+          out.event(
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})", w,
+              open_us, dur, open_extra == 1 ? "injected" : "local");
         }
       } else {
         out.event(R"("name":"%s","cat":"%s","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f)", open_name,
@@ -177,22 +181,16 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
             }
           }
           break;
-        case trace_kind::run_resume:
-          open("resume", at, e.m_arg, 0);
-          break;
+        case trace_kind::run_resume: open("resume", at, e.m_arg, 0); break;
         case trace_kind::run_end:
           if (open_name != nullptr && (open_name[0] == 't' || open_name[0] == 'r')) close(at);
           break;
         case trace_kind::search_begin:
-        case trace_kind::park_end:
-          open("searching", at, 0, 0);
-          break;
+        case trace_kind::park_end: open("searching", at, 0, 0); break;
         case trace_kind::search_end:
           if (open_name != nullptr && open_name[0] == 's') close(at);
           break;
-        case trace_kind::park_begin:
-          open("parked", at, 0, 0);
-          break;
+        case trace_kind::park_begin: open("parked", at, 0, 0); break;
         case trace_kind::publish:
           out.event(R"("name":"public deque","ph":"C","pid":1,"tid":%d,"ts":%.3f,"args":{"worker %d":%u})", w, at, w,
                     e.m_extra);

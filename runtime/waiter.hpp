@@ -6,8 +6,8 @@
 
 #include "fiber.hpp"
 #include "futex.hpp"
-#include "worker.hpp"
 #include "weft/detail/waiter.hpp"
+#include "worker.hpp"
 
 namespace weft::rt {
 
@@ -29,7 +29,7 @@ inline void notify(waiter& w) noexcept {
     return;
   }
   w.m_flag.store(1, std::memory_order_release);  // pairs with the acquire in block()
-  futex_wake(w.m_flag, 1);  // may touch the waiter's stack after it left: harmless for futex
+  futex_wake(w.m_flag, 1);                       // may touch the waiter's stack after it left: harmless for futex
 }
 
 // The waiting thread (a thread waiter): returns once notify() ran, without

@@ -9,7 +9,6 @@ namespace weft::rt {
 
 constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
 
-
 WEFT_NOIPA worker* current_worker() noexcept {
   worker* w = t_worker;
   asm volatile("" ::: "memory");  // keep the read here: never merged across a fiber switch
@@ -47,8 +46,8 @@ worker_stats counters::snapshot() const noexcept {
 }
 
 void counters::reset() noexcept {
-  for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created,
-                  &parks, &injected, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
+  for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created, &parks,
+                  &injected, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
     c->store(0, std::memory_order_relaxed);
   }
   since.store(rt::ticks(), std::memory_order_relaxed);
@@ -83,15 +82,9 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_round_robin_victims(index, s.num_workers(), seed_of(index)),
       m_last_victims(index, s.num_workers(), seed_of(index)) {
   switch (s.cfg().victim) {
-    case victim_policy::round_robin:
-      m_steal_round = &worker::steal_round_of<round_robin_victims>;
-      break;
-    case victim_policy::last_victim:
-      m_steal_round = &worker::steal_round_of<last_victim_first>;
-      break;
-    default:
-      m_steal_round = &worker::steal_round_of<random_victims>;
-      break;
+    case victim_policy::round_robin: m_steal_round = &worker::steal_round_of<round_robin_victims>; break;
+    case victim_policy::last_victim: m_steal_round = &worker::steal_round_of<last_victim_first>; break;
+    default: m_steal_round = &worker::steal_round_of<random_victims>; break;
   }
 }
 
@@ -312,7 +305,8 @@ void scheduling_loop() noexcept {
     fiber* self = w->m_current;
     if constexpr (k_instrumented) {
       self->m_in_task = true;
-      if (w->m_trace != nullptr) w->m_trace->record(trace_kind::run_task, reinterpret_cast<std::uintptr_t>(t), w->m_found);
+      if (w->m_trace != nullptr)
+        w->m_trace->record(trace_kind::run_task, reinterpret_cast<std::uintptr_t>(t), w->m_found);
     }
     t->m_execute(t);
     if constexpr (k_instrumented) {

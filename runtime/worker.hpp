@@ -68,19 +68,19 @@ class alignas(k_false_sharing) worker {
   // continue on a fresh stack).
   bool stack_low() const noexcept { return stack_pointer() < m_current->m_stack_limit; }
 
-  fiber* m_current = nullptr;         // the fiber running on this worker
+  fiber* m_current = nullptr;  // the fiber running on this worker
   task_queue m_queue;
-  fiber_list m_yielded;               // fibers that yielded, oldest first
+  fiber_list m_yielded;                          // fibers that yielded, oldest first
   detail::task* m_yielded_tasks = nullptr;       // tasks that yielded (coroutines), oldest first,
   detail::task* m_yielded_tasks_tail = nullptr;  // linked by m_next
-  fiber_pool m_pool;                  // idle fibers
+  fiber_pool m_pool;                             // idle fibers
   task_cache m_task_cache;
   counters m_counters;
-  fiber m_native;                     // the thread's own stack
-  fiber* m_first;                     // the loop's first fiber, until the thread starts
-  trace_ring* m_trace = nullptr;      // this worker's events; null when not tracing
-  std::uint32_t m_found = 0;          // where find_work() found its task: see trace_kind::run_task
-  void* m_eh_globals = nullptr;       // this thread's C++ exception globals
+  fiber m_native;                 // the thread's own stack
+  fiber* m_first;                 // the loop's first fiber, until the thread starts
+  trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing
+  std::uint32_t m_found = 0;      // where find_work() found its task: see trace_kind::run_task
+  void* m_eh_globals = nullptr;   // this thread's C++ exception globals
   bool m_searching = false;
   signal_stack m_signal_stack;
 

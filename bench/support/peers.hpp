@@ -107,8 +107,8 @@ class boost_fiber_pool {
       at_exit([] { pool.reset(); });
     }
     if (pool->m_workers != workers) {
-      *error = "Boost.Fiber work_stealing supports one thread count per process (" +
-               std::to_string(pool->m_workers) + " here): run each worker count alone (tools/bench does)";
+      *error = "Boost.Fiber work_stealing supports one thread count per process (" + std::to_string(pool->m_workers) +
+               " here): run each worker count alone (tools/bench does)";
       return nullptr;
     }
     return pool.get();

@@ -2,9 +2,13 @@
 // cost of a spawn and a join: fib(n) spawns fib(n+1) - 1 tasks (1 346 268 for
 // n = 30) that do almost nothing else.
 //
+// Variants: serial; weft with fibers (join) and with coroutines (task<long>,
+// when_all); oneTBB task_group; OpenMP tasks; Boost.Fiber.
 // Inputs: n = 30 (serial, weft, oneTBB, OpenMP) and n = 25 (the same plus
 // Boost.Fiber, which needs seconds per fib(30)).
 #include <string>
+
+#include <weft/coroutine.hpp>
 
 #include "peers.hpp"
 
@@ -29,7 +33,8 @@ double spawns(int n) {
 }
 
 void finish(benchmark::State& state, int n, long result) {
-  bench::check(state, result == fib_serial(n), "wrong result: fib(" + std::to_string(n) + ") = " + std::to_string(result));
+  bench::check(state, result == fib_serial(n),
+               "wrong result: fib(" + std::to_string(n) + ") = " + std::to_string(result));
   bench::set_tasks(state, spawns(n));
 }
 
@@ -56,6 +61,24 @@ void weft_variant(benchmark::State& state) {
   rt.reset_stats();
   long r = 0;
   for (auto _ : state) r = rt.run([n] { return fib_weft(n); });
+  bench::set_weft_stats(state, rt);
+  finish(state, n, r);
+}
+
+// The same recursion as C++20 coroutines: when_all runs fib(n-2) inline and
+// offers fib(n-1); a frame per call from the per-worker task cache.
+weft::task<long> fib_coro(int n) {
+  if (n < 2) co_return n;
+  auto [a, b] = co_await weft::when_all(fib_coro(n - 2), fib_coro(n - 1));
+  co_return a + b;
+}
+
+void weft_coro_variant(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  weft::runtime& rt = bench::weft_runtime(static_cast<int>(state.range(1)));
+  rt.reset_stats();
+  long r = 0;
+  for (auto _ : state) r = rt.run([n] { return weft::sync_wait(fib_coro(n)); });
   bench::set_weft_stats(state, rt);
   finish(state, n, r);
 }
@@ -132,6 +155,7 @@ void boost_fiber_variant(benchmark::State& state) {
 void register_input(int n, bool with_fibers) {
   bench::add_serial("fib/serial", serial, {{"n", n}});
   bench::add_parallel("fib/weft", weft_variant, {{"n", n}});
+  bench::add_parallel("fib/weft_coro", weft_coro_variant, {{"n", n}});
 #if WEFT_BENCH_HAVE_TBB
   bench::add_parallel("fib/tbb", tbb_variant, {{"n", n}});
 #endif

@@ -71,7 +71,8 @@ void weft_variant(benchmark::State& state) {
   rt.reset_stats();
   for (auto _ : state) {
     r = rt.run([&] {
-      return weft::parallel_reduce(std::size_t{0}, a.size, 0.0, [p](std::size_t i) { return p[i]; }, std::plus<>{});
+      return weft::parallel_reduce(
+          std::size_t{0}, a.size, 0.0, [p](std::size_t i) { return p[i]; }, std::plus<>{});
     });
   }
   bench::set_weft_stats(state, rt);

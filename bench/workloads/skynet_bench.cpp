@@ -142,7 +142,8 @@ long skynet_boost(long first, long size) {
   std::array<long, k_fanout> part{};
   std::array<boost::fibers::fiber, k_fanout> children;
   for (int i = 0; i < k_fanout; ++i) {
-    children[i] = boost::fibers::fiber(std::allocator_arg, bench::boost_fiber_stack(), [&part, i, first, step] { part[i] = skynet_boost(first + i * step, step); });
+    children[i] = boost::fibers::fiber(std::allocator_arg, bench::boost_fiber_stack(),
+                                       [&part, i, first, step] { part[i] = skynet_boost(first + i * step, step); });
   }
   for (auto& child : children) child.join();
   long sum = 0;

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "blur: cannot write %s or %s\n", in_path.c_str(), out_path.c_str());
     return 1;
   }
-  std::printf("blur: %dx%d image, radius %d, same as the serial blur; wrote %s and %s\n", input.width,
-              input.height, radius, in_path.c_str(), out_path.c_str());
+  std::printf("blur: %dx%d image, radius %d, same as the serial blur; wrote %s and %s\n", input.width, input.height,
+              radius, in_path.c_str(), out_path.c_str());
   return 0;
 }

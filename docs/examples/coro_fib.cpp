@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
     check("fiber join", timed("fibers: weft::join", workers, [&] { return rt.run([&] { return fib_join(n); }); }));
     check("when_all", timed("coroutines: when_all", workers,
                             [&] { return rt.run([&] { return weft::sync_wait(fib_when_all(n)); }); }));
-    check("spawn", timed("coroutines: spawn", workers,
-                         [&] { return rt.run([&] { return weft::sync_wait(fib_spawn(n)); }); }));
+    check("spawn",
+          timed("coroutines: spawn", workers, [&] { return rt.run([&] { return weft::sync_wait(fib_spawn(n)); }); }));
   }
 
   // A coroutine awaiting fiber code, and fiber code waiting for a coroutine.

@@ -53,8 +53,7 @@ summary max_subarray(const std::int64_t* v, std::size_t n) {
     for (std::size_t i = 1; i < n; ++i) s = combine(s, summary{v[i], v[i], v[i], v[i]});
     return s;
   }
-  auto [l, r] = weft::join([&] { return max_subarray(v, n / 2); },
-                           [&] { return max_subarray(v + n / 2, n - n / 2); });
+  auto [l, r] = weft::join([&] { return max_subarray(v, n / 2); }, [&] { return max_subarray(v + n / 2, n - n / 2); });
   return combine(l, r);
 }
 

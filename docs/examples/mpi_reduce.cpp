@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
   const auto [local_count, local_sum] = rt.run([&] {
     return weft::join(
         [&] {
-          return weft::parallel_reduce(first, last, std::int64_t{0}, [](std::int64_t i) { return i; },
-                                       std::plus<>{});
+          return weft::parallel_reduce(
+              first, last, std::int64_t{0}, [](std::int64_t i) { return i; }, std::plus<>{});
         },
         [&] { return weft::parallel_reduce(first, last, 0.0, term, std::plus<>{}); });
   });

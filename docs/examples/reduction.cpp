@@ -59,8 +59,7 @@ int main(int argc, char** argv) {
   }
   if (count != serial_count || !close_to_serial(sum)) {
     std::fprintf(stderr, "slots: count %llu (expected %llu), sum %.17g (serial %.17g)\n",
-                 static_cast<unsigned long long>(count), static_cast<unsigned long long>(serial_count), sum,
-                 serial);
+                 static_cast<unsigned long long>(count), static_cast<unsigned long long>(serial_count), sum, serial);
     ++errors;
   }
 
@@ -69,11 +68,11 @@ int main(int argc, char** argv) {
   //    tree depends on n only, so the result is the same bits whatever the
   //    number of workers.
   auto reduce = [&] {
-    return weft::parallel_reduce(std::size_t{0}, n, 0.0, [](std::size_t i) { return value(i); }, std::plus<>{});
+    return weft::parallel_reduce(
+        std::size_t{0}, n, 0.0, [](std::size_t i) { return value(i); }, std::plus<>{});
   };
   const std::uint64_t exact = weft::parallel_reduce(
-      std::size_t{0}, n, std::uint64_t{0}, [](std::size_t i) { return static_cast<std::uint64_t>(i); },
-      std::plus<>{});
+      std::size_t{0}, n, std::uint64_t{0}, [](std::size_t i) { return static_cast<std::uint64_t>(i); }, std::plus<>{});
   if (exact != serial_count) {
     std::fprintf(stderr, "parallel_reduce: count %llu, expected %llu\n", static_cast<unsigned long long>(exact),
                  static_cast<unsigned long long>(serial_count));
@@ -85,15 +84,16 @@ int main(int argc, char** argv) {
     const double r = sized.run(reduce);
     if (workers == 1) first = r;
     if (!same_bits(r, first) || !close_to_serial(r)) {
-      std::fprintf(stderr, "parallel_reduce on %d workers: %.17g (1 worker: %.17g, serial %.17g)\n", workers, r,
-                   first, serial);
+      std::fprintf(stderr, "parallel_reduce on %d workers: %.17g (1 worker: %.17g, serial %.17g)\n", workers, r, first,
+                   serial);
       ++errors;
     }
   }
 
   if (errors != 0) return 1;
-  std::printf("reduction: n = %zu, per-worker slots %.17g, parallel_reduce %.17g (same bits on 1, 2, 4 workers), "
-              "serial %.17g\n",
-              n, sum, first, serial);
+  std::printf(
+      "reduction: n = %zu, per-worker slots %.17g, parallel_reduce %.17g (same bits on 1, 2, 4 workers), "
+      "serial %.17g\n",
+      n, sum, first, serial);
   return 0;
 }

@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
   int errors = 0;
   auto check = [&](const char* what, int workers, std::int64_t got) {
     if (got != total) {
-      std::fprintf(stderr, "%s on %d worker(s): sum %lld, expected %lld\n", what, workers,
-                   static_cast<long long>(got), static_cast<long long>(total));
+      std::fprintf(stderr, "%s on %d worker(s): sum %lld, expected %lld\n", what, workers, static_cast<long long>(got),
+                   static_cast<long long>(total));
       ++errors;
     }
   };

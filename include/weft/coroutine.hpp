@@ -14,6 +14,7 @@
 // holding a fiber. Protocol: docs/protocols/coroutine-resumption.md.
 #pragma once
 
+#include <climits>
 #include <coroutine>
 #include <cstddef>
 #include <exception>
@@ -22,7 +23,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-#include <climits>
 
 #include "weft/detail/entry.hpp"
 #include "weft/detail/result.hpp"
@@ -63,10 +63,10 @@ struct join_state;
 
 // What every task<T> promise has, whatever T.
 struct promise_base {
-  std::coroutine_handle<> m_continuation;  // who awaits this task with a plain co_await
+  std::coroutine_handle<> m_continuation;              // who awaits this task with a plain co_await
   coroutine_resumption* m_continuation_via = nullptr;  // descriptor for a deferred transfer to it
-  join_state* m_join = nullptr;            // set when a when_all / spawn awaits it
-  bool m_taken = false;                    // a worker took it from a queue (it ran as a stolen child)
+  join_state* m_join = nullptr;                        // set when a when_all / spawn awaits it
+  bool m_taken = false;                                // a worker took it from a queue (it ran as a stolen child)
   std::exception_ptr m_error;
 
   // Coroutine frames come from the per-worker recycling cache.
@@ -103,9 +103,9 @@ struct join_state {
   join_frame m_frame;
   std::coroutine_handle<> m_parent;
   coroutine_resumption m_parent_via;  // for a deferred transfer to the parent
-  child_slot* m_slots = nullptr;  // slots 1 .. m_count-1 were pushed; slot 0 runs inline
+  child_slot* m_slots = nullptr;      // slots 1 .. m_count-1 were pushed; slot 0 runs inline
   int m_count = 0;
-  int m_next = 0;                 // next slot to pop back
+  int m_next = 0;  // next slot to pop back
   std::int64_t m_taken = 0;
 
   // A child finished (its final suspension point): where to continue.
@@ -302,8 +302,7 @@ class when_all_awaiter {
 // exception is rethrown after all have finished. Awaiting it costs no atomic
 // operation when no other worker took a task.
 template <class... T>
-  requires(sizeof...(T) >= 1)
-detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+requires(sizeof...(T) >= 1) detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
@@ -466,7 +465,7 @@ T sync_wait(weft::task<T> t) {
   detail::signal_task runner = detail::run_task(t, out, frame);
   runner.m_handle.promise().m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: the runner signals once
-  runner.m_handle.resume();                              // runs inline until it first waits
+  runner.m_handle.resume();                             // runs inline until it first waits
   detail::wait(frame, 0);
   runner.m_handle.destroy();
   frame.rethrow_if_failed();
@@ -497,10 +496,10 @@ inline auto yield_async() noexcept {
 // other work.
 template <class F>
 auto on_fiber(F&& fn) {
-  using R = std::invoke_result_t<F&>;
+  using result_type = std::invoke_result_t<F&>;
   struct awaiter {
     F& m_fn;
-    detail::result<R> m_value;
+    detail::result<result_type> m_value;
     std::exception_ptr m_error;
     bool await_ready() {
       try {
@@ -511,7 +510,7 @@ auto on_fiber(F&& fn) {
       return true;
     }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
-    R await_resume() {
+    result_type await_resume() {
       if (m_error) std::rethrow_exception(m_error);
       return m_value.take();
     }

@@ -45,9 +45,9 @@ template <class T>
 using join_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
 template <class F, class G>
-using join_result_t = std::conditional_t<
-    std::is_void_v<std::invoke_result_t<F&>> && std::is_void_v<std::invoke_result_t<G&>>, void,
-    std::pair<join_value<std::invoke_result_t<F&>>, join_value<std::invoke_result_t<G&>>>>;
+using join_result_t =
+    std::conditional_t<std::is_void_v<std::invoke_result_t<F&>> && std::is_void_v<std::invoke_result_t<G&>>, void,
+                       std::pair<join_value<std::invoke_result_t<F&>>, join_value<std::invoke_result_t<G&>>>>;
 
 template <class T>
 join_value<T> take_join_value(result<T>& r) {
@@ -93,8 +93,7 @@ detail::join_result_t<F, G> join(F&& f, G&& g) {
   detail::result<rg_type> rg;
   detail::join_child<G, rg_type> child(g, rg, frame);
   switch (detail::push(&child)) {
-    case detail::push_status::pushed:
-      break;
+    case detail::push_status::pushed: break;
     case detail::push_status::not_on_worker: {
       auto again = [&]() -> return_type { return weft::join(f, g); };
       return default_runtime().run(again);

@@ -76,8 +76,9 @@ void parallelize(I n, F&& fn) {
       for (std::uint64_t k = begin; k < end; ++k) f(static_cast<I>(k));
     }
   };
-  detail::loop l{&body::run, const_cast<void*>(static_cast<const volatile void*>(&fn)),
-                 static_cast<std::uint64_t>(n), 1, 0, false};
+  detail::loop l{
+      &body::run, const_cast<void*>(static_cast<const volatile void*>(&fn)), static_cast<std::uint64_t>(n), 1, 0,
+      false};
   detail::run_loop(l);
 }
 
@@ -97,8 +98,12 @@ void parallelize(I n, int num_workers, F&& fn) {
       for (std::uint64_t k = begin; k < end; ++k) f(static_cast<I>(k));
     }
   };
-  detail::loop l{&body::run, const_cast<void*>(static_cast<const volatile void*>(&fn)),
-                 static_cast<std::uint64_t>(n), 1, static_cast<std::uint64_t>(num_workers), false};
+  detail::loop l{&body::run,
+                 const_cast<void*>(static_cast<const volatile void*>(&fn)),
+                 static_cast<std::uint64_t>(n),
+                 1,
+                 static_cast<std::uint64_t>(num_workers),
+                 false};
   detail::run_loop(l);
 }
 
@@ -157,7 +162,7 @@ namespace detail {
 // Everything depends on n alone.
 inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {
   if (n <= 64) return 1;
-  if (n < 16384) return (n + 63) / 64;  // 64 blocks
+  if (n < 16384) return (n + 63) / 64;           // 64 blocks
   const std::uint64_t size = (n + 4095) / 4096;  // at most 4096 blocks...
   return size < 256 ? 256 : size;                // ...of at least 256 items
 }
@@ -173,7 +178,7 @@ struct reducer {
   Combine& m_combine;
   std::uint64_t m_block_ticks = 0;  // measured time of one block; 0: never split
   std::uint64_t m_split_ticks = 0;
-  std::optional<T> m_first{};       // block 0, reduced first as a sample
+  std::optional<T> m_first{};  // block 0, reduced first as a sample
 
   T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
 

@@ -55,15 +55,13 @@ class WEFT_API mutex {
 
   void lock() {
     std::uintptr_t expected = 0;
-    if (!m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire,
-                                         std::memory_order_relaxed)) {
+    if (!m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire, std::memory_order_relaxed)) {
       lock_slow();
     }
   }
   bool try_lock() noexcept {
     std::uintptr_t expected = 0;
-    return m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire,
-                                           std::memory_order_relaxed);
+    return m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire, std::memory_order_relaxed);
   }
   void unlock() noexcept {
     std::uintptr_t expected = k_locked;

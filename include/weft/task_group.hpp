@@ -20,11 +20,11 @@ namespace detail {
 // from anywhere else are counted (see join_frame).
 struct group_state {
   join_frame m_frame;
-  void* m_owner = nullptr;              // owner fiber; null for an outside thread
-  runtime_state* m_runtime = nullptr;   // where spawns from outside go
-  task* m_last = nullptr;               // owner's newest uncounted spawn (owner only)
-  std::int64_t m_spawned = 0;           // uncounted spawns (owner only)
-  std::int64_t m_popped = 0;            // of those, popped back by the owner
+  void* m_owner = nullptr;             // owner fiber; null for an outside thread
+  runtime_state* m_runtime = nullptr;  // where spawns from outside go
+  task* m_last = nullptr;              // owner's newest uncounted spawn (owner only)
+  std::int64_t m_spawned = 0;          // uncounted spawns (owner only)
+  std::int64_t m_popped = 0;           // of those, popped back by the owner
   // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
   // fiber of the owner's worker): its closure may since have been recycled for
   // a newer task at the same address, so the owner stops popping back by

@@ -127,14 +127,11 @@ TEST_P(CallersTest, ThreadStartedInsideATaskCallsFromOutside) {
 
 WEFT_INSTANTIATE_WORKER_COUNTS(CallersTest);
 
-TEST(CallersDefaultRuntimeTest, ManyThreadsCallFreeFunctions) {
-  from_many_threads(k_rounds, one_round);
-}
+TEST(CallersDefaultRuntimeTest, ManyThreadsCallFreeFunctions) { from_many_threads(k_rounds, one_round); }
 
 TEST(CallersDefaultRuntimeTest, ManyThreadsCallDefaultRuntimeRun) {
-  from_many_threads(k_rounds, [](int t, int round) {
-    return weft::default_runtime().run([&] { return one_round(t, round); });
-  });
+  from_many_threads(k_rounds,
+                    [](int t, int round) { return weft::default_runtime().run([&] { return one_round(t, round); }); });
 }
 
 // Threads that come and go, each making a few calls.

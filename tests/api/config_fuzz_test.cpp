@@ -42,16 +42,49 @@ constexpr const char* k_variables[] = {"WEFT_NUM_WORKERS", "WEFT_VICTIM_POLICY",
 // A random string: a fragment at a limit, a plausible value bent by one
 // change, or bytes from an alphabet that parsers trip on.
 std::string random_text(std::mt19937_64& rng) {
-  static const std::vector<std::string> fragments = {
-      "",    "0",     "1",      "2",     "3",           "4096", "4097",  "-1",     "+2",   " 2",
-      "2 ",  "0x10",  "1e3",    "2.5",   "16K",         "16k",  "15K",   "1M",     "1G",   "2G",
-      "1T",  "16KB",  "K",      "-",     "99999999999", "18446744073709551616",   "9223372036854775807",
-      "random",      "round_robin", "last_victim", "Random", "random ", "adaptive", "eager", "fixed",
-      "automatic",   "eager\n",     "\xff\xfe",    "\t",      "0\0x"};
+  static const std::vector<std::string> fragments = {"",
+                                                     "0",
+                                                     "1",
+                                                     "2",
+                                                     "3",
+                                                     "4096",
+                                                     "4097",
+                                                     "-1",
+                                                     "+2",
+                                                     " 2",
+                                                     "2 ",
+                                                     "0x10",
+                                                     "1e3",
+                                                     "2.5",
+                                                     "16K",
+                                                     "16k",
+                                                     "15K",
+                                                     "1M",
+                                                     "1G",
+                                                     "2G",
+                                                     "1T",
+                                                     "16KB",
+                                                     "K",
+                                                     "-",
+                                                     "99999999999",
+                                                     "18446744073709551616",
+                                                     "9223372036854775807",
+                                                     "random",
+                                                     "round_robin",
+                                                     "last_victim",
+                                                     "Random",
+                                                     "random ",
+                                                     "adaptive",
+                                                     "eager",
+                                                     "fixed",
+                                                     "automatic",
+                                                     "eager\n",
+                                                     "\xff\xfe",
+                                                     "\t",
+                                                     "0\0x"};
   std::uniform_int_distribution<int> kind(0, 3);
   switch (kind(rng)) {
-    case 0:
-      return fragments[rng() % fragments.size()];
+    case 0: return fragments[rng() % fragments.size()];
     case 1: {  // a fragment with one byte changed, inserted or removed
       std::string s = fragments[rng() % fragments.size()];
       const int op = static_cast<int>(rng() % 3);
@@ -119,8 +152,8 @@ bool too_many_workers(const std::string& text) {
 TEST(ConfigFuzz, RandomStringsInTheEnvironment) {
   seeded_rng rng;
   std::mt19937_64 gen(rng.seed());
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                                    ("weft_config_fuzz_" + std::to_string(::getpid()));
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("weft_config_fuzz_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   int accepted = 0, rejected = 0;
   constexpr int k_cases = 2000;
@@ -138,16 +171,15 @@ TEST(ConfigFuzz, RandomStringsInTheEnvironment) {
       EXPECT_TRUE(works(rt));
       ++accepted;
     } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(variable), std::string::npos) << "the error does not name the variable: "
-                                                                         << e.what();
+      EXPECT_NE(std::string(e.what()).find(variable), std::string::npos)
+          << "the error does not name the variable: " << e.what();
       ++rejected;
     } catch (const std::exception& e) {
       ADD_FAILURE() << "not std::invalid_argument: " << e.what();
     }
   }
   std::filesystem::remove_all(dir);
-  std::printf("[fuzz] %d environment values: %d accepted (runtime worked), %d rejected\n", k_cases, accepted,
-              rejected);
+  std::printf("[fuzz] %d environment values: %d accepted (runtime worked), %d rejected\n", k_cases, accepted, rejected);
   EXPECT_GT(accepted, 0);
   EXPECT_GT(rejected, 0);
 }
@@ -202,22 +234,21 @@ TEST(ConfigFuzz, RandomConfigValues) {
                                   static_cast<std::uint64_t>(INT_MIN), static_cast<std::uint64_t>(-1)},
                                  9);
     cfg.workers = static_cast<int>(static_cast<std::int64_t>(w));
-    cfg.stack_size = static_cast<std::size_t>(
-        pick({0, 1, weft::k_min_stack_size - 1, weft::k_min_stack_size, std::uint64_t{1} << 30,
-              (std::uint64_t{1} << 30) + 1, std::numeric_limits<std::size_t>::max()},
-             std::uint64_t{4} << 20));
+    cfg.stack_size =
+        static_cast<std::size_t>(pick({0, 1, weft::k_min_stack_size - 1, weft::k_min_stack_size, std::uint64_t{1} << 30,
+                                       (std::uint64_t{1} << 30) + 1, std::numeric_limits<std::size_t>::max()},
+                                      std::uint64_t{4} << 20));
     cfg.spin_us = static_cast<std::uint32_t>(pick({0, 1, 1'000'001, UINT32_MAX}, 200));
     cfg.max_fibers = static_cast<std::size_t>(pick({0, 3, 4, 5, std::numeric_limits<std::size_t>::max()}, 64));
     cfg.victim = static_cast<weft::victim_policy>(gen() % 6);
     cfg.split = static_cast<weft::split_policy>(gen() % 6);
     cfg.split_grain = pick({0, 1, std::numeric_limits<std::uint64_t>::max()}, 5000);
-    cfg.trace_events = static_cast<std::size_t>(pick({0, 1023, 1024, std::size_t{1} << 26, (std::size_t{1} << 26) + 1},
-                                                     std::uint64_t{1} << 27));
-    SCOPED_TRACE(::testing::Message() << "workers " << cfg.workers << ", stack_size " << cfg.stack_size
-                                      << ", spin_us " << cfg.spin_us << ", max_fibers " << cfg.max_fibers
-                                      << ", victim " << static_cast<int>(cfg.victim) << ", split "
-                                      << static_cast<int>(cfg.split) << ", split_grain " << cfg.split_grain
-                                      << ", trace_events " << cfg.trace_events);
+    cfg.trace_events = static_cast<std::size_t>(
+        pick({0, 1023, 1024, std::size_t{1} << 26, (std::size_t{1} << 26) + 1}, std::uint64_t{1} << 27));
+    SCOPED_TRACE(::testing::Message() << "workers " << cfg.workers << ", stack_size " << cfg.stack_size << ", spin_us "
+                                      << cfg.spin_us << ", max_fibers " << cfg.max_fibers << ", victim "
+                                      << static_cast<int>(cfg.victim) << ", split " << static_cast<int>(cfg.split)
+                                      << ", split_grain " << cfg.split_grain << ", trace_events " << cfg.trace_events);
     // Only a valid field can meet an environment variable: keep them unset.
     scoped_env w1("WEFT_NUM_WORKERS", "2"), w2("WEFT_VICTIM_POLICY", std::nullopt),
         w3("WEFT_SPLIT_POLICY", std::nullopt), w4("WEFT_TRACE", std::nullopt);

@@ -99,9 +99,7 @@ TEST(ConfigTest, FewestFibersStillRunNestedWork) {
   std::atomic<int> leaves{0};
   rt.run([&] {
     weft::parallelize(32, [&](int) {
-      weft::parallelize(32, [&](int) {
-        weft::join([&] { leaves.fetch_add(1); }, [&] { weft::yield(); });
-      });
+      weft::parallelize(32, [&](int) { weft::join([&] { leaves.fetch_add(1); }, [&] { weft::yield(); }); });
     });
   });
   EXPECT_EQ(leaves.load(), 32 * 32);
@@ -119,8 +117,8 @@ TEST(NumWorkersEnvTest, PositiveIntegerSetsTheWorkerCount) {
 }
 
 TEST(NumWorkersEnvTest, GarbageIsAClearError) {
-  const std::vector<std::string> garbage = {"abc", "-1", "0", "", "1x", "99999999999", "3.5", " 3", "0x4",
-                                            std::to_string(weft::k_max_workers + 1)};
+  const std::vector<std::string> garbage = {"abc",         "-1",  "0",  "",    "1x",
+                                            "99999999999", "3.5", " 3", "0x4", std::to_string(weft::k_max_workers + 1)};
   for (const std::string& value : garbage) {
     SCOPED_TRACE("WEFT_NUM_WORKERS=\"" + value + "\"");
     weft_test::scoped_env env("WEFT_NUM_WORKERS", value);

@@ -54,9 +54,7 @@ TEST_P(CoroutineTest, FibWithSpawnMatchesSerial) {
   EXPECT_EQ(rt.run([] { return weft::sync_wait(fib_spawn(22)); }), fib_serial(22));
 }
 
-TEST_P(CoroutineTest, SyncWaitFromOutsideUsesTheDefaultRuntime) {
-  EXPECT_EQ(weft::sync_wait(fib(15)), fib_serial(15));
-}
+TEST_P(CoroutineTest, SyncWaitFromOutsideUsesTheDefaultRuntime) { EXPECT_EQ(weft::sync_wait(fib(15)), fib_serial(15)); }
 
 TEST_P(CoroutineTest, ExceptionsCrossCoAwait) {
   auto direct = []() -> weft::task<int> { co_return co_await maybe_throw(3, 3); };
@@ -191,9 +189,7 @@ TEST_P(CoroutineTest, LockAsyncExcludes) {
       counter = seen + 1;
     }
   };
-  auto many = [&]() -> weft::task<void> {
-    co_await weft::when_all(add(300), add(300), add(300), add(300));
-  };
+  auto many = [&]() -> weft::task<void> { co_await weft::when_all(add(300), add(300), add(300), add(300)); };
   std::thread outside([&] {  // a thread outside the runtime contends too
     for (int i = 0; i < 300; ++i) {
       std::lock_guard lock(m);

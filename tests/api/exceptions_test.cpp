@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -394,9 +394,11 @@ TEST_P(ExceptionsTest, RunInAnotherRuntimeRethrowsIntoTheCallingTask) {
   weft::runtime other{weft::config{.workers = 2}};
   rt.run([&] {
     try {
-      other.run([] { weft::parallelize(100, [](int i) {
-        if (i == 99) throw item_error{99};
-      }); });
+      other.run([] {
+        weft::parallelize(100, [](int i) {
+          if (i == 99) throw item_error{99};
+        });
+      });
       ADD_FAILURE() << "no exception reached the caller";
     } catch (const item_error& e) {
       EXPECT_EQ(e.index, 99);
@@ -467,9 +469,10 @@ TEST_P(ExceptionsTest, UncaughtExceptionsKeptAcrossParallelCallInDestructor) {
 WEFT_INSTANTIATE_WORKER_COUNTS(ExceptionsTest);
 
 TEST(ExceptionsOutsideTest, ParallelizeFromOutsideRethrows) {
-  EXPECT_THROW(weft::parallelize(1000, [](int i) {
-    if (i == 500) throw item_error{i};
-  }),
+  EXPECT_THROW(weft::parallelize(1000,
+                                 [](int i) {
+                                   if (i == 500) throw item_error{i};
+                                 }),
                item_error);
   std::atomic<int> calls{0};
   weft::parallelize(1000, [&](int) { calls.fetch_add(1); });

@@ -22,7 +22,9 @@ std::uint64_t fib_join(int n) {
   return a + b;
 }
 
-constexpr std::uint64_t fib_serial(int n) { return n < 2 ? static_cast<std::uint64_t>(n) : fib_serial(n - 1) + fib_serial(n - 2); }
+constexpr std::uint64_t fib_serial(int n) {
+  return n < 2 ? static_cast<std::uint64_t>(n) : fib_serial(n - 1) + fib_serial(n - 2);
+}
 
 // A chain of nested joins `depth` deep; the counted leaves are the g sides.
 int chain(int depth) {

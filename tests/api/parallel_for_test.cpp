@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -87,9 +87,9 @@ std::vector<chunk<I>> ranges_for() {
   constexpr wide lo = std::numeric_limits<I>::min();
   constexpr wide hi = std::numeric_limits<I>::max();
   const std::pair<wide, wide> wanted[] = {
-      {0, 1},           {0, 2},           {0, 3},          {0, 100},           {0, 1021},
-      {0, 65536},       {-5000, 3000},    {-1, 1},         {lo, lo + 1},       {lo, lo + 1000},
-      {lo, lo + 5000},  {hi - 1, hi},     {hi - 1000, hi}, {hi - 5000, hi},    {hi - 4093, hi - 3},
+      {0, 1},          {0, 2},        {0, 3},          {0, 100},        {0, 1021},
+      {0, 65536},      {-5000, 3000}, {-1, 1},         {lo, lo + 1},    {lo, lo + 1000},
+      {lo, lo + 5000}, {hi - 1, hi},  {hi - 1000, hi}, {hi - 5000, hi}, {hi - 4093, hi - 3},
       {lo, hi},  // whole type (only where small, see below)
   };
   std::vector<chunk<I>> out;
@@ -151,8 +151,8 @@ TEST_P(ParallelForTest, ChunksCoverBriefRanges) {
     SCOPED_TRACE(show_range(imax - 1000, imax, grain));
     expect_valid_chunks(chunks_of(rt, imax - 1000, imax, grain), imax - 1000, imax, grain);
   }
-  for (const auto& grain : {std::optional<std::uint64_t>{}, std::optional<std::uint64_t>{1},
-                            std::optional<std::uint64_t>{333}}) {
+  for (const auto& grain :
+       {std::optional<std::uint64_t>{}, std::optional<std::uint64_t>{1}, std::optional<std::uint64_t>{333}}) {
     SCOPED_TRACE(show_range(umax - 5000, umax, grain));
     expect_valid_chunks(chunks_of(rt, umax - 5000, umax, grain), umax - 5000, umax, grain);
   }

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -47,8 +47,8 @@ bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; 
 class ParallelReduceTest : public weft_test::WorkerCount {};
 
 TEST_P(ParallelReduceTest, SumsAreExactForManyCounts) {
-  for (const std::int64_t n : {0LL, 1LL, 2LL, 3LL, 7LL, 8LL, 9LL, 31LL, 1021LL, 1024LL, 1025LL, 4099LL, 65536LL,
-                               1'000'000LL}) {
+  for (const std::int64_t n :
+       {0LL, 1LL, 2LL, 3LL, 7LL, 8LL, 9LL, 31LL, 1021LL, 1024LL, 1025LL, 4099LL, 65536LL, 1'000'000LL}) {
     SCOPED_TRACE(::testing::Message() << "n = " << n);
     const std::int64_t sum = rt.run([n] {
       return weft::parallel_reduce(
@@ -77,15 +77,15 @@ TEST_P(ParallelReduceTest, EveryItemIsMappedOnce) {
 
 TEST_P(ParallelReduceTest, EmptyRangeReturnsIdentity) {
   EXPECT_EQ(rt.run([] {
-              return weft::parallel_reduce(
-                  5, 5, 42, [](int) { return 1; }, [](int a, int b) { return a + b; });
-            }),
+    return weft::parallel_reduce(
+        5, 5, 42, [](int) { return 1; }, [](int a, int b) { return a + b; });
+  }),
             42);
   EXPECT_EQ(rt.run([] {
-              return weft::parallel_reduce(
-                  0u, 0u, std::string("id"), [](unsigned) { return std::string("x"); },
-                  [](std::string a, const std::string& b) { return a + b; });
-            }),
+    return weft::parallel_reduce(
+        0u, 0u, std::string("id"), [](unsigned) { return std::string("x"); },
+        [](std::string a, const std::string& b) { return a + b; });
+  }),
             "id");
 }
 
@@ -146,9 +146,9 @@ TEST_P(ParallelReduceTest, RangesOfEveryIndexType) {
 
 TEST_P(ParallelReduceTest, NegativeRangeSums) {
   EXPECT_EQ(rt.run([] {
-              return weft::parallel_reduce(
-                  -500, 500, 0L, [](int i) { return static_cast<long>(i); }, [](long a, long b) { return a + b; });
-            }),
+    return weft::parallel_reduce(
+        -500, 500, 0L, [](int i) { return static_cast<long>(i); }, [](long a, long b) { return a + b; });
+  }),
             -500L);
 }
 
@@ -189,9 +189,9 @@ TEST_P(ParallelReduceTest, ExceptionsFromMapAndCombineReachTheCaller) {
                item_error);
   // Still usable.
   EXPECT_EQ(rt.run([] {
-              return weft::parallel_reduce(
-                  0, 1000, 0, [](int) { return 1; }, [](int a, int b) { return a + b; });
-            }),
+    return weft::parallel_reduce(
+        0, 1000, 0, [](int) { return 1; }, [](int a, int b) { return a + b; });
+  }),
             1000);
 }
 

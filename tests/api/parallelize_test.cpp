@@ -74,9 +74,9 @@ template <class I>
 std::vector<std::uint64_t> counts_for() {
   const std::uint64_t max = static_cast<std::uint64_t>(std::numeric_limits<I>::max());
   std::vector<std::uint64_t> out;
-  for (std::uint64_t n : {0ULL, 1ULL, 2ULL, 3ULL, 4ULL, 5ULL, 7ULL, 8ULL, 13ULL, 16ULL, 31ULL, 64ULL, 97ULL, 127ULL,
-                          128ULL, 255ULL, 256ULL, 257ULL, 1021ULL, 1024ULL, 4093ULL, 4096ULL, 32767ULL, 65521ULL,
-                          65535ULL, 65536ULL}) {
+  for (std::uint64_t n : {0ULL,    1ULL,    2ULL,    3ULL,    4ULL,     5ULL,     7ULL,     8ULL,    13ULL,
+                          16ULL,   31ULL,   64ULL,   97ULL,   127ULL,   128ULL,   255ULL,   256ULL,  257ULL,
+                          1021ULL, 1024ULL, 4093ULL, 4096ULL, 32767ULL, 65521ULL, 65535ULL, 65536ULL}) {
     if (n <= max) out.push_back(n);
   }
   if (max < 65536) out.push_back(max);  // the whole range of the type
@@ -165,10 +165,11 @@ TEST_P(ParallelizeTest, AcceptsEveryKindOfCallable) {
   const counter constant{&object_calls};
   std::function<void(int)> wrapped = [&](int) { function_calls.fetch_add(1); };
   rt.run([&] {
-    weft::parallelize(n, constant);                                   // const lvalue
-    weft::parallelize(n, counter{&object_calls});                     // rvalue
-    weft::parallelize(n, wrapped);                                    // std::function lvalue
-    weft::parallelize(n, +[](int) { free_calls.fetch_add(1); });      // function pointer
+    weft::parallelize(n, constant);                // const lvalue
+    weft::parallelize(n, counter{&object_calls});  // rvalue
+    weft::parallelize(n, wrapped);                 // std::function lvalue
+    weft::parallelize(
+        n, +[](int) { free_calls.fetch_add(1); });  // function pointer
     // A callable with a non-const call operator. parallelize calls the one
     // object from several workers at once, so it must not write its own
     // state without synchronisation (this one only reads it).

@@ -45,7 +45,8 @@ void call_weft_and_report(const char* who) {
   weft::task_group g;
   for (int i = 0; i < 10; ++i) g.spawn([&] { spawned.fetch_add(1); });
   g.wait();
-  const long sum = weft::parallel_reduce(0, 1000, 0L, [](int i) { return static_cast<long>(i); }, std::plus<>{});
+  const long sum = weft::parallel_reduce(
+      0, 1000, 0L, [](int i) { return static_cast<long>(i); }, std::plus<>{});
   std::fprintf(stderr, "%s: parallelize %d, join %d, task_group %d, reduce %ld\n", who, n, a + b, spawned.load(), sum);
   std::fflush(stderr);
 }

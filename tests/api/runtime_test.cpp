@@ -316,7 +316,8 @@ TEST(RuntimeLifeTest, CreatedAndDestroyedInALoop) {
         ASSERT_TRUE(rt.run([] { return weft::worker_index() >= 0; }));
       }
     }
-    ASSERT_EQ(weft_test::settled_thread_count(threads_before), threads_before) << "threads left behind after round " << i;
+    ASSERT_EQ(weft_test::settled_thread_count(threads_before), threads_before)
+        << "threads left behind after round " << i;
     // Mappings settle once the allocator has its arenas; count from there.
     if (i == 7) mappings_warm = weft_test::mapping_count();
   }

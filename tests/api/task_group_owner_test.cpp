@@ -83,7 +83,7 @@ TEST(TaskGroupOwnerTest, OwnerSuspendsInAPoppedBackCallWhileItsSpawnIsRecycled) 
   const auto r = run_in_child(
       [] {
         weft::latch gate(1);
-        return owner_meets_a_recycled_spawn([&gate] { gate.wait(); },        // F0 suspends: F1 takes over
+        return owner_meets_a_recycled_spawn([&gate] { gate.wait(); },       // F0 suspends: F1 takes over
                                             [&gate] { gate.count_down(); }  // F0 ready again, above Y
         );
       },

@@ -7,13 +7,13 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <optional>
-#include <system_error>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <weft/weft.hpp>

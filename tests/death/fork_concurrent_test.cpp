@@ -89,8 +89,8 @@ TEST(ForkConcurrentTest, ForkWhileAnotherThreadCreatesTheDefaultRuntime) {
       return code;
     });
     if (!r.exited_with(0)) {
-      ADD_FAILURE() << "round " << round << ": " << (r.exited_with(1) ? "the forked child hung in its first weft call. " : "")
-                    << r.describe();
+      ADD_FAILURE() << "round " << round << ": "
+                    << (r.exited_with(1) ? "the forked child hung in its first weft call. " : "") << r.describe();
       break;
     }
   }

@@ -147,8 +147,8 @@ INSTANTIATE_TEST_SUITE_P(Workers, StackOverflowTest, ::testing::ValuesIn(weft_te
 
 // A page nobody may touch: writing to it faults, with defined behaviour in C++.
 volatile char* forbidden_page() {
-  void* p = ::mmap(nullptr, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)), PROT_NONE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p =
+      ::mmap(nullptr, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return static_cast<volatile char*>(p);
 }
 
@@ -185,7 +185,7 @@ TEST(ForeignFaultTest, FaultOutsideTheRuntimeStaysASegfault) {
 // are not fiber stack overflows.
 TEST(ForeignFaultTest, EarlierHandlerStillGetsForeignFaults) {
   const auto r = run_in_child([] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = [](int) {
       static const char msg[] = "user handler\n";
       ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);

@@ -15,9 +15,9 @@
 // counts that user's other processes too, which come and go (the rest of the
 // test suite): the child then leaves more room and lifts the limit again
 // before the last step.
-#include <gtest/gtest.h>
 #include <dirent.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>

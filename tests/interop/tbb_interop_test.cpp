@@ -62,9 +62,8 @@ TEST_P(TbbCallsWeft, ParallelForBodiesRunInARuntime) {
   constexpr int outer = 32;
   for (int round = 0; round < k_rounds; ++round) {
     std::vector<int> errors(outer, -1);
-    tbb::parallel_for(0, outer, [&](int i) {
-      errors[static_cast<std::size_t>(i)] = rt.run([i] { return weft_work(5000 + i); });
-    });
+    tbb::parallel_for(
+        0, outer, [&](int i) { errors[static_cast<std::size_t>(i)] = rt.run([i] { return weft_work(5000 + i); }); });
     for (int i = 0; i < outer; ++i) ASSERT_EQ(errors[static_cast<std::size_t>(i)], 0) << "iteration " << i;
   }
 }
@@ -75,9 +74,8 @@ TEST_P(TbbCallsWeft, TaskGroupBodiesJoin) {
   for (int round = 0; round < k_rounds; ++round) {
     for (int k = 0; k < 16; ++k) {
       g.run([&, k] {
-        auto [a, b] = rt.run([k] {
-          return weft::join([k] { return static_cast<std::int64_t>(k); }, [] { return weft_work(2000); });
-        });
+        auto [a, b] = rt.run(
+            [k] { return weft::join([k] { return static_cast<std::int64_t>(k); }, [] { return weft_work(2000); }); });
         total.fetch_add(b == 0 ? a : -1000);
       });
     }
@@ -102,9 +100,7 @@ TEST_P(WeftCallsTbb, TasksRunParallelReduce) {
   constexpr int tasks = 24;
   for (int round = 0; round < k_rounds; ++round) {
     std::vector<std::int64_t> sums(tasks, -1);
-    rt.run([&] {
-      weft::parallelize(tasks, [&](int t) { sums[static_cast<std::size_t>(t)] = tbb_sum(10'000 + t); });
-    });
+    rt.run([&] { weft::parallelize(tasks, [&](int t) { sums[static_cast<std::size_t>(t)] = tbb_sum(10'000 + t); }); });
     for (int t = 0; t < tasks; ++t) ASSERT_EQ(sums[static_cast<std::size_t>(t)], expected_sum(10'000 + t)) << t;
   }
 }
@@ -145,9 +141,8 @@ TEST_P(WeftCallsTbb, TasksUseALimitedArena) {
   constexpr int tasks = 8 * k_rounds;
   std::vector<std::int64_t> sums(tasks, -1);
   rt.run([&] {
-    weft::parallelize(tasks, [&](int t) {
-      sums[static_cast<std::size_t>(t)] = arena.execute([&] { return tbb_sum(5000 + t); });
-    });
+    weft::parallelize(
+        tasks, [&](int t) { sums[static_cast<std::size_t>(t)] = arena.execute([&] { return tbb_sum(5000 + t); }); });
   });
   for (int t = 0; t < tasks; ++t) EXPECT_EQ(sums[static_cast<std::size_t>(t)], expected_sum(5000 + t)) << t;
 }

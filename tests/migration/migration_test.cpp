@@ -59,9 +59,9 @@ namespace {
 
 // ---- per-thread facts, recorded the first time a thread is seen ----
 
-thread_local int t_index = -1;   // worker_index() when this thread was first seen
-thread_local int t_marker = 0;   // 1000 + that index
-thread_local long t_tid = 0;     // the kernel's id of this thread
+thread_local int t_index = -1;  // worker_index() when this thread was first seen
+thread_local int t_marker = 0;  // 1000 + that index
+thread_local long t_tid = 0;    // the kernel's id of this thread
 
 struct thread_facts {
   long tid = 0;
@@ -124,10 +124,10 @@ bool wait_for(Pred pred, std::chrono::milliseconds limit) {
 }
 
 struct hop_result {
-  int before = -1;     // the fiber's worker before the suspension
-  int releaser = -1;   // where the releaser ran
-  int resumed = -1;    // the fiber's worker right after the latch released it
-  int after = -1;      // the fiber's worker when hop() returned
+  int before = -1;    // the fiber's worker before the suspension
+  int releaser = -1;  // where the releaser ran
+  int resumed = -1;   // the fiber's worker right after the latch released it
+  int after = -1;     // the fiber's worker when hop() returned
   bool moved() const { return resumed != before && resumed >= 0; }
 };
 
@@ -192,8 +192,7 @@ constexpr int k_max_attempts = 200;
 
 // Hops until the fiber moved; `attempts` counts the hops made.
 template <class BeforeWait = no_hook, class OnReleaser = no_releaser_hook, class AfterWait = no_hook>
-hop_result migrate(int& attempts, BeforeWait before_wait = {}, OnReleaser on_releaser = {},
-                   AfterWait after_wait = {}) {
+hop_result migrate(int& attempts, BeforeWait before_wait = {}, OnReleaser on_releaser = {}, AfterWait after_wait = {}) {
   hop_result h;
   for (int i = 0; i < k_max_attempts; ++i) {
     ++attempts;
@@ -223,11 +222,14 @@ TEST_P(MigrationTest, WorkerIndexIsTheNewThreads) {
   rt.run([&] {
     problem = check_thread();
     for (int i = 0; i < k_migrations && problem.empty(); ++i) {
-      const hop_result h = migrate(attempts, no_hook{}, [&](int, int) {
-        if (std::string p = check_thread(); !p.empty() && problem.empty()) problem = "releaser: " + p;
-      }, [&] {
-        if (std::string p = check_thread(); !p.empty() && problem.empty()) problem = "right after the switch: " + p;
-      });
+      const hop_result h = migrate(
+          attempts, no_hook{},
+          [&](int, int) {
+            if (std::string p = check_thread(); !p.empty() && problem.empty()) problem = "releaser: " + p;
+          },
+          [&] {
+            if (std::string p = check_thread(); !p.empty() && problem.empty()) problem = "right after the switch: " + p;
+          });
       if (!h.moved()) break;
       ++moved;
       if (std::string p = check_thread(); !p.empty() && problem.empty()) problem = "after hop(): " + p;
@@ -251,11 +253,19 @@ TEST_P(MigrationTest, ErrnoAfterASuspensionIsTheNewThreads) {
   rt.run([&] {
     check_thread();
     for (int i = 0; i < k_migrations && problem.empty(); ++i) {
-      const int fiber_value = 500'000 + i;
+      // A value per attempt: an earlier attempt that did not migrate left its
+      // value in the errno of a thread the fiber may resume on now.
+      int fiber_value = 0;
+      int serial = 0;
       int seen = 0;
       int* seen_address = nullptr;
       const hop_result h = migrate(
-          attempts, [&] { write_errno(fiber_value); }, [&](int w, int) { write_errno(700'000 + 10 * i + w); },
+          attempts,
+          [&] {
+            fiber_value = 500'000 + 1000 * i + ++serial;
+            write_errno(fiber_value);
+          },
+          [&](int w, int) { write_errno(700'000 + 10 * i + w); },
           [&] {
             seen = read_errno();
             seen_address = errno_address();
@@ -309,11 +319,13 @@ TEST_P(MigrationTest, ThreadLocalAfterASuspensionIsTheNewThreads) {
       int* before_address = nullptr;
       int* after_address = nullptr;
       int after_value = 0;
-      const hop_result h = migrate(attempts, [&] { before_address = marker_address(); }, no_releaser_hook{}, [&] {
-        check_thread();
-        after_address = marker_address();
-        after_value = *after_address;
-      });
+      const hop_result h = migrate(
+          attempts, [&] { before_address = marker_address(); }, no_releaser_hook{},
+          [&] {
+            check_thread();
+            after_address = marker_address();
+            after_value = *after_address;
+          });
       if (!h.moved()) break;
       ++moved;
       const thread_facts now = facts_of(h.resumed);
@@ -435,7 +447,8 @@ TEST_P(MigrationTest, UnwindingDestructorSurvivesMigration) {
   EXPECT_EQ(o.saw_exception.load(), 0) << "a fiber running elsewhere saw the migrating fiber's exception";
 }
 
-INSTANTIATE_TEST_SUITE_P(Workers, MigrationTest, testing::Values(2, 3),
-                         [](const testing::TestParamInfo<int>& info) { return "Workers" + std::to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(Workers, MigrationTest, testing::Values(2, 3), [](const testing::TestParamInfo<int>& info) {
+  return "Workers" + std::to_string(info.param);
+});
 
 }  // namespace

@@ -121,8 +121,7 @@ bool another_worker_takes_work(weft::runtime& rt) {
   return rt.run([] {
     const int me = weft::worker_index();
     std::atomic<int> taker{-1};
-    weft::join([&] { st::wait_until([&] { return taker.load() != -1; }); },
-               [&] { taker.store(weft::worker_index()); });
+    weft::join([&] { st::wait_until([&] { return taker.load() != -1; }); }, [&] { taker.store(weft::worker_index()); });
     return taker.load() != me;
   });
 }
@@ -208,7 +207,8 @@ TEST(FiberBoundStressCallers, OutsideThreadsSuspendTasksAtOnce) {
           if (rt.run([m] { return queue_on_mutex(m); }) != m) errs.add("queue_on_mutex lost tasks");
         } else if (t == 1) {
           const int depth = 100 + static_cast<int>(r.below(400));
-          if (rt.run([depth] { return chain(depth); }) != static_cast<std::uint64_t>(depth)) errs.add("chain lost leaves");
+          if (rt.run([depth] { return chain(depth); }) != static_cast<std::uint64_t>(depth))
+            errs.add("chain lost leaves");
         } else {
           if (rt.run([m] { return meet_at_latch(m); }) != m) errs.add("meet_at_latch lost tasks");
         }

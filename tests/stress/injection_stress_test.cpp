@@ -27,7 +27,7 @@ using weft::rt::injection_queue;
 // and pushes all of them once per round, in order; it starts the next round
 // only when the consumers took every item of this one.
 struct item {
-  task m_task;               // first: the task pointer is the item pointer
+  task m_task;  // first: the task pointer is the item pointer
   std::uint32_t m_producer = 0;
   std::uint32_t m_index = 0;
   std::uint64_t m_round = 0;  // written by the producer before the push
@@ -140,11 +140,11 @@ TEST_P(InjectionStress, ProducersAndTakeAllConsumers) {
         }
         n += pool_size;
         const std::uint64_t want = (round + 1) * pool_size;
-        if (!st::wait_until([&] { return states[static_cast<std::size_t>(p)].m_taken.load(
-                                             std::memory_order_acquire) == want; })) {
+        if (!st::wait_until(
+                [&] { return states[static_cast<std::size_t>(p)].m_taken.load(std::memory_order_acquire) == want; })) {
           errs.add("producer " + std::to_string(p) + ": items of round " + std::to_string(round) +
-                   " were never taken (" + std::to_string(states[static_cast<std::size_t>(p)].m_taken.load()) +
-                   " of " + std::to_string(want) + ")");
+                   " were never taken (" + std::to_string(states[static_cast<std::size_t>(p)].m_taken.load()) + " of " +
+                   std::to_string(want) + ")");
           break;
         }
       }
@@ -162,8 +162,7 @@ TEST_P(InjectionStress, ProducersAndTakeAllConsumers) {
   EXPECT_GT(pushed.load(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, InjectionStress,
-                         testing::Values(std::pair{4, 2}, std::pair{8, 3}),
+INSTANTIATE_TEST_SUITE_P(Threads, InjectionStress, testing::Values(std::pair{4, 2}, std::pair{8, 3}),
                          [](const testing::TestParamInfo<std::pair<int, int>>& info) {
                            return std::to_string(info.param.first) + "Producers" + std::to_string(info.param.second) +
                                   "Consumers";

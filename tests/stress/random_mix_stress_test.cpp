@@ -63,7 +63,7 @@ enum kind : int {
 };
 
 constexpr std::array<const char*, k_kinds> k_kind_names{
-    "parallelize", "capped", "parallel_for", "reduce", "join", "group", "mutex",
+    "parallelize", "capped", "parallel_for", "reduce",     "join",       "group",       "mutex",
     "condvar",     "latch",  "yield",        "throw-loop", "throw-join", "throw-group", "throw-reduce"};
 
 // What throwing items throw: the tag says which item threw.
@@ -200,8 +200,9 @@ void mixer::do_capped(std::uint64_t seed, st::fast_rng& rng, int depth) {
   });
   for (std::uint32_t i = 0; i < n; ++i) {
     if (hits[i].load() != 1) {
-      fail(seed, k_capped, "index " + std::to_string(i) + " of " + std::to_string(n) + " ran " +
-                               std::to_string(hits[i].load()) + " times");
+      fail(seed, k_capped,
+           "index " + std::to_string(i) + " of " + std::to_string(n) + " ran " + std::to_string(hits[i].load()) +
+               " times");
       break;
     }
   }
@@ -216,7 +217,8 @@ void mixer::do_for(std::uint64_t seed, st::fast_rng& rng, int depth) {
   const std::int64_t last = first + len;
   const bool with_grain = rng.one_in(2);
   const std::int64_t grain = 1 + static_cast<std::int64_t>(rng.below(64));
-  const std::int64_t nest = len > 0 ? first + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(len))) : last;
+  const std::int64_t nest =
+      len > 0 ? first + static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(len))) : last;
   std::unique_ptr<std::atomic<std::uint8_t>[]> hits(new std::atomic<std::uint8_t>[static_cast<std::size_t>(len)]());
   std::atomic<int> bad_chunks{0};
   auto body = [&](std::int64_t b, std::int64_t e) {
@@ -235,13 +237,15 @@ void mixer::do_for(std::uint64_t seed, st::fast_rng& rng, int depth) {
     weft::parallel_for(first, last, body);
   }
   if (bad_chunks.load() != 0) {
-    fail(seed, k_for, std::to_string(bad_chunks.load()) + " chunks out of range or below the grain " +
-                          std::to_string(with_grain ? grain : 1));
+    fail(seed, k_for,
+         std::to_string(bad_chunks.load()) + " chunks out of range or below the grain " +
+             std::to_string(with_grain ? grain : 1));
   }
   for (std::int64_t i = 0; i < len; ++i) {
     if (hits[static_cast<std::size_t>(i)].load() != 1) {
-      fail(seed, k_for, "index " + std::to_string(first + i) + " ran " +
-                            std::to_string(hits[static_cast<std::size_t>(i)].load()) + " times");
+      fail(seed, k_for,
+           "index " + std::to_string(first + i) + " ran " + std::to_string(hits[static_cast<std::size_t>(i)].load()) +
+               " times");
       break;
     }
   }
@@ -260,7 +264,8 @@ void mixer::do_reduce(std::uint64_t seed, st::fast_rng& rng, int depth) {
       [](const mat& x, const mat& y) { return x * y; });
   mat want{};
   for (std::uint32_t i = first; i < last; ++i) want = want * mat_of(mix(seed ^ i));
-  if (!(got == want)) fail(seed, k_reduce, "wrong product over [" + std::to_string(first) + ", " + std::to_string(last) + ")");
+  if (!(got == want))
+    fail(seed, k_reduce, "wrong product over [" + std::to_string(first) + ", " + std::to_string(last) + ")");
 }
 
 void mixer::do_join(std::uint64_t seed, st::fast_rng& rng, int depth) {
@@ -378,8 +383,9 @@ void mixer::do_condvar(std::uint64_t seed, st::fast_rng& rng, int depth) {
     }
   }
   if (taken != total || sum != want) {
-    fail(seed, k_condvar, std::to_string(taken) + " of " + std::to_string(total) + " items taken, sum " +
-                              (sum == want ? "right" : "wrong"));
+    fail(seed, k_condvar,
+         std::to_string(taken) + " of " + std::to_string(total) + " items taken, sum " +
+             (sum == want ? "right" : "wrong"));
   }
 }
 
@@ -618,9 +624,10 @@ TEST_P(RandomMixStress, OutsideThreadsAndRuntimeChurn) {
       seen = now_ops;
       last_progress = st::clock_type::now();
     } else if (st::clock_type::now() - last_progress > 4 * st::k_stall_limit) {
-      std::fprintf(stderr, "random mix (seed %" PRIu64 ", %d workers): no operation started for %lld s; stalled.\n",
-                   seed, workers,
-                   static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(4 * st::k_stall_limit).count()));
+      std::fprintf(
+          stderr, "random mix (seed %" PRIu64 ", %d workers): no operation started for %lld s; stalled.\n", seed,
+          workers,
+          static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(4 * st::k_stall_limit).count()));
       for (int t = 0; t < k_outside_threads; ++t) {
         std::fprintf(stderr, "  outside thread %d: top-level operation seed %" PRIu64 "\n", t,
                      in_flight[static_cast<std::size_t>(t)].load());
@@ -636,13 +643,13 @@ TEST_P(RandomMixStress, OutsideThreadsAndRuntimeChurn) {
   std::string per_kind;
   std::uint64_t all = 0;
   for (int k = 0; k < k_kinds; ++k) {
-    per_kind += std::string(k == 0 ? "" : ", ") + k_kind_names[static_cast<std::size_t>(k)] + " " +
-                std::to_string(mx.count(k));
+    per_kind +=
+        std::string(k == 0 ? "" : ", ") + k_kind_names[static_cast<std::size_t>(k)] + " " + std::to_string(mx.count(k));
     all += mx.count(k);
   }
   st::report("seed %" PRIu64 ", %d workers, %d outside threads, %.2f s: %" PRIu64 " top-level operations, %" PRIu64
-             " operations in all (%s); %" PRIu64 " exceptions caught; %" PRIu64 " runtimes created and destroyed, %" PRIu64
-             " calls across runtimes; %" PRIu64 " outside locks",
+             " operations in all (%s); %" PRIu64 " exceptions caught; %" PRIu64
+             " runtimes created and destroyed, %" PRIu64 " calls across runtimes; %" PRIu64 " outside locks",
              seed, workers, k_outside_threads, seconds, top_level.load(), all, per_kind.c_str(), mx.exceptions_caught(),
              churned.load(), cross_calls.load(), outside_locks.load());
   EXPECT_FALSE(errs.any()) << errs.summary();
@@ -655,9 +662,8 @@ TEST_P(RandomMixStress, OutsideThreadsAndRuntimeChurn) {
 
 // One worker: every wait must be served by suspending fibers, never by
 // another thread. Three: stealing, migration, odd splits.
-INSTANTIATE_TEST_SUITE_P(Workers, RandomMixStress, testing::Values(1, 3),
-                         [](const testing::TestParamInfo<int>& info) {
-                           return "Workers" + std::to_string(info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(Workers, RandomMixStress, testing::Values(1, 3), [](const testing::TestParamInfo<int>& info) {
+  return "Workers" + std::to_string(info.param);
+});
 
 }  // namespace

@@ -157,9 +157,7 @@ TEST_P(RuntimeParkingStress, CallsFromOutsideAfterWorkersParked) {
         pause(r);
         issued.fetch_add(1, std::memory_order_relaxed);
         switch (r.below(3)) {
-          case 0:
-            rt.run([&] { ran.fetch_add(1, std::memory_order_relaxed); });
-            break;
+          case 0: rt.run([&] { ran.fetch_add(1, std::memory_order_relaxed); }); break;
           case 1: {
             const int n = 1 + static_cast<int>(r.below(64));
             items_want.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);

@@ -128,7 +128,10 @@ class worker_pool {
   };
 
   worker_pool(work_source& src, st::errors& errs, options opt)
-      : m_src(src), m_errs(errs), m_opt(std::move(opt)), m_sleep(m_opt.workers),
+      : m_src(src),
+        m_errs(errs),
+        m_opt(std::move(opt)),
+        m_sleep(m_opt.workers),
         m_counts(static_cast<std::size_t>(m_opt.workers)) {
     for (int w = 0; w < m_opt.workers; ++w) m_threads.emplace_back([this, w] { run(w); });
   }
@@ -153,8 +156,8 @@ class worker_pool {
     m_stop.store(true, std::memory_order_seq_cst);
     m_sleep.notify_all();
     if (!st::wait_until([this] { return m_exited.load(std::memory_order_acquire) == m_opt.workers; })) {
-      m_errs.add("workers still parked " + std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
-                                                st::k_stall_limit).count()) +
+      m_errs.add("workers still parked " +
+                 std::to_string(std::chrono::duration_cast<std::chrono::seconds>(st::k_stall_limit).count()) +
                  " s after stop + notify_all(): a lost wake-up at shutdown");
       while (m_exited.load(std::memory_order_acquire) != m_opt.workers) {
         m_sleep.notify_all();
@@ -185,12 +188,11 @@ class worker_pool {
     st::spin(r.below(64));
     if (m_opt.spawn_per_1024 != 0 && r.below(1024) < m_opt.spawn_per_1024) {
       std::uint64_t budget = m_child_budget.load(std::memory_order_relaxed);
-      while (budget > 0 &&
-             !m_child_budget.compare_exchange_weak(budget, budget - 1, std::memory_order_relaxed)) {
+      while (budget > 0 && !m_child_budget.compare_exchange_weak(budget, budget - 1, std::memory_order_relaxed)) {
       }
       if (budget > 0) {
         m_src.publish(m_opt.first_source + w, 1);  // a worker's push that made work visible ...
-        m_sleep.notify_one();  // ... wakes a sleeper if nobody searches
+        m_sleep.notify_one();                      // ... wakes a sleeper if nobody searches
         ++c.spawned;
       }
     }
@@ -491,8 +493,8 @@ TEST(SleepStress, NotifyWhileWaitersBetweenPrepareAndCommit) {
   pool.stop();
   const worker_counts t = pool.totals();
   st::report("seed %" PRIu64 ": %" PRIu64 " iterations, %" PRIu64 " items; at the notifications %" PRIu64
-             " workers were held between prepare_park and the re-check, %" PRIu64 " asleep; %" PRIu64
-             " parks, %" PRIu64 " cancelled parks",
+             " workers were held between prepare_park and the re-check, %" PRIu64 " asleep; %" PRIu64 " parks, %" PRIu64
+             " cancelled parks",
              rng.seed(), iterations, src.published(), held_at_notify, asleep_at_notify, t.commits, t.cancels);
   EXPECT_FALSE(errs.any()) << errs.summary();
   EXPECT_EQ(src.processed(), src.published());

@@ -168,8 +168,8 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
   st::report("seed %" PRIu64 ", %d thieves: pushed %" PRIu64 " (%" PRIu64 " published by push, %" PRIu64
              " demands served), popped %" PRIu64 ", pop_if %" PRIu64 " hits / %" PRIu64 " misses, stolen %" PRIu64
              " (%" PRIu64 " empty, %" PRIu64 " lost races)",
-             seed, thieves, next, oc.published_by_push, oc.demands_served, oc.popped, oc.pop_if_hits,
-             oc.pop_if_misses, total.stolen, total.empty, total.lost_race);
+             seed, thieves, next, oc.published_by_push, oc.demands_served, oc.popped, oc.pop_if_hits, oc.pop_if_misses,
+             total.stolen, total.empty, total.lost_race);
   EXPECT_FALSE(errs.any()) << errs.summary();
   EXPECT_EQ(oc.popped + oc.pop_if_hits + total.stolen, next);
   const std::string problems = ledger.check(next);

@@ -35,8 +35,7 @@ class seeded_rng {
  public:
   using result_type = std::mt19937_64::result_type;
 
-  explicit seeded_rng(std::uint64_t seed = test_seed(),
-                      std::source_location where = std::source_location::current())
+  explicit seeded_rng(std::uint64_t seed = test_seed(), std::source_location where = std::source_location::current())
       : m_seed(seed),
         m_trace(where.file_name(), static_cast<int>(where.line()),
                 "seed: " + std::to_string(seed) + " (rerun with WEFT_TEST_SEED=" + std::to_string(seed) + ")"),

@@ -37,8 +37,9 @@ class watchdog final : public ::testing::EmptyTestEventListener {
     const int n = std::snprintf(s_message, sizeof s_message,
                                 "\nwatchdog: %s.%s ran longer than %u s; aborting (a hang is a failure)\n",
                                 info.test_suite_name(), info.name(), s_limit_s);
-    s_length = n < 0 ? 0 : (static_cast<std::size_t>(n) < sizeof s_message ? static_cast<std::size_t>(n)
-                                                                             : sizeof s_message - 1);
+    s_length =
+        n < 0 ? 0
+              : (static_cast<std::size_t>(n) < sizeof s_message ? static_cast<std::size_t>(n) : sizeof s_message - 1);
     ::alarm(s_limit_s);
   }
 

@@ -39,6 +39,6 @@ class WorkerCount : public ::testing::TestWithParam<int> {
 }  // namespace weft_test
 
 // Instantiates a WorkerCount-derived suite for every count in k_worker_counts.
-#define WEFT_INSTANTIATE_WORKER_COUNTS(suite)                                                       \
+#define WEFT_INSTANTIATE_WORKER_COUNTS(suite)                                                 \
   INSTANTIATE_TEST_SUITE_P(Workers, suite, ::testing::ValuesIn(::weft_test::k_worker_counts), \
                            ::weft_test::worker_count_name)

@@ -84,8 +84,8 @@ TEST(ResolveConfig, BadWorkersNamesTheField) {
 }
 
 TEST(ResolveConfig, BadStackSizeNamesTheField) {
-  for (const std::size_t n : {std::size_t{0}, std::size_t{4096}, k_min_stack_size - 1, (std::size_t{1} << 30) + 1,
-                              SIZE_MAX}) {
+  for (const std::size_t n :
+       {std::size_t{0}, std::size_t{4096}, k_min_stack_size - 1, (std::size_t{1} << 30) + 1, SIZE_MAX}) {
     SCOPED_TRACE("stack_size = " + std::to_string(n));
     config c;
     c.stack_size = n;
@@ -120,8 +120,8 @@ TEST(ResolveConfig, ExplicitWorkersIgnoreTheEnvironment) {
 }
 
 TEST(ResolveConfig, NumWorkersFromTheEnvironment) {
-  const std::pair<const char*, int> cases[] = {
-      {"1", 1}, {"2", 2}, {"8", 8}, {"64", 64}, {"4095", 4095}, {"4096", 4096}, {"007", 7}};
+  const std::pair<const char*, int> cases[] = {{"1", 1},       {"2", 2},       {"8", 8},  {"64", 64},
+                                               {"4095", 4095}, {"4096", 4096}, {"007", 7}};
   for (const auto& [text, n] : cases) {
     SCOPED_TRACE(std::string("WEFT_NUM_WORKERS=") + text);
     scoped_env env("WEFT_NUM_WORKERS", text);
@@ -131,12 +131,27 @@ TEST(ResolveConfig, NumWorkersFromTheEnvironment) {
 
 TEST(ResolveConfig, BadNumWorkersIsRejected) {
   const char* const cases[] = {
-      "",                                  // empty
-      "0", "00",                           // not positive
-      "-1", "-0", "+4", "+0",              // signs
-      " 4", "4 ", "\t4", "4\n", " ",       // whitespace
-      "abc", "4abc", "4.0", "4,5", "0x10", "1e3", "1K",  // garbage, no suffixes
-      "4097", "10000",                     // above k_max_workers
+      "",  // empty
+      "0",
+      "00",  // not positive
+      "-1",
+      "-0",
+      "+4",
+      "+0",  // signs
+      " 4",
+      "4 ",
+      "\t4",
+      "4\n",
+      " ",  // whitespace
+      "abc",
+      "4abc",
+      "4.0",
+      "4,5",
+      "0x10",
+      "1e3",
+      "1K",  // garbage, no suffixes
+      "4097",
+      "10000",                             // above k_max_workers
       "4294967297",                        // 2^32 + 1: wraps to 1 in 32 bits
       "18446744073709551617",              // 2^64 + 1: wraps to 1 in 64 bits
       "99999999999999999999999999999999",  // far beyond any integer type
@@ -167,10 +182,14 @@ TEST(DefaultConfig, StackSizeFromTheEnvironment) {
     EXPECT_EQ(default_config().stack_size, config{}.stack_size);
   }
   const std::pair<const char*, std::size_t> cases[] = {
-      {"16384", 16384},           {"16k", 16384},
-      {"64K", 64 * 1024},         {"1m", std::size_t{1} << 20},
-      {"8M", std::size_t{8} << 20}, {"1G", std::size_t{1} << 30},
-      {"1073741824", std::size_t{1} << 30}, {"1048576K", std::size_t{1} << 30},
+      {"16384", 16384},
+      {"16k", 16384},
+      {"64K", 64 * 1024},
+      {"1m", std::size_t{1} << 20},
+      {"8M", std::size_t{8} << 20},
+      {"1G", std::size_t{1} << 30},
+      {"1073741824", std::size_t{1} << 30},
+      {"1048576K", std::size_t{1} << 30},
   };
   for (const auto& [text, n] : cases) {
     SCOPED_TRACE(std::string("WEFT_STACK_SIZE=") + text);
@@ -181,11 +200,27 @@ TEST(DefaultConfig, StackSizeFromTheEnvironment) {
 
 TEST(DefaultConfig, BadStackSizeIsRejected) {
   const char* const cases[] = {
-      "", "0", "16383", "15K",                      // too small
-      "1073741825", "2G", "1048577K", "1025M",      // too large
-      "18446744073709551616", "17179869184G",       // overflow before and after the suffix
-      "-64K", "+64K", " 64K", "64K ", "64 K",       // signs and spaces
-      "64KB", "64KK", "1T", "K", "64.5K", "abc",    // garbage
+      "",
+      "0",
+      "16383",
+      "15K",  // too small
+      "1073741825",
+      "2G",
+      "1048577K",
+      "1025M",  // too large
+      "18446744073709551616",
+      "17179869184G",  // overflow before and after the suffix
+      "-64K",
+      "+64K",
+      " 64K",
+      "64K ",
+      "64 K",  // signs and spaces
+      "64KB",
+      "64KK",
+      "1T",
+      "K",
+      "64.5K",
+      "abc",  // garbage
   };
   for (const char* text : cases) {
     SCOPED_TRACE(std::string("WEFT_STACK_SIZE=\"") + text + "\"");

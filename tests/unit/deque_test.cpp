@@ -135,8 +135,8 @@ TEST(Deque, GrowsFromTheSmallestCapacity) {
 
 TEST(Deque, CapacityArgumentIsRoundedUp) {
   items it(1100);
-  for (const std::int64_t cap : {std::int64_t{-5}, std::int64_t{0}, std::int64_t{1}, std::int64_t{15},
-                                 std::int64_t{16}, std::int64_t{17}, std::int64_t{1000}}) {
+  for (const std::int64_t cap : {std::int64_t{-5}, std::int64_t{0}, std::int64_t{1}, std::int64_t{15}, std::int64_t{16},
+                                 std::int64_t{17}, std::int64_t{1000}}) {
     SCOPED_TRACE("capacity " + std::to_string(cap));
     int_deque d(cap);
     const std::size_t n = static_cast<std::size_t>(cap < 0 ? 0 : cap) + 50;

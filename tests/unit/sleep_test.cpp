@@ -27,17 +27,18 @@ using clock_type = std::chrono::steady_clock;
 // notify_all() so that every parked thread comes back and can be joined.
 class wake_watchdog {
  public:
-  wake_watchdog(sleep_set& s, std::chrono::milliseconds limit) : m_thread([this, &s, limit] {
-      std::unique_lock lock(m_mutex);
-      if (m_cv.wait_for(lock, limit, [this] { return m_disarmed; })) return;
-      m_fired = true;
-      while (!m_disarmed) {
-        lock.unlock();
-        s.notify_all();
-        lock.lock();
-        m_cv.wait_for(lock, 10ms, [this] { return m_disarmed; });
-      }
-    }) {}
+  wake_watchdog(sleep_set& s, std::chrono::milliseconds limit)
+      : m_thread([this, &s, limit] {
+          std::unique_lock lock(m_mutex);
+          if (m_cv.wait_for(lock, limit, [this] { return m_disarmed; })) return;
+          m_fired = true;
+          while (!m_disarmed) {
+            lock.unlock();
+            s.notify_all();
+            lock.lock();
+            m_cv.wait_for(lock, 10ms, [this] { return m_disarmed; });
+          }
+        }) {}
   ~wake_watchdog() { disarm(); }
   wake_watchdog(const wake_watchdog&) = delete;
   wake_watchdog& operator=(const wake_watchdog&) = delete;
@@ -80,13 +81,14 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
 // and records when it comes back.
 class parker {
  public:
-  parker(sleep_set& s, int w) : m_thread([this, &s, w] {
-      s.start_search();
-      s.prepare_park(w);
-      m_prepared.store(true, std::memory_order_release);
-      s.commit_park(w);
-      m_woken.store(true, std::memory_order_release);
-    }) {}
+  parker(sleep_set& s, int w)
+      : m_thread([this, &s, w] {
+          s.start_search();
+          s.prepare_park(w);
+          m_prepared.store(true, std::memory_order_release);
+          s.commit_park(w);
+          m_woken.store(true, std::memory_order_release);
+        }) {}
   ~parker() {
     if (m_thread.joinable()) m_thread.join();
   }

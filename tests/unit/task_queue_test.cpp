@@ -169,9 +169,9 @@ TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
 
 TEST_F(TaskQueue, StealableOverflowPublishesAndReportsIt) {
   auto q = make(true);
-  EXPECT_EQ(q->push(t(0)), t(0));                                  // public
+  EXPECT_EQ(q->push(t(0)), t(0));                                              // public
   for (std::size_t i = 1; i <= k_cap; ++i) ASSERT_EQ(q->push(t(i)), nullptr);  // private, now full
-  EXPECT_EQ(q->push(t(k_cap + 1)), t(1));                           // t1 goes public
+  EXPECT_EQ(q->push(t(k_cap + 1)), t(1));                                      // t1 goes public
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(stolen(*q), t(1));
   expect_nothing_public(*q);

@@ -71,6 +71,11 @@ int fork_and_use(F use) {
 // other thread started), and the test stops at the first round that fails.
 TEST(ForkConcurrentTest, ForkWhileAnotherThreadCreatesTheDefaultRuntime) {
   WEFT_SKIP_UNDER_TSAN();
+  // The new workers allocate while they start; g++ 12's AddressSanitizer
+  // allocator takes no lock around fork(), so a child forked while one of
+  // them holds it hangs in its first malloc (seen in gdb: every thread in
+  // SizeClassAllocator64::GetFromAllocator). The plain build runs this case.
+  if (weft_test::k_asan) GTEST_SKIP() << "AddressSanitizer's allocator is not fork-safe while other threads allocate";
   constexpr int k_rounds = 24;
   int round = 0;
   for (; round < k_rounds; ++round) {

@@ -29,6 +29,18 @@ inline constexpr bool k_tsan = false;
 inline constexpr bool k_tsan = false;
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool k_asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool k_asan = true;
+#else
+inline constexpr bool k_asan = false;
+#endif
+#else
+inline constexpr bool k_asan = false;
+#endif
+
 // A repetition count or problem size: n normally, n / divisor (at least 1)
 // under a sanitizer, which slows everything down several times.
 constexpr std::int64_t scaled(std::int64_t n, std::int64_t divisor = 8) {

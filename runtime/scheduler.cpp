@@ -149,8 +149,17 @@ void scheduler::stop_and_join() noexcept {
 }
 
 void scheduler::inject(detail::task* t) noexcept {
+  // The injector may be a thread of another runtime, or no worker at all: once
+  // t is visible it may finish this runtime's last root, whose caller may then
+  // destroy the runtime while the wake-up below still reads it. Counted as a
+  // root, the injection keeps the destructor waiting (it waits for m_roots to
+  // reach 0) until this call is done with the runtime; only end_root()'s
+  // futex_wake may then touch freed memory, which futex tolerates (a fault or
+  // a spurious wake-up, and every futex wait here loops).
+  begin_root();
   m_injection.push(t);
   m_sleep.notify_one();
+  end_root();
 }
 
 }  // namespace weft::rt

@@ -88,10 +88,13 @@ int constructor_fails_cleanly() {
     weft::runtime warm{weft::config{.workers = 2}};
     WEFT_CHILD_CHECK(count_items(warm, 1000) == 1000, 10);
   }
-  // Threads that are not weft's: this one, plus ThreadSanitizer's background
-  // thread, which it starts at the first pthread_create (the warm-up above).
-  const int base = weft_test::settled_thread_count(weft_test::k_tsan ? 2 : 1);
-  WEFT_CHILD_CHECK(base == (weft_test::k_tsan ? 2 : 1), 11);
+  // Threads that are not weft's: this one alone, except under
+  // ThreadSanitizer, which starts threads of its own once threads exist (3 in
+  // all after the warm-up, with g++ 12): there the count after the warm-up is
+  // the baseline, and the checks below still catch a weft thread left behind.
+  const int base = weft_test::k_tsan ? weft_test::settled_thread_count(-1, 500) : weft_test::settled_thread_count(1);
+  std::fprintf(stderr, "threads before: %d\n", base);
+  WEFT_CHILD_CHECK(weft_test::k_tsan || base == 1, 11);
 
   const bool as_root = ::geteuid() == 0;
   if (as_root) {

@@ -44,6 +44,13 @@ struct counters {
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
+  // The same, for an outcome counter (steals, failed_steals) whose event was
+  // counted before in another counter (steal_attempts): release, paired with
+  // the acquire in snapshot(), so that a snapshot never shows more outcomes
+  // than attempts. A plain store on x86.
+  static void bump_outcome(std::atomic<std::uint64_t>& c) noexcept {
+    if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
 
   // Owner: the worker now does `a`; the interval of the previous activity ends.
   void enter(activity a) noexcept {

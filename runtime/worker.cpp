@@ -19,8 +19,9 @@ worker_stats counters::snapshot() const noexcept {
   worker_stats s;
   s.tasks_run = tasks_run.load(std::memory_order_relaxed);
   s.spawns = spawns.load(std::memory_order_relaxed);
-  s.steals = steals.load(std::memory_order_relaxed);
-  s.failed_steals = failed_steals.load(std::memory_order_relaxed);
+  // acquire: pairs with bump_outcome(); steal_attempts is read after these.
+  s.steals = steals.load(std::memory_order_acquire);
+  s.failed_steals = failed_steals.load(std::memory_order_acquire);
   s.suspensions = suspensions.load(std::memory_order_relaxed);
   s.fiber_switches = fiber_switches.load(std::memory_order_relaxed);
   s.fibers_created = fibers_created.load(std::memory_order_relaxed);
@@ -205,14 +206,14 @@ detail::task* worker::steal_round_with(Policy& victims) noexcept {
       counters::bump(m_counters.steal_attempts);
       auto r = m_sched.worker_at(v).m_queue.steal();
       if (r.status == deque<detail::task*>::steal_status::success) {
-        counters::bump(m_counters.steals);
+        counters::bump_outcome(m_counters.steals);
         victims.on_steal(v);
         m_found = 2 + static_cast<std::uint32_t>(v);
         return r.value;
       }
       if (r.status == deque<detail::task*>::steal_status::empty) break;
     }
-    counters::bump(m_counters.failed_steals);
+    counters::bump_outcome(m_counters.failed_steals);
   }
   victims.on_empty_round();
   return nullptr;

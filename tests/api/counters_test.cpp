@@ -25,7 +25,9 @@ long joins_of(int n) { return n < 2 ? 0 : 1 + joins_of(n - 1) + joins_of(n - 2);
 class CountersTest : public weft_test::WorkerCount {};
 
 TEST_P(CountersTest, SpawnsAndTasksMatchTheWorkload) {
-  rt.reset_stats();
+  // A fresh runtime: no reset_stats(), which is exact only while the runtime
+  // is idle, and its workers may still be looking for work right after the
+  // start (a steal attempt counted before a reset, its outcome after).
   ASSERT_EQ(rt.run([] { return fib(20); }), 6765);
   const weft::stats s = rt.stats();
   EXPECT_EQ(s.total.spawns, static_cast<std::uint64_t>(joins_of(20)));

@@ -20,49 +20,18 @@
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
+#include "fork_child.hpp"
 #include "sanitizers.hpp"
 
 namespace {
 
+using weft_test::fork_and_use;
 using weft_test::run_in_child;
-
-constexpr auto k_grandchild_timeout = std::chrono::seconds(5 * (weft_test::k_sanitized ? 3 : 1));
-
-// ThreadSanitizer kills a child that starts threads after a fork of a
-// multi-threaded process: exactly what these cases do.
-#define WEFT_SKIP_UNDER_TSAN() \
-  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer does not support threads after a multi-threaded fork"
 
 int count_items(int n) {
   std::atomic<int> calls{0};
   weft::parallelize(n, [&](int) { calls.fetch_add(1, std::memory_order_relaxed); });
   return calls.load();
-}
-
-// Runs `use` in a grandchild; returns 0 when it completed (or failed with an
-// error that names fork), 1 when it hung, 2 when it crashed, else its code.
-template <class F>
-int fork_and_use(F use) {
-  const auto g = run_in_child(
-      [&] {
-        try {
-          return use();
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "grandchild: error: %s\n", e.what());
-          return std::string(e.what()).find("fork") != std::string::npos ? 0 : 30;
-        }
-      },
-      k_grandchild_timeout);
-  if (g.timed_out) {
-    std::fprintf(stderr, "grandchild hung: %s\n", g.describe().c_str());
-    return 1;
-  }
-  if (!g.exited) {
-    std::fprintf(stderr, "grandchild crashed: %s\n", g.describe().c_str());
-    return 2;
-  }
-  if (g.exit_code != 0) std::fprintf(stderr, "grandchild: %s\n", g.describe().c_str());
-  return g.exit_code;
 }
 
 // Another thread creates the default runtime (its first use in C) while C

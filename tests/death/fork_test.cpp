@@ -15,46 +15,18 @@
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
+#include "fork_child.hpp"
 #include "sanitizers.hpp"
 
 namespace {
 
+using weft_test::fork_and_use;
 using weft_test::run_in_child;
-
-constexpr auto k_grandchild_timeout = std::chrono::seconds(5);
 
 int count_items(int n) {
   std::atomic<int> calls{0};
   weft::parallelize(n, [&](int) { calls.fetch_add(1); });
   return calls.load();
-}
-
-// Runs `use` in a grandchild forked while the calling process has runtimes
-// running; returns C's exit code: 0 when G completed or failed with an error
-// that names fork, 1 when G hung, 2 when G crashed, else G's exit code.
-// ThreadSanitizer cannot follow a child that starts threads after a fork of a
-// multi-threaded process (it kills such a child), and that is the very case
-// here.
-#define WEFT_SKIP_UNDER_TSAN() \
-  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer does not support threads after a multi-threaded fork"
-
-template <class F>
-int fork_and_use(F use) {
-  const auto g = run_in_child(
-      [&] {
-        try {
-          return use();
-        } catch (const std::exception& e) {
-          // A clear error says what happened: it names fork.
-          std::fprintf(stderr, "grandchild: error: %s\n", e.what());
-          return std::string(e.what()).find("fork") != std::string::npos ? 0 : 30;
-        }
-      },
-      k_grandchild_timeout);
-  std::fprintf(stderr, "grandchild: %s\n", g.describe().c_str());
-  if (g.timed_out) return 1;
-  if (!g.exited) return 2;
-  return g.exit_code;
 }
 
 TEST(ForkTest, DefaultRuntimeInTheForkedChildWorksOrFailsClearly) {

@@ -22,7 +22,9 @@ scheduler& default_scheduler();
 
 namespace weft {
 
-runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg))) {}
+runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg))) {
+  rt::scheduler::of(m_state).m_runtime = this;
+}
 
 runtime::~runtime() {
   rt::scheduler& s = rt::scheduler::of(m_state);
@@ -79,6 +81,13 @@ runtime& default_runtime() {
   }
   return *r;
 }
+
+runtime& this_runtime() {
+  if (const rt::worker* w = rt::current_worker()) return *w->m_sched.m_runtime;
+  return default_runtime();
+}
+
+int num_workers() { return this_runtime().num_workers(); }
 
 std::string stats::summary() const {
   std::ostringstream os;

@@ -21,6 +21,10 @@ namespace weft::detail {
 struct runtime_state {};
 }  // namespace weft::detail
 
+namespace weft {
+class runtime;
+}
+
 namespace weft::rt {
 
 class worker;
@@ -58,6 +62,9 @@ class scheduler : public detail::runtime_state {
   // How many times the root range of a loop is halved before it runs: about
   // one piece per worker.
   int initial_split_depth() const noexcept { return m_split_depth; }
+
+  // The public object that owns this scheduler (set by its constructor).
+  runtime* m_runtime = nullptr;
 
   // Fibers alive in this runtime (running, suspended or pooled; each worker
   // pools at most max_fibers / 2, so idle ones never hold the bound).

@@ -1,7 +1,9 @@
 // task_group: spawns by the owner are uncounted and popped back at wait();
-// other spawns are counted (docs/protocols/join.md).
+// other spawns are counted, and may come while the owner waits
+// (docs/protocols/join.md, "Groups").
 #include "weft/task_group.hpp"
 #include "scheduler.hpp"
+#include "waiter.hpp"
 #include "worker.hpp"
 
 namespace weft::rt {
@@ -9,6 +11,79 @@ scheduler& default_scheduler();
 }
 
 namespace weft::detail {
+
+namespace {
+
+constexpr std::int64_t k_waiting = join_frame::k_waiting;
+// The wait in progress is complete and one party owns its resumption.
+// Counted spawns that come meanwhile add to it; the owner subtracts it when it
+// goes on, leaving their count for its next wait.
+constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
+
+// Adds delta to the counter; when that completes the wait in progress (the
+// sum is exactly k_waiting), stores k_claimed instead. True: the caller owns
+// the resumption of the waiter. acq_rel: a finished spawn releases its writes
+// and the claimer acquires every earlier one; the waiter's add releases
+// m_waiter to the claimer.
+bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
+  std::int64_t v = pending.load(std::memory_order_relaxed);
+  std::int64_t next;
+  do {
+    next = v + delta == k_waiting ? k_claimed : v + delta;
+  } while (!pending.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+  return next == k_claimed;
+}
+
+struct group_wait_action {
+  group_state* m_group;
+  std::int64_t m_taken;
+};
+
+// Switch action: the owner's fiber is saved; register the wait. If that
+// completes it, resume the owner at once.
+void publish_group_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
+  const auto* a = static_cast<group_wait_action*>(arg);
+  if (add_and_claim(a->m_group->m_frame.m_pending, a->m_taken + k_waiting)) rt::make_ready(prev);
+  // Otherwise a spawn may resume prev at any moment: touch nothing of it.
+}
+
+void wait_as_thread(group_state& g, std::int64_t taken) noexcept {
+  rt::waiter me;
+  g.m_frame.m_waiter = &me;
+  if (!add_and_claim(g.m_frame.m_pending, taken + k_waiting)) rt::block(me);
+}
+
+// Returns once `taken` uncounted spawns and every counted spawn made before
+// the wait registered have finished. Spawns counted later stay in the counter
+// for the next wait.
+void wait_for_spawns(group_state& g, std::int64_t taken) noexcept {
+  std::atomic<std::int64_t>& pending = g.m_frame.m_pending;
+  // Fast path: every spawn finished (the counter is exactly -taken then). The
+  // acquire pairs with their releasing decrements.
+  if (pending.load(std::memory_order_acquire) == -taken) {
+    // Spawns counted since keep their count; ours go back to zero.
+    if (taken != 0) pending.fetch_add(taken, std::memory_order_relaxed);
+    return;
+  }
+  rt::worker* w = rt::current_worker();
+  if (w == nullptr) {
+    wait_as_thread(g, taken);
+  } else {
+    rt::waiter me;
+    me.m_fiber = w->m_current;
+    g.m_frame.m_waiter = &me;
+    group_wait_action a{&g, taken};
+    if (!rt::suspend(&publish_group_wait, &a)) {
+      me.m_fiber = nullptr;  // no fiber to switch to (out of memory): block this worker instead
+      wait_as_thread(g, taken);
+    }
+  }
+  // Resumed by the claimer (or claimed here): close this wait. relaxed: only
+  // this party can remove k_claimed, and the claim already acquired.
+  pending.fetch_sub(k_claimed, std::memory_order_relaxed);
+}
+
+}  // namespace
 
 // group_init() and group_spawn() never switch fibers: inline worker reads.
 void group_init(group_state& g) noexcept {
@@ -28,10 +103,20 @@ void group_spawn(group_state& g, group_task* t) {
     ++g.m_spawned;
     return;
   }
-  if (g.m_runtime == nullptr) g.m_runtime = &rt::default_scheduler();  // may throw: nothing done yet
+  // Counted: the group's runtime; for a group made outside any runtime, the
+  // spawner's (every call inside runtime::run uses that runtime), else the
+  // default runtime.
+  rt::scheduler* target = nullptr;
+  if (g.m_runtime != nullptr) {
+    target = &rt::scheduler::of(g.m_runtime);
+  } else if (w != nullptr) {
+    target = &w->m_sched;
+  } else {
+    target = &rt::default_scheduler();  // may throw: nothing done yet
+  }
   t->m_counted = true;
   g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the pushes publish it
-  if (w != nullptr && &w->m_sched == g.m_runtime) {
+  if (w != nullptr && &w->m_sched == target) {
     try {
       w->push(t);
       return;
@@ -39,7 +124,11 @@ void group_spawn(group_state& g, group_task* t) {
       // no memory to grow the deque: inject instead
     }
   }
-  rt::scheduler::of(g.m_runtime).inject(t);
+  target->inject(t);
+}
+
+void group_complete(group_state& g) noexcept {
+  if (add_and_claim(g.m_frame.m_pending, -1)) rt::notify(*static_cast<rt::waiter*>(g.m_frame.m_waiter));
 }
 
 namespace {
@@ -67,9 +156,9 @@ void wait_owned(group_state& g, bool owner) noexcept {
   g.m_last = nullptr;
   g.m_spawned = 0;
   g.m_popped = 0;
-  wait(g.m_frame, taken);
+  wait_for_spawns(g, taken);
   // Every uncounted spawn that ran elsewhere set the flag before its
-  // complete(), which wait() observed: no store can follow this reset.
+  // group_complete(), which this wait observed: no store can follow this reset.
   g.m_detached.store(false, std::memory_order_relaxed);
 }
 

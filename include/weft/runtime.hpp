@@ -69,6 +69,15 @@ class WEFT_API runtime {
 // runtime constructor throws; a later call tries again.
 WEFT_API runtime& default_runtime();
 
+// The runtime that a weft call made here uses: the calling worker's runtime
+// (inside runtime::run, that runtime), or default_runtime() outside any
+// runtime (created on first use: throws what its constructor throws).
+WEFT_API runtime& this_runtime();
+
+// this_runtime().num_workers(): the size to give per-worker slots indexed by
+// worker_index().
+WEFT_API int num_workers();
+
 template <class F>
 std::invoke_result_t<F&> runtime::run(F&& f) {
   using result_type = std::invoke_result_t<F&>;

@@ -17,11 +17,17 @@ namespace detail {
 
 // State of a task_group. The owner is the fiber (or outside thread) that
 // created the group: its spawns are uncounted and popped back at wait(); spawns
-// from anywhere else are counted (see join_frame).
+// from anywhere else are counted (see join_frame). Counted spawns may happen
+// while the owner waits, so the frame's counter follows the group variant of
+// the join protocol (docs/protocols/join.md, "Groups"): group_complete(), not
+// complete().
 struct group_state {
   join_frame m_frame;
-  void* m_owner = nullptr;             // owner fiber; null for an outside thread
-  runtime_state* m_runtime = nullptr;  // where spawns from outside go
+  void* m_owner = nullptr;  // owner fiber; null for an outside thread
+  // The runtime of the owner; null for a group created outside any runtime,
+  // whose spawns go to the spawner's runtime (the default one from outside).
+  // Written only by group_init().
+  runtime_state* m_runtime = nullptr;
   task* m_last = nullptr;              // owner's newest uncounted spawn (owner only)
   std::int64_t m_spawned = 0;          // uncounted spawns (owner only)
   std::int64_t m_popped = 0;           // of those, popped back by the owner
@@ -40,6 +46,13 @@ struct group_task : task {
   bool m_counted = false;  // set by group_spawn
   bool m_inline = false;   // set by group_wait when the owner popped it back
 };
+
+WEFT_API void group_init(group_state& g) noexcept;
+WEFT_API void group_spawn(group_state& g, group_task* t);
+WEFT_API void group_wait(group_state& g) noexcept;
+// A spawn of g that was not popped back by its owner has finished: its last
+// access to g. Any thread.
+WEFT_API void group_complete(group_state& g) noexcept;
 
 template <class F>
 struct group_closure final : group_task {
@@ -66,13 +79,10 @@ struct group_closure final : group_task {
     }
     self->~group_closure();
     free_task(self, sizeof(group_closure));
-    if (taken) complete(group->m_frame);  // last access to the group
+    if (taken) group_complete(*group);  // last access to the group
   }
 };
 
-WEFT_API void group_init(group_state& g) noexcept;
-WEFT_API void group_spawn(group_state& g, group_task* t);
-WEFT_API void group_wait(group_state& g) noexcept;
 
 }  // namespace detail
 
@@ -119,7 +129,9 @@ class task_group {
     detail::group_wait(m_state);
     if (m_state.m_frame.failed()) {
       std::exception_ptr e = std::exchange(m_state.m_frame.m_error, nullptr);
-      m_state.m_frame.m_failed.store(false, std::memory_order_relaxed);
+      // release: a spawn of a later round that fails synchronises with this
+      // reset (its exchange on m_failed) before it stores m_error.
+      m_state.m_frame.m_failed.store(false, std::memory_order_release);
       if (e) std::rethrow_exception(e);
     }
   }

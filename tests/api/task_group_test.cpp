@@ -21,6 +21,12 @@ namespace {
 
 class TaskGroupTest : public weft_test::WorkerCount {};
 
+void spin_for(std::chrono::microseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
 TEST_P(TaskGroupTest, WaitReturnsAfterEverySpawnedCall) {
   constexpr int n = 2000;
   std::vector<std::atomic<int>> runs(n);
@@ -191,6 +197,91 @@ TEST_P(TaskGroupTest, RandomSpawnTreesAreCountedExactly) {
     for (int d = 0, level = 1; d <= depth; ++d, level *= fanout) expected += level;
     EXPECT_EQ(nodes.load(), expected);
   }
+}
+
+// Another thread keeps spawning into the group while its owner loops spawn +
+// wait(): a spawn counted during a wait() must be waited for by that wait or
+// by a later one, never dropped (the owner's last wait() once hung, or
+// returned before such a call ran).
+TEST_P(TaskGroupTest, SpawnsFromAnotherThreadDuringWaitAreNeverLost) {
+  constexpr int outside_spawns = 3000;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::atomic<int> outside_ran{0};
+    std::atomic<int> owner_ran{0};
+    rt.run([&] {
+      weft::task_group g;
+      std::atomic<bool> done{false};
+      std::thread other([&] {
+        for (int i = 0; i < outside_spawns; ++i) {
+          g.spawn([&, i] {
+            spin_for(std::chrono::microseconds(i % 3));
+            outside_ran.fetch_add(1);
+          });
+        }
+        done.store(true);
+      });
+      int owner_spawns = 0;
+      while (!done.load()) {
+        g.spawn([&] {
+          spin_for(std::chrono::microseconds(owner_spawns % 4));
+          owner_ran.fetch_add(1);
+        });
+        ++owner_spawns;
+        g.wait();
+        ASSERT_EQ(owner_ran.load(), owner_spawns);
+      }
+      other.join();
+      g.wait();
+      ASSERT_EQ(outside_ran.load(), outside_spawns) << "trial " << trial;
+    });
+  }
+}
+
+// The same with the owner outside any runtime and the other spawner a worker
+// of this runtime.
+TEST_P(TaskGroupTest, OutsideOwnerWithSpawnsFromAWorkerDuringWait) {
+  constexpr int worker_spawns = 3000;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::atomic<int> ran{0};
+    std::atomic<int> owner_ran{0};
+    weft::task_group g;
+    std::atomic<bool> done{false};
+    std::thread other([&] {
+      rt.run([&] {
+        for (int i = 0; i < worker_spawns; ++i) g.spawn([&] { ran.fetch_add(1); });
+      });
+      done.store(true);
+    });
+    int owner_spawns = 0;
+    while (!done.load()) {
+      g.spawn([&] { owner_ran.fetch_add(1); });
+      ++owner_spawns;
+      g.wait();
+      ASSERT_EQ(owner_ran.load(), owner_spawns);
+    }
+    other.join();
+    g.wait();
+    ASSERT_EQ(ran.load(), worker_spawns) << "trial " << trial;
+  }
+}
+
+// A group created outside any runtime, spawned into inside rt.run(): the call
+// runs on rt, like every weft call inside run().
+TEST_P(TaskGroupTest, GroupCreatedOutsideRunsSpawnsFromInsideRunOnThatRuntime) {
+  weft::task_group g;
+  std::atomic<int> on_rt{0};
+  std::atomic<int> elsewhere{0};
+  rt.run([&] {
+    for (int i = 0; i < 200; ++i) {
+      g.spawn([&] {
+        const int w = weft::worker_index();
+        (w >= 0 && &weft::this_runtime() == &rt ? on_rt : elsewhere).fetch_add(1);
+      });
+    }
+  });
+  g.wait();
+  EXPECT_EQ(on_rt.load(), 200);
+  EXPECT_EQ(elsewhere.load(), 0);
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(TaskGroupTest);

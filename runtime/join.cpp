@@ -131,6 +131,8 @@ void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
         "weft: this runtime was started before fork() and has no worker threads in the child process; create a "
         "new runtime in the child (default_runtime() is recreated automatically)");
   }
+  s.note_outside_call();
+  rt::note_thread();
   join_frame frame;
   root_task root;
   root.m_execute = &root_task::execute;

@@ -28,7 +28,15 @@ runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg)
 
 runtime::~runtime() {
   rt::scheduler& s = rt::scheduler::of(m_state);
-  if (const rt::worker* w = rt::current_worker(); w != nullptr && &w->m_sched == &s) {
+  const rt::worker* w = rt::current_worker();
+  const bool own_worker = w != nullptr && &w->m_sched == &s;
+  if ((own_worker || s.busy()) && rt::process_exiting()) {
+    // std::exit from inside this runtime, or from anywhere while it is busy:
+    // waiting could never end. Its threads end with the process.
+    rt::abandon(&s);
+    return;
+  }
+  if (own_worker) {
     std::fputs("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever\n", stderr);
     std::abort();
   }

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include <dlfcn.h>
 #include <pthread.h>
 
 #include <cstdio>
@@ -41,6 +42,43 @@ void on_fork_child() noexcept {
 // middle of the first runtime's creation is covered too.
 [[maybe_unused]] const bool g_fork_handlers_registered = (register_fork_handlers(), true);
 
+// ---- process exit ----
+
+std::atomic<bool> g_exit_started{false};
+// Runtimes constructed so far, and how many of them were constructed before
+// the latest registration of on_process_exit (which covers them).
+std::atomic<std::uint64_t> g_constructed{0};
+std::atomic<std::uint64_t> g_covered{0};
+std::atomic<int> g_registrations{0};
+// Registrations for runtimes that are not of static storage duration; a bound,
+// because programs may create runtimes in a loop.
+constexpr int k_max_dynamic_registrations = 64;
+
+void on_process_exit() noexcept { g_exit_started.store(true, std::memory_order_relaxed); }
+
+constinit thread_local bool t_ending = false;
+
+// Its destructor runs when its thread ends, and, for the thread that calls
+// std::exit (or returns from main), before any atexit handler or static
+// destructor.
+struct thread_end_marker {
+  thread_end_marker() noexcept = default;
+  thread_end_marker(const thread_end_marker&) = delete;
+  thread_end_marker& operator=(const thread_end_marker&) = delete;
+  ~thread_end_marker() { t_ending = true; }
+  void touch() noexcept {}
+};
+thread_local thread_end_marker t_end_marker;
+
+// The thread that loads the library (the main thread, unless it is loaded
+// with dlopen from another one).
+[[maybe_unused]] const bool g_main_thread_noted = (note_thread(), true);
+
+// Runtimes kept at exit; reachable from here, so leak checkers do not count
+// them.
+constexpr int k_max_abandoned = 64;
+std::atomic<scheduler*> g_abandoned[k_max_abandoned];
+
 int ceil_log2(int n) noexcept {
   int d = 0;
   while ((1 << d) < n) ++d;
@@ -57,6 +95,36 @@ std::int64_t fiber_bound(const config& cfg) noexcept {
 
 }  // namespace
 
+bool process_exiting() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
+
+void note_thread() noexcept { t_end_marker.touch(); }
+
+void abandon(scheduler* s) noexcept {
+  for (auto& slot : g_abandoned) {
+    scheduler* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, s, std::memory_order_relaxed)) return;
+  }
+  // More than k_max_abandoned at once: simply never freed.
+}
+
+void scheduler::arm_exit_hook() noexcept {
+  if (m_exit_hook_armed.exchange(true, std::memory_order_relaxed)) return;
+  // The runtime object's construction has completed by now: a handler
+  // registered now runs before its destructor. None is needed when one was
+  // registered after this runtime was constructed. Runtime objects of static
+  // storage duration (inside a loaded module's image) always get one (their
+  // number is bounded); others while the bound on registrations allows.
+  if (m_sequence <= g_covered.load(std::memory_order_acquire)) return;
+  Dl_info info;
+  const bool is_static = m_runtime != nullptr && dladdr(m_runtime, &info) != 0;
+  if (!is_static && g_registrations.fetch_add(1, std::memory_order_relaxed) >= k_max_dynamic_registrations) return;
+  const std::uint64_t covered = g_constructed.load(std::memory_order_acquire);
+  if (std::atexit(&on_process_exit) != 0) return;
+  std::uint64_t old = g_covered.load(std::memory_order_relaxed);
+  while (old < covered && !g_covered.compare_exchange_weak(old, covered, std::memory_order_acq_rel)) {
+  }
+}
+
 void register_fork_handlers() noexcept {
   std::call_once(g_atfork_once, [] { pthread_atfork(&on_fork_prepare, &on_fork_parent, &on_fork_child); });
 }
@@ -72,6 +140,7 @@ scheduler::scheduler(const config& cfg)
       m_split_depth(ceil_log2(cfg.workers)),
       m_fiber_bound(fiber_bound(cfg)),
       m_generation(fork_generation()),
+      m_sequence(g_constructed.fetch_add(1, std::memory_order_acq_rel) + 1),
       m_sleep(cfg.workers) {
   install_overflow_handler();
   register_fork_handlers();
@@ -95,7 +164,13 @@ scheduler::scheduler(const config& cfg)
     }
     for (int i = 0; i < n; ++i) {
       worker* w = m_workers[static_cast<std::size_t>(i)].get();
-      m_threads.emplace_back([w] { w->thread_main(); });
+      m_exits.m_pending.fetch_add(1, std::memory_order_relaxed);  // before the thread can leave
+      try {
+        m_threads.emplace_back([w] { w->thread_main(); });
+      } catch (...) {
+        m_exits.m_pending.fetch_sub(1, std::memory_order_relaxed);  // it never started
+        throw;
+      }
     }
   } catch (...) {
     stop_and_join();
@@ -111,10 +186,10 @@ scheduler::~scheduler() {
     new std::vector<std::unique_ptr<worker>>(std::move(m_workers));
     return;
   }
-  // Wait for root tasks still in flight (calls from other threads).
-  for (std::uint32_t r = m_roots.load(std::memory_order_acquire); r != 0; r = m_roots.load(std::memory_order_acquire)) {
-    futex_wait(m_roots, r);
-  }
+  // Wait for root tasks still in flight (calls from other threads). On a
+  // worker of another runtime this suspends the calling fiber: the work still
+  // in flight here may need that worker.
+  detail::wait(m_roots, 0);
   stop_and_join_keeping_traces();
 }
 
@@ -136,13 +211,13 @@ void scheduler::write_trace(const std::string& path) const {
   write_chrome_trace(path, events, m_origin);
 }
 
-void scheduler::end_root() noexcept {
-  if (m_roots.fetch_sub(1, std::memory_order_acq_rel) == 1) futex_wake(m_roots, 1 << 30);
-}
-
 void scheduler::stop_and_join() noexcept {
   m_stopping.store(true, std::memory_order_seq_cst);
   m_sleep.notify_all();
+  // Every started worker leaves its loop and says so as its last access
+  // (suspending the calling fiber meanwhile, on a worker of another runtime);
+  // joining the threads after that blocks only while they end.
+  detail::wait(m_exits, 0);
   for (std::thread& t : m_threads) t.join();
   m_threads.clear();
   m_workers.clear();  // frees the first fibers of workers whose thread never ran
@@ -153,9 +228,8 @@ void scheduler::inject(detail::task* t) noexcept {
   // t is visible it may finish this runtime's last root, whose caller may then
   // destroy the runtime while the wake-up below still reads it. Counted as a
   // root, the injection keeps the destructor waiting (it waits for m_roots to
-  // reach 0) until this call is done with the runtime; only end_root()'s
-  // futex_wake may then touch freed memory, which futex tolerates (a fault or
-  // a spurious wake-up, and every futex wait here loops).
+  // reach 0) until this call is done with the runtime: end_root() is its last
+  // access.
   begin_root();
   m_injection.push(t);
   m_sleep.notify_one();

@@ -36,6 +36,8 @@ class scheduler : public detail::runtime_state {
   // after undoing everything it did.
   explicit scheduler(const config& cfg);
   // Waits until no root task is in flight, stops the workers, joins them.
+  // Called on a worker of another runtime, it suspends the calling fiber
+  // instead of blocking that worker's thread.
   ~scheduler();
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
@@ -55,9 +57,22 @@ class scheduler : public detail::runtime_state {
   // True once the destructor decided to stop (no root task in flight).
   bool stopping() const noexcept { return m_stopping.load(std::memory_order_acquire); }
 
-  // A root task from outside enters / leaves. Any thread.
-  void begin_root() noexcept { m_roots.fetch_add(1, std::memory_order_relaxed); }
-  void end_root() noexcept;
+  // A root task from outside enters / leaves. Any thread. end_root() is the
+  // caller's last access to the scheduler.
+  void begin_root() noexcept { m_roots.m_pending.fetch_add(1, std::memory_order_relaxed); }
+  void end_root() noexcept { detail::complete(m_roots); }
+  // True while a root task or an injection is in flight.
+  bool busy() const noexcept { return m_roots.m_pending.load(std::memory_order_acquire) != 0; }
+
+  // A worker thread leaves for good (the end of its thread function): its
+  // last access to the scheduler.
+  void worker_exited() noexcept { detail::complete(m_exits); }
+
+  // The first root task from outside: arms the process-exit detection for a
+  // runtime with static storage duration (see process_exiting()). Any thread.
+  void note_outside_call() noexcept {
+    if (WEFT_UNLIKELY(!m_exit_hook_armed.load(std::memory_order_relaxed))) arm_exit_hook();
+  }
 
   // How many times the root range of a loop is halved before it runs: about
   // one piece per worker.
@@ -90,6 +105,7 @@ class scheduler : public detail::runtime_state {
   int m_split_depth;
   std::int64_t m_fiber_bound;
   std::uint64_t m_generation;                         // fork generation of the process that started it
+  std::uint64_t m_sequence;                           // construction order in the process (exit detection)
   std::vector<std::unique_ptr<trace_ring>> m_traces;  // one per worker, or none
   std::uint64_t m_origin;                             // ticks at start, time 0 of the trace
   std::vector<std::unique_ptr<worker>> m_workers;
@@ -97,8 +113,34 @@ class scheduler : public detail::runtime_state {
   injection_queue m_injection;
   sleep_set m_sleep;
   alignas(k_false_sharing) std::atomic<bool> m_stopping{false};
-  alignas(k_false_sharing) std::atomic<std::uint32_t> m_roots{0};  // futex word while the destructor waits
+  // Root tasks and injections in flight (counted children of the destructor's
+  // join) and worker threads not yet gone (the same, after the stop).
+  alignas(k_false_sharing) detail::join_frame m_roots;
+  detail::join_frame m_exits;
+  std::atomic<bool> m_exit_hook_armed{false};
+
+  void arm_exit_hook() noexcept;
 };
+
+// True once the process has begun to exit (std::exit, or main returned) as far
+// as the caller can tell, or when the calling thread is ending: its
+// thread_local destructors ran. The process-wide part is set by an atexit
+// handler that runtimes register at their first root task from outside (so
+// it runs before their destructors): every runtime object of static storage
+// duration, and the first 64 others (one registration covers every runtime
+// constructed before it). The per-thread part covers the main thread, the
+// workers and every thread that called into a runtime from outside: glibc's
+// exit() destroys the calling thread's thread_locals first.
+bool process_exiting() noexcept;
+
+// Records that the calling thread uses weft from outside (for
+// process_exiting()). Cheap after the first call on a thread.
+void note_thread() noexcept;
+
+// Keeps a runtime that cannot be destroyed now (the process exits while it
+// is busy, or one of its own workers destroys it during exit): its threads
+// stay until the process ends.
+void abandon(scheduler* s) noexcept;
 
 // Counts fork()s: incremented in the child by an atfork handler.
 std::uint64_t fork_generation() noexcept;

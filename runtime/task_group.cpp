@@ -27,11 +27,14 @@ constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
 // m_waiter to the claimer.
 bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
   std::int64_t v = pending.load(std::memory_order_relaxed);
-  std::int64_t next;
+  bool claim;
   do {
-    next = v + delta == k_waiting ? k_claimed : v + delta;
-  } while (!pending.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_relaxed));
-  return next == k_claimed;
+    // Not `result == k_claimed`: a spawn counted after a claim that finishes
+    // brings k_claimed + 1 down to k_claimed without claiming anything.
+    claim = v + delta == k_waiting;
+  } while (!pending.compare_exchange_weak(v, claim ? k_claimed : v + delta, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  return claim;
 }
 
 struct group_wait_action {

@@ -94,6 +94,7 @@ worker::~worker() {
 }
 
 void worker::thread_main() noexcept {
+  note_thread();
   t_worker = this;
   m_eh_globals = this_thread_eh_globals();
   m_signal_stack.enter();
@@ -109,6 +110,7 @@ void worker::thread_main() noexcept {
   m_pool.clear();
   m_signal_stack.leave();
   t_worker = nullptr;
+  m_sched.worker_exited();  // last access to the scheduler; the thread ends next
 }
 
 void worker::wake_sleeper() noexcept { m_sched.sleepers().notify_one(); }

@@ -202,6 +202,43 @@ TEST_P(RuntimeTest, DestructorWaitsForARunInFlight) {
   caller.join();
 }
 
+// Destroying runtime B on a worker of runtime A suspends that fiber while B's
+// work finishes, instead of blocking A's worker thread: here B's last work
+// calls into A, whose only worker is the one destroying B (this hung).
+TEST_P(RuntimeTest, DestroyingARuntimeFromAFiberOfAnotherKeepsThatWorkerWorking) {
+  weft::runtime a{weft::config{.workers = 1}};
+  for (int round = 0; round < 5; ++round) {
+    std::atomic<bool> started{false};
+    std::atomic<int> done_in_a{0};
+    a.run([&] {
+      auto* b = new weft::runtime{weft::config{.workers = workers()}};
+      std::thread caller([&, b] {
+        b->run([&] {
+          started.store(true);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          a.run([&] { weft::parallelize(10, [&](int) { done_in_a.fetch_add(1); }); });
+        });
+      });
+      while (!started.load()) std::this_thread::yield();
+      delete b;  // waits for b's run in flight, which needs this worker
+      EXPECT_EQ(done_in_a.load(), 10);
+      caller.join();
+    });
+    EXPECT_EQ(done_in_a.load(), 10) << "round " << round;
+  }
+}
+
+// The same when B is idle, and destroyed from a coroutine of A.
+TEST_P(RuntimeTest, DestroyingAnIdleRuntimeFromAFiberOfAnother) {
+  weft::runtime a{weft::config{.workers = 1}};
+  for (int round = 0; round < 20; ++round) {
+    a.run([&] {
+      weft::runtime b{weft::config{.workers = workers()}};
+      EXPECT_EQ(b.run(small_workload), k_small_workload);
+    });
+  }
+}
+
 // ---- stats ----
 
 TEST_P(RuntimeTest, StatsHaveOneEntryPerWorkerAndTheirSum) {

@@ -1,0 +1,101 @@
+// A program with a runtime of static storage duration (namespace scope) that
+// ends by std::exit in several ways; run by static_runtime_exit_test.cpp,
+// which checks the exit status. Usage: static_runtime_program CASE.
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include <weft/weft.hpp>
+
+namespace {
+
+weft::runtime g_runtime{weft::config{.workers = 2}};
+// A runtime owned through a static pointer: not itself of static storage.
+std::unique_ptr<weft::runtime> g_owned;
+
+std::atomic<bool> g_busy{false};
+
+[[noreturn]] void spin_forever() {
+  for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+// Keeps `rt` busy on this thread for good: its run never returns.
+[[noreturn]] void busy_forever(weft::runtime& rt) {
+  rt.run([] {
+    g_busy.store(true);
+    spin_forever();
+  });
+  std::abort();
+}
+
+void wait_until_busy() {
+  while (!g_busy.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 100;
+  const char* c = argv[1];
+  if (std::strcmp(c, "idle") == 0) {  // used, then main returns: destroyed and joined
+    g_runtime.run([] { weft::parallelize(100, [](int) {}); });
+    return 7;
+  }
+  if (std::strcmp(c, "exit-in-item") == 0) {  // std::exit inside one of its work items
+    g_runtime.run([] {
+      weft::parallelize(8, [](int i) {
+        if (i == 3) std::exit(7);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      });
+    });
+    return 1;
+  }
+  if (std::strcmp(c, "exit-in-run") == 0) {  // std::exit in the function given to run()
+    g_runtime.run([] { std::exit(7); });
+    return 1;
+  }
+  if (std::strcmp(c, "exit-from-other-thread") == 0) {  // while main is inside run()
+    std::thread([] {
+      wait_until_busy();
+      std::exit(7);
+    }).detach();
+    busy_forever(g_runtime);
+  }
+  if (std::strcmp(c, "exit-from-default-runtime-item") == 0) {  // the static runtime busy elsewhere
+    std::thread([] {
+      wait_until_busy();
+      weft::parallelize(4, [](int i) {
+        if (i == 1) std::exit(7);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      });
+    }).detach();
+    busy_forever(g_runtime);
+  }
+  if (std::strcmp(c, "exit-from-main-while-busy") == 0) {  // busy on another thread, main exits
+    std::thread([] { busy_forever(g_runtime); }).detach();
+    wait_until_busy();
+    std::exit(7);
+  }
+  if (std::strcmp(c, "owned-exit-from-other-thread") == 0) {  // a heap runtime owned by a static
+    g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+    std::thread([] {
+      wait_until_busy();
+      std::exit(7);
+    }).detach();
+    busy_forever(*g_owned);
+  }
+  if (std::strcmp(c, "owned-exit-in-item") == 0) {
+    g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+    g_owned->run([] { weft::parallelize(4, [](int i) {
+      if (i == 2) std::exit(7);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }); });
+    return 1;
+  }
+  return 101;
+}

@@ -98,10 +98,13 @@ struct child_slot {
 // child that runs inline pops the next pushed child back and transfers to it
 // (no atomic operation while nothing was stolen); children that were taken
 // count down when they finish; whoever brings the count to "waiting"
-// transfers to the parent.
+// transfers to the parent. The one exception: the destructor of a spawned
+// handle that was never awaited waits for its taken child with
+// wait(m_frame, 1), suspending its fiber; m_parent stays null then, and the
+// child wakes that fiber instead (resume_waiter).
 struct join_state {
   join_frame m_frame;
-  std::coroutine_handle<> m_parent;
+  std::coroutine_handle<> m_parent;   // null: a spawned handle's destructor waits in wait(m_frame, 1)
   coroutine_resumption m_parent_via;  // for a deferred transfer to the parent
   child_slot* m_slots = nullptr;      // slots 1 .. m_count-1 were pushed; slot 0 runs inline
   int m_count = 0;
@@ -113,8 +116,12 @@ struct join_state {
     if (p.m_error) m_frame.capture(p.m_error);
     if (p.m_taken) {
       // acq_rel: publishes this child's result; the last one sees the others'.
+      // Partner: the waiter's fetch_add (the chain's below, spawned's, or
+      // publish_join's in wait()), which wrote m_parent or m_frame.m_waiter
+      // before it: read here only after observing k_waiting.
       if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
-        return transfer_to(m_parent, m_parent_via);
+        if (m_parent) return transfer_to(m_parent, m_parent_via);
+        resume_waiter(m_frame);  // ~spawned waits: its fiber may destroy this state and the child at once
       }
       return std::noop_coroutine();
     }
@@ -358,8 +365,12 @@ detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) 
 
 // A task already offered to other workers: spawn() starts it (a thief may
 // take it at once) and co_await joins it, running it inline if nobody took it.
-// Must be awaited (once) by the coroutine that spawned it; not movable (its
-// descriptor is queued).
+// Awaited at most once, by the coroutine that spawned it; not movable (its
+// descriptor is queued). A handle destroyed without being awaited (an
+// exception between spawn() and co_await, a discarded spawn()) takes its
+// child back if nobody started it, and the child is destroyed unstarted;
+// otherwise the destructor waits until the child has finished, suspending the
+// calling fiber (never the thread), and drops what the child threw.
 template <class T>
 class spawned {
  public:
@@ -375,6 +386,21 @@ class spawned {
   }
   spawned(const spawned&) = delete;
   spawned& operator=(const spawned&) = delete;
+
+  // Awaited: the child has finished (the coroutine resumed after the join).
+  // Not awaited: the child, if it was offered, is either still queued where
+  // this worker can pop it back (newest first), or someone else has it
+  // (another worker's queue when the coroutine has moved since spawn(), a
+  // thief, or done). Then wait: the child's final step, a taken child's
+  // fetch_sub in join_state::child_done, sees m_parent null and resumes this
+  // fiber (resume_waiter) if it observes k_waiting; wait()'s own add observes
+  // it when the child finished first. Either way the child is suspended at
+  // its final point when this returns, and ~task destroys it.
+  ~spawned() {
+    if (m_join.m_parent || !m_slot.m_pushed) return;
+    if (detail::pop(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
+    detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
+  }
 
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {

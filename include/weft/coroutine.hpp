@@ -184,11 +184,31 @@ struct promise<void> : promise_base {
 template <class T>
 using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
+// True when t can be awaited: it holds a coroutine that has not finished (a
+// task awaited to completion is suspended at its final point: done()).
+template <class T>
+bool awaitable(const weft::task<T>& t) noexcept {
+  return t.handle() && !t.handle().done();
+}
+
+// t itself; throws std::invalid_argument with `message` when it cannot be
+// awaited (before anything is moved).
+template <class T>
+weft::task<T>&& checked(weft::task<T>&& t, const char* message) {
+  if (!awaitable(t)) [[unlikely]] {
+    throw_invalid_argument(message);
+  }
+  return std::move(t);
+}
+
 }  // namespace detail
 
 // A lazily started coroutine returning T. Move-only; destroying a task that
 // was not awaited destroys its coroutine unstarted. Awaiting it (once) runs it
-// inline and yields its result or rethrows its exception.
+// inline and yields its result or rethrows its exception. Awaiting a task
+// that has no coroutine (moved from, default-constructed, or already awaited:
+// its coroutine has finished) throws std::invalid_argument: co_await,
+// sync_wait, when_all and spawn all check.
 template <class T>
 class task {
  public:
@@ -213,7 +233,14 @@ class task {
 
   bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
-  auto operator co_await() && noexcept {
+  // Throws std::invalid_argument, before anything suspends, if this task has
+  // no coroutine or its coroutine has finished.
+  auto operator co_await() && {
+    if (!detail::awaitable(*this)) [[unlikely]] {
+      detail::throw_invalid_argument(
+          "weft::task: co_await on a task that has no coroutine (moved from, default-constructed or already "
+          "awaited)");
+    }
     struct awaiter {
       handle_type m_child;
       detail::coroutine_resumption m_start_via;   // a deferred start of the child
@@ -228,7 +255,7 @@ class task {
     };
     return awaiter{m_handle, {}, {}};
   }
-  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+  auto operator co_await() & { return std::move(*this).operator co_await(); }
 
   handle_type handle() const noexcept { return m_handle; }
 
@@ -307,9 +334,14 @@ class when_all_awaiter {
 // and resumes the awaiting coroutine when all have finished, with a tuple of
 // their results (std::monostate for weft::task<void>). If tasks throw, the first
 // exception is rethrown after all have finished. Awaiting it costs no atomic
-// operation when no other worker took a task.
+// operation when no other worker took a task. Throws std::invalid_argument if
+// a task has no coroutine (moved from, default-constructed or already awaited).
 template <class... T>
 requires(sizeof...(T) >= 1) detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+  if (!(detail::awaitable(tasks) && ...)) [[unlikely]] {
+    detail::throw_invalid_argument(
+        "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
+  }
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
@@ -360,6 +392,12 @@ detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) 
   if (tasks.size() > static_cast<std::size_t>(INT_MAX)) {
     detail::throw_invalid_argument("weft::when_all: tasks must hold at most INT_MAX tasks");
   }
+  for (const auto& t : tasks) {
+    if (!detail::awaitable(t)) [[unlikely]] {
+      detail::throw_invalid_argument(
+          "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
+    }
+  }
   return detail::when_all_vector_awaiter<T>(std::move(tasks));
 }
 
@@ -374,7 +412,12 @@ detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) 
 template <class T>
 class spawned {
  public:
-  explicit spawned(weft::task<T>&& t) : m_task(std::move(t)) {
+  // Offers t to other workers. Throws std::invalid_argument, and offers
+  // nothing, if t has no coroutine (moved from, default-constructed or
+  // already awaited).
+  explicit spawned(weft::task<T>&& t)
+      : m_task(detail::checked(
+            std::move(t), "weft::spawn: t has no coroutine (moved from, default-constructed or already awaited)")) {
     m_join.m_parent = {};
     m_join.m_slots = &m_slot;
     m_join.m_count = 1;
@@ -427,6 +470,7 @@ class spawned {
 };
 
 // Starts t, offering it to other workers, and returns the handle to await.
+// Throws std::invalid_argument if t has no coroutine (see spawned).
 template <class T>
 spawned<T> spawn(weft::task<T>&& t) {
   return spawned<T>(std::move(t));
@@ -481,8 +525,14 @@ signal_task run_task(weft::task<T>& t, result<T>& out, join_frame& frame) {
 // Runs t to completion from ordinary code and returns its result (or
 // rethrows). On a worker it suspends the calling fiber, never the thread;
 // outside any runtime it runs t in default_runtime() and blocks the thread.
+// Throws std::invalid_argument if t has no coroutine (moved from,
+// default-constructed or already awaited).
 template <class T>
 T sync_wait(weft::task<T> t) {
+  if (!detail::awaitable(t)) [[unlikely]] {
+    detail::throw_invalid_argument(
+        "weft::sync_wait: t has no coroutine (moved from, default-constructed or already awaited)");
+  }
   if (!weft::on_worker()) {
     return default_runtime().run([&]() -> T { return weft::sync_wait(std::move(t)); });
   }

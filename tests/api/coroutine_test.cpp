@@ -8,8 +8,10 @@
 #include <cstdio>
 #include <memory>
 #include <random>
+#include <source_location>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -287,6 +289,88 @@ TEST_P(CoroutineTest, UnawaitedTaskIsDestroyedUnstarted) {
     EXPECT_TRUE(t.valid());
   }
   EXPECT_FALSE(ran.load());
+}
+
+// std::invalid_argument whose message names the call and the mistake.
+void expect_no_coroutine_message(const std::string& what, std::string_view call) {
+  EXPECT_NE(what.find(call), std::string::npos) << "the message \"" << what << "\" does not name " << call;
+  EXPECT_NE(what.find("no coroutine"), std::string::npos) << "the message \"" << what << "\" does not name the mistake";
+}
+
+template <class F>
+void expect_no_coroutine(F&& f, std::string_view call, std::source_location where = std::source_location::current()) {
+  ::testing::ScopedTrace trace(where.file_name(), static_cast<int>(where.line()), std::string(call));
+  try {
+    f();
+    ADD_FAILURE() << "no exception was thrown";
+  } catch (const std::invalid_argument& e) {
+    expect_no_coroutine_message(e.what(), call);
+  } catch (...) {
+    ADD_FAILURE() << "threw something that is not std::invalid_argument";
+  }
+}
+
+// A task that was moved from, default-constructed or already awaited has no
+// coroutine to run: every way of awaiting it says so (it used to crash).
+TEST_P(CoroutineTest, AwaitingATaskWithoutACoroutineThrows) {
+  weft::task<int> moved = maybe_throw(4, -1);
+  weft::task<int> kept = std::move(moved);
+  expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(moved)); }); }, "weft::sync_wait");
+  expect_no_coroutine([&] { (void)weft::sync_wait(std::move(moved)); }, "weft::sync_wait");  // outside any runtime
+  expect_no_coroutine([&] { rt.run([] { weft::sync_wait(weft::task<void>{}); }); }, "weft::sync_wait");
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(std::move(kept)); }), 4);
+
+  // Awaited to completion: co_await and sync_wait refuse it.
+  weft::task<int> once = maybe_throw(5, -1);
+  std::string second_await;
+  auto twice = [&]() -> weft::task<int> {
+    const int first = co_await once;
+    try {
+      (void)co_await once;
+    } catch (const std::invalid_argument& e) {
+      second_await = e.what();
+    }
+    co_return first;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(twice()); }), 5);
+  expect_no_coroutine_message(second_await, "co_await");
+  expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(once)); }); }, "weft::sync_wait");
+
+  // when_all (both forms) and spawn, inside a coroutine that catches.
+  std::vector<std::string> messages;
+  auto misuse = [&]() -> weft::task<int> {
+    weft::task<int> good = maybe_throw(1, -1);
+    weft::task<int> gone = maybe_throw(2, -1);
+    weft::task<int> taker = std::move(gone);
+    try {
+      auto [a, b] = co_await weft::when_all(std::move(good), std::move(gone));
+      co_return a + b;
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    std::vector<weft::task<int>> tasks;
+    tasks.push_back(std::move(good));  // still valid: when_all moved nothing before it threw
+    tasks.emplace_back();
+    try {
+      (void)co_await weft::when_all(std::move(tasks));
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    try {
+      auto s = weft::spawn(std::move(gone));
+      (void)co_await s;
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    co_return co_await tasks[0] + co_await std::move(taker);
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(misuse()); }), 3);
+  ASSERT_EQ(messages.size(), 3u);
+  expect_no_coroutine_message(messages[0], "weft::when_all");
+  expect_no_coroutine_message(messages[1], "weft::when_all");
+  expect_no_coroutine_message(messages[2], "weft::spawn");
+  // The runtime stays usable.
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(fib(12)); }), fib_serial(12));
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(CoroutineTest);

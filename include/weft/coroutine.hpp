@@ -36,7 +36,7 @@
 namespace weft {
 
 template <class T = void>
-class task;
+class [[nodiscard]] task;
 
 namespace detail {
 
@@ -210,7 +210,7 @@ weft::task<T>&& checked(weft::task<T>&& t, const char* message) {
 // its coroutine has finished) throws std::invalid_argument: co_await,
 // sync_wait, when_all and spawn all check.
 template <class T>
-class task {
+class [[nodiscard]] task {
  public:
   using promise_type = detail::promise<T>;
   using handle_type = std::coroutine_handle<promise_type>;
@@ -285,7 +285,7 @@ when_all_value<T> take_value(promise<T>& p) {
 
 // The awaiter of when_all: owns the tasks; in the awaiting coroutine's frame.
 template <class... T>
-class when_all_awaiter {
+class [[nodiscard]] when_all_awaiter {
  public:
   explicit when_all_awaiter(weft::task<T>&&... tasks) : m_tasks(std::move(tasks)...) {}
   when_all_awaiter(const when_all_awaiter&) = delete;
@@ -337,7 +337,7 @@ class when_all_awaiter {
 // operation when no other worker took a task. Throws std::invalid_argument if
 // a task has no coroutine (moved from, default-constructed or already awaited).
 template <class... T>
-requires(sizeof...(T) >= 1) detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+requires(sizeof...(T) >= 1) [[nodiscard]] detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
   if (!(detail::awaitable(tasks) && ...)) [[unlikely]] {
     detail::throw_invalid_argument(
         "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
@@ -349,7 +349,7 @@ namespace detail {
 
 // when_all over a vector of tasks: the same protocol with slots allocated once.
 template <class T>
-class when_all_vector_awaiter {
+class [[nodiscard]] when_all_vector_awaiter {
  public:
   explicit when_all_vector_awaiter(std::vector<weft::task<T>>&& tasks)
       : m_tasks(std::move(tasks)), m_slots(m_tasks.size()) {}
@@ -388,7 +388,7 @@ class when_all_vector_awaiter {
 
 // The same over a vector of tasks (at most INT_MAX): a vector of results.
 template <class T>
-detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
+[[nodiscard]] detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
   if (tasks.size() > static_cast<std::size_t>(INT_MAX)) {
     detail::throw_invalid_argument("weft::when_all: tasks must hold at most INT_MAX tasks");
   }
@@ -410,7 +410,7 @@ detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) 
 // otherwise the destructor waits until the child has finished, suspending the
 // calling fiber (never the thread), and drops what the child threw.
 template <class T>
-class spawned {
+class [[nodiscard]] spawned {
  public:
   // Offers t to other workers. Throws std::invalid_argument, and offers
   // nothing, if t has no coroutine (moved from, default-constructed or
@@ -472,7 +472,7 @@ class spawned {
 // Starts t, offering it to other workers, and returns the handle to await.
 // Throws std::invalid_argument if t has no coroutine (see spawned).
 template <class T>
-spawned<T> spawn(weft::task<T>&& t) {
+[[nodiscard]] spawned<T> spawn(weft::task<T>&& t) {
   return spawned<T>(std::move(t));
 }
 
@@ -552,8 +552,8 @@ T sync_wait(weft::task<T> t) {
 
 // Gives way to the other ready work of this worker; resumes at once when
 // there is none.
-inline auto yield_async() noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto yield_async() noexcept {
+  struct [[nodiscard]] awaiter {
     detail::coroutine_resumption m_resume;
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -571,9 +571,9 @@ inline auto yield_async() noexcept {
 // so fn runs right there; if it waits, that fiber waits and the worker runs
 // other work.
 template <class F>
-auto on_fiber(F&& fn) {
+[[nodiscard]] auto on_fiber(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
-  struct awaiter {
+  struct [[nodiscard]] awaiter {
     F& m_fn;
     detail::result<result_type> m_value;
     std::exception_ptr m_error;
@@ -598,8 +598,8 @@ auto on_fiber(F&& fn) {
 // awaiting coroutine's fiber: the loop runs as a task of this worker (other
 // workers share it as usual) and resumes the coroutine when it is done.
 template <std::integral I, std::invocable<I> F>
-auto parallelize_async(I n, F&& fn) {
-  struct awaiter : detail::task {
+[[nodiscard]] auto parallelize_async(I n, F&& fn) {
+  struct [[nodiscard]] awaiter : detail::task {
     I m_n;
     F& m_fn;
     std::coroutine_handle<> m_handle;
@@ -635,8 +635,8 @@ auto parallelize_async(I n, F&& fn) {
 // co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
 // hand-off, as mutex::lock()). The coroutine owns m afterwards and must
 // unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
-inline auto lock_async(mutex& m) noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto lock_async(mutex& m) noexcept {
+  struct [[nodiscard]] awaiter {
     mutex& m_mutex;
     detail::coroutine_resumption m_resume;
     detail::wait_node m_node;
@@ -654,8 +654,8 @@ inline auto lock_async(mutex& m) noexcept {
 
 // co_await wait_async(l): waits until l's counter is zero without holding a
 // fiber (also `co_await l`).
-inline auto wait_async(const latch& l) noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto wait_async(const latch& l) noexcept {
+  struct [[nodiscard]] awaiter {
     const latch& m_latch;
     detail::coroutine_resumption m_resume;
     detail::wait_node m_node;
@@ -671,6 +671,6 @@ inline auto wait_async(const latch& l) noexcept {
   return awaiter{l, {}, {}};
 }
 
-inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
+[[nodiscard]] inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
 
 }  // namespace weft

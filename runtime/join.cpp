@@ -98,6 +98,12 @@ void complete(join_frame& f) noexcept {
   }
 }
 
+void resume_waiter(join_frame& f) noexcept {
+  // m_waiter was written before the waiter's add (publish_join or
+  // wait_as_thread); the caller's RMW that observed k_waiting acquired it.
+  rt::notify(*static_cast<rt::waiter*>(f.m_waiter));
+}
+
 namespace {
 
 struct root_task : task {

@@ -36,7 +36,7 @@
 namespace weft {
 
 template <class T = void>
-class task;
+class [[nodiscard]] task;
 
 namespace detail {
 
@@ -98,10 +98,13 @@ struct child_slot {
 // child that runs inline pops the next pushed child back and transfers to it
 // (no atomic operation while nothing was stolen); children that were taken
 // count down when they finish; whoever brings the count to "waiting"
-// transfers to the parent.
+// transfers to the parent. The one exception: the destructor of a spawned
+// handle that was never awaited waits for its taken child with
+// wait(m_frame, 1), suspending its fiber; m_parent stays null then, and the
+// child wakes that fiber instead (resume_waiter).
 struct join_state {
   join_frame m_frame;
-  std::coroutine_handle<> m_parent;
+  std::coroutine_handle<> m_parent;   // null: a spawned handle's destructor waits in wait(m_frame, 1)
   coroutine_resumption m_parent_via;  // for a deferred transfer to the parent
   child_slot* m_slots = nullptr;      // slots 1 .. m_count-1 were pushed; slot 0 runs inline
   int m_count = 0;
@@ -113,8 +116,12 @@ struct join_state {
     if (p.m_error) m_frame.capture(p.m_error);
     if (p.m_taken) {
       // acq_rel: publishes this child's result; the last one sees the others'.
+      // Partner: the waiter's fetch_add (the chain's below, spawned's, or
+      // publish_join's in wait()), which wrote m_parent or m_frame.m_waiter
+      // before it: read here only after observing k_waiting.
       if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
-        return transfer_to(m_parent, m_parent_via);
+        if (m_parent) return transfer_to(m_parent, m_parent_via);
+        resume_waiter(m_frame);  // ~spawned waits: its fiber may destroy this state and the child at once
       }
       return std::noop_coroutine();
     }
@@ -177,13 +184,33 @@ struct promise<void> : promise_base {
 template <class T>
 using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
+// True when t can be awaited: it holds a coroutine that has not finished (a
+// task awaited to completion is suspended at its final point: done()).
+template <class T>
+bool awaitable(const weft::task<T>& t) noexcept {
+  return t.handle() && !t.handle().done();
+}
+
+// t itself; throws std::invalid_argument with `message` when it cannot be
+// awaited (before anything is moved).
+template <class T>
+weft::task<T>&& checked(weft::task<T>&& t, const char* message) {
+  if (!awaitable(t)) [[unlikely]] {
+    throw_invalid_argument(message);
+  }
+  return std::move(t);
+}
+
 }  // namespace detail
 
 // A lazily started coroutine returning T. Move-only; destroying a task that
 // was not awaited destroys its coroutine unstarted. Awaiting it (once) runs it
-// inline and yields its result or rethrows its exception.
+// inline and yields its result or rethrows its exception. Awaiting a task
+// that has no coroutine (moved from, default-constructed, or already awaited:
+// its coroutine has finished) throws std::invalid_argument: co_await,
+// sync_wait, when_all and spawn all check.
 template <class T>
-class task {
+class [[nodiscard]] task {
  public:
   using promise_type = detail::promise<T>;
   using handle_type = std::coroutine_handle<promise_type>;
@@ -206,7 +233,14 @@ class task {
 
   bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
-  auto operator co_await() && noexcept {
+  // Throws std::invalid_argument, before anything suspends, if this task has
+  // no coroutine or its coroutine has finished.
+  auto operator co_await() && {
+    if (!detail::awaitable(*this)) [[unlikely]] {
+      detail::throw_invalid_argument(
+          "weft::task: co_await on a task that has no coroutine (moved from, default-constructed or already "
+          "awaited)");
+    }
     struct awaiter {
       handle_type m_child;
       detail::coroutine_resumption m_start_via;   // a deferred start of the child
@@ -221,7 +255,7 @@ class task {
     };
     return awaiter{m_handle, {}, {}};
   }
-  auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+  auto operator co_await() & { return std::move(*this).operator co_await(); }
 
   handle_type handle() const noexcept { return m_handle; }
 
@@ -251,7 +285,7 @@ when_all_value<T> take_value(promise<T>& p) {
 
 // The awaiter of when_all: owns the tasks; in the awaiting coroutine's frame.
 template <class... T>
-class when_all_awaiter {
+class [[nodiscard]] when_all_awaiter {
  public:
   explicit when_all_awaiter(weft::task<T>&&... tasks) : m_tasks(std::move(tasks)...) {}
   when_all_awaiter(const when_all_awaiter&) = delete;
@@ -300,9 +334,14 @@ class when_all_awaiter {
 // and resumes the awaiting coroutine when all have finished, with a tuple of
 // their results (std::monostate for weft::task<void>). If tasks throw, the first
 // exception is rethrown after all have finished. Awaiting it costs no atomic
-// operation when no other worker took a task.
+// operation when no other worker took a task. Throws std::invalid_argument if
+// a task has no coroutine (moved from, default-constructed or already awaited).
 template <class... T>
-requires(sizeof...(T) >= 1) detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+requires(sizeof...(T) >= 1) [[nodiscard]] detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
+  if (!(detail::awaitable(tasks) && ...)) [[unlikely]] {
+    detail::throw_invalid_argument(
+        "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
+  }
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
@@ -310,7 +349,7 @@ namespace detail {
 
 // when_all over a vector of tasks: the same protocol with slots allocated once.
 template <class T>
-class when_all_vector_awaiter {
+class [[nodiscard]] when_all_vector_awaiter {
  public:
   explicit when_all_vector_awaiter(std::vector<weft::task<T>>&& tasks)
       : m_tasks(std::move(tasks)), m_slots(m_tasks.size()) {}
@@ -349,21 +388,36 @@ class when_all_vector_awaiter {
 
 // The same over a vector of tasks (at most INT_MAX): a vector of results.
 template <class T>
-detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
+[[nodiscard]] detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
   if (tasks.size() > static_cast<std::size_t>(INT_MAX)) {
     detail::throw_invalid_argument("weft::when_all: tasks must hold at most INT_MAX tasks");
+  }
+  for (const auto& t : tasks) {
+    if (!detail::awaitable(t)) [[unlikely]] {
+      detail::throw_invalid_argument(
+          "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
+    }
   }
   return detail::when_all_vector_awaiter<T>(std::move(tasks));
 }
 
 // A task already offered to other workers: spawn() starts it (a thief may
 // take it at once) and co_await joins it, running it inline if nobody took it.
-// Must be awaited (once) by the coroutine that spawned it; not movable (its
-// descriptor is queued).
+// Awaited at most once, by the coroutine that spawned it; not movable (its
+// descriptor is queued). A handle destroyed without being awaited (an
+// exception between spawn() and co_await, a discarded spawn()) takes its
+// child back if nobody started it, and the child is destroyed unstarted;
+// otherwise the destructor waits until the child has finished, suspending the
+// calling fiber (never the thread), and drops what the child threw.
 template <class T>
-class spawned {
+class [[nodiscard]] spawned {
  public:
-  explicit spawned(weft::task<T>&& t) : m_task(std::move(t)) {
+  // Offers t to other workers. Throws std::invalid_argument, and offers
+  // nothing, if t has no coroutine (moved from, default-constructed or
+  // already awaited).
+  explicit spawned(weft::task<T>&& t)
+      : m_task(detail::checked(
+            std::move(t), "weft::spawn: t has no coroutine (moved from, default-constructed or already awaited)")) {
     m_join.m_parent = {};
     m_join.m_slots = &m_slot;
     m_join.m_count = 1;
@@ -375,6 +429,21 @@ class spawned {
   }
   spawned(const spawned&) = delete;
   spawned& operator=(const spawned&) = delete;
+
+  // Awaited: the child has finished (the coroutine resumed after the join).
+  // Not awaited: the child, if it was offered, is either still queued where
+  // this worker can pop it back (newest first), or someone else has it
+  // (another worker's queue when the coroutine has moved since spawn(), a
+  // thief, or done). Then wait: the child's final step, a taken child's
+  // fetch_sub in join_state::child_done, sees m_parent null and resumes this
+  // fiber (resume_waiter) if it observes k_waiting; wait()'s own add observes
+  // it when the child finished first. Either way the child is suspended at
+  // its final point when this returns, and ~task destroys it.
+  ~spawned() {
+    if (m_join.m_parent || !m_slot.m_pushed) return;
+    if (detail::pop(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
+    detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
+  }
 
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
@@ -401,8 +470,9 @@ class spawned {
 };
 
 // Starts t, offering it to other workers, and returns the handle to await.
+// Throws std::invalid_argument if t has no coroutine (see spawned).
 template <class T>
-spawned<T> spawn(weft::task<T>&& t) {
+[[nodiscard]] spawned<T> spawn(weft::task<T>&& t) {
   return spawned<T>(std::move(t));
 }
 
@@ -455,8 +525,14 @@ signal_task run_task(weft::task<T>& t, result<T>& out, join_frame& frame) {
 // Runs t to completion from ordinary code and returns its result (or
 // rethrows). On a worker it suspends the calling fiber, never the thread;
 // outside any runtime it runs t in default_runtime() and blocks the thread.
+// Throws std::invalid_argument if t has no coroutine (moved from,
+// default-constructed or already awaited).
 template <class T>
 T sync_wait(weft::task<T> t) {
+  if (!detail::awaitable(t)) [[unlikely]] {
+    detail::throw_invalid_argument(
+        "weft::sync_wait: t has no coroutine (moved from, default-constructed or already awaited)");
+  }
   if (!weft::on_worker()) {
     return default_runtime().run([&]() -> T { return weft::sync_wait(std::move(t)); });
   }
@@ -476,8 +552,8 @@ T sync_wait(weft::task<T> t) {
 
 // Gives way to the other ready work of this worker; resumes at once when
 // there is none.
-inline auto yield_async() noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto yield_async() noexcept {
+  struct [[nodiscard]] awaiter {
     detail::coroutine_resumption m_resume;
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
@@ -495,9 +571,9 @@ inline auto yield_async() noexcept {
 // so fn runs right there; if it waits, that fiber waits and the worker runs
 // other work.
 template <class F>
-auto on_fiber(F&& fn) {
+[[nodiscard]] auto on_fiber(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
-  struct awaiter {
+  struct [[nodiscard]] awaiter {
     F& m_fn;
     detail::result<result_type> m_value;
     std::exception_ptr m_error;
@@ -522,8 +598,8 @@ auto on_fiber(F&& fn) {
 // awaiting coroutine's fiber: the loop runs as a task of this worker (other
 // workers share it as usual) and resumes the coroutine when it is done.
 template <std::integral I, std::invocable<I> F>
-auto parallelize_async(I n, F&& fn) {
-  struct awaiter : detail::task {
+[[nodiscard]] auto parallelize_async(I n, F&& fn) {
+  struct [[nodiscard]] awaiter : detail::task {
     I m_n;
     F& m_fn;
     std::coroutine_handle<> m_handle;
@@ -559,8 +635,8 @@ auto parallelize_async(I n, F&& fn) {
 // co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
 // hand-off, as mutex::lock()). The coroutine owns m afterwards and must
 // unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
-inline auto lock_async(mutex& m) noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto lock_async(mutex& m) noexcept {
+  struct [[nodiscard]] awaiter {
     mutex& m_mutex;
     detail::coroutine_resumption m_resume;
     detail::wait_node m_node;
@@ -578,8 +654,8 @@ inline auto lock_async(mutex& m) noexcept {
 
 // co_await wait_async(l): waits until l's counter is zero without holding a
 // fiber (also `co_await l`).
-inline auto wait_async(const latch& l) noexcept {
-  struct awaiter {
+[[nodiscard]] inline auto wait_async(const latch& l) noexcept {
+  struct [[nodiscard]] awaiter {
     const latch& m_latch;
     detail::coroutine_resumption m_resume;
     detail::wait_node m_node;
@@ -595,6 +671,6 @@ inline auto wait_async(const latch& l) noexcept {
   return awaiter{l, {}, {}};
 }
 
-inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
+[[nodiscard]] inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
 
 }  // namespace weft

@@ -3,6 +3,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <type_traits>
 
@@ -160,10 +161,18 @@ namespace detail {
 // lo + (hi - lo) / 2);
 // a block is reduced as four contiguous lanes combined as ((l0, l1), (l2, l3)).
 // Everything depends on n alone.
+//
+// n may be anything up to 2^64 - 1, so no expression here may wrap: ceilings
+// are taken as a / b + (a % b != 0), which equals (a + b - 1) / b wherever
+// that does not wrap (so the tree of every such n is what it always was).
+
+// ceil(a / b) for b > 0, for every a.
+constexpr std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) noexcept { return a / b + (a % b != 0 ? 1 : 0); }
+
 inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {
   if (n <= 64) return 1;
-  if (n < 16384) return (n + 63) / 64;           // 64 blocks
-  const std::uint64_t size = (n + 4095) / 4096;  // at most 4096 blocks...
+  if (n < 16384) return ceil_div(n, 64);         // 64 blocks
+  const std::uint64_t size = ceil_div(n, 4096);  // at most 4096 blocks...
   return size < 256 ? 256 : size;                // ...of at least 256 items
 }
 
@@ -212,7 +221,7 @@ struct reducer {
       m_first.reset();
       return v;
     }
-    const std::uint64_t b = i * m_leaf;
+    const std::uint64_t b = i * m_leaf;  // i < m_blocks = ceil(m_count / m_leaf): b < m_count, no wrap
     return block(b, m_count - b < m_leaf ? m_count : b + m_leaf);
   }
 
@@ -221,7 +230,7 @@ struct reducer {
   T run(std::uint64_t lo, std::uint64_t hi, int depth) {
     if (hi - lo == 1) return block_at(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
-    const bool worth = m_block_ticks != 0 && (hi - lo) / 2 >= (m_split_ticks + m_block_ticks - 1) / m_block_ticks;
+    const bool worth = m_block_ticks != 0 && (hi - lo) / 2 >= ceil_div(m_split_ticks, m_block_ticks);
     if (worth && (depth > 0 || split_wanted())) {
       auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
       return m_combine(std::move(a), std::move(b));
@@ -241,7 +250,10 @@ struct reducer {
     const std::uint64_t t1 = ticks();
     m_block_ticks = t1 > t0 ? t1 - t0 : 1;
     m_split_ticks = split_ticks();
-    const std::uint64_t total = m_block_ticks * m_blocks;
+    // Saturates: only the eager split depth depends on it, never the tree.
+    const std::uint64_t total = m_block_ticks > std::numeric_limits<std::uint64_t>::max() / m_blocks
+                                    ? std::numeric_limits<std::uint64_t>::max()
+                                    : m_block_ticks * m_blocks;
     int depth = 0;
     while ((2 << depth) <= workers && total / (std::uint64_t{2} << depth) >= m_split_ticks) ++depth;
     return run(0, m_blocks, depth);
@@ -269,7 +281,7 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
   const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
   const std::uint64_t leaf = detail::reduce_leaf_size(count);
   detail::reducer<I, T, std::remove_reference_t<Map>, std::remove_reference_t<Combine>> r{
-      static_cast<std::uint64_t>(first), count, leaf, (count + leaf - 1) / leaf, identity, map, combine};
+      static_cast<std::uint64_t>(first), count, leaf, detail::ceil_div(count, leaf), identity, map, combine};
   return r.top();
 }
 

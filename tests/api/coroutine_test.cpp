@@ -4,15 +4,23 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <memory>
+#include <random>
+#include <source_location>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
+#include "sanitizers.hpp"
+#include "seeded_rng.hpp"
 #include "worker_count.hpp"
 
 namespace {
@@ -140,7 +148,7 @@ TEST_P(CoroutineTest, ParallelizeAsyncWithFibersAndMutexInside) {
   // n == 0 completes at once; a negative n is a clear error.
   auto none = []() -> weft::task<void> { co_await weft::parallelize_async(0, [](int) { FAIL(); }); };
   rt.run([&] { weft::sync_wait(none()); });
-  EXPECT_THROW(weft::parallelize_async(-1, [](int) {}), std::invalid_argument);
+  EXPECT_THROW((void)weft::parallelize_async(-1, [](int) {}), std::invalid_argument);
 }
 
 // 100 000 coroutines wait on one latch that a fiber releases.
@@ -283,6 +291,258 @@ TEST_P(CoroutineTest, UnawaitedTaskIsDestroyedUnstarted) {
   EXPECT_FALSE(ran.load());
 }
 
+// std::invalid_argument whose message names the call and the mistake.
+void expect_no_coroutine_message(const std::string& what, std::string_view call) {
+  EXPECT_NE(what.find(call), std::string::npos) << "the message \"" << what << "\" does not name " << call;
+  EXPECT_NE(what.find("no coroutine"), std::string::npos) << "the message \"" << what << "\" does not name the mistake";
+}
+
+template <class F>
+void expect_no_coroutine(F&& f, std::string_view call, std::source_location where = std::source_location::current()) {
+  ::testing::ScopedTrace trace(where.file_name(), static_cast<int>(where.line()), std::string(call));
+  try {
+    f();
+    ADD_FAILURE() << "no exception was thrown";
+  } catch (const std::invalid_argument& e) {
+    expect_no_coroutine_message(e.what(), call);
+  } catch (...) {
+    ADD_FAILURE() << "threw something that is not std::invalid_argument";
+  }
+}
+
+// A task that was moved from, default-constructed or already awaited has no
+// coroutine to run: every way of awaiting it says so (it used to crash).
+TEST_P(CoroutineTest, AwaitingATaskWithoutACoroutineThrows) {
+  weft::task<int> moved = maybe_throw(4, -1);
+  weft::task<int> kept = std::move(moved);
+  expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(moved)); }); }, "weft::sync_wait");
+  expect_no_coroutine([&] { (void)weft::sync_wait(std::move(moved)); }, "weft::sync_wait");  // outside any runtime
+  expect_no_coroutine([&] { rt.run([] { weft::sync_wait(weft::task<void>{}); }); }, "weft::sync_wait");
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(std::move(kept)); }), 4);
+
+  // Awaited to completion: co_await and sync_wait refuse it.
+  weft::task<int> once = maybe_throw(5, -1);
+  std::string second_await;
+  auto twice = [&]() -> weft::task<int> {
+    const int first = co_await once;
+    try {
+      (void)co_await once;
+    } catch (const std::invalid_argument& e) {
+      second_await = e.what();
+    }
+    co_return first;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(twice()); }), 5);
+  expect_no_coroutine_message(second_await, "co_await");
+  expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(once)); }); }, "weft::sync_wait");
+
+  // when_all (both forms) and spawn, inside a coroutine that catches.
+  std::vector<std::string> messages;
+  auto misuse = [&]() -> weft::task<int> {
+    weft::task<int> good = maybe_throw(1, -1);
+    weft::task<int> gone = maybe_throw(2, -1);
+    weft::task<int> taker = std::move(gone);
+    try {
+      auto [a, b] = co_await weft::when_all(std::move(good), std::move(gone));
+      co_return a + b;
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    std::vector<weft::task<int>> tasks;
+    tasks.push_back(std::move(good));  // still valid: when_all moved nothing before it threw
+    tasks.emplace_back();
+    try {
+      (void)co_await weft::when_all(std::move(tasks));
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    try {
+      auto s = weft::spawn(std::move(gone));
+      (void)co_await s;
+    } catch (const std::invalid_argument& e) {
+      messages.emplace_back(e.what());
+    }
+    co_return co_await tasks[0] + co_await std::move(taker);
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(misuse()); }), 3);
+  ASSERT_EQ(messages.size(), 3u);
+  expect_no_coroutine_message(messages[0], "weft::when_all");
+  expect_no_coroutine_message(messages[1], "weft::when_all");
+  expect_no_coroutine_message(messages[2], "weft::spawn");
+  // The runtime stays usable.
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(fib(12)); }), fib_serial(12));
+}
+
 WEFT_INSTANTIATE_WORKER_COUNTS(CoroutineTest);
+
+// ---- a spawn handle destroyed before it is awaited ----
+
+void spin_for(std::chrono::microseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+// Counts the destruction of the coroutine frame that holds it: as a
+// parameter it lives in the frame, and dies with it also when the coroutine
+// never started.
+class frame_token {
+ public:
+  explicit frame_token(std::atomic<int>& destroyed) : m_destroyed(&destroyed) {}
+  frame_token(frame_token&& o) noexcept : m_destroyed(std::exchange(o.m_destroyed, nullptr)) {}
+  frame_token& operator=(frame_token&&) = delete;
+  ~frame_token() {
+    if (m_destroyed != nullptr) m_destroyed->fetch_add(1, std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int>* m_destroyed;
+};
+
+struct child_log {
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+};
+
+weft::task<int> logged_child(child_log& log, frame_token token, int spin_us, bool fail) {
+  (void)token;
+  log.started.fetch_add(1);
+  spin_for(std::chrono::microseconds(spin_us));  // long enough that a thief may be running it
+  log.finished.fetch_add(1);
+  if (fail) throw boom(-1);
+  co_return spin_us;
+}
+
+// How the parent leaves its two spawned children unawaited.
+enum class drop_mode : int {
+  throw_at_once,      // children still queued: taken back unstarted, or just stolen
+  throw_after_work,   // stolen children are running or done
+  throw_after_yield,  // this worker ran them meanwhile (taken, done)
+  throw_after_gate,   // the parent resumes on the worker that opened the gate: its pop may fail
+  discard,            // weft::spawn(...) as a statement, no exception
+};
+constexpr int k_drop_modes = 5;
+
+struct drop_case {
+  child_log logs[2];
+  std::atomic<int> frames_destroyed{0};
+  int unfinished_at_destruction = 0;  // the parent's locals write these; read after the run
+  int running_at_throw = 0;
+  int unstarted_at_throw = 0;
+};
+
+// The parent's first local, destroyed after every spawned handle: each child
+// that started must have finished by then.
+struct finished_check {
+  drop_case& c;
+  ~finished_check() {
+    for (auto& l : c.logs) {
+      if (l.started.load() != l.finished.load()) ++c.unfinished_at_destruction;
+    }
+  }
+};
+
+weft::task<int> drop_spawns(drop_case& c, drop_mode mode, int child_us, int parent_us, const weft::latch& gate) {
+  finished_check check{c};
+  if (mode == drop_mode::discard) {
+    (void)weft::spawn(logged_child(c.logs[0], frame_token(c.frames_destroyed), child_us, false));
+    (void)weft::spawn(logged_child(c.logs[1], frame_token(c.frames_destroyed), child_us, true));
+    spin_for(std::chrono::microseconds(parent_us));
+    co_return 0;
+  }
+  auto a = weft::spawn(logged_child(c.logs[0], frame_token(c.frames_destroyed), child_us, false));
+  auto b = weft::spawn(logged_child(c.logs[1], frame_token(c.frames_destroyed), child_us, true));  // dropped
+  switch (mode) {
+    case drop_mode::throw_after_work: spin_for(std::chrono::microseconds(parent_us)); break;
+    case drop_mode::throw_after_yield: co_await weft::yield_async(); break;
+    case drop_mode::throw_after_gate: co_await gate; break;
+    default: break;
+  }
+  for (auto& l : c.logs) {
+    if (l.started.load() == 0) {
+      ++c.unstarted_at_throw;
+    } else if (l.finished.load() == 0) {
+      ++c.running_at_throw;
+    }
+  }
+  if (parent_us >= 0) throw boom(1000 + static_cast<int>(mode));
+  co_return co_await a + co_await b;
+}
+
+// Idle workers search for 2 ms before they park: between rounds they stay
+// ready to steal, so children are taken and running when handles die.
+class SpawnHandleTest : public ::testing::TestWithParam<int> {
+ protected:
+  weft::runtime rt{weft::config{.workers = GetParam(), .spin_us = 2000}};
+};
+
+// An exception between spawn() and co_await, or a discarded spawn(), used to
+// leave the child's descriptor queued, pointing into the destroyed handle.
+TEST_P(SpawnHandleTest, DestroyedBeforeAwaitLeavesNothingBehind) {
+  weft_test::seeded_rng rng;
+  const auto rounds = static_cast<int>(weft_test::scaled(3000, 4));
+  std::uniform_int_distribution<int> pick_mode(0, k_drop_modes - 1);
+  std::uniform_int_distribution<int> pick_short(0, 20);   // the handle dies while the children are queued...
+  std::uniform_int_distribution<int> pick_long(20, 300);  // ...or after a thief woke up and took them
+  std::bernoulli_distribution pick_kind;
+  auto pick_us = [&](auto& rng) { return pick_kind(rng) ? pick_short(rng) : pick_long(rng); };
+  int ran = 0;
+  int taken_back = 0;
+  int running_at_throw = 0;
+  int ran_after_throw = 0;
+  for (int round = 0; round < rounds; ++round) {
+    drop_case c;
+    weft::latch gate(1);
+    const auto mode = static_cast<drop_mode>(pick_mode(rng));
+    const int child_us = pick_us(rng);
+    const int parent_us = pick_us(rng);
+    int caught = -1;
+    rt.run([&] {
+      weft::task_group g;
+      g.spawn([&] {
+        try {
+          (void)weft::sync_wait(drop_spawns(c, mode, child_us, parent_us, gate));
+        } catch (const boom& e) {
+          caught = e.value;
+        }
+      });
+      g.spawn([&] {
+        spin_for(std::chrono::microseconds(parent_us));
+        gate.count_down();
+      });
+      g.wait();
+    });
+    SCOPED_TRACE(::testing::Message() << "round " << round << ", mode " << static_cast<int>(mode) << ", child "
+                                      << child_us << " us, parent " << parent_us << " us");
+    ASSERT_EQ(c.unfinished_at_destruction, 0) << "a child was still running when its handle was gone";
+    for (const auto& l : c.logs) {
+      ASSERT_LE(l.started.load(), 1);
+      ASSERT_EQ(l.started.load(), l.finished.load());
+      if (l.started.load() == 1) {
+        ++ran;
+      } else {
+        ++taken_back;
+      }
+    }
+    ASSERT_EQ(c.frames_destroyed.load(), 2) << "each child's frame is destroyed exactly once";
+    ASSERT_EQ(caught, mode == drop_mode::discard ? -1 : 1000 + static_cast<int>(mode))
+        << "the parent's exception, not the dropped child's";
+    if (GetParam() == 1 && mode != drop_mode::throw_after_yield) {
+      // Nobody else can take them: both are popped back, newest first.
+      ASSERT_EQ(c.logs[0].started.load() + c.logs[1].started.load(), 0);
+    }
+    if (mode != drop_mode::discard) {
+      // Unstarted when the parent threw, yet run: stolen meanwhile, or queued on another worker.
+      running_at_throw += c.running_at_throw;
+      ran_after_throw += c.unstarted_at_throw - (2 - c.logs[0].started.load() - c.logs[1].started.load());
+    }
+  }
+  std::printf(
+      "[spawn-drop] %d workers, %d rounds: %d children ran (%d running when the parent threw, %d started "
+      "after it), %d taken back unstarted\n",
+      GetParam(), rounds, ran, running_at_throw, ran_after_throw, taken_back);
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, SpawnHandleTest, ::testing::Values(1, 2, 4), weft_test::worker_count_name);
 
 }  // namespace

@@ -17,6 +17,7 @@
 
 #include "expect_names.hpp"
 #include "index_types.hpp"
+#include "sanitizers.hpp"
 #include "seeded_rng.hpp"
 #include "worker_count.hpp"
 
@@ -193,6 +194,156 @@ TEST_P(ParallelReduceTest, ExceptionsFromMapAndCombineReachTheCaller) {
         0, 1000, 0, [](int) { return 1; }, [](int a, int b) { return a + b; });
   }),
             1000);
+}
+
+// Ranges of up to 2^64 - 1 items cannot be reduced in full, but an item that
+// throws early must reach the caller as for any other range: the block size
+// and count must not wrap near 2^64 (they did: no blocks at all, an endless
+// recursion, and a false "fiber stack overflow").
+struct early_item_error {
+  std::uint64_t offset;
+};
+
+template <class I>
+void expect_early_item_throws(weft::runtime& rt, I first, I last, std::uint64_t offset) {
+  const std::uint64_t base = static_cast<std::uint64_t>(first);
+  SCOPED_TRACE(::testing::Message() << "[" << +first << ", " << +last << "), item " << offset << " throws");
+  try {
+    rt.run([&] {
+      return weft::parallel_reduce(
+          first, last, std::uint64_t{0},
+          [base, offset](I i) -> std::uint64_t {
+            const std::uint64_t k = static_cast<std::uint64_t>(i) - base;
+            if (k == offset) throw early_item_error{k};
+            return k;
+          },
+          [](std::uint64_t a, std::uint64_t b) { return a + b; });
+    });
+    ADD_FAILURE() << "no exception reached the caller";
+  } catch (const early_item_error& e) {
+    EXPECT_EQ(e.offset, offset);
+  }
+}
+
+TEST_P(ParallelReduceTest, HugeRangesDeliverTheExceptionOfAnEarlyItem) {
+  constexpr std::uint64_t u_max = std::numeric_limits<std::uint64_t>::max();
+  constexpr std::int64_t s_min = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t s_max = std::numeric_limits<std::int64_t>::max();
+  // 2^64 - 1 items, and counts where only the block count wrapped
+  // ((count + leaf - 1) / leaf with leaf near 2^52), or the block size too
+  // ((count + 4095) / 4096).
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{4094}, std::uint64_t{4095},
+                                    std::uint64_t{1} << 40, std::uint64_t{1} << 50, std::uint64_t{1} << 63}) {
+    expect_early_item_throws(rt, first, u_max, 1000);
+  }
+  expect_early_item_throws(rt, std::uint64_t{0}, u_max - 1, 1000);
+  expect_early_item_throws(rt, std::uint64_t{0}, u_max - (std::uint64_t{1} << 40), 1000);
+  for (const std::int64_t first :
+       {s_min, s_min + 1, s_min + (std::int64_t{1} << 50), std::int64_t{-1}, std::int64_t{0}}) {
+    expect_early_item_throws(rt, first, s_max, 1000);
+  }
+  expect_early_item_throws(rt, s_min, s_max - 1, 1000);
+  // The whole range of every index type, ending at the top of the type.
+  weft_test::for_each_index_type([&]<class I>(const char* type) {
+    SCOPED_TRACE(type);
+    constexpr I lo = std::numeric_limits<I>::min();
+    constexpr I hi = std::numeric_limits<I>::max();
+    const std::uint64_t count = static_cast<std::uint64_t>(hi) - static_cast<std::uint64_t>(lo);
+    expect_early_item_throws(rt, lo, hi, count < 2000 ? count / 2 : 1000);
+    expect_early_item_throws(rt, static_cast<I>(lo + 1), hi, count < 2000 ? count / 3 : 999);
+  });
+  // Still usable.
+  EXPECT_EQ(rt.run([] {
+    return weft::parallel_reduce(
+        0, 1000, 0, [](int) { return 1; }, [](int a, int b) { return a + b; });
+  }),
+            1000);
+}
+
+// x -> a x + b modulo 2^64, composed left to right: associative, not
+// commutative, so only the right order gives the serial result.
+struct affine {
+  std::uint64_t a = 1;
+  std::uint64_t b = 0;
+};
+
+affine then(const affine& f, const affine& g) { return {g.a * f.a, g.a * f.b + g.b}; }
+affine affine_of(std::uint64_t i) { return {2 * i + 1, i ^ (i >> 7)}; }
+
+template <class I>
+void expect_serial_result_at_top(weft::runtime& rt, std::uint64_t count) {
+  constexpr I hi = std::numeric_limits<I>::max();
+  const I first = static_cast<I>(hi - static_cast<I>(count));
+  SCOPED_TRACE(::testing::Message() << "[" << first << ", " << hi << ")");
+  const affine got = rt.run([&] {
+    return weft::parallel_reduce(
+        first, hi, affine{}, [](I i) { return affine_of(static_cast<std::uint64_t>(i)); }, then);
+  });
+  affine want;
+  for (I i = first; i != hi; ++i) want = then(want, affine_of(static_cast<std::uint64_t>(i)));
+  EXPECT_EQ(got.a, want.a);
+  EXPECT_EQ(got.b, want.b);
+}
+
+// Large ranges that end at the top of a 64-bit type, reduced in full.
+TEST_P(ParallelReduceTest, LargeRangesAtTheTopOfTheTypeMatchSerial) {
+  const auto count = static_cast<std::uint64_t>(weft_test::scaled(3'000'017));
+  expect_serial_result_at_top<std::uint64_t>(rt, count);
+  expect_serial_result_at_top<std::int64_t>(rt, count);
+}
+
+// The combination tree of the guide, written out serially with its own
+// formulas: a combine that is not associative shows any change of the tree
+// (block size, block count, split points, lanes), which would break the
+// bit-for-bit promise for floating point.
+struct reference_tree {
+  std::uint64_t n;
+  std::uint64_t (*map)(std::uint64_t);
+  std::uint64_t (*combine)(std::uint64_t, std::uint64_t);
+  std::uint64_t identity;
+
+  std::uint64_t leaf() const {
+    if (n <= 64) return 1;
+    if (n < 16384) return (n + 63) / 64;
+    const std::uint64_t size = (n + 4095) / 4096;
+    return size < 256 ? 256 : size;
+  }
+  std::uint64_t lane(std::uint64_t b, std::uint64_t e) const {
+    std::uint64_t acc = identity;
+    for (std::uint64_t k = b; k < e; ++k) acc = combine(acc, map(k));
+    return acc;
+  }
+  std::uint64_t block(std::uint64_t b, std::uint64_t e) const {
+    if (e - b < 8) return lane(b, e);
+    const std::uint64_t q = (e - b) / 4;
+    return combine(combine(lane(b, b + q), lane(b + q, b + 2 * q)),
+                   combine(lane(b + 2 * q, b + 3 * q), lane(b + 3 * q, e)));
+  }
+  std::uint64_t over(std::uint64_t lo, std::uint64_t hi) const {
+    if (hi - lo == 1) {
+      const std::uint64_t b = lo * leaf();
+      return block(b, b + leaf() < n ? b + leaf() : n);
+    }
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    return combine(over(lo, mid), over(mid, hi));
+  }
+  std::uint64_t result() const { return over(0, (n + leaf() - 1) / leaf()); }
+};
+
+std::uint64_t scramble(std::uint64_t i) { return i * 0x9E3779B97F4A7C15u + 0x632BE59BD9B4E019u; }
+std::uint64_t lopsided(std::uint64_t a, std::uint64_t b) { return (a ^ (a >> 31)) * 0xBF58476D1CE4E5B9u + b; }
+
+TEST_P(ParallelReduceTest, TreeIsTheDocumentedOne) {
+  for (const std::uint64_t n : {1u, 2u, 7u, 8u, 9u, 63u, 64u, 65u, 100u, 1000u, 1031u, 16383u, 16384u, 16385u, 65543u,
+                                1'048'577u, 3'000'017u}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const std::uint64_t want = reference_tree{n, scramble, lopsided, 7}.result();
+    for (int round = 0; round < 3; ++round) {
+      const std::uint64_t got =
+          rt.run([n] { return weft::parallel_reduce(std::uint64_t{0}, n, std::uint64_t{7}, scramble, lopsided); });
+      ASSERT_EQ(got, want) << "round " << round;
+    }
+  }
 }
 
 TEST_P(ParallelReduceTest, NestedInsideOtherParallelCalls) {

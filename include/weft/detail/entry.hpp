@@ -35,6 +35,12 @@ WEFT_API void wait(join_frame& f, std::int64_t taken) noexcept;
 // last access to f. Any thread.
 WEFT_API void complete(join_frame& f) noexcept;
 
+// The caller's read-modify-write of f.m_pending observed k_waiting, so the
+// party waiting in wait(f, ...) is the caller's to resume: resumes it (the
+// notification half of complete(), for a child that did its own RMW). The
+// caller's last access to f. Any thread.
+WEFT_API void resume_waiter(join_frame& f) noexcept;
+
 // ---- running elsewhere ----
 
 // Runs fn(arg) as a root task of rt (the default runtime when rt is null) and

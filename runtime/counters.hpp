@@ -34,6 +34,7 @@ struct counters {
   std::atomic<std::uint64_t> fibers_created{0};
   std::atomic<std::uint64_t> parks{0};
   std::atomic<std::uint64_t> injected{0};
+  std::atomic<std::uint64_t> lent{0};
   std::atomic<std::uint64_t> steal_attempts{0};
   std::atomic<std::uint64_t> fibers_reused{0};
   std::atomic<std::uint64_t> wakeups{0};

@@ -12,6 +12,7 @@ namespace weft::rt {
 
 class scheduler;
 class worker;
+struct caller_state;
 
 // A fiber: a stack and a saved context. Every fiber of a worker runs the same
 // scheduling loop and runs tasks inline on top of it; a fiber switch happens
@@ -33,6 +34,9 @@ struct fiber {
   // Runs (or is suspended in) a task, as opposed to idling at loop level:
   // decides which switches open and close run segments in the trace.
   bool m_in_task = false;
+  // Set for the own stack of a thread from outside that holds a borrowed slot
+  // (runtime/caller.hpp): resumed only on that thread.
+  caller_state* m_pinned = nullptr;
 };
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it

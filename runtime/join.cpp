@@ -3,6 +3,7 @@
 #include <exception>
 #include <stdexcept>
 
+#include "caller.hpp"
 #include "fiber.hpp"
 #include "scheduler.hpp"
 #include "waiter.hpp"
@@ -139,6 +140,9 @@ void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
   }
   s.note_outside_call();
   rt::note_thread();
+  // A thread from outside takes part in its call as a worker when a worker is
+  // parked (docs/protocols/callers.md); else the call goes to the workers.
+  if (w == nullptr && rt::call_on_borrowed_slot(s, fn, arg)) return;
   join_frame frame;
   root_task root;
   root.m_execute = &root_task::execute;

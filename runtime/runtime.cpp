@@ -103,11 +103,11 @@ std::string stats::summary() const {
     os << std::left << std::setw(8) << name << std::right << std::setw(12) << w.tasks_run << std::setw(12) << w.spawns
        << std::setw(10) << w.steals << std::setw(12) << w.failed_steals << std::setw(10) << w.suspensions
        << std::setw(10) << w.fiber_switches << std::setw(8) << w.fibers_created << std::setw(8) << w.parks
-       << std::setw(10) << w.injected << '\n';
+       << std::setw(10) << w.injected << std::setw(8) << w.lent << '\n';
   };
   os << std::left << std::setw(8) << "worker" << std::right << std::setw(12) << "tasks" << std::setw(12) << "spawns"
      << std::setw(10) << "steals" << std::setw(12) << "failed" << std::setw(10) << "suspends" << std::setw(10)
-     << "switches" << std::setw(8) << "fibers" << std::setw(8) << "parks" << std::setw(10) << "injected" << '\n';
+     << "switches" << std::setw(8) << "fibers" << std::setw(8) << "parks" << std::setw(10) << "injected" << std::setw(8) << "lent" << '\n';
   for (std::size_t i = 0; i < workers.size(); ++i) row(std::to_string(i), workers[i]);
   row("total", total);
   return os.str();

@@ -141,7 +141,7 @@ scheduler::scheduler(const config& cfg)
       m_fiber_bound(fiber_bound(cfg)),
       m_generation(fork_generation()),
       m_sequence(g_constructed.fetch_add(1, std::memory_order_acq_rel) + 1),
-      m_sleep(cfg.workers) {
+      m_sleep(2 * cfg.workers) {  // an entry per worker thread, and one per slot for a borrowing thread
   install_overflow_handler();
   register_fork_handlers();
   const int n = m_cfg.workers;

@@ -68,6 +68,14 @@ class scheduler : public detail::runtime_state {
   // last access to the scheduler.
   void worker_exited() noexcept { detail::complete(m_exits); }
 
+  // ---- threads from outside taking part (runtime/caller.cpp) ----
+
+  // True while a thread from outside waits for a worker to park so that it
+  // can borrow its slot: searching workers park at once. Any thread.
+  bool lend_wanted() const noexcept { return m_lend_wanted.load(std::memory_order_relaxed) != 0; }
+  std::atomic<int> m_lend_wanted{0};  // threads waiting for a slot
+  std::atomic<int> m_lent{0};         // slots lent now
+
   // The first root task from outside: arms the process-exit detection for a
   // runtime with static storage duration (see process_exiting()). Any thread.
   void note_outside_call() noexcept {

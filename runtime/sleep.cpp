@@ -4,10 +4,10 @@
 
 namespace weft::rt {
 
-sleep_set::sleep_set(int workers)
-    : m_words((workers + 63) / 64),
+sleep_set::sleep_set(int parkers)
+    : m_words((parkers + 63) / 64),
       m_parked(std::make_unique<word[]>(static_cast<std::size_t>(m_words))),
-      m_slots(std::make_unique<slot[]>(static_cast<std::size_t>(workers))) {}
+      m_slots(std::make_unique<slot[]>(static_cast<std::size_t>(parkers))) {}
 
 void sleep_set::prepare_park(int w) noexcept {
   m_slots[w].m_state.store(k_parked, std::memory_order_relaxed);  // published by the seq_cst RMW below
@@ -55,6 +55,49 @@ void sleep_set::notify_one() noexcept {
       }
     }
   }
+}
+
+void sleep_set::notify(int w) noexcept {
+  full_fence();  // orders the caller's condition before the load below (pairs with prepare_park())
+  const std::uint64_t bit = std::uint64_t{1} << (w % 64);
+  std::atomic<std::uint64_t>& word = m_parked[w / 64].m_bits;
+  std::uint64_t bits = word.load(std::memory_order_relaxed);
+  while ((bits & bit) != 0) {
+    if (word.compare_exchange_weak(bits, bits & ~bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      hand_over(w);
+      return;
+    }
+  }
+}
+
+int sleep_set::claim_parked(int first, int last) noexcept {
+  for (int i = first / 64; i * 64 < last; ++i) {
+    std::uint64_t mask = ~std::uint64_t{0};
+    if (i == first / 64) mask &= ~std::uint64_t{0} << (first % 64);
+    if ((i + 1) * 64 > last && last % 64 != 0) mask &= (std::uint64_t{1} << (last % 64)) - 1;
+    std::atomic<std::uint64_t>& word = m_parked[i].m_bits;
+    std::uint64_t bits = word.load(std::memory_order_relaxed);
+    while ((bits & mask) != 0) {
+      const std::uint64_t bit = bits & mask & (~(bits & mask) + 1);
+      // acq_rel: the parker's writes before prepare_park() happen-before the
+      // borrower's use of its slot (pairs with the seq_cst fetch_or there).
+      if (word.compare_exchange_weak(bits, bits & ~bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        return i * 64 + __builtin_ctzll(bit);
+      }
+    }
+  }
+  return -1;
+}
+
+void sleep_set::give_back(int w, bool wake) noexcept {
+  if (wake) {
+    hand_over(w);  // its state store releases the borrower's writes to the parker
+    return;
+  }
+  // seq_cst, and release: the borrower's writes happen-before whoever wins the
+  // bit next (a waker, then the parker; or another borrower).
+  m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
+  full_fence();  // the caller's re-check of work reads after this (as in prepare_park())
 }
 
 void sleep_set::notify_all() noexcept {

@@ -31,7 +31,9 @@ namespace weft::rt {
 // stale token behind.
 class sleep_set {
  public:
-  explicit sleep_set(int workers);
+  // `parkers` entries: one per worker thread, and one per thread that may
+  // borrow a worker's slot (see lending below).
+  explicit sleep_set(int parkers);
   sleep_set(const sleep_set&) = delete;
   sleep_set& operator=(const sleep_set&) = delete;
 
@@ -57,6 +59,24 @@ class sleep_set {
   // After making work visible to thieves: wakes one parked worker unless some
   // worker is searching. Any thread.
   void notify_one() noexcept;
+  // Wakes parker w if it is parked (after the caller made its condition true:
+  // full fence, then its bit). Any thread.
+  void notify(int w) noexcept;
+
+  // ---- lending (docs/protocols/callers.md) ----
+  //
+  // A parked worker's slot can be lent to a thread from outside: the borrower
+  // wins the parked bit as a waker would, but hands nothing over, so the
+  // parker stays blocked (its state stays parked) and touches nothing of its
+  // worker until the slot comes back.
+
+  // Wins the bit of one parked entry in [first, last) without waking it;
+  // returns the entry, or -1 when none is parked. Any thread.
+  int claim_parked(int first, int last) noexcept;
+  // Gives back entry w, claimed by claim_parked() and still blocked: parks it
+  // again (sets its bit; nothing to hand over), or, when `wake`, hands it a
+  // wake-up. The caller then re-checks for visible work (see park rules).
+  void give_back(int w, bool wake) noexcept;
   // Wakes every parked worker (shutdown). Any thread.
   void notify_all() noexcept;
 

@@ -27,6 +27,7 @@ worker_stats counters::snapshot() const noexcept {
   s.fibers_created = fibers_created.load(std::memory_order_relaxed);
   s.parks = parks.load(std::memory_order_relaxed);
   s.injected = injected.load(std::memory_order_relaxed);
+  s.lent = lent.load(std::memory_order_relaxed);
   s.steal_attempts = steal_attempts.load(std::memory_order_relaxed);
   s.fibers_reused = fibers_reused.load(std::memory_order_relaxed);
   s.wakeups = wakeups.load(std::memory_order_relaxed);
@@ -48,7 +49,7 @@ worker_stats counters::snapshot() const noexcept {
 
 void counters::reset() noexcept {
   for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created, &parks,
-                  &injected, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
+                  &injected, &lent, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
     c->store(0, std::memory_order_relaxed);
   }
   since.store(rt::ticks(), std::memory_order_relaxed);
@@ -79,6 +80,7 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_queue(s.num_workers() > 1),
       m_pool(std::min<std::size_t>(64, s.cfg().max_fibers / 2)),  // pooled fibers stay under the bound
       m_first(first),
+      m_sleep_entry(index),
       m_random_victims(index, s.num_workers(), seed_of(index)),
       m_round_robin_victims(index, s.num_workers(), seed_of(index)),
       m_last_victims(index, s.num_workers(), seed_of(index)) {
@@ -230,6 +232,12 @@ bool worker::work_visible() const noexcept {
   return false;
 }
 
+bool worker::caller_ready() const noexcept {
+  // acquire: pairs with the release in make_pinned_ready(); the caller's
+  // fiber was saved before it was made ready.
+  return m_caller != nullptr && m_caller->m_native_ready.load(std::memory_order_acquire);
+}
+
 detail::task* worker::search() noexcept {
   const std::uint64_t spin = std::uint64_t{m_sched.cfg().spin_us} * ticks_per_us();
   const std::uint64_t start = ticks();
@@ -242,28 +250,45 @@ detail::task* worker::search() noexcept {
     }
     if (m_sched.stopping()) return nullptr;
     if (ticks() - start >= spin) return nullptr;
+    if (m_caller == nullptr) {
+      // A thread from outside waits for a slot: park now, so that it can
+      // borrow this one (docs/protocols/callers.md).
+      if (m_sched.lend_wanted()) return nullptr;
+    } else if (caller_ready()) {
+      return nullptr;  // the borrowing thread's own call can go on
+    }
     for (int i = 0; i < 16; ++i) cpu_relax();
   }
 }
 
 void worker::park() noexcept {
   sleep_set& s = m_sched.sleepers();
-  s.prepare_park(m_index);
+  // Everything this worker records happens before prepare_park(): from there
+  // on, until the park ends, a thread from outside may borrow the slot (its
+  // parked bit won), and this thread must not touch the worker. The entry and
+  // the caller are read first for the same reason.
+  const int entry = m_sleep_entry;
+  caller_state* const caller = m_caller;
   m_searching = false;
-  if (work_visible() || m_sched.stopping()) {
-    s.cancel_park(m_index);
+  counters::bump(m_counters.parks);
+  m_counters.enter(activity::parked);
+  if constexpr (k_instrumented) {
+    if (m_trace != nullptr) m_trace->record(trace_kind::park_begin);
+  }
+  s.prepare_park(entry);
+  // relaxed for the caller's flag: prepare_park()'s fence orders it (pairs
+  // with the fence in sleep_set::notify()).
+  if (work_visible() || m_sched.stopping() ||
+      (caller != nullptr && caller->m_native_ready.load(std::memory_order_relaxed))) {
+    s.cancel_park(entry);
   } else {
-    counters::bump(m_counters.parks);
-    m_counters.enter(activity::parked);
-    if constexpr (k_instrumented) {
-      if (m_trace != nullptr) m_trace->record(trace_kind::park_begin);
-    }
-    s.commit_park(m_index);
-    counters::bump(m_counters.wakeups);
-    m_counters.enter(activity::searching);
-    if constexpr (k_instrumented) {
-      if (m_trace != nullptr) m_trace->record(trace_kind::park_end);
-    }
+    s.commit_park(entry);
+  }
+  // The slot is this thread's again (a borrower returned it before waking it).
+  counters::bump(m_counters.wakeups);
+  m_counters.enter(activity::searching);
+  if constexpr (k_instrumented) {
+    if (m_trace != nullptr) m_trace->record(trace_kind::park_end);
   }
   m_searching = true;  // either way, this worker is counted as searching now
 }
@@ -271,6 +296,10 @@ void worker::park() noexcept {
 detail::task* worker::find_work() noexcept {
   for (;;) {
     m_found = 0;
+    if (WEFT_UNLIKELY(caller_ready())) {  // the borrowing thread's own call goes on, on its own stack
+      m_caller->m_native_ready.store(false, std::memory_order_relaxed);
+      return got(&m_caller->m_native.m_resume);
+    }
     if (detail::task* t = m_queue.pop()) return got(t);
     if (fiber* f = m_yielded.pop_front()) return got(&f->m_resume);
     if (detail::task* t = m_yielded_tasks) {
@@ -291,7 +320,7 @@ detail::task* worker::find_work() noexcept {
       m_sched.sleepers().stop_search();
       return nullptr;
     }
-    park();
+    if (!caller_ready()) park();
   }
 }
 
@@ -332,6 +361,10 @@ void resume_fiber(detail::task* t) noexcept {
 void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
 
 void make_ready(fiber* f) noexcept {
+  if (WEFT_UNLIKELY(f->m_pinned != nullptr)) {
+    make_pinned_ready(f);
+    return;
+  }
   worker* w = current_worker();
   if (w != nullptr && &w->m_sched == f->m_sched) {
     try {

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "caller.hpp"
 #include "counters.hpp"
 #include "fiber.hpp"
 #include "platform.hpp"
@@ -56,6 +57,11 @@ class alignas(k_false_sharing) worker {
   // Owner: an idle pooled fiber or a new one; null when none can be created.
   fiber* idle_fiber() noexcept;
 
+  // Any thread (reads only constant fields and public queues): some work is
+  // visible to thieves (a public deque of another worker, or the injection
+  // queue).
+  bool work_visible() const noexcept;
+
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split
   // its own work instead).
@@ -84,6 +90,14 @@ class alignas(k_false_sharing) worker {
   bool m_searching = false;
   signal_stack m_signal_stack;
 
+  // While this worker's slot is lent to a thread from outside
+  // (runtime/caller.hpp): that thread's state; null otherwise. Written by the
+  // borrowing thread when it takes and returns the slot.
+  caller_state* m_caller = nullptr;
+  // The sleep_set entry this worker's current thread parks on: m_index for
+  // its own thread, another one for a borrowing thread.
+  int m_sleep_entry;
+
  private:
   // A task became stealable: trace it and wake a sleeper if needed.
   void published(detail::task* t) noexcept;
@@ -95,7 +109,9 @@ class alignas(k_false_sharing) worker {
   template <class Policy>
   detail::task* steal_round_of() noexcept;
   detail::task* search() noexcept;
-  bool work_visible() const noexcept;
+  // True when this worker's slot is lent and the borrowing thread's own
+  // stack was made ready: the loop switches back to it first.
+  bool caller_ready() const noexcept;
   void park() noexcept;
   void go_idle() noexcept;
 

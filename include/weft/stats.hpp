@@ -21,6 +21,7 @@ struct worker_stats {
   std::uint64_t fibers_created = 0;  // fiber stacks allocated
   std::uint64_t parks = 0;           // times the worker went to sleep
   std::uint64_t injected = 0;        // tasks taken from the injection queue
+  std::uint64_t lent = 0;            // calls from outside run on this worker's slot by their own thread
   std::uint64_t steal_attempts = 0;  // victims probed (steals + failed_steals + lost races)
   std::uint64_t fibers_reused = 0;   // fibers taken from a pool instead of created
   std::uint64_t wakeups = 0;         // times another thread woke this worker up
@@ -38,6 +39,7 @@ struct worker_stats {
     fibers_created += o.fibers_created;
     parks += o.parks;
     injected += o.injected;
+    lent += o.lent;
     steal_attempts += o.steal_attempts;
     fibers_reused += o.fibers_reused;
     wakeups += o.wakeups;

@@ -59,6 +59,12 @@ namespace {
 
 // ---- per-thread facts, recorded the first time a thread is seen ----
 
+// A thread's worker index is fixed while it runs a runtime's work: a worker
+// thread's for the runtime's life, that of a thread from outside (which takes
+// part in its own call, on the slot of a parked worker) for the call. Facts
+// are recorded per test (one runtime, one call): t_generation says which.
+std::atomic<int> g_generation{0};
+thread_local int t_generation = -1;
 thread_local int t_index = -1;  // worker_index() when this thread was first seen
 thread_local int t_marker = 0;  // 1000 + that index
 thread_local long t_tid = 0;    // the kernel's id of this thread
@@ -85,7 +91,8 @@ WEFT_TEST_OPAQUE int thread_index() { return t_index; }
 WEFT_TEST_OPAQUE std::string check_thread() {
   const int w = weft::worker_index();
   if (w < 0) return "not on a worker";
-  if (t_index == -1) {
+  if (t_index == -1 || t_generation != g_generation.load()) {
+    t_generation = g_generation.load();
     t_index = w;
     t_marker = 1000 + w;
     t_tid = current_tid();
@@ -207,6 +214,7 @@ class MigrationTest : public testing::TestWithParam<int> {
   MigrationTest() {
     std::lock_guard lock(g_facts_mutex);
     g_facts.clear();  // facts of the threads of this test's runtime only
+    g_generation.fetch_add(1);
   }
   int workers() const { return GetParam(); }
   weft::runtime rt{weft::config{.workers = GetParam()}};

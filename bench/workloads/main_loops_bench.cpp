@@ -1,0 +1,180 @@
+// main_loops: parallel loops called from plain code (the benchmark thread,
+// outside any runtime) again and again, the way a time-stepping program
+// calls them: 10 000 calls over 1 000 light items, 1 000 calls over 100 000,
+// and an empty round trip (parallelize(num_workers) items that do nothing).
+// weft runs on its default runtime (WEFT_NUM_WORKERS = the worker count),
+// oneTBB is capped with a global_control, OpenMP uses num_threads(k); see
+// bench/support/from_main.hpp. Items: x[i] = x[i] * a + b (checked).
+#include <cstddef>
+
+#include "affine.hpp"
+#include "from_main.hpp"
+#include "peers.hpp"
+
+#if WEFT_BENCH_HAVE_TBB
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#endif
+
+namespace {
+
+bench::affine_array& data(std::size_t n) {
+  static bench::affine_array small(1000);
+  static bench::affine_array large(100'000);
+  return n == 1000 ? small : large;
+}
+
+struct input {
+  std::int64_t calls;
+  std::size_t items;
+  bench::affine_array& x;
+  explicit input(benchmark::State& state)
+      : calls(state.range(0)), items(static_cast<std::size_t>(state.range(1))), x(data(items)) {}
+  void finish(benchmark::State& state) {
+    x.end(state, state.iterations() * calls);
+    bench::set_tasks(state, static_cast<double>(calls) * static_cast<double>(items));
+  }
+};
+
+void serial(benchmark::State& state) {
+  input in(state);
+  double* p = in.x.data();
+  const double a = in.x.a();
+  const double b = in.x.b();
+  in.x.begin();
+  for (auto _ : state) {
+    for (std::int64_t c = 0; c < in.calls; ++c) {
+      for (std::size_t i = 0; i < in.items; ++i) p[i] = p[i] * a + b;
+      benchmark::ClobberMemory();
+    }
+  }
+  in.finish(state);
+}
+
+void weft_variant(benchmark::State& state) {
+  if (!bench::default_runtime_of(state, static_cast<int>(state.range(2)))) return;
+  input in(state);
+  double* p = in.x.data();
+  const double a = in.x.a();
+  const double b = in.x.b();
+  in.x.begin();
+  weft::default_runtime().reset_stats();
+  for (auto _ : state) {
+    for (std::int64_t c = 0; c < in.calls; ++c) {
+      weft::parallelize(in.items, [p, a, b](std::size_t i) { p[i] = p[i] * a + b; });
+    }
+  }
+  bench::set_weft_stats(state, weft::default_runtime());
+  in.finish(state);
+}
+
+#if WEFT_BENCH_HAVE_TBB
+void tbb_variant(benchmark::State& state) {
+  bench::tbb_threads(static_cast<int>(state.range(2)));
+  input in(state);
+  double* p = in.x.data();
+  const double a = in.x.a();
+  const double b = in.x.b();
+  in.x.begin();
+  for (auto _ : state) {
+    for (std::int64_t c = 0; c < in.calls; ++c) {
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.items), [p, a, b](const tbb::blocked_range<std::size_t>& r) {
+        for (std::size_t i = r.begin(); i < r.end(); ++i) p[i] = p[i] * a + b;
+      });
+    }
+  }
+  in.finish(state);
+}
+#endif
+
+#if WEFT_BENCH_HAVE_OPENMP
+void omp_variant(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(2));
+  input in(state);
+  double* p = in.x.data();
+  const double a = in.x.a();
+  const double b = in.x.b();
+  const std::size_t n = in.items;
+  in.x.begin();
+  for (auto _ : state) {
+    for (std::int64_t c = 0; c < in.calls; ++c) {
+#pragma omp parallel for schedule(static) num_threads(workers)
+      for (std::size_t i = 0; i < n; ++i) p[i] = p[i] * a + b;
+    }
+  }
+  in.finish(state);
+}
+#endif
+
+// ---- the empty round trip: k items that do nothing, k = workers ----
+
+constexpr int k_round_trips = 10'000;
+
+void round_trip_serial(benchmark::State& state) {
+  for (auto _ : state) {
+    for (int c = 0; c < k_round_trips; ++c) benchmark::ClobberMemory();
+  }
+  bench::set_tasks(state, k_round_trips);
+}
+
+void round_trip_weft(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  if (!bench::default_runtime_of(state, workers)) return;
+  weft::default_runtime().reset_stats();
+  for (auto _ : state) {
+    for (int c = 0; c < k_round_trips; ++c) weft::parallelize(workers, [](int) { benchmark::ClobberMemory(); });
+  }
+  bench::set_weft_stats(state, weft::default_runtime());
+  bench::set_tasks(state, k_round_trips);
+}
+
+#if WEFT_BENCH_HAVE_TBB
+void round_trip_tbb(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  bench::tbb_threads(workers);
+  for (auto _ : state) {
+    for (int c = 0; c < k_round_trips; ++c) {
+      tbb::parallel_for(0, workers, [](int) { benchmark::ClobberMemory(); });
+    }
+  }
+  bench::set_tasks(state, k_round_trips);
+}
+#endif
+
+#if WEFT_BENCH_HAVE_OPENMP
+void round_trip_omp(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    for (int c = 0; c < k_round_trips; ++c) {
+#pragma omp parallel for schedule(static) num_threads(workers)
+      for (int i = 0; i < workers; ++i) benchmark::ClobberMemory();
+    }
+  }
+  bench::set_tasks(state, k_round_trips);
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (auto [calls, items] : {std::pair<std::int64_t, std::int64_t>{10'000, 1000}, {1000, 100'000}}) {
+    const std::initializer_list<bench::param> p{{"calls", calls}, {"items", items}};
+    bench::add_serial("main_loops/serial", serial, p);
+    bench::add_parallel("main_loops/weft", weft_variant, p);
+#if WEFT_BENCH_HAVE_TBB
+    bench::add_parallel("main_loops/tbb", tbb_variant, p);
+#endif
+#if WEFT_BENCH_HAVE_OPENMP
+    bench::add_parallel("main_loops/omp", omp_variant, p);
+#endif
+  }
+  bench::add_serial("round_trip/serial", round_trip_serial);
+  bench::add_parallel("round_trip/weft", round_trip_weft);
+#if WEFT_BENCH_HAVE_TBB
+  bench::add_parallel("round_trip/tbb", round_trip_tbb);
+#endif
+#if WEFT_BENCH_HAVE_OPENMP
+  bench::add_parallel("round_trip/omp", round_trip_omp);
+#endif
+  return bench::main(argc, argv);
+}

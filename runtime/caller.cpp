@@ -1,0 +1,140 @@
+// Threads from outside a runtime that take part in their own call as a
+// worker, on the slot of a parked worker (docs/protocols/callers.md).
+#include "caller.hpp"
+
+#include <signal.h>
+
+#include "clock.hpp"
+#include "weft/detail/entry.hpp"
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace weft::rt {
+
+namespace {
+
+// How long a thread from outside waits for a searching worker to park and
+// lend its slot before it hands its call over instead (a searching worker
+// notices the request within one steal round, well under a microsecond).
+constexpr std::uint64_t k_borrow_wait_us = 10;
+
+// One per thread; only this thread touches it (but m_native_ready).
+thread_local caller_state t_caller;
+
+// Wins the slot of a parked worker, at once or after asking the searching
+// workers to park (a bounded wait); -1 when none could be had.
+int borrow(scheduler& s) noexcept {
+  const int n = s.num_workers();
+  sleep_set& sleepers = s.sleepers();
+  int w = sleepers.claim_parked(0, n);
+  if (w >= 0 || s.m_lent.load(std::memory_order_relaxed) >= n || sleepers.searching() == 0) return w;
+  s.m_lend_wanted.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t deadline = ticks() + k_borrow_wait_us * ticks_per_us();
+  do {
+    cpu_relax();
+    w = sleepers.claim_parked(0, n);
+  } while (w < 0 && sleepers.searching() > 0 && ticks() < deadline);
+  s.m_lend_wanted.fetch_sub(1, std::memory_order_relaxed);
+  return w;
+}
+
+// The calling thread holds slot w of s (its parked bit won) for its lifetime:
+// it becomes that worker, its own stack the worker's current fiber. The
+// worker's thread stays blocked in its park meanwhile and touches nothing of
+// the worker (see worker::park()).
+class slot_loan {
+ public:
+  slot_loan(scheduler& s, worker& w, caller_state& c) noexcept : m_sched(s), m_worker(w), m_caller(c) {
+    s.begin_root();  // a call in flight: the runtime outlives it
+    s.m_lent.fetch_add(1, std::memory_order_relaxed);
+    c.m_saved_current = w.m_current;
+    c.m_saved_eh = w.m_eh_globals;
+    c.m_saved_entry = w.m_sleep_entry;
+    adopt_thread(c.m_native, s);
+    c.m_native.m_resume.m_execute = &resume_fiber;
+    c.m_native.m_pinned = &c;
+    c.m_native_ready.store(false, std::memory_order_relaxed);
+    c.m_entry = s.num_workers() + w.m_index;
+    w.m_current = &c.m_native;
+    w.m_eh_globals = this_thread_eh_globals();
+    w.m_sleep_entry = c.m_entry;
+    w.m_caller = &c;
+    w.m_counters.enter(activity::busy);
+    counters::bump(w.m_counters.tasks_run);
+    counters::bump(w.m_counters.lent);
+    t_worker = &w;
+  }
+
+  // On this thread's own stack, after the call returned (or threw): nothing of
+  // it runs elsewhere any more.
+  ~slot_loan() {
+    worker& w = m_worker;
+    caller_state& c = m_caller;
+    t_worker = nullptr;
+    // Work left on the slot (pushed by tasks this thread ran while its call
+    // waited) is the slot thread's to run: wake it.
+    const bool leftover = !w.m_queue.empty() || !w.m_yielded.empty() || w.m_yielded_tasks != nullptr;
+    w.m_counters.enter(activity::parked);
+    w.m_caller = nullptr;
+    w.m_current = c.m_saved_current;
+    w.m_eh_globals = c.m_saved_eh;
+    w.m_sleep_entry = c.m_saved_entry;
+    const int index = w.m_index;
+    m_sched.m_lent.fetch_sub(1, std::memory_order_relaxed);
+    // From here on the slot may be borrowed again or its thread woken: only
+    // its constant fields are read below.
+    m_sched.sleepers().give_back(index, leftover);
+    if (!leftover && w.work_visible()) m_sched.sleepers().notify_one();  // the re-check of a park (rule 5)
+    m_sched.end_root();
+  }
+
+  slot_loan(const slot_loan&) = delete;
+  slot_loan& operator=(const slot_loan&) = delete;
+
+ private:
+  scheduler& m_sched;
+  worker& m_worker;
+  caller_state& m_caller;
+};
+
+}  // namespace
+
+bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
+  const int w = borrow(s);
+  if (w < 0) return false;
+  caller_state& c = t_caller;
+  if (!c.m_signal_stack_checked) {
+    // The stack-overflow report runs on an alternate signal stack; give this
+    // thread one unless it has its own.
+    c.m_signal_stack_checked = true;
+    stack_t old{};
+    if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) c.m_signal_stack.enter();
+  }
+  slot_loan loan(s, s.worker_at(w), c);
+  // The call runs on a fiber of the slot, like every task (the same stack
+  // size, overflow report and migration rules); this thread's own stack
+  // waits at loop level of that slot and is resumed when the call is done.
+  detail::run_on_fresh_stack(fn, arg);
+  return true;
+}
+
+void make_pinned_ready(fiber* f) noexcept {
+  caller_state& c = *f->m_pinned;
+  if (t_worker != nullptr && t_worker->m_caller == &c) {
+    // On the borrowing thread itself (it is not parked): its loop sees the
+    // flag next.
+    c.m_native_ready.store(true, std::memory_order_relaxed);
+    return;
+  }
+  scheduler& s = *f->m_sched;
+  const int entry = c.m_entry;  // read first: c's thread may go on once the flag is set
+  // The call is a root in flight until its thread returns the slot, which it
+  // cannot do before the flag is set: counting this as a root keeps the
+  // runtime alive until the wake-up below is done.
+  s.begin_root();
+  c.m_native_ready.store(true, std::memory_order_release);  // pairs with worker::caller_ready()
+  s.sleepers().notify(entry);
+  s.end_root();
+}
+
+}  // namespace weft::rt

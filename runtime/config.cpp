@@ -84,6 +84,9 @@ config resolve_config(config cfg) {
   if (static_cast<unsigned>(cfg.split) > static_cast<unsigned>(split_policy::fixed)) {
     throw std::invalid_argument("weft::config::split is not a split_policy");
   }
+  if (static_cast<unsigned>(cfg.caller) > static_cast<unsigned>(caller_policy::hand_over)) {
+    throw std::invalid_argument("weft::config::caller is not a caller_policy");
+  }
   if (cfg.trace_events < 1024 || cfg.trace_events > (std::size_t{1} << 26)) {
     throw std::invalid_argument("weft::config::trace_events must be from 1024 to 67108864");
   }
@@ -115,6 +118,19 @@ config resolve_config(config cfg) {
         cfg.split = split_policy::fixed;
       } else {
         throw std::invalid_argument("WEFT_SPLIT_POLICY must be adaptive, eager or fixed, got " + quoted(env));
+      }
+    }
+  }
+  if (cfg.caller == caller_policy::automatic) {
+    cfg.caller = caller_policy::take_part;
+    if (const char* env = std::getenv("WEFT_CALLER_POLICY")) {
+      const std::string v = env;
+      if (v == "take_part") {
+        cfg.caller = caller_policy::take_part;
+      } else if (v == "hand_over") {
+        cfg.caller = caller_policy::hand_over;
+      } else {
+        throw std::invalid_argument("WEFT_CALLER_POLICY must be take_part or hand_over, got " + quoted(env));
       }
     }
   }

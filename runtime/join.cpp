@@ -142,7 +142,7 @@ void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
   rt::note_thread();
   // A thread from outside takes part in its call as a worker when a worker is
   // parked (docs/protocols/callers.md); else the call goes to the workers.
-  if (w == nullptr && rt::call_on_borrowed_slot(s, fn, arg)) return;
+  if (w == nullptr && s.cfg().caller == caller_policy::take_part && rt::call_on_borrowed_slot(s, fn, arg)) return;
   join_frame frame;
   root_task root;
   root.m_execute = &root_task::execute;

@@ -18,6 +18,8 @@
 
 namespace {
 
+void weft_loops(benchmark::State& state);
+
 bench::affine_array& data(std::size_t n) {
   static bench::affine_array small(1000);
   static bench::affine_array large(100'000);
@@ -53,6 +55,18 @@ void serial(benchmark::State& state) {
 
 void weft_variant(benchmark::State& state) {
   if (!bench::default_runtime_of(state, static_cast<int>(state.range(2)))) return;
+  weft_loops(state);
+}
+
+// The same with WEFT_CALLER_POLICY=hand_over: the calling thread hands each
+// call to the workers and waits (the policy before callers took part).
+void weft_hand_over_variant(benchmark::State& state) {
+  ::setenv("WEFT_CALLER_POLICY", "hand_over", 1);
+  if (!bench::default_runtime_of(state, static_cast<int>(state.range(2)))) return;
+  weft_loops(state);
+}
+
+void weft_loops(benchmark::State& state) {
   input in(state);
   double* p = in.x.data();
   const double a = in.x.a();
@@ -161,6 +175,7 @@ int main(int argc, char** argv) {
     const std::initializer_list<bench::param> p{{"calls", calls}, {"items", items}};
     bench::add_serial("main_loops/serial", serial, p);
     bench::add_parallel("main_loops/weft", weft_variant, p);
+    bench::add_parallel("main_loops/weft_hand_over", weft_hand_over_variant, p);
 #if WEFT_BENCH_HAVE_TBB
     bench::add_parallel("main_loops/tbb", tbb_variant, p);
 #endif

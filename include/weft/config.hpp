@@ -30,6 +30,15 @@ enum class split_policy : std::uint8_t {
   fixed,      // cut into chunks of exactly split_grain items (the last may be shorter)
 };
 
+// How a call from a thread outside the runtime runs (see docs/policies.md).
+enum class caller_policy : std::uint8_t {
+  automatic,  // WEFT_CALLER_POLICY if set, else take_part
+  take_part,  // the calling thread runs its call as a worker, on the slot of a
+              // parked worker whose thread stays parked meanwhile (the default)
+  hand_over,  // the call goes to the workers through the injection queue and
+              // the calling thread waits
+};
+
 // How a runtime is built. Every field has a reasoned default; a runtime
 // validates its config in its constructor and throws std::invalid_argument
 // naming the field when a value is out of range.
@@ -61,6 +70,7 @@ struct config {
   // Scheduling policies: seams for experiments; the defaults are the fastest.
   victim_policy victim = victim_policy::automatic;
   split_policy split = split_policy::automatic;
+  caller_policy caller = caller_policy::automatic;
   // Items per leaf (eager) or per chunk (fixed); 0: count / (4 x workers),
   // at least 1. Never below the grain of a parallel_for. Ignored by adaptive.
   std::uint64_t split_grain = 0;

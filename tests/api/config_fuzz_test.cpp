@@ -1,6 +1,6 @@
 // Fuzzing of what weft reads from its users before it runs anything: random
 // strings in every environment variable (WEFT_NUM_WORKERS, WEFT_STACK_SIZE,
-// WEFT_VICTIM_POLICY, WEFT_SPLIT_POLICY, WEFT_TRACE) and random values in
+// WEFT_VICTIM_POLICY, WEFT_SPLIT_POLICY, WEFT_CALLER_POLICY, WEFT_TRACE) and random values in
 // every config field. Each input must give either a std::invalid_argument
 // that names the variable or field, or a runtime that works (it runs a loop
 // and a join with exact results); never a crash, a hang or another error.
@@ -37,7 +37,8 @@ namespace {
 using weft_test::scoped_env;
 using weft_test::seeded_rng;
 
-constexpr const char* k_variables[] = {"WEFT_NUM_WORKERS", "WEFT_VICTIM_POLICY", "WEFT_SPLIT_POLICY", "WEFT_TRACE"};
+constexpr const char* k_variables[] = {"WEFT_NUM_WORKERS", "WEFT_VICTIM_POLICY", "WEFT_SPLIT_POLICY",
+                                       "WEFT_CALLER_POLICY", "WEFT_TRACE"};
 
 // A random string: a fragment at a limit, a plausible value bent by one
 // change, or bytes from an alphabet that parsers trip on.
@@ -78,6 +79,8 @@ std::string random_text(std::mt19937_64& rng) {
                                                      "eager",
                                                      "fixed",
                                                      "automatic",
+                                                     "take_part",
+                                                     "hand_over",
                                                      "eager\n",
                                                      "\xff\xfe",
                                                      "\t",
@@ -242,16 +245,18 @@ TEST(ConfigFuzz, RandomConfigValues) {
     cfg.max_fibers = static_cast<std::size_t>(pick({0, 3, 4, 5, std::numeric_limits<std::size_t>::max()}, 64));
     cfg.victim = static_cast<weft::victim_policy>(gen() % 6);
     cfg.split = static_cast<weft::split_policy>(gen() % 6);
+    cfg.caller = static_cast<weft::caller_policy>(gen() % 5);
     cfg.split_grain = pick({0, 1, std::numeric_limits<std::uint64_t>::max()}, 5000);
     cfg.trace_events = static_cast<std::size_t>(
         pick({0, 1023, 1024, std::size_t{1} << 26, (std::size_t{1} << 26) + 1}, std::uint64_t{1} << 27));
     SCOPED_TRACE(::testing::Message() << "workers " << cfg.workers << ", stack_size " << cfg.stack_size << ", spin_us "
                                       << cfg.spin_us << ", max_fibers " << cfg.max_fibers << ", victim "
-                                      << static_cast<int>(cfg.victim) << ", split " << static_cast<int>(cfg.split)
+                                      << static_cast<int>(cfg.victim) << ", split " << static_cast<int>(cfg.split) << ", caller "
+                                      << static_cast<int>(cfg.caller)
                                       << ", split_grain " << cfg.split_grain << ", trace_events " << cfg.trace_events);
     // Only a valid field can meet an environment variable: keep them unset.
     scoped_env w1("WEFT_NUM_WORKERS", "2"), w2("WEFT_VICTIM_POLICY", std::nullopt),
-        w3("WEFT_SPLIT_POLICY", std::nullopt), w4("WEFT_TRACE", std::nullopt);
+        w3("WEFT_SPLIT_POLICY", std::nullopt), w4("WEFT_TRACE", std::nullopt), w5("WEFT_CALLER_POLICY", std::nullopt);
     try {
       weft::runtime rt{cfg};
       EXPECT_TRUE(works(rt));

@@ -73,7 +73,7 @@ std::size_t header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
 }  // namespace
 
 fiber* create_fiber(scheduler& s) {
-  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size());
+  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size(), s.guards());
   auto* f = ::new (mem.top()) fiber{};
   f->m_sched = &s;
   f->m_stack = mem;

@@ -12,6 +12,7 @@
 #include "injection.hpp"
 #include "platform.hpp"
 #include "sleep.hpp"
+#include "stack.hpp"
 #include "trace.hpp"
 #include "weft/config.hpp"
 #include "weft/detail/entry.hpp"
@@ -40,6 +41,8 @@ class scheduler : public detail::runtime_state {
   static const scheduler& of(const detail::runtime_state* s) noexcept { return *static_cast<const scheduler*>(s); }
 
   const config& cfg() const noexcept { return m_cfg; }
+  // How this runtime's fiber stacks are guarded (WEFT_STACK_GUARDS).
+  stack_guards guards() const noexcept { return m_guards; }
   int num_workers() const noexcept { return m_cfg.workers; }
   worker& worker_at(int i) noexcept { return *m_workers[static_cast<std::size_t>(i)]; }
 
@@ -80,6 +83,7 @@ class scheduler : public detail::runtime_state {
   void stop_and_join_keeping_traces() noexcept;
 
   config m_cfg;
+  stack_guards m_guards;
   int m_split_depth;
   std::int64_t m_fiber_bound;
   std::uint64_t m_generation;                         // fork generation of the process that started it
@@ -110,5 +114,10 @@ config resolve_config(config cfg);
 // The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
 // std::invalid_argument for a bad value.
 config default_config();
+
+// WEFT_STACK_GUARDS: unset, empty or "auto": stack_guards::automatic;
+// "mprotect": stack_guards::mprotect. Throws std::invalid_argument naming the
+// variable for anything else. Calling thread (reads the environment).
+stack_guards stack_guards_from_environment();
 
 }  // namespace weft::rt

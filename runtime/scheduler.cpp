@@ -57,7 +57,7 @@ int ceil_log2(int n) noexcept {
 }
 
 // config::max_fibers x workers, saturated: a bound too large to reach.
-std::int64_t fiber_bound(const config& cfg) noexcept {
+std::int64_t fiber_bound_of(const config& cfg) noexcept {
   constexpr auto k_max = std::numeric_limits<std::int64_t>::max();
   const auto workers = static_cast<std::uint64_t>(cfg.workers > 0 ? cfg.workers : 1);
   if (cfg.max_fibers > static_cast<std::uint64_t>(k_max) / workers) return k_max;
@@ -80,7 +80,7 @@ scheduler::scheduler(const config& cfg)
     : m_cfg(cfg),
       m_guards(stack_guards_from_environment()),
       m_split_depth(ceil_log2(cfg.workers)),
-      m_fiber_bound(fiber_bound(cfg)),
+      m_fiber_bound(fiber_bound_of(cfg)),
       m_generation(fork_generation()),
       m_sleep(cfg.workers) {
   install_overflow_handler();

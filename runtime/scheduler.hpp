@@ -68,7 +68,11 @@ class scheduler : public detail::runtime_state {
 
   // True when the fibers alive reach config::max_fibers per worker: workers
   // then stop stealing (the source of join suspensions) until some resume.
+  // Relaxed: a count, read by thieves before each steal round and by a
+  // worker about to park after prepare_park()'s fence (its partner: the
+  // decrement in destroy_fiber(), then notify_one()).
   bool over_fiber_bound() const noexcept { return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound; }
+  std::int64_t fiber_bound() const noexcept { return m_fiber_bound; }
 
   // True in a child process forked after this runtime started: its worker
   // threads do not exist there.

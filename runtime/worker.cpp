@@ -236,6 +236,10 @@ detail::task* worker::steal_round_with(Policy& victims) noexcept {
 
 bool worker::work_visible() const noexcept {
   if (!m_sched.injection().looks_empty()) return true;
+  // Over the fiber bound search() steals nothing: the others' public queues
+  // are no reason to stay awake. The fiber whose end brings the count back
+  // under the bound wakes a sleeper (destroy_fiber).
+  if (m_sched.over_fiber_bound()) return false;
   const int n = m_sched.num_workers();
   for (int v = 0; v < n; ++v) {
     if (v != m_index && m_sched.worker_at(v).m_queue.public_nonempty()) return true;

@@ -10,9 +10,10 @@
 // with an mprotect'ed guard, and about 32 000 suspended fibers hung the
 // process: one worker blocked its thread in the latch, the other spun.)
 //
-// Each case checks that every task ran exactly once; the watchdog turns a
-// hang into a failure. The figures (time to suspend, mappings per fiber) go
-// to the test log.
+// Each case checks that every task ran exactly once (at most once where a
+// failure made its group skip the rest); the watchdog turns a hang into a
+// failure. The figures (time to suspend, mappings per fiber) go to the test
+// log.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -186,12 +187,7 @@ TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
         workers, n, b.m_arrive_s, b.m_arrive_s * 1e6 / n, mappings_before, b.m_mappings_at_peak,
         static_cast<double>(added) / n, seconds_since(start));
     EXPECT_LT(added, n / 16) << "fiber stacks should share mappings (slabs)";
-    // The runtime stays usable.
-    EXPECT_EQ(rt.run([] {
-      auto [a, c] = weft::join([] { return 1; }, [] { return 2; });
-      return a + c;
-    }),
-              3);
+    EXPECT_EQ(sum_below_1000(rt), 499500);  // the runtime stays usable
   }
   // Once the runtime is gone, its slabs are gone (one empty slab may be kept).
   // (Threads that ran leave their malloc arenas mapped: a few more. A

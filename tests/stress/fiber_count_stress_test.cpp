@@ -168,8 +168,10 @@ TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
     GTEST_SKIP() << "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): fiber stacks fall back to mprotect guards, "
                     "two memory mappings per stack, and 100 000 of them exceed vm.max_map_count";
   }
-  // TSan keeps a fiber state of its own for every fiber: fewer under it.
-  const int n = weft_test::k_tsan ? 20'000 : 100'000;
+  // TSan counts every fiber against its limit of 8128 threads, and takes
+  // about 10 ms and four mappings of its own to create one: fewer under it,
+  // and the mappings are not counted.
+  const int n = weft_test::k_tsan ? 2'000 : 100'000;
   const int workers = GetParam();
   const int mappings_before = weft_test::mapping_count();
   const auto start = st::clock_type::now();
@@ -186,7 +188,9 @@ TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
         "suspended (%.4f per fiber), %.3f s in all",
         workers, n, b.m_arrive_s, b.m_arrive_s * 1e6 / n, mappings_before, b.m_mappings_at_peak,
         static_cast<double>(added) / n, seconds_since(start));
-    EXPECT_LT(added, n / 16) << "fiber stacks should share mappings (slabs)";
+    if (!weft_test::k_tsan) {
+      EXPECT_LT(added, n / 16) << "fiber stacks should share mappings (slabs)";
+    }
     EXPECT_EQ(sum_below_1000(rt), 499500);  // the runtime stays usable
   }
   // Once the runtime is gone, its slabs are gone (one empty slab may be kept).

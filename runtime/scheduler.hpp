@@ -67,11 +67,14 @@ class scheduler : public detail::runtime_state {
   std::atomic<std::int64_t> m_live_fibers{0};
 
   // True when the fibers alive reach config::max_fibers per worker: workers
-  // then stop stealing (the source of join suspensions) until some resume.
+  // then stop stealing (the source of join suspensions), and park when they
+  // find nothing else, until some fibers finish (the one that brings the
+  // count under the bound wakes a sleeper: destroy_fiber()).
   // Relaxed: a count, read by thieves before each steal round and by a
   // worker about to park after prepare_park()'s fence (its partner: the
   // decrement in destroy_fiber(), then notify_one()).
   bool over_fiber_bound() const noexcept { return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound; }
+  // config::max_fibers x workers, saturated.
   std::int64_t fiber_bound() const noexcept { return m_fiber_bound; }
 
   // True in a child process forked after this runtime started: its worker

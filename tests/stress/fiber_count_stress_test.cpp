@@ -176,6 +176,7 @@ TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
   const int mappings_before = weft_test::mapping_count();
   const auto start = st::clock_type::now();
   {
+    weft_test::scoped_env guards("WEFT_STACK_GUARDS", std::nullopt);  // guard markers
     weft::runtime rt{weft::config{.workers = workers, .stack_size = k_stack}};
     burst b(n);
     b.run(rt);

@@ -73,7 +73,7 @@ std::size_t header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
 }  // namespace
 
 fiber* create_fiber(scheduler& s) {
-  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size());
+  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size(), s.guards());
   auto* f = ::new (mem.top()) fiber{};
   f->m_sched = &s;
   f->m_stack = mem;
@@ -88,7 +88,13 @@ fiber* create_fiber(scheduler& s) {
 }
 
 void destroy_fiber(fiber* f) noexcept {
-  f->m_sched->m_live_fibers.fetch_sub(1, std::memory_order_relaxed);
+  scheduler& s = *f->m_sched;
+  // Relaxed: a count. When it drops under the bound, stealing may resume:
+  // wake a worker that parked over the bound (see worker::work_visible); the
+  // full fence in notify_one() orders this decrement before its check for
+  // parked workers (pairs with the fence in prepare_park(), before the
+  // parker's over_fiber_bound()).
+  if (s.m_live_fibers.fetch_sub(1, std::memory_order_relaxed) == s.fiber_bound()) s.sleepers().notify_one();
   destroy_context(f->m_ctx);
   stack_memory mem = f->m_stack;
   f->~fiber();

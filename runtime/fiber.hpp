@@ -17,7 +17,7 @@ struct caller_state;
 // A fiber: a stack and a saved context. Every fiber of a worker runs the same
 // scheduling loop and runs tasks inline on top of it; a fiber switch happens
 // only when a fiber must wait (docs/protocols/fiber-lifecycle.md). The fiber
-// object lives at the top of its own stack mapping.
+// object lives at the top of its own stack, in a slot of a slab (stack.hpp).
 struct fiber {
   context m_ctx;
   detail::task m_resume;  // executing it switches to this fiber (it is ready)
@@ -40,9 +40,11 @@ struct fiber {
 };
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it
-// starts in the scheduling loop when first switched to. Throws std::bad_alloc.
+// starts in the scheduling loop when first switched to. Throws what
+// allocate_stack() throws (std::system_error naming vm.max_map_count or
+// memory, or std::bad_alloc).
 fiber* create_fiber(scheduler& s);
-// Unmaps f's stack (and f). f must not be running.
+// Frees f's stack (and f). f must not be running.
 void destroy_fiber(fiber* f) noexcept;
 
 // Makes f stand for the calling thread's own stack.

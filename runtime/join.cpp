@@ -1,11 +1,20 @@
 // Spawning, joining, and running elsewhere: the compiled side of join(),
 // task_group, parallel loops and runtime::run (docs/protocols/join.md).
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
+#include <string>
 
 #include "caller.hpp"
 #include "fiber.hpp"
 #include "scheduler.hpp"
+#include "stack.hpp"
 #include "waiter.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
@@ -69,24 +78,109 @@ void wait_as_thread(join_frame& f, std::int64_t taken) noexcept {
   if (f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add != join_frame::k_waiting) rt::block(w);
 }
 
+// True when every child is done. Acquire: the children's results (pairs with
+// the acq_rel in complete()).
+bool children_done(const join_frame& f, std::int64_t taken) noexcept {
+  return f.m_pending.load(std::memory_order_acquire) == -taken;
+}
+
+// Suspends the joining fiber of w (the calling thread's worker) until the
+// children are done: switches to `next`, or to w.next_fiber() when null.
+// False when there was no fiber (nothing happened).
+bool suspend_join(worker& w, join_frame& f, std::int64_t taken, rt::fiber* next) noexcept {
+  rt::waiter me;
+  me.m_fiber = w.m_current;
+  f.m_waiter = &me;
+  join_wait jw{&f, taken};
+  if (next == nullptr) return rt::suspend(&publish_join, &jw);
+  rt::suspend_to(w, next, &publish_join, &jw);
+  return true;
+}
+
+// Backs off while waiting without a fiber: spins, then yields the thread,
+// then sleeps up to about a millisecond per round.
+void nap(unsigned round) noexcept {
+  if (round < 8) {
+    for (int i = 0; i < 64; ++i) rt::cpu_relax();
+  } else if (round < 16) {
+    sched_yield();
+  } else {
+    const long ns = 20'000L << std::min(round - 16, 6u);
+    timespec ts{0, ns};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+// One line on stderr the first time in the process that a join has waited
+// this long without a fiber, with nothing to run: such a stall would
+// otherwise be silent. Relaxed: a once flag, it publishes nothing.
+constexpr auto k_stall_report = std::chrono::seconds(2);
+std::atomic<bool> g_stall_reported{false};
+
+void report_stall() noexcept {
+  if (g_stall_reported.exchange(true, std::memory_order_relaxed)) return;
+  try {
+    std::string cause = rt::last_stack_shortage();
+    if (cause.empty()) cause = "no fiber stack can be created";
+    std::fprintf(stderr,
+                 "weft: a join has waited %lld s for a fiber, with nothing else to run on its stack: %s; it keeps "
+                 "retrying\n",
+                 static_cast<long long>(k_stall_report.count()), cause.c_str());
+  } catch (...) {
+    // no memory for the message either
+  }
+}
+
+// The joiner's worker has no fiber to switch to (no stack can be created:
+// vm.max_map_count or memory). Blocking the thread could strand the work
+// queued on this worker, which the children may need (a latch counted down by
+// a queued task, a fiber made ready here), and with one worker it always
+// would. So the worker stays at work on the joiner's stack: it runs its ready
+// tasks on top of the join, suspends the joiner onto a ready fiber it finds
+// (that needs no new stack), and retries creating a fiber when there is
+// nothing to run, backing off, until the children are done. Tasks run here
+// that must wait in turn join the same way or, for a latch, mutex or
+// condition variable, throw (sync.cpp). Near the bottom of its stack the
+// joiner runs no more tasks; it then only takes ready fibers and retries.
+void wait_without_fiber(join_frame& f, std::int64_t taken) noexcept {
+  std::chrono::steady_clock::time_point stalled_since;
+  for (unsigned idle = 0;;) {
+    if (children_done(f, taken)) return;
+    worker* w = current_worker();  // a task run below may have moved this fiber
+    detail::task* t = nullptr;
+    if (!w->stack_low()) {
+      t = w->take_ready();
+    } else if (rt::fiber* ready = w->m_yielded.pop_front()) {
+      t = &ready->m_resume;
+    }
+    if (t != nullptr && t->m_execute == &rt::resume_fiber) {
+      suspend_join(*w, f, taken, rt::fiber_of(t));  // the ready fiber takes over this worker
+      return;
+    }
+    if (t != nullptr) {
+      rt::counters::bump(w->m_counters.tasks_run);
+      t->m_execute(t);
+      idle = 0;
+      continue;
+    }
+    if (suspend_join(*w, f, taken, nullptr)) return;  // a fiber could be had after all
+    const auto now = std::chrono::steady_clock::now();
+    if (idle == 0) stalled_since = now;
+    if (now - stalled_since > k_stall_report) report_stall();
+    nap(idle++);
+  }
+}
+
 }  // namespace
 
 void wait(join_frame& f, std::int64_t taken) noexcept {
   // Fast path: everything already completed (pending is exactly -taken then).
-  if (f.m_pending.load(std::memory_order_acquire) != -taken) {
+  if (!children_done(f, taken)) {
     worker* w = current_worker();
     if (w == nullptr) {
       wait_as_thread(f, taken);
-    } else {
-      rt::waiter me;
-      me.m_fiber = w->m_current;
-      f.m_waiter = &me;
-      join_wait jw{&f, taken};
-      if (!rt::suspend(&publish_join, &jw)) {
-        // No fiber to switch to (out of memory): block this worker instead.
-        me.m_fiber = nullptr;
-        wait_as_thread(f, taken);
-      }
+    } else if (!suspend_join(*w, f, taken, nullptr)) {
+      wait_without_fiber(f, taken);
     }
   }
   f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable

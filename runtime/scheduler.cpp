@@ -26,15 +26,24 @@ std::mutex g_default_creation;  // constant-initialised: usable before any stati
 
 // fork() waits for a default runtime being created, so that the child sees
 // either none or a complete one (which it then replaces), never the lock held
-// by a thread that does not exist in the child.
-void on_fork_prepare() noexcept { g_default_creation.lock(); }
-void on_fork_parent() noexcept { g_default_creation.unlock(); }
+// by a thread that does not exist in the child. The same for the slabs of
+// fiber stacks (stack.cpp), locked second: a creation holds the first while
+// it takes the second.
+void on_fork_prepare() noexcept {
+  g_default_creation.lock();
+  lock_stacks_for_fork();
+}
+void on_fork_parent() noexcept {
+  unlock_stacks_after_fork();
+  g_default_creation.unlock();
+}
 
 // In the child: no worker thread of any runtime exists any more, and the
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   t_worker = nullptr;
+  unlock_stacks_after_fork();
   g_default_creation.unlock();
 }
 
@@ -86,7 +95,7 @@ int ceil_log2(int n) noexcept {
 }
 
 // config::max_fibers x workers, saturated: a bound too large to reach.
-std::int64_t fiber_bound(const config& cfg) noexcept {
+std::int64_t fiber_bound_of(const config& cfg) noexcept {
   constexpr auto k_max = std::numeric_limits<std::int64_t>::max();
   const auto workers = static_cast<std::uint64_t>(cfg.workers > 0 ? cfg.workers : 1);
   if (cfg.max_fibers > static_cast<std::uint64_t>(k_max) / workers) return k_max;
@@ -137,8 +146,9 @@ bool scheduler::forked_away() const noexcept { return m_generation != fork_gener
 
 scheduler::scheduler(const config& cfg)
     : m_cfg(cfg),
+      m_guards(stack_guards_from_environment()),
       m_split_depth(ceil_log2(cfg.workers)),
-      m_fiber_bound(fiber_bound(cfg)),
+      m_fiber_bound(fiber_bound_of(cfg)),
       m_generation(fork_generation()),
       m_sequence(g_constructed.fetch_add(1, std::memory_order_acq_rel) + 1),
       m_sleep(2 * cfg.workers) {  // an entry per worker thread, and one per slot for a borrowing thread

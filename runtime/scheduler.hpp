@@ -12,6 +12,7 @@
 #include "injection.hpp"
 #include "platform.hpp"
 #include "sleep.hpp"
+#include "stack.hpp"
 #include "trace.hpp"
 #include "weft/config.hpp"
 #include "weft/detail/entry.hpp"
@@ -46,6 +47,8 @@ class scheduler : public detail::runtime_state {
   static const scheduler& of(const detail::runtime_state* s) noexcept { return *static_cast<const scheduler*>(s); }
 
   const config& cfg() const noexcept { return m_cfg; }
+  // How this runtime's fiber stacks are guarded (WEFT_STACK_GUARDS).
+  stack_guards guards() const noexcept { return m_guards; }
   int num_workers() const noexcept { return m_cfg.workers; }
   worker& worker_at(int i) noexcept { return *m_workers[static_cast<std::size_t>(i)]; }
 
@@ -94,8 +97,15 @@ class scheduler : public detail::runtime_state {
   std::atomic<std::int64_t> m_live_fibers{0};
 
   // True when the fibers alive reach config::max_fibers per worker: workers
-  // then stop stealing (the source of join suspensions) until some resume.
+  // then stop stealing (the source of join suspensions), and park when they
+  // find nothing else, until some fibers finish (the one that brings the
+  // count under the bound wakes a sleeper: destroy_fiber()).
+  // Relaxed: a count, read by thieves before each steal round and by a
+  // worker about to park after prepare_park()'s fence (its partner: the
+  // decrement in destroy_fiber(), then notify_one()).
   bool over_fiber_bound() const noexcept { return m_live_fibers.load(std::memory_order_relaxed) >= m_fiber_bound; }
+  // config::max_fibers x workers, saturated.
+  std::int64_t fiber_bound() const noexcept { return m_fiber_bound; }
 
   // True in a child process forked after this runtime started: its worker
   // threads do not exist there.
@@ -110,6 +120,7 @@ class scheduler : public detail::runtime_state {
   void stop_and_join_keeping_traces() noexcept;
 
   config m_cfg;
+  stack_guards m_guards;
   int m_split_depth;
   std::int64_t m_fiber_bound;
   std::uint64_t m_generation;                         // fork generation of the process that started it
@@ -167,5 +178,10 @@ config resolve_config(config cfg);
 // The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
 // std::invalid_argument for a bad value.
 config default_config();
+
+// WEFT_STACK_GUARDS: unset, empty or "auto": stack_guards::automatic;
+// "mprotect": stack_guards::mprotect. Throws std::invalid_argument naming the
+// variable for anything else. Calling thread (reads the environment).
+stack_guards stack_guards_from_environment();
 
 }  // namespace weft::rt

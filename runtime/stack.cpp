@@ -1,15 +1,21 @@
 #include "stack.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
+#include <string>
+#include <system_error>
 
 #include "fiber.hpp"
 #include "worker.hpp"
@@ -26,10 +32,11 @@ std::size_t page_size() noexcept { return static_cast<std::size_t>(sysconf(_SC_P
 
 namespace {
 
-// AddressSanitizer keeps the shadow of memory that is unmapped: a stack that
-// was unmapped with frames on it (a fiber retired or dropped from a pool)
-// leaves its redzones poisoned, and a later mapping at the same address would
-// inherit them. Clear them on both ends of a stack's life.
+// AddressSanitizer keeps the shadow of memory that is unmapped or reused: a
+// stack whose fiber retired (or was dropped from a pool) with frames on it
+// leaves its redzones poisoned, and the next stack carved from the same slot
+// (or mapped at the same address) would inherit them. Clear them on both
+// ends of a stack's life.
 void forget_stack_poison(void* p, std::size_t n) noexcept {
 #if WEFT_ASAN
   __asan_unpoison_memory_region(p, n);
@@ -44,34 +51,409 @@ std::size_t round_to_page(std::size_t n) noexcept {
   return (n + p - 1) / p * p;
 }
 
+// madvise advice of Linux 6.13, absent from older headers: accesses to the
+// range raise SIGSEGV; the markers live in the page tables, so the mapping is
+// not split, and MADV_DONTNEED leaves them in place.
+constexpr int k_madv_guard_install = 102;
+
+// Slots per slab: at most 64 (one bit each in a mask), and at most
+// k_slab_bytes of address space unless one slot is larger.
+constexpr unsigned k_max_slots = 64;
+constexpr std::size_t k_slab_bytes = std::size_t{32} << 20;
+
+constexpr std::uint64_t bit(unsigned i) noexcept { return std::uint64_t{1} << i; }
+constexpr std::uint64_t all_slots(unsigned n) noexcept { return n == 64 ? ~std::uint64_t{0} : bit(n) - 1; }
+
 }  // namespace
 
-stack_memory allocate_stack(std::size_t usable, std::size_t header) {
-  const std::size_t guard = round_to_page(k_guard_size);
-  const std::size_t body = round_to_page(usable + header);
-  const std::size_t total = guard + body;
+// The slabs of one slot size and one kind of guard.
+struct slab_class {
+  // Fixed at creation (read without the lock).
+  std::size_t m_guard = 0;  // guard bytes at the bottom of each slot
+  std::size_t m_body = 0;   // bytes above the guard: the stack and the caller's header
+  std::size_t m_slot = 0;   // m_guard + m_body
+  unsigned m_slots = 0;     // slots per slab
+  unsigned m_batch = 0;     // freed slots whose pages a slab gives back at once
+  bool m_markers = false;   // guards are markers (MADV_GUARD_INSTALL), else mprotect
+  // Guarded by g_lock.
+  stack_slab* m_open = nullptr;  // slabs with a free slot, doubly linked
+  unsigned m_empty = 0;          // slabs with no slot in use (one is kept for the next runtime)
+  slab_class* m_next = nullptr;  // every class of the process
+};
+
+// A slot is in one of these states (bits of the masks below):
+//   unguarded:       free, guard not installed (a new slab's slots);
+//   free and clean:  free, guarded, pages given back (m_guarded);
+//   free and dirty:  free, guarded, pages still resident (m_guarded, m_dirty):
+//                    reused first (no page fault), given back in batches;
+//   in use:          handed out, or its pages are being given back (m_used).
+struct stack_slab {
+  // Fixed at creation (read without the lock).
+  char* m_base = nullptr;  // the mapping: m_class->m_slots slots of m_class->m_slot bytes
+  std::size_t m_bytes = 0;
+  slab_class* m_class = nullptr;
+  // Guarded by g_lock.
+  std::uint64_t m_used = 0;      // bit i: slot i is handed out (or being cleaned)
+  std::uint64_t m_guarded = 0;   // bit i: slot i has its guard (or its taker is installing it)
+  std::uint64_t m_dirty = 0;     // bit i: slot i is free with its pages resident
+  stack_slab* m_prev = nullptr;  // in m_class->m_open while m_listed
+  stack_slab* m_next = nullptr;
+  bool m_listed = false;
+};
+
+namespace {
+
+// Every slab of the process, shared by all runtimes: a runtime may free a
+// stack another created (fibers migrate), and stacks are created and freed
+// rarely (pooled fibers are reused without coming here). Constant-initialised:
+// no initialisation guard, usable before any static initialiser; fork()
+// holds the lock across (lock_stacks_for_fork).
+constinit std::mutex g_lock;
+constinit slab_class* g_classes = nullptr;  // guarded by g_lock; never freed (one per stack size and guard kind)
+
+// Guard markers: -1 not known yet, 0 absent, 1 present. Relaxed, no partner:
+// a fact about the kernel; threads that probe at once store the same value.
+constinit std::atomic<int> g_markers{-1};
+
+// What the last failure to map or guard a stack ran out of, until a mapping
+// or guard succeeds again: 0 nothing, 1 mappings, 2 memory. Lets a burst of
+// failures read /proc/self/maps once. Relaxed, no partner: a hint; a stale
+// value only names the cause of the failure before.
+constinit std::atomic<int> g_shortage{0};
+
+// The message of the last shortage, for last_stack_shortage(). Guarded by
+// g_lock. A plain array: no destructor, usable after exit() began.
+constinit char g_last_shortage[512] = {};
+
+// 1 or 0 when the probe decided, -1 when it could not (no memory to probe).
+int probe_markers() noexcept {
+  const std::size_t page = page_size();
+  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return -1;
+  const int r = madvise(p, page, k_madv_guard_install);
+  const int err = errno;
+  munmap(p, 2 * page);
+  if (r == 0) return 1;
+  return err == EINVAL ? 0 : -1;  // EINVAL: an advice this kernel does not know
+}
+
+// Reads a non-negative decimal number from a file of /proc; -1 on failure.
+long read_proc_number(const char* path) noexcept {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[32];
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  long v = 0;
+  for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; ++i) v = v * 10 + (text[i] - '0');
+  return v;
+}
+
+// Lines of /proc/self/maps: the mappings of the process; -1 on failure. Its
+// buffer is on the heap when it can be: the caller may run on a small stack.
+long count_mappings() noexcept {
+  const int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char small[256];
+  std::size_t size = 64 * 1024;
+  std::unique_ptr<char[]> big(new (std::nothrow) char[size]);
+  char* buf = big ? big.get() : small;
+  if (!big) size = sizeof small;
+  long lines = 0;
+  for (;;) {
+    const ssize_t n = read(fd, buf, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; ++i) lines += buf[i] == '\n' ? 1 : 0;
+  }
+  close(fd);
+  return lines;
+}
+
+void note_success() noexcept {
+  if (g_shortage.load(std::memory_order_relaxed) != 0) g_shortage.store(0, std::memory_order_relaxed);
+}
+
+// Throws the error of a failed mmap, mprotect or madvise (errno err) for a
+// stack of class c, naming what ran out.
+[[noreturn]] void throw_shortage(int err, const char* call, const slab_class& c) {
+  const long limit = read_proc_number("/proc/sys/vm/max_map_count");
+  int kind = g_shortage.load(std::memory_order_relaxed);
+  if (kind == 0) {
+    // Near the limit, mmap and mprotect fail with ENOMEM too: tell them apart
+    // by counting (a mapping or two short of it is the limit).
+    const long used = err == ENOMEM && limit > 0 ? count_mappings() : -1;
+    kind = used >= 0 && used + 4 >= limit ? 1 : 2;
+    g_shortage.store(kind, std::memory_order_relaxed);
+  }
+  std::string what;
+  if (kind == 1) {
+    what = "weft: cannot create a fiber stack: the process has reached its limit of memory mappings, ";
+    what += "vm.max_map_count (" + std::to_string(limit) + ")";
+    if (!c.m_markers) {
+      what += "; stacks guarded with mprotect take two mappings each (no MADV_GUARD_INSTALL: Linux before 6.13, ";
+      what += "or WEFT_STACK_GUARDS=mprotect)";
+    }
+    what += "; raise vm.max_map_count (sysctl) or let fewer fibers wait at once";
+  } else {
+    what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) + " bytes: out of memory; ";
+    what += "let fewer fibers wait at once, or lower weft::config::stack_size";
+  }
+  what += " (";
+  what += call;
+  what += ")";
+  {
+    std::lock_guard lock(g_lock);
+    const std::size_t n = std::min(what.size(), sizeof g_last_shortage - 1);
+    std::memcpy(g_last_shortage, what.data(), n);
+    g_last_shortage[n] = '\0';
+  }
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+// Under g_lock: keeps s in its class's list exactly while it has a free slot.
+void relist(slab_class& c, stack_slab* s) noexcept {
+  const bool has_free = (~s->m_used & all_slots(c.m_slots)) != 0;
+  if (has_free == s->m_listed) return;
+  if (has_free) {
+    s->m_prev = nullptr;
+    s->m_next = c.m_open;
+    if (c.m_open != nullptr) c.m_open->m_prev = s;
+    c.m_open = s;
+  } else {
+    if (s->m_prev != nullptr) {
+      s->m_prev->m_next = s->m_next;
+    } else {
+      c.m_open = s->m_next;
+    }
+    if (s->m_next != nullptr) s->m_next->m_prev = s->m_prev;
+    s->m_prev = nullptr;
+    s->m_next = nullptr;
+  }
+  s->m_listed = has_free;
+}
+
+// Under g_lock: the class of slots with `body` bytes above a `guard`, created
+// on first use. Throws std::bad_alloc.
+slab_class& class_of(std::size_t guard, std::size_t body, bool markers) {
+  for (slab_class* c = g_classes; c != nullptr; c = c->m_next) {
+    if (c->m_body == body && c->m_markers == markers) return *c;
+  }
+  auto* c = new slab_class;
+  c->m_guard = guard;
+  c->m_body = body;
+  c->m_slot = guard + body;
+  c->m_slots =
+      static_cast<unsigned>(std::max<std::size_t>(1, std::min<std::size_t>(k_max_slots, k_slab_bytes / c->m_slot)));
+  c->m_batch = std::max(1u, c->m_slots / 4);
+  c->m_markers = markers;
+  c->m_next = g_classes;
+  g_classes = c;
+  return *c;
+}
+
+// Under g_lock: takes a free slot of c: a dirty one (its pages are resident),
+// else a clean one, else one without a guard. False when every slab of c is
+// full. needs_guard: the caller must install the slot's guard (the slot's bit
+// in m_guarded is set already).
+bool take_slot(slab_class& c, stack_slab*& slab, unsigned& slot, bool& needs_guard) noexcept {
+  stack_slab* s = c.m_open;
+  if (s == nullptr) return false;
+  const std::uint64_t free = ~s->m_used & all_slots(c.m_slots);  // not 0: s is listed
+  const std::uint64_t dirty = free & s->m_dirty;
+  const std::uint64_t clean = free & s->m_guarded;
+  const std::uint64_t pick = dirty != 0 ? dirty : clean != 0 ? clean : free;
+  const unsigned i = static_cast<unsigned>(__builtin_ctzll(pick));
+  if (s->m_used == 0) --c.m_empty;
+  s->m_used |= bit(i);
+  s->m_dirty &= ~bit(i);
+  needs_guard = (s->m_guarded & bit(i)) == 0;
+  s->m_guarded |= bit(i);
+  relist(c, s);
+  slab = s;
+  slot = i;
+  return true;
+}
+
+// What the caller of settle() does outside the lock.
+struct slab_work {
+  stack_slab* m_unmap = nullptr;  // unmap this slab (unmap_slab)
+  stack_slab* m_clean = nullptr;  // give back the pages of this slab's slots m_cleaning
+  std::uint64_t m_cleaning = 0;
+};
+
+// Under g_lock, after slots of s were freed: decides what to do outside the
+// lock. A slab left empty is unmapped unless it is the one kept empty per
+// class (its pages are given back first); a slab with a batch of dirty slots
+// gives their pages back (they count as in use meanwhile).
+slab_work settle(stack_slab* s) noexcept {
+  slab_class& c = *s->m_class;
+  slab_work w;
+  if (s->m_used == 0) {
+    if (c.m_empty != 0) {  // another empty slab is kept already
+      s->m_used = all_slots(c.m_slots);
+      relist(c, s);
+      w.m_unmap = s;
+      return w;
+    }
+    if (s->m_dirty == 0) {
+      ++c.m_empty;  // kept: the next runtime (or burst) starts without a system call
+      relist(c, s);
+      return w;
+    }
+  } else if (static_cast<unsigned>(__builtin_popcountll(s->m_dirty)) < c.m_batch) {
+    relist(c, s);
+    return w;
+  }
+  w.m_clean = s;
+  w.m_cleaning = s->m_dirty;
+  s->m_used |= s->m_dirty;
+  s->m_dirty = 0;
+  relist(c, s);
+  return w;
+}
+
+// Gives slot i of s back: dirty (its pages resident), or unguarded (its
+// guard could not be installed). Returns the work for outside the lock.
+slab_work release_slot(stack_slab* s, unsigned i, bool unguarded) noexcept {
+  std::lock_guard lock(g_lock);
+  s->m_used &= ~bit(i);
+  if (unguarded) {
+    s->m_guarded &= ~bit(i);
+  } else {
+    s->m_dirty |= bit(i);
+  }
+  return settle(s);
+}
+
+void unmap_slab(stack_slab* s) noexcept {
+  munmap(s->m_base, s->m_bytes);
+  delete s;
+}
+
+// Outside the lock: unmaps, or gives back the pages of the slots being
+// cleaned (a run of neighbours in one call: the guards between them keep
+// their markers or their mprotect) and frees them; again while settle()
+// asks for more.
+void do_slab_work(slab_work w) noexcept {
+  for (;;) {
+    if (w.m_unmap != nullptr) unmap_slab(w.m_unmap);
+    stack_slab* s = w.m_clean;
+    if (s == nullptr) return;
+    const slab_class& c = *s->m_class;
+    std::uint64_t left = w.m_cleaning;
+    while (left != 0) {
+      const unsigned first = static_cast<unsigned>(__builtin_ctzll(left));
+      const std::uint64_t from_first = left >> first;
+      const unsigned run =
+          from_first == ~std::uint64_t{0} ? 64 - first : static_cast<unsigned>(__builtin_ctzll(~from_first));
+      char* bottom = s->m_base + first * c.m_slot + c.m_guard;
+      madvise(bottom, run * c.m_slot - c.m_guard, MADV_DONTNEED);
+      left &= ~(run == 64 ? ~std::uint64_t{0} : (bit(run) - 1) << first);
+    }
+    std::lock_guard lock(g_lock);
+    s->m_used &= ~w.m_cleaning;
+    w = settle(s);
+  }
+}
+
+// Maps a new slab of class c, outside the lock. Throws.
+stack_slab* map_slab(const slab_class& c) {
+  const std::size_t bytes = c.m_slot * c.m_slots;
   void* map =
-      mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (map == MAP_FAILED) throw std::bad_alloc();
-  if (mprotect(map, guard, PROT_NONE) != 0) {
-    munmap(map, total);
+      mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) throw_shortage(errno, "mmap", c);
+  // A transparent huge page would back many stacks at once, most of it
+  // untouched. (Failure is harmless: the kernel may lack the setting.)
+  madvise(map, bytes, MADV_NOHUGEPAGE);
+  auto* s = new (std::nothrow) stack_slab;
+  if (s == nullptr) {
+    munmap(map, bytes);
     throw std::bad_alloc();
   }
-  forget_stack_poison(static_cast<char*>(map) + guard, body);
-  stack_memory s;
-  s.m_map = map;
-  s.m_map_size = total;
-  s.m_bottom = static_cast<char*>(map) + guard;
-  s.m_size = body - header;
+  s->m_base = static_cast<char*>(map);
+  s->m_bytes = bytes;
+  s->m_class = const_cast<slab_class*>(&c);
   return s;
 }
 
+}  // namespace
+
+bool guard_markers_available() noexcept {
+  int v = g_markers.load(std::memory_order_relaxed);
+  if (v < 0) {
+    v = probe_markers();
+    if (v >= 0) g_markers.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards guards) {
+  const std::size_t guard = round_to_page(k_guard_size);
+  const std::size_t body = round_to_page(usable + header);
+  const bool markers = guards == stack_guards::automatic && guard_markers_available();
+  slab_class* c = nullptr;
+  stack_slab* s = nullptr;
+  unsigned slot = 0;
+  bool needs_guard = false;
+  {
+    std::lock_guard lock(g_lock);
+    c = &class_of(guard, body, markers);
+    take_slot(*c, s, slot, needs_guard);
+  }
+  if (s == nullptr) {
+    // Every slab of this size is full: map one (outside the lock; another
+    // thread may map one at the same time, both are used).
+    stack_slab* fresh = map_slab(*c);
+    std::lock_guard lock(g_lock);
+    fresh->m_used = bit(0);
+    fresh->m_guarded = bit(0);
+    relist(*c, fresh);
+    s = fresh;
+    slot = 0;
+    needs_guard = true;
+  }
+  char* base = s->m_base + slot * c->m_slot;
+  if (needs_guard) {
+    // The slot is ours: its guard goes in outside the lock. A guard marker
+    // leaves the slab one mapping; mprotect splits it (two more mappings).
+    const int r = c->m_markers ? madvise(base, guard, k_madv_guard_install) : mprotect(base, guard, PROT_NONE);
+    if (r != 0) {
+      const int err = errno;
+      do_slab_work(release_slot(s, slot, true));
+      throw_shortage(err, c->m_markers ? "madvise" : "mprotect", *c);
+    }
+  }
+  note_success();
+  forget_stack_poison(base + guard, body);
+  stack_memory m;
+  m.m_guard = base;
+  m.m_bottom = base + guard;
+  m.m_size = body - header;
+  m.m_slab = s;
+  m.m_slot = slot;
+  return m;
+}
+
 void free_stack(stack_memory& s) noexcept {
-  if (s.m_bottom != nullptr)
-    forget_stack_poison(s.m_bottom, s.m_map_size - static_cast<std::size_t>(s.m_bottom - static_cast<char*>(s.m_map)));
-  if (s.m_map != nullptr) munmap(s.m_map, s.m_map_size);
+  stack_slab* slab = s.m_slab;
+  if (slab == nullptr) return;
+  forget_stack_poison(s.m_bottom, slab->m_class->m_body);
+  // The slot stays dirty (its pages resident) until its slab gives back a
+  // batch of them at once, or empties: each madvise(MADV_DONTNEED) flushes the
+  // TLB, which costs as much as the page faults of a fresh stack.
+  do_slab_work(release_slot(slab, s.m_slot, false));
   s = stack_memory{};
 }
+
+std::string last_stack_shortage() {
+  std::lock_guard lock(g_lock);
+  return std::string(g_last_shortage);
+}
+
+void lock_stacks_for_fork() noexcept { g_lock.lock(); }
+void unlock_stacks_after_fork() noexcept { g_lock.unlock(); }
 
 void signal_stack::enter() noexcept {
   const std::size_t size = round_to_page(64 * 1024);
@@ -137,10 +519,10 @@ char* append_text(char* p, const char* s) noexcept {
 void on_segv(int sig, siginfo_t* info, void* uctx) {
   // Reads the worker through the thread pointer only: async-signal-safe.
   const worker* w = current_worker();
-  if (w != nullptr && w->m_current != nullptr && w->m_current->m_stack.m_map != nullptr) {
+  if (w != nullptr && w->m_current != nullptr && w->m_current->m_stack.m_slab != nullptr) {
     const fiber* f = w->m_current;
     const char* addr = static_cast<const char*>(info->si_addr);
-    const char* guard_lo = static_cast<const char*>(f->m_stack.m_map);
+    const char* guard_lo = f->m_stack.m_guard;
     // An overflow: the access is in the guard region, or the stack pointer
     // itself went below the usable stack (a frame larger than the guard that
     // jumped over it). A fault elsewhere with the stack pointer inside the

@@ -1,7 +1,10 @@
-// weft::rt: fiber stacks with guard regions, and the stack-overflow report.
+// weft::rt: fiber stacks carved out of slabs, with guard regions, and the
+// stack-overflow report.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace weft::rt {
 
@@ -9,22 +12,61 @@ namespace weft::rt {
 // so that a frame with a big local array still lands in it.
 inline constexpr std::size_t k_guard_size = 64 * 1024;
 
-// A mapping [m_map, m_map + m_map_size): the guard region at the bottom, then
-// m_size usable bytes from m_bottom, then the caller's header bytes.
+// How the guard region below every stack is made inaccessible.
+enum class stack_guards : std::uint8_t {
+  // Guard markers (madvise MADV_GUARD_INSTALL, Linux 6.13 and later) where the
+  // kernel has them: they live in the page tables and cost no memory mapping.
+  // Else mprotect, as below.
+  automatic,
+  // mprotect(PROT_NONE): splits the slab's mapping, two mappings per stack, so
+  // vm.max_map_count bounds the stacks of the process (about 32 000 with the
+  // default limit). Chosen with WEFT_STACK_GUARDS=mprotect (tests).
+  mprotect,
+};
+
+// A slab: one mapping cut into slots of one size, each a guard region and a
+// stack (stack.cpp).
+struct stack_slab;
+
+// One stack: the guard region [m_guard, m_bottom), then m_size usable bytes
+// from m_bottom, then the caller's header bytes, all in slot m_slot of m_slab.
+// Empty (m_slab null) for a thread's own stack.
 struct stack_memory {
-  void* m_map = nullptr;
-  std::size_t m_map_size = 0;
+  char* m_guard = nullptr;
   char* m_bottom = nullptr;
   std::size_t m_size = 0;
+  stack_slab* m_slab = nullptr;
+  unsigned m_slot = 0;
   char* top() const noexcept { return m_bottom + m_size; }
 };
 
 std::size_t page_size() noexcept;
 
-// Maps a stack of at least `usable` bytes with `header` bytes above it.
-// Throws std::bad_alloc when the memory cannot be mapped.
-stack_memory allocate_stack(std::size_t usable, std::size_t header);
+// Carves a stack of at least `usable` bytes with `header` bytes above it out
+// of a slab of the process (slabs are shared by every runtime, guarded by one
+// lock; a new slab is mapped when every slot of that size is taken). Any
+// thread. Throws std::system_error (std::errc::not_enough_memory) whose
+// message names what ran out: vm.max_map_count, or memory; or std::bad_alloc.
+stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards guards);
+
+// Gives s's pages back to the system (its guard stays) and its slot back to
+// its slab; a slab left empty is unmapped, except one kept per stack size.
+// Any thread; s must not be running. Leaves s empty.
 void free_stack(stack_memory& s) noexcept;
+
+// The message of the last failure of allocate_stack() in this process that
+// named a shortage (vm.max_map_count or memory); empty when there was none.
+// Any thread. Throws std::bad_alloc.
+std::string last_stack_shortage();
+
+// Whether this kernel has guard markers (probed once per process, without a
+// lock or an initialisation guard).
+bool guard_markers_available() noexcept;
+
+// fork(): the atfork handlers (scheduler.cpp) hold the slab lock across the
+// fork, so that the child gets the slabs consistent and the lock free.
+void lock_stacks_for_fork() noexcept;
+void unlock_stacks_after_fork() noexcept;
 
 // An alternate signal stack for the calling thread, so that the overflow
 // report can run when the fiber stack is exhausted.

@@ -6,7 +6,10 @@
 #include <sched.h>
 
 #include <stdexcept>
+#include <string>
+#include <system_error>
 
+#include "stack.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
 
@@ -77,7 +80,11 @@ std::uintptr_t guard_acquire(std::atomic<std::uintptr_t>& word, std::uintptr_t b
 
 void guard_release(std::atomic<std::uintptr_t>& word) noexcept { word.store(0, std::memory_order_release); }
 
-// Outside a runtime, or when no fiber can be had: the thread blocks.
+// On a worker the waiting fiber suspends; outside a runtime the thread
+// blocks. A worker that cannot get a fiber to switch to (no stack can be
+// created: vm.max_map_count or memory) throws instead of blocking its thread:
+// the party that would end the wait may be a task queued on this very worker,
+// which would then never run (rt::throw_no_fiber()).
 bool on_fiber(wait_node& node) noexcept {
   rt::worker* w = current_worker();
   if (w == nullptr) return false;
@@ -133,7 +140,8 @@ void mutex::lock_slow() {
   if (on_fiber(node)) {
     lock_wait a{&m_state, &m_queue, &node};
     if (rt::suspend(&publish_lock_wait, &a)) return;  // resumed as the owner (hand-off)
-    node.m_waiter.m_fiber = nullptr;
+    if (try_lock()) return;                           // released meanwhile: no need to fail
+    rt::throw_no_fiber();                             // nothing was queued
   }
   if (acquire_or_enqueue(m_state, m_queue, &node)) return;
   rt::block(node.m_waiter);  // resumed as the owner (hand-off)
@@ -182,13 +190,10 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
   }
   mutex& m = *lock.mutex();
   wait_node node;
-  bool waited = false;
   if (on_fiber(node)) {
     cv_wait a{&m_guard, &m_queue, &node, &m};
-    waited = rt::suspend(&publish_cv_wait, &a);
-    if (!waited) node.m_waiter.m_fiber = nullptr;
-  }
-  if (!waited) {
+    if (!rt::suspend(&publish_cv_wait, &a)) rt::throw_no_fiber();  // nothing queued; lock still held
+  } else {
     guard_acquire(m_guard, 1);
     append(m_queue, &node);
     guard_release(m_guard);
@@ -213,6 +218,22 @@ void condition_variable::notify_all() noexcept {
 }
 
 // ---- latch ----
+//
+// m_guard: bit k_latch_guard guards the wait queue; bit k_latch_broken is set,
+// for good, when a waiter on a worker could not get a fiber (latch::wait).
+
+namespace {
+
+constexpr std::uintptr_t k_latch_guard = 1;
+constexpr std::uintptr_t k_latch_broken = 2;
+
+// Releases the latch's guard taken by guard_acquire(), which returned s;
+// keeps the broken bit. Release: pairs with the next guard_acquire().
+void latch_guard_release(std::atomic<std::uintptr_t>& word, std::uintptr_t s) noexcept {
+  word.store(s & ~k_latch_guard, std::memory_order_release);
+}
+
+}  // namespace
 
 latch::latch(std::ptrdiff_t expected) : m_count(expected) {
   if (expected < 0) throw std::invalid_argument("weft::latch: expected must not be negative");
@@ -224,10 +245,12 @@ void latch::count_down(std::ptrdiff_t n) {
   do {
     if (n > c) throw std::invalid_argument("weft::latch::count_down: n is larger than the counter");
   } while (!m_count.compare_exchange_weak(c, c - n, std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (c > 0 && c == n) {        // this call reached zero: release everyone queued
-    guard_acquire(m_guard, 1);  // pairs with the waiters' check under the guard
+  if (c > 0 && c == n) {
+    // This call reached zero: release everyone queued. The guard pairs with
+    // the waiters' check of the counter under it.
+    const std::uintptr_t s = guard_acquire(m_guard, k_latch_guard);
     wait_node* list = take_all(m_queue);
-    guard_release(m_guard);
+    latch_guard_release(m_guard, s);
     notify_list(list);
   }
 }
@@ -241,20 +264,44 @@ struct latch_wait {
   wait_node* m_node;
 };
 
-// Under the guard: queues node unless the counter is zero. True when queued.
-bool enqueue_unless_open(const latch_wait& a) noexcept {
-  guard_acquire(*a.m_guard, 1);
-  if (a.m_count->load(std::memory_order_acquire) == 0) {
-    guard_release(*a.m_guard);
+// Under the guard: queues node unless the counter is zero or (when
+// `unless_broken`) the latch is broken. True when queued.
+bool enqueue_unless_open(const latch_wait& a, bool unless_broken) noexcept {
+  const std::uintptr_t s = guard_acquire(*a.m_guard, k_latch_guard);
+  if (a.m_count->load(std::memory_order_acquire) == 0 || (unless_broken && (s & k_latch_broken) != 0)) {
+    latch_guard_release(*a.m_guard, s);
     return false;
   }
   append(*a.m_queue, a.m_node);
-  guard_release(*a.m_guard);
+  latch_guard_release(*a.m_guard, s);
   return true;
 }
 
 void publish_latch_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
-  if (!enqueue_unless_open(*static_cast<latch_wait*>(arg))) rt::make_ready(prev);
+  if (!enqueue_unless_open(*static_cast<latch_wait*>(arg), true)) rt::make_ready(prev);
+}
+
+// Marks the latch broken and wakes its fiber and thread waiters, which find
+// the counter not zero and throw. Coroutine waiters hold no stack: they stay
+// queued until the counter reaches zero.
+void break_latch(std::atomic<std::uintptr_t>& guard, detail::wait_queue& q) noexcept {
+  const std::uintptr_t s = guard_acquire(guard, k_latch_guard);
+  detail::wait_queue woken;
+  detail::wait_queue kept;
+  while (wait_node* n = pop_front(q)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
+  q = kept;
+  latch_guard_release(guard, s | k_latch_broken);
+  notify_list(static_cast<wait_node*>(woken.m_head));
+}
+
+// A waiter of a broken latch whose counter is not zero.
+[[noreturn]] void throw_latch_broken() {
+  std::string what =
+      "weft::latch::wait: the latch cannot open: another of its waiters could not get a fiber, and the parties "
+      "that would have counted it down may never run";
+  const std::string cause = rt::last_stack_shortage();
+  if (!cause.empty()) what += " (" + cause + ")";
+  throw std::system_error(std::make_error_code(std::errc::not_enough_memory), what);
 }
 
 }  // namespace
@@ -264,10 +311,21 @@ void latch::wait() const {
   wait_node node;
   latch_wait a{&m_count, &m_guard, &m_queue, &node};
   if (on_fiber(node)) {
-    if (rt::suspend(&publish_latch_wait, &a)) return;
-    node.m_waiter.m_fiber = nullptr;
+    if (!rt::suspend(&publish_latch_wait, &a)) {
+      if (try_wait()) return;  // opened meanwhile: no need to fail
+      // More fibers wait at once than the system allows stacks for. The
+      // parties that would open the latch are commonly skipped after this
+      // failure (a failed task_group or loop starts nothing more): the waiters
+      // would hang. Break the latch: they throw too.
+      break_latch(m_guard, m_queue);
+      rt::throw_no_fiber();
+    }
+  } else if (enqueue_unless_open(a, true)) {
+    rt::block(node.m_waiter);
   }
-  if (enqueue_unless_open(a)) rt::block(node.m_waiter);
+  // Resumed (or refused) because the counter reached zero, or because the
+  // latch broke. Acquire in try_wait(): pairs with count_down()'s acq_rel.
+  if (!try_wait()) throw_latch_broken();
 }
 
 // ---- for coroutine awaiters ----
@@ -277,7 +335,9 @@ namespace detail {
 bool mutex_lock_async(mutex& m, wait_node& n) noexcept { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); }
 
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {
-  return enqueue_unless_open(latch_wait{&l.m_count, &l.m_guard, &l.m_queue, &n});
+  // A coroutine waits for the counter to reach zero even on a broken latch: it
+  // holds no stack.
+  return enqueue_unless_open(latch_wait{&l.m_count, &l.m_guard, &l.m_queue, &n}, false);
 }
 
 }  // namespace detail

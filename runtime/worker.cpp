@@ -142,6 +142,7 @@ fiber* worker::idle_fiber() noexcept {
   try {
     return create_fiber(m_sched);
   } catch (...) {
+    m_fiber_error = std::current_exception();
     return nullptr;
   }
 }
@@ -172,6 +173,20 @@ detail::task* worker::got(detail::task* t) noexcept {
     }
   }
   return t;
+}
+
+detail::task* worker::take_ready() noexcept {
+  if (detail::task* t = m_queue.pop()) return t;
+  if (fiber* f = m_yielded.pop_front()) return &f->m_resume;
+  if (detail::task* t = m_yielded_tasks) {
+    m_yielded_tasks = t->m_next;
+    if (m_yielded_tasks == nullptr) m_yielded_tasks_tail = nullptr;
+    t->m_next = nullptr;
+    return t;
+  }
+  // The queue is empty, as take_injected() requires.
+  if (m_sched.injection().looks_empty()) return nullptr;
+  return take_injected();
 }
 
 detail::task* worker::take_injected() noexcept {
@@ -225,6 +240,10 @@ detail::task* worker::steal_round_with(Policy& victims) noexcept {
 
 bool worker::work_visible() const noexcept {
   if (!m_sched.injection().looks_empty()) return true;
+  // Over the fiber bound search() steals nothing: the others' public queues
+  // are no reason to stay awake. The fiber whose end brings the count back
+  // under the bound wakes a sleeper (destroy_fiber).
+  if (m_sched.over_fiber_bound()) return false;
   const int n = m_sched.num_workers();
   for (int v = 0; v < n; ++v) {
     if (v != m_index && m_sched.worker_at(v).m_queue.public_nonempty()) return true;
@@ -384,6 +403,17 @@ bool suspend(switch_action publish, void* arg) noexcept {
   counters::bump(w->m_counters.suspensions);
   switch_to(*w, next, publish, arg);
   return true;
+}
+
+void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept {
+  counters::bump(w.m_counters.suspensions);
+  switch_to(w, next, publish, arg);
+}
+
+void throw_no_fiber() {
+  const worker* w = this_thread_worker();
+  if (w != nullptr && w->m_fiber_error) std::rethrow_exception(w->m_fiber_error);
+  throw std::bad_alloc();
 }
 
 bool yield_task(detail::task* t) noexcept {

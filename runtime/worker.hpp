@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 
 #include "caller.hpp"
 #include "counters.hpp"
@@ -52,15 +53,22 @@ class alignas(k_false_sharing) worker {
 
   // Owner: a fiber to switch to when the current fiber suspends: a ready
   // yielded fiber, an idle pooled one, or a new one. Null only when no fiber
-  // can be created.
+  // can be created (m_fiber_error says why).
   fiber* next_fiber() noexcept;
-  // Owner: an idle pooled fiber or a new one; null when none can be created.
+  // Owner: an idle pooled fiber or a new one; null when none can be created
+  // (m_fiber_error says why).
   fiber* idle_fiber() noexcept;
 
   // Any thread (reads only constant fields and public queues): some work is
   // visible to thieves (a public deque of another worker, or the injection
   // queue).
   bool work_visible() const noexcept;
+
+  // Owner: ready work of this worker without searching or parking: its
+  // queue, a yielded fiber (its resume descriptor), a yielded task, the
+  // injection queue. Null when there is none. For a join that has no fiber
+  // to suspend to (join.cpp).
+  detail::task* take_ready() noexcept;
 
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split
@@ -82,11 +90,12 @@ class alignas(k_false_sharing) worker {
   fiber_pool m_pool;                             // idle fibers
   task_cache m_task_cache;
   counters m_counters;
-  fiber m_native;                 // the thread's own stack
-  fiber* m_first;                 // the loop's first fiber, until the thread starts
-  trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing
-  std::uint32_t m_found = 0;      // where find_work() found its task: see trace_kind::run_task
-  void* m_eh_globals = nullptr;   // this thread's C++ exception globals
+  fiber m_native;                    // the thread's own stack
+  fiber* m_first;                    // the loop's first fiber, until the thread starts
+  trace_ring* m_trace = nullptr;     // this worker's events; null when not tracing
+  std::uint32_t m_found = 0;         // where find_work() found its task: see trace_kind::run_task
+  void* m_eh_globals = nullptr;      // this thread's C++ exception globals
+  std::exception_ptr m_fiber_error;  // why the last fiber creation failed (see idle_fiber)
   bool m_searching = false;
   signal_stack m_signal_stack;
 
@@ -163,8 +172,19 @@ void make_ready(fiber* f) noexcept;
 // which first runs publish(current, arg). publish must make the suspended
 // fiber reachable by whoever will resume it (or resume it at once). Returns
 // when the fiber is resumed, possibly on another worker. False when no fiber
-// could be obtained (nothing happened; the caller must wait otherwise).
+// could be obtained (nothing happened; the caller must wait otherwise, or
+// throw_no_fiber()).
 bool suspend(switch_action publish, void* arg) noexcept;
+
+// The same, to a given fiber `next` of worker w (the calling thread's): a
+// ready fiber taken from w's queue, or one from next_fiber().
+void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept;
+
+// Throws why the calling worker could not get a fiber in its last suspend():
+// std::system_error naming vm.max_map_count or memory (the error of the
+// stack allocation), or std::bad_alloc. For waits on a worker that cannot
+// suspend and must not block the thread (sync.cpp).
+[[noreturn]] void throw_no_fiber();
 
 // Queues t behind the other ready work of the calling worker (a coroutine
 // that yields). False, and nothing queued, when the caller is not a worker or

@@ -48,10 +48,11 @@ struct config {
   // count. Must be in [0, k_max_workers].
   int workers = 0;
 
-  // Usable bytes of every fiber stack (a guard page is added below it). Rounded
-  // up to the page size; at least k_min_stack_size. Deep recursion inside a work
-  // item needs more; weft switches to a fresh stack on its own when one of its
-  // entry points finds the current stack nearly full.
+  // Usable bytes of every fiber stack (a 64 KiB guard region is added below
+  // it; stacks are carved out of shared mappings, docs/architecture.md).
+  // Rounded up to the page size; at least k_min_stack_size. Deep recursion
+  // inside a work item needs more; weft switches to a fresh stack on its own
+  // when one of its entry points finds the current stack nearly full.
   std::size_t stack_size = 256 * 1024;
 
   // How long an idle worker keeps looking for work before it parks, in
@@ -64,7 +65,8 @@ struct config {
   // at most max_fibers x workers fibers (running, suspended or pooled; a
   // worker keeps at most min(64, max_fibers / 2) idle ones) before its workers
   // stop stealing, the source of new suspensions, until some fibers finish.
-  // Work from outside is still taken and a suspension never fails. At least 4.
+  // Work from outside is still taken and the bound never fails a suspension
+  // (only the system's limits do: docs/guide.md, "Limits"). At least 4.
   std::size_t max_fibers = 1024;
 
   // Scheduling policies: seams for experiments; the defaults are the fastest.

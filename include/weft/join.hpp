@@ -82,7 +82,8 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
 // runs f; if nobody took g the caller runs it next, with no atomic
 // read-modify-write. If f throws, g is skipped unless it already started; the
 // first exception is rethrown after both are done. May suspend the calling
-// fiber; from outside a runtime it runs in default_runtime().
+// fiber (never failing for lack of one: see task_group::wait()); from outside
+// a runtime it runs in default_runtime().
 template <class F, class G>
 detail::join_result_t<F, G> join(F&& f, G&& g) {
   using rf_type = std::invoke_result_t<F&>;

@@ -47,12 +47,21 @@ WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
 // the mutex after at most as many critical sections as there were waiters
 // ahead of it. Not recursive; unlock() by a non-owner is undefined, as for
 // std::mutex. Any fiber of any runtime, and any thread, may use one mutex.
+//
+// Every wait on a worker (mutex::lock, condition_variable::wait, latch::wait)
+// switches to another fiber, which may need a new stack. When none can be
+// created (the process reached vm.max_map_count, or memory ran out) the wait
+// throws std::system_error (std::errc::not_enough_memory) whose message names
+// the limit, rather than block the worker's thread: the party that would end
+// the wait may be a task queued behind it on that very thread.
 class WEFT_API mutex {
  public:
   constexpr mutex() noexcept = default;
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
+  // Throws std::system_error when it must wait and no fiber can be had (see
+  // above); nothing is locked then.
   void lock() {
     std::uintptr_t expected = 0;
     if (!m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire, std::memory_order_relaxed)) {
@@ -96,7 +105,9 @@ class WEFT_API condition_variable {
   condition_variable& operator=(const condition_variable&) = delete;
 
   // Releases lock, waits for a notification, re-acquires lock. lock must own
-  // its mutex (std::invalid_argument otherwise).
+  // its mutex (std::invalid_argument otherwise). Throws std::system_error,
+  // with lock still held and nothing waited for, when no fiber can be had
+  // (see mutex); or what mutex::lock() throws when re-acquiring.
   void wait(std::unique_lock<weft::mutex>& lock);
   template <class Predicate>
   void wait(std::unique_lock<weft::mutex>& lock, Predicate pred) {
@@ -126,6 +137,14 @@ class WEFT_API latch {
   // Throws std::invalid_argument if n is negative or larger than the counter.
   void count_down(std::ptrdiff_t n = 1);
   bool try_wait() const noexcept { return m_count.load(std::memory_order_acquire) == 0; }
+  // Returns once the counter is zero. On a worker that cannot get a fiber to
+  // wait on (see mutex) it throws std::system_error naming the limit, and
+  // breaks the latch: more parties wait at once than the system has stacks
+  // for, and those that would count it down are commonly skipped after such
+  // a failure (a failed task_group or loop starts nothing more), so the
+  // fibers and threads waiting on it are woken and throw std::system_error
+  // too, as does every later wait() while the counter is not zero. Coroutines
+  // (co_await) hold no stack: they keep waiting for zero.
   void wait() const;
   void arrive_and_wait(std::ptrdiff_t n = 1) {
     count_down(n);

@@ -124,7 +124,9 @@ class task_group {
 
   // Returns when every spawned call has returned; rethrows the first exception
   // one of them threw (calls not started by then are skipped). The group may be
-  // used again afterwards. May suspend the calling fiber.
+  // used again afterwards. May suspend the calling fiber; never fails for lack
+  // of one (when no fiber stack can be created, the worker runs its other
+  // queued work on this stack meanwhile: docs/guide.md, "Limits").
   void wait() {
     detail::group_wait(m_state);
     if (m_state.m_frame.failed()) {

@@ -102,6 +102,46 @@ TEST_P(IdleTest, WorkersParkWhileAJoinWaits) {
 
 WEFT_INSTANTIATE_WORKER_COUNTS(IdleTest);
 
+// Past config::max_fibers x workers fibers alive, workers stop stealing. A
+// worker that sees work it may not steal (in another worker's public queue)
+// must park, not spin until the bound clears: here the owner of that work
+// blocks in the OS with 20 fibers suspended (the bound is 8 or 12).
+TEST(IdleFiberBoundTest, IdleWorkersParkWhileOverTheFiberBound) {
+  for (const int workers : {2, 3}) {
+    weft::runtime rt{weft::config{.workers = workers, .max_fibers = 4}};
+    std::atomic<bool> release{false};
+    std::atomic<bool> entered{false};
+    std::thread caller([&] {
+      rt.run([&] {
+        weft::latch gate(1);
+        weft::latch arrived(20);
+        weft::task_group waiters;
+        for (int i = 0; i < 20; ++i) {
+          waiters.spawn([&] {
+            arrived.count_down();
+            gate.wait();
+          });
+        }
+        arrived.wait();  // 20 fibers suspended: past the bound
+        weft::task_group queued;
+        for (int i = 0; i < 100; ++i) queued.spawn([] {});  // visible to thieves, but over the bound
+        entered.store(true);
+        while (!release.load()) std::this_thread::sleep_for(5ms);
+        gate.count_down();
+        queued.wait();
+        waiters.wait();
+      });
+    });
+    while (!entered.load()) std::this_thread::sleep_for(1ms);
+    std::this_thread::sleep_for(k_settle);
+    const double share = cpu_share_over_window();
+    release.store(true);
+    caller.join();
+    EXPECT_LT(share, k_max_share) << workers << " workers over the fiber bound used " << share * 100
+                                  << "% of a core while the only work sat in one worker's queue";
+  }
+}
+
 TEST(IdleCallersTest, IdleAfterManyExternalCallers) {
   weft::runtime rt{weft::config{.workers = 3}};
   std::vector<std::thread> pool;

@@ -1,7 +1,8 @@
 // Unit tests of runtime/config.cpp: resolve_config() rejects every value out
 // of range with std::invalid_argument naming the field, and reads
 // WEFT_NUM_WORKERS strictly (a positive decimal integer, nothing else);
-// default_config() reads WEFT_STACK_SIZE.
+// default_config() reads WEFT_STACK_SIZE; stack_guards_from_environment()
+// reads WEFT_STACK_GUARDS.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +23,8 @@ using weft::k_max_workers;
 using weft::k_min_stack_size;
 using weft::rt::default_config;
 using weft::rt::resolve_config;
+using weft::rt::stack_guards;
+using weft::rt::stack_guards_from_environment;
 using weft_test::scoped_env;
 
 // f() must throw std::invalid_argument whose message contains every needle.
@@ -226,6 +229,27 @@ TEST(DefaultConfig, BadStackSizeIsRejected) {
     SCOPED_TRACE(std::string("WEFT_STACK_SIZE=\"") + text + "\"");
     scoped_env env("WEFT_STACK_SIZE", text);
     expect_invalid([] { default_config(); }, {"WEFT_STACK_SIZE"});
+  }
+}
+
+TEST(StackGuards, FromTheEnvironment) {
+  {
+    scoped_env env("WEFT_STACK_GUARDS", std::nullopt);
+    EXPECT_EQ(stack_guards_from_environment(), stack_guards::automatic);
+  }
+  for (const char* text : {"", "auto"}) {
+    scoped_env env("WEFT_STACK_GUARDS", text);
+    EXPECT_EQ(stack_guards_from_environment(), stack_guards::automatic) << text;
+  }
+  scoped_env env("WEFT_STACK_GUARDS", "mprotect");
+  EXPECT_EQ(stack_guards_from_environment(), stack_guards::mprotect);
+}
+
+TEST(StackGuards, BadValueIsRejected) {
+  for (const char* text : {"markers", "MPROTECT", " mprotect", "mprotect ", "none", "1"}) {
+    SCOPED_TRACE(std::string("WEFT_STACK_GUARDS=\"") + text + "\"");
+    scoped_env env("WEFT_STACK_GUARDS", text);
+    expect_invalid([] { stack_guards_from_environment(); }, {"WEFT_STACK_GUARDS"});
   }
 }
 

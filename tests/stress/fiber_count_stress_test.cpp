@@ -1,0 +1,402 @@
+// Stress test of how many fibers can be suspended at once. Fiber stacks are
+// carved out of slabs (one memory mapping holding many stacks), each with a
+// guard region below it. Where the kernel has MADV_GUARD_INSTALL (Linux 6.13
+// and later) a guard costs no mapping of its own, so 100 000 tasks suspended
+// at one latch, with 16 KiB stacks, fit under the default vm.max_map_count
+// (65 530). With mprotect guards (older kernels, or WEFT_STACK_GUARDS=mprotect)
+// every stack costs two mappings; past the limit a wait that cannot get a
+// fiber throws std::system_error naming vm.max_map_count, and the process and
+// the runtime stay usable. (Before slabs, each stack was a mapping of its own
+// with an mprotect'ed guard, and about 32 000 suspended fibers hung the
+// process: one worker blocked its thread in the latch, the other spun.)
+//
+// Each case checks that every task ran exactly once (at most once where a
+// failure made its group skip the rest); the watchdog turns a hang into a
+// failure. The figures (time to suspend, mappings per fiber) go to the test
+// log.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include <weft/coroutine.hpp>
+#include <weft/weft.hpp>
+
+#include "child_process.hpp"
+#include "process_info.hpp"
+#include "sanitizers.hpp"
+#include "scoped_env.hpp"
+#include "stress.hpp"
+
+namespace {
+
+namespace st = weft_test::stress;
+
+constexpr std::size_t k_stack = 16 * 1024;  // the smallest accepted stack
+
+// Whether this kernel installs guard markers (MADV_GUARD_INSTALL, Linux 6.13).
+bool kernel_has_guard_markers() {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  const bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
+  munmap(p, 2 * page);
+  return ok;
+}
+
+// vm.max_map_count, or -1 when it cannot be read.
+long max_map_count() {
+  std::ifstream in("/proc/sys/vm/max_map_count");
+  long n = -1;
+  in >> n;
+  return in ? n : -1;
+}
+
+// A loop in rt: 0 + 1 + ... + 999.
+int sum_below_1000(weft::runtime& rt) {
+  const auto id = [](int i) { return i; };
+  return rt.run([&] { return weft::parallel_reduce(0, 1000, 0, id, std::plus<>()); });
+}
+
+double seconds_since(st::clock_type::time_point t) {
+  return std::chrono::duration<double>(st::clock_type::now() - t).count();
+}
+
+// How the tasks of a burst are released.
+enum class release {
+  // Every task arrives at a latch of 1 and waits; an outside thread, once all
+  // have arrived, counts the mappings and releases them.
+  from_outside,
+  // A latch of n, and every task calls arrive_and_wait(): the last to arrive
+  // releases the others.
+  by_the_last_arrival,
+};
+
+// A burst: n tasks of one task_group, spawned by a root task, each waiting at
+// one latch until released. Records what each task saw.
+struct burst {
+  explicit burst(int n) : m_n(n), m_runs(std::make_unique<std::atomic<std::uint8_t>[]>(static_cast<std::size_t>(n))) {}
+
+  int m_n;
+  std::unique_ptr<std::atomic<std::uint8_t>[]> m_runs;  // how often task i ran
+  std::atomic<int> m_arrived{0};
+  std::atomic<int> m_passed{0};  // waited and were released
+  std::atomic<int> m_failed{0};  // their wait threw std::system_error
+  std::mutex m_mutex;
+  std::string m_first_error;  // guarded by m_mutex
+  double m_arrive_s = 0;      // from_outside: from the first spawn until all n arrived
+  int m_mappings_at_peak = 0;
+
+  // Runs the burst in rt. Rethrows what the group rethrew.
+  void run(weft::runtime& rt, release how = release::from_outside) {
+    weft::latch gate(how == release::from_outside ? 1 : m_n);
+    const auto start = st::clock_type::now();
+    std::thread releaser;
+    if (how == release::from_outside) {
+      releaser = std::thread([&] {
+        // relaxed: a count; the release below is the latch's own.
+        while (m_arrived.load(std::memory_order_relaxed) < m_n)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        m_arrive_s = seconds_since(start);
+        m_mappings_at_peak = weft_test::mapping_count();
+        gate.count_down();
+      });
+    }
+    struct joiner {
+      std::thread& m_thread;
+      ~joiner() {
+        if (m_thread.joinable()) m_thread.join();
+      }
+    } join_releaser{releaser};
+    rt.run([&] {
+      weft::task_group g;
+      for (int i = 0; i < m_n; ++i) {
+        g.spawn([this, i, &gate, how] {
+          m_runs[static_cast<std::size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+          m_arrived.fetch_add(1, std::memory_order_relaxed);
+          try {
+            if (how == release::from_outside) {
+              gate.wait();
+            } else {
+              gate.arrive_and_wait();
+            }
+          } catch (const std::system_error& e) {
+            m_failed.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard lock(m_mutex);
+            if (m_first_error.empty()) m_first_error = e.what();
+            throw;
+          }
+          m_passed.fetch_add(1, std::memory_order_relaxed);
+        });
+      }
+      g.wait();
+    });
+  }
+
+  // Empty when every task ran exactly once (at most once: when a task that
+  // failed made its group skip the others).
+  std::string check_runs(bool at_most_once = false) const {
+    int never = 0, twice = 0;
+    for (int i = 0; i < m_n; ++i) {
+      const unsigned c = m_runs[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+      if (c == 0 && !at_most_once) ++never;
+      if (c > 1) ++twice;
+    }
+    if (never == 0 && twice == 0) return {};
+    return std::to_string(never) + " tasks never ran, " + std::to_string(twice) + " ran more than once";
+  }
+};
+
+class FiberCountStress : public testing::TestWithParam<int> {};
+
+// 100 000 suspended fibers with guard markers: no mapping per stack.
+TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
+  if (!kernel_has_guard_markers()) {
+    GTEST_SKIP() << "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): fiber stacks fall back to mprotect guards, "
+                    "two memory mappings per stack, and 100 000 of them exceed vm.max_map_count";
+  }
+  // TSan counts every fiber against its limit of 8128 threads, and takes
+  // about 10 ms and four mappings of its own to create one: fewer under it,
+  // and the mappings are not counted.
+  const int n = weft_test::k_tsan ? 2'000 : 100'000;
+  const int workers = GetParam();
+  const int mappings_before = weft_test::mapping_count();
+  const auto start = st::clock_type::now();
+  {
+    weft_test::scoped_env guards("WEFT_STACK_GUARDS", std::nullopt);  // guard markers
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_stack}};
+    burst b(n);
+    b.run(rt);
+    EXPECT_EQ(b.check_runs(), "");
+    EXPECT_EQ(b.m_passed.load(), n);
+    EXPECT_EQ(b.m_failed.load(), 0) << b.m_first_error;
+    const int added = b.m_mappings_at_peak - mappings_before;
+    st::report(
+        "%d workers: %d tasks suspended at one latch in %.3f s (%.2f us each); %d mappings before, %d with all "
+        "suspended (%.4f per fiber), %.3f s in all",
+        workers, n, b.m_arrive_s, b.m_arrive_s * 1e6 / n, mappings_before, b.m_mappings_at_peak,
+        static_cast<double>(added) / n, seconds_since(start));
+    if (!weft_test::k_tsan) {
+      EXPECT_LT(added, n / 16) << "fiber stacks should share mappings (slabs)";
+    }
+    EXPECT_EQ(sum_below_1000(rt), 499500);  // the runtime stays usable
+  }
+  // Once the runtime is gone, its slabs are gone (one empty slab may be kept).
+  // (Threads that ran leave their malloc arenas mapped: a few more. A
+  // sanitizer's allocator maps memory of its own meanwhile: not counted.)
+  if (!weft_test::k_sanitized) {
+    EXPECT_LE(weft_test::mapping_count(), mappings_before + 16) << "slabs of fiber stacks were not unmapped";
+  }
+}
+
+// The reported case: tasks meet at one latch (each arrive_and_wait()), with
+// mprotect guards forced, so that every stack costs two mappings, and more
+// tasks than vm.max_map_count allows stacks for. The wait that cannot get a
+// fiber throws, and breaks the latch: the fibers already waiting throw too,
+// instead of waiting for parties the failed group never starts. The error
+// names vm.max_map_count; every task ran at most once; the runtime and the
+// process stay usable, and the stacks are unmapped.
+TEST_P(FiberCountStress, MprotectGuardsPastTheMappingLimitGiveAClearError) {
+  const long limit = max_map_count();
+  if (limit <= 0 || limit > 200'000) {
+    GTEST_SKIP() << "vm.max_map_count is " << limit << ": the test needs a limit it can reach (the default is 65530)";
+  }
+  if (weft_test::k_sanitized) {
+    GTEST_SKIP() << "the sanitizer runtimes need memory mappings of their own: they cannot run at vm.max_map_count";
+  }
+  const int n = static_cast<int>(limit / 2 + 7000);  // 39 765 with the default limit
+  const int workers = GetParam();
+  const int mappings_before = weft_test::mapping_count();
+  std::string error;
+  const auto start = st::clock_type::now();
+  {
+    weft_test::scoped_env guards("WEFT_STACK_GUARDS", "mprotect");
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_stack}};
+    burst b(n);
+    try {
+      b.run(rt, release::by_the_last_arrival);
+      ADD_FAILURE() << n << " suspended fibers with mprotect guards did not reach vm.max_map_count (" << limit << ")";
+    } catch (const std::system_error& e) {
+      error = e.what();
+    }
+    const double failed_after = seconds_since(start);
+    EXPECT_EQ(b.check_runs(true), "");
+    EXPECT_EQ(b.m_passed.load() + b.m_failed.load(), b.m_arrived.load());
+    EXPECT_GT(b.m_failed.load(), 0);
+    st::report(
+        "%d workers, vm.max_map_count %ld: %d of %d tasks arrived, %d waits failed, %d passed, the rest were "
+        "skipped; the error after %.3f s: %s",
+        workers, limit, b.m_arrived.load(), n, b.m_failed.load(), b.m_passed.load(), failed_after, error.c_str());
+    EXPECT_NE(error.find("vm.max_map_count"), std::string::npos) << error;
+    // The same runtime still runs work, suspensions included.
+    EXPECT_EQ(sum_below_1000(rt), 499500);
+    burst small(500);
+    small.run(rt);
+    EXPECT_EQ(small.check_runs(), "");
+    EXPECT_EQ(small.m_passed.load(), 500);
+  }
+  // The stacks are unmapped with their runtime (an empty slab, with its
+  // guards, may be kept).
+  EXPECT_LE(weft_test::mapping_count(), mappings_before + 160);
+  // And the process can start threads and a runtime again.
+  weft::runtime fresh{weft::config{.workers = 2, .stack_size = k_stack}};
+  burst again(2000);
+  again.run(fresh);
+  EXPECT_EQ(again.check_runs(), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, FiberCountStress, testing::Values(1, 2), [](const testing::TestParamInfo<int>& info) {
+  return "Workers" + std::to_string(info.param);
+});
+
+// Runtimes created and destroyed in a loop, each with a burst of suspended
+// fibers, leave no mappings behind, with either kind of guard.
+class FiberCountChurn : public testing::TestWithParam<const char*> {};
+
+TEST_P(FiberCountChurn, RuntimesInALoopDoNotLeakMappings) {
+  weft_test::scoped_env guards("WEFT_STACK_GUARDS", GetParam());
+  const int rounds = static_cast<int>(weft_test::scaled(60, 4));
+  int warm = 0, most = 0;
+  for (int round = 0; round < rounds; ++round) {
+    {
+      weft::runtime rt{weft::config{.workers = 2, .stack_size = k_stack}};
+      burst b(300 + 37 * (round % 5));
+      b.run(rt);
+      ASSERT_EQ(b.check_runs(), "") << "round " << round;
+      ASSERT_EQ(b.m_passed.load(), b.m_n) << "round " << round;
+    }
+    const int now = weft_test::mapping_count();
+    if (round == 4) warm = now;
+    if (round > 4 && now > most) most = now;
+  }
+  st::report("guards %s: %d rounds; %d mappings after round 4, at most %d after", GetParam(), rounds, warm, most);
+  EXPECT_LE(most, warm + 8) << "memory mappings grow with every runtime";
+}
+
+INSTANTIATE_TEST_SUITE_P(Guards, FiberCountChurn, testing::Values("auto", "mprotect"),
+                         [](const testing::TestParamInfo<const char*>& info) { return std::string(info.param); });
+
+// ---- out of memory ----
+//
+// In a child process whose address space is then capped (RLIMIT_AS) just
+// above what it uses: the runtime's first slab of stacks has room for 63
+// more fibers, and no new slab can be mapped.
+
+// The address space of the process, in bytes (VmSize), or -1.
+long address_space_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmSize:", 0) == 0) return std::stol(line.substr(7)) * 1024;
+  }
+  return -1;
+}
+
+// Caps the address space at what the process uses now plus `slack` bytes.
+bool cap_address_space(long slack) {
+  const long now = address_space_bytes();
+  if (now <= 0) return false;
+  const rlimit r{static_cast<rlim_t>(now + slack), static_cast<rlim_t>(now + slack)};
+  return setrlimit(RLIMIT_AS, &r) == 0;
+}
+
+weft::task<void> wait_for(const weft::latch& l) { co_await l; }
+
+// Warms up everything that maps memory on first use (the worker's malloc
+// arena, coroutine frames, the queue), so that after the cap only fiber
+// stacks run short.
+void warm_up(weft::runtime& rt) {
+  rt.run([] {
+    weft::latch open(0);
+    weft::task_group g;
+    for (int i = 0; i < 600; ++i) g.spawn([&] { weft::sync_wait(wait_for(open)); });
+    g.wait();
+  });
+}
+
+constexpr std::size_t k_memory_test_stack = 64 * 1024;
+
+// Tasks meeting at a latch beyond the stacks memory allows: a clear error
+// that names memory, no hang; the runtime stays usable.
+TEST(FiberCountMemory, LatchPastTheMemoryLimitGivesAClearError) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    if (!cap_address_space(1 << 20)) return 10;
+    burst b(200);
+    try {
+      b.run(rt, release::by_the_last_arrival);
+      std::fprintf(stderr, "no error with a capped address space\n");
+      return 11;
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      if (std::strstr(e.what(), "out of memory") == nullptr) return 12;
+    }
+    if (!b.check_runs(true).empty() || b.m_failed.load() == 0) return 13;
+    std::fprintf(stderr, "%d arrived, %d failed\n", b.m_arrived.load(), b.m_failed.load());
+    // Usable: a loop, and a burst the stacks left suffice for.
+    if (sum_below_1000(rt) != 499500) return 14;
+    burst small(20);
+    small.run(rt, release::by_the_last_arrival);  // (no thread can be started now)
+    if (small.m_passed.load() != 20) return 15;
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// Joins that cannot get a fiber: each task waits (sync_wait) for a coroutine
+// parked at a latch, a join with no fiber of its own. Past the stacks memory
+// allows, the joins run the worker's queued tasks on their own stacks instead
+// of failing or blocking the thread, and everything completes once the latch
+// is released.
+TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    constexpr int n = 90;  // 63 fibers, then joins without one
+    weft::latch gate(1);
+    std::atomic<int> arrived{0};
+    std::atomic<int> done{0};
+    std::thread releaser([&] {
+      while (arrived.load() < n) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      gate.count_down();
+    });
+    if (!cap_address_space(1 << 20)) return 10;
+    rt.run([&] {
+      weft::task_group g;
+      for (int i = 0; i < n; ++i) {
+        g.spawn([&] {
+          arrived.fetch_add(1);
+          weft::sync_wait(wait_for(gate));
+          done.fetch_add(1);
+        });
+      }
+      g.wait();
+    });
+    releaser.join();
+    const weft::stats s = rt.stats();
+    std::fprintf(stderr, "%d of %d done; %llu fibers created\n", done.load(), n,
+                 static_cast<unsigned long long>(s.total.fibers_created));
+    if (done.load() != n) return 11;
+    if (s.total.fibers_created >= static_cast<std::uint64_t>(n)) return 12;  // the cap did not bite
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+}  // namespace

@@ -37,6 +37,9 @@ struct fiber {
   // Set for the own stack of a thread from outside that holds a borrowed slot
   // (runtime/caller.hpp): resumed only on that thread.
   caller_state* m_pinned = nullptr;
+  // Suspended by suspend(): counted as work in flight of its runtime
+  // (scheduler::begin_root) until it is resumed.
+  bool m_suspended = false;
 };
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it

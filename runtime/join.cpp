@@ -13,6 +13,7 @@
 
 #include "caller.hpp"
 #include "fiber.hpp"
+#include "join.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
 #include "waiter.hpp"
@@ -53,29 +54,57 @@ WEFT_NOINLINE bool pop(task* t) noexcept {
 
 namespace {
 
+using rt::join_kind;
+
+constexpr std::int64_t k_waiting = join_frame::k_waiting;
+// An open frame's wait is complete and one party owns its resumption
+// (docs/protocols/join.md, "Open frames").
+constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
+
+// Adds delta to an open frame's counter; when that completes the wait in
+// progress (the sum is exactly k_waiting), stores k_claimed instead. True: the
+// caller owns the waiter's resumption. acq_rel: a finished child releases its
+// writes and the claimer acquires every earlier one; the waiter's add
+// releases m_waiter to the claimer.
+bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
+  std::int64_t v = pending.load(std::memory_order_relaxed);
+  bool claim;
+  do {
+    // Not `result == k_claimed`: a child counted after a claim that finishes
+    // brings k_claimed + 1 down to k_claimed without claiming anything.
+    claim = v + delta == k_waiting;
+  } while (!pending.compare_exchange_weak(v, claim ? k_claimed : v + delta, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  return claim;
+}
+
+// The waiter's add: taken + k_waiting. True when it completes the wait (the
+// waiter goes on at once).
+bool add_waiting(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+  const std::int64_t add = taken + k_waiting;
+  if (kind == join_kind::open) return add_and_claim(f.m_pending, add);
+  // acq_rel: publishes m_waiter to the last child; acquires the children's results.
+  return f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == k_waiting;
+}
+
 struct join_wait {
   join_frame* m_frame;
   std::int64_t m_taken;
+  join_kind m_kind;
 };
 
 // Switch action: the joining fiber is saved; publish its suspension. The
 // children may all be done already: then this side resumes it at once.
 void publish_join(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   auto* jw = static_cast<join_wait*>(arg);
-  join_frame* frame = jw->m_frame;
-  const std::int64_t add = jw->m_taken + join_frame::k_waiting;
-  // acq_rel: publishes m_waiter to the last child; acquires the children's results.
-  if (frame->m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) {
-    rt::make_ready(prev);
-  }
+  if (add_waiting(*jw->m_frame, jw->m_taken, jw->m_kind)) rt::make_ready(prev);
   // After the add a child may resume prev at any moment: touch nothing of it.
 }
 
-void wait_as_thread(join_frame& f, std::int64_t taken) noexcept {
+void wait_as_thread(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
   rt::waiter w;
   f.m_waiter = &w;
-  const std::int64_t add = taken + join_frame::k_waiting;
-  if (f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add != join_frame::k_waiting) rt::block(w);
+  if (!add_waiting(f, taken, kind)) rt::block(w);
 }
 
 // True when every child is done. Acquire: the children's results (pairs with
@@ -87,11 +116,11 @@ bool children_done(const join_frame& f, std::int64_t taken) noexcept {
 // Suspends the joining fiber of w (the calling thread's worker) until the
 // children are done: switches to `next`, or to w.next_fiber() when null.
 // False when there was no fiber (nothing happened).
-bool suspend_join(worker& w, join_frame& f, std::int64_t taken, rt::fiber* next) noexcept {
+bool suspend_join(worker& w, join_frame& f, std::int64_t taken, join_kind kind, rt::fiber* next) noexcept {
   rt::waiter me;
   me.m_fiber = w.m_current;
   f.m_waiter = &me;
-  join_wait jw{&f, taken};
+  join_wait jw{&f, taken, kind};
   if (next == nullptr) return rt::suspend(&publish_join, &jw);
   rt::suspend_to(w, next, &publish_join, &jw);
   return true;
@@ -142,10 +171,12 @@ void report_stall() noexcept {
 // that must wait in turn join the same way or, for a latch, mutex or
 // condition variable, throw (sync.cpp). Near the bottom of its stack the
 // joiner runs no more tasks; it then only takes ready fibers and retries.
-void wait_without_fiber(join_frame& f, std::int64_t taken) noexcept {
+// True when the wait registered (the joiner suspended and was resumed), false
+// when the children were seen done first.
+bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
   std::chrono::steady_clock::time_point stalled_since;
   for (unsigned idle = 0;;) {
-    if (children_done(f, taken)) return;
+    if (children_done(f, taken)) return false;
     worker* w = current_worker();  // a task run below may have moved this fiber
     detail::task* t = nullptr;
     if (!w->stack_low()) {
@@ -154,8 +185,9 @@ void wait_without_fiber(join_frame& f, std::int64_t taken) noexcept {
       t = &ready->m_resume;
     }
     if (t != nullptr && t->m_execute == &rt::resume_fiber) {
-      suspend_join(*w, f, taken, rt::fiber_of(t));  // the ready fiber takes over this worker
-      return;
+      rt::about_to_resume(*w, rt::fiber_of(t));
+      suspend_join(*w, f, taken, kind, rt::fiber_of(t));  // the ready fiber takes over this worker
+      return true;
     }
     if (t != nullptr) {
       rt::counters::bump(w->m_counters.tasks_run);
@@ -163,7 +195,7 @@ void wait_without_fiber(join_frame& f, std::int64_t taken) noexcept {
       idle = 0;
       continue;
     }
-    if (suspend_join(*w, f, taken, nullptr)) return;  // a fiber could be had after all
+    if (suspend_join(*w, f, taken, kind, nullptr)) return true;  // a fiber could be had after all
     const auto now = std::chrono::steady_clock::now();
     if (idle == 0) stalled_since = now;
     if (now - stalled_since > k_stall_report) report_stall();
@@ -173,18 +205,52 @@ void wait_without_fiber(join_frame& f, std::int64_t taken) noexcept {
 
 }  // namespace
 
-void wait(join_frame& f, std::int64_t taken) noexcept {
+}  // namespace weft::detail
+
+namespace weft::rt {
+
+using detail::join_frame;
+using detail::children_done;
+using detail::k_claimed;
+using detail::suspend_join;
+using detail::wait_as_thread;
+using detail::wait_without_fiber;
+
+void wait_for_children(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
   // Fast path: everything already completed (pending is exactly -taken then).
+  bool registered = false;
   if (!children_done(f, taken)) {
     worker* w = current_worker();
     if (w == nullptr) {
-      wait_as_thread(f, taken);
-    } else if (!suspend_join(*w, f, taken, nullptr)) {
-      wait_without_fiber(f, taken);
+      wait_as_thread(f, taken, kind);
+      registered = true;
+    } else {
+      registered = suspend_join(*w, f, taken, kind, nullptr) || wait_without_fiber(f, taken, kind);
     }
   }
-  f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable
+  if (!registered && kind == join_kind::open) {
+    // Done before any add: children counted since keep their count.
+    if (taken != 0) f.m_pending.fetch_add(taken, std::memory_order_relaxed);
+    return;
+  }
+  if (kind == join_kind::plain) {
+    f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable
+  } else {
+    // Resumed by the claimer (or claimed here): close this wait. relaxed:
+    // only this party removes k_claimed, and the claim already acquired.
+    f.m_pending.fetch_sub(k_claimed, std::memory_order_relaxed);
+  }
 }
+
+void complete_open(join_frame& f) noexcept {
+  if (detail::add_and_claim(f.m_pending, -1)) notify(*static_cast<waiter*>(f.m_waiter));
+}
+
+}  // namespace weft::rt
+
+namespace weft::detail {
+
+void wait(join_frame& f, std::int64_t taken) noexcept { rt::wait_for_children(f, taken, rt::join_kind::plain); }
 
 void complete(join_frame& f) noexcept {
   // acq_rel: releases this child's results to the parent; acquires m_waiter.

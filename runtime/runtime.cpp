@@ -36,10 +36,7 @@ runtime::~runtime() {
     rt::abandon(&s);
     return;
   }
-  if (own_worker) {
-    std::fputs("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever\n", stderr);
-    std::abort();
-  }
+  if (own_worker) rt::fatal("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever");
   delete &s;
 }
 

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "counters.hpp"
 #include "fiber.hpp"
 #include "futex.hpp"
+#include "join.hpp"
 #include "stack.hpp"
 #include "worker.hpp"
 
@@ -29,12 +31,19 @@ std::mutex g_default_creation;  // constant-initialised: usable before any stati
 // by a thread that does not exist in the child. The same for the slabs of
 // fiber stacks (stack.cpp), locked second: a creation holds the first while
 // it takes the second.
+// Live runtimes, for pin_runtime(): guarded by g_live_lock; never destroyed
+// (runtimes may be destroyed during static destruction).
+std::mutex g_live_lock;
+auto* const g_live = new std::vector<std::pair<const scheduler*, std::uint64_t>>();
+
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
+  g_live_lock.lock();
   lock_stacks_for_fork();
 }
 void on_fork_parent() noexcept {
   unlock_stacks_after_fork();
+  g_live_lock.unlock();
   g_default_creation.unlock();
 }
 
@@ -44,6 +53,7 @@ void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   t_worker = nullptr;
   unlock_stacks_after_fork();
+  g_live_lock.unlock();
   g_default_creation.unlock();
 }
 
@@ -104,9 +114,30 @@ std::int64_t fiber_bound_of(const config& cfg) noexcept {
 
 }  // namespace
 
+bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept {
+  scheduler& sched = scheduler::of(s);
+  std::lock_guard<std::mutex> lock(g_live_lock);
+  for (const auto& [live, seq] : *g_live) {
+    if (live == &sched && seq == sequence) {
+      sched.begin_root();  // under the lock: the destructor has not begun its wait
+      return true;
+    }
+  }
+  return false;
+}
+
 bool process_exiting() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
 
 void note_thread() noexcept { t_end_marker.touch(); }
+
+void fatal(const char* line) noexcept {
+  std::size_t n = 0;
+  while (line[n] != '\0') ++n;
+  ssize_t ignored = write(STDERR_FILENO, line, n);
+  ignored = write(STDERR_FILENO, "\n", 1);
+  (void)ignored;
+  std::abort();
+}
 
 void abandon(scheduler* s) noexcept {
   for (auto& slot : g_abandoned) {
@@ -186,6 +217,13 @@ scheduler::scheduler(const config& cfg)
     stop_and_join();
     throw;
   }
+  try {
+    std::lock_guard<std::mutex> lock(g_live_lock);
+    g_live->emplace_back(this, m_sequence);
+  } catch (...) {
+    stop_and_join();
+    throw;
+  }
 }
 
 scheduler::~scheduler() {
@@ -196,10 +234,15 @@ scheduler::~scheduler() {
     new std::vector<std::unique_ptr<worker>>(std::move(m_workers));
     return;
   }
-  // Wait for root tasks still in flight (calls from other threads). On a
-  // worker of another runtime this suspends the calling fiber: the work still
-  // in flight here may need that worker.
-  detail::wait(m_roots, 0);
+  {
+    // From here on nobody can pin this runtime; those who did are roots.
+    std::lock_guard<std::mutex> lock(g_live_lock);
+    std::erase(*g_live, std::pair<const scheduler*, std::uint64_t>{this, m_sequence});
+  }
+  // Wait for the work still in flight: calls from other threads, fibers
+  // suspended in any work. On a worker of another runtime this suspends the
+  // calling fiber: that work may need that worker.
+  wait_for_children(m_roots, 0, join_kind::open);
   stop_and_join_keeping_traces();
 }
 
@@ -220,6 +263,8 @@ void scheduler::write_trace(const std::string& path) const {
   for (const auto& t : m_traces) events.push_back(t->snapshot());
   write_chrome_trace(path, events, m_origin);
 }
+
+void scheduler::end_root() noexcept { complete_open(m_roots); }
 
 void scheduler::stop_and_join() noexcept {
   m_stopping.store(true, std::memory_order_seq_cst);

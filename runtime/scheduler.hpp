@@ -60,12 +60,17 @@ class scheduler : public detail::runtime_state {
   // True once the destructor decided to stop (no root task in flight).
   bool stopping() const noexcept { return m_stopping.load(std::memory_order_acquire); }
 
-  // A root task from outside enters / leaves. Any thread. end_root() is the
-  // caller's last access to the scheduler.
+  // Work the destructor waits for enters / leaves: a root task from outside,
+  // an injection, a suspended fiber (worker.cpp). Any thread. end_root() is
+  // the caller's last access to the scheduler. m_roots is an open frame: its
+  // children may come while the destructor waits, and after.
   void begin_root() noexcept { m_roots.m_pending.fetch_add(1, std::memory_order_relaxed); }
-  void end_root() noexcept { detail::complete(m_roots); }
-  // True while a root task or an injection is in flight.
+  void end_root() noexcept;
+  // True while such work is in flight.
   bool busy() const noexcept { return m_roots.m_pending.load(std::memory_order_acquire) != 0; }
+  // True once the destructor stopped the workers and no work is left: a
+  // worker may leave.
+  bool done() const noexcept { return stopping() && !busy(); }
 
   // A worker thread leaves for good (the end of its thread function): its
   // last access to the scheduler.
@@ -88,6 +93,9 @@ class scheduler : public detail::runtime_state {
   // How many times the root range of a loop is halved before it runs: about
   // one piece per worker.
   int initial_split_depth() const noexcept { return m_split_depth; }
+
+  // Unique in the process: the order of construction.
+  std::uint64_t sequence() const noexcept { return m_sequence; }
 
   // The public object that owns this scheduler (set by its constructor).
   runtime* m_runtime = nullptr;
@@ -152,9 +160,19 @@ class scheduler : public detail::runtime_state {
 // exit() destroys the calling thread's thread_locals first.
 bool process_exiting() noexcept;
 
+// If s is alive and is the runtime constructed as number `sequence` (see
+// scheduler::sequence()), counts a root in it (the caller ends it with
+// end_root()) and returns true; false when that runtime has been destroyed.
+// Any thread.
+bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept;
+
 // Records that the calling thread uses weft from outside (for
 // process_exiting()). Cheap after the first call on a thread.
 void note_thread() noexcept;
+
+// Prints `line` (and a newline) on stderr and aborts: misuse the runtime
+// cannot recover from, reported in one line. Async-signal-safe.
+[[noreturn]] void fatal(const char* line) noexcept;
 
 // Keeps a runtime that cannot be destroyed now (the process exits while it
 // is busy, or one of its own workers destroys it during exit): its threads

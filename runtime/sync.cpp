@@ -9,6 +9,7 @@
 #include <string>
 #include <system_error>
 
+#include "scheduler.hpp"
 #include "stack.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
@@ -131,6 +132,14 @@ void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
 
 }  // namespace
 
+mutex::~mutex() {
+  if (m_state.load(std::memory_order_relaxed) != 0 && !rt::process_exiting()) {
+    rt::fatal(
+        "weft: a weft::mutex was destroyed while locked (its waiters would never resume, and the unlock would write "
+        "freed memory); unlock it first");
+  }
+}
+
 void mutex::lock_slow() {
   for (int i = 0; i < 16; ++i) {  // a holder about to leave: try a little before queueing
     rt::cpu_relax();
@@ -203,6 +212,14 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
   m.lock();
 }
 
+condition_variable::~condition_variable() {
+  if (m_queue.m_head != nullptr && !rt::process_exiting()) {
+    rt::fatal(
+        "weft: a weft::condition_variable was destroyed while a fiber or thread waited on it (the waiter would "
+        "never resume); notify its waiters and let them return first");
+  }
+}
+
 void condition_variable::notify_one() noexcept {
   guard_acquire(m_guard, 1);
   wait_node* n = pop_front(m_queue);
@@ -219,61 +236,95 @@ void condition_variable::notify_all() noexcept {
 
 // ---- latch ----
 //
-// m_guard: bit k_latch_guard guards the wait queue; bit k_latch_broken is set,
-// for good, when a waiter on a worker could not get a fiber (latch::wait).
+// m_state: counter << k_shift | k_broken | k_guard. k_guard guards the wait
+// queue. Decrements that leave the counter above zero change only the counter
+// bits (a CAS that keeps the other bits); the decrement that reaches zero
+// waits for the guard to be free and takes it in the same CAS, so that its
+// take of the queue and its final store (which clears the guard) are its
+// last accesses: try_wait() sees exactly zero only after them, and a waiter
+// that sees it may destroy the latch at once.
 
 namespace {
 
-constexpr std::uintptr_t k_latch_guard = 1;
-constexpr std::uintptr_t k_latch_broken = 2;
-
-// Releases the latch's guard taken by guard_acquire(), which returned s;
-// keeps the broken bit. Release: pairs with the next guard_acquire().
-void latch_guard_release(std::atomic<std::uintptr_t>& word, std::uintptr_t s) noexcept {
-  word.store(s & ~k_latch_guard, std::memory_order_release);
+// Releases the guard (other bits may have changed meanwhile: counter
+// decrements, the broken bit). Release: pairs with the next acquire of the
+// guard.
+void latch_guard_release(std::atomic<std::uintptr_t>& state, std::uintptr_t guard) noexcept {
+  state.fetch_and(~guard, std::memory_order_release);
 }
 
 }  // namespace
 
-latch::latch(std::ptrdiff_t expected) : m_count(expected) {
+latch::latch(std::ptrdiff_t expected) : m_state(0) {
   if (expected < 0) throw std::invalid_argument("weft::latch: expected must not be negative");
+  if (expected > max()) throw std::invalid_argument("weft::latch: expected must be at most latch::max()");
+  m_state.store(static_cast<std::uintptr_t>(expected) << k_shift, std::memory_order_relaxed);
+}
+
+latch::~latch() {
+  if (m_queue.m_head != nullptr && !rt::process_exiting()) {
+    rt::fatal(
+        "weft: a weft::latch was destroyed while a fiber, thread or coroutine waited on it (the waiter would never "
+        "resume); destroy a latch only once its waiters returned");
+  }
 }
 
 void latch::count_down(std::ptrdiff_t n) {
   if (n < 0) throw std::invalid_argument("weft::latch::count_down: n must not be negative");
-  std::ptrdiff_t c = m_count.load(std::memory_order_relaxed);
-  do {
+  const auto dec = static_cast<std::uintptr_t>(n) << k_shift;
+  std::uintptr_t s = m_state.load(std::memory_order_relaxed);
+  std::uintptr_t next;
+  bool to_zero;
+  for (;;) {
+    const auto c = static_cast<std::ptrdiff_t>(s >> k_shift);
     if (n > c) throw std::invalid_argument("weft::latch::count_down: n is larger than the counter");
-  } while (!m_count.compare_exchange_weak(c, c - n, std::memory_order_acq_rel, std::memory_order_relaxed));
-  if (c > 0 && c == n) {
-    // This call reached zero: release everyone queued. The guard pairs with
-    // the waiters' check of the counter under it.
-    const std::uintptr_t s = guard_acquire(m_guard, k_latch_guard);
-    wait_node* list = take_all(m_queue);
-    latch_guard_release(m_guard, s);
-    notify_list(list);
+    if (n == 0) return;
+    to_zero = c == n;
+    if (to_zero) {
+      if ((s & k_guard) != 0) {  // a waiter is queueing: wait for it (a few pointer moves)
+        rt::cpu_relax();
+        s = m_state.load(std::memory_order_relaxed);
+        continue;
+      }
+      next = (s & k_broken) | k_guard;  // zero, with the guard taken
+    } else {
+      next = s - dec;  // keeps a waiter's guard
+    }
+    // acq_rel: releases what this party did before counting down; the one that
+    // reaches zero acquires the others' and the waiters' queue changes.
+    if (m_state.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
   }
+  if (!to_zero) return;
+  // This call reached zero: release everyone queued, then let go of the latch
+  // (release: pairs with the acquire in try_wait(); nothing touches the latch
+  // after this store).
+  wait_node* list = take_all(m_queue);
+  m_state.store(next & k_broken, std::memory_order_release);
+  notify_list(list);
 }
 
 namespace {
 
 struct latch_wait {
-  const std::atomic<std::ptrdiff_t>* m_count;
-  std::atomic<std::uintptr_t>* m_guard;
+  std::atomic<std::uintptr_t>* m_state;
   detail::wait_queue* m_queue;
   wait_node* m_node;
 };
 
+constexpr std::uintptr_t k_latch_guard = 1;
+constexpr std::uintptr_t k_latch_broken = 2;
+constexpr int k_latch_shift = 2;
+
 // Under the guard: queues node unless the counter is zero or (when
 // `unless_broken`) the latch is broken. True when queued.
 bool enqueue_unless_open(const latch_wait& a, bool unless_broken) noexcept {
-  const std::uintptr_t s = guard_acquire(*a.m_guard, k_latch_guard);
-  if (a.m_count->load(std::memory_order_acquire) == 0 || (unless_broken && (s & k_latch_broken) != 0)) {
-    latch_guard_release(*a.m_guard, s);
+  const std::uintptr_t s = guard_acquire(*a.m_state, k_latch_guard);
+  if ((s >> k_latch_shift) == 0 || (unless_broken && (s & k_latch_broken) != 0)) {
+    latch_guard_release(*a.m_state, k_latch_guard);
     return false;
   }
   append(*a.m_queue, a.m_node);
-  latch_guard_release(*a.m_guard, s);
+  latch_guard_release(*a.m_state, k_latch_guard);
   return true;
 }
 
@@ -284,13 +335,14 @@ void publish_latch_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
 // Marks the latch broken and wakes its fiber and thread waiters, which find
 // the counter not zero and throw. Coroutine waiters hold no stack: they stay
 // queued until the counter reaches zero.
-void break_latch(std::atomic<std::uintptr_t>& guard, detail::wait_queue& q) noexcept {
-  const std::uintptr_t s = guard_acquire(guard, k_latch_guard);
+void break_latch(std::atomic<std::uintptr_t>& state, detail::wait_queue& q) noexcept {
+  guard_acquire(state, k_latch_guard);
   detail::wait_queue woken;
   detail::wait_queue kept;
   while (wait_node* n = pop_front(q)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
   q = kept;
-  latch_guard_release(guard, s | k_latch_broken);
+  state.fetch_or(k_latch_broken, std::memory_order_relaxed);  // published by the release below
+  latch_guard_release(state, k_latch_guard);
   notify_list(static_cast<wait_node*>(woken.m_head));
 }
 
@@ -309,7 +361,7 @@ void break_latch(std::atomic<std::uintptr_t>& guard, detail::wait_queue& q) noex
 void latch::wait() const {
   if (try_wait()) return;
   wait_node node;
-  latch_wait a{&m_count, &m_guard, &m_queue, &node};
+  latch_wait a{&m_state, &m_queue, &node};
   if (on_fiber(node)) {
     if (!rt::suspend(&publish_latch_wait, &a)) {
       if (try_wait()) return;  // opened meanwhile: no need to fail
@@ -317,15 +369,22 @@ void latch::wait() const {
       // parties that would open the latch are commonly skipped after this
       // failure (a failed task_group or loop starts nothing more): the waiters
       // would hang. Break the latch: they throw too.
-      break_latch(m_guard, m_queue);
+      break_latch(m_state, m_queue);
       rt::throw_no_fiber();
     }
   } else if (enqueue_unless_open(a, true)) {
     rt::block(node.m_waiter);
   }
   // Resumed (or refused) because the counter reached zero, or because the
-  // latch broke. Acquire in try_wait(): pairs with count_down()'s acq_rel.
-  if (!try_wait()) throw_latch_broken();
+  // latch broke. The opener may still be finishing its count_down(): wait
+  // until it let go of the latch (a few instructions), so that the caller may
+  // destroy the latch at once.
+  for (;;) {
+    const std::uintptr_t s = m_state.load(std::memory_order_acquire);  // pairs with count_down()'s release
+    if ((s & ~k_broken) == 0) return;
+    if ((s >> k_shift) != 0) throw_latch_broken();
+    rt::cpu_relax();
+  }
 }
 
 // ---- for coroutine awaiters ----
@@ -337,7 +396,7 @@ bool mutex_lock_async(mutex& m, wait_node& n) noexcept { return !acquire_or_enqu
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {
   // A coroutine waits for the counter to reach zero even on a broken latch: it
   // holds no stack.
-  return enqueue_unless_open(latch_wait{&l.m_count, &l.m_guard, &l.m_queue, &n}, false);
+  return enqueue_unless_open(latch_wait{&l.m_state, &l.m_queue, &n}, false);
 }
 
 }  // namespace detail

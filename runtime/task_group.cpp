@@ -1,7 +1,11 @@
 // task_group: spawns by the owner are uncounted and popped back at wait();
-// other spawns are counted, and may come while the owner waits
-// (docs/protocols/join.md, "Groups").
+// other spawns are counted, and may come while the owner waits: the group's
+// frame is an open one (docs/protocols/join.md, "Open frames").
 #include "weft/task_group.hpp"
+
+#include <stdexcept>
+
+#include "join.hpp"
 #include "scheduler.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
@@ -12,87 +16,13 @@ scheduler& default_scheduler();
 
 namespace weft::detail {
 
-namespace {
-
-constexpr std::int64_t k_waiting = join_frame::k_waiting;
-// The wait in progress is complete and one party owns its resumption.
-// Counted spawns that come meanwhile add to it; the owner subtracts it when it
-// goes on, leaving their count for its next wait.
-constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
-
-// Adds delta to the counter; when that completes the wait in progress (the
-// sum is exactly k_waiting), stores k_claimed instead. True: the caller owns
-// the resumption of the waiter. acq_rel: a finished spawn releases its writes
-// and the claimer acquires every earlier one; the waiter's add releases
-// m_waiter to the claimer.
-bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
-  std::int64_t v = pending.load(std::memory_order_relaxed);
-  bool claim;
-  do {
-    // Not `result == k_claimed`: a spawn counted after a claim that finishes
-    // brings k_claimed + 1 down to k_claimed without claiming anything.
-    claim = v + delta == k_waiting;
-  } while (!pending.compare_exchange_weak(v, claim ? k_claimed : v + delta, std::memory_order_acq_rel,
-                                          std::memory_order_relaxed));
-  return claim;
-}
-
-struct group_wait_action {
-  group_state* m_group;
-  std::int64_t m_taken;
-};
-
-// Switch action: the owner's fiber is saved; register the wait. If that
-// completes it, resume the owner at once.
-void publish_group_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
-  const auto* a = static_cast<group_wait_action*>(arg);
-  if (add_and_claim(a->m_group->m_frame.m_pending, a->m_taken + k_waiting)) rt::make_ready(prev);
-  // Otherwise a spawn may resume prev at any moment: touch nothing of it.
-}
-
-void wait_as_thread(group_state& g, std::int64_t taken) noexcept {
-  rt::waiter me;
-  g.m_frame.m_waiter = &me;
-  if (!add_and_claim(g.m_frame.m_pending, taken + k_waiting)) rt::block(me);
-}
-
-// Returns once `taken` uncounted spawns and every counted spawn made before
-// the wait registered have finished. Spawns counted later stay in the counter
-// for the next wait.
-void wait_for_spawns(group_state& g, std::int64_t taken) noexcept {
-  std::atomic<std::int64_t>& pending = g.m_frame.m_pending;
-  // Fast path: every spawn finished (the counter is exactly -taken then). The
-  // acquire pairs with their releasing decrements.
-  if (pending.load(std::memory_order_acquire) == -taken) {
-    // Spawns counted since keep their count; ours go back to zero.
-    if (taken != 0) pending.fetch_add(taken, std::memory_order_relaxed);
-    return;
-  }
-  rt::worker* w = rt::current_worker();
-  if (w == nullptr) {
-    wait_as_thread(g, taken);
-  } else {
-    rt::waiter me;
-    me.m_fiber = w->m_current;
-    g.m_frame.m_waiter = &me;
-    group_wait_action a{&g, taken};
-    if (!rt::suspend(&publish_group_wait, &a)) {
-      me.m_fiber = nullptr;  // no fiber to switch to (out of memory): block this worker instead
-      wait_as_thread(g, taken);
-    }
-  }
-  // Resumed by the claimer (or claimed here): close this wait. relaxed: only
-  // this party can remove k_claimed, and the claim already acquired.
-  pending.fetch_sub(k_claimed, std::memory_order_relaxed);
-}
-
-}  // namespace
 
 // group_init() and group_spawn() never switch fibers: inline worker reads.
 void group_init(group_state& g) noexcept {
   if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner = w->m_current;
     g.m_runtime = &w->m_sched;
+    g.m_runtime_id = w->m_sched.sequence();
   }
 }
 
@@ -118,21 +48,27 @@ void group_spawn(group_state& g, group_task* t) {
     target = &rt::default_scheduler();  // may throw: nothing done yet
   }
   t->m_counted = true;
-  g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the pushes publish it
   if (w != nullptr && &w->m_sched == target) {
+    g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
     try {
       w->push(t);
-      return;
     } catch (...) {
-      // no memory to grow the deque: inject instead
+      target->inject(t);  // no memory to grow the deque
     }
+    return;
   }
+  // From another thread or runtime: the group's runtime may be gone; held
+  // alive (counted as a root) while t goes in.
+  if (g.m_runtime != nullptr && !rt::pin_runtime(g.m_runtime, g.m_runtime_id)) {
+    throw std::logic_error(
+        "weft::task_group::spawn: the runtime this group was created in has been destroyed; nothing was spawned");
+  }
+  g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; inject publishes it
   target->inject(t);
+  if (g.m_runtime != nullptr) target->end_root();
 }
 
-void group_complete(group_state& g) noexcept {
-  if (add_and_claim(g.m_frame.m_pending, -1)) rt::notify(*static_cast<rt::waiter*>(g.m_frame.m_waiter));
-}
+void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
 
 namespace {
 
@@ -159,7 +95,7 @@ void wait_owned(group_state& g, bool owner) noexcept {
   g.m_last = nullptr;
   g.m_spawned = 0;
   g.m_popped = 0;
-  wait_for_spawns(g, taken);
+  rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
   // Every uncounted spawn that ran elsewhere set the flag before its
   // group_complete(), which this wait observed: no store can follow this reset.
   g.m_detached.store(false, std::memory_order_relaxed);

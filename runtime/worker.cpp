@@ -267,7 +267,7 @@ detail::task* worker::search() noexcept {
     if (!m_sched.injection().looks_empty()) {
       if (detail::task* t = take_injected()) return t;
     }
-    if (m_sched.stopping()) return nullptr;
+    if (m_sched.stopping()) return nullptr;  // leave, or park until the work in flight is done
     if (ticks() - start >= spin) return nullptr;
     if (m_caller == nullptr) {
       // A thread from outside waits for a slot: park now, so that it can
@@ -297,7 +297,7 @@ void worker::park() noexcept {
   s.prepare_park(entry);
   // relaxed for the caller's flag: prepare_park()'s fence orders it (pairs
   // with the fence in sleep_set::notify()).
-  if (work_visible() || m_sched.stopping() ||
+  if (work_visible() || m_sched.done() ||
       (caller != nullptr && caller->m_native_ready.load(std::memory_order_relaxed))) {
     s.cancel_park(entry);
   } else {
@@ -334,9 +334,12 @@ detail::task* worker::find_work() noexcept {
       m_searching = true;
     }
     if (detail::task* t = search()) return got(t);
-    if (m_sched.stopping()) {
+    if (m_sched.done()) {
+      // The runtime stops and nothing is in flight: leave, and wake those
+      // that parked while work was still in flight so that they leave too.
       m_searching = false;
       m_sched.sleepers().stop_search();
+      m_sched.sleepers().notify_all();
       return nullptr;
     }
     if (!caller_ready()) park();
@@ -372,9 +375,20 @@ void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.m_pool.put(prev);
 
 // resume_fiber(), suspend() and yield_current() read the worker inline: they
 // do not use it after their switch.
+void about_to_resume(worker& w, fiber* f) noexcept {
+  if (f->m_suspended) {
+    // It runs on this worker next: no longer in flight elsewhere (a worker
+    // leaves only once nothing is in flight: scheduler::done()).
+    f->m_suspended = false;
+    w.m_sched.end_root();
+  }
+}
+
 void resume_fiber(detail::task* t) noexcept {
   fiber* f = fiber_of(t);
-  switch_to(*this_thread_worker(), f, &recycle_fiber, nullptr);
+  worker& w = *this_thread_worker();
+  about_to_resume(w, f);
+  switch_to(w, f, &recycle_fiber, nullptr);
 }
 
 void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
@@ -400,13 +414,17 @@ bool suspend(switch_action publish, void* arg) noexcept {
   worker* w = this_thread_worker();
   fiber* next = w->next_fiber();
   if (next == nullptr) return false;
-  counters::bump(w->m_counters.suspensions);
-  switch_to(*w, next, publish, arg);
+  suspend_to(*w, next, publish, arg);
   return true;
 }
 
 void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept {
   counters::bump(w.m_counters.suspensions);
+  // A suspended fiber is work in flight: the runtime's destructor waits for
+  // it (counted before publish can make it resumable; uncounted in
+  // resume_fiber()).
+  w.m_current->m_suspended = true;
+  w.m_sched.begin_root();
   switch_to(w, next, publish, arg);
 }
 

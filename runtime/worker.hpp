@@ -154,6 +154,11 @@ void scheduling_loop() noexcept;
 // that ran it goes back to the pool.
 void resume_fiber(detail::task* t) noexcept;
 
+// Worker w is about to switch to f, taken from a queue as a ready fiber:
+// ends the count of a suspension (suspend_to). Every switch to a fiber that
+// suspend_to() suspended goes through it.
+void about_to_resume(worker& w, fiber* f) noexcept;
+
 // Switch action: the previous fiber (dead) is destroyed.
 void retire_fiber(worker& w, fiber* prev, void* arg) noexcept;
 

@@ -57,6 +57,10 @@ WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
 class WEFT_API mutex {
  public:
   constexpr mutex() noexcept = default;
+  // Destroying a locked mutex prints one line and aborts (its waiters would
+  // hang, and the unlock would write freed memory), except while the process
+  // exits (a static mutex may be held then).
+  ~mutex();
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
 
@@ -101,6 +105,10 @@ class WEFT_API mutex {
 class WEFT_API condition_variable {
  public:
   constexpr condition_variable() noexcept = default;
+  // Destroying a condition variable while a fiber or thread waits on it
+  // prints one line and aborts (the waiter would hang). Destroying it right
+  // after notify_all() is fine.
+  ~condition_variable();
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
 
@@ -131,12 +139,20 @@ class WEFT_API latch {
   latch(const latch&) = delete;
   latch& operator=(const latch&) = delete;
 
-  static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX; }
+  // Destroying a latch while a fiber, thread or coroutine waits on it prints
+  // one line and aborts (the waiter would hang, and a later count_down would
+  // write freed memory). A latch may be destroyed as soon as its wait()
+  // returned, even while the count_down() that opened it is still running.
+  ~latch();
+
+  static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX >> 2; }
 
   // Decrements the counter by n; releases the waiters when it reaches zero.
   // Throws std::invalid_argument if n is negative or larger than the counter.
   void count_down(std::ptrdiff_t n = 1);
-  bool try_wait() const noexcept { return m_count.load(std::memory_order_acquire) == 0; }
+  // True when the counter is zero and the count_down() that brought it there
+  // is done with the latch. Acquire: pairs with count_down()'s release.
+  bool try_wait() const noexcept { return (m_state.load(std::memory_order_acquire) & ~k_broken) == 0; }
   // Returns once the counter is zero. On a worker that cannot get a fiber to
   // wait on (see mutex) it throws std::system_error naming the limit, and
   // breaks the latch: more parties wait at once than the system has stacks
@@ -153,8 +169,15 @@ class WEFT_API latch {
 
  private:
   friend bool detail::latch_wait_async(const latch& l, detail::wait_node& n) noexcept;
-  std::atomic<std::ptrdiff_t> m_count;
-  mutable std::atomic<std::uintptr_t> m_guard{0};
+  // m_state: the counter times k_one, plus k_guard (the wait queue is being
+  // changed) and k_broken (see wait()). The count_down() that reaches zero
+  // takes the guard in the same step and clears it with its last access to
+  // the latch, so the state reads exactly 0 (or k_broken) only once no
+  // count_down() touches the latch any more (docs/protocols/sync.md).
+  static constexpr std::uintptr_t k_guard = 1;
+  static constexpr std::uintptr_t k_broken = 2;
+  static constexpr int k_shift = 2;
+  mutable std::atomic<std::uintptr_t> m_state;
   mutable detail::wait_queue m_queue;
 };
 

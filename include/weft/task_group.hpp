@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <new>
 #include <type_traits>
@@ -28,6 +29,7 @@ struct group_state {
   // whose spawns go to the spawner's runtime (the default one from outside).
   // Written only by group_init().
   runtime_state* m_runtime = nullptr;
+  std::uint64_t m_runtime_id = 0;  // which one (a runtime's address may be reused)
   task* m_last = nullptr;              // owner's newest uncounted spawn (owner only)
   std::int64_t m_spawned = 0;          // uncounted spawns (owner only)
   std::int64_t m_popped = 0;           // of those, popped back by the owner
@@ -104,7 +106,9 @@ class task_group {
   }
 
   // Makes f() (a copy or move of f) runnable in parallel with the caller.
-  // Allocates the closure from a per-worker recycling pool.
+  // Allocates the closure from a per-worker recycling pool. Throws
+  // std::logic_error, and runs nothing, when the runtime the group was
+  // created in has been destroyed.
   template <class F>
   void spawn(F&& f) {
     using closure = detail::group_closure<std::decay_t<F>>;
@@ -119,7 +123,13 @@ class task_group {
       throw;
     }
     t->m_group = &m_state;
-    detail::group_spawn(m_state, t);
+    try {
+      detail::group_spawn(m_state, t);
+    } catch (...) {
+      t->~closure();
+      detail::free_task(t, sizeof(closure));
+      throw;
+    }
   }
 
   // Returns when every spawned call has returned; rethrows the first exception

@@ -1,0 +1,33 @@
+// weft::rt: waiting for the children of a join frame (runtime/join.cpp,
+// docs/protocols/join.md).
+#pragma once
+
+#include <cstdint>
+
+#include "weft/detail/task.hpp"
+
+namespace weft::rt {
+
+// How a frame's children are counted.
+enum class join_kind : unsigned char {
+  // No child is counted once the wait has begun (join, loops, a root task):
+  // children finish with detail::complete().
+  plain,
+  // Children may be counted at any time, also during and after a wait
+  // (task_group, a runtime's roots): they finish with complete_open(). A
+  // wait covers the children counted before it registered; later ones stay
+  // counted for the next wait.
+  open,
+};
+
+// Returns once `taken` uncounted children and the counted children of f
+// (those of this wait, for an open frame) have finished; leaves f reusable.
+// On a worker it suspends the calling fiber (never the thread, even when no
+// fiber can be had); elsewhere it blocks the thread without spinning.
+void wait_for_children(detail::join_frame& f, std::int64_t taken, join_kind kind) noexcept;
+
+// A child of an open frame has finished: its last access to f unless it
+// completed a wait (then it resumes the waiter). Any thread.
+void complete_open(detail::join_frame& f) noexcept;
+
+}  // namespace weft::rt

@@ -342,6 +342,16 @@ when_all_value<T> take_value(promise<T>& p) {
   }
 }
 
+// Where a when_all awaitable stands: it is awaited once, and not after it was
+// moved from.
+enum class awaitable_state : unsigned char { ready, awaited, moved_from };
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_when_all_misuse(awaitable_state s) {
+  throw_invalid_argument(s == awaitable_state::moved_from
+                             ? "weft::when_all: the awaitable was moved from (await the one it was moved into)"
+                             : "weft::when_all: the awaitable was already awaited (a when_all is awaited once)");
+}
+
 inline constexpr const char* k_when_all_no_coroutine =
     "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)";
 inline constexpr const char* k_when_all_being_awaited =
@@ -354,9 +364,18 @@ class [[nodiscard]] when_all_awaiter {
   explicit when_all_awaiter(weft::task<T>&&... tasks) : m_tasks(std::move(tasks)...) {}
   when_all_awaiter(const when_all_awaiter&) = delete;
   when_all_awaiter& operator=(const when_all_awaiter&) = delete;
-  when_all_awaiter(when_all_awaiter&& o) noexcept : m_tasks(std::move(o.m_tasks)) {}
+  when_all_awaiter(when_all_awaiter&& o) noexcept
+      : m_tasks(std::move(o.m_tasks)), m_state(std::exchange(o.m_state, awaitable_state::moved_from)) {}
 
-  bool await_ready() const noexcept { return false; }
+  // Throws std::invalid_argument, before anything starts, if this awaitable
+  // was moved from or awaited before.
+  bool await_ready() {
+    if (m_state != awaitable_state::ready) [[unlikely]] {
+      throw_when_all_misuse(m_state);
+    }
+    m_state = awaitable_state::awaited;
+    return false;
+  }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
@@ -390,6 +409,7 @@ class [[nodiscard]] when_all_awaiter {
   std::tuple<weft::task<T>...> m_tasks;
   join_state m_join;
   child_slot m_slots[sizeof...(T)];
+  awaitable_state m_state = awaitable_state::ready;
 };
 
 }  // namespace detail
@@ -400,7 +420,8 @@ class [[nodiscard]] when_all_awaiter {
 // exception is rethrown after all have finished. Awaiting it costs no atomic
 // operation when no other worker took a task. Throws std::invalid_argument if
 // a task has no coroutine (moved from, default-constructed or already awaited)
-// or another coroutine awaits it.
+// or another coroutine awaits it. The awaitable is awaited once; awaiting it
+// again, or after it was moved from, throws std::invalid_argument.
 template <class... T>
 requires(sizeof...(T) >= 1) [[nodiscard]] detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
   (detail::checked(std::move(tasks), detail::k_when_all_no_coroutine, detail::k_when_all_being_awaited), ...);
@@ -416,7 +437,15 @@ class [[nodiscard]] when_all_vector_awaiter {
   explicit when_all_vector_awaiter(std::vector<weft::task<T>>&& tasks)
       : m_tasks(std::move(tasks)), m_slots(m_tasks.size()) {}
 
-  bool await_ready() const noexcept { return m_tasks.empty(); }
+  // Throws std::invalid_argument, before anything starts, if this awaitable
+  // was awaited before (it cannot be moved).
+  bool await_ready() {
+    if (m_state != awaitable_state::ready) [[unlikely]] {
+      throw_when_all_misuse(m_state);
+    }
+    m_state = awaitable_state::awaited;
+    return m_tasks.empty();
+  }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
@@ -444,6 +473,7 @@ class [[nodiscard]] when_all_vector_awaiter {
   std::vector<weft::task<T>> m_tasks;
   std::vector<child_slot> m_slots;
   join_state m_join;
+  awaitable_state m_state = awaitable_state::ready;
 };
 
 }  // namespace detail
@@ -464,12 +494,13 @@ template <class T>
 
 // A task already offered to other workers: spawn() starts it (a thief may
 // take it at once) and co_await joins it, running it inline if nobody took it.
-// Awaited at most once, by the coroutine that spawned it; not movable (its
-// descriptor is queued). A handle destroyed without being awaited (an
-// exception between spawn() and co_await, a discarded spawn()) takes its
-// child back if nobody started it, and the child is destroyed unstarted;
-// otherwise the destructor waits until the child has finished, suspending the
-// calling fiber (never the thread), and drops what the child threw.
+// Awaited at most once (a second co_await throws std::invalid_argument), by
+// the coroutine that spawned it; not movable (its descriptor is queued). A
+// handle destroyed without being awaited (an exception between spawn() and
+// co_await, a discarded spawn()) takes its child back if nobody started it,
+// and the child is destroyed unstarted; otherwise the destructor waits until
+// the child has finished, suspending the calling fiber (never the thread),
+// and drops what the child threw.
 template <class T>
 class [[nodiscard]] spawned {
  public:
@@ -507,7 +538,14 @@ class [[nodiscard]] spawned {
     detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
   }
 
-  bool await_ready() const noexcept { return false; }
+  // Throws std::invalid_argument if this handle was awaited before (its join
+  // is over: m_parent is set once, by the first await).
+  bool await_ready() const {
+    if (m_join.m_parent) [[unlikely]] {
+      detail::throw_invalid_argument("weft::spawn: the handle was already awaited (a spawn handle is awaited once)");
+    }
+    return false;
+  }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
     if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {

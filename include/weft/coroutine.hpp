@@ -17,6 +17,8 @@
 #include <climits>
 #include <coroutine>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <tuple>
 #include <type_traits>
@@ -61,19 +63,48 @@ inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, corouti
 
 struct join_state;
 
+// Writes one line to stderr and aborts: misuse that a destructor finds and
+// cannot report by an exception. Out of line, so the callers' paths stay short.
+[[noreturn, gnu::cold, gnu::noinline]] inline void abort_with(const char* line) noexcept {
+  std::fputs(line, stderr);
+  std::abort();
+}
+
+// How far a task's coroutine has got: what the awaits check to refuse a task
+// that another coroutine awaits, and ~task to refuse destroying it. A plain
+// field, written by whoever starts or finishes the coroutine; a check sees
+// the latest write when the program orders the check after it (a second
+// await racing with the first one is not caught).
+enum class stage : unsigned char {
+  unstarted,  // not started, and no co_await has committed to start it
+  started,    // a co_await committed to start it, or it has started: it runs,
+              // or is suspended inside, and someone awaits it
+  finished,   // at its final suspension point (done())
+};
+
 // What every task<T> promise has, whatever T.
 struct promise_base {
   std::coroutine_handle<> m_continuation;              // who awaits this task with a plain co_await
   coroutine_resumption* m_continuation_via = nullptr;  // descriptor for a deferred transfer to it
   join_state* m_join = nullptr;                        // set when a when_all / spawn awaits it
   bool m_taken = false;                                // a worker took it from a queue (it ran as a stolen child)
+  stage m_stage = stage::unstarted;
   std::exception_ptr m_error;
 
   // Coroutine frames come from the per-worker recycling cache.
   static void* operator new(std::size_t size) { return allocate_task(size); }
   static void operator delete(void* p, std::size_t size) noexcept { free_task(p, size); }
 
-  std::suspend_always initial_suspend() const noexcept { return {}; }
+  // Lazy start: whoever resumes the coroutine first (a co_await, a when_all
+  // or spawn child run inline or taken, sync_wait's runner) starts the body,
+  // and the resumption marks it started.
+  struct initial_awaiter {
+    promise_base& m_promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const noexcept { m_promise.m_stage = stage::started; }
+  };
+  initial_awaiter initial_suspend() noexcept { return {*this}; }
   void unhandled_exception() noexcept { m_error = std::current_exception(); }
 };
 
@@ -145,6 +176,7 @@ struct final_awaiter {
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     promise_base& p = h.promise();
+    p.m_stage = stage::finished;  // before the transfer: the awaiter may destroy the frame at once
     if (p.m_join != nullptr) return p.m_join->child_done(p);
     if (p.m_continuation) return transfer_to(p.m_continuation, *p.m_continuation_via);
     return std::noop_coroutine();
@@ -184,21 +216,43 @@ struct promise<void> : promise_base {
 template <class T>
 using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
 
-// True when t can be awaited: it holds a coroutine that has not finished (a
-// task awaited to completion is suspended at its final point: done()).
+// True when t can be awaited: it holds a coroutine that has not started (a
+// task awaited to completion is finished, one that another coroutine awaits
+// has started) and that no co_await has committed to start.
 template <class T>
 bool awaitable(const weft::task<T>& t) noexcept {
-  return t.handle() && !t.handle().done();
+  return t.handle() && t.handle().promise().m_stage == stage::unstarted;
 }
 
-// t itself; throws std::invalid_argument with `message` when it cannot be
-// awaited (before anything is moved).
+// Throws std::invalid_argument for a task that awaitable() refused:
+// `no_coroutine` when it has none or its coroutine has finished,
+// `being_awaited` when its coroutine has started and not finished.
 template <class T>
-weft::task<T>&& checked(weft::task<T>&& t, const char* message) {
+[[noreturn, gnu::cold, gnu::noinline]] void throw_not_awaitable(const weft::task<T>& t, const char* no_coroutine,
+                                                                const char* being_awaited) {
+  const bool started = t.handle() && t.handle().promise().m_stage == stage::started;
+  throw_invalid_argument(started ? being_awaited : no_coroutine);
+}
+
+// t itself; throws std::invalid_argument when it cannot be awaited (before
+// anything is moved).
+template <class T>
+weft::task<T>&& checked(weft::task<T>&& t, const char* no_coroutine, const char* being_awaited) {
   if (!awaitable(t)) [[unlikely]] {
-    throw_invalid_argument(message);
+    throw_not_awaitable(t, no_coroutine, being_awaited);
   }
   return std::move(t);
+}
+
+// Destroys a task's coroutine; aborts if it has started and not finished.
+template <class P>
+void destroy_unless_awaited(std::coroutine_handle<P> h) noexcept {
+  if (h.promise().m_stage == stage::started) [[unlikely]] {
+    abort_with(
+        "weft: a weft::task was destroyed while it was awaited (its coroutine had started and not finished, "
+        "and whoever awaits it could never be resumed)\n");
+  }
+  h.destroy();
 }
 
 }  // namespace detail
@@ -207,8 +261,10 @@ weft::task<T>&& checked(weft::task<T>&& t, const char* message) {
 // was not awaited destroys its coroutine unstarted. Awaiting it (once) runs it
 // inline and yields its result or rethrows its exception. Awaiting a task
 // that has no coroutine (moved from, default-constructed, or already awaited:
-// its coroutine has finished) throws std::invalid_argument: co_await,
-// sync_wait, when_all and spawn all check.
+// its coroutine has finished), or one that another coroutine is awaiting (its
+// coroutine has started and not finished), throws std::invalid_argument:
+// co_await, sync_wait, when_all and spawn all check. Destroying (or assigning
+// over) a task while it is awaited aborts the process with a `weft:` line.
 template <class T>
 class [[nodiscard]] task {
  public:
@@ -220,7 +276,7 @@ class [[nodiscard]] task {
   task(task&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
   task& operator=(task&& o) noexcept {
     if (this != &o) {
-      if (m_handle) m_handle.destroy();
+      if (m_handle) detail::destroy_unless_awaited(m_handle);
       m_handle = std::exchange(o.m_handle, {});
     }
     return *this;
@@ -228,18 +284,20 @@ class [[nodiscard]] task {
   task(const task&) = delete;
   task& operator=(const task&) = delete;
   ~task() {
-    if (m_handle) m_handle.destroy();
+    if (m_handle) detail::destroy_unless_awaited(m_handle);
   }
 
   bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
   // Throws std::invalid_argument, before anything suspends, if this task has
-  // no coroutine or its coroutine has finished.
+  // no coroutine, its coroutine has finished, or another coroutine awaits it.
   auto operator co_await() && {
     if (!detail::awaitable(*this)) [[unlikely]] {
-      detail::throw_invalid_argument(
+      detail::throw_not_awaitable(
+          *this,
           "weft::task: co_await on a task that has no coroutine (moved from, default-constructed or already "
-          "awaited)");
+          "awaited)",
+          "weft::task: co_await on a task that is being awaited by another coroutine (a task is awaited once)");
     }
     struct awaiter {
       handle_type m_child;
@@ -249,7 +307,8 @@ class [[nodiscard]] task {
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
         m_child.promise().m_continuation = parent;
         m_child.promise().m_continuation_via = &m_return_via;
-        return detail::transfer_to(m_child, m_start_via);  // the child runs now, on this thread
+        m_child.promise().m_stage = detail::stage::started;  // also while its start is deferred
+        return detail::transfer_to(m_child, m_start_via);    // the child runs now, on this thread
       }
       T await_resume() { return m_child.promise().take(); }
     };
@@ -283,6 +342,21 @@ when_all_value<T> take_value(promise<T>& p) {
   }
 }
 
+// Where a when_all awaitable stands: it is awaited once, and not after it was
+// moved from.
+enum class awaitable_state : unsigned char { ready, awaited, moved_from };
+
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_when_all_misuse(awaitable_state s) {
+  throw_invalid_argument(s == awaitable_state::moved_from
+                             ? "weft::when_all: the awaitable was moved from (await the one it was moved into)"
+                             : "weft::when_all: the awaitable was already awaited (a when_all is awaited once)");
+}
+
+inline constexpr const char* k_when_all_no_coroutine =
+    "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)";
+inline constexpr const char* k_when_all_being_awaited =
+    "weft::when_all: one of tasks is being awaited by another coroutine (a task is awaited once)";
+
 // The awaiter of when_all: owns the tasks; in the awaiting coroutine's frame.
 template <class... T>
 class [[nodiscard]] when_all_awaiter {
@@ -290,9 +364,18 @@ class [[nodiscard]] when_all_awaiter {
   explicit when_all_awaiter(weft::task<T>&&... tasks) : m_tasks(std::move(tasks)...) {}
   when_all_awaiter(const when_all_awaiter&) = delete;
   when_all_awaiter& operator=(const when_all_awaiter&) = delete;
-  when_all_awaiter(when_all_awaiter&& o) noexcept : m_tasks(std::move(o.m_tasks)) {}
+  when_all_awaiter(when_all_awaiter&& o) noexcept
+      : m_tasks(std::move(o.m_tasks)), m_state(std::exchange(o.m_state, awaitable_state::moved_from)) {}
 
-  bool await_ready() const noexcept { return false; }
+  // Throws std::invalid_argument, before anything starts, if this awaitable
+  // was moved from or awaited before.
+  bool await_ready() {
+    if (m_state != awaitable_state::ready) [[unlikely]] {
+      throw_when_all_misuse(m_state);
+    }
+    m_state = awaitable_state::awaited;
+    return false;
+  }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
@@ -326,6 +409,7 @@ class [[nodiscard]] when_all_awaiter {
   std::tuple<weft::task<T>...> m_tasks;
   join_state m_join;
   child_slot m_slots[sizeof...(T)];
+  awaitable_state m_state = awaitable_state::ready;
 };
 
 }  // namespace detail
@@ -335,13 +419,12 @@ class [[nodiscard]] when_all_awaiter {
 // their results (std::monostate for weft::task<void>). If tasks throw, the first
 // exception is rethrown after all have finished. Awaiting it costs no atomic
 // operation when no other worker took a task. Throws std::invalid_argument if
-// a task has no coroutine (moved from, default-constructed or already awaited).
+// a task has no coroutine (moved from, default-constructed or already awaited)
+// or another coroutine awaits it. The awaitable is awaited once; awaiting it
+// again, or after it was moved from, throws std::invalid_argument.
 template <class... T>
 requires(sizeof...(T) >= 1) [[nodiscard]] detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
-  if (!(detail::awaitable(tasks) && ...)) [[unlikely]] {
-    detail::throw_invalid_argument(
-        "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
-  }
+  (detail::checked(std::move(tasks), detail::k_when_all_no_coroutine, detail::k_when_all_being_awaited), ...);
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
@@ -354,7 +437,15 @@ class [[nodiscard]] when_all_vector_awaiter {
   explicit when_all_vector_awaiter(std::vector<weft::task<T>>&& tasks)
       : m_tasks(std::move(tasks)), m_slots(m_tasks.size()) {}
 
-  bool await_ready() const noexcept { return m_tasks.empty(); }
+  // Throws std::invalid_argument, before anything starts, if this awaitable
+  // was awaited before (it cannot be moved).
+  bool await_ready() {
+    if (m_state != awaitable_state::ready) [[unlikely]] {
+      throw_when_all_misuse(m_state);
+    }
+    m_state = awaitable_state::awaited;
+    return m_tasks.empty();
+  }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
@@ -382,6 +473,7 @@ class [[nodiscard]] when_all_vector_awaiter {
   std::vector<weft::task<T>> m_tasks;
   std::vector<child_slot> m_slots;
   join_state m_join;
+  awaitable_state m_state = awaitable_state::ready;
 };
 
 }  // namespace detail
@@ -394,8 +486,7 @@ template <class T>
   }
   for (const auto& t : tasks) {
     if (!detail::awaitable(t)) [[unlikely]] {
-      detail::throw_invalid_argument(
-          "weft::when_all: one of tasks has no coroutine (moved from, default-constructed or already awaited)");
+      detail::throw_not_awaitable(t, detail::k_when_all_no_coroutine, detail::k_when_all_being_awaited);
     }
   }
   return detail::when_all_vector_awaiter<T>(std::move(tasks));
@@ -403,21 +494,23 @@ template <class T>
 
 // A task already offered to other workers: spawn() starts it (a thief may
 // take it at once) and co_await joins it, running it inline if nobody took it.
-// Awaited at most once, by the coroutine that spawned it; not movable (its
-// descriptor is queued). A handle destroyed without being awaited (an
-// exception between spawn() and co_await, a discarded spawn()) takes its
-// child back if nobody started it, and the child is destroyed unstarted;
-// otherwise the destructor waits until the child has finished, suspending the
-// calling fiber (never the thread), and drops what the child threw.
+// Awaited at most once (a second co_await throws std::invalid_argument), by
+// the coroutine that spawned it; not movable (its descriptor is queued). A
+// handle destroyed without being awaited (an exception between spawn() and
+// co_await, a discarded spawn()) takes its child back if nobody started it,
+// and the child is destroyed unstarted; otherwise the destructor waits until
+// the child has finished, suspending the calling fiber (never the thread),
+// and drops what the child threw.
 template <class T>
 class [[nodiscard]] spawned {
  public:
   // Offers t to other workers. Throws std::invalid_argument, and offers
   // nothing, if t has no coroutine (moved from, default-constructed or
-  // already awaited).
+  // already awaited) or another coroutine awaits it.
   explicit spawned(weft::task<T>&& t)
-      : m_task(detail::checked(
-            std::move(t), "weft::spawn: t has no coroutine (moved from, default-constructed or already awaited)")) {
+      : m_task(detail::checked(std::move(t),
+                               "weft::spawn: t has no coroutine (moved from, default-constructed or already awaited)",
+                               "weft::spawn: t is being awaited by another coroutine (a task is awaited once)")) {
     m_join.m_parent = {};
     m_join.m_slots = &m_slot;
     m_join.m_count = 1;
@@ -445,7 +538,14 @@ class [[nodiscard]] spawned {
     detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
   }
 
-  bool await_ready() const noexcept { return false; }
+  // Throws std::invalid_argument if this handle was awaited before (its join
+  // is over: m_parent is set once, by the first await).
+  bool await_ready() const {
+    if (m_join.m_parent) [[unlikely]] {
+      detail::throw_invalid_argument("weft::spawn: the handle was already awaited (a spawn handle is awaited once)");
+    }
+    return false;
+  }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
     if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
@@ -470,7 +570,8 @@ class [[nodiscard]] spawned {
 };
 
 // Starts t, offering it to other workers, and returns the handle to await.
-// Throws std::invalid_argument if t has no coroutine (see spawned).
+// Throws std::invalid_argument if t has no coroutine or another coroutine
+// awaits it (see spawned).
 template <class T>
 [[nodiscard]] spawned<T> spawn(weft::task<T>&& t) {
   return spawned<T>(std::move(t));
@@ -523,22 +624,23 @@ signal_task run_task(weft::task<T>& t, result<T>& out, join_frame& frame) {
 }  // namespace detail
 
 // Runs t to completion from ordinary code and returns its result (or
-// rethrows). On a worker it suspends the calling fiber, never the thread;
-// outside any runtime it runs t in default_runtime() and blocks the thread.
-// Throws std::invalid_argument if t has no coroutine (moved from,
-// default-constructed or already awaited).
+// rethrows). Takes t over (sync_wait(f(...)), sync_wait(std::move(t))). On a
+// worker it suspends the calling fiber, never the thread; outside any runtime
+// it runs t in default_runtime() and blocks the thread. Throws
+// std::invalid_argument, and leaves t as it was, if t has no coroutine (moved
+// from, default-constructed or already awaited) or another coroutine awaits
+// it.
 template <class T>
-T sync_wait(weft::task<T> t) {
-  if (!detail::awaitable(t)) [[unlikely]] {
-    detail::throw_invalid_argument(
-        "weft::sync_wait: t has no coroutine (moved from, default-constructed or already awaited)");
-  }
+T sync_wait(weft::task<T>&& t) {
+  weft::task<T> owned = detail::checked(
+      std::move(t), "weft::sync_wait: t has no coroutine (moved from, default-constructed or already awaited)",
+      "weft::sync_wait: t is being awaited by another coroutine (a task is awaited once)");
   if (!weft::on_worker()) {
-    return default_runtime().run([&]() -> T { return weft::sync_wait(std::move(t)); });
+    return default_runtime().run([&]() -> T { return weft::sync_wait(std::move(owned)); });
   }
   detail::join_frame frame;
   detail::result<T> out;
-  detail::signal_task runner = detail::run_task(t, out, frame);
+  detail::signal_task runner = detail::run_task(owned, out, frame);
   runner.m_handle.promise().m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: the runner signals once
   runner.m_handle.resume();                             // runs inline until it first waits

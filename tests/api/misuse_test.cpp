@@ -245,7 +245,7 @@ constexpr bool k_pinned = !std::is_copy_constructible_v<T> && !std::is_move_cons
 // runtime, a latch, a mutex or a condition variable cannot be written: they
 // are neither copyable nor movable. A task moves (use after move: see
 // MisuseTest.TaskWithoutACoroutineThrowsForEveryAwait), and so does the
-// awaitable of a when_all of several tasks (see MisuseOpen.MovedFromWhenAllThrows).
+// awaitable of a when_all of several tasks (see MisuseTest.MovedFromWhenAllThrows).
 TEST(MisuseStatic, HandlesThatMustNotMoveCannotBeMoved) {
   static_assert(k_pinned<weft::spawned<int>>);
   static_assert(k_pinned<vector_awaiter>);
@@ -377,6 +377,84 @@ TEST_P(MisuseTest, TaskCreatedForOneRuntimeRunsWhereItIsAwaited) {
   }));
 }
 
+// Early destruction while awaited: a task destroyed while a coroutine awaits
+// it (a co_await on an lvalue task, destroyed while its coroutine waits on a
+// latch). The awaiting coroutine could never be resumed and the latch holds a
+// node in the frame, so ~task, which sees that the coroutine has started and
+// not finished, aborts naming the task. (An abort.)
+TEST_P(MisuseTest, TaskDestroyedWhileAwaitedAborts) {
+  const int w = workers();
+  const auto r = in_child([w] {
+    auto* rt = new weft::runtime{{.workers = w}};  // left alive: a stuck run would hold its destructor
+    auto* started = new weft::latch(1);
+    auto* gate = new weft::latch(1);
+    auto holder = std::make_unique<weft::task<int>>(started_then_gate(*started, *gate, 7));
+    std::thread([rt, &holder] { (void)rt->run([&] { return weft::sync_wait(await_lvalue(*holder)); }); }).detach();
+    started->wait();
+    std::this_thread::sleep_for(20ms);  // the coroutine is queued on the gate
+    holder.reset();
+    std::fprintf(stderr, "the task was destroyed while awaited, without a word\n");
+    return 3;
+  });
+  expect_documented_abort(r, {"task", "destroyed", "awaited"});
+}
+
+// Awaited while awaited: a task that another coroutine awaits (the task used
+// as a shared future; its coroutine waits on a latch) is awaited again with
+// co_await, sync_wait, spawn or when_all. Each throws std::invalid_argument
+// naming the call and "being awaited" before anything runs, and before the
+// task changes owner (sync_wait takes a task&& and checks it first); the
+// first awaiter then gets the value. (A clear exception.)
+TEST_P(MisuseTest, TaskAwaitedWhileAlreadyAwaitedThrows) {
+  const int w = workers();
+  enum class second : int { co_await_it, sync_wait_it, spawn_it, when_all_it };
+  for (second how : {second::co_await_it, second::sync_wait_it, second::spawn_it, second::when_all_it}) {
+    SCOPED_TRACE(::testing::Message() << "second await kind " << static_cast<int>(how));
+    expect_clear_exception(in_child([how, w]() -> int {
+      auto* rt = new weft::runtime{{.workers = w}};
+      weft::latch started(1);
+      weft::latch gate(1);
+      weft::task<int> t = started_then_gate(started, gate, 7);
+      int first = 0;
+      std::thread first_awaiter([&] { first = rt->run([&] { return weft::sync_wait(await_lvalue(t)); }); });
+      started.wait();
+      std::this_thread::sleep_for(20ms);
+      auto second_await = [&]() -> weft::task<std::string> {
+        try {
+          switch (how) {
+            case second::co_await_it: (void)co_await t; break;
+            case second::sync_wait_it: (void)weft::sync_wait(std::move(t)); break;
+            case second::spawn_it: {
+              auto s = weft::spawn(std::move(t));
+              (void)co_await s;
+              break;
+            }
+            case second::when_all_it: (void)co_await weft::when_all(std::move(t)); break;
+          }
+        } catch (const std::invalid_argument& e) {
+          co_return e.what();
+        }
+        co_return std::string();
+      };
+      const char* call = how == second::co_await_it    ? "co_await"
+                         : how == second::sync_wait_it ? "weft::sync_wait"
+                         : how == second::spawn_it     ? "weft::spawn"
+                                                       : "weft::when_all";
+      const std::string what = rt->run([&] { return weft::sync_wait(second_await()); });
+      if (int c = message_names(what, {call, "being awaited"})) {
+        first_awaiter.detach();                   // it may never return
+        (void)new weft::task<int>(std::move(t));  // leaked: destroying it while awaited aborts
+        return c;
+      }
+      gate.count_down();
+      first_awaiter.join();
+      WEFT_CHILD_CHECK(first == 7, 50);
+      delete rt;
+      return 0;
+    }));
+  }
+}
+
 // ---- weft::spawned ----
 
 // Early destruction: a spawn handle destroyed (by an exception) while its
@@ -489,6 +567,31 @@ TEST_P(MisuseTest, SpawnOnAPlainThreadRunsWhenAwaited) {
   }));
 }
 
+// Awaited twice: a second co_await of a spawn handle throws
+// std::invalid_argument naming weft::spawn and "already awaited", like a
+// second co_await of a task (its join is over: it would find nothing to pop
+// back and never be resumed). (A clear exception.)
+TEST_P(MisuseTest, SpawnHandleAwaitedTwiceThrows) {
+  const int w = workers();
+  expect_clear_exception(in_child([w]() -> int {
+    auto* rt = new weft::runtime{{.workers = w}};
+    auto coro = []() -> weft::task<std::string> {
+      auto s = weft::spawn(value_of(3));
+      const int first = co_await s;
+      try {
+        (void)co_await s;
+      } catch (const std::invalid_argument& e) {
+        co_return e.what();
+      }
+      co_return first == 3 ? std::string() : std::string("the first await gave a wrong value");
+    };
+    const std::string what = rt->run([&] { return weft::sync_wait(coro()); });
+    if (int c = message_names(what, {"weft::spawn", "already awaited"})) return c;
+    delete rt;
+    return 0;
+  }));
+}
+
 // ---- the when_all awaitables ----
 
 // Early destruction: a when_all awaitable (of tasks, of a vector) destroyed
@@ -545,6 +648,73 @@ TEST_P(MisuseTest, WhenAllBuiltOnAPlainThreadAwaitedInAnotherRuntime) {
     WEFT_CHILD_CHECK(b.run([&] { return weft::sync_wait(sum_vector(all)); }) == 10, 2);
     return 0;
   }));
+}
+
+// Use after move: a when_all awaitable (of several tasks) awaited after it was
+// moved from throws std::invalid_argument naming weft::when_all and "moved
+// from" (its tasks have no coroutine), as when_all of a moved-from task; the
+// awaitable it was moved into still works. (A clear exception.)
+TEST_P(MisuseTest, MovedFromWhenAllThrows) {
+  const int w = workers();
+  expect_clear_exception(in_child([w]() -> int {
+    auto* rt = new weft::runtime{{.workers = w}};
+    auto coro = []() -> weft::task<std::string> {
+      auto w = weft::when_all(value_of(1), value_of(2));
+      auto kept = std::move(w);
+      try {
+        (void)co_await w;  // the moved-from one
+      } catch (const std::invalid_argument& e) {
+        co_return e.what();
+      }
+      auto [a, b] = co_await kept;
+      co_return a + b == 3 ? std::string() : std::string("the moved-to awaitable gave a wrong value");
+    };
+    const std::string what = rt->run([&] { return weft::sync_wait(coro()); });
+    if (int c = message_names(what, {"weft::when_all", "moved from"})) return c;
+    delete rt;
+    return 0;
+  }));
+}
+
+// Awaited twice: a second co_await of a when_all awaitable (of tasks, of a
+// vector) throws std::invalid_argument naming weft::when_all and "already
+// awaited" (its coroutines have finished and cannot be resumed again). (A
+// clear exception.)
+TEST_P(MisuseTest, WhenAllAwaitedTwiceThrows) {
+  const int w = workers();
+  for (bool of_vector : {false, true}) {
+    SCOPED_TRACE(of_vector ? "when_all of a vector" : "when_all of tasks");
+    expect_clear_exception(in_child([of_vector, w]() -> int {
+      auto* rt = new weft::runtime{{.workers = w}};
+      auto pair = [&]() -> weft::task<std::string> {
+        auto w = weft::when_all(value_of(1), value_of(2));
+        (void)co_await w;
+        try {
+          (void)co_await w;
+        } catch (const std::invalid_argument& e) {
+          co_return e.what();
+        }
+        co_return std::string();
+      };
+      auto vec = [&]() -> weft::task<std::string> {
+        std::vector<weft::task<int>> v;
+        v.push_back(value_of(1));
+        v.push_back(value_of(2));
+        auto w = weft::when_all(std::move(v));
+        (void)co_await w;
+        try {
+          (void)co_await w;
+        } catch (const std::invalid_argument& e) {
+          co_return e.what();
+        }
+        co_return std::string();
+      };
+      const std::string what = rt->run([&] { return weft::sync_wait(of_vector ? vec() : pair()); });
+      if (int c = message_names(what, {"weft::when_all", "already awaited"})) return c;
+      delete rt;
+      return 0;
+    }));
+  }
 }
 
 // ---- weft::task_group ----
@@ -1183,175 +1353,6 @@ class MisuseOpen : public ::testing::Test {
  protected:
   static constexpr int k_workers = 2;
 };
-
-// A task destroyed while a coroutine awaits it (a co_await on an lvalue task,
-// destroyed while its coroutine waits on a latch). Expected: a documented
-// abort at the destruction, naming the task. Why: the awaiting coroutine can
-// never be resumed and the latch still holds a node in the destroyed frame;
-// ~task can see it cheaply (the coroutine has started and is not done).
-TEST_F(MisuseOpen, TaskDestroyedWhileAwaitedAborts) {
-  const auto r = in_child([] {
-    auto* rt = new weft::runtime{{.workers = k_workers}};  // left alive: a stuck run would hold its destructor
-    auto* started = new weft::latch(1);
-    auto* gate = new weft::latch(1);
-    auto holder = std::make_unique<weft::task<int>>(started_then_gate(*started, *gate, 7));
-    std::thread([rt, &holder] { (void)rt->run([&] { return weft::sync_wait(await_lvalue(*holder)); }); }).detach();
-    started->wait();
-    std::this_thread::sleep_for(20ms);  // the coroutine is queued on the gate
-    holder.reset();
-    std::fprintf(stderr, "the task was destroyed while awaited, without a word\n");
-    return 3;
-  });
-  expect_documented_abort(r, {"task", "destroyed", "awaited"});
-}
-
-// A task awaited while another coroutine already awaits it (the task used as
-// a shared future): a second co_await, sync_wait, spawn or when_all of it
-// while the first await is in progress. Expected: std::invalid_argument
-// naming the call and saying the task is being awaited, before anything
-// runs; the first awaiter then gets the value. Why: today the second await
-// resumes the coroutine while it is queued on a latch and takes over its
-// continuation, so the first awaiter is never resumed, and the latch later
-// resumes a finished coroutine. (sync_wait takes its task by value: the check
-// must come before the frame changes owner, e.g. with a task&& parameter.)
-TEST_F(MisuseOpen, TaskAwaitedWhileAlreadyAwaitedThrows) {
-  enum class second : int { co_await_it, sync_wait_it, spawn_it, when_all_it };
-  for (second how : {second::co_await_it, second::sync_wait_it, second::spawn_it, second::when_all_it}) {
-    SCOPED_TRACE(::testing::Message() << "second await kind " << static_cast<int>(how));
-    expect_clear_exception(in_child([how]() -> int {
-      auto* rt = new weft::runtime{{.workers = k_workers}};
-      weft::latch started(1);
-      weft::latch gate(1);
-      weft::task<int> t = started_then_gate(started, gate, 7);
-      int first = 0;
-      std::thread first_awaiter([&] { first = rt->run([&] { return weft::sync_wait(await_lvalue(t)); }); });
-      started.wait();
-      std::this_thread::sleep_for(20ms);
-      auto second_await = [&]() -> weft::task<std::string> {
-        try {
-          switch (how) {
-            case second::co_await_it: (void)co_await t; break;
-            case second::sync_wait_it: (void)weft::sync_wait(std::move(t)); break;
-            case second::spawn_it: {
-              auto s = weft::spawn(std::move(t));
-              (void)co_await s;
-              break;
-            }
-            case second::when_all_it: (void)co_await weft::when_all(std::move(t)); break;
-          }
-        } catch (const std::invalid_argument& e) {
-          co_return e.what();
-        }
-        co_return std::string();
-      };
-      const char* call = how == second::co_await_it    ? "co_await"
-                         : how == second::sync_wait_it ? "weft::sync_wait"
-                         : how == second::spawn_it     ? "weft::spawn"
-                                                       : "weft::when_all";
-      const std::string what = rt->run([&] { return weft::sync_wait(second_await()); });
-      if (int c = message_names(what, {call, "being awaited"})) {
-        first_awaiter.detach();  // it may never return
-        return c;
-      }
-      gate.count_down();
-      first_awaiter.join();
-      WEFT_CHILD_CHECK(first == 7, 50);
-      delete rt;
-      return 0;
-    }));
-  }
-}
-
-// A spawn handle awaited twice. Expected: std::invalid_argument naming
-// weft::spawn and saying the handle was already awaited, like a second
-// co_await of a task. Why: today the second co_await finds nothing to pop
-// back, adds itself to a join that is already complete, and is never
-// resumed (a hang).
-TEST_F(MisuseOpen, SpawnHandleAwaitedTwiceThrows) {
-  expect_clear_exception(in_child([]() -> int {
-    auto* rt = new weft::runtime{{.workers = k_workers}};
-    auto coro = []() -> weft::task<std::string> {
-      auto s = weft::spawn(value_of(3));
-      const int first = co_await s;
-      try {
-        (void)co_await s;
-      } catch (const std::invalid_argument& e) {
-        co_return e.what();
-      }
-      co_return first == 3 ? std::string() : std::string("the first await gave a wrong value");
-    };
-    const std::string what = rt->run([&] { return weft::sync_wait(coro()); });
-    if (int c = message_names(what, {"weft::spawn", "already awaited"})) return c;
-    delete rt;
-    return 0;
-  }));
-}
-
-// A when_all awaitable (of several tasks) awaited after it was moved from.
-// Expected: std::invalid_argument naming weft::when_all and the mistake
-// (moved from), as when_all of a moved-from task. Why: today await_suspend
-// dereferences the tasks' null coroutine handles (a crash without a
-// message).
-TEST_F(MisuseOpen, MovedFromWhenAllThrows) {
-  expect_clear_exception(in_child([]() -> int {
-    auto* rt = new weft::runtime{{.workers = k_workers}};
-    auto coro = []() -> weft::task<std::string> {
-      auto w = weft::when_all(value_of(1), value_of(2));
-      auto kept = std::move(w);
-      try {
-        (void)co_await w;  // the moved-from one
-      } catch (const std::invalid_argument& e) {
-        co_return e.what();
-      }
-      auto [a, b] = co_await kept;
-      co_return a + b == 3 ? std::string() : std::string("the moved-to awaitable gave a wrong value");
-    };
-    const std::string what = rt->run([&] { return weft::sync_wait(coro()); });
-    if (int c = message_names(what, {"weft::when_all", "moved from"})) return c;
-    delete rt;
-    return 0;
-  }));
-}
-
-// A when_all awaitable awaited twice (of tasks, of a vector). Expected:
-// std::invalid_argument naming weft::when_all and saying it was already
-// awaited. Why: today the second co_await resumes coroutines that have
-// finished (undefined behaviour: a crash, or garbage results).
-TEST_F(MisuseOpen, WhenAllAwaitedTwiceThrows) {
-  for (bool of_vector : {false, true}) {
-    SCOPED_TRACE(of_vector ? "when_all of a vector" : "when_all of tasks");
-    expect_clear_exception(in_child([of_vector]() -> int {
-      auto* rt = new weft::runtime{{.workers = k_workers}};
-      auto pair = [&]() -> weft::task<std::string> {
-        auto w = weft::when_all(value_of(1), value_of(2));
-        (void)co_await w;
-        try {
-          (void)co_await w;
-        } catch (const std::invalid_argument& e) {
-          co_return e.what();
-        }
-        co_return std::string();
-      };
-      auto vec = [&]() -> weft::task<std::string> {
-        std::vector<weft::task<int>> v;
-        v.push_back(value_of(1));
-        v.push_back(value_of(2));
-        auto w = weft::when_all(std::move(v));
-        (void)co_await w;
-        try {
-          (void)co_await w;
-        } catch (const std::invalid_argument& e) {
-          co_return e.what();
-        }
-        co_return std::string();
-      };
-      const std::string what = rt->run([&] { return weft::sync_wait(of_vector ? vec() : pair()); });
-      if (int c = message_names(what, {"weft::when_all", "already awaited"})) return c;
-      delete rt;
-      return 0;
-    }));
-  }
-}
 
 // A spawn into a group created inside rt.run after that runtime was
 // destroyed. Expected: std::logic_error naming weft::task_group::spawn and

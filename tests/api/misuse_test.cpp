@@ -15,10 +15,9 @@
 // stays single-threaded, which also keeps fork() usable under TSan.
 //
 // Suites:
-//   MisuseTest (per worker count) and MisuseStatic: outcomes that hold today.
-//   MisuseOpen: cases whose outcome today is not one of the three (a hang, a
-//   crash, silent loss, a silent destruction); each test states the outcome
-//   it expects and why. They fail until the runtime is fixed.
+//   MisuseTest (per worker count) and MisuseStatic: handles used wrongly.
+//   MisuseLifetime: handles and runtimes destroyed while others still use
+//   them (two workers).
 //
 // The table of cases is in docs/reliability.md, "Misuse of handles".
 #include <gtest/gtest.h>
@@ -841,7 +840,7 @@ TEST_P(MisuseTest, GroupWaitedByAnotherThreadThanItsCreator) {
 // wait, that outlives its runtime: the runtime's destructor finishes the
 // spawns (its workers empty their queues before they stop); the group's
 // wait() and destructor then find nothing to wait for. (It works. A spawn
-// into it now: MisuseOpen.SpawnIntoAGroupWhoseRuntimeIsGoneThrows.)
+// into it now: MisuseLifetime.SpawnIntoAGroupWhoseRuntimeIsGoneThrows.)
 TEST_P(MisuseTest, GroupOutlivingItsRuntimeIsDestroyedCleanly) {
   const int w = workers();
   expect_works(in_child([w] {
@@ -1345,21 +1344,20 @@ INSTANTIATE_TEST_SUITE_P(Workers, MisuseTest, ::testing::ValuesIn(weft_test::k_w
                          weft_test::worker_count_name);
 
 // ======================================================================
-// MisuseOpen: the outcome today is not one of the three. Each test expects
-// the outcome a demanding user would expect, and fails until it holds.
+// MisuseLifetime: destroyed while others still use them.
 // ======================================================================
 
-class MisuseOpen : public ::testing::Test {
+class MisuseLifetime : public ::testing::Test {
  protected:
   static constexpr int k_workers = 2;
 };
 
 // A spawn into a group created inside rt.run after that runtime was
 // destroyed. Expected: std::logic_error naming weft::task_group::spawn and
-// saying the group's runtime was destroyed; nothing is queued. Why: today the
-// spawn goes to the destroyed runtime's scheduler (use after free): the call
-// never runs (silent loss), and the group's wait never returns.
-TEST_F(MisuseOpen, SpawnIntoAGroupWhoseRuntimeIsGoneThrows) {
+// saying the group's runtime was destroyed; nothing is queued. (It once went
+// to the destroyed runtime's scheduler, a use after free: the call never ran
+// and the group's wait never returned.)
+TEST_F(MisuseLifetime, SpawnIntoAGroupWhoseRuntimeIsGoneThrows) {
   expect_clear_exception(in_child([]() -> int {
     auto g = std::make_unique<weft::task_group>();
     std::atomic<int> ran{0};
@@ -1392,11 +1390,10 @@ TEST_F(MisuseOpen, SpawnIntoAGroupWhoseRuntimeIsGoneThrows) {
 // the runtime is destroyed; a plain thread opens the latch later. Expected:
 // it works: the destructor waits for that work, as it waits for runs in
 // flight ("the destructor waits for work in flight"), then the group's wait
-// returns with every call done. Why: today the destructor waits only for
-// runs; the workers stop while those fibers are suspended, and the latch
-// later resumes them into the destroyed runtime (use after free): the calls
-// never finish and the group's wait never returns.
-TEST_F(MisuseOpen, RuntimeDestroyedWhileSpawnedWorkIsSuspendedWaitsForIt) {
+// returns with every call done. (The destructor once waited only for runs:
+// the workers stopped while those fibers were suspended, and the latch later
+// resumed them into the destroyed runtime, a use after free.)
+TEST_F(MisuseLifetime, RuntimeDestroyedWhileSpawnedWorkIsSuspendedWaitsForIt) {
   for (bool coroutine : {false, true}) {
     SCOPED_TRACE(coroutine ? "coroutine waiters" : "fiber waiters");
     expect_works(in_child([coroutine] {
@@ -1457,10 +1454,10 @@ TEST_F(MisuseOpen, RuntimeDestroyedWhileSpawnedWorkIsSuspendedWaitsForIt) {
 
 // A latch destroyed while fibers, coroutines or threads wait on it (its
 // counter never reached zero). std::latch makes this undefined. Expected: a
-// documented abort naming the latch. Why: today the destruction is silent;
-// the waiters hang forever (and a later count_down would write freed
-// memory); ~latch can see its non-empty wait queue cheaply.
-TEST_F(MisuseOpen, LatchDestroyedWhileWaitedOnAborts) {
+// documented abort naming the latch: the waiters would hang forever (and a
+// later count_down would write freed memory); ~latch sees its non-empty wait
+// queue cheaply.
+TEST_F(MisuseLifetime, LatchDestroyedWhileWaitedOnAborts) {
   enum class waiter_kind : int { thread, fiber, coroutine };
   for (waiter_kind kind : {waiter_kind::thread, waiter_kind::fiber, waiter_kind::coroutine}) {
     SCOPED_TRACE(::testing::Message() << "waiter kind " << static_cast<int>(kind));
@@ -1499,18 +1496,16 @@ TEST_F(MisuseOpen, LatchDestroyedWhileWaitedOnAborts) {
 
 // A latch destroyed by its waiter as soon as wait() returns (the usual
 // "latch on the stack" pattern, correct with std::latch) while the
-// count_down that opened it is still running. Expected: it works. Why:
-// count_down makes the counter zero first and then takes the latch's guard
-// and wait queue; a waiter that sees zero in between returns at once and may
-// destroy the latch, and count_down then works on freed memory (a guard that
-// spins forever on reused memory, or a walk of a garbage wait list). The
-// window is a few instructions: ThreadSanitizer reports it (a data race
-// between count_down's guard and wait queue and the reuse of the memory) as
-// soon as one round's wait() returns at once, as nearly all do; in a plain
-// build a round goes wrong (SIGSEGV) only when the opening thread is
-// preempted inside the window, which happens on a loaded machine.
+// count_down that opened it is still running. Expected: it works. (count_down
+// once made the counter zero first and then took the latch's guard and wait
+// queue; a waiter that saw zero in between returned at once and could destroy
+// the latch under it: a guard spinning on reused memory, or a walk of a
+// garbage wait list. The window is a few instructions: ThreadSanitizer
+// reported it as soon as one round's wait() returned at once, as nearly all
+// do; in a plain build a round went wrong only when the opening thread was
+// preempted inside the window, on a loaded machine.)
 // Randomised over the printed seed.
-TEST_F(MisuseOpen, LatchDestroyedAsSoonAsWaitReturnsIsSafe) {
+TEST_F(MisuseLifetime, LatchDestroyedAsSoonAsWaitReturnsIsSafe) {
   weft_test::seeded_rng rng;
   const std::uint64_t seed = rng.seed();
   expect_works(in_child([seed] {
@@ -1560,11 +1555,10 @@ TEST_F(MisuseOpen, LatchDestroyedAsSoonAsWaitReturnsIsSafe) {
 }
 
 // A mutex destroyed while locked, with and without waiters. std::mutex makes
-// this undefined. Expected: a documented abort naming the mutex. Why: today
-// the destruction is silent; the waiters hang forever, and an unlock
-// afterwards writes freed memory; ~mutex can see a non-zero state word
-// cheaply.
-TEST_F(MisuseOpen, MutexDestroyedWhileLockedAborts) {
+// this undefined. Expected: a documented abort naming the mutex: the waiters
+// would hang forever, and an unlock afterwards would write freed memory;
+// ~mutex sees a non-zero state word cheaply.
+TEST_F(MisuseLifetime, MutexDestroyedWhileLockedAborts) {
   for (bool with_waiter : {false, true}) {
     SCOPED_TRACE(with_waiter ? "with a waiting fiber" : "without waiters");
     const auto r = in_child([with_waiter] {
@@ -1586,11 +1580,10 @@ TEST_F(MisuseOpen, MutexDestroyedWhileLockedAborts) {
 
 // A condition variable destroyed while fibers or threads wait on it (no
 // notification reached them). Expected: a documented abort naming the
-// condition variable. Why: today the destruction is silent and the waiters
-// hang forever; ~condition_variable can see its non-empty wait queue
-// cheaply. (Destroying it right after notify_all works:
+// condition variable: the waiters would hang forever; ~condition_variable
+// sees its non-empty wait queue cheaply. (Destroying it right after notify_all works:
 // MisuseTest.ConditionVariableDestroyedRightAfterNotifyAll.)
-TEST_F(MisuseOpen, ConditionVariableDestroyedWhileWaitedOnAborts) {
+TEST_F(MisuseLifetime, ConditionVariableDestroyedWhileWaitedOnAborts) {
   for (bool fiber : {false, true}) {
     SCOPED_TRACE(fiber ? "a waiting fiber" : "a waiting thread");
     const auto r = in_child([fiber] {

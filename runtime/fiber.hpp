@@ -13,6 +13,7 @@ namespace weft::rt {
 class scheduler;
 class worker;
 struct caller_state;
+struct running_leaf;
 
 // A fiber: a stack and a saved context. Every fiber of a worker runs the same
 // scheduling loop and runs tasks inline on top of it; a fiber switch happens
@@ -37,6 +38,10 @@ struct fiber {
   // Set for the own stack of a thread from outside that holds a borrowed slot
   // (runtime/caller.hpp): resumed only on that thread.
   caller_state* m_pinned = nullptr;
+  // The innermost call of a loop body in progress on this fiber (loop.hpp):
+  // its items not started are handed to other workers when the fiber
+  // suspends or yields.
+  running_leaf* m_leaves = nullptr;
   // Suspended by suspend(): counted as work in flight of its runtime
   // (scheduler::begin_root) until it is resumed.
   bool m_suspended = false;

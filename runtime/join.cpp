@@ -335,6 +335,9 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
   rt::fiber* self = w.m_current;
   self->m_in_task = true;  // it runs the caller's task now (for the trace)
+  // The call continues the caller's work: a wait in it hands off the items
+  // not started of the caller's loops too (the caller is suspended).
+  self->m_leaves = c->m_caller->m_leaves;
   if (w.m_trace != nullptr) w.m_trace->record(rt::trace_kind::run_resume, reinterpret_cast<std::uintptr_t>(self));
   try {
     c->m_fn(c->m_arg);
@@ -343,6 +346,7 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   }
   rt::worker* now = current_worker();  // the call may have moved this fiber
   self->m_in_task = false;
+  self->m_leaves = nullptr;
   if (now->m_trace != nullptr) now->m_trace->record(rt::trace_kind::run_end);
   rt::make_ready(c->m_caller);  // last access to *c: the caller may resume at once
 }

@@ -1,9 +1,14 @@
-// Parallel loops: adaptive range splitting (docs/architecture.md, "Loops").
+// Parallel loops: adaptive range splitting (docs/architecture.md, "Loops"),
+// and items that wait for each other (docs/protocols/loops.md).
+#include "loop.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <new>
 
 #include "clock.hpp"
+#include "join.hpp"
 #include "scheduler.hpp"
 #include "weft/detail/entry.hpp"
 #include "weft/parallelize.hpp"
@@ -21,7 +26,6 @@ using detail::push_status;
 // caller's frame, which outlives every piece.
 struct loop_run {
   const loop* m_loop;
-  std::uint64_t m_half_min;     // a range splits only when both halves hold at least this many
   std::uint64_t m_split_ticks;  // work worth handing to another worker
   int m_workers;
   split_policy m_policy;
@@ -34,8 +38,8 @@ struct loop_run {
     m_cancelled.store(true, std::memory_order_relaxed);
   }
   bool cancelled() const noexcept { return m_cancelled.load(std::memory_order_relaxed); }
-  // Overflow-free: the smaller half of `size` items is size / 2.
-  bool can_split(std::uint64_t size) const noexcept { return size / 2 >= m_half_min; }
+  // A range splits when both halves hold an item.
+  static bool can_split(std::uint64_t size) noexcept { return size >= 2; }
 };
 
 // The largest run of items between two polls.
@@ -43,8 +47,100 @@ constexpr std::uint64_t k_max_step = 2048;
 // The shortest measurement an estimate is made from (clock reads cost ~12 ns).
 constexpr std::uint64_t k_min_sample_ns = 250;
 
+// How a range of a loop runs: a leaf of its split policy.
+using range_runner = void (*)(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
+
+// ---- calls of the body, and handing off the items not started ----
+
+// Calls the body on [begin, end) with the call registered on fiber self
+// (docs/protocols/loops.md). Rethrows what the body throws, unregistered.
+void call_body(const loop& l, fiber& self, running_leaf& call, std::uint64_t begin, std::uint64_t end) {
+  call.m_items.m_next = begin;
+  call.m_items.m_stop = end;
+  call.m_outer = self.m_leaves;
+  self.m_leaves = &call;
+  try {
+    l.m_body(l.m_ctx, call.m_items);
+  } catch (...) {
+    self.m_leaves = call.m_outer;
+    throw;
+  }
+  self.m_leaves = call.m_outer;
+}
+
+// Items of a leaf handed to another worker because one of its items waited.
+struct handed_range : detail::task {
+  loop_run* m_run;
+  std::uint64_t m_begin;
+  std::uint64_t m_end;
+  range_runner m_runner;
+  join_frame* m_parent;
+
+  static void execute(detail::task* t) noexcept {
+    auto* self = static_cast<handed_range*>(t);
+    loop_run& r = *self->m_run;
+    join_frame& parent = *self->m_parent;
+    if (!r.cancelled()) self->m_runner(r, self->m_begin, self->m_end);
+    detail::complete(parent);  // last access to self
+  }
+};
+
+// A leaf that owns its range: a wait inside one of its items hands the rest
+// of the range to its worker's queue as one task (at most once: the range
+// then ends there), which the leaf joins before it returns.
+struct owned_leaf : running_leaf {
+  owned_leaf(loop_run& r, std::uint64_t end, range_runner runner) noexcept : m_run(&r), m_runner(runner) {
+    m_end = end;
+    m_hand_off = &hand_off;
+  }
+  owned_leaf(const owned_leaf&) = delete;
+  owned_leaf& operator=(const owned_leaf&) = delete;
+  // Joins the handed range, if any: call before the leaf returns.
+  ~owned_leaf() {
+    if (m_handed_off) detail::wait(m_frame, 0);
+  }
+
+  static void hand_off(worker& w, running_leaf& base) noexcept {
+    auto& self = static_cast<owned_leaf&>(base);
+    const std::uint64_t next = self.m_items.m_next;
+    if (next >= self.m_end) return;
+    self.m_handed.m_execute = &handed_range::execute;
+    self.m_handed.m_run = self.m_run;
+    self.m_handed.m_begin = next;
+    self.m_handed.m_end = self.m_end;
+    self.m_handed.m_runner = self.m_runner;
+    self.m_handed.m_parent = &self.m_frame;
+    self.m_items.m_stop = next;
+    self.m_end = next;
+    self.m_handed_off = true;
+    // A counted child: its complete() is the only one, so the plain frame
+    // needs nothing more.
+    self.m_frame.m_pending.store(1, std::memory_order_relaxed);  // published by the push
+    try {
+      w.push(&self.m_handed);
+    } catch (...) {
+      w.m_sched.inject(&self.m_handed);  // no memory to grow the deque
+    }
+  }
+
+  loop_run* m_run;
+  range_runner m_runner;
+  join_frame m_frame;
+  handed_range m_handed;
+  bool m_handed_off = false;
+};
+
+}  // namespace
+
+void hand_off_unstarted(worker& w, fiber& f) noexcept {
+  for (running_leaf* c = f.m_leaves; c != nullptr; c = c->m_outer) c->m_hand_off(w, *c);
+}
+
+namespace {
+
 void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept;
 void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexcept;
+void rest_of_leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept { leaf(r, begin, end, false); }
 
 // A range another worker may take: its upper half of a split.
 struct piece : detail::task {
@@ -89,25 +185,41 @@ void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int dept
   }
 }
 
+// ---- one call for a whole range (one worker) ----
+
+// Runs [begin, end) in one call of the body: nothing else can take a piece
+// (one worker), unless an item waits. An exception ends the call, skipping
+// what is left.
+void run_whole(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
+  const loop& l = *r.m_loop;
+  owned_leaf call(r, end, &run_whole);
+  try {
+    call_body(l, *current_worker()->m_current, call, begin, end);
+  } catch (...) {
+    r.fail(std::current_exception());
+  }
+}
+
 // ---- the eager and fixed split policies ----
 
-// Runs [begin, end) as one chunk: one call of the body for user-visible
-// chunks (parallel_for), else runs of growing length with a look at the
+// Runs [begin, end) as one chunk: runs of growing length with a look at the
 // cancellation flag between them, so that items not started when an item
 // throws are skipped.
 void run_chunk(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
   const loop& l = *r.m_loop;
-  std::uint64_t step = l.m_exact_chunks ? end - begin : 1;
-  while (begin < end) {
+  owned_leaf call(r, end, &run_chunk);
+  fiber& self = *current_worker()->m_current;  // the call's frame is on it: it stays the same
+  std::uint64_t step = 1;
+  while (begin < call.m_end) {
     if (r.cancelled()) return;
-    const std::uint64_t n = std::min(step, end - begin);
+    const std::uint64_t n = std::min(step, call.m_end - begin);
     try {
-      l.m_body(l.m_ctx, begin, begin + n);
+      call_body(l, self, call, begin, begin + n);
     } catch (...) {
       r.fail(std::current_exception());
       return;
     }
-    begin += n;
+    begin = call.m_items.m_next;
     if (step < k_max_step) step *= 2;
   }
 }
@@ -183,50 +295,53 @@ std::uint64_t estimate(std::uint64_t elapsed, std::uint64_t remaining, std::uint
   return e > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(e);
 }
 
-// Runs [begin, end) in growing runs of items (1, 2, 4, ... 2048; multiples of
-// the grain for exact chunks). With several workers it times itself: once
+// Runs [begin, end) in growing runs of items (1, 2, 4, ... 2048). With
+// several workers it times itself: once
 // enough is measured it estimates the work left; work too small to share is
 // never split (and never looked at again), larger work is split when a thief
 // asks — and, for the root of the loop, at once into up to one piece per
 // worker. Between runs it also answers a thief's demand by publishing a
-// queued task of an enclosing computation.
+// queued task of an enclosing computation. An item that waits hands the
+// rest of the range to other workers (owned_leaf).
 void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexcept {
   const loop& l = *r.m_loop;
+  owned_leaf call(r, end, &rest_of_leaf);
+  fiber& self = *current_worker()->m_current;  // the call's frame is on it: it stays the same
   const bool timed = r.m_workers > 1;
-  std::uint64_t step = l.m_exact_chunks ? l.m_grain : 1;
-  const std::uint64_t max_step = std::max(step, k_max_step);
+  std::uint64_t step = 1;
   const std::uint64_t first = begin;
   const std::uint64_t t0 = timed ? ticks() : 0;
   const std::uint64_t min_sample = k_min_sample_ns * ticks_per_us() / 1000;
   std::uint64_t next_check = timed ? begin + 1 : end;  // when to look at the clock next
   bool worth_sharing = false;
-  while (begin < end) {
+  while (begin < call.m_end) {
     if (r.cancelled()) return;
-    std::uint64_t n = std::min(step, end - begin);
-    if (l.m_exact_chunks && end - begin - n < l.m_grain) n = end - begin;  // never leave a runt
+    const std::uint64_t n = std::min(step, call.m_end - begin);
     try {
-      l.m_body(l.m_ctx, begin, begin + n);
+      call_body(l, self, call, begin, begin + n);
     } catch (...) {
       r.fail(std::current_exception());
       return;
     }
-    begin += n;
-    if (step < max_step) step = std::min(step * 2, max_step);
-    if (begin == end) return;
+    begin = call.m_items.m_next;  // begin + n, unless an item waited and the rest went elsewhere
+    if (step < k_max_step) step *= 2;
+    if (begin >= call.m_end) return;
     if (begin >= next_check) {
       const std::uint64_t elapsed = ticks() - t0;
       const std::uint64_t done = begin - first;
       if (elapsed < min_sample) {
         next_check = begin + done;  // too short to judge: measure twice as much
       } else {
-        const std::uint64_t left = estimate(elapsed, end - begin, done);
-        worth_sharing = left >= r.m_split_ticks && r.can_split(end - begin);
-        next_check = worth_sharing ? begin + done : end;
+        const std::uint64_t left = estimate(elapsed, call.m_end - begin, done);
+        worth_sharing = left >= r.m_split_ticks && r.can_split(call.m_end - begin);
+        next_check = worth_sharing ? begin + done : call.m_end;
         if (worth_sharing && root) {
           // The loop is worth spreading: about one piece per worker at once.
           int depth = 0;
           while ((2 << depth) <= r.m_workers && left / (std::uint64_t{2} << depth) >= r.m_split_ticks) ++depth;
-          split_and_run(r, begin, end, depth);
+          const std::uint64_t rest = call.m_end;
+          call.m_end = begin;  // the rest is split_and_run's now
+          split_and_run(r, begin, rest, depth);
           return;
         }
       }
@@ -234,8 +349,10 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
     worker* w = current_worker();  // the body may have moved this fiber
     if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
       if (w->serve_demand()) continue;  // a queued task of an enclosing computation went out
-      if (worth_sharing && r.can_split(end - begin)) {
-        split_and_run(r, begin, end, 0);
+      if (worth_sharing && r.can_split(call.m_end - begin)) {
+        const std::uint64_t rest = call.m_end;
+        call.m_end = begin;
+        split_and_run(r, begin, rest, 0);
         return;
       }
     }
@@ -243,37 +360,184 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
 }
 
 // ---- loops with a cap on concurrent calls ----
-
+//
 // Self-scheduling: every runner claims chunks of a shared counter (guided
-// sizes: a share of what is left), so at most one call per runner is in flight.
+// sizes: a share of what is left), so at most one call per runner is in
+// flight. An item that waits hands the rest of its chunk back
+// (returned_range) and, while fewer runners than the cap are alive, starts
+// another runner, so that a waiting item never holds items that another
+// runner could run.
+
+// The rest of a chunk handed back by a runner whose item waits; in that
+// runner's frame, listed at most once at a time (the runner takes its own
+// back first when it resumes, and before it leaves).
+struct returned_range {
+  std::uint64_t m_begin = 0;
+  std::uint64_t m_end = 0;
+  returned_range* m_next = nullptr;
+  bool m_listed = false;
+};
+
 struct capped_run {
   loop_run* m_run;
   std::atomic<std::uint64_t> m_next{0};
-  std::uint64_t m_runners;
+  std::uint64_t m_runners;  // runners started with the loop (for guided sizes)
+  std::uint64_t m_cap;      // runners alive at most
+  // Runners started and not finished. seq_cst with m_any_returned: a runner
+  // that leaves and a handing-off one never miss each other.
+  std::atomic<std::uint64_t> m_alive{0};
+  std::atomic<std::uintptr_t> m_guard{0};  // guards m_returned
+  returned_range* m_returned = nullptr;
+  std::atomic<bool> m_any_returned{false};
+  join_frame m_extra;  // runners started at hand-offs: an open frame (they start while the owner waits)
 };
 
-void claim_and_run(capped_run& c) noexcept {
+// A runner's call of the body: a wait inside an item returns the rest.
+struct capped_leaf : running_leaf {
+  explicit capped_leaf(capped_run& c) noexcept : m_capped(&c) {
+    m_end = 0;
+    m_hand_off = &hand_off;
+  }
+  static void hand_off(worker& w, running_leaf& base) noexcept;
+
+  capped_run* m_capped;
+  returned_range m_node;
+};
+
+void lock(std::atomic<std::uintptr_t>& guard) noexcept {
+  std::uintptr_t expected = 0;
+  // acquire: pairs with unlock()'s release.
+  while (!guard.compare_exchange_weak(expected, 1, std::memory_order_acquire, std::memory_order_relaxed)) {
+    expected = 0;
+    cpu_relax();
+  }
+}
+void unlock(std::atomic<std::uintptr_t>& guard) noexcept { guard.store(0, std::memory_order_release); }
+
+// Takes a returned range: this runner's own if listed, else any. Under the
+// guard.
+bool take_returned(capped_run& c, returned_range& own, std::uint64_t& begin, std::uint64_t& end) noexcept {
+  lock(c.m_guard);
+  returned_range* taken = nullptr;
+  if (own.m_listed) {
+    returned_range** at = &c.m_returned;
+    while (*at != &own) at = &(*at)->m_next;
+    *at = own.m_next;
+    taken = &own;
+  } else if (c.m_returned != nullptr) {
+    taken = c.m_returned;
+    c.m_returned = taken->m_next;
+  }
+  if (taken != nullptr) {
+    taken->m_listed = false;
+    begin = taken->m_begin;
+    end = taken->m_end;
+  }
+  c.m_any_returned.store(c.m_returned != nullptr, std::memory_order_seq_cst);
+  unlock(c.m_guard);
+  return taken != nullptr;
+}
+
+bool claim(capped_run& c, std::uint64_t& begin, std::uint64_t& end) noexcept {
+  const loop& l = *c.m_run->m_loop;
+  std::uint64_t b = c.m_next.load(std::memory_order_relaxed);
+  std::uint64_t n;
+  do {
+    if (b >= l.m_count) return false;
+    const std::uint64_t left = l.m_count - b;
+    n = std::max<std::uint64_t>(1, left / (2 * c.m_runners));
+  } while (!c.m_next.compare_exchange_weak(b, b + n, std::memory_order_relaxed));
+  begin = b;
+  end = b + n;
+  return true;
+}
+
+// One runner: claims and runs chunks until none is left. The caller counted
+// it in m_alive.
+void run_runner(capped_run& c) noexcept {
   loop_run& r = *c.m_run;
   const loop& l = *r.m_loop;
-  const std::uint64_t grain = l.m_exact_chunks ? l.m_grain : 1;
-  std::uint64_t begin = c.m_next.load(std::memory_order_relaxed);
+  capped_leaf call(c);
   for (;;) {
-    if (r.cancelled()) return;
-    std::uint64_t n;
-    do {
-      if (begin >= l.m_count) return;
-      const std::uint64_t left = l.m_count - begin;
-      n = std::max(grain, left / (2 * c.m_runners));
-      if (left - std::min(n, left) < grain) n = left;  // never leave a runt
-      n = std::min(n, left);
-    } while (!c.m_next.compare_exchange_weak(begin, begin + n, std::memory_order_relaxed));
+    std::uint64_t begin = 0;
+    std::uint64_t end = 0;
+    bool got = !r.cancelled() && ((c.m_any_returned.load(std::memory_order_seq_cst) &&
+                                   take_returned(c, call.m_node, begin, end)) ||
+                                  claim(c, begin, end));
+    if (!got) {
+      // Leave; but a range handed back meanwhile by a runner whose item waits
+      // must not stay behind with nobody to run it: come back for it (within
+      // the cap).
+      c.m_alive.fetch_sub(1, std::memory_order_seq_cst);
+      if (r.cancelled() || !c.m_any_returned.load(std::memory_order_seq_cst)) return;
+      std::uint64_t alive = c.m_alive.load(std::memory_order_relaxed);
+      do {
+        if (alive >= c.m_cap) return;  // another runner is alive to take it
+      } while (!c.m_alive.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
+      continue;
+    }
+    call.m_end = end;
     try {
-      l.m_body(l.m_ctx, begin, begin + n);
+      call_body(l, *current_worker()->m_current, call, begin, end);
     } catch (...) {
       r.fail(std::current_exception());
-      return;
     }
-    begin = c.m_next.load(std::memory_order_relaxed);
+  }
+}
+
+// A runner started when an item handed a range back and fewer than the cap
+// were alive.
+struct extra_runner : detail::task {
+  capped_run* m_capped;
+
+  static void execute(detail::task* t) noexcept {
+    auto* self = static_cast<extra_runner*>(t);
+    capped_run& c = *self->m_capped;
+    run_runner(c);
+    detail::free_task(self, sizeof(extra_runner));
+    complete_open(c.m_extra);  // last access to c
+  }
+};
+
+void capped_leaf::hand_off(worker& w, running_leaf& base) noexcept {
+  auto& self = static_cast<capped_leaf&>(base);
+  capped_run& c = *self.m_capped;
+  const std::uint64_t next = self.m_items.m_next;
+  if (next < self.m_end) {
+    self.m_node.m_begin = next;
+    self.m_node.m_end = self.m_end;
+    self.m_items.m_stop = next;
+    self.m_end = next;
+    lock(c.m_guard);
+    self.m_node.m_next = c.m_returned;
+    self.m_node.m_listed = true;
+    c.m_returned = &self.m_node;
+    c.m_any_returned.store(true, std::memory_order_seq_cst);
+    unlock(c.m_guard);
+  } else if (c.m_next.load(std::memory_order_relaxed) >= c.m_run->m_loop->m_count &&
+             !c.m_any_returned.load(std::memory_order_seq_cst)) {
+    return;  // nothing left that another runner could start
+  }
+  // Another runner for what is left, within the cap (this runner stays
+  // alive: its item is in flight).
+  std::uint64_t alive = c.m_alive.load(std::memory_order_seq_cst);
+  do {
+    if (alive >= c.m_cap) return;  // the others take it when they finish an item
+  } while (!c.m_alive.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
+  extra_runner* t = nullptr;
+  try {
+    t = ::new (detail::allocate_task(sizeof(extra_runner))) extra_runner{};
+  } catch (...) {
+    c.m_alive.fetch_sub(1, std::memory_order_seq_cst);  // no memory: the others take it
+    return;
+  }
+  t->m_execute = &extra_runner::execute;
+  t->m_capped = &c;
+  c.m_extra.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
+  try {
+    w.push(t);
+  } catch (...) {
+    w.m_sched.inject(t);
   }
 }
 
@@ -308,46 +572,48 @@ void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
     if (detail::push(&upper) == push_status::pushed) {
       run_runners(c, lo, mid);
       if (detail::pop(&upper)) {
-        claim_and_run(c);  // the counter is exhausted by now, or nobody else came
+        run_runners(c, mid, hi);  // the counter is exhausted by now, or nobody else came
       } else {
         detail::wait(frame, 1);
       }
       return;
     }
+    // Cannot push (stack nearly full or no memory): these runners run one
+    // after the other here.
+    for (std::uint64_t i = lo + 1; i < hi; ++i) run_runner(c);
   }
-  claim_and_run(c);
+  run_runner(c);
+}
+
+void run_capped(loop_run& r) noexcept {
+  const loop& l = *r.m_loop;
+  capped_run c;
+  c.m_run = &r;
+  c.m_cap = l.m_max_concurrency;
+  c.m_runners = std::min<std::uint64_t>({l.m_max_concurrency, static_cast<std::uint64_t>(r.m_workers), l.m_count});
+  c.m_alive.store(c.m_runners, std::memory_order_relaxed);  // each starts counted
+  run_runners(c, 0, c.m_runners);
+  wait_for_children(c.m_extra, 0, join_kind::open);
 }
 
 void run_here(loop& l, worker& w) {
   scheduler& s = w.m_sched;
   loop_run r;
   r.m_loop = &l;
-  r.m_half_min = l.m_exact_chunks ? l.m_grain : 1;
   r.m_split_ticks = k_split_us * ticks_per_us();
   r.m_workers = s.num_workers();
   r.m_policy = s.cfg().split;
   if (r.m_policy != split_policy::adaptive) {
     const std::uint64_t share = l.m_count / (4 * static_cast<std::uint64_t>(r.m_workers));
     r.m_piece = s.cfg().split_grain != 0 ? s.cfg().split_grain : std::max<std::uint64_t>(share, 1);
-    if (l.m_exact_chunks) r.m_piece = std::max(r.m_piece, l.m_grain);
   }
   if (l.m_max_concurrency != 0) {
-    capped_run c;
-    c.m_run = &r;
-    c.m_runners = std::min<std::uint64_t>(
-        {l.m_max_concurrency, static_cast<std::uint64_t>(s.num_workers()),
-         (l.m_count + (l.m_exact_chunks ? l.m_grain : 1) - 1) / (l.m_exact_chunks ? l.m_grain : 1)});
-    run_runners(c, 0, c.m_runners);
+    run_capped(r);
   } else if (r.m_policy != split_policy::adaptive) {
     run_static(r, 0, l.m_count);
   } else if (r.m_workers == 1) {
-    // Nobody can take a piece: one run of everything (a single chunk is valid
-    // for every grain). An exception ends the run, skipping what is left.
-    try {
-      l.m_body(l.m_ctx, 0, l.m_count);
-    } catch (...) {
-      r.fail(std::current_exception());
-    }
+    // Nobody can take a piece: one run of everything, unless an item waits.
+    run_whole(r, 0, l.m_count);
   } else {
     leaf(r, 0, l.m_count, true);
   }

@@ -2,6 +2,7 @@
 
 #include <new>
 
+#include "loop.hpp"
 #include "scheduler.hpp"
 #include "waiter.hpp"
 
@@ -420,6 +421,9 @@ bool suspend(switch_action publish, void* arg) noexcept {
 
 void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept {
   counters::bump(w.m_counters.suspensions);
+  // Items of a loop in progress on this fiber that have not started go to
+  // other workers (and to this one's next fiber): none waits behind this one.
+  if (WEFT_UNLIKELY(w.m_current->m_leaves != nullptr)) hand_off_unstarted(w, *w.m_current);
   // A suspended fiber is work in flight: the runtime's destructor waits for
   // it (counted before publish can make it resumable; uncounted in
   // resume_fiber()).
@@ -466,6 +470,9 @@ void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept {
 bool yield_current() noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
+  // First the items of a loop in progress here that have not started: the
+  // caller may be polling for one of them.
+  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
   if (w->m_queue.empty() && w->m_yielded.empty() && w->m_yielded_tasks == nullptr) {
     return true;  // nothing else to run here
   }

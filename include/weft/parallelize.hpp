@@ -16,20 +16,27 @@ namespace weft {
 
 namespace detail {
 
+// The offsets a call of a loop's body runs: m_next is the first offset not
+// started, m_stop where to stop. The body starts offset k by storing k + 1
+// into m_next before it calls the user's function on k, and reads m_stop
+// again after each call: when an item waits (its fiber suspends), the runtime
+// lowers m_stop to m_next and hands the offsets not started to other workers,
+// so that no item of a loop waits behind another one that waits. Compilers
+// keep both in registers in a loop whose items make no call they cannot see
+// into (nothing there can suspend), so the loop stays as tight as a plain one.
+struct loop_cursor {
+  std::uint64_t m_next;
+  std::uint64_t m_stop;
+};
+
 // A loop over the offsets [0, m_count), handed to the runtime. m_body runs the
-// items of [begin, end) in a tight loop that the compiler sees whole.
+// items of the cursor in a tight loop that the compiler sees whole.
 struct loop {
-  void (*m_body)(void* ctx, std::uint64_t begin, std::uint64_t end);
+  void (*m_body)(void* ctx, loop_cursor& items);
   void* m_ctx;
   std::uint64_t m_count;
-  // Every call of m_body covers at least m_grain offsets, except when m_count
-  // itself is smaller. Only meaningful when m_exact_chunks.
-  std::uint64_t m_grain;
   // At most this many calls of m_body run at once; 0: no limit.
   std::uint64_t m_max_concurrency;
-  // True when m_body's chunk boundaries are visible to the user (parallel_for):
-  // the runtime then never cuts a chunk below m_grain.
-  bool m_exact_chunks;
 };
 
 // Runs the loop; rethrows the first exception of the body after the running
@@ -57,6 +64,19 @@ constexpr void check_index_type() {
   static_assert(sizeof(I) <= sizeof(std::uint64_t), "weft: index types wider than 64 bits are not supported");
 }
 
+// The body of parallelize: fn(i) for the offsets of the cursor, one at a time
+// (see loop_cursor).
+template <class I, class F>
+void run_items(void* ctx, loop_cursor& items) {
+  auto& f = *static_cast<std::remove_reference_t<F>*>(ctx);
+  std::uint64_t k = items.m_next;
+  while (k < items.m_stop) {
+    items.m_next = k + 1;
+    f(static_cast<I>(k));
+    ++k;
+  }
+}
+
 }  // namespace detail
 
 // Calls fn(i) once for every i in [0, n), in parallel, and returns when all
@@ -71,15 +91,8 @@ void parallelize(I n, F&& fn) {
     if (n < 0) detail::throw_invalid_argument("weft::parallelize: n must not be negative");
   }
   if (n == 0) return;
-  struct body {
-    static void run(void* ctx, std::uint64_t begin, std::uint64_t end) {
-      auto& f = *static_cast<std::remove_reference_t<F>*>(ctx);
-      for (std::uint64_t k = begin; k < end; ++k) f(static_cast<I>(k));
-    }
-  };
-  detail::loop l{
-      &body::run, const_cast<void*>(static_cast<const volatile void*>(&fn)), static_cast<std::uint64_t>(n), 1, 0,
-      false};
+  detail::loop l{&detail::run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)),
+                 static_cast<std::uint64_t>(n), 0};
   detail::run_loop(l);
 }
 
@@ -93,18 +106,8 @@ void parallelize(I n, int num_workers, F&& fn) {
   }
   if (num_workers < 1) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
   if (n == 0) return;
-  struct body {
-    static void run(void* ctx, std::uint64_t begin, std::uint64_t end) {
-      auto& f = *static_cast<std::remove_reference_t<F>*>(ctx);
-      for (std::uint64_t k = begin; k < end; ++k) f(static_cast<I>(k));
-    }
-  };
-  detail::loop l{&body::run,
-                 const_cast<void*>(static_cast<const volatile void*>(&fn)),
-                 static_cast<std::uint64_t>(n),
-                 1,
-                 static_cast<std::uint64_t>(num_workers),
-                 false};
+  detail::loop l{&detail::run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)),
+                 static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(num_workers)};
   detail::run_loop(l);
 }
 
@@ -114,7 +117,9 @@ void parallelize(I n, int num_workers, F&& fn) {
 template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, F&& fn);
 
-// The same; every chunk but the last holds at least grain items. Throws
+// The same with chunks of exactly grain items from first (the last one may
+// be shorter): [first, first + grain), [first + grain, first + 2 grain), ...
+// Chunks may wait for each other as the items of parallelize do. Throws
 // std::invalid_argument if last < first or grain < 1.
 template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, I grain, F&& fn);
@@ -122,21 +127,51 @@ void parallel_for(I first, I last, I grain, F&& fn);
 namespace detail {
 
 template <class I, class F>
-void parallel_for_impl(I first, I last, std::uint64_t grain, bool exact, F& fn) {
+void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
   check_index_type<I>();
   if (last < first) throw_invalid_argument("weft::parallel_for: last must not be less than first");
   if (first == last) return;
-  struct ctx {
+  // Modular arithmetic: exact for every integral I, signed or not.
+  const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
+  const std::uint64_t base = static_cast<std::uint64_t>(first);
+  if (grain == 0) {
+    // Chunks chosen by the runtime: one call of fn per call of the body.
+    struct ctx {
+      F& fn;
+      std::uint64_t base;
+      static void run(void* p, loop_cursor& items) {
+        auto* c = static_cast<ctx*>(p);
+        const std::uint64_t begin = items.m_next;
+        const std::uint64_t end = items.m_stop;
+        items.m_next = end;  // the whole chunk starts at once
+        c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
+      }
+    } c{fn, base};
+    loop l{&ctx::run, &c, count, 0};
+    run_loop(l);
+    return;
+  }
+  // Chunks of exactly `grain` items from first (the last one may be
+  // shorter): the loop's items are the chunks, so chunks may wait for each
+  // other as items do.
+  struct chunks {
     F& fn;
     std::uint64_t base;
-    static void run(void* p, std::uint64_t begin, std::uint64_t end) {
-      auto* c = static_cast<ctx*>(p);
-      // Modular arithmetic: exact for every integral I, signed or not.
-      c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
+    std::uint64_t count;
+    std::uint64_t grain;
+    static void run(void* p, loop_cursor& items) {
+      auto* c = static_cast<chunks*>(p);
+      std::uint64_t k = items.m_next;
+      while (k < items.m_stop) {
+        items.m_next = k + 1;
+        const std::uint64_t begin = k * c->grain;  // at most count - 1: no overflow
+        const std::uint64_t end = c->count - begin <= c->grain ? c->count : begin + c->grain;
+        c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
+        ++k;
+      }
     }
-  } c{fn, static_cast<std::uint64_t>(first)};
-  const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
-  loop l{&ctx::run, &c, count, grain, 0, exact};
+  } c{fn, base, count, grain};
+  loop l{&chunks::run, &c, count / grain + (count % grain != 0 ? 1 : 0), 0};
   run_loop(l);
 }
 
@@ -144,13 +179,13 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, bool exact, F& fn) 
 
 template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, F&& fn) {
-  detail::parallel_for_impl(first, last, 1, false, fn);
+  detail::parallel_for_impl(first, last, 0, fn);
 }
 
 template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, I grain, F&& fn) {
   if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
-  detail::parallel_for_impl(first, last, static_cast<std::uint64_t>(grain), true, fn);
+  detail::parallel_for_impl(first, last, static_cast<std::uint64_t>(grain), fn);
 }
 
 namespace detail {

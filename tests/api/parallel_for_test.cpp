@@ -184,19 +184,32 @@ TEST_P(ParallelForTest, WholeRangeOfWideTypesWithLargeGrain) {
                       std::optional<std::int64_t>{smax});
 }
 
-// A grain larger than half of a range of 2^64 - 1 items: no two chunks can
-// both hold a grain, so the splitting policies that halve (adaptive, eager)
-// make exactly one chunk. The fixed-chunk policy cuts at multiples of the
-// grain: a full chunk and the shorter last one when the grain fits once.
-TEST_P(ParallelForTest, GrainAboveHalfOfFullUnsignedRangeGivesOneChunk) {
+// A grain larger than half of a range of 2^64 - 1 items: chunks hold exactly
+// a grain from first, so a full chunk and the shorter last one when the
+// grain fits once, one chunk when it is the whole range (every policy).
+TEST_P(ParallelForTest, GrainAboveHalfOfFullUnsignedRangeGivesOneOrTwoChunks) {
   constexpr std::uint64_t umax = std::numeric_limits<std::uint64_t>::max();
-  const char* policy = std::getenv("WEFT_SPLIT_POLICY");
-  const bool fixed = policy != nullptr && std::string(policy) == "fixed";
   for (const std::uint64_t grain : {std::uint64_t{1} << 63, (std::uint64_t{1} << 63) + 12345, umax}) {
     SCOPED_TRACE(show_range<std::uint64_t>(0, umax, grain));
     const auto chunks = chunks_of<std::uint64_t>(rt, 0, umax, grain);
     expect_valid_chunks(chunks, std::uint64_t{0}, umax, std::optional<std::uint64_t>{grain});
-    EXPECT_EQ(chunks.size(), fixed && grain < umax ? 2u : 1u);
+    EXPECT_EQ(chunks.size(), grain < umax ? 2u : 1u);
+  }
+}
+
+// With a grain the chunks are exactly [first + k grain, first + (k + 1)
+// grain), the last one shorter: the user's boundaries.
+TEST_P(ParallelForTest, GrainGivesChunksOfExactlyTheGrainFromFirst) {
+  for (const std::int64_t grain : {1, 3, 64, 1000}) {
+    for (const std::int64_t first : {-1000, 0, 7}) {
+      const std::int64_t last = first + 10'007;
+      const auto chunks = chunks_of<std::int64_t>(rt, first, last, std::optional<std::int64_t>{grain});
+      for (const auto& [b, e] : chunks) {
+        EXPECT_EQ((b - first) % grain, 0) << "chunk [" << b << ", " << e << ") of grain " << grain;
+        EXPECT_TRUE(e - b == grain || e == last) << "chunk [" << b << ", " << e << ") of grain " << grain;
+      }
+      EXPECT_EQ(chunks.size(), static_cast<std::size_t>((last - first + grain - 1) / grain));
+    }
   }
 }
 

@@ -1,0 +1,34 @@
+// weft::rt: the calls of loop bodies in progress on a fiber, and handing
+// their items not started to other workers when an item waits
+// (docs/protocols/loops.md).
+#pragma once
+
+#include <cstdint>
+
+#include "weft/parallelize.hpp"
+
+namespace weft::rt {
+
+class worker;
+struct fiber;
+
+// A call of a loop's body in progress on a fiber (it lives on that fiber's
+// stack, linked from fiber::m_leaves while the call runs). The items of
+// [m_items.m_next, m_end) are not started: m_items those of this call, the
+// rest those the leaf would run in later calls.
+struct running_leaf {
+  detail::loop_cursor m_items;
+  std::uint64_t m_end;
+  running_leaf* m_outer = nullptr;  // the call this one runs inside, on the same fiber
+  // Gives [m_items.m_next, m_end) to other workers and lowers m_items.m_stop
+  // and m_end to m_items.m_next. Owner (the fiber's worker), before the
+  // fiber suspends.
+  void (*m_hand_off)(worker& w, running_leaf& self) noexcept;
+};
+
+// The calling worker's current fiber is about to suspend (or yield): every
+// call of a loop body in progress on it hands its items not started to other
+// workers, so that they do not wait behind the waiting item.
+void hand_off_unstarted(worker& w, fiber& f) noexcept;
+
+}  // namespace weft::rt

@@ -1,0 +1,253 @@
+// Items of one loop that wait for each other (docs/protocols/loops.md): when
+// an item's fiber suspends, the items of its loop not started yet go to
+// other workers and to its own worker's next fiber, so any item may wait for
+// any other item of the same loop, with any number of workers from 1.
+// Every primitive that suspends (latch, mutex, condition_variable, a
+// coroutine await, weft::yield() in a polling loop) x loops (parallelize,
+// parallel_for with chunks of one item, a capped parallelize whose cap is
+// the item count) x workers {1, 2, 4} x items {2, 8, 1000}.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <weft/coroutine.hpp>
+#include <weft/weft.hpp>
+
+#include "watchdog.hpp"
+
+namespace {
+
+enum class primitive { latch_all, latch_first_last, mutex, condvar, coroutine, yield_poll };
+enum class loop_kind { parallelize, parallel_for, capped };
+
+const char* name_of(primitive p) {
+  switch (p) {
+    case primitive::latch_all: return "LatchAll";
+    case primitive::latch_first_last: return "LatchFirstLast";
+    case primitive::mutex: return "Mutex";
+    case primitive::condvar: return "Condvar";
+    case primitive::coroutine: return "Coroutine";
+    case primitive::yield_poll: return "YieldPoll";
+  }
+  return "?";
+}
+const char* name_of(loop_kind k) {
+  switch (k) {
+    case loop_kind::parallelize: return "Parallelize";
+    case loop_kind::parallel_for: return "ParallelFor";
+    case loop_kind::capped: return "Capped";
+  }
+  return "?";
+}
+
+// Runs fn(i) for every i in [0, n) through the loop of that kind.
+void loop_over(loop_kind k, int n, const std::function<void(int)>& fn) {
+  switch (k) {
+    case loop_kind::parallelize: weft::parallelize(n, fn); break;
+    case loop_kind::parallel_for:
+      weft::parallel_for(0, n, 1, [&](int b, int e) {
+        for (int i = b; i < e; ++i) fn(i);
+      });
+      break;
+    case loop_kind::capped: weft::parallelize(n, n, fn); break;
+  }
+}
+
+// One loop of n items whose items wait for other items of the same loop.
+// Returns a description of what went wrong, or an empty string.
+std::string run_case(primitive p, loop_kind k, int n) {
+  std::vector<std::atomic<int>> ran(static_cast<std::size_t>(n));
+  std::atomic<int> after_wait{0};
+  switch (p) {
+    case primitive::latch_all: {
+      // Every item arrives and waits: a barrier of n.
+      weft::latch l(n);
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        l.arrive_and_wait();
+        after_wait.fetch_add(1);
+      });
+      break;
+    }
+    case primitive::latch_first_last: {
+      // Item 0 waits for the last item.
+      weft::latch l(1);
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        if (i == 0) l.wait();
+        if (i == n - 1) l.count_down();
+        after_wait.fetch_add(1);
+      });
+      break;
+    }
+    case primitive::mutex: {
+      // Item 0 takes the mutex and keeps it until the last item opened a
+      // latch; every other item queues on the mutex meanwhile.
+      weft::mutex m;
+      weft::latch release(1);
+      std::atomic<bool> first_holds{false};
+      std::atomic<int> inside{0};
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        if (i == 0) {
+          std::lock_guard g(m);
+          first_holds.store(true);
+          release.wait();
+        } else if (i == n - 1) {
+          release.count_down();
+        }
+        if (i != 0) {
+          std::lock_guard g(m);
+          inside.fetch_add(1);
+        }
+        after_wait.fetch_add(1);
+      });
+      if (inside.load() != n - 1) return "not every item got the mutex";
+      break;
+    }
+    case primitive::condvar: {
+      weft::mutex m;
+      weft::condition_variable cv;
+      bool set = false;
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        if (i == 0) {
+          std::unique_lock lock(m);
+          cv.wait(lock, [&] { return set; });
+        }
+        if (i == n - 1) {
+          {
+            std::lock_guard g(m);
+            set = true;
+          }
+          cv.notify_all();
+        }
+        after_wait.fetch_add(1);
+      });
+      break;
+    }
+    case primitive::coroutine: {
+      // Every item waits on a latch through a coroutine: co_await.
+      weft::latch l(n);
+      auto meet = [&]() -> weft::task<int> {
+        l.count_down();
+        co_await l;
+        co_return 1;
+      };
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        after_wait.fetch_add(weft::sync_wait(meet()));
+      });
+      break;
+    }
+    case primitive::yield_poll: {
+      // Item 0 polls a flag that the last item sets, yielding in between.
+      std::atomic<bool> flag{false};
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        if (i == 0) {
+          while (!flag.load()) weft::yield();
+        }
+        if (i == n - 1) flag.store(true);
+        after_wait.fetch_add(1);
+      });
+      break;
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    if (ran[static_cast<std::size_t>(i)].load() != 1) {
+      return "item " + std::to_string(i) + " ran " + std::to_string(ran[static_cast<std::size_t>(i)].load()) +
+             " times";
+    }
+  }
+  if (after_wait.load() != n) return std::to_string(after_wait.load()) + " of " + std::to_string(n) + " items finished";
+  return {};
+}
+
+using params = std::tuple<primitive, loop_kind, int /*workers*/, int /*items*/>;
+
+class LoopWaitTest : public ::testing::TestWithParam<params> {};
+
+TEST_P(LoopWaitTest, ItemsWaitForOtherItemsOfTheirLoop) {
+  const auto [p, k, workers, n] = GetParam();
+  // 16 KiB stacks: 1000 items may all be suspended at once.
+  weft::runtime rt{weft::config{.workers = workers, .stack_size = weft::k_min_stack_size}};
+  for (int round = 0; round < 3; ++round) {
+    const std::string problem = rt.run([&] { return run_case(p, k, n); });
+    ASSERT_TRUE(problem.empty()) << problem << " (round " << round << ")";
+  }
+  // From outside any runtime too (the calling thread takes part).
+  weft::config c{.workers = workers, .stack_size = weft::k_min_stack_size};
+  weft::runtime outside{c};
+  const std::string problem = outside.run([&] { return run_case(p, k, n); });
+  EXPECT_TRUE(problem.empty()) << problem;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, LoopWaitTest,
+    ::testing::Combine(::testing::Values(primitive::latch_all, primitive::latch_first_last, primitive::mutex,
+                                         primitive::condvar, primitive::coroutine, primitive::yield_poll),
+                       ::testing::Values(loop_kind::parallelize, loop_kind::parallel_for, loop_kind::capped),
+                       ::testing::Values(1, 2, 4), ::testing::Values(2, 8, 1000)),
+    [](const ::testing::TestParamInfo<params>& info) {
+      return std::string(name_of(std::get<0>(info.param))) + name_of(std::get<1>(info.param)) + "Workers" +
+             std::to_string(std::get<2>(info.param)) + "Items" + std::to_string(std::get<3>(info.param));
+    });
+
+// Nested: the items of an inner loop wait for each other while the items of
+// the outer loop wait for each other too (each outer item meets the others
+// after its inner loop).
+TEST(LoopWaitNestedTest, InnerAndOuterItemsWait) {
+  for (int workers : {1, 2, 4}) {
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = weft::k_min_stack_size}};
+    std::atomic<int> inner_done{0};
+    rt.run([&] {
+      constexpr int outer = 8;
+      constexpr int inner = 16;
+      weft::latch all_outer(outer);
+      weft::parallelize(outer, [&](int) {
+        weft::latch all_inner(inner);
+        weft::parallelize(inner, [&](int) {
+          all_inner.arrive_and_wait();
+          inner_done.fetch_add(1);
+        });
+        all_outer.arrive_and_wait();
+      });
+    });
+    EXPECT_EQ(inner_done.load(), 8 * 16) << workers << " workers";
+  }
+}
+
+// A loop whose items throw while others wait: the exception reaches the
+// caller once every started item finished; the waiting items are released
+// by the ones that run.
+TEST(LoopWaitExceptionTest, ThrowingItemBesideWaitingOnes) {
+  for (int workers : {1, 2, 4}) {
+    weft::runtime rt{weft::config{.workers = workers}};
+    std::atomic<int> waited{0};
+    EXPECT_THROW(rt.run([&] {
+      weft::latch l(1);
+      weft::parallelize(64, [&](int i) {
+        if (i == 0) {
+          l.wait();
+          waited.fetch_add(1);
+        }
+        if (i == 63) {
+          l.count_down();
+          throw std::runtime_error("item 63");
+        }
+      });
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(waited.load(), 1) << workers << " workers";
+  }
+}
+
+}  // namespace

@@ -213,7 +213,10 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
 }
 
 condition_variable::~condition_variable() {
-  if (m_queue.m_head != nullptr && !rt::process_exiting()) {
+  guard_acquire(m_guard, 1);  // a waiter queues under it
+  const bool waited_on = m_queue.m_head != nullptr;
+  guard_release(m_guard);
+  if (waited_on && !rt::process_exiting()) {
     rt::fatal(
         "weft: a weft::condition_variable was destroyed while a fiber or thread waited on it (the waiter would "
         "never resume); notify its waiters and let them return first");
@@ -262,7 +265,12 @@ latch::latch(std::ptrdiff_t expected) : m_state(0) {
 }
 
 latch::~latch() {
-  if (m_queue.m_head != nullptr && !rt::process_exiting()) {
+  // Under the guard: a waiter queues under it (a race only in a program that
+  // destroys a latch something still waits on, which this reports).
+  guard_acquire(m_state, k_guard);
+  const bool waited_on = m_queue.m_head != nullptr;
+  m_state.fetch_and(~k_guard, std::memory_order_release);
+  if (waited_on && !rt::process_exiting()) {
     rt::fatal(
         "weft: a weft::latch was destroyed while a fiber, thread or coroutine waited on it (the waiter would never "
         "resume); destroy a latch only once its waiters returned");

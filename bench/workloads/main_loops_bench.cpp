@@ -6,6 +6,9 @@
 // oneTBB is capped with a global_control, OpenMP uses num_threads(k); see
 // bench/support/from_main.hpp. Items: x[i] = x[i] * a + b (checked).
 #include <cstddef>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "affine.hpp"
 #include "from_main.hpp"
@@ -168,6 +171,38 @@ void round_trip_omp(benchmark::State& state) {
 }
 #endif
 
+// ---- 8 threads calling at once ----
+//
+// 8 plain threads each make 1000 calls over 1 000 light items of their own,
+// at once (weft), or taking turns on a mutex (weft_turns): calls from several
+// threads at once must be no slower than the same calls made one at a time.
+
+constexpr int k_callers = 8;
+constexpr int k_caller_calls = 1000;
+
+void callers(benchmark::State& state, bool turns) {
+  if (!bench::default_runtime_of(state, static_cast<int>(state.range(0)))) return;
+  std::vector<std::vector<double>> data(k_callers, std::vector<double>(1000, 1.0));
+  std::mutex turn;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < k_callers; ++t) {
+      threads.emplace_back([&, t] {
+        double* p = data[static_cast<std::size_t>(t)].data();
+        for (int c = 0; c < k_caller_calls; ++c) {
+          std::unique_lock<std::mutex> lock(turn, std::defer_lock);
+          if (turns) lock.lock();
+          weft::parallelize(std::size_t{1000}, [p](std::size_t i) { p[i] = p[i] * 0.5 + 0.5; });
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  bench::set_tasks(state, static_cast<double>(k_callers) * k_caller_calls * 1000);
+}
+void callers_weft(benchmark::State& state) { callers(state, false); }
+void callers_weft_turns(benchmark::State& state) { callers(state, true); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,5 +226,7 @@ int main(int argc, char** argv) {
 #if WEFT_BENCH_HAVE_OPENMP
   bench::add_parallel("round_trip/omp", round_trip_omp);
 #endif
+  bench::add_parallel("callers8/weft", callers_weft);
+  bench::add_parallel("callers8/weft_turns", callers_weft_turns);
   return bench::main(argc, argv);
 }

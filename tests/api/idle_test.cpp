@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -97,6 +98,25 @@ TEST_P(IdleTest, WorkersParkWhileAJoinWaits) {
   const double share = cpu_share_over_window();
   release.store(true);
   caller.join();
+  EXPECT_LT(share, k_max_share) << workers() << " workers used " << share * 100 << "% of a core";
+}
+
+// After a burst of calls from plain code (the calling thread takes part in
+// each, on the slot of a parked worker), every thread parks within about a
+// millisecond: the CPU time of the whole process in the second after the last
+// call. The figure goes to the log.
+TEST_P(IdleTest, IdleRightAfterABurstOfCallsFromOutside) {
+  std::vector<double> x(2000, 1.0);
+  for (int call = 0; call < 5000; ++call) {
+    rt.run([&] { weft::parallelize(x.size(), [&](std::size_t i) { x[i] = x[i] * 0.5 + 0.5; }); });
+  }
+  const auto cpu0 = weft_test::process_cpu_time();
+  const auto wall0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(1s);
+  const double share = std::chrono::duration<double>(weft_test::process_cpu_time() - cpu0).count() /
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  std::printf("%d workers: %.2f ms of CPU time in the second after the last of 5000 calls\n", workers(),
+              share * 1000.0);
   EXPECT_LT(share, k_max_share) << workers() << " workers used " << share * 100 << "% of a core";
 }
 

@@ -222,8 +222,8 @@ TEST_P(TaskGroupTest, SpawnsFromAnotherThreadDuringWaitAreNeverLost) {
       });
       int owner_spawns = 0;
       while (!done.load()) {
-        g.spawn([&] {
-          spin_for(std::chrono::microseconds(owner_spawns % 4));
+        g.spawn([&, pause = owner_spawns % 4] {
+          spin_for(std::chrono::microseconds(pause));
           owner_ran.fetch_add(1);
         });
         ++owner_spawns;

@@ -95,7 +95,14 @@ void wait_owned(group_state& g, bool owner) noexcept {
   g.m_last = nullptr;
   g.m_spawned = 0;
   g.m_popped = 0;
-  rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
+  // Fast path inline (a group whose spawns were all popped back or are done):
+  // one load, and an RMW only when spawns ran elsewhere (see
+  // rt::wait_for_children). acquire: pairs with their releasing completions.
+  if (g.m_frame.m_pending.load(std::memory_order_acquire) == -taken) {
+    if (taken != 0) g.m_frame.m_pending.fetch_add(taken, std::memory_order_relaxed);
+  } else {
+    rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
+  }
   // Every uncounted spawn that ran elsewhere set the flag before its
   // group_complete(), which this wait observed: no store can follow this reset.
   g.m_detached.store(false, std::memory_order_relaxed);

@@ -42,8 +42,9 @@ TEST_P(LoopWaitStress, HundredThousandItemsMeetAtOneLatch) {
     GTEST_SKIP() << "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): 100 000 suspended fibers need two memory "
                     "mappings each with mprotect guards, beyond vm.max_map_count";
   }
-  // TSan counts every fiber against its limit of 8128 threads: fewer there.
-  const int n = weft_test::k_tsan ? 2'000 : 100'000;
+  // TSan counts every fiber against its limit of 8128 threads and creates
+  // each slowly: fewer there.
+  const int n = weft_test::k_tsan ? 500 : 100'000;
   const auto [workers, k] = GetParam();
   weft::runtime rt{weft::config{.workers = workers, .stack_size = weft::k_min_stack_size}};
   std::vector<std::atomic<int>> ran(static_cast<std::size_t>(n));

@@ -1,5 +1,7 @@
 #include "worker.hpp"
 
+#include <sched.h>
+
 #include <new>
 
 #include "loop.hpp"
@@ -258,8 +260,17 @@ bool worker::caller_ready() const noexcept {
   return m_caller != nullptr && m_caller->m_native_ready.load(std::memory_order_acquire);
 }
 
+// Searching spins on the core for this long, then yields the core to other
+// runnable threads between rounds: on a machine where other processes (or
+// more threads than cores) compete, a spinning worker would otherwise take
+// the time slices that the threads it waits for need (OpenMP's spinning team
+// collapses this way), and where nothing else runs sched_yield returns at
+// once.
+constexpr std::uint64_t k_search_yield_after_us = 5;
+
 detail::task* worker::search() noexcept {
   const std::uint64_t spin = std::uint64_t{m_sched.cfg().spin_us} * ticks_per_us();
+  const std::uint64_t yield_after = k_search_yield_after_us * ticks_per_us();
   const std::uint64_t start = ticks();
   for (unsigned round = 0;; ++round) {
     if (!m_sched.over_fiber_bound()) {
@@ -269,7 +280,8 @@ detail::task* worker::search() noexcept {
       if (detail::task* t = take_injected()) return t;
     }
     if (m_sched.stopping()) return nullptr;  // leave, or park until the work in flight is done
-    if (ticks() - start >= spin) return nullptr;
+    const std::uint64_t searched = ticks() - start;
+    if (searched >= spin) return nullptr;
     if (m_caller == nullptr) {
       // A thread from outside waits for a slot: park now, so that it can
       // borrow this one (docs/protocols/callers.md).
@@ -277,7 +289,11 @@ detail::task* worker::search() noexcept {
     } else if (caller_ready()) {
       return nullptr;  // the borrowing thread's own call can go on
     }
-    for (int i = 0; i < 16; ++i) cpu_relax();
+    if (searched >= yield_after) {
+      sched_yield();
+    } else {
+      for (int i = 0; i < 16; ++i) cpu_relax();
+    }
   }
 }
 

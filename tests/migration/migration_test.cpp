@@ -361,18 +361,28 @@ struct observations {
 
 // Run by the releaser: a loop whose items other workers take (the fiber's
 // old worker among them, idle while the fiber is away); each item looks at
-// the exception state of the thread it runs on.
+// the exception state of the thread it runs on. Which idle worker takes the
+// items is the scheduler's and the OS's choice (on a loaded machine the old
+// worker may be parked or off its core), so the loop is repeated, a bounded
+// number of times, until the old worker has run one of its items.
 void observe(observations& o, int old_worker) {
-  weft::parallelize(64, [&](int) {
-    const auto start = std::chrono::steady_clock::now();
-    while (std::chrono::steady_clock::now() - start < std::chrono::microseconds(5)) {
-    }
-    o.runs.fetch_add(1, std::memory_order_relaxed);
-    if (weft::worker_index() == old_worker) o.on_old_thread.fetch_add(1, std::memory_order_relaxed);
-    if (std::current_exception() != nullptr || std::uncaught_exceptions() != 0) {
-      o.saw_exception.fetch_add(1, std::memory_order_relaxed);
-    }
-  });
+  constexpr int k_max_rounds = 50;
+  std::atomic<int> on_old_thread_now{0};
+  for (int round = 0; round < k_max_rounds && on_old_thread_now.load() == 0; ++round) {
+    weft::parallelize(64, [&](int) {
+      const auto start = std::chrono::steady_clock::now();
+      while (std::chrono::steady_clock::now() - start < std::chrono::microseconds(5)) {
+      }
+      o.runs.fetch_add(1, std::memory_order_relaxed);
+      if (weft::worker_index() == old_worker) {
+        o.on_old_thread.fetch_add(1, std::memory_order_relaxed);
+        on_old_thread_now.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (std::current_exception() != nullptr || std::uncaught_exceptions() != 0) {
+        o.saw_exception.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
 }
 
 TEST_P(MigrationTest, CatchBlockSurvivesMigration) {

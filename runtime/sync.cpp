@@ -1,4 +1,4 @@
-// weft::mutex, condition_variable and latch. Waiting fibers are published by
+// weft::mutex, condition_variable, latch and barrier. Waiting fibers are published by
 // the switch action (after they are saved); waiting threads block on a futex
 // (docs/protocols/sync.md).
 #include "weft/sync.hpp"
@@ -394,6 +394,257 @@ void latch::wait() const {
     rt::cpu_relax();
   }
 }
+
+// ---- barrier ----
+//
+// m_state: phase | count | k_broken | k_completing | k_guard (sync.hpp).
+// Arrivals change only the count, by CAS, keeping the other bits (a waiter
+// may hold the guard meanwhile). The arrival that brings the count to zero
+// sets k_completing in the same CAS; its party runs the completion function
+// with the guard free (waiters go on queueing), then complete() takes the
+// guard and the queue and stores the next phase, count and clear bits: its
+// last access. The phase bits change only by that store, so a party that sees
+// its phase over may destroy the barrier at once. While k_completing is set
+// the word changes only by guard changes of waiters (no arrival counts:
+// arrive() waits or throws), so complete() may store the whole word.
+
+namespace detail {
+
+namespace {
+
+// Releases a barrier's guard: the count may change meanwhile (arrivals do
+// not take the guard). Release: pairs with the next guard_acquire().
+void barrier_guard_release(std::atomic<std::uint64_t>& state, std::uint64_t guard) noexcept {
+  state.fetch_and(~guard, std::memory_order_release);
+}
+
+// Sets the guard bit of a 64-bit state word; as guard_acquire().
+std::uint64_t barrier_guard_acquire(std::atomic<std::uint64_t>& word, std::uint64_t bit) noexcept {
+  std::uint64_t s = word.load(std::memory_order_relaxed);
+  for (unsigned spins = 0;; ++spins) {
+    if ((s & bit) == 0) {
+      // Acquire: pairs with the release that cleared the bit.
+      if (word.compare_exchange_weak(s, s | bit, std::memory_order_acquire, std::memory_order_relaxed)) return s | bit;
+      continue;
+    }
+    if (spins < 64) {
+      rt::cpu_relax();
+    } else {
+      sched_yield();
+    }
+    s = word.load(std::memory_order_relaxed);
+  }
+}
+
+[[noreturn, gnu::cold]] void throw_no_arrival_expected(const char* who, bool names_n, bool completing) {
+  std::string what = who;
+  if (names_n) {
+    what += completing ? ": n is larger than the arrivals still expected in this phase (none: its completion step "
+                         "runs; an arrival must wait until it is over)"
+                       : ": n is larger than the arrivals still expected in this phase";
+  } else {
+    what += completing ? ": no arrival is expected in this phase (its completion step runs; an arrival must wait "
+                         "until it is over)"
+                       : ": no arrival is expected in this phase (its expected count is used up)";
+  }
+  throw std::invalid_argument(what);
+}
+
+// A fiber or thread waiter of a broken barrier whose phase is not over.
+[[noreturn]] void throw_barrier_broken(const char* who) {
+  std::string what = who;
+  what +=
+      ": the phase cannot complete: another of its waiters could not get a fiber, and the parties that would have "
+      "arrived may never run";
+  const std::string cause = rt::last_stack_shortage();
+  if (!cause.empty()) what += " (" + cause + ")";
+  throw std::system_error(std::make_error_code(std::errc::not_enough_memory), what);
+}
+
+struct barrier_wait {
+  std::atomic<std::uint64_t>* m_state;
+  detail::wait_queue* m_queue;
+  std::uint64_t m_phase;  // phase bits of the phase waited for
+  std::uint64_t m_phase_mask;
+  std::uint64_t m_guard;
+  std::uint64_t m_broken;
+  wait_node* m_node;
+};
+
+// Under the guard: queues the node unless the phase is over or (when
+// `unless_broken`) the barrier is broken. True when queued.
+bool enqueue_unless_passed(const barrier_wait& a, bool unless_broken) noexcept {
+  const std::uint64_t s = barrier_guard_acquire(*a.m_state, a.m_guard);
+  if ((s & a.m_phase_mask) != a.m_phase || (unless_broken && (s & a.m_broken) != 0)) {
+    barrier_guard_release(*a.m_state, a.m_guard);
+    return false;
+  }
+  append(*a.m_queue, a.m_node);
+  barrier_guard_release(*a.m_state, a.m_guard);
+  return true;
+}
+
+// Switch action: the waiting fiber is saved; queue it, or resume it at once.
+void publish_barrier_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
+  if (!enqueue_unless_passed(*static_cast<barrier_wait*>(arg), true)) rt::make_ready(prev);
+}
+
+}  // namespace
+
+barrier_core::barrier_core(std::ptrdiff_t expected, bool has_completion)
+    : m_state(0), m_expected(expected), m_has_completion(has_completion) {
+  if (expected < 0) throw std::invalid_argument("weft::barrier: expected must not be negative");
+  if (expected > max()) throw std::invalid_argument("weft::barrier: expected must be at most barrier::max()");
+  m_state.store(static_cast<std::uint64_t>(expected) << k_count_shift, std::memory_order_relaxed);
+}
+
+barrier_core::~barrier_core() {
+  // Acquire: pairs with the guard releases of waiters that queued (their
+  // appends are read below).
+  const std::uint64_t s = m_state.load(std::memory_order_acquire);
+  if ((m_queue.m_head != nullptr || (s & (k_guard | k_completing)) != 0) && !rt::process_exiting()) {
+    rt::fatal(
+        "weft: a weft::barrier was destroyed while a fiber, thread or coroutine waited on it, or during its "
+        "completion step (the waiter would never resume); destroy a barrier only once its parties returned");
+  }
+}
+
+void barrier_core::throw_foreign_token(const char* who) {
+  throw std::invalid_argument(std::string(who) +
+                              ": arrival does not come from this barrier's arrive() (another barrier's token, or a "
+                              "default-constructed one)");
+}
+
+std::uint64_t barrier_core::wait_out_completion(const char* who, bool names_n) const {
+  if (m_has_completion) throw_no_arrival_expected(who, names_n, true);
+  // No completion function: the completer only takes the guard and stores
+  // the next phase.
+  std::uint64_t s = m_state.load(std::memory_order_relaxed);
+  for (unsigned spins = 0; (s & k_completing) != 0; ++spins) {
+    if (spins < 64) {
+      rt::cpu_relax();
+    } else {
+      sched_yield();
+    }
+    s = m_state.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+barrier_token barrier_core::arrive(std::ptrdiff_t n, const char* who, bool names_n) {
+  if (n < 1) throw std::invalid_argument(std::string(who) + ": n must be at least 1");
+  std::uint64_t s = m_state.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((s & k_completing) != 0) {
+      s = wait_out_completion(who, names_n);
+      continue;
+    }
+    const auto count = static_cast<std::ptrdiff_t>((s & k_count_mask) >> k_count_shift);
+    if (n > count) throw_no_arrival_expected(who, names_n, false);
+    std::uint64_t next = s - static_cast<std::uint64_t>(n) * k_count_one;
+    const bool last = n == count;
+    if (last) next |= k_completing;
+    // acq_rel: releases what this party did before arriving (to the completion
+    // step, through the CAS chain); the last arrival acquires every earlier
+    // one's. Partner: the other arrivals' CAS, and complete()'s store for the
+    // phase read.
+    if (m_state.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      return barrier_token(this, s & k_phase_mask, last);
+    }
+  }
+}
+
+barrier_token barrier_core::arrive_and_drop() {
+  constexpr const char* who = "weft::barrier::arrive_and_drop";
+  for (;;) {
+    // Under the guard, so that complete() (which reads m_expected under the
+    // guard) sees the drop if and only if the arrival below counts in the
+    // phase it completes.
+    std::uint64_t s = barrier_guard_acquire(m_state, k_guard);
+    if ((s & k_completing) != 0) {
+      barrier_guard_release(m_state, k_guard);
+      wait_out_completion(who, false);
+      continue;
+    }
+    if ((s & k_count_mask) == 0) {
+      barrier_guard_release(m_state, k_guard);
+      throw_no_arrival_expected(who, false, false);
+    }
+    --m_expected;
+    for (;;) {
+      std::uint64_t next = (s - k_count_one) & ~k_guard;
+      const bool last = (next & k_count_mask) == 0;
+      if (last) next |= k_completing;
+      // acq_rel: as in arrive(); also releases the guard (and m_expected).
+      if (m_state.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        return barrier_token(this, s & k_phase_mask, last);
+      }
+      // Other arrivals counted meanwhile. If they completed the phase (more
+      // arrivals than expected: a misuse), this drop belongs to the next one.
+      if ((s & k_completing) != 0 || (s & k_count_mask) == 0) {
+        ++m_expected;
+        barrier_guard_release(m_state, k_guard);
+        if ((s & k_completing) == 0) throw_no_arrival_expected(who, false, false);
+        break;
+      }
+    }
+  }
+}
+
+void barrier_core::complete() noexcept {
+  const std::uint64_t s = barrier_guard_acquire(m_state, k_guard);
+  wait_node* list = take_all(m_queue);
+  const std::uint64_t next =
+      ((s & k_phase_mask) + k_phase_one) | (static_cast<std::uint64_t>(m_expected) << k_count_shift) | (s & k_broken);
+  // Release: publishes the completion step (and the phases' arrivals) to the
+  // waiters; pairs with passed()'s acquire load and the guard acquire of
+  // enqueue_unless_passed(). The last access to the barrier.
+  m_state.store(next, std::memory_order_release);
+  notify_list(list);
+}
+
+void barrier_core::wait(const barrier_token& t, const char* who) const {
+  check_token(t, who);
+  if (t.m_completed) return;  // untouched: another party may have destroyed the barrier
+  if (passed(t)) return;
+  wait_node node;
+  barrier_wait a{&m_state, &m_queue, t.m_phase, k_phase_mask, k_guard, k_broken, &node};
+  if (on_fiber(node)) {
+    if (!rt::suspend(&publish_barrier_wait, &a)) {
+      if (passed(t)) return;  // over meanwhile: no need to fail
+      // More fibers wait at once than the system allows stacks for. The
+      // parties that would complete the phase are commonly skipped after
+      // this failure (a failed task_group or loop starts nothing more): the
+      // waiters would hang. Break the barrier: they throw too.
+      barrier_guard_acquire(m_state, k_guard);
+      detail::wait_queue woken;
+      detail::wait_queue kept;
+      while (wait_node* n = pop_front(m_queue)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
+      m_queue = kept;
+      m_state.fetch_or(k_broken, std::memory_order_relaxed);  // published by the release below
+      barrier_guard_release(m_state, k_guard);
+      notify_list(static_cast<wait_node*>(woken.m_head));
+      rt::throw_no_fiber();
+    }
+  } else if (enqueue_unless_passed(a, true)) {
+    rt::block(node.m_waiter);
+  }
+  // Resumed (or refused) because the phase is over, or because the barrier
+  // broke. complete() stored the phase before it woke anyone.
+  if (passed(t)) return;
+  throw_barrier_broken(who);
+}
+
+bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept {
+  if (token.m_completed) return false;  // untouched: the barrier may be gone
+  // A coroutine waits for the phase even on a broken barrier: it holds no
+  // stack.
+  return enqueue_unless_passed(barrier_wait{&b.m_state, &b.m_queue, token.m_phase, barrier_core::k_phase_mask,
+                                            barrier_core::k_guard, barrier_core::k_broken, &n},
+                               false);
+}
+
+}  // namespace detail
 
 // ---- for coroutine awaiters ----
 

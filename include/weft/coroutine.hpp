@@ -10,8 +10,8 @@
 // A weft::task<T> is a lazily started coroutine. Awaiting it runs it inline (by
 // symmetric transfer, so long chains of co_await do not grow the stack);
 // when_all() and spawn() offer tasks to other workers. A coroutine never
-// blocks a worker: it awaits weft's latch, mutex, loops and yields without
-// holding a fiber. Protocol: docs/protocols/coroutine-resumption.md.
+// blocks a worker: it awaits weft's latch, barrier, mutex, loops and yields
+// without holding a fiber. Protocol: docs/protocols/coroutine-resumption.md.
 #pragma once
 
 #include <climits>
@@ -774,5 +774,57 @@ template <std::integral I, std::invocable<I> F>
 }
 
 [[nodiscard]] inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
+
+// co_await arrive_and_wait_async(b): b.arrive_and_wait() without holding a
+// fiber while it waits. The arrival happens when the co_await begins; the
+// arrival that completes the phase runs the completion step right there, and
+// the coroutine goes on without touching b again. Throws what
+// arrive_and_wait() throws (std::invalid_argument when no arrival is
+// expected), before anything suspends. Awaited once.
+template <class F>
+[[nodiscard]] auto arrive_and_wait_async(barrier<F>& b) noexcept {
+  struct [[nodiscard]] awaiter {
+    barrier<F>& m_barrier;
+    detail::barrier_token m_token;
+    detail::coroutine_resumption m_resume;
+    detail::wait_node m_node;
+    bool await_ready() {
+      m_token = detail::barrier_access::arrive(m_barrier, "weft::arrive_and_wait_async");
+      return detail::barrier_core::completed(m_token) || detail::barrier_access::core(m_barrier).passed(m_token);
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      m_node.m_waiter.m_task = &m_resume;
+      m_node.m_waiter.m_runtime = detail::current_runtime();
+      return detail::barrier_wait_async(detail::barrier_access::core(m_barrier), m_token, m_node);  // false: over
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{b, {}, {}, {}};
+}
+
+// co_await wait_async(b, std::move(arrival)): b.wait(std::move(arrival))
+// without holding a fiber. Throws std::invalid_argument naming `arrival`,
+// before anything suspends, if it comes from another barrier.
+template <class F>
+[[nodiscard]] auto wait_async(const barrier<F>& b, typename barrier<F>::arrival_token&& arrival) {
+  const detail::barrier_core& core = detail::barrier_access::core(b);
+  core.check_token(arrival, "weft::wait_async");
+  struct [[nodiscard]] awaiter {
+    const detail::barrier_core& m_core;
+    detail::barrier_token m_token;
+    detail::coroutine_resumption m_resume;
+    detail::wait_node m_node;
+    bool await_ready() const noexcept { return detail::barrier_core::completed(m_token) || m_core.passed(m_token); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      m_node.m_waiter.m_task = &m_resume;
+      m_node.m_waiter.m_runtime = detail::current_runtime();
+      return detail::barrier_wait_async(m_core, m_token, m_node);  // false: over now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{core, arrival, {}, {}};
+}
 
 }  // namespace weft

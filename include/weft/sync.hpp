@@ -1,11 +1,13 @@
-// weft: a mutex, a condition variable and a latch that suspend the calling
-// fiber instead of blocking its worker thread.
+// weft: a mutex, a condition variable, a latch and a barrier that suspend the
+// calling fiber instead of blocking its worker thread.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
+#include <utility>
 
 #include "weft/detail/export.hpp"
 #include "weft/detail/waiter.hpp"
@@ -34,6 +36,11 @@ WEFT_API bool mutex_lock_async(mutex& m, wait_node& n) noexcept;
 // Queue n on l unless l is open. True: queued (n's task runs when the counter
 // reaches zero); false: open now.
 WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
+class barrier_core;
+class barrier_token;
+// Queue n on b unless the phase of `token` (a token of b) is over. True:
+// queued (n's task runs when the phase completes); false: over now.
+WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept;
 }  // namespace detail
 
 // A mutex for fibers (Lockable: std::lock_guard, std::unique_lock and
@@ -180,5 +187,244 @@ class WEFT_API latch {
   mutable std::atomic<std::uintptr_t> m_state;
   mutable detail::wait_queue m_queue;
 };
+
+namespace detail {
+
+// The completion function of a weft::barrier that names none: does nothing.
+struct barrier_no_completion {
+  void operator()() const noexcept {}
+};
+
+// What barrier::arrive() returns (barrier<F>::arrival_token): the barrier, the
+// phase the arrival belongs to, and whether that arrival completed the phase
+// (then waiting on it returns at once without touching the barrier, which
+// another party may have destroyed already). Copyable; a default-constructed
+// token belongs to no barrier, and waiting on it throws.
+class barrier_token {
+ public:
+  barrier_token() noexcept = default;
+
+ private:
+  friend class barrier_core;
+  friend bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept;
+  barrier_token(const barrier_core* b, std::uint64_t phase, bool completed) noexcept
+      : m_barrier(b), m_phase(phase), m_completed(completed) {}
+
+  const barrier_core* m_barrier = nullptr;
+  std::uint64_t m_phase = 0;  // the phase bits of the state word during that phase
+  bool m_completed = false;
+};
+
+// The part of weft::barrier that does not depend on the completion function:
+// phase, counts, wait queue, guard (docs/protocols/sync.md). Plumbing for the
+// template; the party whose arrival completes a phase (the token says so) runs
+// the completion function and then calls complete(), and nothing else.
+class WEFT_API barrier_core {
+ public:
+  // has_completion: the completion function is not barrier_no_completion (an
+  // arrival during its completion step is then an error, not a short wait).
+  // Throws std::invalid_argument naming `expected` if it is negative or above
+  // max().
+  barrier_core(std::ptrdiff_t expected, bool has_completion);
+  // Aborts with one `weft:` line if a party waits on the barrier or its
+  // completion step runs (unless the process exits).
+  ~barrier_core();
+  barrier_core(const barrier_core&) = delete;
+  barrier_core& operator=(const barrier_core&) = delete;
+
+  static constexpr std::ptrdiff_t max() noexcept { return (std::ptrdiff_t{1} << k_count_bits) - 1; }
+
+  // Counts n arrivals in the current phase. `who` names the public call in
+  // error messages; `names_n`: the caller has an n to name. Throws
+  // std::invalid_argument (nothing counted) if n < 1, if n is larger than
+  // the arrivals still expected in the phase, or if the phase's completion
+  // step runs and has_completion (without one that step is a few
+  // instructions: the arrival waits for it and counts in the next phase).
+  barrier_token arrive(std::ptrdiff_t n, const char* who, bool names_n);
+  // Lowers the expected count of the later phases by one, then arrives once.
+  // Throws as arrive() when no arrival is expected.
+  barrier_token arrive_and_drop();
+  // The completion step is over: starts the next phase and releases the
+  // waiters of the one that completed. Its last access to the barrier is one
+  // store; the caller must not touch the barrier after it.
+  void complete() noexcept;
+
+  // Returns once the phase of `t` is over (at once for a token that completed
+  // its phase, or of an earlier phase). Throws std::invalid_argument naming
+  // `arrival` if t comes from another barrier; std::system_error as
+  // barrier::wait() describes.
+  void wait(const barrier_token& t, const char* who) const;
+  // t's arrival completed its phase.
+  static bool completed(const barrier_token& t) noexcept { return t.m_completed; }
+  // The phase of t (a token of this barrier) is over. Acquire: pairs with
+  // complete()'s release store.
+  bool passed(const barrier_token& t) const noexcept {
+    return t.m_completed || (m_state.load(std::memory_order_acquire) & k_phase_mask) != t.m_phase;
+  }
+  // Throws std::invalid_argument naming `arrival` unless t comes from this
+  // barrier's arrive().
+  void check_token(const barrier_token& t, const char* who) const {
+    if (t.m_barrier != this) [[unlikely]] {
+      throw_foreign_token(who);
+    }
+  }
+
+ private:
+  friend bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept;
+
+  // m_state: phase << k_phase_shift | count << k_count_shift | k_broken |
+  // k_completing | k_guard. count: arrivals still expected in the phase.
+  // k_completing: the count reached zero and the completion step runs; the
+  // completer then takes k_guard and stores the next phase with its count,
+  // both bits clear, as its last access. k_guard guards m_queue and
+  // m_expected. k_broken: see barrier::wait(). The phase wraps after 2^30
+  // phases.
+  static constexpr std::uint64_t k_guard = 1;
+  static constexpr std::uint64_t k_completing = 2;
+  static constexpr std::uint64_t k_broken = 4;
+  static constexpr int k_count_shift = 3;
+  static constexpr int k_count_bits = 31;
+  static constexpr int k_phase_shift = k_count_shift + k_count_bits;
+  static constexpr std::uint64_t k_count_one = std::uint64_t{1} << k_count_shift;
+  static constexpr std::uint64_t k_count_mask = ((std::uint64_t{1} << k_count_bits) - 1) << k_count_shift;
+  static constexpr std::uint64_t k_phase_one = std::uint64_t{1} << k_phase_shift;
+  static constexpr std::uint64_t k_phase_mask = ~std::uint64_t{0} << k_phase_shift;
+
+  [[noreturn, gnu::cold]] static void throw_foreign_token(const char* who);
+  // Waits until the completion step that runs now is over (has_completion:
+  // throws instead). Returns the state after it.
+  std::uint64_t wait_out_completion(const char* who, bool names_n) const;
+
+  mutable std::atomic<std::uint64_t> m_state;
+  mutable wait_queue m_queue;
+  std::ptrdiff_t m_expected;  // the count of the next phase; under k_guard
+  const bool m_has_completion;
+};
+
+struct barrier_access;
+
+}  // namespace detail
+
+// A reusable barrier with the interface of std::barrier: `expected` parties
+// arrive at each phase; when the last one arrives, that party runs the
+// completion function once (the completion step), then the next phase
+// begins with the expected count (lowered by every arrive_and_drop() so far)
+// and the waiters of the phase that completed are released. wait() on a
+// worker suspends the calling fiber (the worker runs other work); outside a
+// runtime it blocks the thread without spinning; a coroutine awaits
+// arrive_and_wait_async(b) or wait_async(b, token) (weft/coroutine.hpp).
+// Any fiber of any runtime, any thread and any coroutine may take part.
+//
+// Ordering (as std::barrier): every arrival of a phase happens before its
+// completion step, which happens before every wait of that phase returns.
+// Cost: an arrival is one compare-and-swap; the completion adds two atomic
+// operations; a wait on a phase that is over, one load. Nothing allocates.
+//
+// CompletionFunction must be move-constructible and nothrow-invocable as an
+// lvalue with no arguments (checked at compile time). It runs without any
+// lock of the barrier held: parties may wait meanwhile. Calling arrive(),
+// arrive_and_wait() or arrive_and_drop() while it runs throws
+// std::invalid_argument (std::barrier makes that undefined); with the
+// default completion function (none) such an arrival waits for the step,
+// a few instructions, and counts in the next phase.
+template <class CompletionFunction = detail::barrier_no_completion>
+class barrier {
+  static_assert(std::is_nothrow_invocable_v<CompletionFunction&>,
+                "weft::barrier: the completion function must be invocable as an lvalue with no arguments, and "
+                "noexcept (as for std::barrier)");
+  static_assert(std::is_move_constructible_v<CompletionFunction> && std::is_destructible_v<CompletionFunction>,
+                "weft::barrier: the completion function must be move-constructible and destructible");
+
+ public:
+  // A token of one arrival, for wait(). Copyable. Waiting on a token of a
+  // phase that is over returns at once; a token must be waited on within
+  // 2^30 - 1 phases of its arrival (std::barrier requires the current phase
+  // or the one before).
+  using arrival_token = detail::barrier_token;
+
+  static constexpr std::ptrdiff_t max() noexcept { return detail::barrier_core::max(); }
+
+  // Throws std::invalid_argument naming `expected` if expected is negative or
+  // larger than max(); what f's move constructor throws.
+  explicit barrier(std::ptrdiff_t expected, CompletionFunction f = CompletionFunction())
+      : m_core(expected, !std::is_same_v<CompletionFunction, detail::barrier_no_completion>),
+        m_completion(std::move(f)) {}
+  barrier(const barrier&) = delete;
+  barrier& operator=(const barrier&) = delete;
+
+  // Destroying a barrier while a fiber, thread or coroutine waits on it, or
+  // while its completion step runs, prints one line and aborts (the waiter
+  // would never resume). A party may destroy the barrier as soon as its
+  // wait() returned (the other parties done with it), even while the party
+  // that completed the phase is still on its way out of its call.
+  ~barrier() = default;
+
+  // Counts n arrivals in the current phase; the one that completes the phase
+  // runs the completion step before it returns. Throws std::invalid_argument
+  // naming n, with nothing counted, if n < 1 or n is larger than the
+  // arrivals still expected in the phase (see above for arrivals during the
+  // completion step).
+  [[nodiscard]] arrival_token arrive(std::ptrdiff_t n = 1) { return arrive_as(n, "weft::barrier::arrive", true); }
+
+  // Returns once the phase of `arrival` is over. Throws std::invalid_argument
+  // naming `arrival` if it comes from another barrier. On a worker that
+  // cannot get a fiber to wait on (see mutex) it throws std::system_error
+  // naming the limit and breaks the barrier: the parties that would arrive
+  // are commonly skipped after such a failure, so the fibers and threads
+  // waiting on it are woken and throw std::system_error too, as does every
+  // later wait() by a fiber or thread on a phase that is not over.
+  // Coroutines hold no stack: they keep waiting for the phase.
+  void wait(arrival_token&& arrival) const { m_core.wait(arrival, "weft::barrier::wait"); }
+
+  // wait(arrive()), except that the party that completes the phase does not
+  // touch the barrier after its completion step.
+  void arrive_and_wait() {
+    const arrival_token t = arrive_as(1, "weft::barrier::arrive_and_wait", false);
+    if (!detail::barrier_core::completed(t)) m_core.wait(t, "weft::barrier::arrive_and_wait");
+  }
+
+  // Lowers the expected count of every later phase by one, then arrives once
+  // in the current phase (a party leaving). Throws std::invalid_argument when
+  // no arrival is expected in the phase.
+  void arrive_and_drop() {
+    if (detail::barrier_core::completed(m_core.arrive_and_drop())) run_completion();
+  }
+
+ private:
+  friend struct detail::barrier_access;
+
+  arrival_token arrive_as(std::ptrdiff_t n, const char* who, bool names_n) {
+    const arrival_token t = m_core.arrive(n, who, names_n);
+    if (detail::barrier_core::completed(t)) run_completion();
+    return t;
+  }
+  // The completion step, then the next phase. complete() is the last access
+  // to the barrier: a released party may destroy it at once.
+  void run_completion() noexcept {
+    m_completion();
+    m_core.complete();
+  }
+
+  detail::barrier_core m_core;
+  [[no_unique_address]] CompletionFunction m_completion;
+};
+
+namespace detail {
+
+// For the coroutine awaitables (weft/coroutine.hpp).
+struct barrier_access {
+  template <class F>
+  static const barrier_core& core(const barrier<F>& b) noexcept {
+    return b.m_core;
+  }
+  // One arrival; the one that completes the phase runs its completion step
+  // here, and the barrier must not be touched after (the token says so).
+  template <class F>
+  static barrier_token arrive(barrier<F>& b, const char* who) {
+    return b.arrive_as(1, who, false);
+  }
+};
+
+}  // namespace detail
 
 }  // namespace weft

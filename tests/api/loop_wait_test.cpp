@@ -2,8 +2,8 @@
 // an item's fiber suspends, the items of its loop not started yet go to
 // other workers and to its own worker's next fiber, so any item may wait for
 // any other item of the same loop, with any number of workers from 1.
-// Every primitive that suspends (latch, mutex, condition_variable, a
-// coroutine await, weft::yield() in a polling loop) x loops (parallelize,
+// Every primitive that suspends (latch, barrier, mutex, condition_variable,
+// a coroutine await, weft::yield() in a polling loop) x loops (parallelize,
 // parallel_for with chunks of one item, a capped parallelize whose cap is
 // the item count) x workers {1, 2, 4} x items {2, 8, 1000}.
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <weft/coroutine.hpp>
@@ -25,13 +26,14 @@
 
 namespace {
 
-enum class primitive { latch_all, latch_first_last, mutex, condvar, coroutine, yield_poll };
+enum class primitive { latch_all, latch_first_last, barrier_phases, mutex, condvar, coroutine, yield_poll };
 enum class loop_kind { parallelize, parallel_for, capped };
 
 const char* name_of(primitive p) {
   switch (p) {
     case primitive::latch_all: return "LatchAll";
     case primitive::latch_first_last: return "LatchFirstLast";
+    case primitive::barrier_phases: return "BarrierPhases";
     case primitive::mutex: return "Mutex";
     case primitive::condvar: return "Condvar";
     case primitive::coroutine: return "Coroutine";
@@ -86,6 +88,36 @@ std::string run_case(primitive p, loop_kind k, int n) {
         if (i == n - 1) l.count_down();
         after_wait.fetch_add(1);
       });
+      break;
+    }
+    case primitive::barrier_phases: {
+      // Every item meets the others at a barrier of n for three phases; the
+      // completion function counts the phases. An item that passes phase k
+      // must see k + 1 completions, and none may pass before all arrived.
+      constexpr int k_phases = 3;
+      std::atomic<int> completions{0};
+      std::atomic<int> arrived{0};
+      std::atomic<int> early{0};
+      weft::barrier b(n, [&]() noexcept {
+        if (arrived.load() != n * (completions.load() + 1)) early.fetch_add(1);
+        completions.fetch_add(1);
+      });
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        for (int phase = 0; phase < k_phases; ++phase) {
+          arrived.fetch_add(1);
+          if (phase == 1 && i % 2 == 0) {
+            auto token = b.arrive();  // split: arrive, then wait
+            b.wait(std::move(token));
+          } else {
+            b.arrive_and_wait();
+          }
+          if (completions.load() < phase + 1) early.fetch_add(1);
+        }
+        after_wait.fetch_add(1);
+      });
+      if (early.load() != 0) return "an item passed the barrier before every item of its phase arrived";
+      if (completions.load() != k_phases) return std::to_string(completions.load()) + " phases completed";
       break;
     }
     case primitive::mutex: {
@@ -195,7 +227,8 @@ TEST_P(LoopWaitTest, ItemsWaitForOtherItemsOfTheirLoop) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, LoopWaitTest,
-    ::testing::Combine(::testing::Values(primitive::latch_all, primitive::latch_first_last, primitive::mutex,
+    ::testing::Combine(::testing::Values(primitive::latch_all, primitive::latch_first_last, primitive::barrier_phases,
+                                         primitive::mutex,
                                          primitive::condvar, primitive::coroutine, primitive::yield_poll),
                        ::testing::Values(loop_kind::parallelize, loop_kind::parallel_for, loop_kind::capped),
                        ::testing::Values(1, 2, 4), ::testing::Values(2, 8, 1000)),

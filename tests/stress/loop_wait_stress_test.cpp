@@ -5,7 +5,10 @@
 // slabs with guard markers where the kernel has MADV_GUARD_INSTALL, Linux
 // 6.13+; elsewhere 100 000 stacks exceed vm.max_map_count, and the test skips
 // itself saying so). Also a capped loop whose cap is the item count, and
-// parallel_for chunks of one item. The watchdog turns a hang into a failure.
+// parallel_for chunks of one item. And SPMD phases: items of one loop meet
+// at a weft::barrier phase after phase, for the test's time budget (one item
+// per worker, and more items than workers). The watchdog turns a hang into a
+// failure.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -86,6 +89,51 @@ INSTANTIATE_TEST_SUITE_P(All, LoopWaitStress,
                                               : k == kind::capped    ? "Capped"
                                                                      : "ParallelFor") +
                                   "Workers" + std::to_string(std::get<0>(info.param));
+                         });
+
+// Items of one loop meet at a barrier phase after phase until the budget is
+// spent (the completion function decides when to stop, so every item sees
+// the same last phase). Every phase completes only after all its arrivals.
+class LoopBarrierStress : public testing::TestWithParam<std::tuple<int, int>> {};
+
+TEST_P(LoopBarrierStress, ItemsMeetAtABarrierForManyPhases) {
+  const auto [workers, items_per_worker] = GetParam();
+  const int n = workers * items_per_worker;
+  weft::runtime rt{weft::config{.workers = workers, .stack_size = weft::k_min_stack_size}};
+  const auto deadline = st::clock_type::now() + st::budget(1.0);
+  std::atomic<long> arrivals{0};
+  long phases = 0;
+  long early = 0;
+  bool stop = false;
+  weft::barrier b(n, [&]() noexcept {
+    // Only the completion step touches phases, early and stop: the barrier
+    // orders it after every arrival of its phase and before the waits return.
+    if (arrivals.load(std::memory_order_relaxed) != static_cast<long>(n) * (phases + 1)) ++early;
+    ++phases;
+    stop = st::clock_type::now() >= deadline;
+  });
+  std::atomic<long> item_phases{0};
+  rt.run([&] {
+    weft::parallelize(n, n, [&](int) {
+      for (bool done = false; !done;) {
+        arrivals.fetch_add(1, std::memory_order_relaxed);
+        b.arrive_and_wait();
+        done = stop;
+        item_phases.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  });
+  st::report("%d workers, %d items: %ld phases", workers, n, phases);
+  EXPECT_EQ(early, 0) << "phases completed before all their arrivals";
+  EXPECT_EQ(item_phases.load(), phases * n) << "every item passes every phase";
+  EXPECT_GT(phases, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, LoopBarrierStress,
+                         testing::Combine(testing::Values(1, 2, 3), testing::Values(1, 16)),
+                         [](const testing::TestParamInfo<std::tuple<int, int>>& info) {
+                           return "Workers" + std::to_string(std::get<0>(info.param)) + "ItemsPerWorker" +
+                                  std::to_string(std::get<1>(info.param));
                          });
 
 }  // namespace

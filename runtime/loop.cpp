@@ -55,8 +55,8 @@ using range_runner = void (*)(loop_run& r, std::uint64_t begin, std::uint64_t en
 // Calls the body on [begin, end) with the call registered on fiber self
 // (docs/protocols/loops.md). Rethrows what the body throws, unregistered.
 void call_body(const loop& l, fiber& self, running_leaf& call, std::uint64_t begin, std::uint64_t end) {
-  call.m_items.m_next = begin;
-  call.m_items.m_stop = end;
+  call.m_items.m_next = detail::to_offset(begin);
+  call.m_items.m_stop = detail::to_offset(end);
   call.m_outer = self.m_leaves;
   self.m_leaves = &call;
   try {
@@ -102,7 +102,7 @@ struct owned_leaf : running_leaf {
 
   static void hand_off(worker& w, running_leaf& base) noexcept {
     auto& self = static_cast<owned_leaf&>(base);
-    const std::uint64_t next = self.m_items.m_next;
+    const std::uint64_t next = detail::from_offset(self.m_items.m_next);
     if (next >= self.m_end) return;
     self.m_handed.m_execute = &handed_range::execute;
     self.m_handed.m_run = self.m_run;
@@ -110,7 +110,7 @@ struct owned_leaf : running_leaf {
     self.m_handed.m_end = self.m_end;
     self.m_handed.m_runner = self.m_runner;
     self.m_handed.m_parent = &self.m_frame;
-    self.m_items.m_stop = next;
+    self.m_items.m_stop = detail::to_offset(next);
     self.m_end = next;
     self.m_handed_off = true;
     // A counted child: its complete() is the only one, so the plain frame
@@ -219,7 +219,7 @@ void run_chunk(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
       r.fail(std::current_exception());
       return;
     }
-    begin = call.m_items.m_next;
+    begin = detail::from_offset(call.m_items.m_next);
     if (step < k_max_step) step *= 2;
   }
 }
@@ -323,7 +323,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
       r.fail(std::current_exception());
       return;
     }
-    begin = call.m_items.m_next;  // begin + n, unless an item waited and the rest went elsewhere
+    begin = detail::from_offset(call.m_items.m_next);  // begin + n, unless an item waited and the rest went elsewhere
     if (step < k_max_step) step *= 2;
     if (begin >= call.m_end) return;
     if (begin >= next_check) {
@@ -502,11 +502,11 @@ struct extra_runner : detail::task {
 void capped_leaf::hand_off(worker& w, running_leaf& base) noexcept {
   auto& self = static_cast<capped_leaf&>(base);
   capped_run& c = *self.m_capped;
-  const std::uint64_t next = self.m_items.m_next;
+  const std::uint64_t next = detail::from_offset(self.m_items.m_next);
   if (next < self.m_end) {
     self.m_node.m_begin = next;
     self.m_node.m_end = self.m_end;
-    self.m_items.m_stop = next;
+    self.m_items.m_stop = detail::to_offset(next);
     self.m_end = next;
     lock(c.m_guard);
     self.m_node.m_next = c.m_returned;

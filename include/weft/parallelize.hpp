@@ -24,9 +24,17 @@ namespace detail {
 // so that no item of a loop waits behind another one that waits. Compilers
 // keep both in registers in a loop whose items make no call they cannot see
 // into (nothing there can suspend), so the loop stays as tight as a plain one.
+// Offsets are stored as loop_offset, a type of their own: by the aliasing
+// rules a store to the cursor then changes no integer of the user's (an
+// offset captured by the item), so the compiler may sink it out of the loop
+// and vectorise (with std::uint64_t, GCC reloads every captured integer
+// after each store and keeps the loop scalar).
+enum class loop_offset : std::uint64_t {};
+constexpr loop_offset to_offset(std::uint64_t k) noexcept { return static_cast<loop_offset>(k); }
+constexpr std::uint64_t from_offset(loop_offset k) noexcept { return static_cast<std::uint64_t>(k); }
 struct loop_cursor {
-  std::uint64_t m_next;
-  std::uint64_t m_stop;
+  loop_offset m_next;
+  loop_offset m_stop;
 };
 
 // A loop over the offsets [0, m_count), handed to the runtime. m_body runs the
@@ -69,9 +77,9 @@ constexpr void check_index_type() {
 template <class I, class F>
 void run_items(void* ctx, loop_cursor& items) {
   auto& f = *static_cast<std::remove_reference_t<F>*>(ctx);
-  std::uint64_t k = items.m_next;
-  while (k < items.m_stop) {
-    items.m_next = k + 1;
+  std::uint64_t k = from_offset(items.m_next);
+  while (k < from_offset(items.m_stop)) {
+    items.m_next = to_offset(k + 1);
     f(static_cast<I>(k));
     ++k;
   }
@@ -141,9 +149,9 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
       std::uint64_t base;
       static void run(void* p, loop_cursor& items) {
         auto* c = static_cast<ctx*>(p);
-        const std::uint64_t begin = items.m_next;
-        const std::uint64_t end = items.m_stop;
-        items.m_next = end;  // the whole chunk starts at once
+        const std::uint64_t begin = from_offset(items.m_next);
+        const std::uint64_t end = from_offset(items.m_stop);
+        items.m_next = items.m_stop;  // the whole chunk starts at once
         c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
       }
     } c{fn, base};
@@ -161,9 +169,9 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
     std::uint64_t grain;
     static void run(void* p, loop_cursor& items) {
       auto* c = static_cast<chunks*>(p);
-      std::uint64_t k = items.m_next;
-      while (k < items.m_stop) {
-        items.m_next = k + 1;
+      std::uint64_t k = from_offset(items.m_next);
+      while (k < from_offset(items.m_stop)) {
+        items.m_next = to_offset(k + 1);
         const std::uint64_t begin = k * c->grain;  // at most count - 1: no overflow
         const std::uint64_t end = c->count - begin <= c->grain ? c->count : begin + c->grain;
         c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));

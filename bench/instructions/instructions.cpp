@@ -1,0 +1,71 @@
+// Single-worker overhead in instructions: one computation per process, run by
+// tools/instructions under callgrind (which counts instructions and ignores
+// machine noise). Runs inside a runtime of one worker.
+//   instructions join N      fib(N), one weft::join per call with n >= 2
+//   instructions group N     fib(N), one task_group spawn + wait per call
+//   instructions coro N      fib(N), weft::task and when_all of two per call
+//   instructions loops K N   K calls of parallelize over N items
+//                            (x[i] = x[i] * 0.5 + 0.25)
+// Prints the result, so that the work cannot be optimised away.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <weft/coroutine.hpp>
+#include <weft/weft.hpp>
+
+namespace {
+
+long fib_join(int n) {
+  if (n < 2) return n;
+  auto [a, b] = weft::join([n] { return fib_join(n - 1); }, [n] { return fib_join(n - 2); });
+  return a + b;
+}
+
+long fib_group(int n) {
+  if (n < 2) return n;
+  long a = 0;
+  weft::task_group g;
+  g.spawn([&a, n] { a = fib_group(n - 1); });
+  const long b = fib_group(n - 2);
+  g.wait();
+  return a + b;
+}
+
+weft::task<long> fib_coro(int n) {
+  if (n < 2) co_return n;
+  auto [a, b] = co_await weft::when_all(fib_coro(n - 1), fib_coro(n - 2));
+  co_return a + b;
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: instructions join|group|coro N | instructions loops K N\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return usage();
+  const char* what = argv[1];
+  const int n = std::atoi(argv[2]);
+  weft::runtime rt{weft::config{.workers = 1}};
+  if (std::strcmp(what, "join") == 0) {
+    std::printf("%ld\n", rt.run([n] { return fib_join(n); }));
+  } else if (std::strcmp(what, "group") == 0) {
+    std::printf("%ld\n", rt.run([n] { return fib_group(n); }));
+  } else if (std::strcmp(what, "coro") == 0) {
+    std::printf("%ld\n", rt.run([n] { return weft::sync_wait(fib_coro(n)); }));
+  } else if (std::strcmp(what, "loops") == 0 && argc == 4) {
+    const int items = std::atoi(argv[3]);
+    std::vector<double> x(static_cast<std::size_t>(items), 1.0);
+    rt.run([&] {
+      for (int k = 0; k < n; ++k) weft::parallelize(x.size(), [&](std::size_t i) { x[i] = x[i] * 0.5 + 0.25; });
+    });
+    std::printf("%g\n", x[0]);
+  } else {
+    return usage();
+  }
+  return 0;
+}

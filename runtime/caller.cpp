@@ -5,35 +5,61 @@
 #include <signal.h>
 
 #include "clock.hpp"
-#include "weft/detail/entry.hpp"
+#include "futex.hpp"
 #include "scheduler.hpp"
+#include "weft/detail/entry.hpp"
 #include "worker.hpp"
 
 namespace weft::rt {
 
 namespace {
 
-// How long a thread from outside waits for a searching worker to park and
-// lend its slot before it hands its call over instead (a searching worker
-// notices the request within one steal round, well under a microsecond).
-constexpr std::uint64_t k_borrow_wait_us = 10;
+// How long a thread from outside that finds no parked worker waits for one
+// to park or for another thread from outside to give a slot back, before it
+// hands its call over instead: long against a call's round trip, so that
+// threads calling at once take turns on the slots (as through a mutex)
+// instead of handing calls over, which keeps the workers' threads busy and
+// so makes the next caller hand over too; short enough that two calls
+// waiting for each other (what the hand-over is for) lose little.
+constexpr std::uint64_t k_borrow_wait_us = 200;
+// Within that wait, how long it spins while a worker searches (a searching
+// worker notices lend_wanted within one steal round and parks) before it
+// sleeps on m_slot_returns.
+constexpr std::uint64_t k_borrow_spin_us = 10;
 
 // One per thread; only this thread touches it (but m_native_ready).
 thread_local caller_state t_caller;
 
-// Wins the slot of a parked worker, at once or after asking the searching
-// workers to park (a bounded wait); -1 when none could be had.
+// Wins the slot of a parked worker, at once or after a bounded wait for a
+// worker to park (searching workers are asked to park at once) or for a
+// slot to be given back; -1 when none could be had.
 int borrow(scheduler& s) noexcept {
   const int n = s.num_workers();
   sleep_set& sleepers = s.sleepers();
   int w = sleepers.claim_parked(0, n);
-  if (w >= 0 || s.m_lent.load(std::memory_order_relaxed) >= n || sleepers.searching() == 0) return w;
+  if (w >= 0) return w;
   s.m_lend_wanted.fetch_add(1, std::memory_order_relaxed);
-  const std::uint64_t deadline = ticks() + k_borrow_wait_us * ticks_per_us();
-  do {
-    cpu_relax();
+  // seq_cst and the fence: either a worker that parks or a thread that gives
+  // a slot back sees this waiter (and bumps m_slot_returns), or the claims
+  // below see its parked bit (Dekker; scheduler::notify_slot_waiters()).
+  s.m_slot_waiters.fetch_add(1, std::memory_order_seq_cst);
+  full_fence();
+  const std::uint64_t start = ticks();
+  const std::uint64_t deadline = start + k_borrow_wait_us * ticks_per_us();
+  const std::uint64_t spin_until = start + k_borrow_spin_us * ticks_per_us();
+  for (;;) {
+    const std::uint32_t returns = s.m_slot_returns.load(std::memory_order_seq_cst);
     w = sleepers.claim_parked(0, n);
-  } while (w < 0 && sleepers.searching() > 0 && ticks() < deadline);
+    if (w >= 0) break;
+    const std::uint64_t now = ticks();
+    if (now >= deadline) break;
+    if (now < spin_until && sleepers.searching() > 0) {
+      cpu_relax();
+      continue;
+    }
+    futex_wait_for(s.m_slot_returns, returns, (deadline - now) * 1000 / ticks_per_us());
+  }
+  s.m_slot_waiters.fetch_sub(1, std::memory_order_relaxed);
   s.m_lend_wanted.fetch_sub(1, std::memory_order_relaxed);
   return w;
 }
@@ -80,11 +106,14 @@ class slot_loan {
     w.m_eh_globals = c.m_saved_eh;
     w.m_sleep_entry = c.m_saved_entry;
     const int index = w.m_index;
-    m_sched.m_lent.fetch_sub(1, std::memory_order_relaxed);
     // From here on the slot may be borrowed again or its thread woken: only
     // its constant fields are read below.
     m_sched.sleepers().give_back(index, leftover);
+    // After the slot is back: a thread from outside that sees fewer slots
+    // lent than workers may count on a worker that parks (borrow()).
+    m_sched.m_lent.fetch_sub(1, std::memory_order_relaxed);
     if (!leftover && w.work_visible()) m_sched.sleepers().notify_one();  // the re-check of a park (rule 5)
+    m_sched.notify_slot_waiters();  // give_back()'s fence orders the slot's return before
     m_sched.end_root();
   }
 

@@ -10,6 +10,9 @@ namespace weft::rt {
 // callers re-check in a loop). Any thread.
 void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) noexcept;
 
+// As futex_wait, for at most `timeout_ns` nanoseconds.
+void futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t expected, std::uint64_t timeout_ns) noexcept;
+
 // Wakes up to n threads blocked in futex_wait on word. Any thread. Harmless on
 // memory nobody waits on.
 void futex_wake(std::atomic<std::uint32_t>& word, int n) noexcept;

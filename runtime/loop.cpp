@@ -461,9 +461,9 @@ void run_runner(capped_run& c) noexcept {
   for (;;) {
     std::uint64_t begin = 0;
     std::uint64_t end = 0;
-    bool got = !r.cancelled() && ((c.m_any_returned.load(std::memory_order_seq_cst) &&
-                                   take_returned(c, call.m_node, begin, end)) ||
-                                  claim(c, begin, end));
+    bool got = !r.cancelled() &&
+               ((c.m_any_returned.load(std::memory_order_seq_cst) && take_returned(c, call.m_node, begin, end)) ||
+                claim(c, begin, end));
     if (!got) {
       // Leave; but a range handed back meanwhile by a runner whose item waits
       // must not stay behind with nobody to run it: come back for it (within

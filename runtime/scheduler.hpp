@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "futex.hpp"
 #include "injection.hpp"
 #include "platform.hpp"
 #include "sleep.hpp"
@@ -83,6 +84,21 @@ class scheduler : public detail::runtime_state {
   bool lend_wanted() const noexcept { return m_lend_wanted.load(std::memory_order_relaxed) != 0; }
   std::atomic<int> m_lend_wanted{0};  // threads waiting for a slot
   std::atomic<int> m_lent{0};         // slots lent now
+  // Threads from outside blocked until a borrowed slot is given back, and
+  // the word they block on (bumped at each give-back while some wait); see
+  // docs/protocols/callers.md.
+  std::atomic<int> m_slot_waiters{0};
+  std::atomic<std::uint32_t> m_slot_returns{0};
+  // A slot may be borrowed now (a worker's parked bit is set, by its park or
+  // by a give-back, followed by a full fence): wakes a thread from outside
+  // waiting for one, if any. seq_cst load: pairs with the waiter's increment
+  // (Dekker). Any thread.
+  void notify_slot_waiters() noexcept {
+    if (m_slot_waiters.load(std::memory_order_seq_cst) > 0) {
+      m_slot_returns.fetch_add(1, std::memory_order_release);
+      futex_wake(m_slot_returns, 1);
+    }
+  }
 
   // The first root task from outside: arms the process-exit detection for a
   // runtime with static storage duration (see process_exiting()). Any thread.

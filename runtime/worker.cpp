@@ -305,6 +305,7 @@ void worker::park() noexcept {
   // the caller are read first for the same reason.
   const int entry = m_sleep_entry;
   caller_state* const caller = m_caller;
+  scheduler& sched = m_sched;
   m_searching = false;
   counters::bump(m_counters.parks);
   m_counters.enter(activity::parked);
@@ -312,10 +313,12 @@ void worker::park() noexcept {
     if (m_trace != nullptr) m_trace->record(trace_kind::park_begin);
   }
   s.prepare_park(entry);
+  // This worker's own entry (not a borrower's): its slot may be borrowed
+  // from now on, by a thread from outside that may be waiting for one.
+  if (entry < sched.num_workers()) sched.notify_slot_waiters();
   // relaxed for the caller's flag: prepare_park()'s fence orders it (pairs
   // with the fence in sleep_set::notify()).
-  if (work_visible() || m_sched.done() ||
-      (caller != nullptr && caller->m_native_ready.load(std::memory_order_relaxed))) {
+  if (work_visible() || sched.done() || (caller != nullptr && caller->m_native_ready.load(std::memory_order_relaxed))) {
     s.cancel_park(entry);
   } else {
     s.commit_park(entry);

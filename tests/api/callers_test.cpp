@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <thread>
@@ -151,6 +152,41 @@ TEST(CallersDefaultRuntimeTest, ShortLivedThreads) {
     for (auto& th : pool) th.join();
   }
   EXPECT_EQ(bad.load(), 0);
+}
+
+// 8 threads call at once into a runtime of one worker, more threads than
+// slots: while the slot is lent, the others wait for it to be given back
+// and take turns on it, instead of handing their calls to the worker's
+// thread (once it runs a handed call, no worker parks, and every next
+// caller would hand over too: most calls were handed over). Counts, not
+// times: the runtime's `lent` and `injected` counters. A call is handed over
+// only after 200 us without a slot, which a loaded sanitized run may reach
+// often: there the counts are printed, not checked.
+TEST(CallersTurnsTest, ThreadsCallingAtOnceTakeTurnsOnTheSlots) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  constexpr int k_threads = 8;
+  const int calls = static_cast<int>(weft_test::scaled(500, 5));
+  std::atomic<int> bad{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < k_threads; ++t) {
+    pool.emplace_back([&] {
+      for (int c = 0; c < calls; ++c) {
+        std::atomic<int> items{0};
+        rt.run([&] { weft::parallelize(100, [&](int) { items.fetch_add(1, std::memory_order_relaxed); }); });
+        if (items.load() != 100) bad.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  const weft::worker_stats s = rt.stats().total;
+  const std::uint64_t total = std::uint64_t{k_threads} * static_cast<std::uint64_t>(calls);
+  std::printf("%llu calls: %llu on a borrowed slot, %llu handed over\n", static_cast<unsigned long long>(total),
+              static_cast<unsigned long long>(s.lent), static_cast<unsigned long long>(s.injected));
+  EXPECT_EQ(s.lent + s.injected, total);
+  if (!weft_test::k_sanitized) {
+    EXPECT_LT(s.injected, total / 4) << "calls made at once were mostly handed over instead of taking turns";
+  }
 }
 
 }  // namespace

@@ -196,8 +196,7 @@ std::string run_case(primitive p, loop_kind k, int n) {
   }
   for (int i = 0; i < n; ++i) {
     if (ran[static_cast<std::size_t>(i)].load() != 1) {
-      return "item " + std::to_string(i) + " ran " + std::to_string(ran[static_cast<std::size_t>(i)].load()) +
-             " times";
+      return "item " + std::to_string(i) + " ran " + std::to_string(ran[static_cast<std::size_t>(i)].load()) + " times";
     }
   }
   if (after_wait.load() != n) return std::to_string(after_wait.load()) + " of " + std::to_string(n) + " items finished";
@@ -229,8 +228,8 @@ TEST_P(LoopWaitTest, ItemsWaitForOtherItemsOfTheirLoop) {
 INSTANTIATE_TEST_SUITE_P(
     All, LoopWaitTest,
     ::testing::Combine(::testing::Values(primitive::latch_all, primitive::latch_first_last, primitive::barrier_phases,
-                                         primitive::mutex,
-                                         primitive::condvar, primitive::coroutine, primitive::yield_poll),
+                                         primitive::mutex, primitive::condvar, primitive::coroutine,
+                                         primitive::yield_poll),
                        ::testing::Values(loop_kind::parallelize, loop_kind::parallel_for, loop_kind::capped),
                        ::testing::Values(1, 2, 4), ::testing::Values(2, 8, 1000)),
     [](const ::testing::TestParamInfo<params>& info) {

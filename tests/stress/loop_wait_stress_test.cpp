@@ -72,7 +72,9 @@ TEST_P(LoopWaitStress, HundredThousandItemsMeetAtOneLatch) {
   });
   const double seconds = std::chrono::duration<double>(st::clock_type::now() - start).count();
   st::report("%d workers, %s: %d items met at one latch in %.3f s (%.2f us per item)", workers,
-             k == kind::parallelize ? "parallelize" : k == kind::capped ? "capped parallelize" : "parallel_for",
+             k == kind::parallelize ? "parallelize"
+             : k == kind::capped    ? "capped parallelize"
+                                    : "parallel_for",
              n, seconds, seconds * 1e6 / n);
   int wrong = 0;
   for (int i = 0; i < n; ++i) wrong += ran[static_cast<std::size_t>(i)].load() != 1;
@@ -129,8 +131,7 @@ TEST_P(LoopBarrierStress, ItemsMeetAtABarrierForManyPhases) {
   EXPECT_GT(phases, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(All, LoopBarrierStress,
-                         testing::Combine(testing::Values(1, 2, 3), testing::Values(1, 16)),
+INSTANTIATE_TEST_SUITE_P(All, LoopBarrierStress, testing::Combine(testing::Values(1, 2, 3), testing::Values(1, 16)),
                          [](const testing::TestParamInfo<std::tuple<int, int>>& info) {
                            return "Workers" + std::to_string(std::get<0>(info.param)) + "ItemsPerWorker" +
                                   std::to_string(std::get<1>(info.param));

@@ -209,8 +209,8 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
 
 namespace weft::rt {
 
-using detail::join_frame;
 using detail::children_done;
+using detail::join_frame;
 using detail::k_claimed;
 using detail::suspend_join;
 using detail::wait_as_thread;

@@ -36,7 +36,8 @@ runtime::~runtime() {
     rt::abandon(&s);
     return;
   }
-  if (own_worker) rt::fatal("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever");
+  if (own_worker)
+    rt::fatal("weft: a runtime was destroyed by one of its own workers; that would wait for itself forever");
   delete &s;
 }
 
@@ -104,7 +105,8 @@ std::string stats::summary() const {
   };
   os << std::left << std::setw(8) << "worker" << std::right << std::setw(12) << "tasks" << std::setw(12) << "spawns"
      << std::setw(10) << "steals" << std::setw(12) << "failed" << std::setw(10) << "suspends" << std::setw(10)
-     << "switches" << std::setw(8) << "fibers" << std::setw(8) << "parks" << std::setw(10) << "injected" << std::setw(8) << "lent" << '\n';
+     << "switches" << std::setw(8) << "fibers" << std::setw(8) << "parks" << std::setw(10) << "injected" << std::setw(8)
+     << "lent" << '\n';
   for (std::size_t i = 0; i < workers.size(); ++i) row(std::to_string(i), workers[i]);
   row("total", total);
   return os.str();

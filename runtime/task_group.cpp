@@ -16,7 +16,6 @@ scheduler& default_scheduler();
 
 namespace weft::detail {
 
-
 // group_init() and group_spawn() never switch fibers: inline worker reads.
 void group_init(group_state& g) noexcept {
   if (rt::worker* w = rt::this_thread_worker()) {

@@ -95,9 +95,10 @@ void tbb_variant(benchmark::State& state) {
   in.x.begin();
   for (auto _ : state) {
     for (std::int64_t c = 0; c < in.calls; ++c) {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.items), [p, a, b](const tbb::blocked_range<std::size_t>& r) {
-        for (std::size_t i = r.begin(); i < r.end(); ++i) p[i] = p[i] * a + b;
-      });
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.items),
+                        [p, a, b](const tbb::blocked_range<std::size_t>& r) {
+                          for (std::size_t i = r.begin(); i < r.end(); ++i) p[i] = p[i] * a + b;
+                        });
     }
   }
   in.finish(state);

@@ -92,7 +92,8 @@ std::vector<double> solve(const shape& s, Loop&& loop, Reduce&& reduce, double* 
       const std::size_t cols = s.cols;
       loop(std::size_t{1}, s.rows - 1, [u, v, cols](std::size_t r) { row_2d(u, v, cols, r); });
       if ((step + 1) % 10 == 0) {
-        residual = reduce(std::size_t{1}, s.rows - 1, [u, v, cols](std::size_t r) { return row_residual(u, v, cols, r); });
+        residual =
+            reduce(std::size_t{1}, s.rows - 1, [u, v, cols](std::size_t r) { return row_residual(u, v, cols, r); });
       }
     }
     std::swap(g.u, g.v);
@@ -126,7 +127,8 @@ const std::vector<double>& reference(const shape& s) {
 
 void finish(benchmark::State& state, const shape& s, const std::vector<double>& result) {
   const std::vector<double>& ref = reference(s);
-  bench::check(state, result.size() == ref.size() && std::memcmp(result.data(), ref.data(), ref.size() * sizeof(double)) == 0,
+  bench::check(state,
+               result.size() == ref.size() && std::memcmp(result.data(), ref.data(), ref.size() * sizeof(double)) == 0,
                "the final grid differs from the serial one");
   bench::set_tasks(state, static_cast<double>(s.steps) * static_cast<double>(s.rows == 1 ? s.cols : s.rows));
 }

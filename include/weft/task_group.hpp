@@ -30,9 +30,9 @@ struct group_state {
   // Written only by group_init().
   runtime_state* m_runtime = nullptr;
   std::uint64_t m_runtime_id = 0;  // which one (a runtime's address may be reused)
-  task* m_last = nullptr;              // owner's newest uncounted spawn (owner only)
-  std::int64_t m_spawned = 0;          // uncounted spawns (owner only)
-  std::int64_t m_popped = 0;           // of those, popped back by the owner
+  task* m_last = nullptr;          // owner's newest uncounted spawn (owner only)
+  std::int64_t m_spawned = 0;      // uncounted spawns (owner only)
+  std::int64_t m_popped = 0;       // of those, popped back by the owner
   // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
   // fiber of the owner's worker): its closure may since have been recycled for
   // a newer task at the same address, so the owner stops popping back by
@@ -84,7 +84,6 @@ struct group_closure final : group_task {
     if (taken) group_complete(*group);  // last access to the group
   }
 };
-
 
 }  // namespace detail
 

@@ -251,9 +251,9 @@ TEST(ConfigFuzz, RandomConfigValues) {
         pick({0, 1023, 1024, std::size_t{1} << 26, (std::size_t{1} << 26) + 1}, std::uint64_t{1} << 27));
     SCOPED_TRACE(::testing::Message() << "workers " << cfg.workers << ", stack_size " << cfg.stack_size << ", spin_us "
                                       << cfg.spin_us << ", max_fibers " << cfg.max_fibers << ", victim "
-                                      << static_cast<int>(cfg.victim) << ", split " << static_cast<int>(cfg.split) << ", caller "
-                                      << static_cast<int>(cfg.caller)
-                                      << ", split_grain " << cfg.split_grain << ", trace_events " << cfg.trace_events);
+                                      << static_cast<int>(cfg.victim) << ", split " << static_cast<int>(cfg.split)
+                                      << ", caller " << static_cast<int>(cfg.caller) << ", split_grain "
+                                      << cfg.split_grain << ", trace_events " << cfg.trace_events);
     // Only a valid field can meet an environment variable: keep them unset.
     scoped_env w1("WEFT_NUM_WORKERS", "2"), w2("WEFT_VICTIM_POLICY", std::nullopt),
         w3("WEFT_SPLIT_POLICY", std::nullopt), w4("WEFT_TRACE", std::nullopt), w5("WEFT_CALLER_POLICY", std::nullopt);

@@ -91,10 +91,12 @@ int main(int argc, char** argv) {
   }
   if (std::strcmp(c, "owned-exit-in-item") == 0) {
     g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
-    g_owned->run([] { weft::parallelize(4, [](int i) {
-      if (i == 2) std::exit(7);
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }); });
+    g_owned->run([] {
+      weft::parallelize(4, [](int i) {
+        if (i == 2) std::exit(7);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      });
+    });
     return 1;
   }
   return 101;

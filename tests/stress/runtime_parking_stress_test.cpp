@@ -186,10 +186,11 @@ TEST_P(RuntimeParkingStress, CallsFromOutsideAfterWorkersParked) {
   for (std::thread& t : callers) t.join();
   const weft::stats s = rt.stats();
   st::report("seed %" PRIu64 ", %d workers, spin_us %u, %d callers, %.2f s: %" PRIu64 " calls, %" PRIu64
-             " items spawned inside them; %" PRIu64 " injected, %" PRIu64 " on lent slots, %" PRIu64 " parks, %" PRIu64 " wake-ups, %" PRIu64
-             " steals",
+             " items spawned inside them; %" PRIu64 " injected, %" PRIu64 " on lent slots, %" PRIu64 " parks, %" PRIu64
+             " wake-ups, %" PRIu64 " steals",
              seed, workers, spin_us, k_callers, std::chrono::duration<double>(st::clock_type::now() - start).count(),
-             issued.load(), items.load(), s.total.injected, s.total.lent, s.total.parks, s.total.wakeups, s.total.steals);
+             issued.load(), items.load(), s.total.injected, s.total.lent, s.total.parks, s.total.wakeups,
+             s.total.steals);
   EXPECT_EQ(ran.load(), issued.load());
   EXPECT_EQ(items.load(), items_want.load());
   if (s.total.tasks_run != 0) {  // counters compiled in (-Dinstrumentation=true)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Shared by tools/demo and tools/test: install what is missing, configure, build.
 # Sourced, not run. Works on a fresh Debian 12 machine as root or with sudo.
 

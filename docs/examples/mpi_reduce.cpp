@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Beyond one machine: MPI between processes, weft inside each. Every rank
 // reduces its slice of a global range with weft::parallel_reduce on a runtime
 // sized to its share of the node's cores, then the main thread combines the

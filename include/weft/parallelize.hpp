@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: parallel loops over integer ranges.
 #pragma once
 

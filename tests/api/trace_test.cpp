@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The trace: valid Chrome trace-event JSON, one balanced track per worker
 // (slices never overlap on a track), steal arrows that start and end inside
 // slices, written at destruction, on demand, and when WEFT_TRACE is set.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs an MPI program on 2 ranks of this machine: run_mpi.sh PROGRAM [ARGS...]
 # Exits 77 (Meson's skip) when mpirun is missing. With Open MPI it passes
 # --oversubscribe (more ranks than cores is fine for a test), the isolated

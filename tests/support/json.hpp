@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A small JSON reader for tests (objects, arrays, strings, numbers, literals).
 // Throws std::runtime_error with the offset on malformed input.
 #pragma once

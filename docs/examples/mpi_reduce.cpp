@@ -4,7 +4,14 @@
 // sized to its share of the node's cores, then the main thread combines the
 // partial results with MPI_Allreduce. Every rank checks the global results
 // against a closed form (integers) and a serial sum (floating point); the
-// program exits 1 on a mismatch. Run: mpirun -np 2 ./mpi_reduce [n]
+// program exits 1 on a mismatch.
+//
+//   mpirun -np 4 ./mpi_reduce [n [workers]]
+//
+// n: the size of the global range (default 4 000 000); workers: weft workers
+// per rank (default: the node's hardware threads divided among the ranks on
+// it). The test suite runs 4 ranks x 2 workers (tests/interop/run_mpi.sh: more
+// ranks than cores needs --oversubscribe, and as root --allow-run-as-root).
 //
 // The rules (docs/guide.md, "Interoperating with OpenMP, oneTBB and MPI"):
 //  - MPI is initialised with MPI_THREAD_FUNNELED and called only from the
@@ -56,13 +63,19 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
 
   const std::int64_t n = argc > 1 ? std::atoll(argv[1]) : 4'000'000;
+  const int workers = argc > 2 ? std::atoi(argv[2]) : workers_for_this_rank();
+  if (n < 1 || workers < 1) {
+    if (rank == 0) std::fprintf(stderr, "usage: mpi_reduce [n >= 1 [workers >= 1]]\n");
+    MPI_Finalize();
+    return 2;
+  }
   // This rank's slice of [0, n).
   const std::int64_t first = n * rank / size;
   const std::int64_t last = n * (rank + 1) / size;
 
   // weft inside the process: a runtime of our own, so that ranks sharing a
   // node do not each start one worker per core.
-  weft::runtime rt{{.workers = workers_for_this_rank()}};
+  weft::runtime rt{{.workers = workers}};
   const auto [local_count, local_sum] = rt.run([&] {
     return weft::join(
         [&] {

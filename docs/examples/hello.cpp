@@ -10,7 +10,8 @@
 int main() {
   std::vector<double> v(10'000'000);
   weft::parallelize(v.size(), [&](std::size_t i) { v[i] = 1.0 / static_cast<double>(i + 1); });
-  const double sum = weft::parallel_reduce(0, v.size(), 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
+  auto term = [&](std::size_t i) { return v[i]; };
+  const double sum = weft::parallel_reduce(0, v.size(), 0.0, term, std::plus<>{});  // int and size_t bounds
   std::printf("H(%zu) = %.6f on %d workers\n", v.size(), sum, weft::num_workers());
   return sum > 16.695 && sum < 16.696 ? 0 : 1;  // ln(n) + 0.5772...
 }

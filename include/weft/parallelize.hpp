@@ -66,6 +66,15 @@ constexpr void check_index_type() {
   static_assert(sizeof(I) <= sizeof(std::uint64_t), "weft: index types wider than 64 bits are not supported");
 }
 
+// J is an integral type other than I: the bounds of a loop that runs over
+// their common type.
+template <class J, class I>
+concept other_integral = std::integral<J> && !std::same_as<J, I>;
+
+// G is integral, and I, J and G are not all the same type.
+template <class G, class I, class J>
+concept integral_unless_same = std::integral<G> && !(std::same_as<I, J> && std::same_as<J, G>);
+
 // The common type of the bounds of a loop whose bounds have different
 // integral types, or void when they have none.
 template <class... Is>
@@ -229,8 +238,7 @@ void parallel_for(I first, I last, I grain, F&& fn) {
 
 // parallel_for(first, last, fn) with first and last of different integral
 // types: over their common type (see the declarations above).
-template <std::integral I, std::integral J, class F>
-  requires(!std::same_as<I, J>)
+template <std::integral I, detail::other_integral<I> J, class F>
 void parallel_for(I first, J last, F&& fn) {
   using C = detail::common_index_t<I, J>;
   static_assert(std::integral<C>,
@@ -245,10 +253,12 @@ void parallel_for(I first, J last, F&& fn) {
                   "(std::common_type_t)");
     if constexpr (detail::usable_common_index<C> && std::invocable<F, C, C>) {
       weft::parallel_for(
-          detail::to_common_index<C>(first, "weft::parallel_for: first is negative, and its common type with last "
-                                            "is unsigned; use a signed type for both"),
-          detail::to_common_index<C>(last, "weft::parallel_for: last is negative, and its common type with first "
-                                           "is unsigned; use a signed type for both"),
+          detail::to_common_index<C>(first,
+                                     "weft::parallel_for: first is negative, and its common type with last "
+                                     "is unsigned; use a signed type for both"),
+          detail::to_common_index<C>(last,
+                                     "weft::parallel_for: last is negative, and its common type with first "
+                                     "is unsigned; use a signed type for both"),
           std::forward<F>(fn));
     }
   }
@@ -256,8 +266,7 @@ void parallel_for(I first, J last, F&& fn) {
 
 // parallel_for(first, last, grain, fn) with first, last and grain not all of
 // the same integral type: over their common type.
-template <std::integral I, std::integral J, std::integral G, class F>
-  requires(!(std::same_as<I, J> && std::same_as<J, G>))
+template <std::integral I, std::integral J, detail::integral_unless_same<I, J> G, class F>
 void parallel_for(I first, J last, G grain, F&& fn) {
   using C = detail::common_index_t<I, J, G>;
   static_assert(std::integral<C>,
@@ -272,10 +281,12 @@ void parallel_for(I first, J last, G grain, F&& fn) {
     if constexpr (detail::usable_common_index<C> && std::invocable<F, C, C>) {
       if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
       weft::parallel_for(
-          detail::to_common_index<C>(first, "weft::parallel_for: first is negative, and the common type of first, "
-                                            "last and grain is unsigned; use a signed type for all three"),
-          detail::to_common_index<C>(last, "weft::parallel_for: last is negative, and the common type of first, "
-                                           "last and grain is unsigned; use a signed type for all three"),
+          detail::to_common_index<C>(first,
+                                     "weft::parallel_for: first is negative, and the common type of first, "
+                                     "last and grain is unsigned; use a signed type for all three"),
+          detail::to_common_index<C>(last,
+                                     "weft::parallel_for: last is negative, and the common type of first, "
+                                     "last and grain is unsigned; use a signed type for all three"),
           static_cast<C>(grain), std::forward<F>(fn));
     }
   }
@@ -416,8 +427,7 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
 // parallel_reduce with first and last of different integral types, as in
 // parallel_reduce(0, v.size(), ...): over their common type (see
 // parallel_for above); map is called with it.
-template <std::integral I, std::integral J, class T, class Map, class Combine>
-  requires(!std::same_as<I, J>)
+template <std::integral I, detail::other_integral<I> J, class T, class Map, class Combine>
 T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
   using C = detail::common_index_t<I, J>;
   static_assert(std::integral<C>,
@@ -432,10 +442,12 @@ T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
                   "(std::common_type_t)");
     if constexpr (detail::usable_common_index<C> && std::invocable<Map&, C>) {
       return weft::parallel_reduce(
-          detail::to_common_index<C>(first, "weft::parallel_reduce: first is negative, and its common type with "
-                                            "last is unsigned; use a signed type for both"),
-          detail::to_common_index<C>(last, "weft::parallel_reduce: last is negative, and its common type with "
-                                           "first is unsigned; use a signed type for both"),
+          detail::to_common_index<C>(first,
+                                     "weft::parallel_reduce: first is negative, and its common type with "
+                                     "last is unsigned; use a signed type for both"),
+          detail::to_common_index<C>(last,
+                                     "weft::parallel_reduce: last is negative, and its common type with "
+                                     "first is unsigned; use a signed type for both"),
           std::move(identity), std::forward<Map>(map), std::forward<Combine>(combine));
     } else {
       return identity;

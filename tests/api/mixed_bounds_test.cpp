@@ -127,14 +127,17 @@ TEST_P(MixedBoundsTest, ParallelReduceFromLiteralZeroToSize) {
   std::vector<double> v(100'003);
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = 1.0 / static_cast<double>(i + 1);
   const auto mixed = rt.run([&] {
-    return weft::parallel_reduce(0, v.size(), 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
+    return weft::parallel_reduce(
+        0, v.size(), 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
   });
   const auto same = rt.run([&] {
-    return weft::parallel_reduce(std::size_t{0}, v.size(), 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
+    return weft::parallel_reduce(
+        std::size_t{0}, v.size(), 0.0, [&](std::size_t i) { return v[i]; }, std::plus<>{});
   });
   EXPECT_EQ(mixed, same);  // the same tree: the same bits
   const auto count = rt.run([] {
-    return weft::parallel_reduce(-50, 100L, 0L, [](long i) { return i; }, std::plus<>{});
+    return weft::parallel_reduce(
+        -50, 100L, 0L, [](long i) { return i; }, std::plus<>{});
   });
   EXPECT_EQ(count, (99 * 100) / 2 - (50 * 51) / 2);
 }
@@ -144,12 +147,10 @@ TEST_P(MixedBoundsTest, NegativeBoundWithUnsignedCommonTypeThrows) {
   expect_invalid_argument(
       [&] { rt.run([&] { weft::parallel_for(-1, std::size_t{10}, [&](std::size_t, std::size_t) { ++calls; }); }); },
       "first");
+  expect_invalid_argument([&] { rt.run([&] { weft::parallel_for(0u, -1, [&](unsigned, unsigned) { ++calls; }); }); },
+                          "last");
   expect_invalid_argument(
-      [&] { rt.run([&] { weft::parallel_for(0u, -1, [&](unsigned, unsigned) { ++calls; }); }); }, "last");
-  expect_invalid_argument(
-      [&] {
-        rt.run([&] { weft::parallel_for(-8, std::size_t{10}, 2, [&](std::size_t, std::size_t) { ++calls; }); });
-      },
+      [&] { rt.run([&] { weft::parallel_for(-8, std::size_t{10}, 2, [&](std::size_t, std::size_t) { ++calls; }); }); },
       "first");
   expect_invalid_argument(
       [&] { rt.run([&] { weft::parallel_for(0, std::size_t{10}, -2, [&](std::size_t, std::size_t) { ++calls; }); }); },
@@ -157,7 +158,8 @@ TEST_P(MixedBoundsTest, NegativeBoundWithUnsignedCommonTypeThrows) {
   expect_invalid_argument(
       [&] {
         rt.run([&] {
-          return weft::parallel_reduce(-3, std::size_t{10}, 0, [&](std::size_t) { return ++calls; }, std::plus<>{});
+          return weft::parallel_reduce(
+              -3, std::size_t{10}, 0, [&](std::size_t) { return ++calls; }, std::plus<>{});
         });
       },
       "first");
@@ -175,8 +177,8 @@ TEST(MixedBoundsOutsideTest, CallsFromOutsideAnyRuntimeUseTheDefaultRuntime) {
   weft::parallel_for(0, v.size(), [&](std::size_t b, std::size_t e) {
     for (std::size_t i = b; i < e; ++i) v[i] = i;
   });
-  const auto sum = weft::parallel_reduce(0, v.size(), std::uint64_t{0}, [&](std::size_t i) { return v[i]; },
-                                         std::plus<>{});
+  const auto sum = weft::parallel_reduce(
+      0, v.size(), std::uint64_t{0}, [&](std::size_t i) { return v[i]; }, std::plus<>{});
   EXPECT_EQ(sum, std::uint64_t{4095} * 4096 / 2);
 }
 

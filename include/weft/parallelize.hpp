@@ -91,7 +91,7 @@ using common_index_t = typename decltype(common_index_of<Is...>())::type;
 // True when C, the common type of a loop's bounds, can serve as its index
 // type (the static_asserts of the mixed-type overloads say why when not).
 template <class C>
-inline constexpr bool usable_common_index = std::integral<C> && sizeof(C) <= sizeof(std::uint64_t);
+inline constexpr bool k_usable_common_index = std::integral<C> && sizeof(C) <= sizeof(std::uint64_t);
 
 // x converted to the common index type C; throws std::invalid_argument with
 // message when x is negative and C unsigned (the only conversion to a common
@@ -240,25 +240,25 @@ void parallel_for(I first, I last, I grain, F&& fn) {
 // types: over their common type (see the declarations above).
 template <std::integral I, detail::other_integral<I> J, class F>
 void parallel_for(I first, J last, F&& fn) {
-  using C = detail::common_index_t<I, J>;
-  static_assert(std::integral<C>,
+  using index_type = detail::common_index_t<I, J>;
+  static_assert(std::integral<index_type>,
                 "weft::parallel_for: first and last have no common integral type; convert one to the type of the "
                 "other");
-  if constexpr (std::integral<C>) {
-    static_assert(sizeof(C) <= sizeof(std::uint64_t),
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
                   "weft::parallel_for: the common type of first and last is wider than 64 bits; index types wider "
                   "than 64 bits are not supported");
-    static_assert(std::invocable<F, C, C>,
+    static_assert(std::invocable<F, index_type, index_type>,
                   "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first and last "
                   "(std::common_type_t)");
-    if constexpr (detail::usable_common_index<C> && std::invocable<F, C, C>) {
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
       weft::parallel_for(
-          detail::to_common_index<C>(first,
-                                     "weft::parallel_for: first is negative, and its common type with last "
-                                     "is unsigned; use a signed type for both"),
-          detail::to_common_index<C>(last,
-                                     "weft::parallel_for: last is negative, and its common type with first "
-                                     "is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_for: first is negative, and its common type with last "
+                                              "is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_for: last is negative, and its common type with first "
+                                              "is unsigned; use a signed type for both"),
           std::forward<F>(fn));
     }
   }
@@ -268,26 +268,26 @@ void parallel_for(I first, J last, F&& fn) {
 // the same integral type: over their common type.
 template <std::integral I, std::integral J, detail::integral_unless_same<I, J> G, class F>
 void parallel_for(I first, J last, G grain, F&& fn) {
-  using C = detail::common_index_t<I, J, G>;
-  static_assert(std::integral<C>,
+  using index_type = detail::common_index_t<I, J, G>;
+  static_assert(std::integral<index_type>,
                 "weft::parallel_for: first, last and grain have no common integral type; convert them to one type");
-  if constexpr (std::integral<C>) {
-    static_assert(sizeof(C) <= sizeof(std::uint64_t),
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
                   "weft::parallel_for: the common type of first, last and grain is wider than 64 bits; index types "
                   "wider than 64 bits are not supported");
-    static_assert(std::invocable<F, C, C>,
+    static_assert(std::invocable<F, index_type, index_type>,
                   "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first, last "
                   "and grain (std::common_type_t)");
-    if constexpr (detail::usable_common_index<C> && std::invocable<F, C, C>) {
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
       if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
       weft::parallel_for(
-          detail::to_common_index<C>(first,
-                                     "weft::parallel_for: first is negative, and the common type of first, "
-                                     "last and grain is unsigned; use a signed type for all three"),
-          detail::to_common_index<C>(last,
-                                     "weft::parallel_for: last is negative, and the common type of first, "
-                                     "last and grain is unsigned; use a signed type for all three"),
-          static_cast<C>(grain), std::forward<F>(fn));
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_for: first is negative, and the common type of first, "
+                                              "last and grain is unsigned; use a signed type for all three"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_for: last is negative, and the common type of first, "
+                                              "last and grain is unsigned; use a signed type for all three"),
+          static_cast<index_type>(grain), std::forward<F>(fn));
     }
   }
 }
@@ -429,25 +429,25 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
 // parallel_for above); map is called with it.
 template <std::integral I, detail::other_integral<I> J, class T, class Map, class Combine>
 T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
-  using C = detail::common_index_t<I, J>;
-  static_assert(std::integral<C>,
+  using index_type = detail::common_index_t<I, J>;
+  static_assert(std::integral<index_type>,
                 "weft::parallel_reduce: first and last have no common integral type; convert one to the type of the "
                 "other");
-  if constexpr (std::integral<C>) {
-    static_assert(sizeof(C) <= sizeof(std::uint64_t),
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
                   "weft::parallel_reduce: the common type of first and last is wider than 64 bits; index types wider "
                   "than 64 bits are not supported");
-    static_assert(std::invocable<Map&, C>,
+    static_assert(std::invocable<Map&, index_type>,
                   "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last "
                   "(std::common_type_t)");
-    if constexpr (detail::usable_common_index<C> && std::invocable<Map&, C>) {
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<Map&, index_type>) {
       return weft::parallel_reduce(
-          detail::to_common_index<C>(first,
-                                     "weft::parallel_reduce: first is negative, and its common type with "
-                                     "last is unsigned; use a signed type for both"),
-          detail::to_common_index<C>(last,
-                                     "weft::parallel_reduce: last is negative, and its common type with "
-                                     "first is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_reduce: first is negative, and its common type with "
+                                              "last is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_reduce: last is negative, and its common type with "
+                                              "first is unsigned; use a signed type for both"),
           std::move(identity), std::forward<Map>(map), std::forward<Combine>(combine));
     } else {
       return identity;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Threads from outside a runtime that take part in their own call as a
 // worker, on the slot of a parked worker (docs/protocols/callers.md).
 #include "caller.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a thread from outside a runtime that takes part in its own call
 // as a worker, on the slot of a parked worker (docs/protocols/callers.md).
 #pragma once

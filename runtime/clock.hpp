@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a cheap monotonic clock for scheduling decisions.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Validation of config values and of the environment variables weft reads.
 #include <cerrno>
 #include <cstdlib>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The only file of weft that includes Boost.Context. It uses the fcontext layer
 // (make_fcontext / jump_fcontext), the cheapest switch Boost offers, and
 // annotates every switch for the sanitizers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: saving and resuming execution contexts (stack switching).
 #pragma once
 

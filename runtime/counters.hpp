@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a worker's counters and the time it spends busy, searching and
 // parked.
 #pragma once

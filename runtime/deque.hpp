@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: the Chase-Lev work-stealing deque.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: fibers, the carriers of a worker's scheduling loop.
 #pragma once
 

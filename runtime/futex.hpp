@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: blocking a thread on a 32-bit word (Linux futex).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: the queue through which threads that are not workers hand tasks to
 // a runtime.
 #pragma once

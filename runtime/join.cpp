@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Spawning, joining, and running elsewhere: the compiled side of join(),
 // task_group, parallel loops and runtime::run (docs/protocols/join.md).
 #include <sched.h>

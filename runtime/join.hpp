@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: waiting for the children of a join frame (runtime/join.cpp,
 // docs/protocols/join.md).
 #pragma once

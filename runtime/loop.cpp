@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Parallel loops: adaptive range splitting (docs/architecture.md, "Loops"),
 // and items that wait for each other (docs/protocols/loops.md).
 #include "loop.hpp"

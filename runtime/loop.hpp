@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: the calls of loop bodies in progress on a fiber, and handing
 // their items not started to other workers when an item waits
 // (docs/protocols/loops.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: compiler and processor facts the runtime relies on.
 #pragma once
 

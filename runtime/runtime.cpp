@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The public runtime class, the default runtime, and the calling fiber.
 #include "weft/runtime.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a runtime's scheduler: its workers, its injection queue, its
 // life cycle. It holds no scheduling policy of its own.
 #pragma once

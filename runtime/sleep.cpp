@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "sleep.hpp"
 
 #include "futex.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: parking idle workers without lost wake-ups.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: fiber stacks carved out of slabs, with guard regions, and the
 // stack-overflow report.
 #pragma once

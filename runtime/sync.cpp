@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::mutex, condition_variable, latch and barrier. Waiting fibers are published by
 // the switch action (after they are saved); waiting threads block on a futex
 // (docs/protocols/sync.md).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: recycled memory for spawned closures (task_group).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // task_group: spawns by the owner are uncounted and popped back at wait();
 // other spawns are counted, and may come while the owner waits: the group's
 // frame is an open one (docs/protocols/join.md, "Open frames").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a worker's queue of tasks: a private stack in front of a public
 // Chase-Lev deque.
 #pragma once

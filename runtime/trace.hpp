@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: the event trace (docs/tracing.md).
 #pragma once
 

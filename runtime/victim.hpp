@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: victim selection, the policy that orders a thief's steal attempts
 // (docs/policies.md).
 #pragma once

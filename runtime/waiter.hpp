@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: notifying and blocking waiters (detail::waiter).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::rt: a worker thread and its scheduling loop: pop, steal, park.
 #pragma once
 

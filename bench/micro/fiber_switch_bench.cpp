@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fiber_switch: a yield round trip between two fibers on one thread: fiber A
 // switches to B, B switches back to A (two switches per iteration).
 //   weft         weft::yield() ping-pong between the two halves of a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // mutex: an uncontended lock + unlock pair.
 //   serial        std::mutex, on the benchmark thread (the baseline)
 //   weft          weft::mutex, on a fiber of a 1-worker runtime

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // spawn_join: one fork-join round at 1 worker, where nobody steals: the
 // overhead a spawn adds to a call. One iteration calls two tiny out-of-line
 // functions f and g:

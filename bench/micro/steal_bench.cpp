@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // steal: a join whose child is taken by the other of 2 workers. One iteration:
 // the parent offers g, then runs f, which waits until g has started, which
 // only a thief can make happen; then the parent joins g.

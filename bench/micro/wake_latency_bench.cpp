@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // wake_latency: the cost of reaching a runtime from an outside thread.
 //   wake_first_item  weft only: time from an outside thread's rt.run(f) to
 //                    the start of f on a worker, the runtime parked (idle for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The scheduling policies compared on the workload shapes they affect
 // (docs/policies.md): victim selection on recursive fork-join work (fib, an
 // unbalanced task_group tree), range splitting on loops (cheap items, many

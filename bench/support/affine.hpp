@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmark support: an array updated in place by x[i] = x[i] * a + b, the
 // element-wise work of the loop benchmarks, and the check that every variant
 // applied the update exactly once per item per round.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmark support: the worker-count sweep, naming, result checks and the
 // main() shared by every benchmark binary.
 //

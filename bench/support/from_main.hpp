@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmark support: peers called from plain code, the way a new user writes
 // them. weft: weft::parallelize / parallel_for / parallel_reduce on the
 // default runtime, sized by WEFT_NUM_WORKERS; oneTBB: tbb::parallel_for with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmark support: one runtime (or arena, or thread pool) per worker count,
 // shared by all benchmarks of a binary, so that start-up costs stay out of the
 // timings. Peers are optional: each is compiled in only when Meson found it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fib(n): fork fib(n-1), run fib(n-2) inline, join; no cutoff. Isolates the
 // cost of a spawn and a join: fib(n) spawns fib(n+1) - 1 tasks (1 346 268 for
 // n = 30) that do almost nothing else.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // integrate: adaptive trapezoid integration of f(x) = (x^2 + 1) x over
 // [0, L]: an interval is halved (one half spawned, the other run inline)
 // until the two halves' trapezoids agree with the whole one within eps. An

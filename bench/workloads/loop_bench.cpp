@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // loop: one parallel loop over 10^7 doubles, x[i] = x[i] * a + b. Isolates
 // per-item overhead (the compiler must still see a tight, vectorisable loop)
 // and memory bandwidth (80 MB per round).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // main_loops: parallel loops called from plain code (the benchmark thread,
 // outside any runtime) again and again, the way a time-stepping program
 // calls them: 10 000 calls over 1 000 light items, 1 000 calls over 100 000,

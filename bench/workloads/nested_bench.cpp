@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // nested: a parallel loop over 256 rows, each row a parallel reduction (a sum)
 // over its 4096 doubles (8 MB in all). Isolates nested parallelism: the inner
 // reductions must neither serialise nor oversubscribe.

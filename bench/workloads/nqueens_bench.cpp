@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // nqueens(n): count the placements of n queens on an n x n board, one task per
 // legal column of every row (the BOTS formulation: a task receives a copy of
 // the board so far, rows 0 .. row-1, one byte per row). An irregular search:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // reduce: the sum of 10^8 doubles (800 MB). Isolates a reduction bound by
 // memory bandwidth.
 //

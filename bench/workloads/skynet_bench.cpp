@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // skynet: every node spawns 10 children and joins them; the 10^depth leaves
 // return their id, and the root returns the sum of the ids. Isolates wide
 // fan-out and a join of 10 children. Every variant spawns all 10 children of a

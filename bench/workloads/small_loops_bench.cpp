@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // small loops: 10 000 parallel loops, one after the other, of 1000 tiny items
 // each (x[i] = x[i] * a + b over 1000 doubles, about 0.3 us of work per loop).
 // Isolates the latency of starting and finishing a parallel loop.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // spmd: Jacobi sweeps of a 1024 x 1024 grid, 100 sweeps, in the SPMD shape:
 // one item (thread) per worker sweeps its own band of rows, and all meet at
 // a barrier between sweeps (the grids alternate by the sweep's parity).

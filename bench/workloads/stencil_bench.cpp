@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // stencil: Jacobi sweeps called from plain code, one parallel loop per step,
 // the way a new user writes a solver:
 //   1d: 10^6 cells x 200 steps, u'[i] = (u[i-1] + u[i] + u[i+1]) / 3

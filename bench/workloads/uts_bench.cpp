@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UTS, the Unbalanced Tree Search benchmark (Olivier et al., LCPC 2006): count
 // the nodes of an implicit random tree, one task per child. Isolates load
 // balance on unpredictable trees, and the memory a runtime needs for deep

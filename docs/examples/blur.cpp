@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Image processing: a box blur over a generated RGB image, as two separable
 // passes (horizontal, then vertical), each a weft::parallelize over rows.
 // Writes the input and the blurred image as binary PPM files (any image viewer

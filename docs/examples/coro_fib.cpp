@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Recursive Fibonacci, the same problem in both of weft's styles: fibers
 // (ordinary functions and weft::join) and C++20 coroutines (weft::task<long>
 // with weft::when_all, and with weft::spawn). A spawn per call, no cutoff.

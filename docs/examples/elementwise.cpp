@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Element-wise updates: y = a * x + y with weft::parallelize (one call per
 // index), then a clamp with weft::parallel_for (one call per chunk, for
 // loops that want per-chunk setup). Checks both against serial loops and

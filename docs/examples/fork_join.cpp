@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fork-join recursion with weft::join: Fibonacci with a join per call and no
 // cutoff (a spawn costs a few nanoseconds), a divide-and-conquer maximum
 // subarray sum whose halves return a struct, and a tree walk with

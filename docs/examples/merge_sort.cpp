@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A parallel merge sort whose merge is parallel too: the two halves are
 // sorted with weft::join, then merged by splitting the larger input at its
 // middle, finding the matching split of the other by binary search, and

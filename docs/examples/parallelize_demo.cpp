@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The parallelize demo: a CPU-heavy loop (counting primes by trial division in
 // blocks of numbers) run serially and with weft::parallelize; prints both
 // times and the speedup. Usage: parallelize_demo [items] [workers]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A producer/consumer pipeline on fibers: producers push numbers into a small
 // bounded queue guarded by a weft::mutex and two weft::condition_variables,
 // consumers pop them and add up a function of each. Every stage is a task of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reductions, two ways: per-worker slots filled by weft::parallelize, and
 // weft::parallel_reduce. Checks an exact integer sum both ways, a
 // floating-point sum against a serial loop, and that parallel_reduce gives the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SPMD with weft: one item per worker (parallelize(p, p, fn)), each item
 // sweeps its own band of a 2-D grid, and the items meet at a weft::barrier
 // between sweeps (the shape of an OpenMP `parallel` region with

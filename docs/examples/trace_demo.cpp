@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Records a trace of nested parallel loops on two workers and writes it as
 // Chrome trace-event JSON (open it in ui.perfetto.dev, or draw it with
 // tools/trace_plot). Usage: trace_demo [trace.json]

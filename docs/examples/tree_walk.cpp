@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A tree walk, the same problem in both of weft's styles: the sum over a
 // generated, unbalanced binary tree, with fibers (weft::join, weft::task_group)
 // and with C++20 coroutines (weft::when_all over two tasks and over a vector of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Two runtimes of different sizes in one process, through runtime::run: a
 // small one (1 worker) and a larger one (3 workers). Shows that every weft
 // call made inside run() uses that runtime (loops split over its workers

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: configuration of a runtime, a plain value type.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: C++20 coroutines on the same workers and queues as fibers.
 //
 //   weft::task<long> fib(int n) {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: fork-join of two calls.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: parallel loops over integer ranges.
 #pragma once
 
@@ -6,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 #include "weft/detail/export.hpp"
 #include "weft/join.hpp"
@@ -72,6 +74,44 @@ constexpr void check_index_type() {
   static_assert(sizeof(I) <= sizeof(std::uint64_t), "weft: index types wider than 64 bits are not supported");
 }
 
+// J is an integral type other than I: the bounds of a loop that runs over
+// their common type.
+template <class J, class I>
+concept other_integral = std::integral<J> && !std::same_as<J, I>;
+
+// G is integral, and I, J and G are not all the same type.
+template <class G, class I, class J>
+concept integral_unless_same = std::integral<G> && !(std::same_as<I, J> && std::same_as<J, G>);
+
+// The common type of the bounds of a loop whose bounds have different
+// integral types, or void when they have none.
+template <class... Is>
+constexpr auto common_index_of() {
+  if constexpr (requires { typename std::common_type_t<Is...>; }) {
+    return std::type_identity<std::common_type_t<Is...>>{};
+  } else {
+    return std::type_identity<void>{};
+  }
+}
+template <class... Is>
+using common_index_t = typename decltype(common_index_of<Is...>())::type;
+
+// True when C, the common type of a loop's bounds, can serve as its index
+// type (the static_asserts of the mixed-type overloads say why when not).
+template <class C>
+inline constexpr bool k_usable_common_index = std::integral<C> && sizeof(C) <= sizeof(std::uint64_t);
+
+// x converted to the common index type C; throws std::invalid_argument with
+// message when x is negative and C unsigned (the only conversion to a common
+// type that changes an integral value).
+template <class C, class X>
+C to_common_index(X x, const char* message) {
+  if constexpr (std::is_signed_v<X> && std::is_unsigned_v<C>) {
+    if (x < 0) throw_invalid_argument(message);
+  }
+  return static_cast<C>(x);
+}
+
 // The body of parallelize: fn(i) for the offsets of the cursor, one at a time
 // (see loop_cursor).
 template <class I, class F>
@@ -131,6 +171,14 @@ void parallel_for(I first, I last, F&& fn);
 // std::invalid_argument if last < first or grain < 1.
 template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, I grain, F&& fn);
+
+// parallel_for and parallel_reduce also take first and last (and grain) of
+// different integral types, as in parallel_for(0, v.size(), fn): the loop
+// runs over their common type (std::common_type_t, std::size_t there), and
+// fn or map is called with it. A negative bound of a signed type whose common
+// type with the others is unsigned (parallel_for(-1, v.size(), fn)) throws
+// std::invalid_argument: use a signed type for both then. A common type wider
+// than 64 bits, or none, is a compile error (a static_assert naming the call).
 
 namespace detail {
 
@@ -194,6 +242,62 @@ template <std::integral I, std::invocable<I, I> F>
 void parallel_for(I first, I last, I grain, F&& fn) {
   if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
   detail::parallel_for_impl(first, last, static_cast<std::uint64_t>(grain), fn);
+}
+
+// parallel_for(first, last, fn) with first and last of different integral
+// types: over their common type (see the declarations above).
+template <std::integral I, detail::other_integral<I> J, class F>
+void parallel_for(I first, J last, F&& fn) {
+  using index_type = detail::common_index_t<I, J>;
+  static_assert(std::integral<index_type>,
+                "weft::parallel_for: first and last have no common integral type; convert one to the type of the "
+                "other");
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
+                  "weft::parallel_for: the common type of first and last is wider than 64 bits; index types wider "
+                  "than 64 bits are not supported");
+    static_assert(std::invocable<F, index_type, index_type>,
+                  "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first and last "
+                  "(std::common_type_t)");
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
+      weft::parallel_for(
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_for: first is negative, and its common type with last "
+                                              "is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_for: last is negative, and its common type with first "
+                                              "is unsigned; use a signed type for both"),
+          std::forward<F>(fn));
+    }
+  }
+}
+
+// parallel_for(first, last, grain, fn) with first, last and grain not all of
+// the same integral type: over their common type.
+template <std::integral I, std::integral J, detail::integral_unless_same<I, J> G, class F>
+void parallel_for(I first, J last, G grain, F&& fn) {
+  using index_type = detail::common_index_t<I, J, G>;
+  static_assert(std::integral<index_type>,
+                "weft::parallel_for: first, last and grain have no common integral type; convert them to one type");
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
+                  "weft::parallel_for: the common type of first, last and grain is wider than 64 bits; index types "
+                  "wider than 64 bits are not supported");
+    static_assert(std::invocable<F, index_type, index_type>,
+                  "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first, last "
+                  "and grain (std::common_type_t)");
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
+      if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
+      weft::parallel_for(
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_for: first is negative, and the common type of first, "
+                                              "last and grain is unsigned; use a signed type for all three"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_for: last is negative, and the common type of first, "
+                                              "last and grain is unsigned; use a signed type for all three"),
+          static_cast<index_type>(grain), std::forward<F>(fn));
+    }
+  }
 }
 
 namespace detail {
@@ -326,6 +430,39 @@ T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
   detail::reducer<I, T, std::remove_reference_t<Map>, std::remove_reference_t<Combine>> r{
       static_cast<std::uint64_t>(first), count, leaf, detail::ceil_div(count, leaf), identity, map, combine};
   return r.top();
+}
+
+// parallel_reduce with first and last of different integral types, as in
+// parallel_reduce(0, v.size(), ...): over their common type (see
+// parallel_for above); map is called with it.
+template <std::integral I, detail::other_integral<I> J, class T, class Map, class Combine>
+T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
+  using index_type = detail::common_index_t<I, J>;
+  static_assert(std::integral<index_type>,
+                "weft::parallel_reduce: first and last have no common integral type; convert one to the type of the "
+                "other");
+  if constexpr (std::integral<index_type>) {
+    static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
+                  "weft::parallel_reduce: the common type of first and last is wider than 64 bits; index types wider "
+                  "than 64 bits are not supported");
+    static_assert(std::invocable<Map&, index_type>,
+                  "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last "
+                  "(std::common_type_t)");
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<Map&, index_type>) {
+      return weft::parallel_reduce(
+          detail::to_common_index<index_type>(first,
+                                              "weft::parallel_reduce: first is negative, and its common type with "
+                                              "last is unsigned; use a signed type for both"),
+          detail::to_common_index<index_type>(last,
+                                              "weft::parallel_reduce: last is negative, and its common type with "
+                                              "first is unsigned; use a signed type for both"),
+          std::move(identity), std::forward<Map>(map), std::forward<Combine>(combine));
+    } else {
+      return identity;
+    }
+  } else {
+    return identity;
+  }
 }
 
 }  // namespace weft

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: runtimes (a set of worker threads with their scheduler) and the
 // default runtime.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: scheduler counters of a runtime.
 #pragma once
 

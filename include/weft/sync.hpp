@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: a mutex, a condition variable, a latch and a barrier that suspend the
 // calling fiber instead of blocking its worker thread.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: a group of spawned calls joined together.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: the calling fiber and worker.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: version of the public API and of the library.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: a work-stealing fiber runtime for nested parallel C++. Umbrella header.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad arguments of the loops throw std::invalid_argument naming the parameter
 // (negative n, num_workers < 1, grain < 1, last < first), call nothing, and
 // do so both from outside a runtime and inside one.

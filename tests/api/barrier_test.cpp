@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::barrier: fibers, coroutines and outside threads meeting for many
 // phases; the completion step runs once per phase, after every arrival and
 // before any waiter of the phase returns; arrive_and_drop; split arrive and

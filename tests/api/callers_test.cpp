@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Many external threads calling at once, repeatedly: parallelize, join,
 // task_group and runtime::run against one runtime and against the default
 // runtime; results exact.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::parallelize(n, k, fn): never more than k calls of fn in flight, and
 // still every index exactly once.
 #include <gtest/gtest.h>

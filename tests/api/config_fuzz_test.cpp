@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzzing of what weft reads from its users before it runs anything: random
 // strings in every environment variable (WEFT_NUM_WORKERS, WEFT_STACK_SIZE,
 // WEFT_VICTIM_POLICY, WEFT_SPLIT_POLICY, WEFT_CALLER_POLICY, WEFT_TRACE) and random values in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::config and WEFT_NUM_WORKERS: every bad value is a std::invalid_argument
 // from the runtime's constructor that names the field (or the variable);
 // boundary values work; nothing is left behind by a constructor that threw.

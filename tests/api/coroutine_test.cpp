@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // C++20 coroutines on the scheduler (weft/coroutine.hpp): task<T>, when_all,
 // spawn, sync_wait, and the awaitables for weft's loops, yield, mutex and
 // latch. Parameterised over worker counts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The scheduler counters add up: spawns and tasks run match what a known
 // workload creates, whatever the worker count and the steals; one worker
 // never steals; the time split covers the time that passed.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The default runtime: built on first use from the environment (a bad
 // WEFT_NUM_WORKERS or WEFT_STACK_SIZE is a clear error, and a later call tries
 // again), and a process that used it exits cleanly.

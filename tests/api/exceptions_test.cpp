@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exceptions: the first exception thrown by a work item reaches the caller
 // after the running items finished; unstarted items are skipped; the runtime
 // stays usable. For parallelize, parallel_for, join, task_group, runtime::run,

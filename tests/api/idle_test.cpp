@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Idle workers park: once config::spin_us has passed without work, a runtime
 // uses (almost) no CPU. A resource check, not a speed benchmark: the bound
 // (5% of one core over the window) is far above what parked threads use and

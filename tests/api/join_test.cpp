@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::join(f, g): both calls run exactly once, their results come back
 // (values, move-only values, references, void), and it nests and recurses.
 #include <gtest/gtest.h>

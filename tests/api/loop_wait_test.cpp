@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Items of one loop that wait for each other (docs/protocols/loops.md): when
 // an item's fiber suspends, the items of its loop not started yet go to
 // other workers and to its own worker's next fiber, so any item may wait for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Misuse of weft's handles: every public handle type (weft::task, the spawn
 // handle weft::spawned, the when_all awaitables, task_group, runtime, latch,
 // mutex, condition_variable) destroyed early, used after a move, used from

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Nested parallel calls: three and more levels deep with exact counts, and
 // recursion thousands of levels deep through parallelize, join and
 // task_group, with 1 worker and with many: no deadlock, no stack overflow.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::parallel_for(first, last[, grain], fn): the chunks are disjoint, cover
 // [first, last) exactly, respect the grain, and the splitting code does not
 // overflow near the ends of the index type.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::parallel_reduce: the right result for every range, an order that
 // needs only associativity, and bit-for-bit the same result whatever the
 // number of workers and the timing (also for floating point).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::parallelize(n, fn): every index in [0, n) runs exactly once, for every
 // integral index type, and nothing outside is touched.
 #include <gtest/gtest.h>

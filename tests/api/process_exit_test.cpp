@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft after main returns: static destructors and atexit handlers that call
 // into the default runtime (reliability.md, "Callers": the default runtime at
 // process exit). The default runtime is never destroyed, so such calls work;

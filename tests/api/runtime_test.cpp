@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::runtime: creation and destruction (also in a loop and many at once),
 // runtime::run (results, where f runs, runtimes inside runtimes), the default
 // runtime, worker_index / on_worker, and the stats counters.

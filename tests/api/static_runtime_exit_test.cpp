@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // std::exit with a runtime of static storage duration (or owned by a static):
 // from inside one of its work items, from another thread while it is busy,
 // from a default-runtime item: the process ends with the exit status, never a

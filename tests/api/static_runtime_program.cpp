@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A program with a runtime of static storage duration (namespace scope) that
 // ends by std::exit in several ways; run by static_runtime_exit_test.cpp,
 // which checks the exit status. Usage: static_runtime_program CASE.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::mutex, weft::condition_variable, weft::latch: mutual exclusion, no
 // lost notification, no deadlock when waiting fibers suspend, with 1 worker
 // and with many, and together with threads outside any runtime.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // task_group::wait() by the group's owner pops its own spawns back while they
 // are the newest tasks of its worker, and runs them inline. These cases make
 // another fiber of the same worker run one of those spawns while the owner is

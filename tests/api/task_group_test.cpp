@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft::task_group: every spawned call runs exactly once before wait()
 // returns; spawns may come from anywhere; the group is reusable; the
 // destructor waits.

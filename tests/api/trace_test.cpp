@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The trace: valid Chrome trace-event JSON, one balanced track per worker
 // (slices never overlap on a track), steal arrows that start and end inside
 // slices, written at destruction, on demand, and when WEFT_TRACE is set.
@@ -16,16 +17,21 @@
 #include <system_error>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <weft/weft.hpp>
 
-#include "json.hpp"
 #include "scoped_env.hpp"
 #include "watchdog.hpp"
 #include "worker_count.hpp"
 
 namespace {
 
-using weft_test::json;
+using json = nlohmann::json;
+
+// The value of a string field, or of a number field; both throw
+// nlohmann::json::type_error when the field has another type.
+const std::string& str(const json& j) { return j.get_ref<const std::string&>(); }
+double num(const json& j) { return j.get<double>(); }
 
 std::string temp_path(const std::string& name) {
   return "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-" + name + ".json";
@@ -63,25 +69,25 @@ struct slice {
 // Checks the structure; returns the number of steal arrows.
 int check_trace(const json& doc, int workers) {
   const json& events = doc.at("traceEvents");
-  EXPECT_EQ(events.type, json::kind::array);
+  EXPECT_TRUE(events.is_array());
   std::map<int, std::vector<slice>> tracks;
   std::map<long, std::vector<const json*>> flows;
   std::map<int, std::string> names;
-  for (const json& e : events.items) {
-    const std::string& ph = e.at("ph").str();
-    const int tid = static_cast<int>(e.at("tid").num());
+  for (const json& e : events) {
+    const std::string& ph = str(e.at("ph"));
+    const int tid = static_cast<int>(num(e.at("tid")));
     if (ph == "M") {
-      if (e.at("name").str() == "thread_name") names[tid] = e.at("args").at("name").str();
+      if (str(e.at("name")) == "thread_name") names[tid] = str(e.at("args").at("name"));
       continue;
     }
     EXPECT_GE(tid, 0);
     EXPECT_LT(tid, workers);
-    EXPECT_GE(e.at("ts").num(), 0.0);
+    EXPECT_GE(num(e.at("ts")), 0.0);
     if (ph == "X") {
-      EXPECT_GE(e.at("dur").num(), 0.0);
-      tracks[tid].push_back({e.at("ts").num(), e.at("ts").num() + e.at("dur").num(), e.at("name").str()});
+      EXPECT_GE(num(e.at("dur")), 0.0);
+      tracks[tid].push_back({num(e.at("ts")), num(e.at("ts")) + num(e.at("dur")), str(e.at("name"))});
     } else if (ph == "s" || ph == "f") {
-      flows[static_cast<long>(e.at("id").num())].push_back(&e);
+      flows[static_cast<long>(num(e.at("id")))].push_back(&e);
     } else {
       EXPECT_EQ(ph, "C") << "unexpected event phase";
     }
@@ -107,14 +113,14 @@ int check_trace(const json& doc, int workers) {
   for (auto& [id, ends] : flows) {
     EXPECT_EQ(ends.size(), 2u) << "flow " << id << " needs one start and one end";
     if (ends.size() != 2) continue;
-    const json* s = ends[0]->at("ph").str() == "s" ? ends[0] : ends[1];
-    const json* f = ends[0]->at("ph").str() == "f" ? ends[0] : ends[1];
-    EXPECT_EQ(s->at("ph").str(), "s");
-    EXPECT_EQ(f->at("ph").str(), "f");
-    EXPECT_LE(s->at("ts").num(), f->at("ts").num() + 0.002) << "a steal before its publication";
-    EXPECT_TRUE(inside_a_slice(static_cast<int>(s->at("tid").num()), s->at("ts").num()))
+    const json* s = str(ends[0]->at("ph")) == "s" ? ends[0] : ends[1];
+    const json* f = str(ends[0]->at("ph")) == "f" ? ends[0] : ends[1];
+    EXPECT_EQ(str(s->at("ph")), "s");
+    EXPECT_EQ(str(f->at("ph")), "f");
+    EXPECT_LE(num(s->at("ts")), num(f->at("ts")) + 0.002) << "a steal before its publication";
+    EXPECT_TRUE(inside_a_slice(static_cast<int>(num(s->at("tid"))), num(s->at("ts"))))
         << "a steal arrow that starts outside any slice";
-    EXPECT_TRUE(inside_a_slice(static_cast<int>(f->at("tid").num()), f->at("ts").num()))
+    EXPECT_TRUE(inside_a_slice(static_cast<int>(num(f->at("tid"))), num(f->at("ts"))))
         << "a steal arrow that ends outside any slice";
   }
   return static_cast<int>(flows.size());

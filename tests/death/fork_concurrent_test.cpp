@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fork() while other threads are inside weft, and fork() from inside a task:
 // the forked child either gets a working runtime or a clear error, never a
 // hang (reliability.md, "Callers"; tests/death/fork_test.cpp forks an idle

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fork() in a process that has a running runtime: the child either gets a
 // working runtime or a clear error, never a hang (reliability.md, "Callers").
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Misuse that the runtime cannot recover from ends the process loudly (one
 // clear line, then abort) instead of hanging. Every case runs in a child
 // process.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fiber stack overflow: the access hits the guard region below the fiber's
 // stack, the runtime prints exactly one clear line naming the problem and the
 // setting that fixes it, and aborts. Faults that are not a fiber stack

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Thread creation fails: the runtime constructor throws std::system_error and
 // nothing leaks (reliability.md, "Faults"). A child process lowers
 // RLIMIT_NPROC so that only a few more threads can be created, asks for many

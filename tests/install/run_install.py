@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """weft installed with `meson install` and used through pkg-config alone.
 
 Configures this source tree in a fresh work directory with
@@ -12,6 +13,7 @@ checks that:
   - the program links against the installed libweft and its results are right;
   - the installed headers include no Boost header and nothing that is not
     installed (every "weft/..." include resolves inside the prefix);
+  - the licence is installed as share/licenses/weft/LICENSE;
   - a Meson project (the consumer's meson.build, without subprojects/) finds
     the installed weft with dependency('weft') through pkg-config.
 
@@ -122,6 +124,14 @@ def main():
             if name.startswith("weft/") and not os.path.isfile(os.path.join(include_root, name)):
                 fail(f"{os.path.relpath(h, prefix)} includes {name}, which is not installed")
     print(f"{len(headers)} installed headers, none includes Boost or an uninstalled header")
+
+    # The licence is installed with them.
+    licence = os.path.join(prefix, "share", "licenses", "weft", "LICENSE")
+    if not os.path.isfile(licence):
+        fail(f"no licence at {os.path.relpath(licence, prefix)}")
+    with open(licence, encoding="utf-8") as f:
+        if "MIT License" not in f.read():
+            fail("the installed LICENSE is not the MIT licence")
 
     # A program built with pkg-config's flags alone.
     exe = os.path.join(work, "consumer")

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft and OpenMP in one process: weft called from inside OpenMP parallel
 // regions (on the default runtime and on one shared runtime), OpenMP regions
 // run inside weft tasks, and weft called from OpenMP tasks. Every result is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft and oneTBB in one process: tbb::parallel_for and tbb::task_group
 // bodies that call weft, and weft tasks that call tbb::parallel_for,
 // tbb::parallel_reduce and tbb::task_group. Every result is checked; the

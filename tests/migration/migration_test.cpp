@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fibers migrate: a fiber that suspends on one worker may resume on another
 // (docs/protocols/fiber-lifecycle.md, rule 5). This executable is built at -O3
 // with link-time optimisation (compile and link: tests/migration/meson.build),

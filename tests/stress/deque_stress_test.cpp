@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress tests of runtime/deque.hpp: one owner pushing and taking against
 // several thieves. Every item pushed is taken or stolen exactly once
 // (nothing lost, nothing twice), across growth from the smallest capacity,

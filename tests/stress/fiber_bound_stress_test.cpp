@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of config::max_fibers, the soft bound on fibers: a worker whose
 // runtime has max_fibers x workers fibers alive stops stealing until some
 // finish, but never fails a suspension. With max_fibers = 4 (the smallest

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of how many fibers can be suspended at once. Fiber stacks are
 // carved out of slabs (one memory mapping holding many stacks), each with a
 // guard region below it. Where the kernel has MADV_GUARD_INSTALL (Linux 6.13

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of runtime/injection.hpp: many producers push while several
 // consumers take_all(). Every task pushed is taken exactly once, and each
 // consumer sees every producer's tasks in the order they were pushed (within

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // 100 000 items of one parallelize meeting at one latch: every item
 // suspends, so the loop's items not started go to other workers and to the
 // suspending worker's next fiber each time (docs/protocols/loops.md), and all

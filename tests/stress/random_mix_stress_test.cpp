@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of the public API as a whole: several threads outside the
 // runtime run random nested mixes of parallelize (plain and capped),
 // parallel_for, parallel_reduce, join, task_group, weft::mutex,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of parking at the runtime level (the protocol on its own is in
 // sleep_stress_test.cpp): workers go idle and park over and over, while work
 // arrives from other workers (tasks published after a pause) and from outside

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress tests of runtime/sleep.hpp, the parking protocol, driven the way
 // the runtime's workers drive it (worker::find_work / search / park):
 //

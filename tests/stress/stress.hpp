@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shared pieces of the stress suite: the time budget of a test, errors
 // reported from any thread, and a ledger that finds items lost or taken
 // twice.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Stress test of runtime/task_queue.hpp: the owner pushes, pops, pops back
 // the task it just spawned (pop_if, as a join does) and answers demand
 // (serve_demand), while several thieves steal and raise demand. Every task

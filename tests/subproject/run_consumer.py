@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """weft as a Meson subproject, proven end to end.
 
 Copies tests/subproject/consumer (a project of its own with

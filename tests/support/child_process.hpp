@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs a piece of a test in a child process: for code that is meant to kill
 // its process (death tests), and for code that needs a process of its own
 // (environment variables read once, the default runtime, process exit).

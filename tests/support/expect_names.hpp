@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Checks that an error message names a parameter: the name occurs in it as a
 // whole word ("n" in "weft::parallelize: n must not be negative", not in
 // "function").

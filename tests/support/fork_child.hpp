@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Forking from a test child: run weft calls in a grandchild process and
 // report how it ended (tests/death/fork*_test.cpp).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every integral type weft's loops accept as an index, for tests that must
 // hold for all of them.
 //

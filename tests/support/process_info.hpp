@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Facts about the calling process, read from the kernel: CPU time used,
 // threads alive, memory mappings. Linux only.
 #pragma once

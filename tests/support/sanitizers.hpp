@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Whether the tests run under a sanitizer, and sizes scaled down for it.
 #pragma once
 

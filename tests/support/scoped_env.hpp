@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Sets (or unsets) an environment variable for the lifetime of an object and
 // restores the previous value afterwards. Not thread-safe, like setenv itself:
 // use it only while no other thread of the process reads the environment.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Seeded randomness whose seed is printed with every failure.
 //
 //   weft_test::seeded_rng rng;            // seed from WEFT_TEST_SEED, else random

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A per-test timeout. Meson's timeout stops a whole executable; this names the
 // test that hung. Every executable that includes a support header gets it.
 //

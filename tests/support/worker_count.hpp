@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Worker-count parameterisation shared by the test suites.
 //
 //   class ParallelizeTest : public weft_test::WorkerCount {};

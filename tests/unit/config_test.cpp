@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/config.cpp: resolve_config() rejects every value out
 // of range with std::invalid_argument naming the field, and reads
 // WEFT_NUM_WORKERS strictly (a positive decimal integer, nothing else);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/deque.hpp, the Chase-Lev deque, on one thread: the
 // exact order of push/take/steal, empty results, growth across wrapped
 // indices, and size_hint. Concurrency is in tests/stress/deque_stress_test.cpp.

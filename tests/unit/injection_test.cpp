@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/injection.hpp on one thread: take_all() hands back
 // everything pushed so far, oldest first, as a list linked by m_next.
 // Concurrency is in tests/stress/injection_stress_test.cpp.

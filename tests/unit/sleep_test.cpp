@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/sleep.hpp, the parking protocol: the searching count
 // through start_search / found_work / prepare_park / cancel_park /
 // commit_park, and who notify_one() and notify_all() wake. Threads that park

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/stack.{hpp,cpp}: fiber stacks carved out of slabs.
 // Stacks of one size share a slab (one mapping with guard markers, two more
 // per stack with mprotect guards); every stack is usable to its top and has a

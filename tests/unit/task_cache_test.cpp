@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/task_cache.hpp: size classes, recycling per class
 // (newest freed block first), the bound on cached blocks, and blocks that
 // move between caches. Leaks show up under ASan/LSan.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Unit tests of runtime/task_queue.hpp on one thread: the private ring in
 // front of the public deque, the publication rules, pop_if, the demand flag
 // and serve_demand. Concurrency is in tests/stress/task_queue_stress_test.cpp.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: compiled entry points that the public templates call. Not for users.
 #pragma once
 

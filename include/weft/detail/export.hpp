@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: symbol visibility of the compiled entry points.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: storage for the result of a call that may not have run yet.
 #pragma once
 

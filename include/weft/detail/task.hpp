@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: task descriptors and join frames, the plumbing shared by the public
 // templates and the compiled runtime.
 #pragma once

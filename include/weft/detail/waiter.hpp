@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // weft: a party waiting for a join or a synchronisation object. Plumbing for
 // the public templates (coroutine awaiters embed one).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A program that uses weft the way a consumer project does: only through
 // weft's installed interface (dependency('weft') or pkg-config), with no
 // Boost on its include path. Runs a parallelize and a parallel_reduce on the

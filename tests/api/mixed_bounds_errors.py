@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Mixed-type bounds that cannot work are compile errors that name the call.
+
+Compiles small programs (-fsyntax-only) that misuse parallel_for and
+parallel_reduce with bounds of different types, and checks that each fails
+with weft's static_assert message, not only with a wall of template errors:
+
+  - a common type wider than 64 bits (__int128 with long, GNU mode);
+  - a function that cannot take the common type.
+
+Usage: mixed_bounds_errors.py INCLUDE_DIR CXX...
+Exit status: 0 pass, 1 fail.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+CASES = [
+    ("gnu++20", """
+#include <weft/parallelize.hpp>
+void f() {
+  __extension__ using wide = __int128;
+  weft::parallel_for(wide{0}, 10L, [](wide, wide) {});
+}
+""", "weft::parallel_for: the common type of first and last is wider than 64 bits"),
+    ("gnu++20", """
+#include <weft/parallelize.hpp>
+#include <functional>
+long f() {
+  __extension__ using wide = __int128;
+  return weft::parallel_reduce(0L, wide{10}, 0L, [](wide) { return 1L; }, std::plus<>{});
+}
+""", "weft::parallel_reduce: the common type of first and last is wider than 64 bits"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+#include <cstddef>
+#include <string>
+void f() { weft::parallel_for(0, std::size_t{10}, [](std::string, std::string) {}); }
+""", "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first and last"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+#include <cstddef>
+#include <string>
+void f() { weft::parallel_for(0, std::size_t{10}, 4, [](std::string, std::string) {}); }
+""", "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first, last and grain"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+#include <cstddef>
+#include <functional>
+#include <string>
+int f() { return weft::parallel_reduce(0, std::size_t{10}, 0, [](std::string) { return 1; }, std::plus<>{}); }
+""", "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last"),
+]
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    include_dir = sys.argv[1]
+    cxx = sys.argv[2:]
+    failures = 0
+    with tempfile.TemporaryDirectory() as work:
+        for k, (std, source, message) in enumerate(CASES):
+            path = os.path.join(work, f"case{k}.cpp")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(source)
+            cmd = cxx + [f"-std={std}", "-fsyntax-only", "-I", include_dir, path]
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+            if proc.returncode == 0:
+                print(f"FAIL: case {k} compiled; expected the error \"{message}\"\n{source}")
+                failures += 1
+            elif message not in proc.stdout:
+                print(f"FAIL: case {k} failed without the message \"{message}\":\n{proc.stdout[:4000]}")
+                failures += 1
+            else:
+                print(f"case {k}: fails with \"{message}\"")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""weft's CMake package, installed with `meson install` and used by CMake.
+
+Installs this build tree with `meson install --destdir WORK_DIR/stage` (its
+configured prefix, moved under the staging directory: the package must be
+relocatable), then configures, builds and runs the CMake project of
+tests/install/cmake_consumer (CMakeLists.txt, with main.cpp from
+tests/subproject/consumer) with -DCMAKE_PREFIX_PATH pointing at the staged
+prefix. Checks that:
+
+  - lib/.../cmake/weft/weftConfig.cmake and weftConfigVersion.cmake are
+    installed and find_package(weft 0.1 CONFIG REQUIRED) finds them;
+  - the imported target weft::weft compiles and links the program without
+    Boost on its command lines, and the program loads the installed libweft
+    (through the build RPATH CMake gives it) and reports right results;
+  - the version file turns down an incompatible request (find_package(weft 99
+    CONFIG)) and accepts a range that holds this version.
+
+Usage: run_cmake_consumer.py BUILD_ROOT PREFIX SOURCE_ROOT CMAKE_CONSUMER_DIR CONSUMER_MAIN WORK_DIR CXX...
+Exit status: 0 pass, 1 fail, 77 skip (cmake missing).
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+SKIP = 77
+
+
+def run(cmd, env=None, check=True):
+    """Runs cmd, echoing it; returns (status, output); raises with the output on failure when check."""
+    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    if check and proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        raise RuntimeError(f"command failed with exit status {proc.returncode}")
+    return proc.returncode, proc.stdout
+
+
+def fail(message):
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def find_file(root, name):
+    for dirpath, _, filenames in os.walk(root):
+        if name in filenames:
+            return os.path.join(dirpath, name)
+    return None
+
+
+def version_of(source_root):
+    with open(os.path.join(source_root, "meson.build"), encoding="utf-8") as f:
+        m = re.search(r"version:\s*'([^']+)'", f.read())
+    return m.group(1) if m else None
+
+
+def cmake_configure(cmake, ninja, src, build, prefix, cxx, env):
+    """cmake -S src -B build against the staged prefix; returns (status, output)."""
+    cmd = [cmake, "-S", src, "-B", build, f"-DCMAKE_PREFIX_PATH={prefix}", f"-DCMAKE_CXX_COMPILER={cxx[-1]}",
+           "-DCMAKE_BUILD_TYPE=Release"]
+    if len(cxx) > 1:  # a compiler launcher such as ccache
+        cmd.append(f"-DCMAKE_CXX_COMPILER_LAUNCHER={';'.join(cxx[:-1])}")
+    if ninja is not None:
+        cmd += ["-G", "Ninja"]
+    return run(cmd, env=env, check=False)
+
+
+def main():
+    if len(sys.argv) < 8:
+        print(__doc__)
+        return 2
+    build_root, prefix = sys.argv[1], sys.argv[2]
+    source_root, cmake_consumer, consumer_main, work = (os.path.abspath(a) for a in sys.argv[3:7])
+    cxx = sys.argv[7:]
+
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        print("SKIP: cmake not found; the CMake package test needs it (Debian: apt-get install cmake)")
+        return SKIP
+    meson = shutil.which("meson")
+    if meson is None:
+        print("SKIP: meson not found; it installs the build tree for the CMake package test")
+        return SKIP
+    ninja = shutil.which("ninja") or shutil.which("ninja-build")
+
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    stage = os.path.join(work, "stage")
+    # meson install puts the tree at DESTDIR + prefix.
+    run([meson, "install", "-C", build_root, "--no-rebuild", "--quiet", "--destdir", stage])
+    staged_prefix = os.path.join(stage, os.path.relpath(prefix, "/"))
+
+    config = find_file(staged_prefix, "weftConfig.cmake")
+    if config is None:
+        fail(f"no weftConfig.cmake under {staged_prefix}")
+    config_dir = os.path.dirname(config)
+    if not os.path.isfile(os.path.join(config_dir, "weftConfigVersion.cmake")):
+        fail(f"no weftConfigVersion.cmake beside {config}")
+    print("installed:", os.path.relpath(config, staged_prefix))
+    with open(config, encoding="utf-8") as f:
+        sys.stdout.write(f.read())
+
+    env = dict(os.environ)
+    env.pop("CMAKE_PREFIX_PATH", None)
+    env.pop("LD_LIBRARY_PATH", None)  # the program must find libweft by itself
+
+    # The consumer project: CMakeLists.txt and main.cpp side by side.
+    src = os.path.join(work, "consumer")
+    os.makedirs(src)
+    shutil.copy(os.path.join(cmake_consumer, "CMakeLists.txt"), src)
+    shutil.copy(consumer_main, os.path.join(src, "main.cpp"))
+    build = os.path.join(work, "consumer-build")
+    status, out = cmake_configure(cmake, ninja, src, build, staged_prefix, cxx, env)
+    sys.stdout.write(out)
+    if status != 0:
+        fail("cmake could not configure the consumer with find_package(weft CONFIG REQUIRED)")
+    cache = os.path.join(build, "CMakeCache.txt")
+    with open(cache, encoding="utf-8") as f:
+        found_dir = re.search(r"^weft_DIR:PATH=(.*)$", f.read(), re.M)
+    if found_dir is None or os.path.realpath(found_dir.group(1)) != os.path.realpath(config_dir):
+        fail(f"find_package(weft) did not use the staged package in {config_dir}")
+
+    _, out = run([cmake, "--build", build, "--verbose"], env=env)
+    sys.stdout.write(out)
+    link_lines = [l for l in out.splitlines() if "main.cpp" in l or "-o consumer" in l]
+    if any("boost" in l.lower() for l in link_lines):
+        fail("the consumer's compile or link command names Boost")
+    exe = os.path.join(build, "consumer")
+    ldd = shutil.which("ldd")
+    if ldd is not None:
+        _, libs = run([ldd, exe], env=env)
+        line = next((l for l in libs.splitlines() if "libweft" in l), "")
+        print("ldd:", line.strip())
+        if staged_prefix not in line and os.path.realpath(staged_prefix) not in line:
+            fail(f"the program does not load libweft from {staged_prefix}")
+    _, out = run([exe], env=env)
+    sys.stdout.write(out)
+    if "OK" not in out or f"weft {version_of(source_root)}" not in out:
+        fail("the CMake-built program did not report success")
+
+    # The version file: an incompatible version is turned down, a range that
+    # holds this version accepted.
+    version = version_of(source_root)
+    for request, want in (("99", False), (f"0.0...{version}", True)):
+        vsrc = os.path.join(work, f"version-{'ok' if want else 'no'}")
+        os.makedirs(vsrc)
+        with open(os.path.join(vsrc, "CMakeLists.txt"), "w", encoding="utf-8") as f:
+            f.write("cmake_minimum_required(VERSION 3.19)\nproject(weft_version_check LANGUAGES CXX)\n"
+                    f"find_package(weft {request} CONFIG QUIET)\n"
+                    'message(STATUS "weft_FOUND=${weft_FOUND} weft_VERSION=${weft_VERSION}")\n')
+        _, out = cmake_configure(cmake, ninja, vsrc, vsrc + "-build", staged_prefix, cxx, env)
+        found = "weft_FOUND=1" in out
+        print(f"find_package(weft {request} CONFIG): {'found' if found else 'not found'}")
+        if found != want:
+            sys.stdout.write(out)
+            fail(f"find_package(weft {request} CONFIG) should {'' if want else 'not '}find weft {version}")
+
+    shutil.rmtree(work, ignore_errors=True)
+    print("PASS: installed weft works through its CMake package")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except RuntimeError as e:
+        fail(str(e))

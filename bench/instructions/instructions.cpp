@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Single-worker overhead in instructions: one computation per process, run by
 // tools/instructions under callgrind (which counts instructions and ignores
 // machine noise). Runs inside a runtime of one worker.

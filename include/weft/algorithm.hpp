@@ -28,6 +28,7 @@
 #include <ranges>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "weft/detail/algorithm_core.hpp"
 #include "weft/parallelize.hpp"
@@ -61,7 +62,10 @@ template <std::random_access_iterator It, class F>
 void for_each(It first, It last, F f) {
   const std::size_t n = detail::range_size(first, last, "weft::for_each: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) { std::for_each(first + detail::diff<It>(b), first + detail::diff<It>(e), f); });
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      const It end = first + detail::diff<It>(e);
+      for (It it = first + detail::diff<It>(b); it != end; ++it) f(*it);
+    });
   });
 }
 
@@ -82,7 +86,7 @@ Out transform(In first, In last, Out out, Op op) {
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
-      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b), op);
+      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b), std::ref(op));
     });
   });
   return out + detail::diff<Out>(n);
@@ -95,7 +99,7 @@ Out transform(In1 first1, In1 last1, In2 first2, Out out, Op op) {
   detail::on_runtime([&] {
     detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
       std::transform(first1 + detail::diff<In1>(b), first1 + detail::diff<In1>(e), first2 + detail::diff<In2>(b),
-                     out + detail::diff<Out>(b), op);
+                     out + detail::diff<Out>(b), std::ref(op));
     });
   });
   return out + detail::diff<Out>(n);
@@ -127,7 +131,8 @@ template <std::random_access_iterator It, class G>
 void generate(It first, It last, G g) {
   const std::size_t n = detail::range_size(first, last, "weft::generate: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) { std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), g); });
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) { std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
+    });
   });
 }
 
@@ -234,7 +239,7 @@ bool all_of(It first, It last, Pred pred) {
 }
 
 // The first smallest item (first when empty).
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 It min_element(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::min_element: last must not be before first");
   if (n == 0) return last;
@@ -252,7 +257,7 @@ It min_element(It first, It last, Comp comp = {}) {
 }
 
 // The first largest item (first when empty).
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 It max_element(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::max_element: last must not be before first");
   if (n == 0) return last;
@@ -270,7 +275,7 @@ It max_element(It first, It last, Comp comp = {}) {
 }
 
 // The first smallest and the last largest item ({first, first} when empty).
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::minmax_element: last must not be before first");
   if (n == 0) return {first, first};
@@ -400,7 +405,7 @@ It remove_if(It first, It last, Pred pred) {
 
 // Removes all but the first of every run of consecutive equivalent items;
 // returns the new end. pred must be an equivalence relation.
-template <std::random_access_iterator It, class Pred = std::ranges::equal_to>
+template <std::random_access_iterator It, class Pred = std::equal_to<>>
 It unique(It first, It last, Pred pred = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::unique: last must not be before first");
   if (n == 0) return last;
@@ -427,7 +432,7 @@ It unique(It first, It last, Pred pred = {}) {
 
 // Sorts by comp (not stable): parallel merge sort with std::sort at the
 // leaves, std::sort itself on one worker.
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
   if (n < 2) return;
@@ -436,7 +441,7 @@ void sort(It first, It last, Comp comp = {}) {
 
 // Sorts by comp, keeping the order of equivalent items: parallel merge sort
 // with std::stable_sort at the leaves.
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
   if (n < 2) return;
@@ -446,7 +451,7 @@ void stable_sort(It first, It last, Comp comp = {}) {
 // Merges two sorted ranges into out (stable: ties take the first range's item
 // first); returns the end of the output. out must not overlap the inputs.
 template <std::random_access_iterator It1, std::random_access_iterator It2, std::random_access_iterator Out,
-          class Comp = std::ranges::less>
+          class Comp = std::less<>>
 Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {}) {
   const std::size_t n1 = detail::range_size(first1, last1, "weft::merge: last1 must not be before first1");
   const std::size_t n2 = detail::range_size(first2, last2, "weft::merge: last2 must not be before first2");
@@ -457,7 +462,7 @@ Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {})
 // Rearranges so that nth holds the item sorted order puts there, with no item
 // after it less than it and none before it greater. Throws
 // std::invalid_argument if nth is outside [first, last].
-template <std::random_access_iterator It, class Comp = std::ranges::less>
+template <std::random_access_iterator It, class Comp = std::less<>>
 void nth_element(It first, It nth, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::nth_element: last must not be before first");
   if (nth - first < 0 || last - nth < 0) detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
@@ -572,29 +577,29 @@ detail::range_it<R> remove_if(R&& r, Pred pred) {
   return weft::remove_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred = std::ranges::equal_to>
+template <std::ranges::random_access_range R, class Pred = std::equal_to<>>
 detail::range_it<R> unique(R&& r, Pred pred = {}) {
   return weft::unique(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 void sort(R&& r, Comp comp = {}) {
   weft::sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 void stable_sort(R&& r, Comp comp = {}) {
   weft::stable_sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
-          class Comp = std::ranges::less>
+          class Comp = std::less<>>
 Out merge(R1&& r1, R2&& r2, Out out, Comp comp = {}) {
   return weft::merge(std::ranges::begin(r1), std::ranges::end(r1), std::ranges::begin(r2), std::ranges::end(r2), out,
                      std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 void nth_element(R&& r, std::ranges::iterator_t<R> nth, Comp comp = {}) {
   weft::nth_element(std::ranges::begin(r), nth, std::ranges::end(r), std::move(comp));
 }
@@ -624,17 +629,17 @@ bool none_of(R&& r, Pred pred) {
   return weft::none_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 detail::range_it<R> min_element(R&& r, Comp comp = {}) {
   return weft::min_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 detail::range_it<R> max_element(R&& r, Comp comp = {}) {
   return weft::max_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::ranges::less>
+template <std::ranges::random_access_range R, class Comp = std::less<>>
 std::pair<detail::range_it<R>, detail::range_it<R>> minmax_element(R&& r, Comp comp = {}) {
   return weft::minmax_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
 }

@@ -8,10 +8,9 @@
 // the caller, which sets its worker count).
 //
 // Every iteration sorts a fresh copy of the same random input; only the sort is
-// timed (manual time). Every variant's output must equal std::sort's
+// timed (the copy runs with the timer paused). Every variant's output must equal std::sort's
 // (std::stable_sort's for the pairs). WEFT_BENCH_SORT_N overrides the count.
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -89,11 +88,10 @@ void measure(benchmark::State& state, Sort&& sort_fn) {
   const input<T>& d = data<T>();
   std::vector<T> work;
   for (auto _ : state) {
+    state.PauseTiming();
     work = d.items;
-    const auto t0 = std::chrono::steady_clock::now();
+    state.ResumeTiming();
     sort_fn(work);
-    const auto t1 = std::chrono::steady_clock::now();
-    state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
   }
   bench::check(state, work == d.sorted, "output differs from the serial sort");
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(d.items.size()));
@@ -152,13 +150,13 @@ template <class T>
 void add_all(const char* workload, bool with_tbb) {
   const auto n = static_cast<std::int64_t>(count());
   const std::string w = workload;
-  bench::add_serial(w + "/serial", serial<T>, {{"n", n}})->UseManualTime();
-  bench::add_parallel(w + "/weft", weft_variant<T>, {{"n", n}}, bench::worker_counts(), bench::timing::manual);
+  bench::add_serial(w + "/serial", serial<T>, {{"n", n}});
+  bench::add_parallel(w + "/weft", weft_variant<T>, {{"n", n}});
 #if WEFT_BENCH_HAVE_TBB
   if (with_tbb) {
-    bench::add_parallel(w + "/tbb", tbb_variant<T>, {{"n", n}}, bench::worker_counts(), bench::timing::manual);
+    bench::add_parallel(w + "/tbb", tbb_variant<T>, {{"n", n}});
   }
-  bench::add_parallel(w + "/std_par", std_par_variant<T>, {{"n", n}}, bench::worker_counts(), bench::timing::manual);
+  bench::add_parallel(w + "/std_par", std_par_variant<T>, {{"n", n}});
 #else
   (void)with_tbb;
 #endif

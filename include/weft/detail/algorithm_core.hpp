@@ -12,6 +12,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -182,17 +183,14 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
   // chain from the first item, as pass 1 computes it).
   auto scan_block = [&](std::size_t b, std::size_t e, std::optional<T>& c, std::optional<T>* total) {
     std::size_t i = b;
-    std::optional<T> sum;
     if constexpr (Exclusive) {
       T acc = std::move(*c);
       if (total) {
         T x = uop(first[i]);
         out[i] = acc;
         acc = op(std::move(acc), x);
-        sum.emplace(std::move(x));
-        ++i;
-        T s = std::move(*sum);
-        for (; i < e; ++i) {
+        T s = std::move(x);
+        for (++i; i < e; ++i) {
           T y = uop(first[i]);
           out[i] = acc;
           acc = op(std::move(acc), y);
@@ -341,7 +339,19 @@ Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
       return v;
     }
   };
-  if (a != ae && b != be) {
+  using V1 = std::iter_value_t<It1>;
+  if constexpr (std::is_arithmetic_v<V1> && std::is_same_v<V1, std::iter_value_t<It2>>) {
+    // Branch-free selection: no mispredicted branch per item.
+    while (a != ae && b != be) {
+      const V1 x = *a;
+      const V1 y = *b;
+      const bool take_b = comp(y, x);
+      *out = take_b ? y : x;
+      ++out;
+      b += take_b;
+      a += !take_b;
+    }
+  } else if (a != ae && b != be) {
     while (true) {
       if (comp(*b, *a)) {
         *out = put(*b);

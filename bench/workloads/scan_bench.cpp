@@ -169,7 +169,8 @@ void copy_if_serial(benchmark::State& state) {
   const input& d = data(false);
   auto& out = output();
   std::size_t kept = 0;
-  for (auto _ : state) kept = static_cast<std::size_t>(std::copy_if(d.items.begin(), d.items.end(), out.begin(), keep) - out.begin());
+  for (auto _ : state)
+    kept = static_cast<std::size_t>(std::copy_if(d.items.begin(), d.items.end(), out.begin(), keep) - out.begin());
   finish_copy_if(state, kept);
 }
 

@@ -72,7 +72,8 @@ const input<T>& data() {
       d.sorted = d.items;
       std::sort(d.sorted.begin(), d.sorted.end());
     } else {
-      for (std::size_t i = 0; i < n; ++i) d.items[i] = {static_cast<std::uint32_t>(engine() % 1000), static_cast<std::uint32_t>(i)};
+      for (std::size_t i = 0; i < n; ++i)
+        d.items[i] = {static_cast<std::uint32_t>(engine() % 1000), static_cast<std::uint32_t>(i)};
       d.sorted = d.items;
       std::stable_sort(d.sorted.begin(), d.sorted.end(), by_key{});
     }

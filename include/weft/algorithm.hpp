@@ -86,7 +86,8 @@ Out transform(In first, In last, Out out, Op op) {
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
-      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b), std::ref(op));
+      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b),
+                     std::ref(op));
     });
   });
   return out + detail::diff<Out>(n);
@@ -110,7 +111,9 @@ template <std::random_access_iterator It, class T>
 void fill(It first, It last, const T& value) {
   const std::size_t n = detail::range_size(first, last, "weft::fill: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) { std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), value); });
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), value);
+    });
   });
 }
 
@@ -131,7 +134,8 @@ template <std::random_access_iterator It, class G>
 void generate(It first, It last, G g) {
   const std::size_t n = detail::range_size(first, last, "weft::generate: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) { std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
     });
   });
 }
@@ -154,7 +158,9 @@ template <std::random_access_iterator It1, std::random_access_iterator It2, clas
 T transform_reduce(It1 first1, It1 last1, It2 first2, T init, Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first1, last1, "weft::transform_reduce: last1 must not be before first1");
   return detail::on_runtime([&]() -> T {
-    auto item = [&](std::size_t i) -> T { return transform(first1[detail::diff<It1>(i)], first2[detail::diff<It2>(i)]); };
+    auto item = [&](std::size_t i) -> T {
+      return transform(first1[detail::diff<It1>(i)], first2[detail::diff<It2>(i)]);
+    };
     return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
   });
 }
@@ -244,7 +250,8 @@ It min_element(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::min_element: last must not be before first");
   if (n == 0) return last;
   return first + detail::diff<It>(detail::on_runtime([&] {
-           const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+           const detail::block_plan plan =
+               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
            auto leaf = [&](std::size_t b, std::size_t e) {
              return static_cast<std::size_t>(
                  std::min_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
@@ -262,7 +269,8 @@ It max_element(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::max_element: last must not be before first");
   if (n == 0) return last;
   return first + detail::diff<It>(detail::on_runtime([&] {
-           const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+           const detail::block_plan plan =
+               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
            auto leaf = [&](std::size_t b, std::size_t e) {
              return static_cast<std::size_t>(
                  std::max_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
@@ -287,8 +295,9 @@ std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
       return index_pair{static_cast<std::size_t>(lo - first), static_cast<std::size_t>(hi - first)};
     };
     auto pick = [&](index_pair a, index_pair b) {
-      return index_pair{comp(first[detail::diff<It>(b.first)], first[detail::diff<It>(a.first)]) ? b.first : a.first,
-                        comp(first[detail::diff<It>(b.second)], first[detail::diff<It>(a.second)]) ? a.second : b.second};
+      return index_pair{
+          comp(first[detail::diff<It>(b.first)], first[detail::diff<It>(a.first)]) ? b.first : a.first,
+          comp(first[detail::diff<It>(b.second)], first[detail::diff<It>(a.second)]) ? a.second : b.second};
     };
     return detail::blocked_reduce<index_pair>(plan, leaf, pick);
   });
@@ -301,7 +310,8 @@ std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop, class T>
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
-  const std::size_t n = detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -312,7 +322,8 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init)
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
   using T = std::decay_t<std::invoke_result_t<Uop&, std::iter_reference_t<In>>>;
-  const std::size_t n = detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>());
@@ -322,7 +333,8 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
-  const std::size_t n = detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -465,7 +477,8 @@ Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {})
 template <std::random_access_iterator It, class Comp = std::less<>>
 void nth_element(It first, It nth, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::nth_element: last must not be before first");
-  if (nth - first < 0 || last - nth < 0) detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
+  if (nth - first < 0 || last - nth < 0)
+    detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
   const std::size_t k = static_cast<std::size_t>(nth - first);
   if (k == n) return;
   detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });

@@ -39,7 +39,9 @@ class AlgorithmTest : public ::testing::TestWithParam<int> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Workers, AlgorithmTest, ::testing::Values(1, 2, 4),
-                         [](const ::testing::TestParamInfo<int>& info) { return "Workers" + std::to_string(info.param); });
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "Workers" + std::to_string(info.param);
+                         });
 
 std::vector<std::size_t> sizes() {
   return {0, 1, 2, 3, 5, 17, 1001, 4097, 70'001, static_cast<std::size_t>(weft_test::scaled(1'000'000))};
@@ -96,13 +98,15 @@ TEST_P(AlgorithmTest, ElementWiseMatchStd) {
 
       a = in;
       const std::size_t half = n / 2;
-      EXPECT_EQ(weft::for_each_n(a.begin(), half, [](std::int64_t& x) { x = -x; }), a.begin() + static_cast<std::ptrdiff_t>(half));
+      EXPECT_EQ(weft::for_each_n(a.begin(), half, [](std::int64_t& x) { x = -x; }),
+                a.begin() + static_cast<std::ptrdiff_t>(half));
       want = in;
       std::for_each_n(want.begin(), half, [](std::int64_t& x) { x = -x; });
       EXPECT_EQ(a, want);
 
       std::vector<std::int64_t> out(n);
-      EXPECT_EQ(weft::transform(in.begin(), in.end(), out.begin(), [](std::int64_t x) { return x ^ 0x5555; }), out.end());
+      EXPECT_EQ(weft::transform(in.begin(), in.end(), out.begin(), [](std::int64_t x) { return x ^ 0x5555; }),
+                out.end());
       std::transform(in.begin(), in.end(), want.begin(), [](std::int64_t x) { return x ^ 0x5555; });
       EXPECT_EQ(out, want);
 
@@ -135,12 +139,15 @@ TEST_P(AlgorithmTest, ReductionsMatchStd) {
     const auto in2 = make_input(rng, n, shape::few_values);
     rt.run([&] {
       EXPECT_EQ(weft::reduce(in.begin(), in.end()), std::reduce(in.begin(), in.end()));
-      EXPECT_EQ(weft::reduce(in.begin(), in.end(), std::int64_t{5}), std::reduce(in.begin(), in.end(), std::int64_t{5}));
-      EXPECT_EQ(weft::reduce(in, std::int64_t{1}, std::bit_xor<>{}), std::reduce(in.begin(), in.end(), std::int64_t{1}, std::bit_xor<>{}));
+      EXPECT_EQ(weft::reduce(in.begin(), in.end(), std::int64_t{5}),
+                std::reduce(in.begin(), in.end(), std::int64_t{5}));
+      EXPECT_EQ(weft::reduce(in, std::int64_t{1}, std::bit_xor<>{}),
+                std::reduce(in.begin(), in.end(), std::int64_t{1}, std::bit_xor<>{}));
       EXPECT_EQ(weft::transform_reduce(in.begin(), in.end(), in2.begin(), std::int64_t{3}),
                 std::transform_reduce(in.begin(), in.end(), in2.begin(), std::int64_t{3}));
       EXPECT_EQ(weft::transform_reduce(in, std::int64_t{0}, std::plus<>{}, [](std::int64_t x) { return x % 7; }),
-                std::transform_reduce(in.begin(), in.end(), std::int64_t{0}, std::plus<>{}, [](std::int64_t x) { return x % 7; }));
+                std::transform_reduce(in.begin(), in.end(), std::int64_t{0}, std::plus<>{},
+                                      [](std::int64_t x) { return x % 7; }));
       auto odd = [](std::int64_t x) { return x % 2 != 0; };
       EXPECT_EQ(weft::count_if(in.begin(), in.end(), odd), std::count_if(in.begin(), in.end(), odd));
       EXPECT_EQ(weft::count_if(in2, [](std::int64_t x) { return x == 0; }), std::count(in2.begin(), in2.end(), 0));
@@ -149,7 +156,8 @@ TEST_P(AlgorithmTest, ReductionsMatchStd) {
       EXPECT_EQ(weft::max_element(in2.begin(), in2.end()), std::max_element(in2.begin(), in2.end()));
       EXPECT_EQ(weft::minmax_element(in2.begin(), in2.end()), std::minmax_element(in2.begin(), in2.end()));
       EXPECT_EQ(weft::min_element(in, std::greater<>{}), std::min_element(in.begin(), in.end(), std::greater<>{}));
-      EXPECT_EQ(weft::minmax_element(in, std::greater<>{}), std::minmax_element(in.begin(), in.end(), std::greater<>{}));
+      EXPECT_EQ(weft::minmax_element(in, std::greater<>{}),
+                std::minmax_element(in.begin(), in.end(), std::greater<>{}));
     });
   }
 }
@@ -244,7 +252,8 @@ TEST_P(AlgorithmTest, ScansMatchStdBitForBit) {
       weft::exclusive_scan(maps.begin(), maps.end(), mg.begin(), affine{3, 5}, compose{});
       std::exclusive_scan(maps.begin(), maps.end(), mw.begin(), affine{3, 5}, compose{});
       EXPECT_TRUE(mg == mw);
-      EXPECT_TRUE(weft::reduce(maps, affine{1, 0}, compose{}) == std::accumulate(maps.begin(), maps.end(), affine{1, 0}, compose{}));
+      EXPECT_TRUE(weft::reduce(maps, affine{1, 0}, compose{}) ==
+                  std::accumulate(maps.begin(), maps.end(), affine{1, 0}, compose{}));
     });
   }
 }
@@ -488,8 +497,8 @@ std::vector<std::int64_t> unbox(const std::vector<boxed>& in, std::size_t count)
 
 TEST_P(AlgorithmTest, MoveOnlyItems) {
   weft_test::seeded_rng rng;
-  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{1001},
-                              static_cast<std::size_t>(weft_test::scaled(200'003))}) {
+  for (const std::size_t n :
+       {std::size_t{0}, std::size_t{1}, std::size_t{1001}, static_cast<std::size_t>(weft_test::scaled(200'003))}) {
     SCOPED_TRACE(::testing::Message() << "n = " << n);
     const auto in = make_input(rng, n, shape::few_values);
     auto less = [](const boxed& a, const boxed& b) { return *a.p < *b.p; };
@@ -547,7 +556,7 @@ TEST_P(AlgorithmTest, ExceptionsReachTheCaller) {
   rt.run([&] {
     EXPECT_THROW(weft::for_each(v, [&](std::int64_t x) { check(x); }), test_error);
     EXPECT_THROW(weft::transform(v, out.begin(), check), test_error);
-    EXPECT_THROW(weft::generate(out, [] () -> std::int64_t { throw test_error(); }), test_error);
+    EXPECT_THROW(weft::generate(out, []() -> std::int64_t { throw test_error(); }), test_error);
     EXPECT_THROW(weft::transform_reduce(v, std::int64_t{0}, std::plus<>{}, check), test_error);
     EXPECT_THROW(weft::transform_inclusive_scan(v, out.begin(), std::plus<>{}, check), test_error);
     EXPECT_THROW(weft::transform_exclusive_scan(v, out.begin(), std::int64_t{0}, std::plus<>{}, check), test_error);

@@ -453,7 +453,8 @@ void sort_impl(It first, std::size_t n, Comp& comp) {
       bool live;
       ~release() {
         if (live) {
-          weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
+          weft::parallel_for(std::size_t{0}, n,
+                             [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
         }
         alloc.deallocate(buf, n);
       }
@@ -540,7 +541,8 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
         for_blocks(plan.m_count, [&](std::size_t b) {
           std::size_t at[3] = {counts[3 * b], counts[3 * b + 1], counts[3 * b + 2]};
           const std::size_t e = plan.end(b);
-          for (std::size_t i = plan.begin(b); i < e; ++i) ::new (static_cast<void*>(buf + at[cls[i]]++)) T(std::move(rest[i]));
+          for (std::size_t i = plan.begin(b); i < e; ++i)
+            ::new (static_cast<void*>(buf + at[cls[i]]++)) T(std::move(rest[i]));
         });
         ::new (static_cast<void*>(buf + totals[0])) T(std::move(first[0]));
         ::new (static_cast<void*>(buf + totals[0] + 1)) T(std::move(first[1]));

@@ -154,7 +154,7 @@ void scan_omp(benchmark::State& state) {
   const std::size_t n = d.items.size();
   for (auto _ : state) {
     std::int64_t sum = 0;
-#pragma omp parallel for simd reduction(inscan, + : sum) num_threads(workers)
+#pragma omp parallel for reduction(inscan, + : sum) num_threads(workers)
     for (std::size_t i = 0; i < n; ++i) {
       sum += in[i];
 #pragma omp scan inclusive(sum)

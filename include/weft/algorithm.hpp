@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <ranges>
 #include <type_traits>
@@ -376,25 +377,50 @@ Out exclusive_scan(In first, In last, Out out, T init) {
 // ---- packing --------------------------------------------------------------------------
 
 // Copies the items x with pred(x) to out, in order; returns the end of the
-// output. A blocked count, a scan of the counts and a parallel scatter (pred is
-// called twice per item then); serial on one worker. The ranges must not
-// overlap.
+// output. pred is called once per item. Past one block: a blocked pass that
+// stores pred's answer per item (one byte each) and counts per block, a scan
+// of the counts, then a parallel pass that copies every block's items to its
+// offset (without a branch per item for trivially copyable items, so an
+// unpredictable pred costs no mispredictions). The ranges must not overlap.
 template <std::random_access_iterator In, std::random_access_iterator Out, class Pred>
 Out copy_if(In first, In last, Out out, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::copy_if: last must not be before first");
   if (n == 0) return out;
   return detail::on_runtime([&]() -> Out {
     const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
-    if (plan.m_count == 1 || weft::num_workers() <= 1) return std::copy_if(first, last, out, pred);
+    if (plan.m_count == 1) return std::copy_if(first, last, out, pred);
+    std::unique_ptr<unsigned char[]> keep(new unsigned char[n]);
     std::vector<std::size_t> offset(plan.m_count + 1);
     detail::for_blocks(plan.m_count, [&](std::size_t b) {
-      offset[b + 1] = static_cast<std::size_t>(
-          std::count_if(first + detail::diff<In>(plan.begin(b)), first + detail::diff<In>(plan.end(b)), pred));
+      std::size_t c = 0;
+      const std::size_t e = plan.end(b);
+      for (std::size_t i = plan.begin(b); i < e; ++i) {
+        const unsigned char k = pred(first[detail::diff<In>(i)]) ? 1 : 0;
+        keep[i] = k;
+        c += k;
+      }
+      offset[b + 1] = c;
     });
+    offset[0] = 0;
     for (std::size_t b = 0; b < plan.m_count; ++b) offset[b + 1] += offset[b];
     detail::for_blocks(plan.m_count, [&](std::size_t b) {
-      std::copy_if(first + detail::diff<In>(plan.begin(b)), first + detail::diff<In>(plan.end(b)),
-                   out + detail::diff<Out>(offset[b]), pred);
+      std::size_t j = offset[b];
+      const std::size_t stop = offset[b + 1];
+      const std::size_t e = plan.end(b);
+      using V = std::iter_value_t<In>;
+      if constexpr (std::is_trivially_copyable_v<V> && std::is_same_v<V, std::iter_value_t<Out>> &&
+                    std::is_assignable_v<std::iter_reference_t<Out>, const V&>) {
+        // Every item is written at the next free slot, which only a kept item
+        // advances; the slot past the block's last kept item is never written.
+        for (std::size_t i = plan.begin(b); i < e && j < stop; ++i) {
+          out[detail::diff<Out>(j)] = first[detail::diff<In>(i)];
+          j += keep[i];
+        }
+      } else {
+        for (std::size_t i = plan.begin(b); i < e; ++i) {
+          if (keep[i] != 0) out[detail::diff<Out>(j++)] = first[detail::diff<In>(i)];
+        }
+      }
     });
     return out + detail::diff<Out>(offset[plan.m_count]);
   });

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -397,6 +398,75 @@ void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp&
              [&] { merge_parallel<Move>(a + ma, na - ma, b + mb, nb - mb, out + (ma + mb), comp); });
 }
 
+// Items that sort by the bits of a key when compared with a plain less:
+// integers, and (for an unstable sort, which may order -0.0 and 0.0 either
+// way) floating point.
+template <bool Stable, class T, class Comp>
+inline constexpr bool radix_sortable =
+    (std::is_same_v<Comp, std::less<>> || std::is_same_v<Comp, std::less<T>> ||
+     std::is_same_v<Comp, std::ranges::less>)&&((std::is_integral_v<T> && !std::is_same_v<T, bool>) ||
+                                                (!Stable && (std::is_same_v<T, float> || std::is_same_v<T, double>)));
+
+// An unsigned key whose order is the order of x.
+template <class T>
+auto radix_key(T x) noexcept {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    U u = static_cast<U>(x);
+    if constexpr (std::is_signed_v<T>) u ^= static_cast<U>(U{1} << (sizeof(U) * 8 - 1));
+    return u;
+  } else {
+    using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+    const U u = std::bit_cast<U>(x);
+    const U sign = U{1} << (sizeof(U) * 8 - 1);
+    return (u & sign) != 0 ? static_cast<U>(~u) : static_cast<U>(u | sign);
+  }
+}
+
+// LSD radix sort of n items at a, one byte per pass, with t (n items) as
+// scratch; passes where all items share the byte are skipped. The result is in
+// t when to_buffer, else in a.
+template <class T, class A, class B>
+void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
+  constexpr std::size_t bytes = sizeof(T);
+  std::vector<std::size_t> count(bytes * 256, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto k = radix_key(static_cast<T>(a[i]));
+    for (std::size_t d = 0; d < bytes; ++d) ++count[d * 256 + ((k >> (8 * d)) & 0xff)];
+  }
+  bool in_a = true;
+  for (std::size_t d = 0; d < bytes; ++d) {
+    std::size_t* c = count.data() + d * 256;
+    const auto first_key = radix_key(static_cast<T>(in_a ? a[0] : t[0]));
+    if (c[(first_key >> (8 * d)) & 0xff] == n) continue;
+    std::size_t sum = 0;
+    for (std::size_t v = 0; v < 256; ++v) {
+      const std::size_t k = c[v];
+      c[v] = sum;
+      sum += k;
+    }
+    auto pass = [&](auto src, auto dst) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T x = src[i];
+        dst[c[(radix_key(x) >> (8 * d)) & 0xff]++] = x;
+      }
+    };
+    if (in_a) {
+      pass(a, t);
+    } else {
+      pass(t, a);
+    }
+    in_a = !in_a;
+  }
+  if (in_a == to_buffer) {
+    if (to_buffer) {
+      std::copy(a, a + n, t);
+    } else {
+      std::copy(t, t + n, a);
+    }
+  }
+}
+
 // Merge sort of n items at a, with t as a buffer of n items: sorts the halves
 // in parallel, then merges them in parallel; leaves of at most leaf items are
 // sorted with std::sort or std::stable_sort. The result is in t when
@@ -404,6 +474,11 @@ void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp&
 template <bool Stable, class It, class Buf, class Comp>
 void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool to_buffer) {
   if (n <= leaf) {
+    using T = std::iter_value_t<It>;
+    if constexpr (radix_sortable<Stable, T, Comp> && std::is_same_v<T, std::iter_value_t<Buf>>) {
+      radix_sort<T>(a, t, n, to_buffer);
+      return;
+    }
     if constexpr (Stable) {
       std::stable_sort(a, a + n, comp);
     } else {
@@ -431,7 +506,8 @@ void sort_impl(It first, std::size_t n, Comp& comp) {
   const int workers = weft::num_workers();
   constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
                                std::is_nothrow_destructible_v<T>;
-  if (!parallel_ok || workers <= 1 || n < 2 * k_sort_min_leaf) {
+  // On one worker, only keys that radix sort take the buffer (one leaf).
+  if (!parallel_ok || n < 2 * k_sort_min_leaf || (workers <= 1 && !radix_sortable<Stable, T, Comp>)) {
     if constexpr (Stable) {
       std::stable_sort(first, first + n, comp);
     } else {
@@ -441,7 +517,9 @@ void sort_impl(It first, std::size_t n, Comp& comp) {
   }
   if constexpr (parallel_ok) {
     std::size_t leaves = 1;
-    while (leaves < 2 * static_cast<std::size_t>(workers)) leaves *= 4;
+    if (workers > 1) {
+      while (leaves < 2 * static_cast<std::size_t>(workers)) leaves *= 4;
+    }
     std::size_t leaf = n / leaves + (n % leaves != 0 ? 1 : 0);
     if (leaf < k_sort_min_leaf) leaf = k_sort_min_leaf;
     std::allocator<T> alloc;

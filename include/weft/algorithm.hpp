@@ -468,8 +468,9 @@ It unique(It first, It last, Pred pred = {}) {
 
 // ---- sorting and merging ------------------------------------------------------------------
 
-// Sorts by comp (not stable): parallel merge sort with std::sort at the
-// leaves, std::sort itself on one worker.
+// Sorts by comp (not stable): parallel merge sort whose leaves are radix
+// sorted for integer and floating-point keys under a plain less, else sorted
+// with std::sort (std::sort itself on one worker for such other keys).
 template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
@@ -478,7 +479,8 @@ void sort(It first, It last, Comp comp = {}) {
 }
 
 // Sorts by comp, keeping the order of equivalent items: parallel merge sort
-// with std::stable_sort at the leaves.
+// with radix sorted leaves for integer keys under a plain less, else
+// std::stable_sort at the leaves.
 template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");

@@ -497,9 +497,11 @@ void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool t
   }
 }
 
-// Sorts [first, first + n): serially on one worker, for small n, and for
-// element types whose moves may throw; else by a parallel merge sort with
-// about 2 leaves per worker (a power of 4, so that the leaves sort in place).
+// Sorts [first, first + n): with std::sort / std::stable_sort for small n,
+// for element types whose moves may throw, and on one worker unless the keys
+// radix sort; else by a merge sort with one leaf on one worker and about 2
+// leaves per worker otherwise (a power of 4, so that the leaves sort in
+// place).
 template <bool Stable, class It, class Comp>
 void sort_impl(It first, std::size_t n, Comp& comp) {
   using T = std::iter_value_t<It>;

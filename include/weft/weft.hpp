@@ -2,6 +2,7 @@
 // weft: a work-stealing fiber runtime for nested parallel C++. Umbrella header.
 #pragma once
 
+#include "weft/algorithm.hpp"
 #include "weft/config.hpp"
 #include "weft/join.hpp"
 #include "weft/parallelize.hpp"

@@ -1,0 +1,689 @@
+// SPDX-License-Identifier: MIT
+// weft: the std:: algorithms, parallel on weft (docs/algorithms.md).
+//
+// Every algorithm has the semantics of its std:: counterpart without an
+// execution policy, for random-access iterators (output iterators included)
+// and for std::ranges::random_access_range, with these rules:
+// - It may suspend the calling fiber; from outside a runtime it runs in
+//   default_runtime(). It nests in any weft code (inside parallelize items,
+//   join branches, task_group spawns, other algorithms).
+// - Callables may be called concurrently and in any order, so they must not
+//   race with each other (as with std::execution::par).
+// - The first exception a callable throws is rethrown to the caller after the
+//   running calls returned; the output holds valid but unspecified values then.
+// - A reversed range (last before first) or a negative count throws
+//   std::invalid_argument naming the parameter.
+// - reduce, transform_reduce and the scans combine in an order that depends on
+//   the length of the range only: the result is bit-for-bit the same on any
+//   number of workers (also for floating point), like parallel_reduce.
+// - The searches (find_if, any_of, all_of, none_of) skip the rest of the work
+//   once the answer is known.
+#pragma once
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "weft/detail/algorithm_core.hpp"
+#include "weft/parallelize.hpp"
+
+namespace weft {
+
+namespace detail {
+
+template <class R>
+using range_it = std::ranges::borrowed_iterator_t<R>;
+
+template <class It>
+std::iter_difference_t<It> diff(std::size_t k) {
+  return static_cast<std::iter_difference_t<It>>(k);
+}
+
+// Calls body(b, e) on chunks covering [0, n), in parallel.
+template <class F>
+void for_chunks(std::size_t n, F&& body) {
+  if (n == 0) return;
+  weft::parallel_for(std::size_t{0}, n, body);
+}
+
+}  // namespace detail
+
+// ---- element-wise -----------------------------------------------------------------
+
+// f(x) for every item x (a reference: f may modify it). Returns nothing (unlike
+// std::for_each, which returns f).
+template <std::random_access_iterator It, class F>
+void for_each(It first, It last, F f) {
+  const std::size_t n = detail::range_size(first, last, "weft::for_each: last must not be before first");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      const It end = first + detail::diff<It>(e);
+      for (It it = first + detail::diff<It>(b); it != end; ++it) f(*it);
+    });
+  });
+}
+
+// f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
+// is negative.
+template <std::random_access_iterator It, std::integral Size, class F>
+It for_each_n(It first, Size n, F f) {
+  if constexpr (std::is_signed_v<Size>) {
+    if (n < 0) detail::throw_invalid_argument("weft::for_each_n: n must not be negative");
+  }
+  weft::for_each(first, first + static_cast<std::iter_difference_t<It>>(n), std::move(f));
+  return first + static_cast<std::iter_difference_t<It>>(n);
+}
+
+// out[i] = op(first[i]); returns out + n. out may equal first.
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
+Out transform(In first, In last, Out out, Op op) {
+  const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b),
+                     std::ref(op));
+    });
+  });
+  return out + detail::diff<Out>(n);
+}
+
+// out[i] = op(first1[i], first2[i]); returns out + n.
+template <std::random_access_iterator In1, std::random_access_iterator In2, std::random_access_iterator Out, class Op>
+Out transform(In1 first1, In1 last1, In2 first2, Out out, Op op) {
+  const std::size_t n = detail::range_size(first1, last1, "weft::transform: last1 must not be before first1");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::transform(first1 + detail::diff<In1>(b), first1 + detail::diff<In1>(e), first2 + detail::diff<In2>(b),
+                     out + detail::diff<Out>(b), std::ref(op));
+    });
+  });
+  return out + detail::diff<Out>(n);
+}
+
+// Assigns value to every item.
+template <std::random_access_iterator It, class T>
+void fill(It first, It last, const T& value) {
+  const std::size_t n = detail::range_size(first, last, "weft::fill: last must not be before first");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), value);
+    });
+  });
+}
+
+// out[i] = first[i]; returns out + n. The ranges must not overlap.
+template <std::random_access_iterator In, std::random_access_iterator Out>
+Out copy(In first, In last, Out out) {
+  const std::size_t n = detail::range_size(first, last, "weft::copy: last must not be before first");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::copy(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b));
+    });
+  });
+  return out + detail::diff<Out>(n);
+}
+
+// Assigns g() to every item; the calls of g may run concurrently.
+template <std::random_access_iterator It, class G>
+void generate(It first, It last, G g) {
+  const std::size_t n = detail::range_size(first, last, "weft::generate: last must not be before first");
+  detail::on_runtime([&] {
+    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+      std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
+    });
+  });
+}
+
+// ---- reductions ---------------------------------------------------------------------
+
+// reduce(init, transform(x0) ⊕ ... ⊕ transform(xn-1)) with an associative
+// reduce (commutativity is not needed); deterministic (see the top).
+template <std::random_access_iterator It, class T, class Reduce, class Transform>
+T transform_reduce(It first, It last, T init, Reduce reduce, Transform transform) {
+  const std::size_t n = detail::range_size(first, last, "weft::transform_reduce: last must not be before first");
+  return detail::on_runtime([&]() -> T {
+    auto item = [&](std::size_t i) -> T { return transform(first[detail::diff<It>(i)]); };
+    return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
+  });
+}
+
+// The same of transform(first1[i], first2[i]).
+template <std::random_access_iterator It1, std::random_access_iterator It2, class T, class Reduce, class Transform>
+T transform_reduce(It1 first1, It1 last1, It2 first2, T init, Reduce reduce, Transform transform) {
+  const std::size_t n = detail::range_size(first1, last1, "weft::transform_reduce: last1 must not be before first1");
+  return detail::on_runtime([&]() -> T {
+    auto item = [&](std::size_t i) -> T {
+      return transform(first1[detail::diff<It1>(i)], first2[detail::diff<It2>(i)]);
+    };
+    return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
+  });
+}
+
+// init + sum of first1[i] * first2[i].
+template <std::random_access_iterator It1, std::random_access_iterator It2, class T>
+T transform_reduce(It1 first1, It1 last1, It2 first2, T init) {
+  return weft::transform_reduce(first1, last1, first2, std::move(init), std::plus<>{}, std::multiplies<>{});
+}
+
+template <std::random_access_iterator It, class T, class Op>
+T reduce(It first, It last, T init, Op op) {
+  return weft::transform_reduce(first, last, std::move(init), std::move(op), std::identity{});
+}
+
+template <std::random_access_iterator It, class T>
+T reduce(It first, It last, T init) {
+  return weft::reduce(first, last, std::move(init), std::plus<>{});
+}
+
+template <std::random_access_iterator It>
+std::iter_value_t<It> reduce(It first, It last) {
+  return weft::reduce(first, last, std::iter_value_t<It>{}, std::plus<>{});
+}
+
+// The number of items x with pred(x).
+template <std::random_access_iterator It, class Pred>
+std::iter_difference_t<It> count_if(It first, It last, Pred pred) {
+  const std::size_t n = detail::range_size(first, last, "weft::count_if: last must not be before first");
+  if (n == 0) return 0;
+  return detail::on_runtime([&] {
+    const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+    auto leaf = [&](std::size_t b, std::size_t e) {
+      return std::count_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred);
+    };
+    std::plus<> plus;
+    return detail::blocked_reduce<std::iter_difference_t<It>>(plan, leaf, plus);
+  });
+}
+
+// ---- searches ---------------------------------------------------------------------------
+
+// The first item x with pred(x), or last.
+template <std::random_access_iterator It, class Pred>
+It find_if(It first, It last, Pred pred) {
+  const std::size_t n = detail::range_size(first, last, "weft::find_if: last must not be before first");
+  if (n == 0) return last;
+  return first + detail::diff<It>(detail::on_runtime([&] {
+           return detail::find_index(
+               n,
+               [&](std::size_t b, std::size_t e) {
+                 return static_cast<std::size_t>(
+                     std::find_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+               },
+               false);
+         }));
+}
+
+template <std::random_access_iterator It, class Pred>
+bool any_of(It first, It last, Pred pred) {
+  const std::size_t n = detail::range_size(first, last, "weft::any_of: last must not be before first");
+  if (n == 0) return false;
+  return detail::on_runtime([&] {
+    return detail::find_index(
+               n,
+               [&](std::size_t b, std::size_t e) {
+                 return static_cast<std::size_t>(
+                     std::find_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+               },
+               true) != n;
+  });
+}
+
+template <std::random_access_iterator It, class Pred>
+bool none_of(It first, It last, Pred pred) {
+  return !weft::any_of(first, last, std::move(pred));
+}
+
+template <std::random_access_iterator It, class Pred>
+bool all_of(It first, It last, Pred pred) {
+  return !weft::any_of(first, last, [&](auto&& x) { return !static_cast<bool>(pred(std::forward<decltype(x)>(x))); });
+}
+
+// The first smallest item (first when empty).
+template <std::random_access_iterator It, class Comp = std::less<>>
+It min_element(It first, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::min_element: last must not be before first");
+  if (n == 0) return last;
+  return first + detail::diff<It>(detail::on_runtime([&] {
+           const detail::block_plan plan =
+               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+           auto leaf = [&](std::size_t b, std::size_t e) {
+             return static_cast<std::size_t>(
+                 std::min_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
+           };
+           auto pick = [&](std::size_t a, std::size_t b) {
+             return comp(first[detail::diff<It>(b)], first[detail::diff<It>(a)]) ? b : a;
+           };
+           return detail::blocked_reduce<std::size_t>(plan, leaf, pick);
+         }));
+}
+
+// The first largest item (first when empty).
+template <std::random_access_iterator It, class Comp = std::less<>>
+It max_element(It first, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::max_element: last must not be before first");
+  if (n == 0) return last;
+  return first + detail::diff<It>(detail::on_runtime([&] {
+           const detail::block_plan plan =
+               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+           auto leaf = [&](std::size_t b, std::size_t e) {
+             return static_cast<std::size_t>(
+                 std::max_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
+           };
+           auto pick = [&](std::size_t a, std::size_t b) {
+             return comp(first[detail::diff<It>(a)], first[detail::diff<It>(b)]) ? b : a;
+           };
+           return detail::blocked_reduce<std::size_t>(plan, leaf, pick);
+         }));
+}
+
+// The first smallest and the last largest item ({first, first} when empty).
+template <std::random_access_iterator It, class Comp = std::less<>>
+std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::minmax_element: last must not be before first");
+  if (n == 0) return {first, first};
+  using index_pair = std::pair<std::size_t, std::size_t>;
+  const index_pair r = detail::on_runtime([&] {
+    const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+    auto leaf = [&](std::size_t b, std::size_t e) {
+      const auto [lo, hi] = std::minmax_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp);
+      return index_pair{static_cast<std::size_t>(lo - first), static_cast<std::size_t>(hi - first)};
+    };
+    auto pick = [&](index_pair a, index_pair b) {
+      return index_pair{
+          comp(first[detail::diff<It>(b.first)], first[detail::diff<It>(a.first)]) ? b.first : a.first,
+          comp(first[detail::diff<It>(b.second)], first[detail::diff<It>(a.second)]) ? a.second : b.second};
+    };
+    return detail::blocked_reduce<index_pair>(plan, leaf, pick);
+  });
+  return {first + detail::diff<It>(r.first), first + detail::diff<It>(r.second)};
+}
+
+// ---- scans ------------------------------------------------------------------------------
+// All scans allow out == first (in place); deterministic (see the top). They
+// return out + n.
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop, class T>
+Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+  detail::on_runtime([&] {
+    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
+    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
+  });
+  return out + detail::diff<Out>(n);
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
+Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
+  using T = std::decay_t<std::invoke_result_t<Uop&, std::iter_reference_t<In>>>;
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+  detail::on_runtime([&] {
+    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
+    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>());
+  });
+  return out + detail::diff<Out>(n);
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op, class Uop>
+Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
+  const std::size_t n =
+      detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
+  detail::on_runtime([&] {
+    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
+    detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
+  });
+  return out + detail::diff<Out>(n);
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class T>
+Out inclusive_scan(In first, In last, Out out, Op op, T init) {
+  return weft::transform_inclusive_scan(first, last, out, std::move(op), std::identity{}, std::move(init));
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
+Out inclusive_scan(In first, In last, Out out, Op op) {
+  using T = std::iter_value_t<In>;
+  const std::size_t n = detail::range_size(first, last, "weft::inclusive_scan: last must not be before first");
+  detail::on_runtime([&] {
+    auto u = [](const auto& x) -> T { return x; };
+    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>());
+  });
+  return out + detail::diff<Out>(n);
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out>
+Out inclusive_scan(In first, In last, Out out) {
+  return weft::inclusive_scan(first, last, out, std::plus<>{});
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op>
+Out exclusive_scan(In first, In last, Out out, T init, Op op) {
+  return weft::transform_exclusive_scan(first, last, out, std::move(init), std::move(op), std::identity{});
+}
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class T>
+Out exclusive_scan(In first, In last, Out out, T init) {
+  return weft::exclusive_scan(first, last, out, std::move(init), std::plus<>{});
+}
+
+// ---- packing --------------------------------------------------------------------------
+
+// Copies the items x with pred(x) to out, in order; returns the end of the
+// output. pred is called once per item. Past one block: a blocked pass that
+// stores pred's answer per item (one byte each) and counts per block, a scan
+// of the counts, then a parallel pass that copies every block's items to its
+// offset (without a branch per item for trivially copyable items, so an
+// unpredictable pred costs no mispredictions). The ranges must not overlap.
+template <std::random_access_iterator In, std::random_access_iterator Out, class Pred>
+Out copy_if(In first, In last, Out out, Pred pred) {
+  const std::size_t n = detail::range_size(first, last, "weft::copy_if: last must not be before first");
+  if (n == 0) return out;
+  return detail::on_runtime([&]() -> Out {
+    const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
+    if (plan.m_count == 1) return std::copy_if(first, last, out, pred);
+    std::unique_ptr<unsigned char[]> keep(new unsigned char[n]);
+    std::vector<std::size_t> offset(plan.m_count + 1);
+    detail::for_blocks(plan.m_count, [&](std::size_t b) {
+      std::size_t c = 0;
+      const std::size_t e = plan.end(b);
+      for (std::size_t i = plan.begin(b); i < e; ++i) {
+        const unsigned char k = pred(first[detail::diff<In>(i)]) ? 1 : 0;
+        keep[i] = k;
+        c += k;
+      }
+      offset[b + 1] = c;
+    });
+    offset[0] = 0;
+    for (std::size_t b = 0; b < plan.m_count; ++b) offset[b + 1] += offset[b];
+    detail::for_blocks(plan.m_count, [&](std::size_t b) {
+      std::size_t j = offset[b];
+      const std::size_t stop = offset[b + 1];
+      const std::size_t e = plan.end(b);
+      using V = std::iter_value_t<In>;
+      if constexpr (std::is_trivially_copyable_v<V> && std::is_same_v<V, std::iter_value_t<Out>> &&
+                    std::is_assignable_v<std::iter_reference_t<Out>, const V&>) {
+        // Every item is written at the next free slot, which only a kept item
+        // advances; the slot past the block's last kept item is never written.
+        for (std::size_t i = plan.begin(b); i < e && j < stop; ++i) {
+          out[detail::diff<Out>(j)] = first[detail::diff<In>(i)];
+          j += keep[i];
+        }
+      } else {
+        for (std::size_t i = plan.begin(b); i < e; ++i) {
+          if (keep[i] != 0) out[detail::diff<Out>(j++)] = first[detail::diff<In>(i)];
+        }
+      }
+    });
+    return out + detail::diff<Out>(offset[plan.m_count]);
+  });
+}
+
+// Removes the items x with pred(x), keeping the order of the others; returns
+// the new end. Each block is compacted in parallel, then the kept items are
+// gathered (through a buffer when there is more than one worker).
+template <std::random_access_iterator It, class Pred>
+It remove_if(It first, It last, Pred pred) {
+  const std::size_t n = detail::range_size(first, last, "weft::remove_if: last must not be before first");
+  if (n == 0) return last;
+  return first + detail::diff<It>(detail::on_runtime([&] {
+           return detail::pack_in_place(first, n, [&](std::size_t b, std::size_t e) {
+             It end = std::remove_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred);
+             return std::pair<std::size_t, std::size_t>{b, static_cast<std::size_t>(end - first)};
+           });
+         }));
+}
+
+// Removes all but the first of every run of consecutive equivalent items;
+// returns the new end. pred must be an equivalence relation.
+template <std::random_access_iterator It, class Pred = std::equal_to<>>
+It unique(It first, It last, Pred pred = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::unique: last must not be before first");
+  if (n == 0) return last;
+  return first + detail::diff<It>(detail::on_runtime([&] {
+           const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
+           // Whether a block's first item repeats the item before it, decided
+           // before any block moves its items.
+           std::vector<char> repeats(plan.m_count, 0);
+           for (std::size_t b = 1; b < plan.m_count; ++b) {
+             const std::size_t i = plan.begin(b);
+             repeats[b] = pred(first[detail::diff<It>(i - 1)], first[detail::diff<It>(i)]) ? 1 : 0;
+           }
+           std::vector<std::pair<std::size_t, std::size_t>> kept(plan.m_count);
+           detail::for_blocks(plan.m_count, [&](std::size_t b) {
+             const std::size_t lo = plan.begin(b);
+             It end = std::unique(first + detail::diff<It>(lo), first + detail::diff<It>(plan.end(b)), pred);
+             kept[b] = {lo + static_cast<std::size_t>(repeats[b]), static_cast<std::size_t>(end - first)};
+           });
+           return detail::gather_kept(first, kept);
+         }));
+}
+
+// ---- sorting and merging ------------------------------------------------------------------
+
+// Sorts by comp (not stable): parallel merge sort whose leaves are radix
+// sorted for integer and floating-point keys under a plain less, else sorted
+// with std::sort (std::sort itself on one worker for such other keys).
+template <std::random_access_iterator It, class Comp = std::less<>>
+void sort(It first, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
+  if (n < 2) return;
+  detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
+}
+
+// Sorts by comp, keeping the order of equivalent items: parallel merge sort
+// with radix sorted leaves for integer keys under a plain less, else
+// std::stable_sort at the leaves.
+template <std::random_access_iterator It, class Comp = std::less<>>
+void stable_sort(It first, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
+  if (n < 2) return;
+  detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
+}
+
+// Merges two sorted ranges into out (stable: ties take the first range's item
+// first); returns the end of the output. out must not overlap the inputs.
+template <std::random_access_iterator It1, std::random_access_iterator It2, std::random_access_iterator Out,
+          class Comp = std::less<>>
+Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {}) {
+  const std::size_t n1 = detail::range_size(first1, last1, "weft::merge: last1 must not be before first1");
+  const std::size_t n2 = detail::range_size(first2, last2, "weft::merge: last2 must not be before first2");
+  detail::on_runtime([&] { detail::merge_parallel<false>(first1, n1, first2, n2, out, comp); });
+  return out + detail::diff<Out>(n1 + n2);
+}
+
+// Rearranges so that nth holds the item sorted order puts there, with no item
+// after it less than it and none before it greater. Throws
+// std::invalid_argument if nth is outside [first, last].
+template <std::random_access_iterator It, class Comp = std::less<>>
+void nth_element(It first, It nth, It last, Comp comp = {}) {
+  const std::size_t n = detail::range_size(first, last, "weft::nth_element: last must not be before first");
+  if (nth - first < 0 || last - nth < 0)
+    detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
+  const std::size_t k = static_cast<std::size_t>(nth - first);
+  if (k == n) return;
+  detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
+}
+
+// ---- ranges overloads -------------------------------------------------------------------
+
+template <std::ranges::random_access_range R, class F>
+void for_each(R&& r, F f) {
+  weft::for_each(std::ranges::begin(r), std::ranges::end(r), std::move(f));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op>
+Out transform(R&& r, Out out, Op op) {
+  return weft::transform(std::ranges::begin(r), std::ranges::end(r), out, std::move(op));
+}
+
+template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
+          class Op>
+Out transform(R1&& r1, R2&& r2, Out out, Op op) {
+  const auto n1 = std::ranges::distance(r1);
+  const auto n2 = std::ranges::distance(r2);
+  auto first1 = std::ranges::begin(r1);
+  // As std::ranges::transform: the shorter range sets the length.
+  return weft::transform(first1, first1 + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2)), std::ranges::begin(r2), out,
+                         std::move(op));
+}
+
+template <std::ranges::random_access_range R, class T>
+void fill(R&& r, const T& value) {
+  weft::fill(std::ranges::begin(r), std::ranges::end(r), value);
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out>
+Out copy(R&& r, Out out) {
+  return weft::copy(std::ranges::begin(r), std::ranges::end(r), out);
+}
+
+template <std::ranges::random_access_range R, class G>
+void generate(R&& r, G g) {
+  weft::generate(std::ranges::begin(r), std::ranges::end(r), std::move(g));
+}
+
+template <std::ranges::random_access_range R, class T, class Reduce, class Transform>
+T transform_reduce(R&& r, T init, Reduce reduce, Transform transform) {
+  return weft::transform_reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init), std::move(reduce),
+                                std::move(transform));
+}
+
+template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, class T>
+T transform_reduce(R1&& r1, R2&& r2, T init) {
+  return weft::transform_reduce(std::ranges::begin(r1), std::ranges::end(r1), std::ranges::begin(r2), std::move(init));
+}
+
+template <std::ranges::random_access_range R, class T, class Op>
+T reduce(R&& r, T init, Op op) {
+  return weft::reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init), std::move(op));
+}
+
+template <std::ranges::random_access_range R, class T>
+T reduce(R&& r, T init) {
+  return weft::reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init));
+}
+
+template <std::ranges::random_access_range R>
+std::ranges::range_value_t<R> reduce(R&& r) {
+  return weft::reduce(std::ranges::begin(r), std::ranges::end(r));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op = std::plus<>>
+Out inclusive_scan(R&& r, Out out, Op op = {}) {
+  return weft::inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class T>
+Out inclusive_scan(R&& r, Out out, Op op, T init) {
+  return weft::inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(init));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op = std::plus<>>
+Out exclusive_scan(R&& r, Out out, T init, Op op = {}) {
+  return weft::exclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(init), std::move(op));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop>
+Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop) {
+  return weft::transform_inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(uop));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop, class T>
+Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop, T init) {
+  return weft::transform_inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(uop),
+                                        std::move(init));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op, class Uop>
+Out transform_exclusive_scan(R&& r, Out out, T init, Op op, Uop uop) {
+  return weft::transform_exclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(init), std::move(op),
+                                        std::move(uop));
+}
+
+template <std::ranges::random_access_range R, std::random_access_iterator Out, class Pred>
+Out copy_if(R&& r, Out out, Pred pred) {
+  return weft::copy_if(std::ranges::begin(r), std::ranges::end(r), out, std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+detail::range_it<R> remove_if(R&& r, Pred pred) {
+  return weft::remove_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred = std::equal_to<>>
+detail::range_it<R> unique(R&& r, Pred pred = {}) {
+  return weft::unique(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+void sort(R&& r, Comp comp = {}) {
+  weft::sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+void stable_sort(R&& r, Comp comp = {}) {
+  weft::stable_sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+}
+
+template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
+          class Comp = std::less<>>
+Out merge(R1&& r1, R2&& r2, Out out, Comp comp = {}) {
+  return weft::merge(std::ranges::begin(r1), std::ranges::end(r1), std::ranges::begin(r2), std::ranges::end(r2), out,
+                     std::move(comp));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+void nth_element(R&& r, std::ranges::iterator_t<R> nth, Comp comp = {}) {
+  weft::nth_element(std::ranges::begin(r), nth, std::ranges::end(r), std::move(comp));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+std::ranges::range_difference_t<R> count_if(R&& r, Pred pred) {
+  return weft::count_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+detail::range_it<R> find_if(R&& r, Pred pred) {
+  return weft::find_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+bool any_of(R&& r, Pred pred) {
+  return weft::any_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+bool all_of(R&& r, Pred pred) {
+  return weft::all_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Pred>
+bool none_of(R&& r, Pred pred) {
+  return weft::none_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+detail::range_it<R> min_element(R&& r, Comp comp = {}) {
+  return weft::min_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+detail::range_it<R> max_element(R&& r, Comp comp = {}) {
+  return weft::max_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+}
+
+template <std::ranges::random_access_range R, class Comp = std::less<>>
+std::pair<detail::range_it<R>, detail::range_it<R>> minmax_element(R&& r, Comp comp = {}) {
+  return weft::minmax_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+}
+
+}  // namespace weft

@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: MIT
+// weft: the building blocks of <weft/algorithm.hpp>: fixed block plans,
+// deterministic blocked reduction, early-exit search, blocked scans, packing
+// and parallel merge / merge sort. Everything here runs on a worker (the public
+// algorithms enter the runtime first) and uses only weft's public primitives.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "weft/join.hpp"
+#include "weft/parallelize.hpp"
+#include "weft/runtime.hpp"
+#include "weft/this_fiber.hpp"
+
+namespace weft::detail {
+
+// Runs f() on a worker: directly when called on one, else as a task of
+// this_runtime() (the default runtime from outside).
+template <class F>
+decltype(auto) on_runtime(F&& f) {
+  if (weft::on_worker()) return std::invoke(f);
+  return weft::this_runtime().run(f);
+}
+
+// last - first as a count; throws std::invalid_argument naming `last` when
+// the range is reversed.
+template <class It>
+std::size_t range_size(It first, It last, const char* message) {
+  const auto d = last - first;
+  if (d < 0) throw_invalid_argument(message);
+  return static_cast<std::size_t>(d);
+}
+
+// A cut of [0, n) into m_count blocks of m_size items (the last may be
+// shorter). It depends on n alone, so results built block by block do not
+// depend on the number of workers.
+struct block_plan {
+  std::size_t m_n;
+  std::size_t m_size;
+  std::size_t m_count;
+
+  std::size_t begin(std::size_t b) const noexcept { return b * m_size; }
+  std::size_t end(std::size_t b) const noexcept { return m_n - b * m_size <= m_size ? m_n : (b + 1) * m_size; }
+};
+
+// At most max_blocks blocks of at least min_size items.
+inline block_plan make_plan(std::size_t n, std::size_t min_size, std::size_t max_blocks) noexcept {
+  std::size_t size = n / max_blocks + (n % max_blocks != 0 ? 1 : 0);
+  if (size < min_size) size = min_size;
+  const std::size_t count = n == 0 ? 0 : n / size + (n % size != 0 ? 1 : 0);
+  return {n, size, count};
+}
+
+// Blocks for reductions and searches, and for the passes of scans and packing.
+inline constexpr std::size_t k_reduce_min_block = 2048;
+inline constexpr std::size_t k_reduce_max_blocks = 1024;
+inline constexpr std::size_t k_scan_min_block = 16384;
+inline constexpr std::size_t k_scan_max_blocks = 1024;
+inline constexpr std::size_t k_search_block = 4096;
+
+// Calls fn(b) for every block index b in [0, count), in parallel.
+template <class F>
+void for_blocks(std::size_t count, F&& fn) {
+  if (count == 1) {
+    fn(std::size_t{0});
+    return;
+  }
+  weft::parallel_for(std::size_t{0}, count, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t b = lo; b < hi; ++b) fn(b);
+  });
+}
+
+// Storage for one value per block, for types without a default constructor.
+template <class T>
+using block_values = std::vector<std::optional<T>>;
+
+// Reduces leaf(begin, end) over the blocks of plan, in parallel, and folds the
+// block results left to right with combine: the order of every combination
+// depends on the plan alone. plan.m_count must be at least 1.
+template <class T, class Leaf, class Combine>
+T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
+  if (plan.m_count == 1) return leaf(std::size_t{0}, plan.m_n);
+  block_values<T> parts(plan.m_count);
+  for_blocks(plan.m_count, [&](std::size_t b) { parts[b].emplace(leaf(plan.begin(b), plan.end(b))); });
+  T acc = std::move(*parts[0]);
+  for (std::size_t b = 1; b < plan.m_count; ++b) acc = combine(std::move(acc), std::move(*parts[b]));
+  return acc;
+}
+
+// The fold of item(i) for i in [b, e) (e > b) with reduce, as four contiguous
+// lanes combined as ((l0, l1), (l2, l3)) so that the processor overlaps the
+// chains; needs associativity only.
+template <class T, class Reduce, class Item>
+T fold_block(std::size_t b, std::size_t e, Reduce& reduce, Item& item) {
+  const std::size_t len = e - b;
+  if (len < 8) {
+    T acc = item(b);
+    for (std::size_t i = b + 1; i < e; ++i) acc = reduce(std::move(acc), item(i));
+    return acc;
+  }
+  const std::size_t q = len / 4;
+  T a0 = item(b);
+  T a1 = item(b + q);
+  T a2 = item(b + 2 * q);
+  T a3 = item(b + 3 * q);
+  for (std::size_t k = 1; k < q; ++k) {
+    a0 = reduce(std::move(a0), item(b + k));
+    a1 = reduce(std::move(a1), item(b + q + k));
+    a2 = reduce(std::move(a2), item(b + 2 * q + k));
+    a3 = reduce(std::move(a3), item(b + 3 * q + k));
+  }
+  for (std::size_t i = b + 4 * q; i < e; ++i) a3 = reduce(std::move(a3), item(i));
+  return reduce(reduce(std::move(a0), std::move(a1)), reduce(std::move(a2), std::move(a3)));
+}
+
+// reduce(init, fold of item(i) over [0, n)), with a tree that depends on n
+// only.
+template <class T, class Reduce, class Item>
+T transform_reduce_impl(std::size_t n, T init, Reduce& reduce, Item& item) {
+  if (n == 0) return init;
+  const block_plan plan = make_plan(n, k_reduce_min_block, k_reduce_max_blocks);
+  auto leaf = [&](std::size_t b, std::size_t e) { return fold_block<T>(b, e, reduce, item); };
+  T total = blocked_reduce<T>(plan, leaf, reduce);
+  return reduce(std::move(init), std::move(total));
+}
+
+// The smallest i in [0, n) with leaf finding it, where leaf(b, e) returns the
+// first hit in [b, e) or e. Blocks starting after a hit already found are
+// skipped, and every block stops at its first hit. With any_hit, any hit
+// ends the search (the index returned is then some hit, not the first).
+template <class Leaf>
+std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
+  if (n <= k_search_block) return leaf(std::size_t{0}, n);
+  std::atomic<std::size_t> found{n};
+  const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
+  weft::parallel_for(std::size_t{0}, blocks, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t blk = lo; blk < hi; ++blk) {
+      const std::size_t b = blk * k_search_block;
+      // relaxed: only a hint for skipping; the result is the minimum below.
+      const std::size_t known = found.load(std::memory_order_relaxed);
+      if (any_hit ? known != n : known <= b) return;
+      const std::size_t e = n - b <= k_search_block ? n : b + k_search_block;
+      const std::size_t hit = leaf(b, e);
+      if (hit != e) {
+        std::size_t cur = found.load(std::memory_order_relaxed);
+        // relaxed: parallel_for's completion orders these stores before the
+        // final load.
+        while (hit < cur && !found.compare_exchange_weak(cur, hit, std::memory_order_relaxed)) {
+        }
+        return;
+      }
+    }
+  });
+  return found.load(std::memory_order_relaxed);
+}
+
+// ---- scans ------------------------------------------------------------------
+
+// A scan of transform(first[i]) over [0, n) into out with op. Exclusive: out[i]
+// holds init op x0 op ... op x(i-1). Inclusive: out[i] holds [init op] x0 op
+// ... op xi. The blocks of a fixed plan are scanned from their carry (init and
+// the totals of the blocks before, folded left to right), so the arithmetic
+// depends on n alone: on one worker one fused pass computes the block totals
+// and the outputs together; on more, pass 1 computes the totals in parallel,
+// pass 2 the carries, pass 3 the outputs. out may equal first (in place):
+// every item is read before its output is written.
+template <class T, bool Exclusive, class In, class Out, class Op, class Uop>
+void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional<T> init) {
+  if (n == 0) return;
+  const block_plan plan = make_plan(n, k_scan_min_block, k_scan_max_blocks);
+  // The block's outputs from carry c; with total, also its total (a separate
+  // chain from the first item, as pass 1 computes it).
+  auto scan_block = [&](std::size_t b, std::size_t e, std::optional<T>& c, std::optional<T>* total) {
+    std::size_t i = b;
+    if constexpr (Exclusive) {
+      T acc = std::move(*c);
+      if (total) {
+        T x = uop(first[i]);
+        out[i] = acc;
+        acc = op(std::move(acc), x);
+        T s = std::move(x);
+        for (++i; i < e; ++i) {
+          T y = uop(first[i]);
+          out[i] = acc;
+          acc = op(std::move(acc), y);
+          s = op(std::move(s), std::move(y));
+        }
+        total->emplace(std::move(s));
+      } else {
+        for (; i < e; ++i) {
+          T y = uop(first[i]);
+          out[i] = acc;
+          acc = op(std::move(acc), std::move(y));
+        }
+      }
+    } else {
+      if (!c) {  // the first block of a scan without init: no carry
+        T acc = uop(first[i]);
+        out[i] = acc;
+        for (++i; i < e; ++i) {
+          acc = op(std::move(acc), uop(first[i]));
+          out[i] = acc;
+        }
+        if (total) total->emplace(std::move(acc));
+        return;
+      }
+      T acc = std::move(*c);
+      if (total) {
+        T x = uop(first[i]);
+        acc = op(std::move(acc), x);
+        out[i] = acc;
+        T s = std::move(x);
+        for (++i; i < e; ++i) {
+          T y = uop(first[i]);
+          acc = op(std::move(acc), y);
+          out[i] = acc;
+          s = op(std::move(s), std::move(y));
+        }
+        total->emplace(std::move(s));
+      } else {
+        for (; i < e; ++i) {
+          acc = op(std::move(acc), uop(first[i]));
+          out[i] = acc;
+        }
+      }
+    }
+  };
+  // carry(b + 1) from carry(b) and the total of block b.
+  auto advance = [&](std::optional<T>& c, std::optional<T>& total) {
+    if (c) {
+      c.emplace(op(std::move(*c), std::move(*total)));
+    } else {
+      c.emplace(std::move(*total));
+    }
+  };
+  if (plan.m_count == 1 || weft::num_workers() <= 1) {
+    std::optional<T> carry = std::move(init);
+    for (std::size_t b = 0; b < plan.m_count; ++b) {
+      std::optional<T> carry_in = carry;
+      std::optional<T> total;
+      const bool last = b + 1 == plan.m_count;
+      scan_block(plan.begin(b), plan.end(b), carry_in, last ? nullptr : &total);
+      if (!last) advance(carry, total);
+    }
+    return;
+  }
+  // Pass 1: the total of every block but the last, as one chain from the
+  // block's first item (as the fused pass computes it).
+  block_values<T> carries(plan.m_count);
+  for_blocks(plan.m_count - 1, [&](std::size_t b) {
+    const std::size_t e = plan.end(b);
+    T s = uop(first[plan.begin(b)]);
+    for (std::size_t i = plan.begin(b) + 1; i < e; ++i) s = op(std::move(s), uop(first[i]));
+    carries[b + 1].emplace(std::move(s));
+  });
+  // Pass 2: the carries, left to right.
+  carries[0] = std::move(init);
+  for (std::size_t b = 1; b < plan.m_count; ++b) {
+    std::optional<T> total = std::move(carries[b]);
+    std::optional<T> c = carries[b - 1];
+    advance(c, total);
+    carries[b] = std::move(c);
+  }
+  // Pass 3: the outputs.
+  for_blocks(plan.m_count, [&](std::size_t b) { scan_block(plan.begin(b), plan.end(b), carries[b], nullptr); });
+}
+
+// ---- packing ------------------------------------------------------------------
+
+// Moves the kept items of every block, [kept[b].first, kept[b].second) as
+// offsets into first, to the front of [first, first + n), in block order, and
+// returns their number. The kept items of a block lie at or after the block's
+// start. With more than one worker and nothrow moves they go through a buffer
+// in parallel; else they are moved serially.
+template <class It>
+std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::size_t>>& kept) {
+  using T = std::iter_value_t<It>;
+  const std::size_t blocks = kept.size();
+  std::vector<std::size_t> offset(blocks + 1);
+  offset[0] = 0;
+  for (std::size_t b = 0; b < blocks; ++b) offset[b + 1] = offset[b] + (kept[b].second - kept[b].first);
+  const std::size_t total = offset[blocks];
+  if constexpr (std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
+                std::is_nothrow_destructible_v<T>) {
+    if (weft::num_workers() > 1 && total >= 2 * k_scan_min_block) {
+      std::allocator<T> alloc;
+      T* buf = alloc.allocate(total);
+      for_blocks(blocks, [&](std::size_t b) {
+        std::uninitialized_move(first + kept[b].first, first + kept[b].second, buf + offset[b]);
+      });
+      weft::parallel_for(std::size_t{0}, total, [&](std::size_t lo, std::size_t hi) {
+        std::move(buf + lo, buf + hi, first + lo);
+        std::destroy(buf + lo, buf + hi);
+      });
+      alloc.deallocate(buf, total);
+      return total;
+    }
+  }
+  for (std::size_t b = 0; b < blocks; ++b) {
+    if (offset[b] != kept[b].first) std::move(first + kept[b].first, first + kept[b].second, first + offset[b]);
+  }
+  return total;
+}
+
+// Moves the items for which keep(b, e) returns the kept [lo, hi) of block
+// [b, e) (compacted in place, lo >= b) to the front; returns their number.
+template <class It, class Compact>
+std::size_t pack_in_place(It first, std::size_t n, Compact&& compact) {
+  const block_plan plan = make_plan(n, k_scan_min_block, k_scan_max_blocks);
+  std::vector<std::pair<std::size_t, std::size_t>> kept(plan.m_count);
+  for_blocks(plan.m_count, [&](std::size_t b) { kept[b] = compact(plan.begin(b), plan.end(b)); });
+  return gather_kept(first, kept);
+}
+
+// ---- merge and sort -------------------------------------------------------------
+
+inline constexpr std::size_t k_merge_leaf = 8192;
+inline constexpr std::size_t k_sort_min_leaf = 4096;
+
+// Serial merge of [a, ae) and [b, be) into out; on ties the item of the first
+// range goes first. Moves when Move, else copies.
+template <bool Move, class It1, class It2, class Out, class Comp>
+Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
+  auto put = [](auto& v) -> decltype(auto) {
+    if constexpr (Move) {
+      return std::move(v);
+    } else {
+      return v;
+    }
+  };
+  using V1 = std::iter_value_t<It1>;
+  if constexpr (std::is_arithmetic_v<V1> && std::is_same_v<V1, std::iter_value_t<It2>>) {
+    // Branch-free selection: no mispredicted branch per item.
+    while (a != ae && b != be) {
+      const V1 x = *a;
+      const V1 y = *b;
+      const bool take_b = comp(y, x);
+      *out = take_b ? y : x;
+      ++out;
+      b += take_b;
+      a += !take_b;
+    }
+  } else if (a != ae && b != be) {
+    while (true) {
+      if (comp(*b, *a)) {
+        *out = put(*b);
+        ++out;
+        if (++b == be) break;
+      } else {
+        *out = put(*a);
+        ++out;
+        if (++a == ae) break;
+      }
+    }
+  }
+  if constexpr (Move) {
+    out = std::move(a, ae, out);
+    return std::move(b, be, out);
+  } else {
+    out = std::copy(a, ae, out);
+    return std::copy(b, be, out);
+  }
+}
+
+// Parallel stable merge: splits the longer range at its middle, finds the
+// matching cut of the other by binary search, and merges both halves in
+// parallel. Work O(n), depth O(log^2 n).
+template <bool Move, class It1, class It2, class Out, class Comp>
+void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp& comp) {
+  if (na + nb <= k_merge_leaf) {
+    merge_serial<Move>(a, a + na, b, b + nb, out, comp);
+    return;
+  }
+  std::size_t ma;
+  std::size_t mb;
+  if (na >= nb) {
+    ma = na / 2;
+    // Items of b before a[ma]: those less than it (ties go after: stable).
+    mb = static_cast<std::size_t>(std::lower_bound(b, b + nb, a[ma], comp) - b);
+  } else {
+    mb = nb / 2;
+    // Items of a before b[mb]: those not greater than it.
+    ma = static_cast<std::size_t>(std::upper_bound(a, a + na, b[mb], comp) - a);
+  }
+  weft::join([&] { merge_parallel<Move>(a, ma, b, mb, out, comp); },
+             [&] { merge_parallel<Move>(a + ma, na - ma, b + mb, nb - mb, out + (ma + mb), comp); });
+}
+
+// Items that sort by the bits of a key when compared with a plain less:
+// integers, and (for an unstable sort, which may order -0.0 and 0.0 either
+// way) floating point.
+template <bool Stable, class T, class Comp>
+inline constexpr bool radix_sortable =
+    (std::is_same_v<Comp, std::less<>> || std::is_same_v<Comp, std::less<T>> ||
+     std::is_same_v<Comp, std::ranges::less>)&&((std::is_integral_v<T> && !std::is_same_v<T, bool>) ||
+                                                (!Stable && (std::is_same_v<T, float> || std::is_same_v<T, double>)));
+
+// An unsigned key whose order is the order of x.
+template <class T>
+auto radix_key(T x) noexcept {
+  if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    U u = static_cast<U>(x);
+    if constexpr (std::is_signed_v<T>) u ^= static_cast<U>(U{1} << (sizeof(U) * 8 - 1));
+    return u;
+  } else {
+    using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
+    const U u = std::bit_cast<U>(x);
+    const U sign = U{1} << (sizeof(U) * 8 - 1);
+    return (u & sign) != 0 ? static_cast<U>(~u) : static_cast<U>(u | sign);
+  }
+}
+
+// LSD radix sort of n items at a, one byte per pass, with t (n items) as
+// scratch; passes where all items share the byte are skipped. The result is in
+// t when to_buffer, else in a.
+template <class T, class A, class B>
+void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
+  constexpr std::size_t bytes = sizeof(T);
+  std::vector<std::size_t> count(bytes * 256, 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto k = radix_key(static_cast<T>(a[i]));
+    for (std::size_t d = 0; d < bytes; ++d) ++count[d * 256 + ((k >> (8 * d)) & 0xff)];
+  }
+  bool in_a = true;
+  for (std::size_t d = 0; d < bytes; ++d) {
+    std::size_t* c = count.data() + d * 256;
+    const auto first_key = radix_key(static_cast<T>(in_a ? a[0] : t[0]));
+    if (c[(first_key >> (8 * d)) & 0xff] == n) continue;
+    std::size_t sum = 0;
+    for (std::size_t v = 0; v < 256; ++v) {
+      const std::size_t k = c[v];
+      c[v] = sum;
+      sum += k;
+    }
+    auto pass = [&](auto src, auto dst) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const T x = src[i];
+        dst[c[(radix_key(x) >> (8 * d)) & 0xff]++] = x;
+      }
+    };
+    if (in_a) {
+      pass(a, t);
+    } else {
+      pass(t, a);
+    }
+    in_a = !in_a;
+  }
+  if (in_a == to_buffer) {
+    if (to_buffer) {
+      std::copy(a, a + n, t);
+    } else {
+      std::copy(t, t + n, a);
+    }
+  }
+}
+
+// Merge sort of n items at a, with t as a buffer of n items: sorts the halves
+// in parallel, then merges them in parallel; leaves of at most leaf items are
+// sorted with std::sort or std::stable_sort. The result is in t when
+// to_buffer, else in a.
+template <bool Stable, class It, class Buf, class Comp>
+void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool to_buffer) {
+  if (n <= leaf) {
+    using T = std::iter_value_t<It>;
+    if constexpr (radix_sortable<Stable, T, Comp> && std::is_same_v<T, std::iter_value_t<Buf>>) {
+      radix_sort<T>(a, t, n, to_buffer);
+      return;
+    }
+    if constexpr (Stable) {
+      std::stable_sort(a, a + n, comp);
+    } else {
+      std::sort(a, a + n, comp);
+    }
+    if (to_buffer) std::move(a, a + n, t);
+    return;
+  }
+  const std::size_t m = n / 2;
+  weft::join([&] { merge_sort<Stable>(a, t, m, leaf, comp, !to_buffer); },
+             [&] { merge_sort<Stable>(a + m, t + m, n - m, leaf, comp, !to_buffer); });
+  if (to_buffer) {
+    merge_parallel<true>(a, m, a + m, n - m, t, comp);
+  } else {
+    merge_parallel<true>(t, m, t + m, n - m, a, comp);
+  }
+}
+
+// Sorts [first, first + n): with std::sort / std::stable_sort for small n,
+// for element types whose moves may throw, and on one worker unless the keys
+// radix sort; else by a merge sort with one leaf on one worker and about 2
+// leaves per worker otherwise (a power of 4, so that the leaves sort in
+// place).
+template <bool Stable, class It, class Comp>
+void sort_impl(It first, std::size_t n, Comp& comp) {
+  using T = std::iter_value_t<It>;
+  const int workers = weft::num_workers();
+  constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
+                               std::is_nothrow_destructible_v<T>;
+  // On one worker, only keys that radix sort take the buffer (one leaf).
+  if (!parallel_ok || n < 2 * k_sort_min_leaf || (workers <= 1 && !radix_sortable<Stable, T, Comp>)) {
+    if constexpr (Stable) {
+      std::stable_sort(first, first + n, comp);
+    } else {
+      std::sort(first, first + n, comp);
+    }
+    return;
+  }
+  if constexpr (parallel_ok) {
+    std::size_t leaves = 1;
+    if (workers > 1) {
+      while (leaves < 2 * static_cast<std::size_t>(workers)) leaves *= 4;
+    }
+    std::size_t leaf = n / leaves + (n % leaves != 0 ? 1 : 0);
+    if (leaf < k_sort_min_leaf) leaf = k_sort_min_leaf;
+    std::allocator<T> alloc;
+    T* buf = alloc.allocate(n);
+    struct release {
+      std::allocator<T>& alloc;
+      T* buf;
+      std::size_t n;
+      bool live;
+      ~release() {
+        if (live) {
+          weft::parallel_for(std::size_t{0}, n,
+                             [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
+        }
+        alloc.deallocate(buf, n);
+      }
+    };
+    if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T>) {
+      release guard{alloc, buf, n, false};
+      merge_sort<Stable>(first, buf, n, leaf, comp, false);
+    } else {
+      // The buffer holds live objects throughout: the items move into it first,
+      // and the sort runs from it back into the range.
+      weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
+        std::uninitialized_move(first + lo, first + hi, buf + lo);
+      });
+      release guard{alloc, buf, n, true};
+      merge_sort<Stable>(buf, first, n, leaf, comp, true);
+    }
+  }
+}
+
+// ---- selection -------------------------------------------------------------------
+
+inline constexpr std::size_t k_select_serial = std::size_t{1} << 16;
+
+// Places the item of rank k of [first, first + n) at first + k, smaller-or-
+// equal items before it and greater-or-equal after (std::nth_element). On
+// more than one worker, large ranges are narrowed by rounds of a parallel
+// three-way partition around two pivots from a sorted sample that bracket
+// rank k: the classes of the items are stored (one byte each), the items are
+// moved by class into a buffer at offsets from a blocked count and scan, and
+// back; the round keeps only the class holding rank k. Then std::nth_element.
+template <class It, class Comp>
+void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
+  using T = std::iter_value_t<It>;
+  constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
+                               std::is_nothrow_destructible_v<T>;
+  if constexpr (parallel_ok) {
+    if (weft::num_workers() > 1) {
+      for (int round = 0; round < 8 && n >= k_select_serial; ++round) {
+        // Two pivots around rank k in a sorted sample of evenly spaced items.
+        constexpr std::size_t samples = 1023;
+        constexpr std::size_t spread = 32;
+        std::vector<std::size_t> sample(samples);
+        for (std::size_t j = 0; j < samples; ++j) sample[j] = j * (n / samples);
+        std::sort(sample.begin(), sample.end(), [&](std::size_t x, std::size_t y) { return comp(first[x], first[y]); });
+        const std::size_t r = static_cast<std::size_t>(static_cast<double>(k) / static_cast<double>(n) * samples);
+        std::size_t lo_i = sample[r >= spread ? r - spread : 0];
+        std::size_t hi_i = sample[r + spread < samples ? r + spread : samples - 1];
+        // The pivots go to positions 0 and 1 and stay there while the others
+        // are classified.
+        std::iter_swap(first, first + lo_i);
+        if (hi_i == 0) hi_i = lo_i;
+        std::iter_swap(first + 1, first + hi_i);
+        const bool distinct = comp(first[0], first[1]);
+        const std::size_t m = n - 2;
+        It rest = first + 2;
+        std::vector<unsigned char> cls(m);
+        const block_plan plan = make_plan(m, k_scan_min_block, k_scan_max_blocks);
+        std::vector<std::size_t> counts(3 * plan.m_count);
+        for_blocks(plan.m_count, [&](std::size_t b) {
+          std::size_t c[3] = {0, 0, 0};
+          const std::size_t e = plan.end(b);
+          for (std::size_t i = plan.begin(b); i < e; ++i) {
+            const unsigned char v = comp(rest[i], first[0]) ? 0 : (comp(first[1], rest[i]) ? 2 : 1);
+            cls[i] = v;
+            ++c[v];
+          }
+          for (int v = 0; v < 3; ++v) counts[3 * b + static_cast<std::size_t>(v)] = c[v];
+        });
+        // Offsets in the buffer: class 0 | the two pivots | class 1 | class 2.
+        std::size_t totals[3] = {0, 0, 0};
+        for (std::size_t b = 0; b < plan.m_count; ++b) {
+          for (std::size_t v = 0; v < 3; ++v) totals[v] += counts[3 * b + v];
+        }
+        std::size_t base[3] = {0, totals[0] + 2, totals[0] + 2 + totals[1]};
+        for (std::size_t b = 0; b < plan.m_count; ++b) {
+          for (std::size_t v = 0; v < 3; ++v) {
+            const std::size_t c = counts[3 * b + v];
+            counts[3 * b + v] = base[v];
+            base[v] += c;
+          }
+        }
+        std::allocator<T> alloc;
+        T* buf = alloc.allocate(n);
+        for_blocks(plan.m_count, [&](std::size_t b) {
+          std::size_t at[3] = {counts[3 * b], counts[3 * b + 1], counts[3 * b + 2]};
+          const std::size_t e = plan.end(b);
+          for (std::size_t i = plan.begin(b); i < e; ++i)
+            ::new (static_cast<void*>(buf + at[cls[i]]++)) T(std::move(rest[i]));
+        });
+        ::new (static_cast<void*>(buf + totals[0])) T(std::move(first[0]));
+        ::new (static_cast<void*>(buf + totals[0] + 1)) T(std::move(first[1]));
+        weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
+          std::move(buf + lo, buf + hi, first + lo);
+          std::destroy(buf + lo, buf + hi);
+        });
+        alloc.deallocate(buf, n);
+        // [0, lo_end): less than the low pivot; [lo_end, hi_end): between the
+        // pivots (both included); [hi_end, n): greater than the high pivot.
+        const std::size_t lo_end = totals[0];
+        const std::size_t hi_end = totals[0] + 2 + totals[1];
+        if (k < lo_end) {
+          n = lo_end;
+        } else if (k < hi_end) {
+          if (!distinct) return;  // the middle class is all equal to the pivots
+          first += static_cast<std::iter_difference_t<It>>(lo_end);
+          k -= lo_end;
+          n = hi_end - lo_end;
+        } else {
+          first += static_cast<std::iter_difference_t<It>>(hi_end);
+          k -= hi_end;
+          n -= hi_end;
+        }
+      }
+    }
+  }
+  std::nth_element(first, first + k, first + n, comp);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,659 @@
+// SPDX-License-Identifier: MIT
+// <weft/algorithm.hpp>: every algorithm against its std:: counterpart on random
+// inputs of many sizes (0, 1, 2, odd, and 10^6), all-equal keys, sorted and
+// reverse-sorted input, custom comparators and move-only items; the same bits
+// where std is deterministic (stable_sort, scans of integers) and the same
+// bits on every worker count for floating-point reductions and scans;
+// exceptions from callables; calls from inside parallelize items; bad
+// arguments.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <weft/algorithm.hpp>
+#include <weft/weft.hpp>
+
+#include "sanitizers.hpp"
+#include "seeded_rng.hpp"
+#include "watchdog.hpp"
+
+namespace {
+
+// One worker (no stealing), two, and four (more than the development machine's
+// cores).
+class AlgorithmTest : public ::testing::TestWithParam<int> {
+ protected:
+  weft::runtime rt{weft::config{.workers = GetParam()}};
+};
+
+INSTANTIATE_TEST_SUITE_P(Workers, AlgorithmTest, ::testing::Values(1, 2, 4),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "Workers" + std::to_string(info.param);
+                         });
+
+std::vector<std::size_t> sizes() {
+  return {0, 1, 2, 3, 5, 17, 1001, 4097, 70'001, static_cast<std::size_t>(weft_test::scaled(1'000'000))};
+}
+
+// The input shapes: random over a wide or a narrow range of values, all equal,
+// sorted, reverse sorted.
+enum class shape { random, few_values, all_equal, sorted, reversed };
+constexpr shape k_shapes[] = {shape::random, shape::few_values, shape::all_equal, shape::sorted, shape::reversed};
+
+std::vector<std::int64_t> make_input(weft_test::seeded_rng& rng, std::size_t n, shape s) {
+  std::vector<std::int64_t> v(n);
+  for (auto& x : v) x = static_cast<std::int64_t>(rng() % (s == shape::few_values ? 8 : 1'000'000'007)) - 500;
+  if (s == shape::all_equal) std::fill(v.begin(), v.end(), 42);
+  if (s == shape::sorted) std::sort(v.begin(), v.end());
+  if (s == shape::reversed) std::sort(v.begin(), v.end(), std::greater<>{});
+  return v;
+}
+
+std::vector<double> make_doubles(weft_test::seeded_rng& rng, std::size_t n) {
+  std::uniform_real_distribution<double> mantissa(-1.0, 1.0);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  std::vector<double> v(n);
+  for (auto& x : v) x = std::ldexp(mantissa(rng), exponent(rng));
+  return v;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+}
+
+// Large sizes only for the shapes where they add something: the parallel
+// paths are already taken at 70 001 items.
+bool worth(std::size_t n, shape s) { return n <= 70'001 || s == shape::random || s == shape::few_values; }
+
+bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+struct test_error : std::runtime_error {
+  test_error() : std::runtime_error("test_error") {}
+};
+
+TEST_P(AlgorithmTest, ElementWiseMatchStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const auto in = make_input(rng, n, shape::random);
+    const auto in2 = make_input(rng, n, shape::random);
+    rt.run([&] {
+      auto a = in;
+      weft::for_each(a.begin(), a.end(), [](std::int64_t& x) { x = x * 3 + 1; });
+      auto want = in;
+      std::for_each(want.begin(), want.end(), [](std::int64_t& x) { x = x * 3 + 1; });
+      EXPECT_EQ(a, want);
+
+      a = in;
+      const std::size_t half = n / 2;
+      EXPECT_EQ(weft::for_each_n(a.begin(), half, [](std::int64_t& x) { x = -x; }),
+                a.begin() + static_cast<std::ptrdiff_t>(half));
+      want = in;
+      std::for_each_n(want.begin(), half, [](std::int64_t& x) { x = -x; });
+      EXPECT_EQ(a, want);
+
+      std::vector<std::int64_t> out(n);
+      EXPECT_EQ(weft::transform(in.begin(), in.end(), out.begin(), [](std::int64_t x) { return x ^ 0x5555; }),
+                out.end());
+      std::transform(in.begin(), in.end(), want.begin(), [](std::int64_t x) { return x ^ 0x5555; });
+      EXPECT_EQ(out, want);
+
+      EXPECT_EQ(weft::transform(in.begin(), in.end(), in2.begin(), out.begin(), std::minus<>{}), out.end());
+      std::transform(in.begin(), in.end(), in2.begin(), want.begin(), std::minus<>{});
+      EXPECT_EQ(out, want);
+
+      weft::fill(out.begin(), out.end(), std::int64_t{7});
+      EXPECT_EQ(out, std::vector<std::int64_t>(n, 7));
+
+      EXPECT_EQ(weft::copy(in.begin(), in.end(), out.begin()), out.end());
+      EXPECT_EQ(out, in);
+
+      std::atomic<std::int64_t> calls{0};
+      weft::generate(out.begin(), out.end(), [&] { return calls.fetch_add(1, std::memory_order_relaxed); });
+      EXPECT_EQ(calls.load(), static_cast<std::int64_t>(n));
+      std::sort(out.begin(), out.end());
+      std::vector<std::int64_t> iota(n);
+      std::iota(iota.begin(), iota.end(), std::int64_t{0});
+      EXPECT_EQ(out, iota);
+    });
+  }
+}
+
+TEST_P(AlgorithmTest, ReductionsMatchStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const auto in = make_input(rng, n, shape::random);
+    const auto in2 = make_input(rng, n, shape::few_values);
+    rt.run([&] {
+      EXPECT_EQ(weft::reduce(in.begin(), in.end()), std::reduce(in.begin(), in.end()));
+      EXPECT_EQ(weft::reduce(in.begin(), in.end(), std::int64_t{5}),
+                std::reduce(in.begin(), in.end(), std::int64_t{5}));
+      EXPECT_EQ(weft::reduce(in, std::int64_t{1}, std::bit_xor<>{}),
+                std::reduce(in.begin(), in.end(), std::int64_t{1}, std::bit_xor<>{}));
+      EXPECT_EQ(weft::transform_reduce(in.begin(), in.end(), in2.begin(), std::int64_t{3}),
+                std::transform_reduce(in.begin(), in.end(), in2.begin(), std::int64_t{3}));
+      EXPECT_EQ(weft::transform_reduce(in, std::int64_t{0}, std::plus<>{}, [](std::int64_t x) { return x % 7; }),
+                std::transform_reduce(in.begin(), in.end(), std::int64_t{0}, std::plus<>{},
+                                      [](std::int64_t x) { return x % 7; }));
+      auto odd = [](std::int64_t x) { return x % 2 != 0; };
+      EXPECT_EQ(weft::count_if(in.begin(), in.end(), odd), std::count_if(in.begin(), in.end(), odd));
+      EXPECT_EQ(weft::count_if(in2, [](std::int64_t x) { return x == 0; }), std::count(in2.begin(), in2.end(), 0));
+      // Ties: the first smallest, the first largest, the last largest.
+      EXPECT_EQ(weft::min_element(in2.begin(), in2.end()), std::min_element(in2.begin(), in2.end()));
+      EXPECT_EQ(weft::max_element(in2.begin(), in2.end()), std::max_element(in2.begin(), in2.end()));
+      EXPECT_EQ(weft::minmax_element(in2.begin(), in2.end()), std::minmax_element(in2.begin(), in2.end()));
+      EXPECT_EQ(weft::min_element(in, std::greater<>{}), std::min_element(in.begin(), in.end(), std::greater<>{}));
+      EXPECT_EQ(weft::minmax_element(in, std::greater<>{}),
+                std::minmax_element(in.begin(), in.end(), std::greater<>{}));
+    });
+  }
+}
+
+// Floating-point reductions and scans give the same bits on 1, 2, 3 and this
+// runtime's workers.
+TEST_P(AlgorithmTest, FloatingPointIsDeterministic) {
+  weft_test::seeded_rng rng;
+  weft::runtime one{weft::config{.workers = 1}};
+  weft::runtime three{weft::config{.workers = 3}};
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const auto in = make_doubles(rng, n);
+    auto run_all = [&] {
+      std::vector<double> inc(n);
+      std::vector<double> exc(n);
+      weft::inclusive_scan(in.begin(), in.end(), inc.begin());
+      weft::exclusive_scan(in.begin(), in.end(), exc.begin(), 0.5);
+      const double sum = weft::reduce(in.begin(), in.end(), 0.0);
+      return std::make_tuple(sum, inc, exc);
+    };
+    const auto ref = one.run(run_all);
+    for (weft::runtime* r : {&rt, &three}) {
+      const auto got = r->run(run_all);
+      EXPECT_TRUE(same_bits(std::get<0>(got), std::get<0>(ref)));
+      EXPECT_TRUE(same_bits(std::get<1>(got), std::get<1>(ref)));
+      EXPECT_TRUE(same_bits(std::get<2>(got), std::get<2>(ref)));
+    }
+    // Close to the serial sum.
+    const double serial = std::accumulate(in.begin(), in.end(), 0.0);
+    EXPECT_NEAR(std::get<0>(ref), serial, 1e-6 * (1.0 + std::abs(serial)));
+  }
+}
+
+// An associative, non-commutative operation on integers: composition of affine
+// maps x -> a x + b (wrapping arithmetic), exact in any grouping.
+struct affine {
+  std::uint64_t a;
+  std::uint64_t b;
+  bool operator==(const affine&) const = default;
+};
+struct compose {
+  affine operator()(const affine& f, const affine& g) const { return {f.a * g.a, f.b * g.a + g.b}; }
+};
+
+TEST_P(AlgorithmTest, ScansMatchStdBitForBit) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const auto in = make_input(rng, n, shape::random);
+    std::vector<affine> maps(n);
+    for (auto& m : maps) m = {rng() | 1, rng()};
+    rt.run([&] {
+      std::vector<std::int64_t> got(n);
+      std::vector<std::int64_t> want(n);
+      EXPECT_EQ(weft::inclusive_scan(in.begin(), in.end(), got.begin()), got.end());
+      std::inclusive_scan(in.begin(), in.end(), want.begin());
+      EXPECT_EQ(got, want);
+      weft::inclusive_scan(in.begin(), in.end(), got.begin(), std::bit_xor<>{}, std::int64_t{9});
+      std::inclusive_scan(in.begin(), in.end(), want.begin(), std::bit_xor<>{}, std::int64_t{9});
+      EXPECT_EQ(got, want);
+      EXPECT_EQ(weft::exclusive_scan(in, got.begin(), std::int64_t{-4}), got.end());
+      std::exclusive_scan(in.begin(), in.end(), want.begin(), std::int64_t{-4});
+      EXPECT_EQ(got, want);
+      auto sq = [](std::int64_t x) { return (x % 1000) * (x % 1000); };
+      weft::transform_inclusive_scan(in.begin(), in.end(), got.begin(), std::plus<>{}, sq);
+      std::transform_inclusive_scan(in.begin(), in.end(), want.begin(), std::plus<>{}, sq);
+      EXPECT_EQ(got, want);
+      weft::transform_inclusive_scan(in, got.begin(), std::plus<>{}, sq, std::int64_t{11});
+      std::transform_inclusive_scan(in.begin(), in.end(), want.begin(), std::plus<>{}, sq, std::int64_t{11});
+      EXPECT_EQ(got, want);
+      weft::transform_exclusive_scan(in.begin(), in.end(), got.begin(), std::int64_t{2}, std::plus<>{}, sq);
+      std::transform_exclusive_scan(in.begin(), in.end(), want.begin(), std::int64_t{2}, std::plus<>{}, sq);
+      EXPECT_EQ(got, want);
+
+      // In place.
+      got = in;
+      weft::inclusive_scan(got.begin(), got.end(), got.begin());
+      std::inclusive_scan(in.begin(), in.end(), want.begin());
+      EXPECT_EQ(got, want);
+      got = in;
+      weft::exclusive_scan(got.begin(), got.end(), got.begin(), std::int64_t{1});
+      std::exclusive_scan(in.begin(), in.end(), want.begin(), std::int64_t{1});
+      EXPECT_EQ(got, want);
+
+      // Order: a non-commutative operation.
+      std::vector<affine> mg(n, affine{0, 0});
+      std::vector<affine> mw(n, affine{0, 0});
+      weft::inclusive_scan(maps.begin(), maps.end(), mg.begin(), compose{});
+      std::inclusive_scan(maps.begin(), maps.end(), mw.begin(), compose{});
+      EXPECT_TRUE(mg == mw);
+      weft::exclusive_scan(maps.begin(), maps.end(), mg.begin(), affine{3, 5}, compose{});
+      std::exclusive_scan(maps.begin(), maps.end(), mw.begin(), affine{3, 5}, compose{});
+      EXPECT_TRUE(mg == mw);
+      EXPECT_TRUE(weft::reduce(maps, affine{1, 0}, compose{}) ==
+                  std::accumulate(maps.begin(), maps.end(), affine{1, 0}, compose{}));
+    });
+  }
+}
+
+TEST_P(AlgorithmTest, PackingMatchesStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    for (const shape s : k_shapes) {
+      if (!worth(n, s)) continue;
+      SCOPED_TRACE(::testing::Message() << "n = " << n << ", shape " << static_cast<int>(s));
+      const auto in = make_input(rng, n, s);
+      rt.run([&] {
+        auto keep = [](std::int64_t x) { return (x & 2) == 0; };
+        std::vector<std::int64_t> got(n, -1);
+        std::vector<std::int64_t> want(n, -1);
+        const auto ge = weft::copy_if(in.begin(), in.end(), got.begin(), keep);
+        const auto we = std::copy_if(in.begin(), in.end(), want.begin(), keep);
+        EXPECT_EQ(ge - got.begin(), we - want.begin());
+        EXPECT_EQ(got, want);
+
+        got = in;
+        want = in;
+        auto gr = weft::remove_if(got.begin(), got.end(), keep);
+        auto wr = std::remove_if(want.begin(), want.end(), keep);
+        ASSERT_EQ(gr - got.begin(), wr - want.begin());
+        EXPECT_TRUE(std::equal(got.begin(), gr, want.begin()));
+
+        got = in;
+        want = in;
+        gr = weft::unique(got);
+        wr = std::unique(want.begin(), want.end());
+        ASSERT_EQ(gr - got.begin(), wr - want.begin());
+        EXPECT_TRUE(std::equal(got.begin(), gr, want.begin()));
+
+        // An equivalence coarser than equality.
+        got = in;
+        want = in;
+        auto same_tens = [](std::int64_t a, std::int64_t b) { return a / 10 == b / 10; };
+        gr = weft::unique(got.begin(), got.end(), same_tens);
+        wr = std::unique(want.begin(), want.end(), same_tens);
+        ASSERT_EQ(gr - got.begin(), wr - want.begin());
+        EXPECT_TRUE(std::equal(got.begin(), gr, want.begin()));
+      });
+    }
+  }
+}
+
+TEST_P(AlgorithmTest, PackingOfStrings) {
+  weft_test::seeded_rng rng;
+  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(200'001));
+  std::vector<std::string> in(n);
+  for (auto& s : in) s = std::string(1 + rng() % 20, static_cast<char>('a' + rng() % 3));
+  rt.run([&] {
+    auto keep = [](const std::string& s) { return s.size() % 3 == 0; };
+    auto got = in;
+    auto want = in;
+    auto gr = weft::remove_if(got, keep);
+    auto wr = std::remove_if(want.begin(), want.end(), keep);
+    ASSERT_EQ(gr - got.begin(), wr - want.begin());
+    EXPECT_TRUE(std::equal(got.begin(), gr, want.begin()));
+    got = in;
+    want = in;
+    gr = weft::unique(got.begin(), got.end());
+    wr = std::unique(want.begin(), want.end());
+    ASSERT_EQ(gr - got.begin(), wr - want.begin());
+    EXPECT_TRUE(std::equal(got.begin(), gr, want.begin()));
+  });
+}
+
+TEST_P(AlgorithmTest, SortsMatchStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    for (const shape s : k_shapes) {
+      if (!worth(n, s)) continue;
+      SCOPED_TRACE(::testing::Message() << "n = " << n << ", shape " << static_cast<int>(s));
+      const auto in = make_input(rng, n, s);
+      rt.run([&] {
+        auto want = in;
+        std::sort(want.begin(), want.end());
+        auto got = in;
+        weft::sort(got.begin(), got.end());
+        EXPECT_EQ(got, want);
+        got = in;
+        weft::sort(got, std::greater<>{});
+        std::reverse(want.begin(), want.end());
+        EXPECT_EQ(got, want);
+
+        // Stable: pairs ordered by key only keep their input order among equal
+        // keys; the same bits as std::stable_sort.
+        std::vector<std::pair<std::int64_t, std::size_t>> pairs(n);
+        for (std::size_t i = 0; i < n; ++i) pairs[i] = {in[i] % 100, i};
+        auto by_key = [](const auto& a, const auto& b) { return a.first < b.first; };
+        auto sg = pairs;
+        auto sw = pairs;
+        weft::stable_sort(sg.begin(), sg.end(), by_key);
+        std::stable_sort(sw.begin(), sw.end(), by_key);
+        EXPECT_EQ(sg, sw);
+
+        // Unstable sort by key only: a permutation, ordered by key.
+        weft::sort(sg, by_key);
+        EXPECT_TRUE(std::is_sorted(sg.begin(), sg.end(), by_key));
+        std::sort(sg.begin(), sg.end());
+        std::sort(sw.begin(), sw.end());
+        EXPECT_EQ(sg, sw);
+      });
+    }
+  }
+}
+
+TEST_P(AlgorithmTest, SortsStringsAndDoubles) {
+  weft_test::seeded_rng rng;
+  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(300'007));
+  std::vector<std::string> strings(n);
+  for (auto& s : strings) s = std::to_string(rng() % 100'000) + std::string(rng() % 24, 'x');
+  const auto doubles = make_doubles(rng, n);
+  rt.run([&] {
+    auto got = strings;
+    auto want = strings;
+    weft::sort(got);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want);
+    got = strings;
+    auto by_length = [](const std::string& a, const std::string& b) { return a.size() < b.size(); };
+    weft::stable_sort(got, by_length);
+    want = strings;
+    std::stable_sort(want.begin(), want.end(), by_length);
+    EXPECT_EQ(got, want);
+    auto dg = doubles;
+    auto dw = doubles;
+    weft::sort(dg.begin(), dg.end());
+    std::sort(dw.begin(), dw.end());
+    EXPECT_TRUE(same_bits(dg, dw));
+  });
+}
+
+TEST_P(AlgorithmTest, MergeMatchesStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    using item = std::pair<std::int64_t, int>;
+    std::vector<item> a(n);
+    std::vector<item> b(n / 3 + 1);
+    for (auto& x : a) x = {static_cast<std::int64_t>(rng() % 50), 1};
+    for (auto& x : b) x = {static_cast<std::int64_t>(rng() % 50), 2};
+    auto by_key = [](const item& x, const item& y) { return x.first < y.first; };
+    std::sort(a.begin(), a.end(), by_key);
+    std::sort(b.begin(), b.end(), by_key);
+    rt.run([&] {
+      std::vector<item> got(a.size() + b.size());
+      std::vector<item> want(got.size());
+      EXPECT_EQ(weft::merge(a.begin(), a.end(), b.begin(), b.end(), got.begin(), by_key), got.end());
+      std::merge(a.begin(), a.end(), b.begin(), b.end(), want.begin(), by_key);
+      EXPECT_EQ(got, want);
+      // The longer range second.
+      weft::merge(b, a, got.begin(), by_key);
+      std::merge(b.begin(), b.end(), a.begin(), a.end(), want.begin(), by_key);
+      EXPECT_EQ(got, want);
+    });
+  }
+}
+
+TEST_P(AlgorithmTest, NthElementSelects) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    if (n == 0) continue;
+    for (const shape s : k_shapes) {
+      if (!worth(n, s)) continue;
+      SCOPED_TRACE(::testing::Message() << "n = " << n << ", shape " << static_cast<int>(s));
+      const auto in = make_input(rng, n, s);
+      auto sorted = in;
+      std::sort(sorted.begin(), sorted.end());
+      for (const std::size_t k : {std::size_t{0}, n / 3, n / 2, n - 1}) {
+        auto got = in;
+        rt.run([&] { weft::nth_element(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(k), got.end()); });
+        ASSERT_EQ(got[k], sorted[k]) << "k = " << k;
+        for (std::size_t i = 0; i < k; ++i) ASSERT_LE(got[i], got[k]);
+        for (std::size_t i = k + 1; i < n; ++i) ASSERT_GE(got[i], got[k]);
+        auto check = got;
+        std::sort(check.begin(), check.end());
+        ASSERT_EQ(check, sorted);
+      }
+    }
+  }
+}
+
+TEST_P(AlgorithmTest, SearchesMatchStd) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    auto in = make_input(rng, n, shape::random);
+    rt.run([&] {
+      for (const std::int64_t target : {std::int64_t{-1}, n > 0 ? in[n / 2] : 0, n > 0 ? in[n - 1] : 0}) {
+        auto is = [target](std::int64_t x) { return x == target; };
+        EXPECT_EQ(weft::find_if(in.begin(), in.end(), is), std::find_if(in.begin(), in.end(), is));
+        EXPECT_EQ(weft::find_if(in, is), std::find_if(in.begin(), in.end(), is));
+        EXPECT_EQ(weft::any_of(in.begin(), in.end(), is), std::any_of(in.begin(), in.end(), is));
+        EXPECT_EQ(weft::none_of(in, is), std::none_of(in.begin(), in.end(), is));
+      }
+      auto small = [](std::int64_t x) { return x < 1'000'000'000; };
+      EXPECT_EQ(weft::all_of(in, small), std::all_of(in.begin(), in.end(), small));
+      auto positive = [](std::int64_t x) { return x > 0; };
+      EXPECT_EQ(weft::all_of(in.begin(), in.end(), positive), std::all_of(in.begin(), in.end(), positive));
+    });
+  }
+}
+
+// A search whose answer is at the start skips the rest: far fewer predicate
+// calls than items.
+TEST_P(AlgorithmTest, SearchesStopEarly) {
+  const std::size_t n = 4'000'000;
+  std::vector<int> v(n, 0);
+  v[10] = 1;
+  std::atomic<std::size_t> calls{0};
+  auto is_one = [&](int x) {
+    calls.fetch_add(1, std::memory_order_relaxed);
+    return x == 1;
+  };
+  const auto it = rt.run([&] { return weft::find_if(v.begin(), v.end(), is_one); });
+  EXPECT_EQ(it - v.begin(), 10);
+  EXPECT_LT(calls.load(), n / 2);
+  calls = 0;
+  EXPECT_TRUE(rt.run([&] { return weft::any_of(v, is_one); }));
+  EXPECT_LT(calls.load(), n / 2);
+}
+
+struct boxed {
+  std::unique_ptr<std::int64_t> p;
+};
+
+std::vector<boxed> boxes(const std::vector<std::int64_t>& in) {
+  std::vector<boxed> out(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) out[i].p = std::make_unique<std::int64_t>(in[i]);
+  return out;
+}
+
+std::vector<std::int64_t> unbox(const std::vector<boxed>& in, std::size_t count) {
+  std::vector<std::int64_t> out(count);
+  for (std::size_t i = 0; i < count; ++i) out[i] = *in[i].p;
+  return out;
+}
+
+TEST_P(AlgorithmTest, MoveOnlyItems) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n :
+       {std::size_t{0}, std::size_t{1}, std::size_t{1001}, static_cast<std::size_t>(weft_test::scaled(200'003))}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const auto in = make_input(rng, n, shape::few_values);
+    auto less = [](const boxed& a, const boxed& b) { return *a.p < *b.p; };
+    rt.run([&] {
+      auto want = in;
+      std::stable_sort(want.begin(), want.end());
+      auto b = boxes(in);
+      weft::sort(b, less);
+      EXPECT_EQ(unbox(b, n), want);
+      b = boxes(in);
+      weft::stable_sort(b.begin(), b.end(), less);
+      EXPECT_EQ(unbox(b, n), want);
+
+      b = boxes(in);
+      auto odd = [](const boxed& x) { return *x.p % 2 != 0; };
+      auto end = weft::remove_if(b.begin(), b.end(), odd);
+      auto w = in;
+      auto wend = std::remove_if(w.begin(), w.end(), [](std::int64_t x) { return x % 2 != 0; });
+      w.erase(wend, w.end());
+      EXPECT_EQ(unbox(b, static_cast<std::size_t>(end - b.begin())), w);
+
+      b = boxes(in);
+      end = weft::unique(b, [](const boxed& x, const boxed& y) { return *x.p == *y.p; });
+      w = in;
+      w.erase(std::unique(w.begin(), w.end()), w.end());
+      EXPECT_EQ(unbox(b, static_cast<std::size_t>(end - b.begin())), w);
+
+      if (n > 0) {
+        b = boxes(in);
+        weft::nth_element(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n / 2), b.end(), less);
+        EXPECT_EQ(*b[n / 2].p, want[n / 2]);
+        EXPECT_EQ(*weft::min_element(b, less)->p, want.front());
+        EXPECT_EQ(*weft::max_element(b.begin(), b.end(), less)->p, want.back());
+      }
+      weft::for_each(b, [](boxed& x) { *x.p += 1; });
+      std::vector<boxed> moved(n);
+      weft::transform(b, moved.begin(), [](boxed& x) { return boxed{std::move(x.p)}; });
+      EXPECT_EQ(weft::count_if(moved, [](const boxed& x) { return x.p != nullptr; }), static_cast<std::ptrdiff_t>(n));
+    });
+  }
+}
+
+// The first exception a callable throws reaches the caller, and the runtime
+// stays usable.
+TEST_P(AlgorithmTest, ExceptionsReachTheCaller) {
+  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(300'000));
+  std::vector<std::int64_t> v(n);
+  std::iota(v.begin(), v.end(), std::int64_t{0});
+  std::vector<std::int64_t> out(n);
+  const std::int64_t bad = static_cast<std::int64_t>(n * 2 / 3);
+  auto check = [bad](std::int64_t x) {
+    if (x == bad) throw test_error();
+    return x;
+  };
+  rt.run([&] {
+    EXPECT_THROW(weft::for_each(v, [&](std::int64_t x) { check(x); }), test_error);
+    EXPECT_THROW(weft::transform(v, out.begin(), check), test_error);
+    EXPECT_THROW(weft::generate(out, []() -> std::int64_t { throw test_error(); }), test_error);
+    EXPECT_THROW(weft::transform_reduce(v, std::int64_t{0}, std::plus<>{}, check), test_error);
+    EXPECT_THROW(weft::transform_inclusive_scan(v, out.begin(), std::plus<>{}, check), test_error);
+    EXPECT_THROW(weft::transform_exclusive_scan(v, out.begin(), std::int64_t{0}, std::plus<>{}, check), test_error);
+    EXPECT_THROW(weft::copy_if(v, out.begin(), [&](std::int64_t x) { return check(x) > 0; }), test_error);
+    EXPECT_THROW(weft::count_if(v, [&](std::int64_t x) { return check(x) > 0; }), test_error);
+    EXPECT_THROW(weft::find_if(v, [&](std::int64_t x) { return check(x) < 0; }), test_error);
+    EXPECT_THROW(weft::min_element(v, [&](std::int64_t a, std::int64_t b) { return check(a) < check(b); }), test_error);
+    auto w = v;
+    std::reverse(w.begin(), w.end());
+    auto throwing_less = [&](std::int64_t a, std::int64_t b) { return check(a) < check(b); };
+    EXPECT_THROW(weft::sort(w, throwing_less), test_error);
+    w = v;
+    std::reverse(w.begin(), w.end());
+    EXPECT_THROW(weft::stable_sort(w, throwing_less), test_error);
+    w = v;
+    std::reverse(w.begin(), w.end());
+    EXPECT_THROW(weft::nth_element(w, w.begin() + 5, throwing_less), test_error);
+    w = v;
+    EXPECT_THROW(weft::remove_if(w, [&](std::int64_t x) { return check(x) < 0; }), test_error);
+    w = v;
+    EXPECT_THROW(weft::unique(w, [&](std::int64_t a, std::int64_t b) { return check(a) == b; }), test_error);
+    EXPECT_THROW(weft::merge(v, v, std::vector<std::int64_t>(2 * n).begin(), throwing_less), test_error);
+    // Still usable.
+    EXPECT_EQ(weft::reduce(v), static_cast<std::int64_t>(n) * (static_cast<std::int64_t>(n) - 1) / 2);
+  });
+}
+
+// The algorithms inside parallelize items, and one inside another.
+TEST_P(AlgorithmTest, NestInsideParallelCode) {
+  weft_test::seeded_rng rng;
+  constexpr int k_items = 8;
+  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(100'003));
+  std::vector<std::vector<std::int64_t>> inputs(k_items);
+  for (auto& in : inputs) in = make_input(rng, n, shape::random);
+  std::vector<std::vector<std::int64_t>> sorted(k_items);
+  std::vector<std::vector<std::int64_t>> scanned(k_items);
+  std::vector<std::int64_t> counts(k_items);
+  rt.run([&] {
+    weft::parallelize(k_items, [&](int i) {
+      const auto idx = static_cast<std::size_t>(i);
+      sorted[idx] = inputs[idx];
+      weft::sort(sorted[idx]);
+      scanned[idx].resize(n);
+      weft::inclusive_scan(inputs[idx], scanned[idx].begin());
+      counts[idx] = weft::count_if(inputs[idx], [&](std::int64_t x) {
+        return weft::any_of(inputs[idx].begin(), inputs[idx].begin() + 3, [x](std::int64_t y) { return y == x; });
+      });
+    });
+  });
+  for (std::size_t i = 0; i < k_items; ++i) {
+    auto want = inputs[i];
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(sorted[i], want);
+    std::inclusive_scan(inputs[i].begin(), inputs[i].end(), want.begin());
+    EXPECT_EQ(scanned[i], want);
+    const auto& in = inputs[i];
+    EXPECT_EQ(counts[i], std::count_if(in.begin(), in.end(), [&](std::int64_t x) {
+                return std::find(in.begin(), in.begin() + 3, x) != in.begin() + 3;
+              }));
+  }
+  // And an exception from a nested algorithm reaches the outer caller.
+  EXPECT_THROW(rt.run([&] {
+    weft::parallelize(k_items, [&](int i) {
+      weft::for_each(inputs[static_cast<std::size_t>(i)], [i](std::int64_t) {
+        if (i == 5) throw test_error();
+      });
+    });
+  }),
+               test_error);
+}
+
+TEST(AlgorithmOutside, CallsFromOutsideARuntimeUseTheDefault) {
+  std::vector<int> v{5, 3, 9, 1, 7};
+  weft::sort(v);
+  EXPECT_EQ(v, (std::vector<int>{1, 3, 5, 7, 9}));
+  EXPECT_EQ(weft::reduce(v), 25);
+}
+
+TEST(AlgorithmArguments, BadArgumentsThrowInvalidArgument) {
+  std::vector<int> v(10);
+  auto expect_names = [](auto&& call, const char* name) {
+    try {
+      call();
+      ADD_FAILURE() << "no exception";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  };
+  expect_names([&] { weft::sort(v.end(), v.begin()); }, "last");
+  expect_names([&] { weft::reduce(v.end(), v.begin()); }, "last");
+  expect_names([&] { weft::inclusive_scan(v.end(), v.begin(), v.begin()); }, "last");
+  expect_names([&] { weft::copy_if(v.end(), v.begin(), v.begin(), [](int) { return true; }); }, "last");
+  expect_names([&] { weft::for_each_n(v.begin(), -1, [](int) {}); }, "n");
+  int a[10] = {};
+  expect_names([&] { weft::nth_element(a + 2, a + 1, a + 10); }, "nth");
+  expect_names([&] { weft::merge(v.begin(), v.end(), v.end(), v.begin(), v.begin()); }, "last2");
+}
+
+}  // namespace

@@ -556,7 +556,7 @@ barrier_token barrier_core::arrive(std::ptrdiff_t n, const char* who, bool names
 }
 
 barrier_token barrier_core::arrive_and_drop() {
-  constexpr const char* who = "weft::barrier::arrive_and_drop";
+  constexpr const char* k_who = "weft::barrier::arrive_and_drop";
   for (;;) {
     // Under the guard, so that complete() (which reads m_expected under the
     // guard) sees the drop if and only if the arrival below counts in the
@@ -564,12 +564,12 @@ barrier_token barrier_core::arrive_and_drop() {
     std::uint64_t s = barrier_guard_acquire(m_state, k_guard);
     if ((s & k_completing) != 0) {
       barrier_guard_release(m_state, k_guard);
-      wait_out_completion(who, false);
+      wait_out_completion(k_who, false);
       continue;
     }
     if ((s & k_count_mask) == 0) {
       barrier_guard_release(m_state, k_guard);
-      throw_no_arrival_expected(who, false, false);
+      throw_no_arrival_expected(k_who, false, false);
     }
     --m_expected;
     for (;;) {
@@ -585,7 +585,7 @@ barrier_token barrier_core::arrive_and_drop() {
       if ((s & k_completing) != 0 || (s & k_count_mask) == 0) {
         ++m_expected;
         barrier_guard_release(m_state, k_guard);
-        if ((s & k_completing) == 0) throw_no_arrival_expected(who, false, false);
+        if ((s & k_completing) == 0) throw_no_arrival_expected(k_who, false, false);
         break;
       }
     }

@@ -323,6 +323,7 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init)
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
+  // NOLINTNEXTLINE(readability-identifier-naming)
   using T = std::decay_t<std::invoke_result_t<Uop&, std::iter_reference_t<In>>>;
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
@@ -351,7 +352,7 @@ Out inclusive_scan(In first, In last, Out out, Op op, T init) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
 Out inclusive_scan(In first, In last, Out out, Op op) {
-  using T = std::iter_value_t<In>;
+  using T = std::iter_value_t<In>;  // NOLINT(readability-identifier-naming)
   const std::size_t n = detail::range_size(first, last, "weft::inclusive_scan: last must not be before first");
   detail::on_runtime([&] {
     auto u = [](const auto& x) -> T { return x; };
@@ -408,7 +409,7 @@ Out copy_if(In first, In last, Out out, Pred pred) {
       std::size_t j = offset[b];
       const std::size_t stop = offset[b + 1];
       const std::size_t e = plan.end(b);
-      using V = std::iter_value_t<In>;
+      using V = std::iter_value_t<In>;  // NOLINT(readability-identifier-naming)
       if constexpr (std::is_trivially_copyable_v<V> && std::is_same_v<V, std::iter_value_t<Out>> &&
                     std::is_assignable_v<std::iter_reference_t<Out>, const V&>) {
         // Every item is written at the next free slot, which only a kept item

@@ -287,7 +287,7 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
 // in parallel; else they are moved serially.
 template <class It>
 std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::size_t>>& kept) {
-  using T = std::iter_value_t<It>;
+  using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
   const std::size_t blocks = kept.size();
   std::vector<std::size_t> offset(blocks + 1);
   offset[0] = 0;
@@ -341,7 +341,7 @@ Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
       return v;
     }
   };
-  using V1 = std::iter_value_t<It1>;
+  using V1 = std::iter_value_t<It1>;  // NOLINT(readability-identifier-naming)
   if constexpr (std::is_arithmetic_v<V1> && std::is_same_v<V1, std::iter_value_t<It2>>) {
     // Branch-free selection: no mispredicted branch per item.
     while (a != ae && b != be) {
@@ -403,7 +403,7 @@ void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp&
 // integers, and (for an unstable sort, which may order -0.0 and 0.0 either
 // way) floating point.
 template <bool Stable, class T, class Comp>
-inline constexpr bool radix_sortable =
+inline constexpr bool radix_sortable =  // NOLINT(readability-identifier-naming)
     (std::is_same_v<Comp, std::less<>> || std::is_same_v<Comp, std::less<T>> ||
      std::is_same_v<Comp, std::ranges::less>)&&((std::is_integral_v<T> && !std::is_same_v<T, bool>) ||
                                                 (!Stable && (std::is_same_v<T, float> || std::is_same_v<T, double>)));
@@ -412,11 +412,12 @@ inline constexpr bool radix_sortable =
 template <class T>
 auto radix_key(T x) noexcept {
   if constexpr (std::is_integral_v<T>) {
-    using U = std::make_unsigned_t<T>;
+    using U = std::make_unsigned_t<T>;  // NOLINT(readability-identifier-naming)
     U u = static_cast<U>(x);
     if constexpr (std::is_signed_v<T>) u ^= static_cast<U>(U{1} << (sizeof(U) * 8 - 1));
     return u;
   } else {
+    // NOLINTNEXTLINE(readability-identifier-naming)
     using U = std::conditional_t<sizeof(T) == 8, std::uint64_t, std::uint32_t>;
     const U u = std::bit_cast<U>(x);
     const U sign = U{1} << (sizeof(U) * 8 - 1);
@@ -429,7 +430,7 @@ auto radix_key(T x) noexcept {
 // t when to_buffer, else in a.
 template <class T, class A, class B>
 void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
-  constexpr std::size_t bytes = sizeof(T);
+  constexpr std::size_t bytes = sizeof(T);  // NOLINT(readability-identifier-naming)
   std::vector<std::size_t> count(bytes * 256, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const auto k = radix_key(static_cast<T>(a[i]));
@@ -475,7 +476,7 @@ void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
 template <bool Stable, class It, class Buf, class Comp>
 void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool to_buffer) {
   if (n <= leaf) {
-    using T = std::iter_value_t<It>;
+    using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
     if constexpr (radix_sortable<Stable, T, Comp> && std::is_same_v<T, std::iter_value_t<Buf>>) {
       radix_sort<T>(a, t, n, to_buffer);
       return;
@@ -505,8 +506,9 @@ void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool t
 // place).
 template <bool Stable, class It, class Comp>
 void sort_impl(It first, std::size_t n, Comp& comp) {
-  using T = std::iter_value_t<It>;
+  using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
   const int workers = weft::num_workers();
+  // NOLINTNEXTLINE(readability-identifier-naming)
   constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
                                std::is_nothrow_destructible_v<T>;
   // On one worker, only keys that radix sort take the buffer (one leaf).
@@ -568,15 +570,16 @@ inline constexpr std::size_t k_select_serial = std::size_t{1} << 16;
 // back; the round keeps only the class holding rank k. Then std::nth_element.
 template <class It, class Comp>
 void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
-  using T = std::iter_value_t<It>;
+  using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
+  // NOLINTNEXTLINE(readability-identifier-naming)
   constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
                                std::is_nothrow_destructible_v<T>;
   if constexpr (parallel_ok) {
     if (weft::num_workers() > 1) {
       for (int round = 0; round < 8 && n >= k_select_serial; ++round) {
         // Two pivots around rank k in a sorted sample of evenly spaced items.
-        constexpr std::size_t samples = 1023;
-        constexpr std::size_t spread = 32;
+        constexpr std::size_t samples = 1023;  // NOLINT(readability-identifier-naming)
+        constexpr std::size_t spread = 32;     // NOLINT(readability-identifier-naming)
         std::vector<std::size_t> sample(samples);
         for (std::size_t j = 0; j < samples; ++j) sample[j] = j * (n / samples);
         std::sort(sample.begin(), sample.end(), [&](std::size_t x, std::size_t y) { return comp(first[x], first[y]); });

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 #include "scheduler.hpp"
 #include "stack.hpp"
@@ -62,8 +63,9 @@ void notify_list(wait_node* n) noexcept {
 // has it) and returns the word's value with the bit set. Acquire: pairs with
 // the release that cleared it. The sections it guards are a few pointer
 // moves, so waiting for it is short unless the holder's thread is preempted.
-std::uintptr_t guard_acquire(std::atomic<std::uintptr_t>& word, std::uintptr_t bit) noexcept {
-  std::uintptr_t s = word.load(std::memory_order_relaxed);
+template <class Word>
+Word guard_acquire(std::atomic<Word>& word, std::type_identity_t<Word> bit) noexcept {
+  Word s = word.load(std::memory_order_relaxed);
   for (unsigned spins = 0;; ++spins) {
     if ((s & bit) == 0) {
       if (word.compare_exchange_weak(s, s | bit, std::memory_order_acquire, std::memory_order_relaxed)) {
@@ -81,6 +83,14 @@ std::uintptr_t guard_acquire(std::atomic<std::uintptr_t>& word, std::uintptr_t b
 }
 
 void guard_release(std::atomic<std::uintptr_t>& word) noexcept { word.store(0, std::memory_order_release); }
+
+// Clears the guard bit of a state word whose other bits may change while it
+// is held (counts, flags changed by CAS). Release: pairs with the next
+// guard_acquire().
+template <class Word>
+void guard_clear(std::atomic<Word>& word, std::type_identity_t<Word> bit) noexcept {
+  word.fetch_and(~bit, std::memory_order_release);
+}
 
 // On a worker the waiting fiber suspends; outside a runtime the thread
 // blocks. A worker that cannot get a fiber to switch to (no stack can be
@@ -248,17 +258,6 @@ void condition_variable::notify_all() noexcept {
 // last accesses: try_wait() sees exactly zero only after them, and a waiter
 // that sees it may destroy the latch at once.
 
-namespace {
-
-// Releases the guard (other bits may have changed meanwhile: counter
-// decrements, the broken bit). Release: pairs with the next acquire of the
-// guard.
-void latch_guard_release(std::atomic<std::uintptr_t>& state, std::uintptr_t guard) noexcept {
-  state.fetch_and(~guard, std::memory_order_release);
-}
-
-}  // namespace
-
 latch::latch(std::ptrdiff_t expected) : m_state(0) {
   if (expected < 0) throw std::invalid_argument("weft::latch: expected must not be negative");
   if (expected > max()) throw std::invalid_argument("weft::latch: expected must be at most latch::max()");
@@ -329,11 +328,11 @@ constexpr int k_latch_shift = 2;
 bool enqueue_unless_open(const latch_wait& a, bool unless_broken) noexcept {
   const std::uintptr_t s = guard_acquire(*a.m_state, k_latch_guard);
   if ((s >> k_latch_shift) == 0 || (unless_broken && (s & k_latch_broken) != 0)) {
-    latch_guard_release(*a.m_state, k_latch_guard);
+    guard_clear(*a.m_state, k_latch_guard);
     return false;
   }
   append(*a.m_queue, a.m_node);
-  latch_guard_release(*a.m_state, k_latch_guard);
+  guard_clear(*a.m_state, k_latch_guard);
   return true;
 }
 
@@ -351,7 +350,7 @@ void break_latch(std::atomic<std::uintptr_t>& state, detail::wait_queue& q) noex
   while (wait_node* n = pop_front(q)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
   q = kept;
   state.fetch_or(k_latch_broken, std::memory_order_relaxed);  // published by the release below
-  latch_guard_release(state, k_latch_guard);
+  guard_clear(state, k_latch_guard);
   notify_list(static_cast<wait_node*>(woken.m_head));
 }
 
@@ -413,30 +412,6 @@ namespace detail {
 
 namespace {
 
-// Releases a barrier's guard: the count may change meanwhile (arrivals do
-// not take the guard). Release: pairs with the next guard_acquire().
-void barrier_guard_release(std::atomic<std::uint64_t>& state, std::uint64_t guard) noexcept {
-  state.fetch_and(~guard, std::memory_order_release);
-}
-
-// Sets the guard bit of a 64-bit state word; as guard_acquire().
-std::uint64_t barrier_guard_acquire(std::atomic<std::uint64_t>& word, std::uint64_t bit) noexcept {
-  std::uint64_t s = word.load(std::memory_order_relaxed);
-  for (unsigned spins = 0;; ++spins) {
-    if ((s & bit) == 0) {
-      // Acquire: pairs with the release that cleared the bit.
-      if (word.compare_exchange_weak(s, s | bit, std::memory_order_acquire, std::memory_order_relaxed)) return s | bit;
-      continue;
-    }
-    if (spins < 64) {
-      rt::cpu_relax();
-    } else {
-      sched_yield();
-    }
-    s = word.load(std::memory_order_relaxed);
-  }
-}
-
 [[noreturn, gnu::cold]] void throw_no_arrival_expected(const char* who, bool names_n, bool completing) {
   std::string what = who;
   if (names_n) {
@@ -475,13 +450,13 @@ struct barrier_wait {
 // Under the guard: queues the node unless the phase is over or (when
 // `unless_broken`) the barrier is broken. True when queued.
 bool enqueue_unless_passed(const barrier_wait& a, bool unless_broken) noexcept {
-  const std::uint64_t s = barrier_guard_acquire(*a.m_state, a.m_guard);
+  const std::uint64_t s = guard_acquire(*a.m_state, a.m_guard);
   if ((s & a.m_phase_mask) != a.m_phase || (unless_broken && (s & a.m_broken) != 0)) {
-    barrier_guard_release(*a.m_state, a.m_guard);
+    guard_clear(*a.m_state, a.m_guard);
     return false;
   }
   append(*a.m_queue, a.m_node);
-  barrier_guard_release(*a.m_state, a.m_guard);
+  guard_clear(*a.m_state, a.m_guard);
   return true;
 }
 
@@ -561,14 +536,14 @@ barrier_token barrier_core::arrive_and_drop() {
     // Under the guard, so that complete() (which reads m_expected under the
     // guard) sees the drop if and only if the arrival below counts in the
     // phase it completes.
-    std::uint64_t s = barrier_guard_acquire(m_state, k_guard);
+    std::uint64_t s = guard_acquire(m_state, k_guard);
     if ((s & k_completing) != 0) {
-      barrier_guard_release(m_state, k_guard);
+      guard_clear(m_state, k_guard);
       wait_out_completion(k_who, false);
       continue;
     }
     if ((s & k_count_mask) == 0) {
-      barrier_guard_release(m_state, k_guard);
+      guard_clear(m_state, k_guard);
       throw_no_arrival_expected(k_who, false, false);
     }
     --m_expected;
@@ -584,7 +559,7 @@ barrier_token barrier_core::arrive_and_drop() {
       // arrivals than expected: a misuse), this drop belongs to the next one.
       if ((s & k_completing) != 0 || (s & k_count_mask) == 0) {
         ++m_expected;
-        barrier_guard_release(m_state, k_guard);
+        guard_clear(m_state, k_guard);
         if ((s & k_completing) == 0) throw_no_arrival_expected(k_who, false, false);
         break;
       }
@@ -593,7 +568,7 @@ barrier_token barrier_core::arrive_and_drop() {
 }
 
 void barrier_core::complete() noexcept {
-  const std::uint64_t s = barrier_guard_acquire(m_state, k_guard);
+  const std::uint64_t s = guard_acquire(m_state, k_guard);
   wait_node* list = take_all(m_queue);
   const std::uint64_t next =
       ((s & k_phase_mask) + k_phase_one) | (static_cast<std::uint64_t>(m_expected) << k_count_shift) | (s & k_broken);
@@ -617,13 +592,13 @@ void barrier_core::wait(const barrier_token& t, const char* who) const {
       // parties that would complete the phase are commonly skipped after
       // this failure (a failed task_group or loop starts nothing more): the
       // waiters would hang. Break the barrier: they throw too.
-      barrier_guard_acquire(m_state, k_guard);
+      guard_acquire(m_state, k_guard);
       detail::wait_queue woken;
       detail::wait_queue kept;
       while (wait_node* n = pop_front(m_queue)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
       m_queue = kept;
       m_state.fetch_or(k_broken, std::memory_order_relaxed);  // published by the release below
-      barrier_guard_release(m_state, k_guard);
+      guard_clear(m_state, k_guard);
       notify_list(static_cast<wait_node*>(woken.m_head));
       rt::throw_no_fiber();
     }

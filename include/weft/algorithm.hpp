@@ -246,42 +246,42 @@ bool all_of(It first, It last, Pred pred) {
   return !weft::any_of(first, last, [&](auto&& x) { return !static_cast<bool>(pred(std::forward<decltype(x)>(x))); });
 }
 
-// The first smallest item (first when empty).
-template <std::random_access_iterator It, class Comp = std::less<>>
-It min_element(It first, It last, Comp comp = {}) {
-  const std::size_t n = detail::range_size(first, last, "weft::min_element: last must not be before first");
+namespace detail {
+
+// The index of the first item that no other item precedes under `before`
+// (min_element's rule); `who` names the call in errors.
+template <class It, class Before>
+It first_best(It first, It last, Before before, const char* who) {
+  const std::size_t n = range_size(first, last, who);
   if (n == 0) return last;
-  return first + detail::diff<It>(detail::on_runtime([&] {
-           const detail::block_plan plan =
-               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
+  return first + diff<It>(on_runtime([&] {
+           const block_plan plan = make_plan(n, k_reduce_min_block, k_reduce_max_blocks);
            auto leaf = [&](std::size_t b, std::size_t e) {
-             return static_cast<std::size_t>(
-                 std::min_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
+             return static_cast<std::size_t>(std::min_element(first + diff<It>(b), first + diff<It>(e), before) -
+                                             first);
            };
            auto pick = [&](std::size_t a, std::size_t b) {
-             return comp(first[detail::diff<It>(b)], first[detail::diff<It>(a)]) ? b : a;
+             return before(first[diff<It>(b)], first[diff<It>(a)]) ? b : a;
            };
-           return detail::blocked_reduce<std::size_t>(plan, leaf, pick);
+           return blocked_reduce<std::size_t>(plan, leaf, pick);
          }));
 }
 
-// The first largest item (first when empty).
+}  // namespace detail
+
+// The first smallest item (first when empty).
+template <std::random_access_iterator It, class Comp = std::less<>>
+It min_element(It first, It last, Comp comp = {}) {
+  return detail::first_best(first, last, comp, "weft::min_element: last must not be before first");
+}
+
+// The first largest item (first when empty): the first smallest under the
+// reversed comparison.
 template <std::random_access_iterator It, class Comp = std::less<>>
 It max_element(It first, It last, Comp comp = {}) {
-  const std::size_t n = detail::range_size(first, last, "weft::max_element: last must not be before first");
-  if (n == 0) return last;
-  return first + detail::diff<It>(detail::on_runtime([&] {
-           const detail::block_plan plan =
-               detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
-           auto leaf = [&](std::size_t b, std::size_t e) {
-             return static_cast<std::size_t>(
-                 std::max_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp) - first);
-           };
-           auto pick = [&](std::size_t a, std::size_t b) {
-             return comp(first[detail::diff<It>(a)], first[detail::diff<It>(b)]) ? b : a;
-           };
-           return detail::blocked_reduce<std::size_t>(plan, leaf, pick);
-         }));
+  return detail::first_best(
+      first, last, [&comp](const auto& a, const auto& b) { return comp(b, a); },
+      "weft::max_element: last must not be before first");
 }
 
 // The first smallest and the last largest item ({first, first} when empty).

@@ -157,6 +157,7 @@ TEST_P(AlgorithmTest, ReductionsMatchStd) {
       EXPECT_EQ(weft::max_element(in2.begin(), in2.end()), std::max_element(in2.begin(), in2.end()));
       EXPECT_EQ(weft::minmax_element(in2.begin(), in2.end()), std::minmax_element(in2.begin(), in2.end()));
       EXPECT_EQ(weft::min_element(in, std::greater<>{}), std::min_element(in.begin(), in.end(), std::greater<>{}));
+      EXPECT_EQ(weft::max_element(in2, std::greater<>{}), std::max_element(in2.begin(), in2.end(), std::greater<>{}));
       EXPECT_EQ(weft::minmax_element(in, std::greater<>{}),
                 std::minmax_element(in.begin(), in.end(), std::greater<>{}));
     });

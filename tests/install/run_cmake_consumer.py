@@ -23,40 +23,12 @@ Exit status: 0 pass, 1 fail, 77 skip (cmake missing).
 
 import os
 import re
-import shlex
 import shutil
-import subprocess
 import sys
 
-SKIP = 77
+from install_support import SKIP, fail, find_file, run_status, version_of
 
-
-def run(cmd, env=None, check=True):
-    """Runs cmd, echoing it; returns (status, output); raises with the output on failure when check."""
-    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    if check and proc.returncode != 0:
-        sys.stdout.write(proc.stdout)
-        raise RuntimeError(f"command failed with exit status {proc.returncode}")
-    return proc.returncode, proc.stdout
-
-
-def fail(message):
-    print(f"FAIL: {message}", flush=True)
-    sys.exit(1)
-
-
-def find_file(root, name):
-    for dirpath, _, filenames in os.walk(root):
-        if name in filenames:
-            return os.path.join(dirpath, name)
-    return None
-
-
-def version_of(source_root):
-    with open(os.path.join(source_root, "meson.build"), encoding="utf-8") as f:
-        m = re.search(r"version:\s*'([^']+)'", f.read())
-    return m.group(1) if m else None
+run = run_status
 
 
 def cmake_configure(cmake, ninja, src, build, prefix, cxx, env):

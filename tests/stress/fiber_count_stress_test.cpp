@@ -48,16 +48,6 @@ namespace st = weft_test::stress;
 
 constexpr std::size_t k_stack = 16 * 1024;  // the smallest accepted stack
 
-// Whether this kernel installs guard markers (MADV_GUARD_INSTALL, Linux 6.13).
-bool kernel_has_guard_markers() {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  const bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
-  munmap(p, 2 * page);
-  return ok;
-}
-
 // vm.max_map_count, or -1 when it cannot be read.
 long max_map_count() {
   std::ifstream in("/proc/sys/vm/max_map_count");
@@ -165,7 +155,7 @@ class FiberCountStress : public testing::TestWithParam<int> {};
 
 // 100 000 suspended fibers with guard markers: no mapping per stack.
 TEST_P(FiberCountStress, HundredThousandSuspendedAtOneLatch) {
-  if (!kernel_has_guard_markers()) {
+  if (!weft_test::kernel_has_guard_markers()) {
     GTEST_SKIP() << "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): fiber stacks fall back to mprotect guards, "
                     "two memory mappings per stack, and 100 000 of them exceed vm.max_map_count";
   }

@@ -11,8 +11,6 @@
 // per worker, and more items than workers). The watchdog turns a hang into a
 // failure.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,6 +19,7 @@
 
 #include <weft/weft.hpp>
 
+#include "process_info.hpp"
 #include "sanitizers.hpp"
 #include "stress.hpp"
 
@@ -28,21 +27,12 @@ namespace {
 
 namespace st = weft_test::stress;
 
-bool kernel_has_guard_markers() {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  const bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
-  munmap(p, 2 * page);
-  return ok;
-}
-
 enum class kind { parallelize, capped, parallel_for };
 
 class LoopWaitStress : public testing::TestWithParam<std::tuple<int, kind>> {};
 
 TEST_P(LoopWaitStress, HundredThousandItemsMeetAtOneLatch) {
-  if (!kernel_has_guard_markers()) {
+  if (!weft_test::kernel_has_guard_markers()) {
     GTEST_SKIP() << "this kernel lacks MADV_GUARD_INSTALL (Linux 6.13+): 100 000 suspended fibers need two memory "
                     "mappings each with mprotect guards, beyond vm.max_map_count";
   }

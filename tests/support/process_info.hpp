@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Facts about the calling process, read from the kernel: CPU time used,
-// threads alive, memory mappings. Linux only.
+// threads alive, memory mappings, and whether the kernel installs guard
+// markers. Linux only.
 #pragma once
 
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -51,6 +55,17 @@ inline int mapping_count() {
   int n = 0;
   while (std::getline(in, line)) ++n;
   return n;
+}
+
+// Whether this kernel installs guard markers (MADV_GUARD_INSTALL, Linux
+// 6.13+), asked without the runtime: fiber stacks then share mappings.
+inline bool kernel_has_guard_markers() {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  const bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
+  munmap(p, 2 * page);
+  return ok;
 }
 
 }  // namespace weft_test

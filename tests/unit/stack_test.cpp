@@ -37,16 +37,6 @@ using weft::rt::stack_memory;
 
 constexpr std::size_t k_header = 256;
 
-// Whether this kernel installs guard markers, asked without the runtime.
-bool kernel_has_guard_markers() {
-  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-  void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return false;
-  const bool ok = madvise(p, page, 102 /* MADV_GUARD_INSTALL */) == 0;
-  munmap(p, 2 * page);
-  return ok;
-}
-
 // Resident pages of [p, p + n), by mincore.
 std::size_t resident_pages(const char* p, std::size_t n) {
   const std::size_t page = weft::rt::page_size();
@@ -60,10 +50,12 @@ std::size_t resident_pages(const char* p, std::size_t n) {
 class StackTest : public testing::TestWithParam<stack_guards> {
  protected:
   stack_guards guards() const { return GetParam(); }
-  bool markers() const { return GetParam() == stack_guards::automatic && kernel_has_guard_markers(); }
+  bool markers() const { return GetParam() == stack_guards::automatic && weft_test::kernel_has_guard_markers(); }
 };
 
-TEST(StackProbe, AgreesWithTheKernel) { EXPECT_EQ(weft::rt::guard_markers_available(), kernel_has_guard_markers()); }
+TEST(StackProbe, AgreesWithTheKernel) {
+  EXPECT_EQ(weft::rt::guard_markers_available(), weft_test::kernel_has_guard_markers());
+}
 
 // Each test uses its own stack size, so that no slab of another test (or its
 // kept empty one) is reused.

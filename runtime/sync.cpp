@@ -340,17 +340,20 @@ void publish_latch_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   if (!enqueue_unless_open(*static_cast<latch_wait*>(arg), true)) rt::make_ready(prev);
 }
 
-// Marks the latch broken and wakes its fiber and thread waiters, which find
-// the counter not zero and throw. Coroutine waiters hold no stack: they stay
-// queued until the counter reaches zero.
-void break_latch(std::atomic<std::uintptr_t>& state, detail::wait_queue& q) noexcept {
-  guard_acquire(state, k_latch_guard);
+// Sets `broken` in a state word guarded by `guard` and wakes the fiber and
+// thread waiters of q, which find their wait not over and throw (a latch or a
+// barrier whose waiter could not get a fiber). Coroutine waiters hold no
+// stack: they stay queued until the wait is over.
+template <class Word>
+void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std::type_identity_t<Word> broken,
+                 detail::wait_queue& q) noexcept {
+  guard_acquire(state, guard);
   detail::wait_queue woken;
   detail::wait_queue kept;
   while (wait_node* n = pop_front(q)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
   q = kept;
-  state.fetch_or(k_latch_broken, std::memory_order_relaxed);  // published by the release below
-  guard_clear(state, k_latch_guard);
+  state.fetch_or(broken, std::memory_order_relaxed);  // published by the release below
+  guard_clear(state, guard);
   notify_list(static_cast<wait_node*>(woken.m_head));
 }
 
@@ -377,7 +380,7 @@ void latch::wait() const {
       // parties that would open the latch are commonly skipped after this
       // failure (a failed task_group or loop starts nothing more): the waiters
       // would hang. Break the latch: they throw too.
-      break_latch(m_state, m_queue);
+      break_waits(m_state, k_latch_guard, k_latch_broken, m_queue);
       rt::throw_no_fiber();
     }
   } else if (enqueue_unless_open(a, true)) {
@@ -592,14 +595,7 @@ void barrier_core::wait(const barrier_token& t, const char* who) const {
       // parties that would complete the phase are commonly skipped after
       // this failure (a failed task_group or loop starts nothing more): the
       // waiters would hang. Break the barrier: they throw too.
-      guard_acquire(m_state, k_guard);
-      detail::wait_queue woken;
-      detail::wait_queue kept;
-      while (wait_node* n = pop_front(m_queue)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
-      m_queue = kept;
-      m_state.fetch_or(k_broken, std::memory_order_relaxed);  // published by the release below
-      guard_clear(m_state, k_guard);
-      notify_list(static_cast<wait_node*>(woken.m_head));
+      break_waits(m_state, k_guard, k_broken, m_queue);
       rt::throw_no_fiber();
     }
   } else if (enqueue_unless_passed(a, true)) {

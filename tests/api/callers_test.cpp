@@ -190,4 +190,29 @@ TEST(CallersTurnsTest, ThreadsCallingAtOnceTakeTurnsOnTheSlots) {
   }
 }
 
+// Calls from outside that wait for each other: 8 threads each call rt.run
+// with a function that meets the others at one latch, on runtimes of 1 and 2
+// workers, so most calls find every slot lent to a call that waits. Those
+// wait a bounded time for a slot, then hand their call over, and the thread
+// holding a slot runs it while its own call waits: every call returns.
+TEST(CallersTurnsTest, CallsFromOutsideThatWaitForEachOtherAllReturn) {
+  for (const int workers : {1, 2}) {
+    weft::runtime rt{weft::config{.workers = workers}};
+    constexpr int k_threads = 8;
+    for (int round = 0; round < 5; ++round) {
+      weft::latch all(k_threads);
+      std::atomic<int> returned{0};
+      std::vector<std::thread> pool;
+      for (int t = 0; t < k_threads; ++t) {
+        pool.emplace_back([&] {
+          rt.run([&] { all.arrive_and_wait(); });
+          returned.fetch_add(1);
+        });
+      }
+      for (auto& th : pool) th.join();
+      EXPECT_EQ(returned.load(), k_threads) << workers << " workers, round " << round;
+    }
+  }
+}
+
 }  // namespace

@@ -32,10 +32,17 @@ std::mutex g_default_creation;  // constant-initialised: usable before any stati
 // by a thread that does not exist in the child. The same for the slabs of
 // fiber stacks (stack.cpp), locked second: a creation holds the first while
 // it takes the second.
-// Live runtimes, for pin_runtime(): guarded by g_live_lock; never destroyed
-// (runtimes may be destroyed during static destruction).
+// Live runtimes, for pin_runtime(): guarded by g_live_lock. The list is
+// constant-initialised and never destroyed (runtimes may be destroyed during
+// static destruction); its buffer stays reachable from this object, so a leak
+// checker sees it as live.
 std::mutex g_live_lock;
-auto* const g_live = new std::vector<std::pair<const scheduler*, std::uint64_t>>();
+union live_list {
+  std::vector<std::pair<const scheduler*, std::uint64_t>> entries;
+  constexpr live_list() : entries() {}
+  ~live_list() {}  // NOLINT(modernize-use-equals-default): never destroyed, on purpose
+};
+constinit live_list g_live;
 
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
@@ -118,7 +125,7 @@ std::int64_t fiber_bound_of(const config& cfg) noexcept {
 bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept {
   scheduler& sched = scheduler::of(s);
   std::lock_guard<std::mutex> lock(g_live_lock);
-  for (const auto& [live, seq] : *g_live) {
+  for (const auto& [live, seq] : g_live.entries) {
     if (live == &sched && seq == sequence) {
       sched.begin_root();  // under the lock: the destructor has not begun its wait
       return true;
@@ -220,7 +227,7 @@ scheduler::scheduler(const config& cfg)
   }
   try {
     std::lock_guard<std::mutex> lock(g_live_lock);
-    g_live->emplace_back(this, m_sequence);
+    g_live.entries.emplace_back(this, m_sequence);
   } catch (...) {
     stop_and_join();
     throw;
@@ -238,7 +245,7 @@ scheduler::~scheduler() {
   {
     // From here on nobody can pin this runtime; those who did are roots.
     std::lock_guard<std::mutex> lock(g_live_lock);
-    std::erase(*g_live, std::pair<const scheduler*, std::uint64_t>{this, m_sequence});
+    std::erase(g_live.entries, std::pair<const scheduler*, std::uint64_t>{this, m_sequence});
   }
   // Wait for the work still in flight: calls from other threads, fibers
   // suspended in any work. On a worker of another runtime this suspends the

@@ -274,7 +274,12 @@ TEST_P(FiberCountChurn, RuntimesInALoopDoNotLeakMappings) {
     if (round > 4 && now > most) most = now;
   }
   st::report("guards %s: %d rounds; %d mappings after round 4, at most %d after", GetParam(), rounds, warm, most);
-  EXPECT_LE(most, warm + 8) << "memory mappings grow with every runtime";
+  // A leaked slab is at least one mapping a round, past the margin of 8 over
+  // the rounds measured. AddressSanitizer's allocator maps regions of its own
+  // as the rounds go (up to a dozen seen): a wider margin there, where only a
+  // larger leak shows; the release build keeps the tight one.
+  const int margin = weft_test::k_asan ? 24 : 8;
+  EXPECT_LE(most, warm + margin) << "memory mappings grow with every runtime";
 }
 
 INSTANTIATE_TEST_SUITE_P(Guards, FiberCountChurn, testing::Values("auto", "mprotect"),
@@ -318,7 +323,9 @@ void warm_up(weft::runtime& rt) {
   });
 }
 
-constexpr std::size_t k_memory_test_stack = 64 * 1024;
+// Under AddressSanitizer, whose frames are about twice as large, twice the
+// stack: the joins below nest the tasks they run on one stack.
+constexpr std::size_t k_memory_test_stack = (weft_test::k_asan ? 128 : 64) * 1024;
 
 // Tasks meeting at a latch beyond the stacks memory allows: a clear error
 // that names memory, no hang; the runtime stays usable.

@@ -26,19 +26,15 @@ void group_init(group_state& g) noexcept {
   }
 }
 
-void group_spawn(group_state& g, group_task* t) {
-  rt::worker* w = rt::this_thread_worker();
-  if (w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner) {
-    t->m_counted = false;
-    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
-    w->push(t);
-    g.m_last = t;
-    ++g.m_spawned;
-    return;
-  }
-  // Counted: the group's runtime; for a group made outside any runtime, the
-  // spawner's (every call inside runtime::run uses that runtime), else the
-  // default runtime.
+namespace {
+
+// A counted spawn: from another fiber or thread than the owner, or into a
+// group made outside any runtime. Out of line, so that the owner's path
+// below stays a leaf.
+WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
+  // The group's runtime; for a group made outside any runtime, the spawner's
+  // (every call inside runtime::run uses that runtime), else the default
+  // runtime.
   rt::scheduler* target = nullptr;
   if (g.m_runtime != nullptr) {
     target = &rt::scheduler::of(g.m_runtime);
@@ -68,15 +64,30 @@ void group_spawn(group_state& g, group_task* t) {
   if (g.m_runtime != nullptr) target->end_root();
 }
 
+}  // namespace
+
+void group_spawn(group_state& g, group_task* t) {
+  rt::worker* w = rt::this_thread_worker();
+  if (WEFT_LIKELY(g.m_owner != nullptr && w != nullptr && w->m_current == g.m_owner)) {
+    t->m_counted = false;
+    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+    w->push(t);
+    g.m_last = t;
+    ++g.m_spawned;
+    return;
+  }
+  spawn_counted(g, t, w);
+}
+
 void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
 
 namespace {
 
-// owner: the caller is the group's owner fiber, or runs on a fresh stack on
-// its behalf (the owner is suspended meanwhile).
-void wait_owned(group_state& g, bool owner) noexcept {
-  if (owner) {
-    rt::worker* w = rt::current_worker();
+// w: the calling worker when the caller is the group's owner fiber, or runs
+// on a fresh stack on its behalf (the owner is suspended meanwhile); null
+// otherwise.
+void wait_owned(group_state& g, rt::worker* w) noexcept {
+  if (w != nullptr) {
     // Pop back the owner's spawns while they are the newest on this worker.
     // Once one of them ran elsewhere, an address on top of the queue no longer
     // proves identity (closures are recycled): stop and count instead.
@@ -87,7 +98,8 @@ void wait_owned(group_state& g, bool owner) noexcept {
       g.m_last = t->m_next;
       ++g.m_popped;
       static_cast<group_task*>(t)->m_inline = true;
-      t->m_execute(t);           // runs it (or skips it after a failure) and frees it
+      t->m_execute(t);  // runs it (or skips it after a failure) and frees it
+      if (g.m_last == nullptr) break;
       w = rt::current_worker();  // it may have moved this fiber
     }
   }
@@ -111,19 +123,20 @@ void wait_owned(group_state& g, bool owner) noexcept {
 }  // namespace
 
 void group_wait(group_state& g) noexcept {
-  rt::worker* w = rt::current_worker();
+  // Read on entry, before anything here can switch fibers: inline.
+  rt::worker* w = rt::this_thread_worker();
   const bool owner = w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner;
   if (owner && WEFT_UNLIKELY(w->stack_low())) {
     // The popped-back calls would run on top of a nearly full stack: wait from
     // a fresh one, on the owner's behalf.
     try {
-      run_on_fresh_stack([](void* p) { wait_owned(*static_cast<group_state*>(p), true); }, &g);
+      run_on_fresh_stack([](void* p) { wait_owned(*static_cast<group_state*>(p), rt::current_worker()); }, &g);
       return;
     } catch (...) {
       // unreachable: wait_owned never throws
     }
   }
-  wait_owned(g, owner);
+  wait_owned(g, owner ? w : nullptr);
 }
 
 }  // namespace weft::detail

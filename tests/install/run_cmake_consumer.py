@@ -17,7 +17,13 @@ prefix. Checks that:
   - the version file turns down an incompatible request (find_package(weft 99
     CONFIG)) and accepts a range that holds this version.
 
-Usage: run_cmake_consumer.py BUILD_ROOT PREFIX SOURCE_ROOT CMAKE_CONSUMER_DIR CONSUMER_MAIN WORK_DIR CXX...
+With --static first, it configures and builds a static libweft from
+SOURCE_ROOT (default_library=static, tests and benchmarks off) in WORK_DIR and
+installs that instead of BUILD_ROOT; then weft::weft must link libweft.a and
+Boost.Context (which a static libweft leaves to the program), and the program
+must not load any libweft.
+
+Usage: run_cmake_consumer.py [--static] BUILD_ROOT PREFIX SOURCE_ROOT CMAKE_CONSUMER_DIR CONSUMER_MAIN WORK_DIR CXX...
 Exit status: 0 pass, 1 fail, 77 skip (cmake missing).
 """
 
@@ -43,12 +49,16 @@ def cmake_configure(cmake, ninja, src, build, prefix, cxx, env):
 
 
 def main():
-    if len(sys.argv) < 8:
+    args = sys.argv[1:]
+    static = bool(args) and args[0] == "--static"
+    if static:
+        args = args[1:]
+    if len(args) < 7:
         print(__doc__)
         return 2
-    build_root, prefix = sys.argv[1], sys.argv[2]
-    source_root, cmake_consumer, consumer_main, work = (os.path.abspath(a) for a in sys.argv[3:7])
-    cxx = sys.argv[7:]
+    build_root, prefix = args[0], args[1]
+    source_root, cmake_consumer, consumer_main, work = (os.path.abspath(a) for a in args[2:6])
+    cxx = args[6:]
 
     cmake = shutil.which("cmake")
     if cmake is None:
@@ -63,8 +73,19 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     stage = os.path.join(work, "stage")
+    if static:
+        build_root = os.path.join(work, "weft-static")
+        env = dict(os.environ)
+        env["CXX"] = " ".join(cxx)
+        run([meson, "setup", build_root, source_root, "--wrap-mode=nodownload", f"--prefix={prefix}",
+             "-Ddefault_library=static", "-Dtests=disabled", "-Dbenchmarks=disabled"], env=env)
+        run([meson, "compile", "-C", build_root])
     # meson install puts the tree at DESTDIR + prefix.
     run([meson, "install", "-C", build_root, "--no-rebuild", "--quiet", "--destdir", stage])
+    installed_shared = find_file(stage, "libweft.so") is not None
+    installed_static = find_file(stage, "libweft.a") is not None
+    if static and (installed_shared or not installed_static):
+        fail("a static build should install libweft.a and no libweft.so")
     staged_prefix = os.path.join(stage, os.path.relpath(prefix, "/"))
 
     config = find_file(staged_prefix, "weftConfig.cmake")
@@ -100,11 +121,19 @@ def main():
     _, out = run([cmake, "--build", build, "--verbose"], env=env)
     sys.stdout.write(out)
     link_lines = [l for l in out.splitlines() if "main.cpp" in l or "-o consumer" in l]
-    if any("boost" in l.lower() for l in link_lines):
+    link_line = next((l for l in link_lines if "-o consumer" in l), "")
+    if static:
+        if "libweft.a" not in link_line or "boost_context" not in link_line:
+            fail(f"the consumer's link command should name libweft.a and Boost.Context: {link_line}")
+    elif any("boost" in l.lower() for l in link_lines):
         fail("the consumer's compile or link command names Boost")
     exe = os.path.join(build, "consumer")
     ldd = shutil.which("ldd")
-    if ldd is not None:
+    if ldd is not None and static:
+        _, libs = run([ldd, exe], env=env)
+        if "libweft" in libs:
+            fail("the program linked against a static libweft loads a libweft")
+    elif ldd is not None:
         _, libs = run([ldd, exe], env=env)
         line = next((l for l in libs.splitlines() if "libweft" in l), "")
         print("ldd:", line.strip())
@@ -133,7 +162,7 @@ def main():
             fail(f"find_package(weft {request} CONFIG) should {'' if want else 'not '}find weft {version}")
 
     shutil.rmtree(work, ignore_errors=True)
-    print("PASS: installed weft works through its CMake package")
+    print(f"PASS: installed weft ({'static' if static else 'shared'}) works through its CMake package")
     return 0
 
 

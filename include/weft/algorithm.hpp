@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -380,10 +381,11 @@ Out exclusive_scan(In first, In last, Out out, T init) {
 
 // Copies the items x with pred(x) to out, in order; returns the end of the
 // output. pred is called once per item. Past one block: a blocked pass that
-// stores pred's answer per item (one byte each) and counts per block, a scan
-// of the counts, then a parallel pass that copies every block's items to its
-// offset (without a branch per item for trivially copyable items, so an
-// unpredictable pred costs no mispredictions). The ranges must not overlap.
+// stores pred's answer per item (one bit each, in words of the block's own)
+// and counts per block, a scan of the counts, then a parallel pass that
+// copies every block's items to its offset (without a branch per item for
+// trivially copyable items, so an unpredictable pred costs no
+// mispredictions). The ranges must not overlap.
 template <std::random_access_iterator In, std::random_access_iterator Out, class Pred>
 Out copy_if(In first, In last, Out out, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::copy_if: last must not be before first");
@@ -391,15 +393,25 @@ Out copy_if(In first, In last, Out out, Pred pred) {
   return detail::on_runtime([&]() -> Out {
     const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
     if (plan.m_count == 1) return std::copy_if(first, last, out, pred);
-    std::unique_ptr<unsigned char[]> keep(new unsigned char[n]);
+    // Block b's answers: bit i % 64 of word b * words + (i - begin(b)) / 64
+    // (no word is shared by two blocks).
+    const std::size_t words = (plan.m_size + 63) / 64;
+    std::unique_ptr<std::uint64_t[]> keep(new std::uint64_t[plan.m_count * words]);
     std::vector<std::size_t> offset(plan.m_count + 1);
     detail::for_blocks(plan.m_count, [&](std::size_t b) {
       std::size_t c = 0;
+      const std::size_t begin = plan.begin(b);
       const std::size_t e = plan.end(b);
-      for (std::size_t i = plan.begin(b); i < e; ++i) {
-        const unsigned char k = pred(first[detail::diff<In>(i)]) ? 1 : 0;
-        keep[i] = k;
-        c += k;
+      std::uint64_t* bits = keep.get() + b * words;
+      for (std::size_t w = begin; w < e; w += 64) {
+        const std::size_t stop = e - w < 64 ? e : w + 64;
+        std::uint64_t word = 0;
+        for (std::size_t i = w; i < stop; ++i) {
+          const std::uint64_t k = pred(first[detail::diff<In>(i)]) ? 1 : 0;
+          word |= k << (i - w);
+          c += k;
+        }
+        bits[(w - begin) / 64] = word;
       }
       offset[b + 1] = c;
     });
@@ -408,19 +420,22 @@ Out copy_if(In first, In last, Out out, Pred pred) {
     detail::for_blocks(plan.m_count, [&](std::size_t b) {
       std::size_t j = offset[b];
       const std::size_t stop = offset[b + 1];
+      const std::size_t begin = plan.begin(b);
       const std::size_t e = plan.end(b);
+      const std::uint64_t* bits = keep.get() + b * words;
+      auto kept = [&](std::size_t i) { return (bits[(i - begin) / 64] >> ((i - begin) % 64)) & 1; };
       using V = std::iter_value_t<In>;  // NOLINT(readability-identifier-naming)
       if constexpr (std::is_trivially_copyable_v<V> && std::is_same_v<V, std::iter_value_t<Out>> &&
                     std::is_assignable_v<std::iter_reference_t<Out>, const V&>) {
         // Every item is written at the next free slot, which only a kept item
         // advances; the slot past the block's last kept item is never written.
-        for (std::size_t i = plan.begin(b); i < e && j < stop; ++i) {
+        for (std::size_t i = begin; i < e && j < stop; ++i) {
           out[detail::diff<Out>(j)] = first[detail::diff<In>(i)];
-          j += keep[i];
+          j += kept(i);
         }
       } else {
-        for (std::size_t i = plan.begin(b); i < e; ++i) {
-          if (keep[i] != 0) out[detail::diff<Out>(j++)] = first[detail::diff<In>(i)];
+        for (std::size_t i = begin; i < e; ++i) {
+          if (kept(i) != 0) out[detail::diff<Out>(j++)] = first[detail::diff<In>(i)];
         }
       }
     });

@@ -260,6 +260,25 @@ TEST_P(AlgorithmTest, ScansMatchStdBitForBit) {
   }
 }
 
+// Past 1024 blocks of the smallest size (16384 items) the blocks of
+// copy_if's passes hold ceil(n / 1024) items, here not a multiple of the 64
+// answers a word of its bit mask holds: every block keeps words of its own.
+TEST_P(AlgorithmTest, PackingWithBlocksOfAnySize) {
+  weft_test::seeded_rng rng;
+  const std::size_t n = std::size_t{1024} * 16384 + 4097;
+  std::vector<std::uint8_t> in(n);
+  for (auto& x : in) x = static_cast<std::uint8_t>(rng());
+  auto keep = [](std::uint8_t x) { return (x & 1) != 0; };
+  std::vector<std::uint8_t> want;
+  want.reserve(n);
+  std::copy_if(in.begin(), in.end(), std::back_inserter(want), keep);
+  std::vector<std::uint8_t> got(n, 0);
+  const auto end = rt.run([&] { return weft::copy_if(in.begin(), in.end(), got.begin(), keep); });
+  ASSERT_EQ(static_cast<std::size_t>(end - got.begin()), want.size());
+  got.resize(want.size());
+  EXPECT_TRUE(got == want);
+}
+
 TEST_P(AlgorithmTest, PackingMatchesStd) {
   weft_test::seeded_rng rng;
   for (const std::size_t n : sizes()) {

@@ -4,8 +4,10 @@
 
 WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Debian packages the build needs; WEFT_EXTRA_PACKAGES adds more.
-WEFT_PACKAGES="meson ninja-build g++ pkg-config libboost-context-dev libgtest-dev libgmock-dev libbenchmark-dev"
+# Debian packages the build needs; WEFT_EXTRA_PACKAGES adds more. dpkg-dev
+# gives Meson dpkg-architecture, without which it installs into lib64, a
+# directory Debian's loader, pkg-config and CMake do not search.
+WEFT_PACKAGES="meson ninja-build g++ pkg-config dpkg-dev libboost-context-dev libgtest-dev libgmock-dev libbenchmark-dev"
 # What the whole test suite needs beyond the build, so that no test or example
 # is skipped for a missing package (tools/test): oneTBB and OpenMP (libgomp
 # comes with g++) for the interop tests and the benchmark peers, Open MPI and

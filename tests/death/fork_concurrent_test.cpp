@@ -131,6 +131,11 @@ TEST(ForkConcurrentTest, ForkFromInsideATask) {
 // default runtime; each G uses the default runtime and its own new runtime.
 TEST(ForkConcurrentTest, ForkWhileOtherThreadsCallWeft) {
   WEFT_SKIP_UNDER_TSAN();
+  // The calling threads allocate at every moment: under g++ 12's
+  // AddressSanitizer a grandchild forked while one of them holds the
+  // allocator's lock hangs in its first malloc (as above; seen in CI, round 2
+  // of 8). The plain build runs this case.
+  if (weft_test::k_asan) GTEST_SKIP() << "AddressSanitizer's allocator is not fork-safe while other threads allocate";
   const auto r = run_in_child([] {
     ::setenv("WEFT_NUM_WORKERS", "2", 1);
     weft::runtime rt{weft::config{.workers = 2}};

@@ -1590,11 +1590,13 @@ TEST_F(MisuseLifetime, ConditionVariableDestroyedWhileWaitedOnAborts) {
     const auto r = in_child([fiber] {
       auto* rt = new weft::runtime{{.workers = k_workers}};
       auto* m = new weft::mutex;
+      auto* locked = new std::atomic<bool>{false};
       auto cv = std::make_unique<weft::condition_variable>();
       weft::condition_variable& ref = *cv;
-      std::thread([rt, m, &ref, fiber] {
+      std::thread([rt, m, locked, &ref, fiber] {
         auto wait_forever = [&] {
           std::unique_lock lock(*m);
+          locked->store(true);
           ref.wait(lock, [] { return false; });
         };
         if (fiber) {
@@ -1603,7 +1605,12 @@ TEST_F(MisuseLifetime, ConditionVariableDestroyedWhileWaitedOnAborts) {
           wait_forever();
         }
       }).detach();
-      std::this_thread::sleep_for(30ms);  // the waiter is queued
+      // The waiter is queued once it has released m: wait() queues it, then
+      // unlocks (a sleep here was too short under ThreadSanitizer on a
+      // loaded machine).
+      while (!locked->load()) std::this_thread::yield();
+      m->lock();
+      m->unlock();
       cv.reset();
       std::fprintf(stderr, "the condition variable was destroyed with a waiter, without a word\n");
       return 3;

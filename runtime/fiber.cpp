@@ -85,7 +85,8 @@ fiber* create_fiber(scheduler& s) {
   // about double those frames.
   constexpr std::size_t k_reserve_share = WEFT_ASAN ? 2 : 4;
   const std::size_t reserve = std::min<std::size_t>(64 * 1024, mem.m_size / k_reserve_share);
-  f->m_stack_limit = reinterpret_cast<std::uintptr_t>(mem.m_bottom) + reserve;
+  f->m_real_limit = reinterpret_cast<std::uintptr_t>(mem.m_bottom) + reserve;
+  f->m_stack_limit = f->m_real_limit;
   make_context(f->m_ctx, mem.m_bottom, mem.m_size);
   s.m_live_fibers.fetch_add(1, std::memory_order_relaxed);
   if (worker* w = current_worker()) counters::bump(w->m_counters.fibers_created);
@@ -109,6 +110,7 @@ void destroy_fiber(fiber* f) noexcept {
 void adopt_thread(fiber& f, scheduler& s) noexcept {
   f.m_sched = &s;
   f.m_stack_limit = 0;
+  f.m_real_limit = 0;
   adopt_thread_context(f.m_ctx);
 }
 

@@ -8,6 +8,7 @@
 #include "context.hpp"
 #include "stack.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/detail/workspan.hpp"
 
 namespace weft::rt {
 
@@ -25,7 +26,11 @@ struct fiber {
   detail::task m_resume;  // executing it switches to this fiber (it is ready)
   scheduler* m_sched = nullptr;
   stack_memory m_stack;              // empty for a thread's own stack
-  std::uintptr_t m_stack_limit = 0;  // the stack counts as nearly full below this address
+  // Spawns check this limit: the stack counts as nearly full below it. It is
+  // m_real_limit, except k_measured_limit while the fiber runs a measured
+  // strand (workspan.hpp); checks of the stack itself read m_real_limit.
+  std::uintptr_t m_stack_limit = 0;
+  std::uintptr_t m_real_limit = 0;
   fiber* m_next = nullptr;           // link in a pool or a ready list, owned by that list's worker
 
   // The C++ exception state of this fiber while it is suspended (non-empty only
@@ -43,6 +48,9 @@ struct fiber {
   // its items not started are handed to other workers when the fiber
   // suspends or yields.
   running_leaf* m_leaves = nullptr;
+  // The strand this fiber runs while a call is measured (workspan.hpp);
+  // null otherwise. Set and read by the thread running the fiber.
+  detail::ws_strand* m_ws = nullptr;
   // Suspended by suspend(): counted as work in flight of its runtime
   // (scheduler::begin_root) until it is resumed.
   bool m_suspended = false;

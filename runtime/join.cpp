@@ -18,6 +18,7 @@
 #include "scheduler.hpp"
 #include "stack.hpp"
 #include "waiter.hpp"
+#include "workspan.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
 
@@ -32,18 +33,35 @@ using rt::worker;
 
 // push() and pop() never switch fibers, and are never inlined into code that
 // does (they are the library's entry points), so they read the worker inline.
-WEFT_NOINLINE push_status push(task* t) noexcept {
-  worker* w = rt::this_thread_worker();
-  if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
-  if (WEFT_UNLIKELY(w->stack_low())) {
-    return push_status::stack_low;
-  }
+namespace {
+
+push_status push_on(worker* w, task* t) noexcept {
   try {
     w->push(t);
   } catch (...) {
     return push_status::stack_low;  // no memory for the deque: run it on its own instead
   }
   return push_status::pushed;
+}
+
+}  // namespace
+
+WEFT_NOINLINE push_status push(task* t) noexcept {
+  worker* w = rt::this_thread_worker();
+  if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
+  // One check for both rare cases: a measured fiber's limit fails it too.
+  if (WEFT_UNLIKELY(w->stack_low())) {
+    if (w->m_current->m_ws != nullptr && !w->real_stack_low()) return push_status::measured;
+    return push_status::stack_low;
+  }
+  return push_on(w, t);
+}
+
+push_status push_plain(task* t) noexcept {
+  worker* w = rt::this_thread_worker();
+  if (w == nullptr) return push_status::not_on_worker;
+  if (w->real_stack_low()) return push_status::stack_low;
+  return push_on(w, t);
 }
 
 WEFT_NOINLINE bool pop(task* t) noexcept {
@@ -180,7 +198,7 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
     if (children_done(f, taken)) return false;
     worker* w = current_worker();  // a task run below may have moved this fiber
     detail::task* t = nullptr;
-    if (!w->stack_low()) {
+    if (!w->real_stack_low()) {
       t = w->take_ready();
     } else if (rt::fiber* ready = w->m_yielded.pop_front()) {
       t = &ready->m_resume;
@@ -192,7 +210,12 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
     }
     if (t != nullptr) {
       rt::counters::bump(w->m_counters.tasks_run);
+      // A task run on top of the join keeps the joiner's strand (a resumed
+      // coroutine may leave its own there).
+      rt::fiber* self = w->m_current;
+      detail::ws_strand* strand = self->m_ws;
       t->m_execute(t);
+      if (WEFT_UNLIKELY(self->m_ws != strand)) rt::set_strand(*self, strand);
       idle = 0;
       continue;
     }
@@ -287,20 +310,13 @@ struct root_task : task {
 
 }  // namespace
 
-void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
-  rt::scheduler& s = rt != nullptr ? rt::scheduler::of(rt) : rt::default_scheduler();
+namespace {
+
+// A call from outside s (a thread from outside, or a worker of another
+// runtime): takes part on a borrowed slot, or goes to s's workers as a root
+// task.
+void call_from_outside(rt::scheduler& s, void (*fn)(void*), void* arg) {
   worker* w = current_worker();
-  if (w != nullptr && &w->m_sched == &s) {
-    fn(arg);
-    return;
-  }
-  if (s.forked_away()) {
-    throw std::runtime_error(
-        "weft: this runtime was started before fork() and has no worker threads in the child process; create a "
-        "new runtime in the child (default_runtime() is recreated automatically)");
-  }
-  s.note_outside_call();
-  rt::note_thread();
   // A thread from outside takes part in its call as a worker when a worker is
   // parked (docs/protocols/callers.md); else the call goes to the workers.
   if (w == nullptr && s.cfg().caller == caller_policy::take_part && rt::call_on_borrowed_slot(s, fn, arg)) return;
@@ -316,6 +332,34 @@ void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
   wait(frame, 0);
   s.end_root();
   frame.rethrow_if_failed();
+}
+
+}  // namespace
+
+void run_root_at(runtime_state* rt, void (*fn)(void*), void* arg, const void* site) {
+  rt::scheduler& s = rt != nullptr ? rt::scheduler::of(rt) : rt::default_scheduler();
+  worker* w = current_worker();
+  if (w != nullptr && &w->m_sched == &s) {
+    fn(arg);
+    return;
+  }
+  if (s.forked_away()) {
+    throw std::runtime_error(
+        "weft: this runtime was started before fork() and has no worker threads in the child process; create a "
+        "new runtime in the child (default_runtime() is recreated automatically)");
+  }
+  s.note_outside_call();
+  rt::note_thread();
+  // WEFT_WORKSPAN: each call from a thread from outside is measured.
+  if (w == nullptr && WEFT_UNLIKELY(rt::workspan_reporting())) {
+    rt::call_measured(s, fn, arg, site, &call_from_outside);
+    return;
+  }
+  call_from_outside(s, fn, arg);
+}
+
+void run_root(runtime_state* rt, void (*fn)(void*), void* arg) {
+  run_root_at(rt, fn, arg, reinterpret_cast<const void*>(fn));
 }
 
 namespace {
@@ -339,6 +383,8 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   // The call continues the caller's work: a wait in it hands off the items
   // not started of the caller's loops too (the caller is suspended).
   self->m_leaves = c->m_caller->m_leaves;
+  // It continues the caller's strand too, when measured.
+  if (c->m_caller->m_ws != nullptr) rt::set_strand(*self, c->m_caller->m_ws);
   if (w.m_trace != nullptr) w.m_trace->record(rt::trace_kind::run_resume, reinterpret_cast<std::uintptr_t>(self));
   try {
     c->m_fn(c->m_arg);
@@ -348,6 +394,7 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   rt::worker* now = current_worker();  // the call may have moved this fiber
   self->m_in_task = false;
   self->m_leaves = nullptr;
+  if (self->m_ws != nullptr) rt::set_strand(*self, nullptr);
   if (now->m_trace != nullptr) now->m_trace->record(rt::trace_kind::run_end);
   rt::make_ready(c->m_caller);  // last access to *c: the caller may resume at once
 }
@@ -368,7 +415,7 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
 
 bool stack_low() noexcept {
   const worker* w = rt::this_thread_worker();
-  return w != nullptr && w->stack_low();
+  return w != nullptr && w->real_stack_low();
 }
 
 void defer(task* t) noexcept {

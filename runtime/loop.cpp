@@ -14,6 +14,7 @@
 #include "weft/detail/entry.hpp"
 #include "weft/parallelize.hpp"
 #include "worker.hpp"
+#include "workspan.hpp"
 
 namespace weft::rt {
 
@@ -621,6 +622,68 @@ void run_here(loop& l, worker& w) {
   r.m_errors.rethrow_if_failed();
 }
 
+// A loop run on a measured strand (docs/protocols/workspan.md): every item is
+// a strand of its own, started where a split down to single items would start
+// it (one split level per halving, one migration per level on the burdened
+// schedule); the caller's strand goes on from the latest item end.
+struct measured_loop {
+  const loop* m_loop;
+  detail::ws_strand* m_parent;
+  std::int64_t m_pos;
+  std::int64_t m_bpos;
+  detail::ws_sync m_sync;
+
+  static void items(void* p, detail::loop_cursor& items) {
+    auto* m = static_cast<measured_loop*>(p);
+    std::uint64_t k = detail::from_offset(items.m_next);
+    while (k < detail::from_offset(items.m_stop)) {
+      items.m_next = detail::to_offset(k + 1);
+      detail::loop_cursor one{detail::to_offset(k), detail::to_offset(k + 1)};
+      detail::ws_strand s;
+      s.m_measure = m->m_parent->m_measure;
+      s.m_pos = m->m_pos;
+      s.m_bpos = m->m_bpos;
+      detail::ws_strand* previous = detail::ws_enter(s);
+      try {
+        m->m_loop->m_body(m->m_loop->m_ctx, one);
+      } catch (...) {
+        ws_item_end(s, previous, m->m_sync);
+        throw;
+      }
+      ws_item_end(s, previous, m->m_sync);
+      ++k;
+    }
+  }
+};
+
+void run_measured(const loop& l, worker& w) {
+  detail::ws_strand& parent = *w.m_current->m_ws;
+  ws_pause(parent);
+  std::int64_t levels = 0;
+  while ((std::uint64_t{1} << levels) < l.m_count && levels < 63) ++levels;
+  const std::int64_t split = ws_split_ticks(parent);
+  const std::int64_t burden = ws_burden_ticks(parent);
+  measured_loop m{&l, &parent, parent.m_pos + levels * split, parent.m_bpos + levels * (split + burden), {}};
+  loop run{&measured_loop::items, &m, l.m_count, l.m_max_concurrency};
+  auto finish = [&] {
+    if (l.m_max_concurrency != 0) {
+      // At most that many items at once: no schedule ends before their work
+      // spread over them.
+      const std::int64_t spread =
+          m.m_sync.m_work.load(std::memory_order_relaxed) / static_cast<std::int64_t>(l.m_max_concurrency);
+      ws_sync_at_least(m.m_sync, parent.m_pos + spread, parent.m_bpos + spread);
+    }
+    detail::ws_join(parent, m.m_sync);
+  };
+  try {
+    run_here(run, w);
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+}
+
 }  // namespace
 
 }  // namespace weft::rt
@@ -649,11 +712,16 @@ bool split_wanted() noexcept {
 void run_loop(loop& l) {
   rt::worker* w = rt::current_worker();
   if (w == nullptr) {
-    run_root(
-        nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
+    // The report of WEFT_WORKSPAN names the loop by its body (the user's code).
+    run_root_at(
+        nullptr, [](void* p) { run_loop(*static_cast<loop*>(p)); }, &l, reinterpret_cast<const void*>(l.m_body));
     return;
   }
   if (WEFT_UNLIKELY(w->stack_low())) {
+    if (w->m_current->m_ws != nullptr && !w->real_stack_low()) {
+      rt::run_measured(l, *w);
+      return;
+    }
     run_on_fresh_stack([](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
     return;
   }

@@ -10,6 +10,7 @@
 #include "scheduler.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
+#include "workspan.hpp"
 
 namespace weft::rt {
 scheduler& default_scheduler();
@@ -23,14 +24,59 @@ void group_init(group_state& g) noexcept {
     g.m_owner = w->m_current;
     g.m_runtime = &w->m_sched;
     g.m_runtime_id = w->m_sched.sequence();
+    if (WEFT_UNLIKELY(w->m_current->m_ws != nullptr)) {
+      // Measured: no owner, so that every spawn takes the counted path,
+      // where it becomes a strand (docs/protocols/workspan.md).
+      g.m_owner = nullptr;
+      g.m_measured = true;
+    }
   }
 }
 
 namespace {
 
+// A spawn of a measured group: runs t as a strand started where its spawner
+// stands (one migration later on the burdened schedule). t runs as if popped
+// back (m_inline: it neither marks the group detached nor completes); this
+// ends the strand and then completes t, so that the owner sees the strand's
+// sums once it sees t done.
+struct measured_spawn : task {
+  group_task* m_task;
+  group_state* m_group;
+  ws_strand m_strand;
+
+  static void execute(task* self) noexcept {
+    auto* m = static_cast<measured_spawn*>(self);
+    group_task* t = m->m_task;
+    group_state& g = *m->m_group;
+    ws_strand* previous = ws_enter(m->m_strand);
+    t->m_execute(t);  // runs (or skips) the call and frees t
+    ws_child_end(m->m_strand, g.m_ws);
+    rt::set_strand(*rt::current_worker()->m_current, previous);
+    free_task(m, sizeof(measured_spawn));
+    group_complete(g);  // last access to the group
+  }
+};
+
+// The task to queue for t: t itself, or for a measured group a strand around
+// it. Throws std::bad_alloc (nothing done).
+task* spawn_as(group_state& g, group_task* t) {
+  if (!g.m_measured) return t;
+  ws_strand* spawner = ws_spawn_point(false);
+  if (spawner == nullptr) return t;  // a spawn from outside the measured code
+  auto* m = ::new (allocate_task(sizeof(measured_spawn))) measured_spawn{};
+  m->m_execute = &measured_spawn::execute;
+  m->m_task = t;
+  m->m_group = &g;
+  ws_child_init(m->m_strand, *spawner, true);
+  t->m_inline = true;
+  t->m_counted = false;
+  return m;
+}
+
 // A counted spawn: from another fiber or thread than the owner, or into a
-// group made outside any runtime. Out of line, so that the owner's path
-// below stays a leaf.
+// group made outside any runtime, or into a measured group. Out of line, so
+// that the owner's path below stays a leaf.
 WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
   // The group's runtime; for a group made outside any runtime, the spawner's
   // (every call inside runtime::run uses that runtime), else the default
@@ -45,11 +91,12 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
   }
   t->m_counted = true;
   if (w != nullptr && &w->m_sched == target) {
+    task* queued = spawn_as(g, t);  // may throw std::bad_alloc: nothing done yet
     g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
     try {
-      w->push(t);
+      w->push(queued);
     } catch (...) {
-      target->inject(t);  // no memory to grow the deque
+      target->inject(queued);  // no memory to grow the deque
     }
     return;
   }
@@ -135,6 +182,14 @@ void group_wait(group_state& g) noexcept {
     } catch (...) {
       // unreachable: wait_owned never throws
     }
+  }
+  if (WEFT_UNLIKELY(g.m_measured)) {
+    // The waiter's strand does no work while it waits, and goes on from the
+    // latest end of the spawns.
+    ws_strand* waiter = ws_spawn_point(true);
+    wait_owned(g, nullptr);
+    if (waiter != nullptr) ws_join(*waiter, g.m_ws);
+    return;
   }
   wait_owned(g, owner ? w : nullptr);
 }

@@ -8,6 +8,7 @@
 #include "loop.hpp"
 #include "scheduler.hpp"
 #include "waiter.hpp"
+#include "workspan.hpp"
 
 namespace weft::rt {
 
@@ -384,6 +385,9 @@ void scheduling_loop() noexcept {
         w->m_trace->record(trace_kind::run_task, reinterpret_cast<std::uintptr_t>(t), w->m_found);
     }
     t->m_execute(t);
+    // A resumed coroutine may leave its strand on the fiber: at loop level
+    // it runs none (workspan.hpp).
+    if (WEFT_UNLIKELY(self->m_ws != nullptr)) set_strand(*self, nullptr);
     if constexpr (k_instrumented) {
       self->m_in_task = false;
       worker* now = current_worker();
@@ -449,7 +453,12 @@ void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexce
   // resume_fiber()).
   w.m_current->m_suspended = true;
   w.m_sched.begin_root();
+  // A measured strand does no work while it waits.
+  detail::ws_strand* strand = w.m_current->m_ws;
+  const bool running = strand != nullptr && strand->m_start != 0;
+  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
   switch_to(w, next, publish, arg);
+  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
 }
 
 void throw_no_fiber() {
@@ -502,7 +511,11 @@ bool yield_current() noexcept {
   // is busy switching, so nobody can resume this fiber too early.
   w->m_yielded.push_back(w->m_current);
   counters::bump(w->m_counters.suspensions);
+  detail::ws_strand* strand = w->m_current->m_ws;
+  const bool running = strand != nullptr && strand->m_start != 0;
+  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
   switch_to(*w, next, nullptr, nullptr);
+  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
   return true;
 }
 

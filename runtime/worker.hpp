@@ -81,7 +81,11 @@ class alignas(k_false_sharing) worker {
 
   // True when the running fiber's stack is nearly full (entry points then
   // continue on a fresh stack).
+  // Also true on a fiber that runs a measured strand: spawns check this one
+  // and take their measured path there (workspan.hpp).
   bool stack_low() const noexcept { return stack_pointer() < m_current->m_stack_limit; }
+  // The stack itself is nearly full (whether measured or not).
+  bool real_stack_low() const noexcept { return stack_pointer() < m_current->m_real_limit; }
 
   fiber* m_current = nullptr;  // the fiber running on this worker
   task_queue m_queue;

@@ -30,6 +30,7 @@
 #include "weft/detail/entry.hpp"
 #include "weft/detail/result.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/detail/workspan.hpp"
 #include "weft/detail/waiter.hpp"
 #include "weft/parallelize.hpp"
 #include "weft/runtime.hpp"
@@ -44,11 +45,20 @@ class [[nodiscard]] task;
 namespace detail {
 
 // A task descriptor that resumes a coroutine when a worker runs it.
+// On a measured strand (<weft/workspan.hpp>), m_ws is the strand the
+// coroutine goes on with where it resumes.
 struct coroutine_resumption : task {
   std::coroutine_handle<> m_handle;
+  ws_strand* m_ws = nullptr;
 
   coroutine_resumption() noexcept : task{&execute, nullptr} {}
-  static void execute(task* t) noexcept { static_cast<coroutine_resumption*>(t)->m_handle.resume(); }
+  static void execute(task* t) noexcept {
+    auto* self = static_cast<coroutine_resumption*>(t);
+    if (self->m_ws != nullptr) [[unlikely]] {
+      ws_restart(*self->m_ws);
+    }
+    self->m_handle.resume();
+  }
 };
 
 // Where control goes next: straight to `next` by symmetric transfer, or, when
@@ -58,6 +68,7 @@ struct coroutine_resumption : task {
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, coroutine_resumption& via) noexcept {
   if (!stack_low()) return next;
   via.m_handle = next;
+  via.m_ws = ws_suspend_point();
   defer(&via);
   return std::noop_coroutine();
 }
@@ -88,6 +99,7 @@ struct promise_base {
   std::coroutine_handle<> m_continuation;              // who awaits this task with a plain co_await
   coroutine_resumption* m_continuation_via = nullptr;  // descriptor for a deferred transfer to it
   join_state* m_join = nullptr;                        // set when a when_all / spawn awaits it
+  ws_strand* m_ws = nullptr;                           // its own strand, as a measured child of m_join
   bool m_taken = false;                                // a worker took it from a queue (it ran as a stolen child)
   stage m_stage = stage::unstarted;
   std::exception_ptr m_error;
@@ -103,7 +115,12 @@ struct promise_base {
     promise_base& m_promise;
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<>) const noexcept {}
-    void await_resume() const noexcept { m_promise.m_stage = stage::started; }
+    void await_resume() const noexcept {
+      m_promise.m_stage = stage::started;
+      if (m_promise.m_ws != nullptr) [[unlikely]] {
+        ws_restart(*m_promise.m_ws);
+      }
+    }
   };
   initial_awaiter initial_suspend() noexcept { return {*this}; }
   void unhandled_exception() noexcept { m_error = std::current_exception(); }
@@ -123,6 +140,7 @@ struct child_slot {
   } m_resume;
   coroutine_resumption m_defer;  // a deferred inline start (not "taken")
   bool m_pushed = false;
+  ws_strand m_strand;  // the child's strand when measured
 };
 
 // The join of children of one when_all / spawn, in the awaiting coroutine's
@@ -142,6 +160,30 @@ struct join_state {
   int m_count = 0;
   int m_next = 0;  // next slot to pop back
   std::int64_t m_taken = 0;
+  // Measured (<weft/workspan.hpp>): the awaiting coroutine's strand, paused
+  // while it waits, and the children's sums.
+  ws_strand* m_ws_parent = nullptr;
+  ws_sync m_ws;
+
+  // Starts the children of a measured when_all, each as a strand of its own:
+  // child 0 inline, the others offered to other workers.
+  std::coroutine_handle<> start_measured() noexcept {
+    ws_strand* parent = ws_spawn_point(true);
+    m_ws_parent = parent;
+    for (int i = 0; i < m_count; ++i) {
+      child_slot& c = m_slots[i];
+      ws_child_init(c.m_strand, *parent, i != 0);
+      c.m_resume.m_promise->m_ws = &c.m_strand;
+      if (i != 0) c.m_pushed = push_plain(&c.m_resume) == push_status::pushed;
+    }
+    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
+  }
+  // The awaiting coroutine resumes: its strand goes on after the children.
+  void end_measured() noexcept {
+    if (m_ws_parent != nullptr) [[unlikely]] {
+      ws_join(*m_ws_parent, m_ws);
+    }
+  }
 
   // A child finished (its final suspension point): where to continue.
   std::coroutine_handle<> child_done(promise_base& p) noexcept {
@@ -178,6 +220,9 @@ struct final_awaiter {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     promise_base& p = h.promise();
     p.m_stage = stage::finished;  // before the transfer: the awaiter may destroy the frame at once
+    if (p.m_ws != nullptr) [[unlikely]] {
+      ws_child_end(*p.m_ws, p.m_join->m_ws);  // before child_done() publishes this child's end
+    }
     if (p.m_join != nullptr) return p.m_join->child_done(p);
     if (p.m_continuation) return transfer_to(p.m_continuation, *p.m_continuation_via);
     return std::noop_coroutine();
@@ -385,11 +430,18 @@ class [[nodiscard]] when_all_awaiter {
     m_join.m_next = m_join.m_count - 1;
     prepare(std::index_sequence_for<T...>{});
     // Offer children 1.. to other workers, oldest first; child 0 runs now.
-    for (int i = 1; i < m_join.m_count; ++i) m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+    for (int i = 1; i < m_join.m_count; ++i) {
+      const push_status pushed = push(&m_slots[i].m_resume);
+      if (pushed == push_status::measured) [[unlikely]] {
+        return m_join.start_measured();  // at i == 1: nothing pushed yet
+      }
+      m_slots[i].m_pushed = pushed == push_status::pushed;
+    }
     return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
   }
 
   std::tuple<when_all_value<T>...> await_resume() {
+    m_join.end_measured();
     m_join.m_frame.rethrow_if_failed();
     return collect(std::index_sequence_for<T...>{});
   }
@@ -458,11 +510,18 @@ class [[nodiscard]] when_all_vector_awaiter {
       m_slots[i].m_resume.m_handle = m_tasks[i].handle();
       m_slots[i].m_resume.m_promise = &m_tasks[i].handle().promise();
     }
-    for (int i = 1; i < m_join.m_count; ++i) m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+    for (int i = 1; i < m_join.m_count; ++i) {
+      const push_status pushed = push(&m_slots[i].m_resume);
+      if (pushed == push_status::measured) [[unlikely]] {
+        return m_join.start_measured();  // at i == 1: nothing pushed yet
+      }
+      m_slots[i].m_pushed = pushed == push_status::pushed;
+    }
     return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
   }
 
   std::vector<when_all_value<T>> await_resume() {
+    m_join.end_measured();
     m_join.m_frame.rethrow_if_failed();
     std::vector<when_all_value<T>> out;
     out.reserve(m_tasks.size());
@@ -519,7 +578,18 @@ class [[nodiscard]] spawned {
     m_task.handle().promise().m_join = &m_join;
     m_slot.m_resume.m_handle = m_task.handle();
     m_slot.m_resume.m_promise = &m_task.handle().promise();
-    m_slot.m_pushed = detail::push(&m_slot.m_resume) == detail::push_status::pushed;
+    const detail::push_status pushed = detail::push(&m_slot.m_resume);
+    if (pushed == detail::push_status::measured) [[unlikely]] {
+      // Measured: the child is a strand of its own from here; the spawner's
+      // goes on.
+      detail::ws_strand* parent = detail::ws_spawn_point(false);
+      m_join.m_ws_parent = parent;
+      detail::ws_child_init(m_slot.m_strand, *parent, true);
+      m_task.handle().promise().m_ws = &m_slot.m_strand;
+      m_slot.m_pushed = detail::push_plain(&m_slot.m_resume) == detail::push_status::pushed;
+      return;
+    }
+    m_slot.m_pushed = pushed == detail::push_status::pushed;
   }
   spawned(const spawned&) = delete;
   spawned& operator=(const spawned&) = delete;
@@ -537,6 +607,7 @@ class [[nodiscard]] spawned {
     if (m_join.m_parent || !m_slot.m_pushed) return;
     if (detail::pop(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
     detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
+    m_join.end_measured();
   }
 
   // Throws std::invalid_argument if this handle was awaited before (its join
@@ -549,6 +620,9 @@ class [[nodiscard]] spawned {
   }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
     m_join.m_parent = parent;
+    if (m_join.m_ws_parent != nullptr) [[unlikely]] {
+      detail::ws_spawn_point(true);  // the spawner's strand waits for the child
+    }
     if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
       return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_defer);  // run it inline now
     }
@@ -560,6 +634,7 @@ class [[nodiscard]] spawned {
     return std::noop_coroutine();
   }
   T await_resume() {
+    m_join.end_measured();
     m_join.m_frame.rethrow_if_failed();
     return m_task.handle().promise().take();
   }
@@ -595,6 +670,7 @@ struct signal_task {
       struct signal {
         bool await_ready() const noexcept { return false; }
         void await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+          ws_suspend_point();              // measured: the chain's last piece ends here
           complete(*h.promise().m_frame);  // last access: the waiter may destroy this frame now
         }
         void await_resume() const noexcept {}
@@ -644,8 +720,17 @@ T sync_wait(weft::task<T>&& t) {
   detail::signal_task runner = detail::run_task(owned, out, frame);
   runner.m_handle.promise().m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: the runner signals once
-  runner.m_handle.resume();                             // runs inline until it first waits
+  // Measured: the chain goes on with the caller's strand, wherever it
+  // resumes; this fiber holds none while it waits.
+  detail::ws_strand* strand = detail::ws_suspend_point();
+  runner.m_handle.resume();  // runs inline until it first waits
+  if (strand != nullptr) [[unlikely]] {
+    detail::ws_set_current(nullptr);
+  }
   detail::wait(frame, 0);
+  if (strand != nullptr) [[unlikely]] {
+    detail::ws_restart(*strand);
+  }
   runner.m_handle.destroy();
   frame.rethrow_if_failed();
   return out.take();
@@ -661,6 +746,7 @@ T sync_wait(weft::task<T>&& t) {
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
       return detail::yield_task(&m_resume);  // false: nothing else to run, go on now
     }
     void await_resume() const noexcept {}
@@ -746,6 +832,7 @@ template <std::integral I, std::invocable<I> F>
     bool await_ready() noexcept { return m_mutex.try_lock(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
       m_node.m_waiter.m_task = &m_resume;
       m_node.m_waiter.m_runtime = detail::current_runtime();
       return detail::mutex_lock_async(m_mutex, m_node);  // false: taken now
@@ -765,6 +852,7 @@ template <std::integral I, std::invocable<I> F>
     bool await_ready() const noexcept { return m_latch.try_wait(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
       m_node.m_waiter.m_task = &m_resume;
       m_node.m_waiter.m_runtime = detail::current_runtime();
       return detail::latch_wait_async(m_latch, m_node);  // false: open now
@@ -795,6 +883,7 @@ template <class F>
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
       m_node.m_waiter.m_task = &m_resume;
       m_node.m_waiter.m_runtime = detail::current_runtime();
       return detail::barrier_wait_async(detail::barrier_access::core(m_barrier), m_token, m_node);  // false: over
@@ -819,6 +908,7 @@ template <class F>
     bool await_ready() const noexcept { return detail::barrier_core::completed(m_token) || m_core.passed(m_token); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
       m_node.m_waiter.m_task = &m_resume;
       m_node.m_waiter.m_runtime = detail::current_runtime();
       return detail::barrier_wait_async(m_core, m_token, m_node);  // false: over now

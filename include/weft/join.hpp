@@ -11,6 +11,7 @@
 #include "weft/detail/entry.hpp"
 #include "weft/detail/result.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/detail/workspan.hpp"
 #include "weft/runtime.hpp"
 
 namespace weft {
@@ -77,6 +78,91 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
 
 }  // namespace detail
 
+namespace detail {
+
+template <class F, class G>
+join_result_t<F, G> join_measured(F& f, G& g);
+
+// The body of join(). Plain: the push never reports `measured` (the sides of
+// a measured join, which carry their own accounting).
+template <bool Plain, class F, class G>
+join_result_t<F, G> join_impl(F& f, G& g) {
+  using rf_type = std::invoke_result_t<F&>;
+  using rg_type = std::invoke_result_t<G&>;
+  using return_type = join_result_t<F, G>;
+
+  join_frame frame;
+  result<rg_type> rg;
+  join_child<G, rg_type> child(g, rg, frame);
+  const push_status pushed = Plain ? push_plain(&child) : push(&child);
+  if (pushed != push_status::pushed) {
+    if constexpr (!Plain) {  // the sides of a measured join run on a worker, never measured again
+      if (pushed == push_status::not_on_worker) {
+        auto again = [&]() -> return_type { return join_impl<false>(f, g); };
+        return default_runtime().run(again);
+      }
+      if (pushed == push_status::measured) return join_measured(f, g);
+    }
+    auto again = [&]() -> return_type { return join_impl<Plain>(f, g); };  // stack_low
+    return invoke_on_fresh_stack(again);
+  }
+
+  result<rf_type> rf;
+  try {
+    rf.emplace(f);
+  } catch (...) {
+    frame.capture(std::current_exception());
+  }
+  if (pop(&child)) {
+    if (!frame.failed()) {
+      try {
+        rg.emplace(g);
+      } catch (...) {
+        frame.capture(std::current_exception());
+      }
+    }
+  } else {
+    wait(frame, 1);
+  }
+  frame.rethrow_if_failed();
+  if constexpr (!std::is_void_v<return_type>) {
+    return return_type(take_join_value(rf), take_join_value(rg));
+  }
+}
+
+// Runs one side of a measured join as its own strand.
+struct ws_side {
+  ws_strand& m_strand;
+  ws_strand* m_previous;
+  explicit ws_side(ws_strand& s) noexcept : m_strand(s), m_previous(ws_enter(s)) {}
+  ws_side(const ws_side&) = delete;
+  ws_side& operator=(const ws_side&) = delete;
+  ~ws_side() { ws_leave(m_strand, m_previous); }
+};
+
+// A join on a measured strand (<weft/workspan.hpp>): each side a strand of its
+// own, joined into the caller's when both are done.
+template <class F, class G>
+join_result_t<F, G> join_measured(F& f, G& g) {
+  ws_fork fork;
+  ws_fork_begin(fork);
+  struct end_fork {
+    ws_fork& m_fork;
+    ~end_fork() { ws_fork_end(m_fork); }
+  } end{fork};
+  auto left = [&]() -> std::invoke_result_t<F&> {
+    ws_side side(fork.m_left);
+    return f();
+  };
+  auto right = [&]() -> std::invoke_result_t<G&> {
+    ws_side side(fork.m_right);
+    return g();
+  };
+  return join_impl<true>(left, right);
+}
+
+}  // namespace detail
+
 // Runs f() and g(), possibly in parallel, and returns when both have returned.
 // Returns void when both return void, else std::pair of both results (a void
 // result is std::monostate). g is offered to other workers while the caller
@@ -87,46 +173,7 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
 // a runtime it runs in default_runtime().
 template <class F, class G>
 detail::join_result_t<F, G> join(F&& f, G&& g) {
-  using rf_type = std::invoke_result_t<F&>;
-  using rg_type = std::invoke_result_t<G&>;
-  using return_type = detail::join_result_t<F, G>;
-
-  detail::join_frame frame;
-  detail::result<rg_type> rg;
-  detail::join_child<G, rg_type> child(g, rg, frame);
-  switch (detail::push(&child)) {
-    case detail::push_status::pushed: break;
-    case detail::push_status::not_on_worker: {
-      auto again = [&]() -> return_type { return weft::join(f, g); };
-      return default_runtime().run(again);
-    }
-    case detail::push_status::stack_low: {
-      auto again = [&]() -> return_type { return weft::join(f, g); };
-      return detail::invoke_on_fresh_stack(again);
-    }
-  }
-
-  detail::result<rf_type> rf;
-  try {
-    rf.emplace(f);
-  } catch (...) {
-    frame.capture(std::current_exception());
-  }
-  if (detail::pop(&child)) {
-    if (!frame.failed()) {
-      try {
-        rg.emplace(g);
-      } catch (...) {
-        frame.capture(std::current_exception());
-      }
-    }
-  } else {
-    detail::wait(frame, 1);
-  }
-  frame.rethrow_if_failed();
-  if constexpr (!std::is_void_v<return_type>) {
-    return return_type(detail::take_join_value(rf), detail::take_join_value(rg));
-  }
+  return detail::join_impl<false>(f, g);
 }
 
 }  // namespace weft

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "weft/detail/export.hpp"
+#include "weft/detail/workspan.hpp"
 #include "weft/join.hpp"
 #include "weft/runtime.hpp"
 #include "weft/this_fiber.hpp"
@@ -387,7 +388,19 @@ struct reducer {
     return m_combine(std::move(a), std::move(b));
   }
 
+  // Blocks [lo, hi), every node forked: how a measured reduction runs
+  // (<weft/workspan.hpp>: its span is that of the whole tree).
+  T run_forked(std::uint64_t lo, std::uint64_t hi) {
+    if (hi - lo == 1) return block_at(lo);
+    const std::uint64_t mid = lo + (hi - lo) / 2;
+    auto [a, b] = weft::join([&] { return run_forked(lo, mid); }, [&] { return run_forked(mid, hi); });
+    return m_combine(std::move(a), std::move(b));
+  }
+
   T top() {
+    if (ws_active()) [[unlikely]] {
+      return run_forked(0, m_blocks);
+    }
     const int workers = runtime_workers();
     if (workers <= 1 || m_blocks == 1) return run(0, m_blocks, 0);
     // Measure block 0, then split into up to one piece per worker what is

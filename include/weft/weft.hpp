@@ -12,3 +12,4 @@
 #include "weft/task_group.hpp"
 #include "weft/this_fiber.hpp"
 #include "weft/version.hpp"
+#include "weft/workspan.hpp"

@@ -17,10 +17,13 @@ enum class push_status : int {
   pushed,         // t is on the calling worker's queue
   not_on_worker,  // the caller is not a worker: nothing was pushed
   stack_low,      // the current fiber stack is nearly full: nothing was pushed
+  measured,       // the caller runs a measured strand (<weft/workspan.hpp>): nothing was pushed
 };
 
 // Pushes t onto the calling worker's queue, where other workers may take it.
 WEFT_API push_status push(task* t) noexcept;
+// The same, never `measured`: the push of a measured spawn.
+WEFT_API push_status push_plain(task* t) noexcept;
 
 // Pops t back if it is still the newest task on the calling worker's queue.
 // True: the caller owns t again and runs it itself (uncounted; counted as a
@@ -49,6 +52,9 @@ WEFT_API void resume_waiter(join_frame& f) noexcept;
 // Runs it inline when the caller already is a worker of rt. Rethrows what fn
 // threw.
 WEFT_API void run_root(runtime_state* rt, void (*fn)(void*), void* arg);
+// The same; `site` names the call in the WEFT_WORKSPAN report (the code of
+// the user's call: fn itself for run_root).
+WEFT_API void run_root_at(runtime_state* rt, void (*fn)(void*), void* arg, const void* site);
 
 // Runs fn(arg) on a fresh fiber stack of the calling worker and returns when
 // it returned; rethrows what fn threw. The caller must be a worker.
@@ -58,7 +64,7 @@ WEFT_API void run_on_fresh_stack(void (*fn)(void*), void* arg);
 WEFT_API bool on_runtime(const runtime_state* rt) noexcept;
 
 // True when the calling worker's current fiber stack is nearly full (false
-// outside a worker).
+// outside a worker), measured or not.
 WEFT_API bool stack_low() noexcept;
 
 // Makes t runnable on the calling worker (uncounted: a continuation, not a

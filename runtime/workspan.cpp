@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: MIT
+// Work/span measurement: strands on fibers, their composition at joins, the
+// calibration of a spawn and of a migration, and the WEFT_WORKSPAN report
+// (docs/protocols/workspan.md).
+#include "workspan.hpp"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clock.hpp"
+#include "fiber.hpp"
+#include "platform.hpp"
+#include "scheduler.hpp"
+#include "weft/join.hpp"
+#include "worker.hpp"
+
+namespace weft::detail {
+
+// The state of one measured call (ws_measure_call): its root strand and the
+// costs charged by the model.
+struct ws_measure {
+  // Read by every strand, written only before the call starts.
+  std::int64_t m_split = 0;      // ticks of a spawn, and of a level of a loop split down to its items (an empty join)
+  std::int64_t m_burden = 0;     // ticks per potential steal on the burdened schedule
+  std::int64_t m_clock_cost = 0; // ticks that a piece's two clock reads add to it
+  alignas(64) ws_strand m_root;  // written by the measured call's own strands
+};
+
+}  // namespace weft::detail
+
+namespace weft::rt {
+
+using detail::ws_strand;
+
+namespace {
+
+// The calling worker's current fiber (re-read each time: a strand's fiber may
+// have moved to another thread since the last call). Null outside a worker.
+fiber* this_fiber() noexcept {
+  worker* w = current_worker();
+  return w != nullptr ? w->m_current : nullptr;
+}
+
+// Closes the running piece of s at `now`, less what reading the clock added.
+void close_piece(ws_strand& s, std::uint64_t now) noexcept {
+  if (s.m_start == 0) return;
+  const auto d = std::max<std::int64_t>(static_cast<std::int64_t>(now - s.m_start) - s.m_measure->m_clock_cost, 0);
+  s.m_work += d;
+  s.m_pos += d;
+  s.m_bpos += d;
+  s.m_start = 0;
+}
+
+void atomic_max(std::atomic<std::int64_t>& a, std::int64_t v) noexcept {
+  std::int64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+// Waits until `turn` is `expected` or `stop`: spins, and gives the processor
+// away now and then (the partner may share this one). Returns what it read.
+int await_turn(const std::atomic<int>& turn, int expected, int stop) noexcept {
+  for (unsigned spins = 0;; ++spins) {
+    const int t = turn.load(std::memory_order_acquire);
+    if (t == expected || t == stop) return t;
+    if (spins % 256 == 255) {
+      sched_yield();
+    } else {
+      cpu_relax();
+    }
+  }
+}
+
+// Clock ticks for a one-way hand-over of a cache line between two threads
+// (half a round trip, median of up to 201 round trips within about 5 ms),
+// measured once per process with a helper thread. k_split_us when no thread
+// can be made. Not a function-local static (see ticks_per_us()).
+std::int64_t migration_ticks() noexcept {
+  static constinit std::atomic<std::int64_t> cached{-1};
+  std::int64_t value = cached.load(std::memory_order_relaxed);
+  if (value >= 0) return value;
+  constexpr int k_rounds = 201;
+  constexpr int k_stop = -1;
+  std::atomic<int> turn{0};
+  std::vector<std::uint64_t> samples;
+  samples.reserve(k_rounds);
+  std::int64_t mine = static_cast<std::int64_t>(k_split_us * ticks_per_us());
+  try {
+    std::thread partner([&turn] {
+      for (int expected = 1;; expected += 2) {
+        if (await_turn(turn, expected, k_stop) == k_stop) return;
+        turn.store(expected + 1, std::memory_order_release);
+      }
+    });
+    const std::uint64_t deadline = ticks() + 5'000 * ticks_per_us();
+    for (int i = 0; i < k_rounds && ticks() < deadline; ++i) {
+      const std::uint64_t t0 = ticks();
+      turn.store(2 * i + 1, std::memory_order_release);
+      await_turn(turn, 2 * i + 2, 2 * i + 2);
+      samples.push_back(ticks() - t0);
+    }
+    turn.store(k_stop, std::memory_order_release);
+    partner.join();
+  } catch (...) {
+    samples.clear();  // no thread: keep the runtime's own estimate of a steal
+  }
+  if (!samples.empty()) {
+    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2),
+                     samples.end());
+    mine = static_cast<std::int64_t>(samples[samples.size() / 2] / 2);
+  }
+  std::int64_t expected = -1;
+  return cached.compare_exchange_strong(expected, mine, std::memory_order_relaxed) ? mine : expected;
+}
+
+// Ticks between two reads of the clock through ticks(): the least of 1024.
+std::int64_t clock_ticks() noexcept {
+  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+  for (int i = 0; i < 1024; ++i) {
+    const std::uint64_t t0 = ticks();
+    best = std::min(best, ticks() - t0);
+  }
+  return static_cast<std::int64_t>(best);
+}
+
+// Ticks of one weft::join of two empty calls on the calling worker, not
+// measured: the best of four rounds of 256.
+std::int64_t join_ticks() noexcept {
+  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+  for (int round = 0; round < 4; ++round) {
+    const std::uint64_t t0 = ticks();
+    for (int i = 0; i < 256; ++i) weft::join([] {}, [] {});
+    best = std::min(best, (ticks() - t0) / 256);
+  }
+  return static_cast<std::int64_t>(best);
+}
+
+}  // namespace
+
+void set_strand(fiber& f, ws_strand* s) noexcept {
+  f.m_ws = s;
+  f.m_stack_limit = s != nullptr ? k_measured_limit : f.m_real_limit;
+}
+
+std::int64_t ws_split_ticks(const ws_strand& s) noexcept { return s.m_measure->m_split; }
+std::int64_t ws_burden_ticks(const ws_strand& s) noexcept { return s.m_measure->m_burden; }
+
+void ws_pause(ws_strand& s) noexcept { close_piece(s, ticks()); }
+
+void ws_resume_piece(ws_strand& s) noexcept { s.m_start = ticks(); }
+
+void ws_item_end(ws_strand& s, ws_strand* previous, detail::ws_sync& into) noexcept {
+  detail::ws_leave(s, previous);
+  into.m_work.fetch_add(s.m_work, std::memory_order_relaxed);
+  into.m_strands.fetch_add(s.m_strands, std::memory_order_relaxed);
+  atomic_max(into.m_end, s.m_pos);
+  atomic_max(into.m_bend, s.m_bpos);
+}
+
+void ws_sync_at_least(detail::ws_sync& into, std::int64_t end, std::int64_t bend) noexcept {
+  atomic_max(into.m_end, end);
+  atomic_max(into.m_bend, bend);
+}
+
+
+}  // namespace weft::rt
+
+namespace weft::detail {
+
+using rt::close_piece;
+using rt::set_strand;
+using rt::this_fiber;
+using rt::ticks;
+
+void ws_fork_begin(ws_fork& f) noexcept {
+  ws_strand* p = this_fiber()->m_ws;
+  close_piece(*p, ticks());
+  f.m_parent = p;
+  ws_child_init(f.m_left, *p, false);
+  ws_child_init(f.m_right, *p, true);
+}
+
+void ws_fork_end(ws_fork& f) noexcept {
+  ws_strand& p = *f.m_parent;
+  p.m_work += f.m_left.m_work + f.m_right.m_work;
+  p.m_strands += f.m_left.m_strands + f.m_right.m_strands;
+  p.m_pos = std::max({p.m_pos, f.m_left.m_pos, f.m_right.m_pos});
+  p.m_bpos = std::max({p.m_bpos, f.m_left.m_bpos, f.m_right.m_bpos});
+  set_strand(*this_fiber(), &p);
+  p.m_start = ticks();
+}
+
+ws_strand* ws_enter(ws_strand& s) noexcept {
+  rt::fiber& f = *this_fiber();
+  ws_strand* previous = f.m_ws;
+  set_strand(f, &s);
+  s.m_start = ticks();
+  return previous;
+}
+
+void ws_leave(ws_strand& s, ws_strand* previous) noexcept {
+  close_piece(s, ticks());
+  set_strand(*this_fiber(), previous);
+}
+
+ws_strand* ws_suspend_point() noexcept {
+  rt::fiber* f = this_fiber();
+  if (f == nullptr || f->m_ws == nullptr || f->m_ws->m_start == 0) return nullptr;
+  ws_strand* s = f->m_ws;
+  const std::uint64_t now = ticks();
+  close_piece(*s, now);
+  s->m_start = now;
+  return s;
+}
+
+void ws_set_current(ws_strand* s) noexcept {
+  if (rt::fiber* f = this_fiber()) set_strand(*f, s);
+}
+
+void ws_restart(ws_strand& s) noexcept {
+  set_strand(*this_fiber(), &s);
+  s.m_start = ticks();
+}
+
+void ws_child_end(ws_strand& s, ws_sync& into) noexcept {
+  close_piece(s, ticks());
+  into.m_work.fetch_add(s.m_work, std::memory_order_relaxed);
+  into.m_strands.fetch_add(s.m_strands, std::memory_order_relaxed);
+  rt::atomic_max(into.m_end, s.m_pos);
+  rt::atomic_max(into.m_bend, s.m_bpos);
+  // The fiber goes on with whatever resumes next (the next child of the
+  // chain, the parent, or its loop): nothing measured until one says so.
+  set_strand(*this_fiber(), nullptr);
+}
+
+ws_strand* ws_spawn_point(bool pause) noexcept {
+  rt::fiber* f = this_fiber();
+  if (f == nullptr || f->m_ws == nullptr) return nullptr;
+  ws_strand* s = f->m_ws;
+  const std::uint64_t now = ticks();
+  close_piece(*s, now);
+  if (!pause) s->m_start = now;
+  return s;
+}
+
+void ws_child_init(ws_strand& s, const ws_strand& parent, bool stealable) noexcept {
+  const ws_measure& m = *parent.m_measure;
+  const std::int64_t spawn = stealable ? m.m_split : 0;
+  s.m_measure = parent.m_measure;
+  s.m_work = spawn;
+  s.m_pos = parent.m_pos + spawn;
+  s.m_bpos = parent.m_bpos + spawn + (stealable ? m.m_burden : 0);
+  s.m_start = 0;
+  s.m_strands = 1;
+}
+
+void ws_join(ws_strand& parent, ws_sync& from) noexcept {
+  const std::uint64_t now = ticks();
+  close_piece(parent, now);
+  parent.m_work += from.m_work.exchange(0, std::memory_order_relaxed);
+  parent.m_strands += from.m_strands.exchange(0, std::memory_order_relaxed);
+  parent.m_pos = std::max(parent.m_pos, from.m_end.exchange(0, std::memory_order_relaxed));
+  parent.m_bpos = std::max(parent.m_bpos, from.m_bend.exchange(0, std::memory_order_relaxed));
+  set_strand(*this_fiber(), &parent);
+  parent.m_start = now;
+}
+
+bool ws_active() noexcept {
+  const rt::fiber* f = this_fiber();
+  return f != nullptr && f->m_ws != nullptr;
+}
+
+void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
+  rt::fiber* f = this_fiber();
+  // A measurement inside a measured strand counts as serial code of that
+  // strand: its own result folded in whole.
+  ws_strand* outer = f->m_ws;
+  if (outer != nullptr) {
+    close_piece(*outer, ticks());
+    set_strand(*f, nullptr);
+  }
+  ws_measure m;
+  m.m_clock_cost = rt::clock_ticks();
+  m.m_split = rt::join_ticks();
+  m.m_burden = 2 * rt::migration_ticks() + m.m_split;
+  m.m_root.m_measure = &m;
+  set_strand(*f, &m.m_root);
+  m.m_root.m_start = ticks();
+  auto finish = [&] {
+    close_piece(m.m_root, ticks());
+    rt::fiber& now = *this_fiber();  // the same fiber, maybe on another thread
+    if (outer != nullptr) {
+      outer->m_work += m.m_root.m_work;
+      outer->m_strands += m.m_root.m_strands;
+      outer->m_pos += m.m_root.m_pos;
+      outer->m_bpos += m.m_root.m_bpos;
+      set_strand(now, outer);
+      outer->m_start = ticks();
+    } else {
+      set_strand(now, nullptr);
+    }
+  };
+  try {
+    fn(arg);
+  } catch (...) {
+    finish();
+    throw;
+  }
+  finish();
+  const auto per_us = static_cast<double>(rt::ticks_per_us());
+  auto ns = [per_us](std::int64_t t) { return static_cast<std::int64_t>(static_cast<double>(t) * 1000.0 / per_us); };
+  out.m_work_ns = ns(m.m_root.m_work);
+  out.m_span_ns = ns(m.m_root.m_pos);
+  out.m_burdened_span_ns = ns(m.m_root.m_bpos);
+  out.m_burden_ns = ns(m.m_burden);
+  out.m_strands = m.m_root.m_strands;
+}
+
+}  // namespace weft::detail
+
+// ---- WEFT_WORKSPAN: every call from outside a runtime, measured and reported at exit ----
+
+namespace weft::rt {
+
+namespace {
+
+struct site_totals {
+  std::uint64_t m_calls = 0;
+  std::int64_t m_work_ns = 0;
+  std::int64_t m_span_ns = 0;
+  std::int64_t m_burdened_span_ns = 0;
+  std::int64_t m_burden_ns = 0;  // of the latest call
+  std::uint64_t m_strands = 0;
+  int m_workers = 0;
+};
+
+struct report_state {
+  std::mutex m_mutex;  // only around a measured call's record and the final write
+  std::map<const void*, site_totals> m_sites;
+  std::string m_path;
+};
+
+// Never destroyed: calls may still end while static destructors run.
+report_state& report() {
+  static report_state* r = new report_state;
+  return *r;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Where a call site's code is: its object file, the offset in it (for
+// addr2line) and its symbol when the object exports one.
+void describe_site(const void* site, std::string& object, std::string& symbol, std::uintptr_t& offset) {
+  Dl_info info{};
+  offset = reinterpret_cast<std::uintptr_t>(site);
+  if (dladdr(site, &info) == 0) return;
+  if (info.dli_fname != nullptr) object = info.dli_fname;
+  offset -= reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  if (info.dli_sname != nullptr && info.dli_saddr == site) {
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    symbol = status == 0 && demangled != nullptr ? demangled : info.dli_sname;
+    std::free(demangled);
+  }
+}
+
+void write_report() noexcept {
+  report_state& r = report();
+  std::lock_guard<std::mutex> lock(r.m_mutex);
+  std::FILE* out = std::fopen(r.m_path.c_str(), "w");
+  if (out == nullptr) {
+    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s\n", r.m_path.c_str());
+    return;
+  }
+  std::fprintf(out, "{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
+  bool first = true;
+  for (const auto& [site, t] : r.m_sites) {
+    std::string object;
+    std::string symbol;
+    std::uintptr_t offset = 0;
+    try {
+      describe_site(site, object, symbol, offset);
+    } catch (...) {
+      // no memory for the names: the offset alone
+    }
+    const double parallelism = t.m_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_span_ns) : 0;
+    const double burdened =
+        t.m_burdened_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_burdened_span_ns) : 0;
+    std::fprintf(out,
+                 "%s\n    {\"object\": \"%s\", \"offset\": \"0x%zx\", \"symbol\": \"%s\", \"calls\": %llu, "
+                 "\"workers\": %d, \"work\": %lld, \"span\": %lld, \"burdened_span\": %lld, \"burden\": %lld, "
+                 "\"strands\": %llu, \"parallelism\": %.3f, \"burdened_parallelism\": %.3f}",
+                 first ? "" : ",", json_escape(object).c_str(), static_cast<std::size_t>(offset),
+                 json_escape(symbol).c_str(), static_cast<unsigned long long>(t.m_calls), t.m_workers,
+                 static_cast<long long>(t.m_work_ns), static_cast<long long>(t.m_span_ns),
+                 static_cast<long long>(t.m_burdened_span_ns), static_cast<long long>(t.m_burden_ns),
+                 static_cast<unsigned long long>(t.m_strands), parallelism, burdened);
+    first = false;
+  }
+  std::fprintf(out, "\n  ]\n}\n");
+  std::fclose(out);
+}
+
+// The report file, read once: empty when WEFT_WORKSPAN is unset or empty.
+const std::string& report_path() {
+  static const std::string path = [] {
+    const char* v = std::getenv("WEFT_WORKSPAN");
+    return std::string(v != nullptr ? v : "");
+  }();
+  return path;
+}
+
+struct measured_call {
+  void (*m_fn)(void*);
+  void* m_arg;
+  detail::ws_result m_result{};
+
+  static void run(void* p) {
+    auto* c = static_cast<measured_call*>(p);
+    detail::ws_measure_call(c->m_fn, c->m_arg, c->m_result);
+  }
+};
+
+}  // namespace
+
+bool workspan_reporting() {
+  static const bool on = [] {
+    if (report_path().empty()) return false;
+    report().m_path = report_path();
+    std::atexit([] { write_report(); });
+    return true;
+  }();
+  return on;
+}
+
+void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
+                   void (*call)(scheduler&, void (*)(void*), void*)) {
+  measured_call c{fn, arg};
+  call(s, &measured_call::run, &c);  // rethrows what fn threw: that call is not recorded
+  // Recorded by the calling thread (from outside), once the call is over.
+  report_state& r = report();
+  std::lock_guard<std::mutex> lock(r.m_mutex);
+  site_totals& t = r.m_sites[site];
+  ++t.m_calls;
+  t.m_work_ns += c.m_result.m_work_ns;
+  t.m_span_ns += c.m_result.m_span_ns;
+  t.m_burdened_span_ns += c.m_result.m_burdened_span_ns;
+  t.m_burden_ns = c.m_result.m_burden_ns;
+  t.m_strands += c.m_result.m_strands;
+  t.m_workers = s.num_workers();
+}
+
+}  // namespace weft::rt

@@ -25,13 +25,13 @@ struct fiber {
   context m_ctx;
   detail::task m_resume;  // executing it switches to this fiber (it is ready)
   scheduler* m_sched = nullptr;
-  stack_memory m_stack;              // empty for a thread's own stack
+  stack_memory m_stack;  // empty for a thread's own stack
   // Spawns check this limit: the stack counts as nearly full below it. It is
   // m_real_limit, except k_measured_limit while the fiber runs a measured
   // strand (workspan.hpp); checks of the stack itself read m_real_limit.
   std::uintptr_t m_stack_limit = 0;
   std::uintptr_t m_real_limit = 0;
-  fiber* m_next = nullptr;           // link in a pool or a ready list, owned by that list's worker
+  fiber* m_next = nullptr;  // link in a pool or a ready list, owned by that list's worker
 
   // The C++ exception state of this fiber while it is suspended (non-empty only
   // when it suspended inside a catch block or during unwinding).

@@ -18,9 +18,9 @@
 #include "scheduler.hpp"
 #include "stack.hpp"
 #include "waiter.hpp"
-#include "workspan.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
+#include "workspan.hpp"
 
 namespace weft::rt {
 scheduler& default_scheduler();
@@ -33,9 +33,15 @@ using rt::worker;
 
 // push() and pop() never switch fibers, and are never inlined into code that
 // does (they are the library's entry points), so they read the worker inline.
-namespace {
-
-push_status push_on(worker* w, task* t) noexcept {
+WEFT_NOINLINE push_status push(task* t) noexcept {
+  worker* w = rt::this_thread_worker();
+  if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
+  // One check for both rare cases: a measured fiber's limit fails it too.
+  // One check for both rare cases: a measured fiber's limit fails it too
+  // (the caller tells them apart: ws_spawn_measured()).
+  if (WEFT_UNLIKELY(w->stack_low())) {
+    return push_status::stack_low;
+  }
   try {
     w->push(t);
   } catch (...) {
@@ -44,24 +50,16 @@ push_status push_on(worker* w, task* t) noexcept {
   return push_status::pushed;
 }
 
-}  // namespace
-
-WEFT_NOINLINE push_status push(task* t) noexcept {
-  worker* w = rt::this_thread_worker();
-  if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
-  // One check for both rare cases: a measured fiber's limit fails it too.
-  if (WEFT_UNLIKELY(w->stack_low())) {
-    if (w->m_current->m_ws != nullptr && !w->real_stack_low()) return push_status::measured;
-    return push_status::stack_low;
-  }
-  return push_on(w, t);
-}
-
 push_status push_plain(task* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (w == nullptr) return push_status::not_on_worker;
   if (w->real_stack_low()) return push_status::stack_low;
-  return push_on(w, t);
+  try {
+    w->push(t);
+  } catch (...) {
+    return push_status::stack_low;
+  }
+  return push_status::pushed;
 }
 
 WEFT_NOINLINE bool pop(task* t) noexcept {

@@ -173,7 +173,7 @@ void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int dept
   upper.m_end = end;
   upper.m_depth = depth;
   upper.m_parent = &frame;
-  if (detail::push(&upper) != push_status::pushed) {
+  if (detail::push_plain(&upper) != push_status::pushed) {
     // No room to push (stack nearly full or no memory): run both halves here.
     leaf(r, begin, mid, false);
     leaf(r, mid, end, false);
@@ -268,7 +268,7 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
   upper.m_begin = cut;
   upper.m_end = end;
   upper.m_parent = &frame;
-  if (detail::push(&upper) != push_status::pushed) {
+  if (detail::push_plain(&upper) != push_status::pushed) {
     run_static(r, begin, cut);
     run_static(r, cut, end);
     return;
@@ -571,7 +571,7 @@ void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
     upper.m_lo = mid;
     upper.m_hi = hi;
     upper.m_parent = &frame;
-    if (detail::push(&upper) == push_status::pushed) {
+    if (detail::push_plain(&upper) == push_status::pushed) {
       run_runners(c, lo, mid);
       if (detail::pop(&upper)) {
         run_runners(c, mid, hi);  // the counter is exhausted by now, or nobody else came
@@ -639,10 +639,7 @@ struct measured_loop {
     while (k < detail::from_offset(items.m_stop)) {
       items.m_next = detail::to_offset(k + 1);
       detail::loop_cursor one{detail::to_offset(k), detail::to_offset(k + 1)};
-      detail::ws_strand s;
-      s.m_measure = m->m_parent->m_measure;
-      s.m_pos = m->m_pos;
-      s.m_bpos = m->m_bpos;
+      detail::ws_strand s{m->m_parent->m_measure, 0, m->m_pos, m->m_bpos, 0, 1};
       detail::ws_strand* previous = detail::ws_enter(s);
       try {
         m->m_loop->m_body(m->m_loop->m_ctx, one);
@@ -663,7 +660,7 @@ void run_measured(const loop& l, worker& w) {
   while ((std::uint64_t{1} << levels) < l.m_count && levels < 63) ++levels;
   const std::int64_t split = ws_split_ticks(parent);
   const std::int64_t burden = ws_burden_ticks(parent);
-  measured_loop m{&l, &parent, parent.m_pos + levels * split, parent.m_bpos + levels * (split + burden), {}};
+  measured_loop m{&l, &parent, parent.m_pos + levels * split, parent.m_bpos + levels * (split + burden)};
   loop run{&measured_loop::items, &m, l.m_count, l.m_max_concurrency};
   auto finish = [&] {
     if (l.m_max_concurrency != 0) {

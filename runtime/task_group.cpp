@@ -28,12 +28,15 @@ void group_init(group_state& g) noexcept {
       // Measured: no owner, so that every spawn takes the counted path,
       // where it becomes a strand (docs/protocols/workspan.md).
       g.m_owner = nullptr;
-      g.m_measured = true;
+      g.m_ws.start();
     }
   }
 }
 
 namespace {
+
+// A group made on a measured strand (see group_init).
+bool measured(const group_state& g) noexcept { return g.m_owner == nullptr && g.m_runtime != nullptr; }
 
 // A spawn of a measured group: runs t as a strand started where its spawner
 // stands (one migration later on the burdened schedule). t runs as if popped
@@ -51,7 +54,7 @@ struct measured_spawn : task {
     group_state& g = *m->m_group;
     ws_strand* previous = ws_enter(m->m_strand);
     t->m_execute(t);  // runs (or skips) the call and frees t
-    ws_child_end(m->m_strand, g.m_ws);
+    ws_child_end(m->m_strand, g.m_ws.get());
     rt::set_strand(*rt::current_worker()->m_current, previous);
     free_task(m, sizeof(measured_spawn));
     group_complete(g);  // last access to the group
@@ -61,7 +64,7 @@ struct measured_spawn : task {
 // The task to queue for t: t itself, or for a measured group a strand around
 // it. Throws std::bad_alloc (nothing done).
 task* spawn_as(group_state& g, group_task* t) {
-  if (!g.m_measured) return t;
+  if (!measured(g)) return t;
   ws_strand* spawner = ws_spawn_point(false);
   if (spawner == nullptr) return t;  // a spawn from outside the measured code
   auto* m = ::new (allocate_task(sizeof(measured_spawn))) measured_spawn{};
@@ -91,7 +94,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
   }
   t->m_counted = true;
   if (w != nullptr && &w->m_sched == target) {
-    task* queued = spawn_as(g, t);  // may throw std::bad_alloc: nothing done yet
+    task* queued = spawn_as(g, t);                                // may throw std::bad_alloc: nothing done yet
     g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
     try {
       w->push(queued);
@@ -183,12 +186,12 @@ void group_wait(group_state& g) noexcept {
       // unreachable: wait_owned never throws
     }
   }
-  if (WEFT_UNLIKELY(g.m_measured)) {
+  if (!owner && WEFT_UNLIKELY(measured(g))) {
     // The waiter's strand does no work while it waits, and goes on from the
     // latest end of the spawns.
     ws_strand* waiter = ws_spawn_point(true);
     wait_owned(g, nullptr);
-    if (waiter != nullptr) ws_join(*waiter, g.m_ws);
+    if (waiter != nullptr) ws_join(*waiter, g.m_ws.get());
     return;
   }
   wait_owned(g, owner ? w : nullptr);

@@ -34,10 +34,10 @@ namespace weft::detail {
 // costs charged by the model.
 struct ws_measure {
   // Read by every strand, written only before the call starts.
-  std::int64_t m_split = 0;      // ticks of a spawn, and of a level of a loop split down to its items (an empty join)
-  std::int64_t m_burden = 0;     // ticks per potential steal on the burdened schedule
-  std::int64_t m_clock_cost = 0; // ticks that a piece's two clock reads add to it
-  alignas(64) ws_strand m_root;  // written by the measured call's own strands
+  std::int64_t m_split = 0;       // ticks of a spawn, and of a level of a loop split down to its items (an empty join)
+  std::int64_t m_burden = 0;      // ticks per potential steal on the burdened schedule
+  std::int64_t m_clock_cost = 0;  // ticks that a piece's two clock reads add to it
+  alignas(64) ws_strand m_root;   // written by the measured call's own strands
 };
 
 }  // namespace weft::detail
@@ -85,28 +85,31 @@ int await_turn(const std::atomic<int>& turn, int expected, int stop) noexcept {
   }
 }
 
-// Clock ticks for a one-way hand-over of a cache line between two threads
-// (half a round trip, median of up to 201 round trips within about 5 ms),
-// measured once per process with a helper thread. k_split_us when no thread
-// can be made. Not a function-local static (see ticks_per_us()).
-std::int64_t migration_ticks() noexcept {
-  static constinit std::atomic<std::int64_t> cached{-1};
-  std::int64_t value = cached.load(std::memory_order_relaxed);
-  if (value >= 0) return value;
+// The median of up to 201 ping-pong round trips (within about 2 ms) between
+// the calling thread and a helper thread, kept on another processor than the
+// caller's when the affinity mask allows; -1 when no thread can be made.
+std::int64_t round_trip_ticks() noexcept {
   constexpr int k_rounds = 201;
   constexpr int k_stop = -1;
   std::atomic<int> turn{0};
   std::vector<std::uint64_t> samples;
-  samples.reserve(k_rounds);
-  std::int64_t mine = static_cast<std::int64_t>(k_split_us * ticks_per_us());
   try {
-    std::thread partner([&turn] {
+    samples.reserve(k_rounds);
+    const int here = sched_getcpu();
+    std::thread partner([&turn, here] {
+      cpu_set_t allowed;
+      CPU_ZERO(&allowed);
+      if (here >= 0 && sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_ISSET(here, &allowed) &&
+          CPU_COUNT(&allowed) > 1) {
+        CPU_CLR(here, &allowed);
+        sched_setaffinity(0, sizeof allowed, &allowed);  // best effort
+      }
       for (int expected = 1;; expected += 2) {
         if (await_turn(turn, expected, k_stop) == k_stop) return;
         turn.store(expected + 1, std::memory_order_release);
       }
     });
-    const std::uint64_t deadline = ticks() + 5'000 * ticks_per_us();
+    const std::uint64_t deadline = ticks() + 2'000 * ticks_per_us();
     for (int i = 0; i < k_rounds && ticks() < deadline; ++i) {
       const std::uint64_t t0 = ticks();
       turn.store(2 * i + 1, std::memory_order_release);
@@ -116,13 +119,27 @@ std::int64_t migration_ticks() noexcept {
     turn.store(k_stop, std::memory_order_release);
     partner.join();
   } catch (...) {
-    samples.clear();  // no thread: keep the runtime's own estimate of a steal
+    return -1;
   }
-  if (!samples.empty()) {
-    std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2),
-                     samples.end());
-    mine = static_cast<std::int64_t>(samples[samples.size() / 2] / 2);
+  if (samples.empty()) return -1;
+  std::nth_element(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(samples.size() / 2), samples.end());
+  return static_cast<std::int64_t>(samples[samples.size() / 2]);
+}
+
+// Clock ticks for a one-way hand-over of a cache line between two threads:
+// half the least of three round_trip_ticks() medians (a round disturbed by
+// another process is discarded), measured once per process. k_split_us when
+// no thread can be made. Not a function-local static (see ticks_per_us()).
+std::int64_t migration_ticks() noexcept {
+  static constinit std::atomic<std::int64_t> cached{-1};
+  std::int64_t value = cached.load(std::memory_order_relaxed);
+  if (value >= 0) return value;
+  std::int64_t best = -1;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::int64_t t = round_trip_ticks();
+    if (t >= 0 && (best < 0 || t < best)) best = t;
   }
+  const std::int64_t mine = best >= 0 ? best / 2 : static_cast<std::int64_t>(k_split_us * ticks_per_us());
   std::int64_t expected = -1;
   return cached.compare_exchange_strong(expected, mine, std::memory_order_relaxed) ? mine : expected;
 }
@@ -138,13 +155,15 @@ std::int64_t clock_ticks() noexcept {
 }
 
 // Ticks of one weft::join of two empty calls on the calling worker, not
-// measured: the best of four rounds of 256.
+// measured: the least of 128 rounds of 8 (small rounds, so that some round
+// has no steal in it: a thief taking an empty child is not the spawn's cost,
+// and the result must not depend on the number of workers).
 std::int64_t join_ticks() noexcept {
   std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 128; ++round) {
     const std::uint64_t t0 = ticks();
-    for (int i = 0; i < 256; ++i) weft::join([] {}, [] {});
-    best = std::min(best, (ticks() - t0) / 256);
+    for (int i = 0; i < 8; ++i) weft::join([] {}, [] {});
+    best = std::min(best, (ticks() - t0) / 8);
   }
   return static_cast<std::int64_t>(best);
 }
@@ -175,7 +194,6 @@ void ws_sync_at_least(detail::ws_sync& into, std::int64_t end, std::int64_t bend
   atomic_max(into.m_end, end);
   atomic_max(into.m_bend, bend);
 }
-
 
 }  // namespace weft::rt
 
@@ -284,6 +302,11 @@ bool ws_active() noexcept {
   return f != nullptr && f->m_ws != nullptr;
 }
 
+bool ws_spawn_measured() noexcept {
+  const rt::worker* w = rt::current_worker();
+  return w != nullptr && w->m_current->m_ws != nullptr && !w->real_stack_low();
+}
+
 void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
   rt::fiber* f = this_fiber();
   // A measurement inside a measured strand counts as serial code of that
@@ -297,7 +320,7 @@ void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
   m.m_clock_cost = rt::clock_ticks();
   m.m_split = rt::join_ticks();
   m.m_burden = 2 * rt::migration_ticks() + m.m_split;
-  m.m_root.m_measure = &m;
+  m.m_root = {&m, 0, 0, 0, 0, 1};
   set_strand(*f, &m.m_root);
   m.m_root.m_start = ticks();
   auto finish = [&] {
@@ -412,7 +435,8 @@ void write_report() noexcept {
     } catch (...) {
       // no memory for the names: the offset alone
     }
-    const double parallelism = t.m_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_span_ns) : 0;
+    const double parallelism =
+        t.m_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_span_ns) : 0;
     const double burdened =
         t.m_burdened_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_burdened_span_ns) : 0;
     std::fprintf(out,

@@ -30,8 +30,8 @@
 #include "weft/detail/entry.hpp"
 #include "weft/detail/result.hpp"
 #include "weft/detail/task.hpp"
-#include "weft/detail/workspan.hpp"
 #include "weft/detail/waiter.hpp"
+#include "weft/detail/workspan.hpp"
 #include "weft/parallelize.hpp"
 #include "weft/runtime.hpp"
 #include "weft/sync.hpp"
@@ -45,11 +45,12 @@ class [[nodiscard]] task;
 namespace detail {
 
 // A task descriptor that resumes a coroutine when a worker runs it.
-// On a measured strand (<weft/workspan.hpp>), m_ws is the strand the
-// coroutine goes on with where it resumes.
+// m_ws: the strand the coroutine goes on with where it resumes, null when
+// not measured (<weft/workspan.hpp>); set by whoever queues this descriptor
+// (transfer_to, the awaitables), so not initialised here.
 struct coroutine_resumption : task {
   std::coroutine_handle<> m_handle;
-  ws_strand* m_ws = nullptr;
+  ws_strand* m_ws;
 
   coroutine_resumption() noexcept : task{&execute, nullptr} {}
   static void execute(task* t) noexcept {
@@ -163,13 +164,15 @@ struct join_state {
   // Measured (<weft/workspan.hpp>): the awaiting coroutine's strand, paused
   // while it waits, and the children's sums.
   ws_strand* m_ws_parent = nullptr;
-  ws_sync m_ws;
+  ws_sync_slot m_ws;
 
   // Starts the children of a measured when_all, each as a strand of its own:
-  // child 0 inline, the others offered to other workers.
-  std::coroutine_handle<> start_measured() noexcept {
+  // child 0 inline, the others offered to other workers. Out of line and
+  // cold: the awaits that are not measured stay as short as before.
+  [[gnu::noinline, gnu::cold]] std::coroutine_handle<> start_measured() noexcept {
     ws_strand* parent = ws_spawn_point(true);
     m_ws_parent = parent;
+    m_ws.start();
     for (int i = 0; i < m_count; ++i) {
       child_slot& c = m_slots[i];
       ws_child_init(c.m_strand, *parent, i != 0);
@@ -181,8 +184,19 @@ struct join_state {
   // The awaiting coroutine resumes: its strand goes on after the children.
   void end_measured() noexcept {
     if (m_ws_parent != nullptr) [[unlikely]] {
-      ws_join(*m_ws_parent, m_ws);
+      join_measured();
     }
+  }
+  [[gnu::noinline, gnu::cold]] void join_measured() noexcept { ws_join(*m_ws_parent, m_ws.get()); }
+  // A spawned child `slot` of a measured spawner, before it is offered:
+  // a strand of its own from here; the spawner's goes on.
+  [[gnu::noinline, gnu::cold]] void spawn_measured(child_slot& slot) noexcept {
+    ws_strand* parent = ws_spawn_point(false);
+    m_ws_parent = parent;
+    m_ws.start();
+    ws_child_init(slot.m_strand, *parent, true);
+    slot.m_resume.m_promise->m_ws = &slot.m_strand;
+    slot.m_pushed = push_plain(&slot.m_resume) == push_status::pushed;
   }
 
   // A child finished (its final suspension point): where to continue.
@@ -221,7 +235,7 @@ struct final_awaiter {
     promise_base& p = h.promise();
     p.m_stage = stage::finished;  // before the transfer: the awaiter may destroy the frame at once
     if (p.m_ws != nullptr) [[unlikely]] {
-      ws_child_end(*p.m_ws, p.m_join->m_ws);  // before child_done() publishes this child's end
+      ws_child_end(*p.m_ws, p.m_join->m_ws.get());  // before child_done() publishes this child's end
     }
     if (p.m_join != nullptr) return p.m_join->child_done(p);
     if (p.m_continuation) return transfer_to(p.m_continuation, *p.m_continuation_via);
@@ -431,11 +445,10 @@ class [[nodiscard]] when_all_awaiter {
     prepare(std::index_sequence_for<T...>{});
     // Offer children 1.. to other workers, oldest first; child 0 runs now.
     for (int i = 1; i < m_join.m_count; ++i) {
-      const push_status pushed = push(&m_slots[i].m_resume);
-      if (pushed == push_status::measured) [[unlikely]] {
-        return m_join.start_measured();  // at i == 1: nothing pushed yet
+      m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+      if (!m_slots[i].m_pushed && i == 1 && ws_spawn_measured()) [[unlikely]] {
+        return m_join.start_measured();  // nothing pushed yet
       }
-      m_slots[i].m_pushed = pushed == push_status::pushed;
     }
     return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
   }
@@ -511,11 +524,10 @@ class [[nodiscard]] when_all_vector_awaiter {
       m_slots[i].m_resume.m_promise = &m_tasks[i].handle().promise();
     }
     for (int i = 1; i < m_join.m_count; ++i) {
-      const push_status pushed = push(&m_slots[i].m_resume);
-      if (pushed == push_status::measured) [[unlikely]] {
-        return m_join.start_measured();  // at i == 1: nothing pushed yet
+      m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
+      if (!m_slots[i].m_pushed && i == 1 && ws_spawn_measured()) [[unlikely]] {
+        return m_join.start_measured();  // nothing pushed yet
       }
-      m_slots[i].m_pushed = pushed == push_status::pushed;
     }
     return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
   }
@@ -578,18 +590,10 @@ class [[nodiscard]] spawned {
     m_task.handle().promise().m_join = &m_join;
     m_slot.m_resume.m_handle = m_task.handle();
     m_slot.m_resume.m_promise = &m_task.handle().promise();
-    const detail::push_status pushed = detail::push(&m_slot.m_resume);
-    if (pushed == detail::push_status::measured) [[unlikely]] {
-      // Measured: the child is a strand of its own from here; the spawner's
-      // goes on.
-      detail::ws_strand* parent = detail::ws_spawn_point(false);
-      m_join.m_ws_parent = parent;
-      detail::ws_child_init(m_slot.m_strand, *parent, true);
-      m_task.handle().promise().m_ws = &m_slot.m_strand;
-      m_slot.m_pushed = detail::push_plain(&m_slot.m_resume) == detail::push_status::pushed;
-      return;
+    m_slot.m_pushed = detail::push(&m_slot.m_resume) == detail::push_status::pushed;
+    if (!m_slot.m_pushed && detail::ws_spawn_measured()) [[unlikely]] {
+      m_join.spawn_measured(m_slot);
     }
-    m_slot.m_pushed = pushed == detail::push_status::pushed;
   }
   spawned(const spawned&) = delete;
   spawned& operator=(const spawned&) = delete;

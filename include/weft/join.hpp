@@ -83,8 +83,8 @@ namespace detail {
 template <class F, class G>
 join_result_t<F, G> join_measured(F& f, G& g);
 
-// The body of join(). Plain: the push never reports `measured` (the sides of
-// a measured join, which carry their own accounting).
+// The body of join(). Plain: the push of a measured join's own child, which
+// carries its own accounting (push_plain()).
 template <bool Plain, class F, class G>
 join_result_t<F, G> join_impl(F& f, G& g) {
   using rf_type = std::invoke_result_t<F&>;
@@ -101,9 +101,9 @@ join_result_t<F, G> join_impl(F& f, G& g) {
         auto again = [&]() -> return_type { return join_impl<false>(f, g); };
         return default_runtime().run(again);
       }
-      if (pushed == push_status::measured) return join_measured(f, g);
+      if (ws_spawn_measured()) return join_measured(f, g);
     }
-    auto again = [&]() -> return_type { return join_impl<Plain>(f, g); };  // stack_low
+    auto again = [&]() -> return_type { return join_impl<Plain>(f, g); };  // the stack is nearly full
     return invoke_on_fresh_stack(again);
   }
 

@@ -41,10 +41,10 @@ struct group_state {
   // address. Written before that spawn's complete(); reset by the owner after
   // its wait.
   std::atomic<bool> m_detached{false};
-  // Created on a measured strand (<weft/workspan.hpp>): every spawn is
-  // counted and runs as a strand of its own; their work and ends gather here.
-  bool m_measured = false;
-  ws_sync m_ws;
+  // Created on a measured strand (<weft/workspan.hpp>; then m_owner is null
+  // and m_runtime is not): every spawn is counted and runs as a strand of its
+  // own; their work and ends gather here.
+  ws_sync_slot m_ws;
 };
 
 // A spawned call of a task_group: descriptor and closure in one block from

@@ -65,6 +65,7 @@ CONTEXTS = {
     "weft::runtime small{{.workers = 2}};": (
         "", [], {"weft::parallel_reduce(/*...*/)": "weft::parallel_reduce(0, 10, 0, [](int i) { return i; }, std::plus<>{})"}),
     "#include <weft/coroutine.hpp>": ("", [], {}),
+    "#include <weft/workspan.hpp>": ("", [], {}),
     "long f1 = fib_join(n);": ("", ["#include <weft/coroutine.hpp>"], {}),
     "// Fibers: join for two children": (TREE, [], {}),
     "weft::task<void> collect(": ("", ["// Fibers: join for two children"], {}),

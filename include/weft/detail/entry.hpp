@@ -16,13 +16,14 @@ struct runtime_state;  // a runtime's scheduler, opaque to the public headers
 enum class push_status : int {
   pushed,         // t is on the calling worker's queue
   not_on_worker,  // the caller is not a worker: nothing was pushed
-  stack_low,      // the current fiber stack is nearly full: nothing was pushed
-  measured,       // the caller runs a measured strand (<weft/workspan.hpp>): nothing was pushed
+  stack_low,      // the current fiber stack is nearly full, or the caller runs a measured
+                  // strand (ws_spawn_measured() says which): nothing was pushed
 };
 
 // Pushes t onto the calling worker's queue, where other workers may take it.
 WEFT_API push_status push(task* t) noexcept;
-// The same, never `measured`: the push of a measured spawn.
+// The same, stack_low only when the stack is nearly full: the push of a
+// measured spawn.
 WEFT_API push_status push_plain(task* t) noexcept;
 
 // Pops t back if it is still the newest task on the calling worker's queue.

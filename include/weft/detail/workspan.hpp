@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <new>
+#include <type_traits>
 
 #include "weft/detail/export.hpp"
 
@@ -21,13 +23,16 @@ struct ws_measure;
 // everything this strand depends on; m_bpos the same with every potential
 // steal charged the migration cost. Touched only by the thread running the
 // strand, and by whoever joins it after the join's synchronisation.
+// No initialisers: a strand embedded in spawn state (a when_all slot, a join
+// side) costs nothing unless measured; ws_child_init (or the code creating
+// it) sets every field.
 struct ws_strand {
-  ws_measure* m_measure = nullptr;
-  std::int64_t m_work = 0;    // work of this strand and of the children joined into it
-  std::int64_t m_pos = 0;     // ideal start of the running piece (ticks since the measured call began)
-  std::int64_t m_bpos = 0;    // the same, burdened
-  std::uint64_t m_start = 0;  // clock at the start of the running piece; 0: not running
-  std::uint64_t m_strands = 1;  // this strand and the children joined into it
+  ws_measure* m_measure;
+  std::int64_t m_work;      // work of this strand and of the children joined into it
+  std::int64_t m_pos;       // ideal start of the running piece (ticks since the measured call began)
+  std::int64_t m_bpos;      // the same, burdened
+  std::uint64_t m_start;    // clock at the start of the running piece; 0: not running
+  std::uint64_t m_strands;  // this strand and the children joined into it
 };
 
 // The children of one join point, which may end on any thread: their summed
@@ -41,10 +46,19 @@ struct ws_sync {
   std::atomic<std::uint64_t> m_strands{0};
 };
 
+// Room for a ws_sync in spawn state, constructed only by a measured run (no
+// cost otherwise): start() makes it, get() uses it.
+struct ws_sync_slot {
+  alignas(ws_sync) unsigned char m_bytes[sizeof(ws_sync)];
+  ws_sync& start() noexcept { return *::new (static_cast<void*>(m_bytes)) ws_sync{}; }
+  ws_sync& get() noexcept { return *std::launder(reinterpret_cast<ws_sync*>(m_bytes)); }
+};
+static_assert(std::is_trivially_destructible_v<ws_sync>);
+
 // A measured weft::join: the parent's strand, paused while both sides run,
 // and one strand per side.
 struct ws_fork {
-  ws_strand* m_parent = nullptr;
+  ws_strand* m_parent;
   ws_strand m_left;
   ws_strand m_right;
 };
@@ -92,6 +106,10 @@ WEFT_API void ws_join(ws_strand& parent, ws_sync& from) noexcept;
 
 // True when the calling fiber runs a measured strand.
 WEFT_API bool ws_active() noexcept;
+// True when push() refused a spawn because the calling fiber runs a measured
+// strand (and its stack is not nearly full): the spawn takes its measured
+// path.
+WEFT_API bool ws_spawn_measured() noexcept;
 
 // Measures fn(arg) on the calling worker (which must be one) into `out`:
 // {work, span, burdened span, burden} in nanoseconds and the number of strands.

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""WEFT_WORKSPAN=FILE: every call into weft from outside a runtime is measured,
+and the report is written as JSON at exit (runtime/workspan.cpp,
+docs/protocols/workspan.md).
+
+Runs tests/unit/workspan_report_main.cpp (PROGRAM) with the variable set to a
+file in a temporary directory and checks the report: valid JSON of version 1
+in ns, one site per call site of the program with its number of calls (a call
+that threw is not counted, calls from inside the runtime are no sites of their
+own), the model's invariants (work >= span > 0, burdened span >= span, the
+ratios), the strands of each call, the symbol of an exported site, and that a
+loop of 1000 items of 20 us has a parallelism well above 1. The parallelism
+is the one figure that noise lowers (an interruption on the critical path
+lengthens the span: a worker preempted in the middle of an item while other
+tests run adds a time slice of milliseconds): the program runs again, up to
+30 times in 40 s, until it is reached.
+Also: no report without the variable, and a message, not a failure, when the
+file cannot be written.
+
+Usage: workspan_report.py PROGRAM
+Exit status: 0 pass, 1 fail.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT_S = 60
+ATTEMPTS = 30
+ATTEMPTS_BUDGET_S = 40
+MIN_LOOP_PARALLELISM = 5
+
+# The sites of the program, told apart by their number of calls:
+# calls -> (what, strands per call or None when not fixed here).
+SITES = {
+    2: ("parallelize(1000) of spin_item", 1 + 1000),
+    3: ("parallel_reduce", None),
+    5: ("join of two sides, each with a nested parallelize(4)", 1 + 2 + 2 * 4),
+    4: ("parallelize(100) from another thread", 1 + 100),
+    6: ("parallelize(50), 7 calls of which one threw", 1 + 50),
+    1: ("measure_workspan of parallelize(200)", None),
+}
+FIELDS = {
+    "object": str, "offset": str, "symbol": str, "calls": int, "workers": int, "work": int, "span": int,
+    "burdened_span": int, "burden": int, "strands": int, "parallelism": (int, float),
+    "burdened_parallelism": (int, float),
+}
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def run(program, env_value):
+    env = dict(os.environ)
+    env.pop("WEFT_WORKSPAN", None)
+    if env_value is not None:
+        env["WEFT_WORKSPAN"] = env_value
+    try:
+        return subprocess.run([program], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{program} ran longer than {TIMEOUT_S} s")
+
+
+def close(a, b):
+    return abs(a - b) <= 0.0015 + 1e-6 * abs(b)
+
+
+def check_report(program, path, proc):
+    """Checks what does not depend on timing; returns the parallelism of the big loop."""
+    check(proc.returncode == 0, f"the program exited with {proc.returncode}; stderr:\n{proc.stderr}")
+    m = re.search(r"^workers (\d+)$", proc.stdout, re.M)
+    check(m is not None, f"no 'workers N' line in the program's output:\n{proc.stdout}")
+    workers = int(m.group(1))
+    m = re.search(r"^inner (\d+) (\d+) (\d+)$", proc.stdout, re.M)
+    check(m is not None, f"no 'inner WORK SPAN STRANDS' line in the program's output:\n{proc.stdout}")
+    inner_work, inner_span, inner_strands = (int(g) for g in m.groups())
+    check(os.path.exists(path), f"no report written at {path}; stderr:\n{proc.stderr}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise Failure(f"the report is not valid JSON ({e}):\n{text}")
+    where = f"\nthe report:\n{text}"
+    check(isinstance(report, dict), "the report is not an object" + where)
+    check(report.get("version") == 1, "version is not 1" + where)
+    check(report.get("unit") == "ns", "unit is not ns" + where)
+    sites = report.get("sites")
+    check(isinstance(sites, list), "no list of sites" + where)
+    by_calls = {}
+    for s in sites:
+        for name, kind in FIELDS.items():
+            check(name in s and isinstance(s[name], kind) and not isinstance(s[name], bool),
+                  f"site {s} lacks {name} of type {kind}" + where)
+        check(s["calls"] not in by_calls, f"two sites with {s['calls']} calls" + where)
+        by_calls[s["calls"]] = s
+    check(sorted(by_calls) == sorted(SITES),
+          f"sites by their calls: {sorted(by_calls)}, expected {sorted(SITES)} "
+          "(one per call site, calls that threw not counted)" + where)
+    offsets = set()
+    for calls, s in by_calls.items():
+        what, strands = SITES[calls]
+        label = f"site of {what} ({calls} calls): "
+        check(os.path.basename(s["object"]) == os.path.basename(program),
+              label + f"object {s['object']!r} is not the program" + where)
+        check(re.fullmatch(r"0x[0-9a-f]+", s["offset"]) is not None, label + f"offset {s['offset']!r}" + where)
+        offsets.add(s["offset"])
+        check(s["workers"] == workers, label + f"workers {s['workers']}, the default runtime has {workers}" + where)
+        check(s["work"] >= s["span"] > 0, label + "not work >= span > 0" + where)
+        check(s["burdened_span"] >= s["span"], label + "burdened span < span" + where)
+        check(s["burden"] > 0, label + "burden is not positive" + where)
+        check(close(s["parallelism"], s["work"] / s["span"]), label + "parallelism is not work / span" + where)
+        check(close(s["burdened_parallelism"], s["work"] / s["burdened_span"]),
+              label + "burdened_parallelism is not work / burdened_span" + where)
+        if strands is not None:
+            check(s["strands"] == calls * strands,
+                  label + f"strands {s['strands']}, expected {calls * strands}" + where)
+        else:
+            check(s["strands"] >= calls, label + "fewer strands than calls" + where)
+    check(len(offsets) == len(by_calls), "two sites at the same offset" + where)
+    check("workspan_report::spin_item" in by_calls[2]["symbol"],
+          f"the exported loop body is not named: symbol {by_calls[2]['symbol']!r}" + where)
+    # The measure_workspan call from main is measured as a call too, and
+    # counts the inner measurement whole (plus its own strand).
+    outer = by_calls[1]
+    check(outer["strands"] == inner_strands + 1, f"measure_workspan site: strands {outer['strands']}, "
+          f"the inner measurement had {inner_strands}" + where)
+    check(inner_strands == 1 + 200, f"measure_workspan returned {inner_strands} strands, expected 201" + where)
+    check(outer["work"] >= inner_work and outer["span"] >= inner_span,
+          f"measure_workspan site: work {outer['work']} span {outer['span']} below the inner measurement's "
+          f"{inner_work} {inner_span}" + where)
+    # 2 x 1000 items of 20 us: about 40 ms of work.
+    loop = by_calls[2]
+    check(loop["work"] >= 2 * 1000 * 20_000 * 0.9, f"the big loop's work {loop['work']} ns < 0.9 x 40 ms" + where)
+    return loop["parallelism"], text
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 1
+    program = os.path.abspath(sys.argv[1])
+    try:
+        with tempfile.TemporaryDirectory(prefix="weft-workspan-") as tmp:
+            # Without the variable: nothing measured, nothing written.
+            proc = run(program, None)
+            check(proc.returncode == 0, f"without WEFT_WORKSPAN the program exited with {proc.returncode}:\n"
+                  f"{proc.stderr}")
+            check(os.listdir(tmp) == [], "a file appeared without WEFT_WORKSPAN")
+            # A file that cannot be written: one line on stderr, the program's
+            # own exit status.
+            proc = run(program, os.path.join(tmp, "no-such-dir", "report.json"))
+            check(proc.returncode == 0, f"with an unwritable report the program exited with {proc.returncode}:\n"
+                  f"{proc.stderr}")
+            check("WEFT_WORKSPAN" in proc.stderr, f"no message about the unwritable report:\n{proc.stderr}")
+            seen = []
+            start = time.monotonic()
+            for attempt in range(ATTEMPTS):
+                if attempt > 0 and time.monotonic() - start > ATTEMPTS_BUDGET_S:
+                    break
+                path = os.path.join(tmp, f"report-{attempt}.json")
+                proc = run(program, path)
+                parallelism, text = check_report(program, path, proc)
+                seen.append(parallelism)
+                if parallelism > MIN_LOOP_PARALLELISM:
+                    print(f"workspan_report: pass (loop parallelism {parallelism:.1f}, attempt {attempt + 1})")
+                    print(text)
+                    return 0
+            raise Failure(f"the parallelism of parallelize(1000) of 20 us items was {seen} in {len(seen)} runs, "
+                          f"never above {MIN_LOOP_PARALLELISM}\nthe last report:\n{text}")
+    except Failure as e:
+        print(f"workspan_report: FAIL: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

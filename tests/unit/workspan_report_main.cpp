@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// The program that tests/unit/workspan_report.py runs with WEFT_WORKSPAN set:
+// calls weft from main (and from one other thread), outside any runtime, so
+// that each call is measured and the report written at exit has one site per
+// call site, with these calls:
+//
+//   parallelize of 1000 items of 20 us, its body
+//     workspan_report::spin_item                    2 calls
+//   parallel_reduce over 100000 ints                3 calls
+//   join of two 100 us spins (each side a nested
+//     parallelize, inside the runtime: no site)     5 calls
+//   parallelize from another thread                 4 calls
+//   parallelize that throws in 1 call of 7          6 calls (the throwing one is not recorded)
+//   measure_workspan (nested in the measured call)  1 call
+//
+// Prints "workers N" (the default runtime's) and "inner WORK SPAN STRANDS"
+// (what measure_workspan returned, in ns) on stdout. Exits 1 when a result is
+// wrong.
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <stdexcept>
+#include <thread>
+
+#include <weft/weft.hpp>
+
+namespace {
+
+void spin(std::chrono::nanoseconds d) {
+  const auto end = std::chrono::steady_clock::now() + d;
+  while (std::chrono::steady_clock::now() < end) {
+  }
+}
+
+}  // namespace
+
+// The body of the first loop: a type with a name outside any anonymous
+// namespace, so that the loop's code (weft's template instantiated with it)
+// is a global symbol, which the program exports (export_dynamic) and the
+// report names.
+namespace workspan_report {
+struct spin_item {
+  void operator()(int) const { spin(std::chrono::microseconds(20)); }
+};
+}  // namespace workspan_report
+
+int main() {
+  using namespace std::chrono_literals;
+  bool ok = true;
+
+  for (int r = 0; r < 2; ++r) weft::parallelize(1000, workspan_report::spin_item{});
+
+  for (int r = 0; r < 3; ++r) {
+    const long sum = weft::parallel_reduce(
+        0, 100000, 0L, [](int i) { return long{i}; }, std::plus<>{});
+    ok = ok && sum == 100000L * 99999L / 2;
+  }
+
+  for (int r = 0; r < 5; ++r) {
+    weft::join(
+        [] {
+          spin(100us);
+          weft::parallelize(4, [](int) { spin(10us); });
+        },
+        [] {
+          spin(100us);
+          weft::parallelize(4, [](int) { spin(10us); });
+        });
+  }
+
+  std::thread other([] {
+    for (int r = 0; r < 4; ++r) weft::parallelize(100, [](int) { spin(5us); });
+  });
+  other.join();
+
+  int thrown = 0;
+  for (int r = 0; r < 7; ++r) {
+    try {
+      weft::parallelize(50, [r](int i) {
+        if (r == 3 && i == 7) throw std::runtime_error("expected");
+        spin(2us);
+      });
+    } catch (const std::runtime_error&) {
+      ++thrown;
+    }
+  }
+  ok = ok && thrown == 1;
+
+  const weft::workspan inner = weft::measure_workspan([] { weft::parallelize(200, [](int) { spin(10us); }); });
+  ok = ok && inner.span.count() > 0 && inner.work >= inner.span;
+
+  std::printf("workers %d\n", weft::default_runtime().num_workers());
+  std::printf("inner %lld %lld %llu\n", static_cast<long long>(inner.work.count()),
+              static_cast<long long>(inner.span.count()), static_cast<unsigned long long>(inner.strands));
+  if (!ok) std::fprintf(stderr, "workspan_report_program: a result is wrong\n");
+  return ok ? 0 : 1;
+}

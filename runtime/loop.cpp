@@ -671,6 +671,9 @@ void run_measured(const loop& l, worker& w) {
       ws_sync_at_least(m.m_sync, parent.m_pos + spread, parent.m_bpos + spread);
     }
     detail::ws_join(parent, m.m_sync);
+    // The splits on the path to an item are work too (so the span never
+    // exceeds the work, however short the items).
+    parent.m_work += levels * split;
   };
   try {
     run_here(run, w);

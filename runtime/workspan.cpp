@@ -128,8 +128,8 @@ std::int64_t round_trip_ticks() noexcept {
 
 // Clock ticks for a one-way hand-over of a cache line between two threads:
 // half the least of three round_trip_ticks() medians (a round disturbed by
-// another process is discarded), measured once per process. k_split_us when
-// no thread can be made. Not a function-local static (see ticks_per_us()).
+// another process is discarded), measured once per process, at most
+// k_split_us (also what it is when no thread can be made). Not a function-local static (see ticks_per_us()).
 std::int64_t migration_ticks() noexcept {
   static constinit std::atomic<std::int64_t> cached{-1};
   std::int64_t value = cached.load(std::memory_order_relaxed);
@@ -139,7 +139,11 @@ std::int64_t migration_ticks() noexcept {
     const std::int64_t t = round_trip_ticks();
     if (t >= 0 && (best < 0 || t < best)) best = t;
   }
-  const std::int64_t mine = best >= 0 ? best / 2 : static_cast<std::int64_t>(k_split_us * ticks_per_us());
+  // Never above the runtime's own estimate of sharing work (a steal, a
+  // wake-up and a join): a helper thread that found no free processor in any
+  // round measured the machine's load, not a migration.
+  const auto ceiling = static_cast<std::int64_t>(k_split_us * ticks_per_us());
+  const std::int64_t mine = best >= 0 ? std::min(best / 2, ceiling) : ceiling;
   std::int64_t expected = -1;
   return cached.compare_exchange_strong(expected, mine, std::memory_order_relaxed) ? mine : expected;
 }

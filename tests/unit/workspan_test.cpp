@@ -30,6 +30,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <weft/coroutine.hpp>
@@ -92,6 +93,14 @@ std::string describe(const weft::workspan& ws) {
 constexpr int k_max_attempts = 200;
 constexpr auto k_budget = std::chrono::seconds(weft_test::k_sanitized ? 20 : 5);
 
+// False while the runtime's workers fill every processor: then the test's own
+// thread (and anything else on the machine) time-shares a core with a worker,
+// a descheduled strand's whole time slice (4 ms) shows in the span, and the
+// timing bounds are not asserted (one attempt: the structural checks inside
+// ok() and sane() still are). On a machine with a processor to spare they
+// are, as they always are with one worker.
+bool g_timing_checked = true;
+
 template <class Measure, class Ok>
 ::testing::AssertionResult best_of(Measure&& measure, Ok&& ok) {
   std::string seen;
@@ -101,7 +110,7 @@ template <class Measure, class Ok>
     const weft::workspan ws = measure();
     ++attempts;
     if (auto s = sane(ws); !s) return s << " (attempt " << attempts << ")";
-    if (ok(ws)) return ::testing::AssertionSuccess();
+    if (ok(ws) || !g_timing_checked) return ::testing::AssertionSuccess();
     if (attempts <= 30) seen += "\n  attempt " + std::to_string(attempts) + ": " + describe(ws);
   }
   return ::testing::AssertionFailure() << "none of " << attempts << " attempts passed; seen:" << seen;
@@ -168,6 +177,15 @@ TEST(WorkspanValues, RatiosAndBounds) {
 
 class WorkspanTest : public weft_test::WorkerCount {
  protected:
+  void SetUp() override {
+    weft_test::WorkerCount::SetUp();
+    g_timing_checked = static_cast<unsigned>(GetParam()) < std::thread::hardware_concurrency();
+  }
+  void TearDown() override {
+    g_timing_checked = true;
+    weft_test::WorkerCount::TearDown();
+  }
+
   // measure_workspan(f) run inside rt.
   template <class F>
   weft::workspan measure(F f) {

@@ -58,12 +58,14 @@ struct workspan {
 // Runs f() and returns its work and span (its result, if any, is dropped;
 // what it throws propagates, and nothing is measured then). Runs on the
 // calling worker's runtime, or in default_runtime() from outside any. The
-// measurement times every strand (two clock reads per spawned call, about
-// 30-60 ns) and runs loops item by item, so f runs slower than usual; the
-// result does not depend on the number of workers beyond that noise. A
+// measurement times every strand (two clock reads, about 60 ns per spawn)
+// and runs loops item by item, so f runs slower than usual. The span does not
+// depend on the number of workers beyond noise; the work of tasks of a few
+// nanoseconds (mostly spawn cost) grows with the workers that steal them. A
 // measurement inside a measured call counts as serial code of the outer one.
 // Measures once per process, on the first call, the cost of a migration
-// between two threads (about 100 µs with a helper thread).
+// between two threads (with a helper thread, at most about 6 ms), never more
+// than the runtime's own 2 us estimate of sharing work.
 template <class F>
 workspan measure_workspan(F&& f) {
   if (!weft::on_worker()) {

@@ -174,8 +174,9 @@ std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
 // ... op xi. The blocks of a fixed plan are scanned from their carry (init and
 // the totals of the blocks before, folded left to right), so the arithmetic
 // depends on n alone: on one worker one fused pass computes the block totals
-// and the outputs together; on more, pass 1 computes the totals in parallel,
-// pass 2 the carries, pass 3 the outputs. out may equal first (in place):
+// and the outputs together; on more, pass 1 does the same for the leading
+// blocks (while their carry is known) and computes the totals of the others
+// in parallel, pass 2 their carries, pass 3 their outputs. out may equal first (in place):
 // every item is read before its output is written.
 template <class T, bool Exclusive, class In, class Out, class Op, class Uop>
 void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional<T> init) {
@@ -257,25 +258,54 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
     }
     return;
   }
-  // Pass 1: the total of every block but the last, as one chain from the
-  // block's first item (as the fused pass computes it).
-  block_values<T> carries(plan.m_count);
-  for_blocks(plan.m_count - 1, [&](std::size_t b) {
+  // Pass 1, over all blocks in parallel. The blocks [0, frontier) are done:
+  // their outputs are written and carries[frontier] is the carry into the
+  // next. A block reached while it is the frontier (the caller walks the
+  // blocks from the left, so the leading ones usually are) is scanned in one
+  // fused pass from its carry, and moves the frontier on. Any other block
+  // computes only its total, as one chain from its first item (as the fused
+  // pass computes it), into carries[b + 1]; the last block needs none.
+  block_values<T> carries(plan.m_count + 1);
+  carries[0] = std::move(init);
+  std::atomic<std::size_t> frontier{0};
+  const std::size_t count = plan.m_count;
+  for_blocks(count, [&](std::size_t b) {
+    // acquire: pairs with the release below, so carries[b] is visible.
+    if (frontier.load(std::memory_order_acquire) == b) {
+      std::optional<T> carry = carries[b];
+      std::optional<T> total;
+      const bool last = b + 1 == count;
+      scan_block(plan.begin(b), plan.end(b), carry, last ? nullptr : &total);
+      if (!last) {
+        std::optional<T> next = std::move(carries[b]);  // no longer needed: block b is done
+        advance(next, total);
+        carries[b + 1] = std::move(next);
+      }
+      // release: publishes carries[b + 1] to the block b + 1's task.
+      frontier.store(b + 1, std::memory_order_release);
+      return;
+    }
+    if (b + 1 == count) return;
     const std::size_t e = plan.end(b);
     T s = uop(first[plan.begin(b)]);
     for (std::size_t i = plan.begin(b) + 1; i < e; ++i) s = op(std::move(s), uop(first[i]));
     carries[b + 1].emplace(std::move(s));
   });
-  // Pass 2: the carries, left to right.
-  carries[0] = std::move(init);
-  for (std::size_t b = 1; b < plan.m_count; ++b) {
+  // for_blocks has returned: every store above happened before this load.
+  const std::size_t done = frontier.load(std::memory_order_relaxed);
+  if (done == count) return;
+  // Pass 2: the carries of the blocks after the frontier, left to right.
+  for (std::size_t b = done + 1; b < count; ++b) {
     std::optional<T> total = std::move(carries[b]);
     std::optional<T> c = carries[b - 1];
     advance(c, total);
     carries[b] = std::move(c);
   }
-  // Pass 3: the outputs.
-  for_blocks(plan.m_count, [&](std::size_t b) { scan_block(plan.begin(b), plan.end(b), carries[b], nullptr); });
+  // Pass 3: the outputs of the blocks after the frontier.
+  for_blocks(count - done, [&](std::size_t k) {
+    const std::size_t b = done + k;
+    scan_block(plan.begin(b), plan.end(b), carries[b], nullptr);
+  });
 }
 
 // ---- packing ------------------------------------------------------------------

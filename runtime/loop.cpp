@@ -660,7 +660,7 @@ void run_measured(const loop& l, worker& w) {
   while ((std::uint64_t{1} << levels) < l.m_count && levels < 63) ++levels;
   const std::int64_t split = ws_split_ticks(parent);
   const std::int64_t burden = ws_burden_ticks(parent);
-  measured_loop m{&l, &parent, parent.m_pos + levels * split, parent.m_bpos + levels * (split + burden)};
+  measured_loop m{&l, &parent, parent.m_pos + levels * split, parent.m_bpos + levels * (split + burden), {}};
   loop run{&measured_loop::items, &m, l.m_count, l.m_max_concurrency};
   auto finish = [&] {
     if (l.m_max_concurrency != 0) {

@@ -2,6 +2,8 @@
 // weft::rt: compiler and processor facts the runtime relies on.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -56,13 +58,32 @@ inline std::uintptr_t stack_pointer() noexcept {
 #endif
 }
 
-// Tells the processor that this is a spin-wait loop.
+// Tells the processor that this is a spin-wait loop. About 19 ns on the
+// AMD EPYC development machine (measured: 10^7 pauses); Intel processors since
+// Skylake take about 140 cycles.
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
+}
+
+// Rounds of a wait for a section of a few instructions held by another
+// thread (a guard bit, a completion in progress) that pause the core: 64
+// pauses, about 1.2 µs on the development machine, several times the longest
+// such section; a holder still not done by then was most likely preempted.
+inline constexpr unsigned k_spin_relaxes = 64;
+
+// Round `round` (from 0) of such a wait: a pause, then, past k_spin_relaxes,
+// sched_yield(), which lets a preempted holder run (and returns at once where
+// nothing else is runnable).
+inline void spin_backoff(unsigned round) noexcept {
+  if (round < k_spin_relaxes) {
+    cpu_relax();
+  } else {
+    sched_yield();
+  }
 }
 
 #if WEFT_TSAN

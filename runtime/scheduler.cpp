@@ -106,12 +106,6 @@ thread_local thread_end_marker t_end_marker;
 constexpr int k_max_abandoned = 64;
 std::atomic<scheduler*> g_abandoned[k_max_abandoned];
 
-int ceil_log2(int n) noexcept {
-  int d = 0;
-  while ((1 << d) < n) ++d;
-  return d;
-}
-
 // config::max_fibers x workers, saturated: a bound too large to reach.
 std::int64_t fiber_bound_of(const config& cfg) noexcept {
   constexpr auto k_max = std::numeric_limits<std::int64_t>::max();
@@ -186,7 +180,6 @@ bool scheduler::forked_away() const noexcept { return m_generation != fork_gener
 scheduler::scheduler(const config& cfg)
     : m_cfg(cfg),
       m_guards(stack_guards_from_environment()),
-      m_split_depth(ceil_log2(cfg.workers)),
       m_fiber_bound(fiber_bound_of(cfg)),
       m_generation(fork_generation()),
       m_sequence(g_constructed.fetch_add(1, std::memory_order_acq_rel) + 1),

@@ -107,10 +107,6 @@ class scheduler : public detail::runtime_state {
     if (WEFT_UNLIKELY(!m_exit_hook_armed.load(std::memory_order_relaxed))) arm_exit_hook();
   }
 
-  // How many times the root range of a loop is halved before it runs: about
-  // one piece per worker.
-  int initial_split_depth() const noexcept { return m_split_depth; }
-
   // Unique in the process: the order of construction.
   std::uint64_t sequence() const noexcept { return m_sequence; }
 
@@ -146,7 +142,6 @@ class scheduler : public detail::runtime_state {
 
   config m_cfg;
   stack_guards m_guards;
-  int m_split_depth;
   std::int64_t m_fiber_bound;
   std::uint64_t m_generation;                         // fork generation of the process that started it
   std::uint64_t m_sequence;                           // construction order in the process (exit detection)

@@ -73,11 +73,7 @@ Word guard_acquire(std::atomic<Word>& word, std::type_identity_t<Word> bit) noex
       }
       continue;
     }
-    if (spins < 64) {
-      rt::cpu_relax();
-    } else {
-      sched_yield();
-    }
+    rt::spin_backoff(spins);
     s = word.load(std::memory_order_relaxed);
   }
 }
@@ -500,11 +496,7 @@ std::uint64_t barrier_core::wait_out_completion(const char* who, bool names_n) c
   // the next phase.
   std::uint64_t s = m_state.load(std::memory_order_relaxed);
   for (unsigned spins = 0; (s & k_completing) != 0; ++spins) {
-    if (spins < 64) {
-      rt::cpu_relax();
-    } else {
-      sched_yield();
-    }
+    rt::spin_backoff(spins);
     s = m_state.load(std::memory_order_relaxed);
   }
   return s;

@@ -17,16 +17,15 @@ namespace weft::rt {
 //   void on_steal(int v) noexcept; // a steal from v succeeded
 //   void on_empty_round() noexcept;// the whole round found nothing
 //
-// worker::steal_round is a template over the policy, instantiated once per
-// policy; a runtime picks the instantiation once, at construction, so the
-// default costs nothing extra.
+// worker::steal_round_with is a template over the policy, instantiated once
+// per policy; a worker holds only its runtime's policy and picks the
+// instantiation once, at construction, so the default costs nothing extra.
 
 // The default: every round starts at a random worker (xorshift64*), then goes
 // around. Spreads thieves evenly; no shared state.
 class random_victims {
  public:
-  random_victims(int self, int workers, std::uint64_t seed) noexcept
-      : m_self(self), m_workers(workers), m_rng(seed | 1) {}
+  random_victims(int /*self*/, int workers, std::uint64_t seed) noexcept : m_workers(workers), m_rng(seed | 1) {}
   int first() noexcept { return static_cast<int>(next_random() % static_cast<std::uint32_t>(m_workers)); }
   int next(int v) noexcept { return v + 1 == m_workers ? 0 : v + 1; }
   void on_steal(int) noexcept {}
@@ -39,7 +38,6 @@ class random_victims {
     m_rng ^= m_rng >> 27;
     return static_cast<std::uint32_t>((m_rng * 0x2545F4914F6CDD1DULL) >> 32);
   }
-  int m_self;
   int m_workers;
   std::uint64_t m_rng;
 };
@@ -69,10 +67,7 @@ class last_victim_first {
  public:
   last_victim_first(int self, int workers, std::uint64_t seed) noexcept
       : m_random(self, workers, seed), m_workers(workers) {}
-  int first() noexcept {
-    m_from_last = m_last >= 0;
-    return m_from_last ? m_last : m_random.first();
-  }
+  int first() noexcept { return m_last >= 0 ? m_last : m_random.first(); }
   int next(int v) noexcept { return v + 1 == m_workers ? 0 : v + 1; }
   void on_steal(int v) noexcept { m_last = v; }
   void on_empty_round() noexcept { m_last = -1; }
@@ -81,7 +76,6 @@ class last_victim_first {
   random_victims m_random;
   int m_workers;
   int m_last = -1;
-  bool m_from_last = false;
 };
 
 }  // namespace weft::rt

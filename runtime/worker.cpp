@@ -64,19 +64,23 @@ namespace {
 
 std::uint64_t seed_of(int index) noexcept { return 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(index + 1); }
 
+// The state of the configured victim policy.
+std::variant<random_victims, round_robin_victims, last_victim_first> victims_of(victim_policy p, int index,
+                                                                                 int workers) noexcept {
+  const std::uint64_t seed = seed_of(index);
+  switch (p) {
+    case victim_policy::round_robin: return round_robin_victims(index, workers, seed);
+    case victim_policy::last_victim: return last_victim_first(index, workers, seed);
+    default: return random_victims(index, workers, seed);
+  }
+}
+
 }  // namespace
 
-template <>
-detail::task* worker::steal_round_of<random_victims>() noexcept {
-  return steal_round_with(m_random_victims);
-}
-template <>
-detail::task* worker::steal_round_of<round_robin_victims>() noexcept {
-  return steal_round_with(m_round_robin_victims);
-}
-template <>
-detail::task* worker::steal_round_of<last_victim_first>() noexcept {
-  return steal_round_with(m_last_victims);
+// The policy that m_steal_round was set for is the one m_victims holds.
+template <class Policy>
+detail::task* worker::steal_round_of() noexcept {
+  return steal_round_with(*std::get_if<Policy>(&m_victims));
 }
 
 worker::worker(scheduler& s, int index, fiber* first)
@@ -86,14 +90,9 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_pool(std::min<std::size_t>(64, s.cfg().max_fibers / 2)),  // pooled fibers stay under the bound
       m_first(first),
       m_sleep_entry(index),
-      m_random_victims(index, s.num_workers(), seed_of(index)),
-      m_round_robin_victims(index, s.num_workers(), seed_of(index)),
-      m_last_victims(index, s.num_workers(), seed_of(index)) {
-  switch (s.cfg().victim) {
-    case victim_policy::round_robin: m_steal_round = &worker::steal_round_of<round_robin_victims>; break;
-    case victim_policy::last_victim: m_steal_round = &worker::steal_round_of<last_victim_first>; break;
-    default: m_steal_round = &worker::steal_round_of<random_victims>; break;
-  }
+      m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
+  m_steal_round = std::visit(
+      [](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
 }
 
 worker::~worker() {
@@ -219,6 +218,12 @@ detail::task* worker::take_injected() noexcept {
   return first;
 }
 
+// Tries at one victim per steal round: a steal that lost a race (with the
+// owner's pop or another thief's steal) found the victim's deque non-empty
+// then, so it is tried once more at once; after a second loss the round
+// moves on to the next victim rather than contend there.
+constexpr int k_steal_tries = 2;
+
 template <class Policy>
 detail::task* worker::steal_round_with(Policy& victims) noexcept {
   const int n = m_sched.num_workers();
@@ -226,7 +231,7 @@ detail::task* worker::steal_round_with(Policy& victims) noexcept {
   int v = victims.first();
   for (int k = 0; k < n; ++k, v = victims.next(v)) {
     if (v == m_index) continue;
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    for (int attempt = 0; attempt < k_steal_tries; ++attempt) {
       counters::bump(m_counters.steal_attempts);
       auto r = m_sched.worker_at(v).m_queue.steal();
       if (r.status == deque<detail::task*>::steal_status::success) {
@@ -269,6 +274,11 @@ bool worker::caller_ready() const noexcept {
 // collapses this way), and where nothing else runs sched_yield returns at
 // once.
 constexpr std::uint64_t k_search_yield_after_us = 5;
+// Pauses between two steal rounds before that: about 0.3 µs on the
+// development machine, so that a searching worker does not keep pulling the
+// cache lines of the victims' deque indices (and demand flags) away from
+// their owners, yet sees new work within about a microsecond.
+constexpr int k_search_relaxes = 16;
 
 detail::task* worker::search() noexcept {
   const std::uint64_t spin = std::uint64_t{m_sched.cfg().spin_us} * ticks_per_us();
@@ -294,7 +304,7 @@ detail::task* worker::search() noexcept {
     if (searched >= yield_after) {
       sched_yield();
     } else {
-      for (int i = 0; i < 16; ++i) cpu_relax();
+      for (int i = 0; i < k_search_relaxes; ++i) cpu_relax();
     }
   }
 }

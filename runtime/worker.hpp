@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <variant>
 
 #include "caller.hpp"
 #include "counters.hpp"
@@ -129,11 +130,9 @@ class alignas(k_false_sharing) worker {
   void park() noexcept;
   void go_idle() noexcept;
 
-  // Victim selection: every policy's state; the runtime's choice is called
-  // through one pointer per steal round (never per task).
-  random_victims m_random_victims;
-  round_robin_victims m_round_robin_victims;
-  last_victim_first m_last_victims;
+  // Victim selection: the state of the runtime's policy, whose steal round is
+  // called through one pointer per round (never per task).
+  std::variant<random_victims, round_robin_victims, last_victim_first> m_victims;
   detail::task* (worker::*m_steal_round)() noexcept;
   bool m_idle = false;  // between going idle and finding work (time accounting, trace)
 };

@@ -66,7 +66,7 @@ std::uint64_t seed_of(int index) noexcept { return 0x9e3779b97f4a7c15ULL * stati
 
 // The state of the configured victim policy.
 std::variant<random_victims, round_robin_victims, last_victim_first> victims_of(victim_policy p, int index,
-                                                                                 int workers) noexcept {
+                                                                                int workers) noexcept {
   const std::uint64_t seed = seed_of(index);
   switch (p) {
     case victim_policy::round_robin: return round_robin_victims(index, workers, seed);
@@ -91,8 +91,8 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_first(first),
       m_sleep_entry(index),
       m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
-  m_steal_round = std::visit(
-      [](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
+  m_steal_round =
+      std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
 }
 
 worker::~worker() {

@@ -113,6 +113,8 @@ int borrow(scheduler& s) noexcept {
 class slot_loan {
  public:
   slot_loan(scheduler& s, worker& w, caller_state& c) noexcept : m_sched(s), m_worker(w), m_caller(c) {
+    WEFT_ASSERT(t_worker == nullptr, "slot_loan: the borrowing thread is outside every runtime");
+    WEFT_ASSERT(w.m_caller == nullptr, "slot_loan: the slot is not lent already (its parked bit was won once)");
     s.begin_root();  // a call in flight: the runtime outlives it
     s.m_lent.fetch_add(1, std::memory_order_relaxed);
     c.m_saved_current = w.m_current;
@@ -138,10 +140,11 @@ class slot_loan {
   ~slot_loan() {
     worker& w = m_worker;
     caller_state& c = m_caller;
+    WEFT_ASSERT(w.m_current == &c.m_native, "~slot_loan: the call is done: the thread is back on its own stack");
     t_worker = nullptr;
     // Work left on the slot (pushed by tasks this thread ran while its call
     // waited) is the slot thread's to run: wake it.
-    const bool leftover = !w.m_queue.empty() || !w.m_yielded.empty() || w.m_yielded_tasks != nullptr;
+    const bool leftover = w.has_local_work();
     w.m_counters.enter(activity::parked);
     w.m_caller = nullptr;
     w.m_current = c.m_saved_current;

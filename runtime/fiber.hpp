@@ -7,6 +7,7 @@
 
 #include "context.hpp"
 #include "stack.hpp"
+#include "weft/detail/fifo.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/detail/workspan.hpp"
 
@@ -127,30 +128,6 @@ class fiber_pool {
 };
 
 // A FIFO of ready fibers (owner only).
-class fiber_list {
- public:
-  bool empty() const noexcept { return m_head == nullptr; }
-  void push_back(fiber* f) noexcept {
-    f->m_next = nullptr;
-    if (m_tail != nullptr) {
-      m_tail->m_next = f;
-    } else {
-      m_head = f;
-    }
-    m_tail = f;
-  }
-  fiber* pop_front() noexcept {
-    fiber* f = m_head;
-    if (f != nullptr) {
-      m_head = f->m_next;
-      if (m_head == nullptr) m_tail = nullptr;
-    }
-    return f;
-  }
-
- private:
-  fiber* m_head = nullptr;
-  fiber* m_tail = nullptr;
-};
+using fiber_list = detail::intrusive_fifo<fiber>;
 
 }  // namespace weft::rt

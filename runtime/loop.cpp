@@ -339,8 +339,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
         next_check = worth_sharing ? begin + done : call.m_end;
         if (worth_sharing && root) {
           // The loop is worth spreading: about one piece per worker at once.
-          int depth = 0;
-          while ((2 << depth) <= r.m_workers && left / (std::uint64_t{2} << depth) >= r.m_split_ticks) ++depth;
+          const int depth = detail::eager_split_depth(left, r.m_split_ticks, r.m_workers);
           const std::uint64_t rest = call.m_end;
           call.m_end = begin;  // the rest is split_and_run's now
           split_and_run(r, begin, rest, depth);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "sleep.hpp"
 
+#include "assert.hpp"
 #include "futex.hpp"
 
 namespace weft::rt {
@@ -11,9 +12,13 @@ sleep_set::sleep_set(int parkers)
       m_slots(std::make_unique<slot[]>(static_cast<std::size_t>(parkers))) {}
 
 void sleep_set::prepare_park(int w) noexcept {
+  WEFT_ASSERT(m_slots[w].m_state.load(std::memory_order_relaxed) == k_awake, "prepare_park: w is awake");
   m_slots[w].m_state.store(k_parked, std::memory_order_relaxed);  // published by the seq_cst RMW below
-  m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
-  m_searching.fetch_sub(1, std::memory_order_seq_cst);
+  [[maybe_unused]] const std::uint64_t old =
+      m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
+  WEFT_ASSERT((old & (std::uint64_t{1} << (w % 64))) == 0, "prepare_park: w's parked bit was clear");
+  [[maybe_unused]] const int searchers = m_searching.fetch_sub(1, std::memory_order_seq_cst);
+  WEFT_ASSERT(searchers > 0, "prepare_park: w was counted as searching");
   full_fence();  // the caller's re-check of work reads after this (pairs with notify_one())
 }
 
@@ -37,6 +42,9 @@ void sleep_set::commit_park(int w) noexcept {
 }
 
 void sleep_set::hand_over(int w) noexcept {
+  // The caller won w's parked bit, which prepare_park() set after this state
+  // (or give_back() while the state stayed parked): one wake-up per park.
+  WEFT_ASSERT(m_slots[w].m_state.load(std::memory_order_relaxed) == k_parked, "hand_over: w is parked");
   m_searching.fetch_add(1, std::memory_order_seq_cst);  // w searches on waking up
   m_slots[w].m_state.store(k_notified, std::memory_order_release);
   futex_wake(m_slots[w].m_state, 1);
@@ -83,7 +91,9 @@ int sleep_set::claim_parked(int first, int last) noexcept {
       // acq_rel: the parker's writes before prepare_park() happen-before the
       // borrower's use of its slot (pairs with the seq_cst fetch_or there).
       if (word.compare_exchange_weak(bits, bits & ~bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-        return i * 64 + __builtin_ctzll(bit);
+        const int w = i * 64 + __builtin_ctzll(bit);
+        WEFT_ASSERT(m_slots[w].m_state.load(std::memory_order_relaxed) == k_parked, "claim_parked: w is parked");
+        return w;
       }
     }
   }
@@ -97,7 +107,9 @@ void sleep_set::give_back(int w, bool wake) noexcept {
   }
   // seq_cst, and release: the borrower's writes happen-before whoever wins the
   // bit next (a waker, then the parker; or another borrower).
-  m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
+  [[maybe_unused]] const std::uint64_t old =
+      m_parked[w / 64].m_bits.fetch_or(std::uint64_t{1} << (w % 64), std::memory_order_seq_cst);
+  WEFT_ASSERT((old & (std::uint64_t{1} << (w % 64))) == 0, "give_back: the borrower held w's parked bit");
   full_fence();  // the caller's re-check of work reads after this (as in prepare_park())
 }
 

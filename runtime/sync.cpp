@@ -24,33 +24,7 @@ using rt::current_worker;
 
 using detail::wait_node;
 
-void append(detail::wait_queue& q, wait_node* n) noexcept {
-  n->m_next = nullptr;
-  if (q.m_tail != nullptr) {
-    static_cast<wait_node*>(q.m_tail)->m_next = n;
-  } else {
-    q.m_head = n;
-  }
-  q.m_tail = n;
-}
-
-wait_node* pop_front(detail::wait_queue& q) noexcept {
-  auto* n = static_cast<wait_node*>(q.m_head);
-  if (n != nullptr) {
-    q.m_head = n->m_next;
-    if (q.m_head == nullptr) q.m_tail = nullptr;
-  }
-  return n;
-}
-
-wait_node* take_all(detail::wait_queue& q) noexcept {
-  auto* n = static_cast<wait_node*>(q.m_head);
-  q.m_head = nullptr;
-  q.m_tail = nullptr;
-  return n;
-}
-
-// Wakes every node of a list taken with take_all.
+// Wakes every node of a list taken with wait_queue::take_all().
 void notify_list(wait_node* n) noexcept {
   while (n != nullptr) {
     wait_node* next = n->m_next;  // read before the waiter may leave
@@ -113,14 +87,14 @@ namespace {
 // Under the guard: takes the mutex if it is free, else queues node. True when
 // the mutex was taken.
 bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node) noexcept {
-  constexpr std::uintptr_t k_locked = 1, k_guard = 2, k_waiters = 4;
-  const std::uintptr_t s = guard_acquire(state, k_guard);
-  if ((s & k_locked) == 0) {
-    state.store((s | k_locked) & ~k_guard, std::memory_order_release);
+  using bits = detail::mutex_bits;
+  const std::uintptr_t s = guard_acquire(state, bits::k_guard);
+  if ((s & bits::k_locked) == 0) {
+    state.store((s | bits::k_locked) & ~bits::k_guard, std::memory_order_release);
     return true;
   }
-  append(q, node);
-  state.store((s | k_waiters) & ~k_guard, std::memory_order_release);
+  q.push_back(node);
+  state.store((s | bits::k_waiters) & ~bits::k_guard, std::memory_order_release);
   return false;
 }
 
@@ -166,13 +140,13 @@ void mutex::lock_slow() {
 void mutex::unlock_slow() noexcept {
   const std::uintptr_t s = guard_acquire(m_state, k_guard);
   (void)s;
-  wait_node* next = pop_front(m_queue);
+  wait_node* next = m_queue.pop_front();
   if (next == nullptr) {
     m_state.store(0, std::memory_order_release);
     return;
   }
   // Hand-off: the mutex stays locked and now belongs to `next`.
-  m_state.store(k_locked | (m_queue.m_head != nullptr ? k_waiters : 0), std::memory_order_release);
+  m_state.store(k_locked | (!m_queue.empty() ? k_waiters : 0), std::memory_order_release);
   rt::notify(next->m_waiter);
 }
 
@@ -193,7 +167,7 @@ struct cv_wait {
 void publish_cv_wait(rt::worker&, rt::fiber*, void* arg) noexcept {
   const cv_wait a = *static_cast<cv_wait*>(arg);  // the original may go once queued
   guard_acquire(*a.m_guard, 1);
-  append(*a.m_queue, a.m_node);
+  a.m_queue->push_back(a.m_node);
   guard_release(*a.m_guard);
   a.m_mutex->unlock();
 }
@@ -211,7 +185,7 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
     if (!rt::suspend(&publish_cv_wait, &a)) rt::throw_no_fiber();  // nothing queued; lock still held
   } else {
     guard_acquire(m_guard, 1);
-    append(m_queue, &node);
+    m_queue.push_back(&node);
     guard_release(m_guard);
     m.unlock();
     rt::block(node.m_waiter);
@@ -221,7 +195,7 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
 
 condition_variable::~condition_variable() {
   guard_acquire(m_guard, 1);  // a waiter queues under it
-  const bool waited_on = m_queue.m_head != nullptr;
+  const bool waited_on = !m_queue.empty();
   guard_release(m_guard);
   if (waited_on && !rt::process_exiting()) {
     rt::fatal(
@@ -232,14 +206,14 @@ condition_variable::~condition_variable() {
 
 void condition_variable::notify_one() noexcept {
   guard_acquire(m_guard, 1);
-  wait_node* n = pop_front(m_queue);
+  wait_node* n = m_queue.pop_front();
   guard_release(m_guard);
   if (n != nullptr) rt::notify(n->m_waiter);
 }
 
 void condition_variable::notify_all() noexcept {
   guard_acquire(m_guard, 1);
-  wait_node* list = take_all(m_queue);
+  wait_node* list = m_queue.take_all();
   guard_release(m_guard);
   notify_list(list);
 }
@@ -264,7 +238,7 @@ latch::~latch() {
   // Under the guard: a waiter queues under it (a race only in a program that
   // destroys a latch something still waits on, which this reports).
   guard_acquire(m_state, k_guard);
-  const bool waited_on = m_queue.m_head != nullptr;
+  const bool waited_on = !m_queue.empty();
   m_state.fetch_and(~k_guard, std::memory_order_release);
   if (waited_on && !rt::process_exiting()) {
     rt::fatal(
@@ -302,7 +276,7 @@ void latch::count_down(std::ptrdiff_t n) {
   // This call reached zero: release everyone queued, then let go of the latch
   // (release: pairs with the acquire in try_wait(); nothing touches the latch
   // after this store).
-  wait_node* list = take_all(m_queue);
+  wait_node* list = m_queue.take_all();
   m_state.store(next & k_broken, std::memory_order_release);
   notify_list(list);
 }
@@ -327,7 +301,7 @@ bool enqueue_unless_open(const latch_wait& a, bool unless_broken) noexcept {
     guard_clear(*a.m_state, k_latch_guard);
     return false;
   }
-  append(*a.m_queue, a.m_node);
+  a.m_queue->push_back(a.m_node);
   guard_clear(*a.m_state, k_latch_guard);
   return true;
 }
@@ -346,11 +320,11 @@ void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std
   guard_acquire(state, guard);
   detail::wait_queue woken;
   detail::wait_queue kept;
-  while (wait_node* n = pop_front(q)) append(n->m_waiter.m_task == nullptr ? woken : kept, n);
+  while (wait_node* n = q.pop_front()) (n->m_waiter.m_task == nullptr ? woken : kept).push_back(n);
   q = kept;
   state.fetch_or(broken, std::memory_order_relaxed);  // published by the release below
   guard_clear(state, guard);
-  notify_list(static_cast<wait_node*>(woken.m_head));
+  notify_list(woken.take_all());
 }
 
 // A waiter of a broken latch whose counter is not zero.
@@ -454,7 +428,7 @@ bool enqueue_unless_passed(const barrier_wait& a, bool unless_broken) noexcept {
     guard_clear(*a.m_state, a.m_guard);
     return false;
   }
-  append(*a.m_queue, a.m_node);
+  a.m_queue->push_back(a.m_node);
   guard_clear(*a.m_state, a.m_guard);
   return true;
 }
@@ -477,7 +451,7 @@ barrier_core::~barrier_core() {
   // Acquire: pairs with the guard releases of waiters that queued (their
   // appends are read below).
   const std::uint64_t s = m_state.load(std::memory_order_acquire);
-  if ((m_queue.m_head != nullptr || (s & (k_guard | k_completing)) != 0) && !rt::process_exiting()) {
+  if ((!m_queue.empty() || (s & (k_guard | k_completing)) != 0) && !rt::process_exiting()) {
     rt::fatal(
         "weft: a weft::barrier was destroyed while a fiber, thread or coroutine waited on it, or during its "
         "completion step (the waiter would never resume); destroy a barrier only once its parties returned");
@@ -564,7 +538,7 @@ barrier_token barrier_core::arrive_and_drop() {
 
 void barrier_core::complete() noexcept {
   const std::uint64_t s = guard_acquire(m_state, k_guard);
-  wait_node* list = take_all(m_queue);
+  wait_node* list = m_queue.take_all();
   const std::uint64_t next =
       ((s & k_phase_mask) + k_phase_one) | (static_cast<std::uint64_t>(m_expected) << k_count_shift) | (s & k_broken);
   // Release: publishes the completion step (and the phases' arrivals) to the

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "assert.hpp"
 #include "deque.hpp"
 #include "platform.hpp"
 #include "weft/detail/task.hpp"
@@ -50,7 +51,10 @@ class task_queue {
 
   // Owner only: moves t to the public deque (used for injected work, which
   // the owner wants spread at once). Precondition: the private part is empty.
-  void push_public(task* t) { m_public.push(t); }
+  void push_public(task* t) {
+    WEFT_ASSERT(m_hi == m_lo, "push_public: the private part is empty (else t would be stolen before older tasks)");
+    m_public.push(t);
+  }
 
   // Owner only. The newest task, or nullptr.
   task* pop() noexcept {

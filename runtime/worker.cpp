@@ -95,6 +95,8 @@ worker::worker(scheduler& s, int index, fiber* first)
       std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
 }
 
+bool worker::is_owner() const noexcept { return t_worker == this; }
+
 worker::~worker() {
   if (m_first != nullptr) destroy_fiber(m_first);  // the thread never started
 }
@@ -132,6 +134,7 @@ void worker::published(detail::task* t) noexcept {
 }
 
 bool worker::serve_demand() {
+  WEFT_ASSERT(is_owner(), "worker::serve_demand: called by the worker's own thread");
   detail::task* t = m_queue.serve_demand();
   if (t == nullptr) return false;
   published(t);
@@ -179,21 +182,26 @@ detail::task* worker::got(detail::task* t) noexcept {
   return t;
 }
 
-detail::task* worker::take_ready() noexcept {
+detail::task* worker::take_local() noexcept {
   if (detail::task* t = m_queue.pop()) return t;
   if (fiber* f = m_yielded.pop_front()) return &f->m_resume;
-  if (detail::task* t = m_yielded_tasks) {
-    m_yielded_tasks = t->m_next;
-    if (m_yielded_tasks == nullptr) m_yielded_tasks_tail = nullptr;
+  if (detail::task* t = m_yielded_tasks.pop_front()) {
     t->m_next = nullptr;
     return t;
   }
+  return nullptr;
+}
+
+detail::task* worker::take_ready() noexcept {
+  WEFT_ASSERT(is_owner(), "worker::take_ready: called by the worker's own thread");
+  if (detail::task* t = take_local()) return t;
   // The queue is empty, as take_injected() requires.
   if (m_sched.injection().looks_empty()) return nullptr;
   return take_injected();
 }
 
 detail::task* worker::take_injected() noexcept {
+  WEFT_ASSERT(m_queue.empty(), "take_injected: the queue is empty (injected tasks are pushed public, oldest first)");
   detail::task* list = m_sched.injection().take_all();
   if (list == nullptr) return nullptr;
   detail::task* first = list;
@@ -345,20 +353,14 @@ void worker::park() noexcept {
 }
 
 detail::task* worker::find_work() noexcept {
+  WEFT_ASSERT(is_owner(), "worker::find_work: called by the worker's own thread");
   for (;;) {
     m_found = 0;
     if (WEFT_UNLIKELY(caller_ready())) {  // the borrowing thread's own call goes on, on its own stack
       m_caller->m_native_ready.store(false, std::memory_order_relaxed);
       return got(&m_caller->m_native.m_resume);
     }
-    if (detail::task* t = m_queue.pop()) return got(t);
-    if (fiber* f = m_yielded.pop_front()) return got(&f->m_resume);
-    if (detail::task* t = m_yielded_tasks) {
-      m_yielded_tasks = t->m_next;
-      if (m_yielded_tasks == nullptr) m_yielded_tasks_tail = nullptr;
-      t->m_next = nullptr;
-      return got(t);
-    }
+    if (detail::task* t = take_local()) return got(t);
     if (detail::task* t = take_injected()) return got(t);
     if (!m_idle) go_idle();
     if (!m_searching) {
@@ -480,14 +482,8 @@ void throw_no_fiber() {
 bool yield_task(detail::task* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
-  if (w->m_queue.empty() && w->m_yielded.empty() && w->m_yielded_tasks == nullptr) return false;
-  t->m_next = nullptr;
-  if (w->m_yielded_tasks_tail != nullptr) {
-    w->m_yielded_tasks_tail->m_next = t;
-  } else {
-    w->m_yielded_tasks = t;
-  }
-  w->m_yielded_tasks_tail = t;
+  if (!w->has_local_work()) return false;
+  w->m_yielded_tasks.push_back(t);
   counters::bump(w->m_counters.suspensions);
   return true;
 }
@@ -512,9 +508,7 @@ bool yield_current() noexcept {
   // First the items of a loop in progress here that have not started: the
   // caller may be polling for one of them.
   if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
-  if (w->m_queue.empty() && w->m_yielded.empty() && w->m_yielded_tasks == nullptr) {
-    return true;  // nothing else to run here
-  }
+  if (!w->has_local_work()) return true;  // nothing else to run here
   fiber* next = w->next_fiber();
   if (next == nullptr) return true;
   // Queued before the switch: only this worker reads its yield list, and it

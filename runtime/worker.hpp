@@ -7,6 +7,7 @@
 #include <exception>
 #include <variant>
 
+#include "assert.hpp"
 #include "caller.hpp"
 #include "counters.hpp"
 #include "fiber.hpp"
@@ -41,11 +42,13 @@ class alignas(k_false_sharing) worker {
   // Owner: makes t runnable (others may steal it); wakes a sleeper when t or
   // an older task became visible to thieves.
   void push(detail::task* t) {
+    WEFT_ASSERT(is_owner(), "worker::push: called by the worker's own thread");
     counters::bump(m_counters.spawns);
     if (detail::task* p = m_queue.push(t); WEFT_UNLIKELY(p != nullptr)) published(p);
   }
   // The same for a task that is not a spawn (a fiber made ready again).
   void push_uncounted(detail::task* t) {
+    WEFT_ASSERT(is_owner(), "worker::push_uncounted: called by the worker's own thread");
     if (WEFT_UNLIKELY(m_queue.push(t) != nullptr)) wake_sleeper();
   }
 
@@ -72,6 +75,10 @@ class alignas(k_false_sharing) worker {
   // to suspend to (join.cpp).
   detail::task* take_ready() noexcept;
 
+  // Owner: this worker has ready work of its own: a queued task, a yielded
+  // fiber or a yielded task.
+  bool has_local_work() const noexcept { return !m_queue.empty() || !m_yielded.empty() || !m_yielded_tasks.empty(); }
+
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split
   // its own work instead).
@@ -90,10 +97,9 @@ class alignas(k_false_sharing) worker {
 
   fiber* m_current = nullptr;  // the fiber running on this worker
   task_queue m_queue;
-  fiber_list m_yielded;                          // fibers that yielded, oldest first
-  detail::task* m_yielded_tasks = nullptr;       // tasks that yielded (coroutines), oldest first,
-  detail::task* m_yielded_tasks_tail = nullptr;  // linked by m_next
-  fiber_pool m_pool;                             // idle fibers
+  fiber_list m_yielded;                                  // fibers that yielded, oldest first
+  detail::intrusive_fifo<detail::task> m_yielded_tasks;  // tasks that yielded (coroutines), oldest first
+  fiber_pool m_pool;                                     // idle fibers
   task_cache m_task_cache;
   counters m_counters;
   fiber m_native;                    // the thread's own stack
@@ -114,10 +120,17 @@ class alignas(k_false_sharing) worker {
   int m_sleep_entry;
 
  private:
+  // The calling thread runs this worker (its own thread, or the thread that
+  // borrowed its slot). For checks only.
+  bool is_owner() const noexcept;
   // A task became stealable: trace it and wake a sleeper if needed.
   void published(detail::task* t) noexcept;
   void wake_sleeper() noexcept;
   detail::task* got(detail::task* t) noexcept;
+  // The ready work of this worker itself, in the order it runs it: its
+  // queue (newest first), then yielded fibers, then yielded tasks (oldest
+  // first). Null when there is none.
+  detail::task* take_local() noexcept;
   detail::task* take_injected() noexcept;
   template <class Policy>
   detail::task* steal_round_with(Policy& victims) noexcept;

@@ -70,6 +70,16 @@ WEFT_API std::uint64_t split_ticks() noexcept;
 // offers one if it had), so the caller should split its work now.
 WEFT_API bool split_wanted() noexcept;
 
+// How many times to halve at once a range of `work` ticks that is worth
+// spreading (a loop's rest, a reduction's blocks): until twice as many pieces
+// would outnumber the workers or each hold less than `split` ticks. About one
+// piece per worker.
+inline int eager_split_depth(std::uint64_t work, std::uint64_t split, int workers) noexcept {
+  int depth = 0;
+  while ((2 << depth) <= workers && work / (std::uint64_t{2} << depth) >= split) ++depth;
+  return depth;
+}
+
 template <class I>
 constexpr void check_index_type() {
   static_assert(sizeof(I) <= sizeof(std::uint64_t), "weft: index types wider than 64 bits are not supported");
@@ -414,9 +424,7 @@ struct reducer {
     const std::uint64_t total = m_block_ticks > std::numeric_limits<std::uint64_t>::max() / m_blocks
                                     ? std::numeric_limits<std::uint64_t>::max()
                                     : m_block_ticks * m_blocks;
-    int depth = 0;
-    while ((2 << depth) <= workers && total / (std::uint64_t{2} << depth) >= m_split_ticks) ++depth;
-    return run(0, m_blocks, depth);
+    return run(0, m_blocks, eager_split_depth(total, m_split_ticks, workers));
   }
 };
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "weft/detail/export.hpp"
+#include "weft/detail/fifo.hpp"
 #include "weft/detail/waiter.hpp"
 
 namespace weft {
@@ -19,9 +20,13 @@ namespace detail {
 
 // A FIFO of waiting fibers or threads, guarded by a spin bit kept in an
 // atomic word of its owner. Plumbing for the classes below.
-struct wait_queue {
-  void* m_head = nullptr;
-  void* m_tail = nullptr;
+using wait_queue = intrusive_fifo<wait_node>;
+
+// The bits of a weft::mutex's state word; runtime/sync.cpp holds the protocol.
+struct mutex_bits {
+  static constexpr std::uintptr_t k_locked = 1;   // held
+  static constexpr std::uintptr_t k_guard = 2;    // the wait queue is being changed
+  static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty
 };
 
 }  // namespace detail
@@ -62,7 +67,7 @@ WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& tok
 // throws std::system_error (std::errc::not_enough_memory) whose message names
 // the limit, rather than block the worker's thread: the party that would end
 // the wait may be a task queued behind it on that very thread.
-class WEFT_API mutex {
+class WEFT_API mutex : private detail::mutex_bits {
  public:
   constexpr mutex() noexcept = default;
   // Destroying a locked mutex prints one line and aborts (its waiters would
@@ -94,9 +99,6 @@ class WEFT_API mutex {
  private:
   friend class condition_variable;
   friend bool detail::mutex_lock_async(mutex& m, detail::wait_node& n) noexcept;
-  static constexpr std::uintptr_t k_locked = 1;   // held
-  static constexpr std::uintptr_t k_guard = 2;    // the wait queue is being changed
-  static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty
 
   void lock_slow();
   void unlock_slow() noexcept;

@@ -336,3 +336,32 @@ TEST(SleepSet, ParkAndWakeRepeatedly) {
 }
 
 }  // namespace
+
+namespace {
+
+// In builds with protocol checks (runtime/assert.hpp): a worker that parks
+// twice without waking, and a slot given back that nobody borrowed, stop the
+// process with the rule's words.
+TEST(SleepSetChecks, BrokenParkingStepsAreCaught) {
+  if (!WEFT_ASSERTIONS) GTEST_SKIP() << "protocol checks are compiled out of this build (release)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        sleep_set s(2);
+        s.start_search();
+        s.prepare_park(0);
+        s.start_search();
+        s.prepare_park(0);
+      },
+      "assertion failed: prepare_park: w is awake");
+  EXPECT_DEATH(
+      {
+        sleep_set s(2);
+        s.start_search();
+        s.prepare_park(1);
+        s.give_back(1, false);
+      },
+      "assertion failed: give_back: the borrower held w's parked bit");
+}
+
+}  // namespace

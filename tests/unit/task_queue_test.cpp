@@ -361,3 +361,23 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
 }
 
 }  // namespace
+
+namespace {
+
+// In builds with protocol checks (debug, debugoptimized: runtime/assert.hpp),
+// breaking a stated precondition stops the process with the rule's words.
+TEST(TaskQueueChecks, PushPublicBehindPrivateTasksIsCaught) {
+  if (!WEFT_ASSERTIONS) GTEST_SKIP() << "protocol checks are compiled out of this build (release)";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        task a;
+        task b;
+        task_queue q(false);  // not stealable: a push stays private
+        q.push(&a);
+        q.push_public(&b);
+      },
+      "assertion failed: push_public: the private part is empty");
+}
+
+}  // namespace

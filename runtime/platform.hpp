@@ -71,8 +71,9 @@ inline void cpu_relax() noexcept {
 
 // Rounds of a wait for a section of a few instructions held by another
 // thread (a guard bit, a completion in progress) that pause the core: 64
-// pauses, about 1.2 µs on the development machine, several times the longest
-// such section; a holder still not done by then was most likely preempted.
+// pauses, about 1.2 µs on the development machine, far longer than the few
+// pointer moves such a section holds; a holder still not done by then was
+// most likely preempted.
 inline constexpr unsigned k_spin_relaxes = 64;
 
 // Round `round` (from 0) of such a wait: a pause, then, past k_spin_relaxes,

@@ -176,8 +176,8 @@ std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
 // depends on n alone: on one worker one fused pass computes the block totals
 // and the outputs together; on more, pass 1 does the same for the leading
 // blocks (while their carry is known) and computes the totals of the others
-// in parallel, pass 2 their carries, pass 3 their outputs. out may equal first (in place):
-// every item is read before its output is written.
+// in parallel, pass 2 their carries, pass 3 their outputs. out may equal
+// first (in place): every item is read before its output is written.
 template <class T, bool Exclusive, class In, class Out, class Op, class Uop>
 void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional<T> init) {
   if (n == 0) return;

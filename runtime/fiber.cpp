@@ -94,7 +94,7 @@ fiber* create_fiber(scheduler& s) {
 }
 
 void destroy_fiber(fiber* f) noexcept {
-  WEFT_ASSERT(t_worker == nullptr || t_worker->m_current != f, "destroy_fiber: f is not running");
+  WEFT_ASSERT(current_worker() == nullptr || current_worker()->m_current != f, "destroy_fiber: f is not running");
   WEFT_ASSERT(!f->m_suspended, "destroy_fiber: f is not suspended in a task");
   scheduler& s = *f->m_sched;
   // Relaxed: a count. When it drops under the bound, stealing may resume:
@@ -120,7 +120,7 @@ void* this_thread_eh_globals() noexcept { return abi::__cxa_get_globals(); }
 
 void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies) noexcept {
   fiber* from = w.m_current;
-  WEFT_ASSERT(t_worker == &w, "switch_to: w is the calling thread's worker");
+  WEFT_ASSERT(current_worker() == &w, "switch_to: w is the calling thread's worker");
   WEFT_ASSERT(to != from && to != nullptr, "switch_to: to is another fiber");
   WEFT_ASSERT(to->m_pinned == nullptr || to->m_pinned == w.m_caller,
               "switch_to: a borrowing thread's own stack resumes only on that thread");

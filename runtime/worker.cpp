@@ -95,7 +95,9 @@ worker::worker(scheduler& s, int index, fiber* first)
       std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
 }
 
-bool worker::is_owner() const noexcept { return t_worker == this; }
+// Through current_worker(): a caller that spans a fiber switch (find_work
+// inlined into scheduling_loop) must not reuse another thread's TLS address.
+bool worker::is_owner() const noexcept { return current_worker() == this; }
 
 worker::~worker() {
   if (m_first != nullptr) destroy_fiber(m_first);  // the thread never started

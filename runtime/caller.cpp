@@ -9,6 +9,7 @@
 #include "clock.hpp"
 #include "futex.hpp"
 #include "scheduler.hpp"
+#include "suspend.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
 

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "scheduler.hpp"
+#include "suspend.hpp"
 #include "worker.hpp"
 
 namespace weft::rt {

@@ -130,4 +130,7 @@ class fiber_pool {
 // A FIFO of ready fibers (owner only).
 using fiber_list = detail::intrusive_fifo<fiber>;
 
+// The address of the calling thread's C++ exception globals.
+void* this_thread_eh_globals() noexcept;
+
 }  // namespace weft::rt

@@ -17,6 +17,7 @@
 #include "join.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
+#include "suspend.hpp"
 #include "waiter.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
@@ -202,7 +203,7 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
     detail::task* t = nullptr;
     if (!w->real_stack_low()) {
       t = w->take_ready();
-    } else if (rt::fiber* ready = w->m_yielded.pop_front()) {
+    } else if (rt::fiber* ready = w->take_yielded()) {
       t = &ready->m_resume;
     }
     if (t != nullptr && t->m_execute == &rt::resume_fiber) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "scheduler.hpp"
+#include "suspend.hpp"
 #include "weft/parallelize.hpp"
 #include "weft/this_fiber.hpp"
 #include "worker.hpp"

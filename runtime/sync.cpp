@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "scheduler.hpp"
+#include "suspend.hpp"
 #include "stack.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"

@@ -7,16 +7,12 @@
 
 #include "fiber.hpp"
 #include "futex.hpp"
+#include "suspend.hpp"
 #include "weft/detail/waiter.hpp"
-#include "worker.hpp"
 
 namespace weft::rt {
 
 using waiter = detail::waiter;
-
-// Makes a task runnable in runtime rt: on the calling worker's queue when it
-// belongs to rt, else through rt's injection queue. Any thread.
-void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept;
 
 // Resumes whoever waits. Any thread. The waiter may be gone as soon as this
 // returns (its fields are read before the resumption).

@@ -7,6 +7,7 @@
 
 #include "loop.hpp"
 #include "scheduler.hpp"
+#include "suspend.hpp"
 #include "waiter.hpp"
 #include "workspan.hpp"
 
@@ -18,46 +19,6 @@ WEFT_NOIPA worker* current_worker() noexcept {
   worker* w = t_worker;
   asm volatile("" ::: "memory");  // keep the read here: never merged across a fiber switch
   return w;
-}
-
-worker_stats counters::snapshot() const noexcept {
-  worker_stats s;
-  s.tasks_run = tasks_run.load(std::memory_order_relaxed);
-  s.spawns = spawns.load(std::memory_order_relaxed);
-  // acquire: pairs with bump_outcome(); steal_attempts is read after these.
-  s.steals = steals.load(std::memory_order_acquire);
-  s.failed_steals = failed_steals.load(std::memory_order_acquire);
-  s.suspensions = suspensions.load(std::memory_order_relaxed);
-  s.fiber_switches = fiber_switches.load(std::memory_order_relaxed);
-  s.fibers_created = fibers_created.load(std::memory_order_relaxed);
-  s.parks = parks.load(std::memory_order_relaxed);
-  s.injected = injected.load(std::memory_order_relaxed);
-  s.lent = lent.load(std::memory_order_relaxed);
-  s.steal_attempts = steal_attempts.load(std::memory_order_relaxed);
-  s.fibers_reused = fibers_reused.load(std::memory_order_relaxed);
-  s.wakeups = wakeups.load(std::memory_order_relaxed);
-  if constexpr (k_instrumented) {
-    std::uint64_t t[3];
-    for (int i = 0; i < 3; ++i) t[i] = ticks[i].load(std::memory_order_relaxed);
-    // The interval in progress counts up to now.
-    const std::uint32_t now_doing = current.load(std::memory_order_relaxed);
-    const std::uint64_t began = since.load(std::memory_order_relaxed);
-    const std::uint64_t now = rt::ticks();
-    if (now_doing < 3 && now > began) t[now_doing] += now - began;
-    const std::uint64_t per_us = ticks_per_us();
-    s.busy_ns = t[0] * 1000 / per_us;
-    s.search_ns = t[1] * 1000 / per_us;
-    s.parked_ns = t[2] * 1000 / per_us;
-  }
-  return s;
-}
-
-void counters::reset() noexcept {
-  for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created, &parks,
-                  &injected, &lent, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
-    c->store(0, std::memory_order_relaxed);
-  }
-  since.store(rt::ticks(), std::memory_order_relaxed);
 }
 
 namespace {
@@ -87,9 +48,9 @@ worker::worker(scheduler& s, int index, fiber* first)
     : m_sched(s),
       m_index(index),
       m_queue(s.num_workers() > 1),
+      m_sleep_entry(index),
       m_pool(std::min<std::size_t>(64, s.cfg().max_fibers / 2)),  // pooled fibers stay under the bound
       m_first(first),
-      m_sleep_entry(index),
       m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
   m_steal_round =
       std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
@@ -162,7 +123,7 @@ fiber* worker::next_fiber() noexcept {
 }
 
 void worker::go_idle() noexcept {
-  m_idle = true;
+  m_hunt = hunt::idle;
   m_counters.enter(activity::searching);
   if constexpr (k_instrumented) {
     if (m_trace != nullptr) m_trace->record(trace_kind::search_begin);
@@ -170,16 +131,12 @@ void worker::go_idle() noexcept {
 }
 
 detail::task* worker::got(detail::task* t) noexcept {
-  if (m_searching) {
-    m_searching = false;
-    m_sched.sleepers().found_work();
-  }
-  if (m_idle) {
-    m_idle = false;
-    m_counters.enter(activity::busy);
-    if constexpr (k_instrumented) {
-      if (m_trace != nullptr) m_trace->record(trace_kind::search_end);
-    }
+  if (m_hunt == hunt::busy) return t;
+  if (m_hunt == hunt::searching) m_sched.sleepers().found_work();
+  m_hunt = hunt::busy;
+  m_counters.enter(activity::busy);
+  if constexpr (k_instrumented) {
+    if (m_trace != nullptr) m_trace->record(trace_kind::search_end);
   }
   return t;
 }
@@ -328,7 +285,8 @@ void worker::park() noexcept {
   const int entry = m_sleep_entry;
   caller_state* const caller = m_caller;
   scheduler& sched = m_sched;
-  m_searching = false;
+  WEFT_ASSERT(m_hunt == hunt::searching, "worker::park: the worker is counted as searching");
+  m_hunt = hunt::idle;
   counters::bump(m_counters.parks);
   m_counters.enter(activity::parked);
   if constexpr (k_instrumented) {
@@ -351,7 +309,7 @@ void worker::park() noexcept {
   if constexpr (k_instrumented) {
     if (m_trace != nullptr) m_trace->record(trace_kind::park_end);
   }
-  m_searching = true;  // either way, this worker is counted as searching now
+  m_hunt = hunt::searching;  // either way, this worker is counted as searching now
 }
 
 detail::task* worker::find_work() noexcept {
@@ -364,16 +322,16 @@ detail::task* worker::find_work() noexcept {
     }
     if (detail::task* t = take_local()) return got(t);
     if (detail::task* t = take_injected()) return got(t);
-    if (!m_idle) go_idle();
-    if (!m_searching) {
+    if (m_hunt == hunt::busy) go_idle();
+    if (m_hunt == hunt::idle) {
       m_sched.sleepers().start_search();
-      m_searching = true;
+      m_hunt = hunt::searching;
     }
     if (detail::task* t = search()) return got(t);
     if (m_sched.done()) {
       // The runtime stops and nothing is in flight: leave, and wake those
       // that parked while work was still in flight so that they leave too.
-      m_searching = false;
+      m_hunt = hunt::idle;
       m_sched.sleepers().stop_search();
       m_sched.sleepers().notify_all();
       return nullptr;
@@ -408,121 +366,6 @@ void scheduling_loop() noexcept {
       if (now->m_trace != nullptr) now->m_trace->record(trace_kind::run_end);
     }
   }
-}
-
-void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.m_pool.put(prev); }
-
-// resume_fiber(), suspend() and yield_current() read the worker inline: they
-// do not use it after their switch.
-void about_to_resume(worker& w, fiber* f) noexcept {
-  if (f->m_suspended) {
-    // It runs on this worker next: no longer in flight elsewhere (a worker
-    // leaves only once nothing is in flight: scheduler::done()).
-    f->m_suspended = false;
-    w.m_sched.end_root();
-  }
-}
-
-void resume_fiber(detail::task* t) noexcept {
-  fiber* f = fiber_of(t);
-  worker& w = *this_thread_worker();
-  about_to_resume(w, f);
-  switch_to(w, f, &recycle_fiber, nullptr);
-}
-
-void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
-
-void make_ready(fiber* f) noexcept {
-  if (WEFT_UNLIKELY(f->m_pinned != nullptr)) {
-    make_pinned_ready(f);
-    return;
-  }
-  worker* w = current_worker();
-  if (w != nullptr && &w->m_sched == f->m_sched) {
-    try {
-      w->push_uncounted(&f->m_resume);
-      return;
-    } catch (...) {
-      // no memory to grow the deque: go through the injection queue instead
-    }
-  }
-  f->m_sched->inject(&f->m_resume);
-}
-
-bool suspend(switch_action publish, void* arg) noexcept {
-  worker* w = this_thread_worker();
-  fiber* next = w->next_fiber();
-  if (next == nullptr) return false;
-  suspend_to(*w, next, publish, arg);
-  return true;
-}
-
-void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept {
-  counters::bump(w.m_counters.suspensions);
-  // Items of a loop in progress on this fiber that have not started go to
-  // other workers (and to this one's next fiber): none waits behind this one.
-  if (WEFT_UNLIKELY(w.m_current->m_leaves != nullptr)) hand_off_unstarted(w, *w.m_current);
-  // A suspended fiber is work in flight: the runtime's destructor waits for
-  // it (counted before publish can make it resumable; uncounted in
-  // resume_fiber()).
-  w.m_current->m_suspended = true;
-  w.m_sched.begin_root();
-  // A measured strand does no work while it waits.
-  detail::ws_strand* strand = w.m_current->m_ws;
-  const bool running = strand != nullptr && strand->m_start != 0;
-  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
-  switch_to(w, next, publish, arg);
-  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
-}
-
-void throw_no_fiber() {
-  const worker* w = this_thread_worker();
-  if (w != nullptr && w->m_fiber_error) std::rethrow_exception(w->m_fiber_error);
-  throw std::bad_alloc();
-}
-
-bool yield_task(detail::task* t) noexcept {
-  worker* w = this_thread_worker();
-  if (w == nullptr) return false;
-  if (!w->has_local_work()) return false;
-  w->m_yielded_tasks.push_back(t);
-  counters::bump(w->m_counters.suspensions);
-  return true;
-}
-
-void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept {
-  scheduler& s = scheduler::of(rt);
-  worker* w = current_worker();
-  if (w != nullptr && &w->m_sched == &s) {
-    try {
-      w->push_uncounted(t);
-      return;
-    } catch (...) {
-      // no memory to grow the deque: go through the injection queue instead
-    }
-  }
-  s.inject(t);
-}
-
-bool yield_current() noexcept {
-  worker* w = this_thread_worker();
-  if (w == nullptr) return false;
-  // First the items of a loop in progress here that have not started: the
-  // caller may be polling for one of them.
-  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
-  if (!w->has_local_work()) return true;  // nothing else to run here
-  fiber* next = w->next_fiber();
-  if (next == nullptr) return true;
-  // Queued before the switch: only this worker reads its yield list, and it
-  // is busy switching, so nobody can resume this fiber too early.
-  w->m_yielded.push_back(w->m_current);
-  counters::bump(w->m_counters.suspensions);
-  detail::ws_strand* strand = w->m_current->m_ws;
-  const bool running = strand != nullptr && strand->m_start != 0;
-  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
-  switch_to(*w, next, nullptr, nullptr);
-  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
-  return true;
 }
 
 }  // namespace weft::rt

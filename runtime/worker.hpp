@@ -84,8 +84,14 @@ class alignas(k_false_sharing) worker {
   // its own work instead).
   bool serve_demand();
 
-  scheduler& m_sched;
-  const int m_index;
+  // Owner: the slow paths of suspend(), yield_current() and the join without
+  // a fiber (suspend.cpp, join.cpp) reach the yield lists and the pool here.
+  void push_yielded(fiber* f) noexcept { m_yielded.push_back(f); }
+  void push_yielded_task(detail::task* t) noexcept { m_yielded_tasks.push_back(t); }
+  fiber* take_yielded() noexcept { return m_yielded.pop_front(); }
+  void pool_fiber(fiber* f) noexcept { m_pool.put(f); }
+  // Why the last fiber creation failed (see idle_fiber); null if none did.
+  const std::exception_ptr& fiber_error() const noexcept { return m_fiber_error; }
 
   // True when the running fiber's stack is nearly full (entry points then
   // continue on a fresh stack).
@@ -95,20 +101,21 @@ class alignas(k_false_sharing) worker {
   // The stack itself is nearly full (whether measured or not).
   bool real_stack_low() const noexcept { return stack_pointer() < m_current->m_real_limit; }
 
+  // ---- Shared state. Besides the owner, these are touched by the fiber
+  // switch (fiber.cpp: m_current, m_eh_globals, m_trace, m_native), by a
+  // thread from outside that borrows this worker's slot and becomes its owner
+  // for a while (caller.cpp: m_caller, m_native, m_signal_stack,
+  // m_sleep_entry), by thieves (m_queue's public part) and by readers of the
+  // counters (m_counters).
+  scheduler& m_sched;
+  const int m_index;
   fiber* m_current = nullptr;  // the fiber running on this worker
   task_queue m_queue;
-  fiber_list m_yielded;                                  // fibers that yielded, oldest first
-  detail::intrusive_fifo<detail::task> m_yielded_tasks;  // tasks that yielded (coroutines), oldest first
-  fiber_pool m_pool;                                     // idle fibers
   task_cache m_task_cache;
   counters m_counters;
-  fiber m_native;                    // the thread's own stack
-  fiber* m_first;                    // the loop's first fiber, until the thread starts
-  trace_ring* m_trace = nullptr;     // this worker's events; null when not tracing
-  std::uint32_t m_found = 0;         // where find_work() found its task: see trace_kind::run_task
-  void* m_eh_globals = nullptr;      // this thread's C++ exception globals
-  std::exception_ptr m_fiber_error;  // why the last fiber creation failed (see idle_fiber)
-  bool m_searching = false;
+  fiber m_native;                 // the thread's own stack
+  trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing
+  void* m_eh_globals = nullptr;   // this thread's C++ exception globals
   signal_stack m_signal_stack;
 
   // While this worker's slot is lent to a thread from outside
@@ -120,6 +127,8 @@ class alignas(k_false_sharing) worker {
   int m_sleep_entry;
 
  private:
+  friend void scheduling_loop() noexcept;  // reads m_found for the trace
+
   // The calling thread runs this worker (its own thread, or the thread that
   // borrowed its slot). For checks only.
   bool is_owner() const noexcept;
@@ -143,11 +152,25 @@ class alignas(k_false_sharing) worker {
   void park() noexcept;
   void go_idle() noexcept;
 
+  // Where the worker stands between tasks. busy: it runs work. idle: it ran
+  // out of work and is not counted among the sleep set's searchers (about to
+  // search, or parking). searching: it ran out and is counted
+  // (sleep_set::start_search(); a worker waking from a park is counted by
+  // its waker). Time accounting and the trace follow busy / not busy.
+  enum class hunt : std::uint8_t { busy, idle, searching };
+
+  fiber_list m_yielded;                                  // fibers that yielded, oldest first
+  detail::intrusive_fifo<detail::task> m_yielded_tasks;  // tasks that yielded (coroutines), oldest first
+  fiber_pool m_pool;                                     // idle fibers
+  fiber* m_first;                                        // the loop's first fiber, until the thread starts
+  std::uint32_t m_found = 0;                             // where find_work() found its task: see trace_kind::run_task
+  std::exception_ptr m_fiber_error;                      // why the last fiber creation failed (see idle_fiber)
+  hunt m_hunt = hunt::busy;
+
   // Victim selection: the state of the runtime's policy, whose steal round is
   // called through one pointer per round (never per task).
   std::variant<random_victims, round_robin_victims, last_victim_first> m_victims;
   detail::task* (worker::*m_steal_round)() noexcept;
-  bool m_idle = false;  // between going idle and finding work (time accounting, trace)
 };
 
 // The worker of this thread. initial-exec: one load off the thread pointer,
@@ -166,57 +189,5 @@ inline worker* this_thread_worker() noexcept { return t_worker; }
 
 // The scheduling loop every pool fiber runs; returns when the scheduler stops.
 void scheduling_loop() noexcept;
-
-// Task function of fiber::m_resume: switches to that fiber; the loop fiber
-// that ran it goes back to the pool.
-void resume_fiber(detail::task* t) noexcept;
-
-// Worker w is about to switch to f, taken from a queue as a ready fiber:
-// ends the count of a suspension (suspend_to). Every switch to a fiber that
-// suspend_to() suspended goes through it.
-void about_to_resume(worker& w, fiber* f) noexcept;
-
-// Switch action: the previous fiber (dead) is destroyed.
-void retire_fiber(worker& w, fiber* prev, void* arg) noexcept;
-
-// Switch action: the previous fiber (idle, at loop level) goes to the pool.
-void recycle_fiber(worker& w, fiber* prev, void* arg) noexcept;
-
-// The address of the calling thread's C++ exception globals.
-void* this_thread_eh_globals() noexcept;
-
-// Makes a suspended fiber runnable again: on the calling worker's queue when
-// it belongs to the same runtime, else through its runtime's injection queue.
-// Any thread.
-void make_ready(fiber* f) noexcept;
-
-// Suspends the current fiber of the calling worker: switches to next_fiber(),
-// which first runs publish(current, arg). publish must make the suspended
-// fiber reachable by whoever will resume it (or resume it at once). Returns
-// when the fiber is resumed, possibly on another worker. False when no fiber
-// could be obtained (nothing happened; the caller must wait otherwise, or
-// throw_no_fiber()).
-bool suspend(switch_action publish, void* arg) noexcept;
-
-// The same, to a given fiber `next` of worker w (the calling thread's): a
-// ready fiber taken from w's queue, or one from next_fiber().
-void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept;
-
-// Throws why the calling worker could not get a fiber in its last suspend():
-// std::system_error naming vm.max_map_count or memory (the error of the
-// stack allocation), or std::bad_alloc. For waits on a worker that cannot
-// suspend and must not block the thread (sync.cpp).
-[[noreturn]] void throw_no_fiber();
-
-// Queues t behind the other ready work of the calling worker (a coroutine
-// that yields). False, and nothing queued, when the caller is not a worker or
-// the worker has nothing else to run.
-bool yield_task(detail::task* t) noexcept;
-
-// The current fiber gives way to the other ready work of its worker (queued
-// tasks and yielded fibers) and resumes after it, here or on another worker.
-// Returns at once when there is nothing else to run. False when the caller is
-// not a worker.
-bool yield_current() noexcept;
 
 }  // namespace weft::rt

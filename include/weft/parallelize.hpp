@@ -136,6 +136,25 @@ void run_items(void* ctx, loop_cursor& items) {
   }
 }
 
+// The checks of parallelize's item count n.
+template <class I>
+void check_item_count(I n) {
+  check_index_type<I>();
+  if constexpr (std::is_signed_v<I>) {
+    if (n < 0) throw_invalid_argument("weft::parallelize: n must not be negative");
+  }
+}
+
+// The loop of both parallelize overloads, n checked: at most cap calls at a
+// time (0: no cap).
+template <class I, class F>
+void parallelize_loop(I n, std::uint64_t cap, std::remove_reference_t<F>& fn) {
+  if (n == 0) return;
+  loop l{&run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)), static_cast<std::uint64_t>(n),
+         cap};
+  run_loop(l);
+}
+
 }  // namespace detail
 
 // Calls fn(i) once for every i in [0, n), in parallel, and returns when all
@@ -145,29 +164,17 @@ void run_items(void* ctx, loop_cursor& items) {
 // running calls returned; calls not started by then are skipped.
 template <std::integral I, std::invocable<I> F>
 void parallelize(I n, F&& fn) {
-  detail::check_index_type<I>();
-  if constexpr (std::is_signed_v<I>) {
-    if (n < 0) detail::throw_invalid_argument("weft::parallelize: n must not be negative");
-  }
-  if (n == 0) return;
-  detail::loop l{&detail::run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)),
-                 static_cast<std::uint64_t>(n), 0};
-  detail::run_loop(l);
+  detail::check_item_count(n);
+  detail::parallelize_loop<I, F>(n, 0, fn);
 }
 
 // The same, with at most num_workers calls of fn running at the same time.
 // Throws std::invalid_argument if n is negative or num_workers < 1.
 template <std::integral I, std::invocable<I> F>
 void parallelize(I n, int num_workers, F&& fn) {
-  detail::check_index_type<I>();
-  if constexpr (std::is_signed_v<I>) {
-    if (n < 0) detail::throw_invalid_argument("weft::parallelize: n must not be negative");
-  }
+  detail::check_item_count(n);
   if (num_workers < 1) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
-  if (n == 0) return;
-  detail::loop l{&detail::run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)),
-                 static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(num_workers)};
-  detail::run_loop(l);
+  detail::parallelize_loop<I, F>(n, static_cast<std::uint64_t>(num_workers), fn);
 }
 
 // Calls fn(begin, end) on disjoint chunks that together cover [first, last),

@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: MIT
+// weft::rt: reading and resetting a worker's counters (any thread).
+#include "counters.hpp"
+
+namespace weft::rt {
+
+worker_stats counters::snapshot() const noexcept {
+  worker_stats s;
+  s.tasks_run = tasks_run.load(std::memory_order_relaxed);
+  s.spawns = spawns.load(std::memory_order_relaxed);
+  // acquire: pairs with bump_outcome(); steal_attempts is read after these.
+  s.steals = steals.load(std::memory_order_acquire);
+  s.failed_steals = failed_steals.load(std::memory_order_acquire);
+  s.suspensions = suspensions.load(std::memory_order_relaxed);
+  s.fiber_switches = fiber_switches.load(std::memory_order_relaxed);
+  s.fibers_created = fibers_created.load(std::memory_order_relaxed);
+  s.parks = parks.load(std::memory_order_relaxed);
+  s.injected = injected.load(std::memory_order_relaxed);
+  s.lent = lent.load(std::memory_order_relaxed);
+  s.steal_attempts = steal_attempts.load(std::memory_order_relaxed);
+  s.fibers_reused = fibers_reused.load(std::memory_order_relaxed);
+  s.wakeups = wakeups.load(std::memory_order_relaxed);
+  if constexpr (k_instrumented) {
+    std::uint64_t t[3];
+    for (int i = 0; i < 3; ++i) t[i] = ticks[i].load(std::memory_order_relaxed);
+    // The interval in progress counts up to now.
+    const std::uint32_t now_doing = current.load(std::memory_order_relaxed);
+    const std::uint64_t began = since.load(std::memory_order_relaxed);
+    const std::uint64_t now = rt::ticks();
+    if (now_doing < 3 && now > began) t[now_doing] += now - began;
+    const std::uint64_t per_us = ticks_per_us();
+    s.busy_ns = t[0] * 1000 / per_us;
+    s.search_ns = t[1] * 1000 / per_us;
+    s.parked_ns = t[2] * 1000 / per_us;
+  }
+  return s;
+}
+
+void counters::reset() noexcept {
+  for (auto* c : {&tasks_run, &spawns, &steals, &failed_steals, &suspensions, &fiber_switches, &fibers_created, &parks,
+                  &injected, &lent, &steal_attempts, &fibers_reused, &wakeups, &ticks[0], &ticks[1], &ticks[2]}) {
+    c->store(0, std::memory_order_relaxed);
+  }
+  since.store(rt::ticks(), std::memory_order_relaxed);
+}
+
+}  // namespace weft::rt

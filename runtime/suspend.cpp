@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MIT
+// weft::rt: fibers that wait and are made ready again, and yields.
+#include "suspend.hpp"
+
+#include <new>
+
+#include "caller.hpp"
+#include "loop.hpp"
+#include "scheduler.hpp"
+#include "waiter.hpp"
+#include "worker.hpp"
+#include "workspan.hpp"
+
+namespace weft::rt {
+
+void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.pool_fiber(prev); }
+
+// resume_fiber(), suspend() and yield_current() read the worker inline: they
+// do not use it after their switch.
+void about_to_resume(worker& w, fiber* f) noexcept {
+  if (f->m_suspended) {
+    // It runs on this worker next: no longer in flight elsewhere (a worker
+    // leaves only once nothing is in flight: scheduler::done()).
+    f->m_suspended = false;
+    w.m_sched.end_root();
+  }
+}
+
+void resume_fiber(detail::task* t) noexcept {
+  fiber* f = fiber_of(t);
+  worker& w = *this_thread_worker();
+  about_to_resume(w, f);
+  switch_to(w, f, &recycle_fiber, nullptr);
+}
+
+void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
+
+namespace {
+
+// Queues t, ready to run in scheduler s: on the calling worker's queue when
+// it belongs to s, else (or when the deque cannot grow) through s's injection
+// queue. Any thread.
+void ready_in(scheduler& s, detail::task* t) noexcept {
+  worker* w = current_worker();
+  if (w != nullptr && &w->m_sched == &s) {
+    try {
+      w->push_uncounted(t);
+      return;
+    } catch (...) {
+      // no memory to grow the deque: go through the injection queue instead
+    }
+  }
+  s.inject(t);
+}
+
+}  // namespace
+
+void make_ready(fiber* f) noexcept {
+  if (WEFT_UNLIKELY(f->m_pinned != nullptr)) {
+    make_pinned_ready(f);
+    return;
+  }
+  ready_in(*f->m_sched, &f->m_resume);
+}
+
+void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept { ready_in(scheduler::of(rt), t); }
+
+bool suspend(switch_action publish, void* arg) noexcept {
+  worker* w = this_thread_worker();
+  fiber* next = w->next_fiber();
+  if (next == nullptr) return false;
+  suspend_to(*w, next, publish, arg);
+  return true;
+}
+
+void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept {
+  counters::bump(w.m_counters.suspensions);
+  // Items of a loop in progress on this fiber that have not started go to
+  // other workers (and to this one's next fiber): none waits behind this one.
+  if (WEFT_UNLIKELY(w.m_current->m_leaves != nullptr)) hand_off_unstarted(w, *w.m_current);
+  // A suspended fiber is work in flight: the runtime's destructor waits for
+  // it (counted before publish can make it resumable; uncounted in
+  // resume_fiber()).
+  w.m_current->m_suspended = true;
+  w.m_sched.begin_root();
+  // A measured strand does no work while it waits.
+  detail::ws_strand* strand = w.m_current->m_ws;
+  const bool running = strand != nullptr && strand->m_start != 0;
+  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
+  switch_to(w, next, publish, arg);
+  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
+}
+
+void throw_no_fiber() {
+  const worker* w = this_thread_worker();
+  if (w != nullptr && w->fiber_error()) std::rethrow_exception(w->fiber_error());
+  throw std::bad_alloc();
+}
+
+bool yield_task(detail::task* t) noexcept {
+  worker* w = this_thread_worker();
+  if (w == nullptr) return false;
+  if (!w->has_local_work()) return false;
+  w->push_yielded_task(t);
+  counters::bump(w->m_counters.suspensions);
+  return true;
+}
+
+bool yield_current() noexcept {
+  worker* w = this_thread_worker();
+  if (w == nullptr) return false;
+  // First the items of a loop in progress here that have not started: the
+  // caller may be polling for one of them.
+  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
+  if (!w->has_local_work()) return true;  // nothing else to run here
+  fiber* next = w->next_fiber();
+  if (next == nullptr) return true;
+  // Queued before the switch: only this worker reads its yield list, and it
+  // is busy switching, so nobody can resume this fiber too early.
+  w->push_yielded(w->m_current);
+  counters::bump(w->m_counters.suspensions);
+  detail::ws_strand* strand = w->m_current->m_ws;
+  const bool running = strand != nullptr && strand->m_start != 0;
+  if (WEFT_UNLIKELY(running)) ws_pause(*strand);
+  switch_to(*w, next, nullptr, nullptr);
+  if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
+  return true;
+}
+
+}  // namespace weft::rt

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// weft::rt: fibers that wait and are made ready again, and yields. A fiber
+// suspends only through suspend() / suspend_to() (or yields through
+// yield_current()); whoever it waits for makes it ready through make_ready()
+// (docs/protocols/fiber-lifecycle.md). Uses the worker's queue, yield lists
+// and fiber pool through worker's member functions.
+#pragma once
+
+#include "fiber.hpp"
+#include "weft/detail/task.hpp"
+
+namespace weft::detail {
+struct runtime_state;
+}
+
+namespace weft::rt {
+
+class worker;
+
+// Task function of fiber::m_resume: switches to that fiber; the loop fiber
+// that ran it goes back to the pool.
+void resume_fiber(detail::task* t) noexcept;
+
+// Worker w is about to switch to f, taken from a queue as a ready fiber:
+// ends the count of a suspension (suspend_to). Every switch to a fiber that
+// suspend_to() suspended goes through it.
+void about_to_resume(worker& w, fiber* f) noexcept;
+
+// Switch action: the previous fiber (dead) is destroyed.
+void retire_fiber(worker& w, fiber* prev, void* arg) noexcept;
+
+// Switch action: the previous fiber (idle, at loop level) goes to the pool.
+void recycle_fiber(worker& w, fiber* prev, void* arg) noexcept;
+
+// Makes a task runnable in runtime rt: on the calling worker's queue when it
+// belongs to rt, else through rt's injection queue. Any thread.
+void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept;
+
+// Makes a suspended fiber runnable again: on the calling worker's queue when
+// it belongs to the same runtime, else through its runtime's injection queue.
+// Any thread.
+void make_ready(fiber* f) noexcept;
+
+// Suspends the current fiber of the calling worker: switches to next_fiber(),
+// which first runs publish(current, arg). publish must make the suspended
+// fiber reachable by whoever will resume it (or resume it at once). Returns
+// when the fiber is resumed, possibly on another worker. False when no fiber
+// could be obtained (nothing happened; the caller must wait otherwise, or
+// throw_no_fiber()).
+bool suspend(switch_action publish, void* arg) noexcept;
+
+// The same, to a given fiber `next` of worker w (the calling thread's): a
+// ready fiber taken from w's queue, or one from next_fiber().
+void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexcept;
+
+// Throws why the calling worker could not get a fiber in its last suspend():
+// std::system_error naming vm.max_map_count or memory (the error of the
+// stack allocation), or std::bad_alloc. For waits on a worker that cannot
+// suspend and must not block the thread (sync.cpp).
+[[noreturn]] void throw_no_fiber();
+
+// Queues t behind the other ready work of the calling worker (a coroutine
+// that yields). False, and nothing queued, when the caller is not a worker or
+// the worker has nothing else to run.
+bool yield_task(detail::task* t) noexcept;
+
+// The current fiber gives way to the other ready work of its worker (queued
+// tasks and yielded fibers) and resumes after it, here or on another worker.
+// Returns at once when there is nothing else to run. False when the caller is
+// not a worker.
+bool yield_current() noexcept;
+
+}  // namespace weft::rt

@@ -51,7 +51,7 @@ WEFT_NOINLINE push_status push(task* t) noexcept {
   return push_status::pushed;
 }
 
-push_status push_plain(task* t) noexcept {
+WEFT_NOINLINE push_status push_plain(task* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (w == nullptr) return push_status::not_on_worker;
   if (w->real_stack_low()) return push_status::stack_low;
@@ -416,7 +416,7 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
   if (c.m_error) std::rethrow_exception(c.m_error);
 }
 
-bool stack_low() noexcept {
+WEFT_NOINLINE bool stack_low() noexcept {
   const worker* w = rt::this_thread_worker();
   return w != nullptr && w->real_stack_low();
 }
@@ -438,14 +438,16 @@ bool on_runtime(const runtime_state* rt) noexcept {
   return w != nullptr && &w->m_sched == rt;
 }
 
-// allocate_task() and free_task() never switch fibers: inline worker reads.
-void* allocate_task(std::size_t size) {
+// allocate_task() and free_task() never switch fibers: inline worker reads,
+// out of line so that no caller inside libweft that runs them after a switch
+// reuses its thread's TLS address (see this_thread_worker()).
+WEFT_NOINLINE void* allocate_task(std::size_t size) {
   if (worker* w = rt::this_thread_worker()) return w->m_task_cache.allocate(size);
   const std::size_t c = rt::task_cache::class_of(size);
   return ::operator new(c == rt::task_cache::k_classes ? size : rt::task_cache::class_size(c));
 }
 
-void free_task(void* p, std::size_t size) noexcept {
+WEFT_NOINLINE void free_task(void* p, std::size_t size) noexcept {
   if (worker* w = rt::this_thread_worker()) {
     w->m_task_cache.release(p, size);
     return;

@@ -144,47 +144,68 @@ void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) n
 void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexcept;
 void rest_of_leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept { leaf(r, begin, end, false); }
 
-// A range another worker may take: its upper half of a split.
+// The upper part of a split, which another worker may take: Run(ctx, begin,
+// end, depth) runs it (a Run for a loop_run skips it once the loop is
+// cancelled), wherever it runs; then its parent frame is completed, unless
+// the splitter popped it back.
+template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept>
 struct piece : detail::task {
-  loop_run* m_run;
+  Ctx* m_ctx;
   std::uint64_t m_begin;
   std::uint64_t m_end;
   int m_depth;  // splits it still makes before running as a leaf
   join_frame* m_parent;
 
+  void run() noexcept { Run(*m_ctx, m_begin, m_end, m_depth); }
   static void execute(detail::task* t) noexcept {
     auto* self = static_cast<piece*>(t);
-    loop_run& r = *self->m_run;
     join_frame& parent = *self->m_parent;
-    if (!r.cancelled()) run_range(r, self->m_begin, self->m_end, self->m_depth);
+    self->run();
     detail::complete(parent);  // last access to self
   }
 };
 
-// Runs [begin, end) as two halves: the upper one offered to other workers.
-// depth: splits each half still makes before running as leaves.
-void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
-  const std::uint64_t mid = begin + (end - begin) / 2;
+// The split step of every loop policy: [mid, end) is offered to other
+// workers as a piece while lower() runs here; then the piece is popped back
+// and run here, or waited for. When it cannot be offered (stack nearly full,
+// or no memory to grow the deque), here_instead() runs both parts here.
+template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, class Lower, class Here>
+void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower&& lower,
+                Here&& here_instead) noexcept {
   join_frame frame;
-  piece upper;
-  upper.m_execute = &piece::execute;
-  upper.m_run = &r;
+  piece<Ctx, Run> upper;
+  upper.m_execute = &piece<Ctx, Run>::execute;
+  upper.m_ctx = &ctx;
   upper.m_begin = mid;
   upper.m_end = end;
   upper.m_depth = depth;
   upper.m_parent = &frame;
   if (detail::push_plain(&upper) != push_status::pushed) {
-    // No room to push (stack nearly full or no memory): run both halves here.
-    leaf(r, begin, mid, false);
-    leaf(r, mid, end, false);
+    here_instead();
     return;
   }
-  run_range(r, begin, mid, depth);
+  lower();
   if (detail::pop(&upper)) {
-    if (!r.cancelled()) run_range(r, mid, end, depth);
+    upper.run();
   } else {
     detail::wait(frame, 1);
   }
+}
+
+void run_range_unless_cancelled(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
+  if (!r.cancelled()) run_range(r, begin, end, depth);
+}
+
+// Runs [begin, end) as two halves: the upper one offered to other workers.
+// depth: splits each half still makes before running as leaves.
+void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
+  const std::uint64_t mid = begin + (end - begin) / 2;
+  split_step<loop_run, &run_range_unless_cancelled>(
+      r, mid, end, depth, [&] { run_range(r, begin, mid, depth); },
+      [&] {
+        leaf(r, begin, mid, false);
+        leaf(r, mid, end, false);
+      });
 }
 
 // ---- one call for a whole range (one worker) ----
@@ -239,20 +260,9 @@ std::uint64_t static_cut(const loop_run& r, std::uint64_t begin, std::uint64_t e
 
 void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
 
-struct static_piece : detail::task {
-  loop_run* m_run;
-  std::uint64_t m_begin;
-  std::uint64_t m_end;
-  join_frame* m_parent;
-
-  static void execute(detail::task* t) noexcept {
-    auto* self = static_cast<static_piece*>(t);
-    loop_run& r = *self->m_run;
-    join_frame& parent = *self->m_parent;
-    if (!r.cancelled()) run_static(r, self->m_begin, self->m_end);
-    detail::complete(parent);  // last access to self
-  }
-};
+void run_static_unless_cancelled(loop_run& r, std::uint64_t begin, std::uint64_t end, int) noexcept {
+  if (!r.cancelled()) run_static(r, begin, end);
+}
 
 // Splits all the way down at once, every upper part offered to other workers.
 void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
@@ -261,24 +271,12 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     run_chunk(r, begin, end);
     return;
   }
-  join_frame frame;
-  static_piece upper;
-  upper.m_execute = &static_piece::execute;
-  upper.m_run = &r;
-  upper.m_begin = cut;
-  upper.m_end = end;
-  upper.m_parent = &frame;
-  if (detail::push_plain(&upper) != push_status::pushed) {
-    run_static(r, begin, cut);
-    run_static(r, cut, end);
-    return;
-  }
-  run_static(r, begin, cut);
-  if (detail::pop(&upper)) {
-    if (!r.cancelled()) run_static(r, cut, end);
-  } else {
-    detail::wait(frame, 1);
-  }
+  split_step<loop_run, &run_static_unless_cancelled>(
+      r, cut, end, 0, [&] { run_static(r, begin, cut); },
+      [&] {
+        run_static(r, begin, cut);
+        run_static(r, cut, end);
+      });
 }
 
 void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
@@ -544,46 +542,23 @@ void capped_leaf::hand_off(worker& w, running_leaf& base) noexcept {
 
 void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept;
 
-struct runner : detail::task {
-  capped_run* m_capped;
-  std::uint64_t m_lo;
-  std::uint64_t m_hi;
-  join_frame* m_parent;
-
-  static void execute(detail::task* t) noexcept {
-    auto* self = static_cast<runner*>(t);
-    join_frame& parent = *self->m_parent;
-    run_runners(*self->m_capped, self->m_lo, self->m_hi);
-    detail::complete(parent);
-  }
-};
+void run_runners_piece(capped_run& c, std::uint64_t lo, std::uint64_t hi, int) noexcept { run_runners(c, lo, hi); }
 
 // Runners [lo, hi): the upper half goes to other workers, this fiber is
 // runner lo.
 void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
-  if (hi - lo > 1) {
-    const std::uint64_t mid = lo + (hi - lo) / 2;
-    join_frame frame;
-    runner upper;
-    upper.m_execute = &runner::execute;
-    upper.m_capped = &c;
-    upper.m_lo = mid;
-    upper.m_hi = hi;
-    upper.m_parent = &frame;
-    if (detail::push_plain(&upper) == push_status::pushed) {
-      run_runners(c, lo, mid);
-      if (detail::pop(&upper)) {
-        run_runners(c, mid, hi);  // the counter is exhausted by now, or nobody else came
-      } else {
-        detail::wait(frame, 1);
-      }
-      return;
-    }
-    // Cannot push (stack nearly full or no memory): these runners run one
-    // after the other here.
-    for (std::uint64_t i = lo + 1; i < hi; ++i) run_runner(c);
+  if (hi - lo == 1) {
+    run_runner(c);
+    return;
   }
-  run_runner(c);
+  // Popped back, the upper half's runners find the counter exhausted by now,
+  // or nobody else came.
+  split_step<capped_run, &run_runners_piece>(
+      c, lo + (hi - lo) / 2, hi, 0, [&] { run_runners(c, lo, lo + (hi - lo) / 2); },
+      [&] {
+        // No room to offer them: these runners run one after the other here.
+        for (std::uint64_t i = lo; i < hi; ++i) run_runner(c);
+      });
 }
 
 void run_capped(loop_run& r) noexcept {
@@ -698,7 +673,7 @@ std::uint64_t ticks() noexcept { return rt::ticks(); }
 
 std::uint64_t split_ticks() noexcept { return rt::k_split_us * rt::ticks_per_us(); }
 
-bool split_wanted() noexcept {
+WEFT_NOINLINE bool split_wanted() noexcept {
   rt::worker* w = rt::this_thread_worker();
   if (w == nullptr || !w->m_queue.has_demand()) return false;
   try {

@@ -15,8 +15,11 @@ namespace weft::rt {
 
 void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.pool_fiber(prev); }
 
-// resume_fiber(), suspend() and yield_current() read the worker inline: they
-// do not use it after their switch.
+// resume_fiber(), suspend() and yield_task() read the worker inline, and
+// use it only before their switch; out of line (WEFT_NOINLINE), so that no
+// caller that runs them after a switch of its own can have its thread's TLS
+// address reused for them (see this_thread_worker()). yield_current() is
+// called only from the public entry point.
 void about_to_resume(worker& w, fiber* f) noexcept {
   if (f->m_suspended) {
     // It runs on this worker next: no longer in flight elsewhere (a worker
@@ -26,7 +29,7 @@ void about_to_resume(worker& w, fiber* f) noexcept {
   }
 }
 
-void resume_fiber(detail::task* t) noexcept {
+WEFT_NOINLINE void resume_fiber(detail::task* t) noexcept {
   fiber* f = fiber_of(t);
   worker& w = *this_thread_worker();
   about_to_resume(w, f);
@@ -65,7 +68,7 @@ void make_ready(fiber* f) noexcept {
 
 void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept { ready_in(scheduler::of(rt), t); }
 
-bool suspend(switch_action publish, void* arg) noexcept {
+WEFT_NOINLINE bool suspend(switch_action publish, void* arg) noexcept {
   worker* w = this_thread_worker();
   fiber* next = w->next_fiber();
   if (next == nullptr) return false;
@@ -91,13 +94,13 @@ void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexce
   if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
 }
 
-void throw_no_fiber() {
+WEFT_NOINLINE void throw_no_fiber() {
   const worker* w = this_thread_worker();
   if (w != nullptr && w->fiber_error()) std::rethrow_exception(w->fiber_error());
   throw std::bad_alloc();
 }
 
-bool yield_task(detail::task* t) noexcept {
+WEFT_NOINLINE bool yield_task(detail::task* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
   if (!w->has_local_work()) return false;

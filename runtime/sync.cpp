@@ -12,8 +12,8 @@
 #include <type_traits>
 
 #include "scheduler.hpp"
-#include "suspend.hpp"
 #include "stack.hpp"
+#include "suspend.hpp"
 #include "waiter.hpp"
 #include "worker.hpp"
 
@@ -254,14 +254,14 @@ void latch::count_down(std::ptrdiff_t n) {
   std::uintptr_t s = m_state.load(std::memory_order_relaxed);
   std::uintptr_t next;
   bool to_zero;
-  for (;;) {
+  for (unsigned spins = 0;;) {
     const auto c = static_cast<std::ptrdiff_t>(s >> k_shift);
     if (n > c) throw std::invalid_argument("weft::latch::count_down: n is larger than the counter");
     if (n == 0) return;
     to_zero = c == n;
     if (to_zero) {
       if ((s & k_guard) != 0) {  // a waiter is queueing: wait for it (a few pointer moves)
-        rt::cpu_relax();
+        rt::spin_backoff(spins++);
         s = m_state.load(std::memory_order_relaxed);
         continue;
       }

@@ -184,7 +184,9 @@ worker* current_worker() noexcept;
 
 // The same, inline: only where the value is not used after a fiber switch
 // (in a function that does not switch, or before its switch), and in
-// functions that are not inlined into ones that use it after a switch.
+// functions that are not inlined into ones that run them after a switch
+// (GCC treats the thread pointer as constant within a function): such a
+// function is WEFT_NOINLINE, or called only from outside libweft.
 inline worker* this_thread_worker() noexcept { return t_worker; }
 
 // The scheduling loop every pool fiber runs; returns when the scheduler stops.

@@ -166,6 +166,35 @@ struct join_state {
   ws_strand* m_ws_parent = nullptr;
   ws_sync_slot m_ws;
 
+  // Takes the `count` children in `slots` for the awaiting coroutine
+  // `parent` (null for a spawned handle until it is awaited); wire() each.
+  void init(std::coroutine_handle<> parent, child_slot* slots, int count) noexcept {
+    m_parent = parent;
+    m_slots = slots;
+    m_count = count;
+    m_next = count - 1;
+  }
+  // The child in `slot` (one of m_slots) is the coroutine h, whose promise
+  // is p.
+  void wire(child_slot& slot, std::coroutine_handle<> h, promise_base& p) noexcept {
+    p.m_join = this;
+    slot.m_resume.m_handle = h;
+    slot.m_resume.m_promise = &p;
+  }
+  // Starts the children of a when_all: offers children 1.. to other workers,
+  // oldest first, and runs child 0 now. slots and count: m_slots and
+  // m_count, passed so that they are not read back from memory after each
+  // push (and a when_all of a fixed count unrolls).
+  std::coroutine_handle<> start(child_slot* slots, int count) noexcept {
+    for (int i = 1; i < count; ++i) {
+      slots[i].m_pushed = push(&slots[i].m_resume) == push_status::pushed;
+      if (!slots[i].m_pushed && i == 1 && ws_spawn_measured()) [[unlikely]] {
+        return start_measured();  // nothing pushed yet
+      }
+    }
+    return transfer_to(slots[0].m_resume.m_handle, slots[0].m_defer);
+  }
+
   // Starts the children of a measured when_all, each as a strand of its own:
   // child 0 inline, the others offered to other workers. Out of line and
   // cold: the awaits that are not measured stay as short as before.
@@ -438,19 +467,9 @@ class [[nodiscard]] when_all_awaiter {
   }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
-    m_join.m_parent = parent;
-    m_join.m_slots = m_slots;
-    m_join.m_count = static_cast<int>(sizeof...(T));
-    m_join.m_next = m_join.m_count - 1;
-    prepare(std::index_sequence_for<T...>{});
-    // Offer children 1.. to other workers, oldest first; child 0 runs now.
-    for (int i = 1; i < m_join.m_count; ++i) {
-      m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
-      if (!m_slots[i].m_pushed && i == 1 && ws_spawn_measured()) [[unlikely]] {
-        return m_join.start_measured();  // nothing pushed yet
-      }
-    }
-    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
+    m_join.init(parent, m_slots, static_cast<int>(sizeof...(T)));
+    wire(std::index_sequence_for<T...>{});
+    return m_join.start(m_slots, static_cast<int>(sizeof...(T)));
   }
 
   std::tuple<when_all_value<T>...> await_resume() {
@@ -461,11 +480,8 @@ class [[nodiscard]] when_all_awaiter {
 
  private:
   template <std::size_t... I>
-  void prepare(std::index_sequence<I...>) noexcept {
-    ((std::get<I>(m_tasks).handle().promise().m_join = &m_join,
-      m_slots[I].m_resume.m_handle = std::get<I>(m_tasks).handle(),
-      m_slots[I].m_resume.m_promise = &std::get<I>(m_tasks).handle().promise()),
-     ...);
+  void wire(std::index_sequence<I...>) noexcept {
+    (m_join.wire(m_slots[I], std::get<I>(m_tasks).handle(), std::get<I>(m_tasks).handle().promise()), ...);
   }
   template <std::size_t... I>
   std::tuple<when_all_value<T>...> collect(std::index_sequence<I...>) {
@@ -514,22 +530,11 @@ class [[nodiscard]] when_all_vector_awaiter {
   }
 
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
-    m_join.m_parent = parent;
-    m_join.m_slots = m_slots.data();
-    m_join.m_count = static_cast<int>(m_tasks.size());
-    m_join.m_next = m_join.m_count - 1;
+    m_join.init(parent, m_slots.data(), static_cast<int>(m_tasks.size()));
     for (std::size_t i = 0; i < m_tasks.size(); ++i) {
-      m_tasks[i].handle().promise().m_join = &m_join;
-      m_slots[i].m_resume.m_handle = m_tasks[i].handle();
-      m_slots[i].m_resume.m_promise = &m_tasks[i].handle().promise();
+      m_join.wire(m_slots[i], m_tasks[i].handle(), m_tasks[i].handle().promise());
     }
-    for (int i = 1; i < m_join.m_count; ++i) {
-      m_slots[i].m_pushed = push(&m_slots[i].m_resume) == push_status::pushed;
-      if (!m_slots[i].m_pushed && i == 1 && ws_spawn_measured()) [[unlikely]] {
-        return m_join.start_measured();  // nothing pushed yet
-      }
-    }
-    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
+    return m_join.start(m_slots.data(), static_cast<int>(m_slots.size()));
   }
 
   std::vector<when_all_value<T>> await_resume() {
@@ -583,13 +588,8 @@ class [[nodiscard]] spawned {
       : m_task(detail::checked(std::move(t),
                                "weft::spawn: t has no coroutine (moved from, default-constructed or already awaited)",
                                "weft::spawn: t is being awaited by another coroutine (a task is awaited once)")) {
-    m_join.m_parent = {};
-    m_join.m_slots = &m_slot;
-    m_join.m_count = 1;
-    m_join.m_next = 0;
-    m_task.handle().promise().m_join = &m_join;
-    m_slot.m_resume.m_handle = m_task.handle();
-    m_slot.m_resume.m_promise = &m_task.handle().promise();
+    m_join.init({}, &m_slot, 1);
+    m_join.wire(m_slot, m_task.handle(), m_task.handle().promise());
     m_slot.m_pushed = detail::push(&m_slot.m_resume) == detail::push_status::pushed;
     if (!m_slot.m_pushed && detail::ws_spawn_measured()) [[unlikely]] {
       m_join.spawn_measured(m_slot);
@@ -825,25 +825,41 @@ template <std::integral I, std::invocable<I> F>
   return awaiter(n, fn);
 }
 
+namespace detail {
+
+// The waiting part of an awaitable on a weft::mutex, latch or barrier: the
+// awaiting coroutine's resumption and its node in the object's wait queue.
+struct async_waiter {
+  coroutine_resumption m_resume;
+  wait_node m_node;
+
+  // The node that resumes the awaiting coroutine h, for the object's
+  // *_async call (which queues it, or returns false when h goes on now).
+  wait_node& node_for(std::coroutine_handle<> h) noexcept {
+    m_resume.m_handle = h;
+    m_resume.m_ws = ws_suspend_point();
+    m_node.m_waiter.m_task = &m_resume;
+    m_node.m_waiter.m_runtime = current_runtime();
+    return m_node;
+  }
+};
+
+}  // namespace detail
+
 // co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
 // hand-off, as mutex::lock()). The coroutine owns m afterwards and must
 // unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
 [[nodiscard]] inline auto lock_async(mutex& m) noexcept {
   struct [[nodiscard]] awaiter {
     mutex& m_mutex;
-    detail::coroutine_resumption m_resume;
-    detail::wait_node m_node;
+    detail::async_waiter m_wait;
     bool await_ready() noexcept { return m_mutex.try_lock(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      m_resume.m_handle = h;
-      m_resume.m_ws = detail::ws_suspend_point();
-      m_node.m_waiter.m_task = &m_resume;
-      m_node.m_waiter.m_runtime = detail::current_runtime();
-      return detail::mutex_lock_async(m_mutex, m_node);  // false: taken now
+      return detail::mutex_lock_async(m_mutex, m_wait.node_for(h));  // false: taken now
     }
     void await_resume() const noexcept {}
   };
-  return awaiter{m, {}, {}};
+  return awaiter{m, {}};
 }
 
 // co_await wait_async(l): waits until l's counter is zero without holding a
@@ -851,19 +867,14 @@ template <std::integral I, std::invocable<I> F>
 [[nodiscard]] inline auto wait_async(const latch& l) noexcept {
   struct [[nodiscard]] awaiter {
     const latch& m_latch;
-    detail::coroutine_resumption m_resume;
-    detail::wait_node m_node;
+    detail::async_waiter m_wait;
     bool await_ready() const noexcept { return m_latch.try_wait(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      m_resume.m_handle = h;
-      m_resume.m_ws = detail::ws_suspend_point();
-      m_node.m_waiter.m_task = &m_resume;
-      m_node.m_waiter.m_runtime = detail::current_runtime();
-      return detail::latch_wait_async(m_latch, m_node);  // false: open now
+      return detail::latch_wait_async(m_latch, m_wait.node_for(h));  // false: open now
     }
     void await_resume() const noexcept {}
   };
-  return awaiter{l, {}, {}};
+  return awaiter{l, {}};
 }
 
 [[nodiscard]] inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
@@ -879,22 +890,18 @@ template <class F>
   struct [[nodiscard]] awaiter {
     barrier<F>& m_barrier;
     detail::barrier_token m_token;
-    detail::coroutine_resumption m_resume;
-    detail::wait_node m_node;
+    detail::async_waiter m_wait;
     bool await_ready() {
       m_token = detail::barrier_access::arrive(m_barrier, "weft::arrive_and_wait_async");
       return detail::barrier_core::completed(m_token) || detail::barrier_access::core(m_barrier).passed(m_token);
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      m_resume.m_handle = h;
-      m_resume.m_ws = detail::ws_suspend_point();
-      m_node.m_waiter.m_task = &m_resume;
-      m_node.m_waiter.m_runtime = detail::current_runtime();
-      return detail::barrier_wait_async(detail::barrier_access::core(m_barrier), m_token, m_node);  // false: over
+      return detail::barrier_wait_async(detail::barrier_access::core(m_barrier), m_token,
+                                        m_wait.node_for(h));  // false: over
     }
     void await_resume() const noexcept {}
   };
-  return awaiter{b, {}, {}, {}};
+  return awaiter{b, {}, {}};
 }
 
 // co_await wait_async(b, std::move(arrival)): b.wait(std::move(arrival))
@@ -907,19 +914,14 @@ template <class F>
   struct [[nodiscard]] awaiter {
     const detail::barrier_core& m_core;
     detail::barrier_token m_token;
-    detail::coroutine_resumption m_resume;
-    detail::wait_node m_node;
+    detail::async_waiter m_wait;
     bool await_ready() const noexcept { return detail::barrier_core::completed(m_token) || m_core.passed(m_token); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      m_resume.m_handle = h;
-      m_resume.m_ws = detail::ws_suspend_point();
-      m_node.m_waiter.m_task = &m_resume;
-      m_node.m_waiter.m_runtime = detail::current_runtime();
-      return detail::barrier_wait_async(m_core, m_token, m_node);  // false: over now
+      return detail::barrier_wait_async(m_core, m_token, m_wait.node_for(h));  // false: over now
     }
     void await_resume() const noexcept {}
   };
-  return awaiter{core, arrival, {}, {}};
+  return awaiter{core, arrival, {}};
 }
 
 }  // namespace weft

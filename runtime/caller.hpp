@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a thread from outside a runtime that takes part in its own call
 // as a worker, on the slot of a parked worker (docs/protocols/callers.md).
+// Owns: a caller_state per call from outside (on the calling thread's stack).
+// Touched by: worker.cpp (m_caller: the loop switches back to the caller),
+// suspend.cpp (make_pinned_ready), join.cpp (roots from outside).
 #pragma once
 
 #include <atomic>

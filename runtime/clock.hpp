@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a cheap monotonic clock for scheduling decisions.
+// Owns: nothing. Used by loops, the scheduler, callers, counters, trace.
 #pragma once
 
 #include <cstdint>

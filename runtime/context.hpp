@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: saving and resuming execution contexts (stack switching).
+// Owns: a saved execution context. Touched by: fiber.cpp only.
 #pragma once
 
 #include <cstddef>

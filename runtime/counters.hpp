@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a worker's counters and the time it spends busy, searching and
 // parked.
+// Owns: one worker's counters. Touched by: the worker's owner (bumps, any
+// part running on it); read by any thread (runtime::stats, scheduler.cpp).
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the Chase-Lev work-stealing deque.
+// Owns: its buffers. Touched by: task_queue.hpp only (owner push/pop, thieves
+// steal).
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: fibers, the carriers of a worker's scheduling loop.
+// Owns: fiber objects (context, stack, per-fiber state). Touched by: the
+// worker running a fiber; created and destroyed through fiber.cpp by
+// worker.cpp, suspend.cpp, join.cpp (fresh stacks) and scheduler.cpp.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: blocking a thread on a 32-bit word (Linux futex).
+// Owns: nothing. Used by sleep.cpp, waiter.hpp, caller.cpp, scheduler.cpp.
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the queue through which threads that are not workers hand tasks to
 // a runtime.
+// Owns: the tasks injected and not yet taken. Touched by: any thread
+// (push, through scheduler::inject), workers (take_all, worker.cpp).
 #pragma once
 
 #include <atomic>

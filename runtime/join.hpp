@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: waiting for the children of a join frame (runtime/join.cpp,
 // docs/protocols/join.md).
+// Owns: nothing (frames live in their spawners' frames). Used by join.cpp,
+// task_group.cpp, loop.cpp, scheduler.cpp.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,9 @@
 // weft::rt: the calls of loop bodies in progress on a fiber, and handing
 // their items not started to other workers when an item waits
 // (docs/protocols/loops.md).
+// Owns: the running_leaf records of a fiber's loop calls (loop.cpp writes
+// them). Touched by: suspend.cpp and worker.cpp (hand_off_unstarted before
+// a fiber suspends or yields).
 #pragma once
 
 #include <cstdint>

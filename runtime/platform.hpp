@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: compiler and processor facts the runtime relies on.
+// Owns: nothing. Used by every part.
 #pragma once
 
 #include <sched.h>

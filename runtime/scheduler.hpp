@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a runtime's scheduler: its workers, its injection queue, its
 // life cycle. It holds no scheduling policy of its own.
+// Owns: its workers, injection queue, sleep set, stack slabs, roots count
+// and config. Created and destroyed by runtime.cpp; any thread injects; every
+// other part reads its configuration and counts.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: parking idle workers without lost wake-ups.
+// Owns: the parked bits and the count of searching workers. Touched by:
+// worker.cpp (park, search), caller.cpp (claims a parked slot), any thread
+// (notify). Each step has a WEFT_ASSERT (docs/protocols/sleep.md).
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: fiber stacks carved out of slabs, with guard regions, and the
 // stack-overflow report.
+// Owns: slabs and the stacks carved from them. Touched by: fiber.cpp
+// (allocate, free), scheduler.cpp (the slab pool), the signal handler.
 #pragma once
 
 #include <cstddef>

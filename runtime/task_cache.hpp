@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: recycled memory for spawned closures (task_group).
+// Owns: one worker's recycled blocks. Touched by: that worker's owner only
+// (allocate_task, free_task in join.cpp).
 #pragma once
 
 #include <cstddef>

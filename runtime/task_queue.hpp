@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a worker's queue of tasks: a private stack in front of a public
 // Chase-Lev deque.
+// Owns: the private ring and the deque. Touched by: the owner (push, pop,
+// pop_if, serve_demand: worker.cpp, join.cpp, task_group.cpp, loop.cpp) and
+// thieves (steal, from worker.cpp's steal rounds).
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the event trace (docs/tracing.md).
+// Owns: the trace rings. Touched by: each worker (its own ring), the
+// scheduler (writes the file when it stops).
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: victim selection, the policy that orders a thief's steal attempts
 // (docs/policies.md).
+// Owns: one worker's policy state. Touched by: that worker's steal rounds
+// only (worker.cpp).
 #pragma once
 
 #include <cstdint>

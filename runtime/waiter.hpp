@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: notifying and blocking waiters (detail::waiter).
+// Owns: nothing. Used by sync.cpp, join.cpp, task_group.cpp, suspend.cpp,
+// worker.cpp.
 #pragma once
 
 #include <atomic>

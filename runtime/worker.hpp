@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a worker thread and its scheduling loop: pop, steal, park.
+// Owns: its queue, yield lists, fiber pool, task cache, counters and victim
+// state. Touched by: its owner thread (or a borrowing caller); the shared
+// fields are grouped below with the parts that touch them.
 #pragma once
 
 #include <atomic>

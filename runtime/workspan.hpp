@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the runtime's side of work/span measurement: which fiber runs
 // which strand, and the WEFT_WORKSPAN report (docs/protocols/workspan.md).
+// Owns: which strand each fiber runs (fiber::m_ws). Touched by: join.cpp,
+// loop.cpp, task_group.cpp, suspend.cpp, worker.cpp, the coroutine headers.
 #pragma once
 
 #include <cstdint>

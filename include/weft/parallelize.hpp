@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/entry.hpp"
 #include "weft/detail/export.hpp"
 #include "weft/detail/workspan.hpp"
 #include "weft/join.hpp"
@@ -54,8 +55,6 @@ struct loop {
 // chunks finished (chunks not started by then are skipped). From outside a
 // runtime it runs in default_runtime().
 WEFT_API void run_loop(loop& l);
-
-[[noreturn]] WEFT_API void throw_invalid_argument(const char* message);
 
 // The number of workers of the calling worker's runtime; 0 outside.
 WEFT_API int runtime_workers() noexcept;

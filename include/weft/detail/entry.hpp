@@ -88,4 +88,10 @@ WEFT_API void* allocate_task(std::size_t size);
 // Returns memory from allocate_task(size). Any thread.
 WEFT_API void free_task(void* p, std::size_t size) noexcept;
 
+// ---- errors ----
+
+// Throws std::invalid_argument(message): out of line, so that the checks of
+// the public templates stay small.
+[[noreturn]] WEFT_API void throw_invalid_argument(const char* message);
+
 }  // namespace weft::detail

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+// weft: awaitables for the rest of weft: yield, a call on a fiber, loops,
+// and weft's mutex, latch and barrier, awaited without holding a fiber.
+// Part of <weft/coroutine.hpp>.
+#pragma once
+
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "weft/coroutine/task.hpp"
+#include "weft/detail/entry.hpp"
+#include "weft/detail/waiter.hpp"
+#include "weft/detail/workspan.hpp"
+#include "weft/parallelize.hpp"
+#include "weft/sync.hpp"
+#include "weft/this_fiber.hpp"
+
+namespace weft {
+
+// Gives way to the other ready work of this worker; resumes at once when
+// there is none.
+[[nodiscard]] inline auto yield_async() noexcept {
+  struct [[nodiscard]] awaiter {
+    detail::coroutine_resumption m_resume;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      m_resume.m_handle = h;
+      m_resume.m_ws = detail::ws_suspend_point();
+      return detail::yield_task(&m_resume);  // false: nothing else to run, go on now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{};
+}
+
+// Runs fn() as ordinary code with a real stack (it may call any weft function,
+// block on weft's mutex, condition variable, latch, use deep recursion) and
+// resumes with its result. A coroutine of weft always runs on a worker's fiber,
+// so fn runs right there; if it waits, that fiber waits and the worker runs
+// other work.
+template <class F>
+[[nodiscard]] auto on_fiber(F&& fn) {
+  using result_type = std::invoke_result_t<F&>;
+  struct [[nodiscard]] awaiter {
+    F& m_fn;
+    detail::result<result_type> m_value;
+    std::exception_ptr m_error;
+    bool await_ready() {
+      try {
+        m_value.emplace(m_fn);
+      } catch (...) {
+        m_error = std::current_exception();
+      }
+      return true;
+    }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    result_type await_resume() {
+      if (m_error) std::rethrow_exception(m_error);
+      return m_value.take();
+    }
+  };
+  return awaiter{fn, {}, {}};
+}
+
+// co_await parallelize_async(n, fn): parallelize(n, fn) without holding the
+// awaiting coroutine's fiber: the loop runs as a task of this worker (other
+// workers share it as usual) and resumes the coroutine when it is done.
+template <std::integral I, std::invocable<I> F>
+[[nodiscard]] auto parallelize_async(I n, F&& fn) {
+  struct [[nodiscard]] awaiter : detail::task {
+    I m_n;
+    F& m_fn;
+    std::coroutine_handle<> m_handle;
+    std::exception_ptr m_error;
+
+    awaiter(I n, F& fn) noexcept : detail::task{&execute, nullptr}, m_n(n), m_fn(fn) {}
+    static void execute(detail::task* t) noexcept {
+      auto* self = static_cast<awaiter*>(t);
+      try {
+        weft::parallelize(self->m_n, self->m_fn);
+      } catch (...) {
+        self->m_error = std::current_exception();
+      }
+      self->m_handle.resume();  // on this fiber: the coroutine goes on here
+    }
+    bool await_ready() const noexcept { return m_n == 0; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      m_handle = h;
+      if (detail::push(this) == detail::push_status::pushed) return true;
+      weft::parallelize(m_n, m_fn);  // cannot queue it (stack nearly full): run it here
+      return false;
+    }
+    void await_resume() const {
+      if (m_error) std::rethrow_exception(m_error);
+    }
+  };
+  if constexpr (std::is_signed_v<I>) {
+    if (n < 0) detail::throw_invalid_argument("weft::parallelize_async: n must not be negative");
+  }
+  return awaiter(n, fn);
+}
+
+namespace detail {
+
+// The waiting part of an awaitable on a weft::mutex, latch or barrier: the
+// awaiting coroutine's resumption and its node in the object's wait queue.
+struct async_waiter {
+  coroutine_resumption m_resume;
+  wait_node m_node;
+
+  // The node that resumes the awaiting coroutine h, for the object's
+  // *_async call (which queues it, or returns false when h goes on now).
+  wait_node& node_for(std::coroutine_handle<> h) noexcept {
+    m_resume.m_handle = h;
+    m_resume.m_ws = ws_suspend_point();
+    m_node.m_waiter.m_task = &m_resume;
+    m_node.m_waiter.m_runtime = current_runtime();
+    return m_node;
+  }
+};
+
+}  // namespace detail
+
+// co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
+// hand-off, as mutex::lock()). The coroutine owns m afterwards and must
+// unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
+[[nodiscard]] inline auto lock_async(mutex& m) noexcept {
+  struct [[nodiscard]] awaiter {
+    mutex& m_mutex;
+    detail::async_waiter m_wait;
+    bool await_ready() noexcept { return m_mutex.try_lock(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      return detail::mutex_lock_async(m_mutex, m_wait.node_for(h));  // false: taken now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{m, {}};
+}
+
+// co_await wait_async(l): waits until l's counter is zero without holding a
+// fiber (also `co_await l`).
+[[nodiscard]] inline auto wait_async(const latch& l) noexcept {
+  struct [[nodiscard]] awaiter {
+    const latch& m_latch;
+    detail::async_waiter m_wait;
+    bool await_ready() const noexcept { return m_latch.try_wait(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      return detail::latch_wait_async(m_latch, m_wait.node_for(h));  // false: open now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{l, {}};
+}
+
+[[nodiscard]] inline auto operator co_await(const latch& l) noexcept { return wait_async(l); }
+
+// co_await arrive_and_wait_async(b): b.arrive_and_wait() without holding a
+// fiber while it waits. The arrival happens when the co_await begins; the
+// arrival that completes the phase runs the completion step right there, and
+// the coroutine goes on without touching b again. Throws what
+// arrive_and_wait() throws (std::invalid_argument when no arrival is
+// expected), before anything suspends. Awaited once.
+template <class F>
+[[nodiscard]] auto arrive_and_wait_async(barrier<F>& b) noexcept {
+  struct [[nodiscard]] awaiter {
+    barrier<F>& m_barrier;
+    detail::barrier_token m_token;
+    detail::async_waiter m_wait;
+    bool await_ready() {
+      m_token = detail::barrier_access::arrive(m_barrier, "weft::arrive_and_wait_async");
+      return detail::barrier_core::completed(m_token) || detail::barrier_access::core(m_barrier).passed(m_token);
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      return detail::barrier_wait_async(detail::barrier_access::core(m_barrier), m_token,
+                                        m_wait.node_for(h));  // false: over
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{b, {}, {}};
+}
+
+// co_await wait_async(b, std::move(arrival)): b.wait(std::move(arrival))
+// without holding a fiber. Throws std::invalid_argument naming `arrival`,
+// before anything suspends, if it comes from another barrier.
+template <class F>
+[[nodiscard]] auto wait_async(const barrier<F>& b, typename barrier<F>::arrival_token&& arrival) {
+  const detail::barrier_core& core = detail::barrier_access::core(b);
+  core.check_token(arrival, "weft::wait_async");
+  struct [[nodiscard]] awaiter {
+    const detail::barrier_core& m_core;
+    detail::barrier_token m_token;
+    detail::async_waiter m_wait;
+    bool await_ready() const noexcept { return detail::barrier_core::completed(m_token) || m_core.passed(m_token); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      return detail::barrier_wait_async(m_core, m_token, m_wait.node_for(h));  // false: over now
+    }
+    void await_resume() const noexcept {}
+  };
+  return awaiter{core, arrival, {}};
+}
+
+}  // namespace weft

@@ -337,7 +337,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
         next_check = worth_sharing ? begin + done : call.m_end;
         if (worth_sharing && root) {
           // The loop is worth spreading: about one piece per worker at once.
-          const int depth = detail::eager_split_depth(left, r.m_split_ticks, r.m_workers);
+          const int depth = eager_split_depth(left, r.m_split_ticks, r.m_workers);
           const std::uint64_t rest = call.m_end;
           call.m_end = begin;  // the rest is split_and_run's now
           split_and_run(r, begin, rest, depth);
@@ -664,14 +664,19 @@ void run_measured(const loop& l, worker& w) {
 
 namespace weft::detail {
 
-int runtime_workers() noexcept {
+reduce_plan plan_reduction(void (*sample)(void*), void* ctx, std::uint64_t blocks) {
   const rt::worker* w = rt::current_worker();
-  return w != nullptr ? w->m_sched.num_workers() : 0;
+  const int workers = w != nullptr ? w->m_sched.num_workers() : 0;
+  if (workers <= 1 || blocks <= 1) return {};
+  const std::uint64_t t0 = rt::ticks();
+  sample(ctx);
+  const std::uint64_t t1 = rt::ticks();
+  const std::uint64_t block = t1 > t0 ? t1 - t0 : 1;
+  const std::uint64_t split = rt::k_split_us * rt::ticks_per_us();
+  // Saturates: only the eager depth depends on it, never the tree.
+  const std::uint64_t total = block > UINT64_MAX / blocks ? UINT64_MAX : block * blocks;
+  return {rt::eager_split_depth(total, split, workers), split / block + (split % block != 0 ? 1 : 0)};
 }
-
-std::uint64_t ticks() noexcept { return rt::ticks(); }
-
-std::uint64_t split_ticks() noexcept { return rt::k_split_us * rt::ticks_per_us(); }
 
 WEFT_NOINLINE bool split_wanted() noexcept {
   rt::worker* w = rt::this_thread_worker();

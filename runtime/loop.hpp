@@ -35,4 +35,14 @@ struct running_leaf {
 // workers, so that they do not wait behind the waiting item.
 void hand_off_unstarted(worker& w, fiber& f) noexcept;
 
+// How many times to halve at once a range of `work` ticks that is worth
+// spreading (a loop's rest, a reduction's blocks): until twice as many pieces
+// would outnumber the workers or each hold less than `split` ticks. About one
+// piece per worker.
+inline int eager_split_depth(std::uint64_t work, std::uint64_t split, int workers) noexcept {
+  int depth = 0;
+  while ((2 << depth) <= workers && work / (std::uint64_t{2} << depth) >= split) ++depth;
+  return depth;
+}
+
 }  // namespace weft::rt

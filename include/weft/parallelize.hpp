@@ -4,7 +4,6 @@
 
 #include <concepts>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -56,28 +55,25 @@ struct loop {
 // runtime it runs in default_runtime().
 WEFT_API void run_loop(loop& l);
 
-// The number of workers of the calling worker's runtime; 0 outside.
-WEFT_API int runtime_workers() noexcept;
-
-// A cheap monotonic clock (see runtime/clock.hpp), and how many of its ticks
-// of work are worth handing to another worker (about 2 µs).
-WEFT_API std::uint64_t ticks() noexcept;
-WEFT_API std::uint64_t split_ticks() noexcept;
-
 // On a worker, at a poll point of a divisible computation: true when a thief
 // asked this worker for work and it had no queued task to offer instead (it
 // offers one if it had), so the caller should split its work now.
 WEFT_API bool split_wanted() noexcept;
 
-// How many times to halve at once a range of `work` ticks that is worth
-// spreading (a loop's rest, a reduction's blocks): until twice as many pieces
-// would outnumber the workers or each hold less than `split` ticks. About one
-// piece per worker.
-inline int eager_split_depth(std::uint64_t work, std::uint64_t split, int workers) noexcept {
-  int depth = 0;
-  while ((2 << depth) <= workers && work / (std::uint64_t{2} << depth) >= split) ++depth;
-  return depth;
-}
+// How a reduction splits its blocks, as the runtime decides it from the
+// time of one block: forked eagerly down `m_depth` levels (about one piece
+// per worker), below that only where a thief asks (split_wanted()), and never
+// into halves of fewer than m_min_blocks blocks (0: never split).
+struct reduce_plan {
+  int m_depth = 0;
+  std::uint64_t m_min_blocks = 0;
+};
+
+// The plan for `blocks` blocks of a reduction on the calling worker's
+// runtime: runs sample(ctx) (one block) and times it, unless the runtime has
+// one worker or there is one block (then sample is not called and the plan
+// is never to split). Rethrows what sample throws.
+WEFT_API reduce_plan plan_reduction(void (*sample)(void*), void* ctx, std::uint64_t blocks);
 
 template <class I>
 constexpr void check_index_type() {
@@ -349,9 +345,8 @@ struct reducer {
   const T& m_identity;
   Map& m_map;
   Combine& m_combine;
-  std::uint64_t m_block_ticks = 0;  // measured time of one block; 0: never split
-  std::uint64_t m_split_ticks = 0;
-  std::optional<T> m_first{};  // block 0, reduced first as a sample
+  std::uint64_t m_min_split = 0;  // the fewest blocks a forked half holds; 0: never split
+  std::optional<T> m_first{};     // block 0, reduced first as a sample
 
   T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
 
@@ -394,7 +389,7 @@ struct reducer {
   T run(std::uint64_t lo, std::uint64_t hi, int depth) {
     if (hi - lo == 1) return block_at(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
-    const bool worth = m_block_ticks != 0 && (hi - lo) / 2 >= ceil_div(m_split_ticks, m_block_ticks);
+    const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
     if (worth && (depth > 0 || split_wanted())) {
       auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
       return m_combine(std::move(a), std::move(b));
@@ -417,20 +412,16 @@ struct reducer {
     if (ws_active()) [[unlikely]] {
       return run_forked(0, m_blocks);
     }
-    const int workers = runtime_workers();
-    if (workers <= 1 || m_blocks == 1) return run(0, m_blocks, 0);
-    // Measure block 0, then split into up to one piece per worker what is
-    // worth it.
-    const std::uint64_t t0 = ticks();
-    m_first.emplace(block_at(0));
-    const std::uint64_t t1 = ticks();
-    m_block_ticks = t1 > t0 ? t1 - t0 : 1;
-    m_split_ticks = split_ticks();
-    // Saturates: only the eager split depth depends on it, never the tree.
-    const std::uint64_t total = m_block_ticks > std::numeric_limits<std::uint64_t>::max() / m_blocks
-                                    ? std::numeric_limits<std::uint64_t>::max()
-                                    : m_block_ticks * m_blocks;
-    return run(0, m_blocks, eager_split_depth(total, m_split_ticks, workers));
+    // Block 0, timed by the runtime as a sample (and kept for the tree), then
+    // up to one piece per worker of what is worth a steal.
+    const reduce_plan plan = plan_reduction(
+        [](void* self) {
+          auto& r = *static_cast<reducer*>(self);
+          r.m_first.emplace(r.block_at(0));
+        },
+        this, m_blocks);
+    m_min_split = plan.m_min_blocks;
+    return run(0, m_blocks, plan.m_depth);
   }
 };
 

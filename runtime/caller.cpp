@@ -196,9 +196,12 @@ bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
   return true;
 }
 
-void make_pinned_ready(fiber* f) noexcept {
+// Out of line: make_ready() runs it, possibly after a switch of its caller
+// (see this_thread_worker()).
+WEFT_NOINLINE void make_pinned_ready(fiber* f) noexcept {
   caller_state& c = *f->m_pinned;
-  if (t_worker != nullptr && t_worker->m_caller == &c) {
+  const worker* w = this_thread_worker();
+  if (w != nullptr && w->m_caller == &c) {
     // On the borrowing thread itself (it is not parked): its loop sees the
     // flag next.
     c.m_native_ready.store(true, std::memory_order_relaxed);

@@ -2,7 +2,8 @@
 // weft::rt: a worker's counters and the time it spends busy, searching and
 // parked.
 // Owns: one worker's counters. Touched by: the worker's owner (bumps, any
-// part running on it); read by any thread (runtime::stats, scheduler.cpp).
+// part running on it, a borrowing caller among them); read and reset by any
+// thread (runtime::stats and reset_stats, runtime.cpp).
 #pragma once
 
 #include <atomic>

@@ -547,7 +547,8 @@ void run_runners_piece(capped_run& c, std::uint64_t lo, std::uint64_t hi, int) n
 // Runners [lo, hi): the upper half goes to other workers, this fiber is
 // runner lo.
 void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
-  if (hi - lo == 1) {
+  WEFT_ASSERT(hi > lo, "run_runners: at least one runner");
+  if (hi - lo <= 1) {
     run_runner(c);
     return;
   }

@@ -3,8 +3,8 @@
 // their items not started to other workers when an item waits
 // (docs/protocols/loops.md).
 // Owns: the running_leaf records of a fiber's loop calls (loop.cpp writes
-// them). Touched by: suspend.cpp and worker.cpp (hand_off_unstarted before
-// a fiber suspends or yields).
+// them). Touched by: suspend.cpp (hand_off_unstarted before a fiber suspends
+// or yields), join.cpp (run_fresh moves them to a fresh stack's fiber).
 #pragma once
 
 #include <cstdint>

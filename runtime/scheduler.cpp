@@ -218,6 +218,10 @@ scheduler::scheduler(const config& cfg)
     stop_and_join();
     throw;
   }
+  // Every thread started (see worker_started()).
+  for (std::uint32_t started; (started = m_started.load(std::memory_order_acquire)) < static_cast<std::uint32_t>(n);) {
+    futex_wait(m_started, started);
+  }
   try {
     std::lock_guard<std::mutex> lock(g_live_lock);
     g_live.entries.emplace_back(this, m_sequence);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,14 @@ class scheduler : public detail::runtime_state {
   // A worker thread leaves for good (the end of its thread function): its
   // last access to the scheduler.
   void worker_exited() noexcept { detail::complete(m_exits); }
+  // A worker thread began its body: the thread library's (and a sanitizer's)
+  // start-up of that thread is over. The constructor returns only once all
+  // did, so that a fork() after it never copies a thread in the middle of
+  // that start-up (an allocator lock held there stays held in the child).
+  void worker_started() noexcept {
+    m_started.fetch_add(1, std::memory_order_release);  // pairs with the constructor's acquire
+    futex_wake(m_started, INT_MAX);
+  }
 
   // ---- threads from outside taking part (runtime/caller.cpp) ----
 
@@ -159,6 +168,7 @@ class scheduler : public detail::runtime_state {
   // join) and worker threads not yet gone (the same, after the stop).
   alignas(k_false_sharing) detail::join_frame m_roots;
   detail::join_frame m_exits;
+  std::atomic<std::uint32_t> m_started{0};  // worker threads that began their body (worker_started)
   std::atomic<bool> m_exit_hook_armed{false};
 
   void arm_exit_hook() noexcept;

@@ -15,11 +15,12 @@ namespace weft::rt {
 
 void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.pool_fiber(prev); }
 
-// resume_fiber(), suspend() and yield_task() read the worker inline, and
-// use it only before their switch; out of line (WEFT_NOINLINE), so that no
-// caller that runs them after a switch of its own can have its thread's TLS
-// address reused for them (see this_thread_worker()). yield_current() is
-// called only from the public entry point.
+// resume_fiber(), suspend(), yield_task() and throw_no_fiber() read the
+// worker inline (and use it only before their switch, if any): out of line
+// (WEFT_NOINLINE), so that no caller that runs them after a switch of its own
+// can have its thread's TLS address reused for them (see
+// this_thread_worker()). yield_current() is called only from the public entry
+// point.
 void about_to_resume(worker& w, fiber* f) noexcept {
   if (f->m_suspended) {
     // It runs on this worker next: no longer in flight elsewhere (a worker

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: notifying and blocking waiters (detail::waiter).
-// Owns: nothing. Used by sync.cpp, join.cpp, task_group.cpp, suspend.cpp,
-// worker.cpp.
+// Owns: nothing. Used by sync.cpp and join.cpp (notify, block).
 #pragma once
 
 #include <atomic>

@@ -5,10 +5,8 @@
 
 #include <new>
 
-#include "loop.hpp"
 #include "scheduler.hpp"
 #include "suspend.hpp"
-#include "waiter.hpp"
 #include "workspan.hpp"
 
 namespace weft::rt {
@@ -75,6 +73,7 @@ void worker::thread_main() noexcept {
   fiber* first = m_first;
   m_first = nullptr;
   counters::bump(m_counters.fibers_created);
+  m_sched.worker_started();  // its start-up (allocations included) is over
   switch_to(*this, first, nullptr, nullptr);
   // Back on the thread's own stack: the scheduler stopped and the last loop
   // fiber of this thread was retired by the switch.

@@ -107,9 +107,9 @@ class alignas(k_false_sharing) worker {
   // ---- Shared state. Besides the owner, these are touched by the fiber
   // switch (fiber.cpp: m_current, m_eh_globals, m_trace, m_native), by a
   // thread from outside that borrows this worker's slot and becomes its owner
-  // for a while (caller.cpp: m_caller, m_native, m_signal_stack,
-  // m_sleep_entry), by thieves (m_queue's public part) and by readers of the
-  // counters (m_counters).
+  // for a while (caller.cpp: m_current, m_eh_globals, m_caller,
+  // m_sleep_entry, m_counters), by thieves (m_queue's public part) and by
+  // readers of the counters (m_counters).
   scheduler& m_sched;
   const int m_index;
   fiber* m_current = nullptr;  // the fiber running on this worker

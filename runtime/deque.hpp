@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the Chase-Lev work-stealing deque.
-// Owns: its buffers. Touched by: task_queue.hpp only (owner push/pop, thieves
+// Owns: its buffers. Touched by: job_queue.hpp only (owner push/pop, thieves
 // steal).
 #pragma once
 

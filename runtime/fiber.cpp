@@ -63,7 +63,7 @@ void after_switch(const switch_record* rec) noexcept {
   counters::bump(w.m_counters.fiber_switches);
   restore_eh(w, self);
   if constexpr (k_instrumented) {
-    if (w.m_trace != nullptr && self->m_in_task) {
+    if (w.m_trace != nullptr && self->m_in_job) {
       w.m_trace->record(trace_kind::run_resume, reinterpret_cast<std::uintptr_t>(self));
     }
   }
@@ -96,7 +96,7 @@ fiber* create_fiber(scheduler& s) {
 
 void destroy_fiber(fiber* f) noexcept {
   WEFT_ASSERT(current_worker() == nullptr || current_worker()->m_current != f, "destroy_fiber: f is not running");
-  WEFT_ASSERT(!f->m_suspended, "destroy_fiber: f is not suspended in a task");
+  WEFT_ASSERT(!f->m_suspended, "destroy_fiber: f is not suspended in a job");
   scheduler& s = *f->m_sched;
   // Relaxed: a count. When it drops under the bound, stealing may resume:
   // wake a worker that parked over the bound (see worker::work_visible); the
@@ -128,7 +128,7 @@ void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies
   switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
   save_eh(w, from);
   if constexpr (k_instrumented) {
-    if (w.m_trace != nullptr && from->m_in_task) w.m_trace->record(trace_kind::run_end);
+    if (w.m_trace != nullptr && from->m_in_job) w.m_trace->record(trace_kind::run_end);
   }
   after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &rec.m_jump, from_dies)));
 }

@@ -11,7 +11,7 @@
 #include "context.hpp"
 #include "stack.hpp"
 #include "weft/detail/fifo.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 #include "weft/detail/workspan.hpp"
 
 namespace weft::rt {
@@ -27,7 +27,7 @@ struct running_leaf;
 // object lives at the top of its own stack, in a slot of a slab (stack.hpp).
 struct fiber {
   context m_ctx;
-  detail::task m_resume;  // executing it switches to this fiber (it is ready)
+  detail::job m_resume;  // executing it switches to this fiber (it is ready)
   scheduler* m_sched = nullptr;
   stack_memory m_stack;  // empty for a thread's own stack
   // Spawns check this limit: the stack counts as nearly full below it. It is
@@ -44,7 +44,7 @@ struct fiber {
   bool m_has_eh = false;
   // Runs (or is suspended in) a task, as opposed to idling at loop level:
   // decides which switches open and close run segments in the trace.
-  bool m_in_task = false;
+  bool m_in_job = false;
   // Set for the own stack of a thread from outside that holds a borrowed slot
   // (runtime/caller.hpp): resumed only on that thread.
   caller_state* m_pinned = nullptr;
@@ -71,7 +71,7 @@ void destroy_fiber(fiber* f) noexcept;
 // Makes f stand for the calling thread's own stack.
 void adopt_thread(fiber& f, scheduler& s) noexcept;
 
-inline fiber* fiber_of(detail::task* resume) noexcept {
+inline fiber* fiber_of(detail::job* resume) noexcept {
   return reinterpret_cast<fiber*>(reinterpret_cast<char*>(resume) - offsetof(fiber, m_resume));
 }
 

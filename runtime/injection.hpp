@@ -8,7 +8,7 @@
 #include <atomic>
 
 #include "platform.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::rt {
 
@@ -18,11 +18,11 @@ namespace weft::rt {
 // outside a runtime, and resumptions of fibers by outside threads, come here.
 class injection_queue {
  public:
-  using task = detail::task;
+  using job = detail::job;
 
   // Any thread. t->m_next belongs to the queue until t is taken.
-  void push(task* t) noexcept {
-    task* head = m_head.load(std::memory_order_relaxed);
+  void push(job* t) noexcept {
+    job* head = m_head.load(std::memory_order_relaxed);
     do {
       t->m_next = head;
     } while (!m_head.compare_exchange_weak(head, t, std::memory_order_release,  // pairs with take_all()
@@ -31,12 +31,12 @@ class injection_queue {
 
   // Any thread. Everything pushed so far, oldest first, linked by m_next; or
   // nullptr.
-  task* take_all() noexcept {
+  job* take_all() noexcept {
     if (m_head.load(std::memory_order_relaxed) == nullptr) return nullptr;
-    task* t = m_head.exchange(nullptr, std::memory_order_acquire);  // pairs with push()
-    task* fifo = nullptr;
+    job* t = m_head.exchange(nullptr, std::memory_order_acquire);  // pairs with push()
+    job* fifo = nullptr;
     while (t != nullptr) {
-      task* next = t->m_next;
+      job* next = t->m_next;
       t->m_next = fifo;
       fifo = t;
       t = next;
@@ -47,7 +47,7 @@ class injection_queue {
   bool looks_empty() const noexcept { return m_head.load(std::memory_order_relaxed) == nullptr; }
 
  private:
-  alignas(k_false_sharing) std::atomic<task*> m_head{nullptr};
+  alignas(k_false_sharing) std::atomic<job*> m_head{nullptr};
 };
 
 }  // namespace weft::rt

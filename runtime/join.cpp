@@ -34,7 +34,7 @@ using rt::worker;
 
 // push() and pop() never switch fibers, and are never inlined into code that
 // does (they are the library's entry points), so they read the worker inline.
-WEFT_NOINLINE push_status push(task* t) noexcept {
+WEFT_NOINLINE push_status push(job* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
   // One check for both rare cases: a measured fiber's limit fails it too.
@@ -51,7 +51,7 @@ WEFT_NOINLINE push_status push(task* t) noexcept {
   return push_status::pushed;
 }
 
-WEFT_NOINLINE push_status push_plain(task* t) noexcept {
+WEFT_NOINLINE push_status push_plain(job* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (w == nullptr) return push_status::not_on_worker;
   if (w->real_stack_low()) return push_status::stack_low;
@@ -63,7 +63,7 @@ WEFT_NOINLINE push_status push_plain(task* t) noexcept {
   return push_status::pushed;
 }
 
-WEFT_NOINLINE bool pop(task* t) noexcept {
+WEFT_NOINLINE bool pop(job* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (!w->m_queue.pop_if(t)) return false;
   rt::counters::bump(w->m_counters.tasks_run);
@@ -200,7 +200,7 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
   for (unsigned idle = 0;;) {
     if (children_done(f, taken)) return false;
     worker* w = current_worker();  // a task run below may have moved this fiber
-    detail::task* t = nullptr;
+    detail::job* t = nullptr;
     if (!w->real_stack_low()) {
       t = w->take_ready();
     } else if (rt::fiber* ready = w->take_yielded()) {
@@ -294,12 +294,12 @@ void resume_waiter(join_frame& f) noexcept {
 
 namespace {
 
-struct root_task : task {
+struct root_task : job {
   void (*m_fn)(void*);
   void* m_arg;
   join_frame* m_frame;
 
-  static void execute(task* t) noexcept {
+  static void execute(job* t) noexcept {
     auto* self = static_cast<root_task*>(t);
     join_frame& frame = *self->m_frame;
     try {
@@ -382,7 +382,7 @@ struct fresh_call {
 void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
   rt::fiber* self = w.m_current;
-  self->m_in_task = true;  // it runs the caller's task now (for the trace)
+  self->m_in_job = true;  // it runs the caller's task now (for the trace)
   // The call continues the caller's work: a wait in it hands off the items
   // not started of the caller's loops too (the caller is suspended).
   self->m_leaves = c->m_caller->m_leaves;
@@ -395,7 +395,7 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
     c->m_error = std::current_exception();
   }
   rt::worker* now = current_worker();  // the call may have moved this fiber
-  self->m_in_task = false;
+  self->m_in_job = false;
   self->m_leaves = nullptr;
   if (self->m_ws != nullptr) rt::set_strand(*self, nullptr);
   if (now->m_trace != nullptr) now->m_trace->record(rt::trace_kind::run_end);
@@ -421,7 +421,7 @@ WEFT_NOINLINE bool stack_low() noexcept {
   return w != nullptr && w->real_stack_low();
 }
 
-void defer(task* t) noexcept {
+void defer(job* t) noexcept {
   worker* w = current_worker();
   rt::make_runnable(t, w != nullptr ? static_cast<runtime_state*>(&w->m_sched) : &rt::default_scheduler());
 }
@@ -431,25 +431,25 @@ runtime_state* current_runtime() noexcept {
   return w != nullptr ? &w->m_sched : nullptr;
 }
 
-bool yield_task(task* t) noexcept { return rt::yield_task(t); }
+bool yield_job(job* t) noexcept { return rt::yield_job(t); }
 
 bool on_runtime(const runtime_state* rt) noexcept {
   const worker* w = current_worker();
   return w != nullptr && &w->m_sched == rt;
 }
 
-// allocate_task() and free_task() never switch fibers: inline worker reads,
+// allocate_job() and free_job() never switch fibers: inline worker reads,
 // out of line so that no caller inside libweft that runs them after a switch
 // reuses its thread's TLS address (see this_thread_worker()).
-WEFT_NOINLINE void* allocate_task(std::size_t size) {
-  if (worker* w = rt::this_thread_worker()) return w->m_task_cache.allocate(size);
-  const std::size_t c = rt::task_cache::class_of(size);
-  return ::operator new(c == rt::task_cache::k_classes ? size : rt::task_cache::class_size(c));
+WEFT_NOINLINE void* allocate_job(std::size_t size) {
+  if (worker* w = rt::this_thread_worker()) return w->m_job_cache.allocate(size);
+  const std::size_t c = rt::job_cache::class_of(size);
+  return ::operator new(c == rt::job_cache::k_classes ? size : rt::job_cache::class_size(c));
 }
 
-WEFT_NOINLINE void free_task(void* p, std::size_t size) noexcept {
+WEFT_NOINLINE void free_job(void* p, std::size_t size) noexcept {
   if (worker* w = rt::this_thread_worker()) {
-    w->m_task_cache.release(p, size);
+    w->m_job_cache.release(p, size);
     return;
   }
   ::operator delete(p);

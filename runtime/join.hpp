@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::rt {
 

@@ -71,14 +71,14 @@ void call_body(const loop& l, fiber& self, running_leaf& call, std::uint64_t beg
 }
 
 // Items of a leaf handed to another worker because one of its items waited.
-struct handed_range : detail::task {
+struct handed_range : detail::job {
   loop_run* m_run;
   std::uint64_t m_begin;
   std::uint64_t m_end;
   range_runner m_runner;
   join_frame* m_parent;
 
-  static void execute(detail::task* t) noexcept {
+  static void execute(detail::job* t) noexcept {
     auto* self = static_cast<handed_range*>(t);
     loop_run& r = *self->m_run;
     join_frame& parent = *self->m_parent;
@@ -149,7 +149,7 @@ void rest_of_leaf(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept 
 // cancelled), wherever it runs; then its parent frame is completed, unless
 // the splitter popped it back.
 template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept>
-struct piece : detail::task {
+struct piece : detail::job {
   Ctx* m_ctx;
   std::uint64_t m_begin;
   std::uint64_t m_end;
@@ -157,7 +157,7 @@ struct piece : detail::task {
   join_frame* m_parent;
 
   void run() noexcept { Run(*m_ctx, m_begin, m_end, m_depth); }
-  static void execute(detail::task* t) noexcept {
+  static void execute(detail::job* t) noexcept {
     auto* self = static_cast<piece*>(t);
     join_frame& parent = *self->m_parent;
     self->run();
@@ -486,14 +486,14 @@ void run_runner(capped_run& c) noexcept {
 
 // A runner started when an item handed a range back and fewer than the cap
 // were alive.
-struct extra_runner : detail::task {
+struct extra_runner : detail::job {
   capped_run* m_capped;
 
-  static void execute(detail::task* t) noexcept {
+  static void execute(detail::job* t) noexcept {
     auto* self = static_cast<extra_runner*>(t);
     capped_run& c = *self->m_capped;
     run_runner(c);
-    detail::free_task(self, sizeof(extra_runner));
+    detail::free_job(self, sizeof(extra_runner));
     complete_open(c.m_extra);  // last access to c
   }
 };
@@ -525,7 +525,7 @@ void capped_leaf::hand_off(worker& w, running_leaf& base) noexcept {
   } while (!c.m_alive.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
   extra_runner* t = nullptr;
   try {
-    t = ::new (detail::allocate_task(sizeof(extra_runner))) extra_runner{};
+    t = ::new (detail::allocate_job(sizeof(extra_runner))) extra_runner{};
   } catch (...) {
     c.m_alive.fetch_sub(1, std::memory_order_seq_cst);  // no memory: the others take it
     return;

@@ -283,7 +283,7 @@ void scheduler::stop_and_join() noexcept {
   m_workers.clear();  // frees the first fibers of workers whose thread never ran
 }
 
-void scheduler::inject(detail::task* t) noexcept {
+void scheduler::inject(detail::job* t) noexcept {
   // The injector may be a thread of another runtime, or no worker at all: once
   // t is visible it may finish this runtime's last root, whose caller may then
   // destroy the runtime while the wake-up below still reads it. Counted as a

@@ -59,7 +59,7 @@ class scheduler : public detail::runtime_state {
   worker& worker_at(int i) noexcept { return *m_workers[static_cast<std::size_t>(i)]; }
 
   // Any thread: hands t to some worker of this runtime and wakes one if needed.
-  void inject(detail::task* t) noexcept;
+  void inject(detail::job* t) noexcept;
   injection_queue& injection() noexcept { return m_injection; }
   sleep_set& sleepers() noexcept { return m_sleep; }
 

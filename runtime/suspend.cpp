@@ -15,7 +15,7 @@ namespace weft::rt {
 
 void recycle_fiber(worker& w, fiber* prev, void*) noexcept { w.pool_fiber(prev); }
 
-// resume_fiber(), suspend(), yield_task() and throw_no_fiber() read the
+// resume_fiber(), suspend(), yield_job() and throw_no_fiber() read the
 // worker inline (and use it only before their switch, if any): out of line
 // (WEFT_NOINLINE), so that no caller that runs them after a switch of its own
 // can have its thread's TLS address reused for them (see
@@ -30,7 +30,7 @@ void about_to_resume(worker& w, fiber* f) noexcept {
   }
 }
 
-WEFT_NOINLINE void resume_fiber(detail::task* t) noexcept {
+WEFT_NOINLINE void resume_fiber(detail::job* t) noexcept {
   fiber* f = fiber_of(t);
   worker& w = *this_thread_worker();
   about_to_resume(w, f);
@@ -44,7 +44,7 @@ namespace {
 // Queues t, ready to run in scheduler s: on the calling worker's queue when
 // it belongs to s, else (or when the deque cannot grow) through s's injection
 // queue. Any thread.
-void ready_in(scheduler& s, detail::task* t) noexcept {
+void ready_in(scheduler& s, detail::job* t) noexcept {
   worker* w = current_worker();
   if (w != nullptr && &w->m_sched == &s) {
     try {
@@ -67,7 +67,7 @@ void make_ready(fiber* f) noexcept {
   ready_in(*f->m_sched, &f->m_resume);
 }
 
-void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept { ready_in(scheduler::of(rt), t); }
+void make_runnable(detail::job* t, detail::runtime_state* rt) noexcept { ready_in(scheduler::of(rt), t); }
 
 WEFT_NOINLINE bool suspend(switch_action publish, void* arg) noexcept {
   worker* w = this_thread_worker();
@@ -101,11 +101,11 @@ WEFT_NOINLINE void throw_no_fiber() {
   throw std::bad_alloc();
 }
 
-WEFT_NOINLINE bool yield_task(detail::task* t) noexcept {
+WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
   if (!w->has_local_work()) return false;
-  w->push_yielded_task(t);
+  w->push_yielded_job(t);
   counters::bump(w->m_counters.suspensions);
   return true;
 }

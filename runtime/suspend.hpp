@@ -7,7 +7,7 @@
 #pragma once
 
 #include "fiber.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::detail {
 struct runtime_state;
@@ -19,7 +19,7 @@ class worker;
 
 // Task function of fiber::m_resume: switches to that fiber; the loop fiber
 // that ran it goes back to the pool.
-void resume_fiber(detail::task* t) noexcept;
+void resume_fiber(detail::job* t) noexcept;
 
 // Worker w is about to switch to f, taken from a queue as a ready fiber:
 // ends the count of a suspension (suspend_to). Every switch to a fiber that
@@ -34,7 +34,7 @@ void recycle_fiber(worker& w, fiber* prev, void* arg) noexcept;
 
 // Makes a task runnable in runtime rt: on the calling worker's queue when it
 // belongs to rt, else through rt's injection queue. Any thread.
-void make_runnable(detail::task* t, detail::runtime_state* rt) noexcept;
+void make_runnable(detail::job* t, detail::runtime_state* rt) noexcept;
 
 // Makes a suspended fiber runnable again: on the calling worker's queue when
 // it belongs to the same runtime, else through its runtime's injection queue.
@@ -62,7 +62,7 @@ void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexce
 // Queues t behind the other ready work of the calling worker (a coroutine
 // that yields). False, and nothing queued, when the caller is not a worker or
 // the worker has nothing else to run.
-bool yield_task(detail::task* t) noexcept;
+bool yield_job(detail::job* t) noexcept;
 
 // The current fiber gives way to the other ready work of its worker (queued
 // tasks and yielded fibers) and resumes after it, here or on another worker.

@@ -68,7 +68,7 @@ void guard_clear(std::atomic<Word>& word, std::type_identity_t<Word> bit) noexce
 // created: vm.max_map_count or memory) throws instead of blocking its thread:
 // the party that would end the wait may be a task queued on this very worker,
 // which would then never run (rt::throw_no_fiber()).
-bool on_fiber(wait_node& node) noexcept {
+bool on_fiber_async(wait_node& node) noexcept {
   rt::worker* w = current_worker();
   if (w == nullptr) return false;
   node.m_waiter.m_fiber = w->m_current;
@@ -128,7 +128,7 @@ void mutex::lock_slow() {
     if (try_lock()) return;
   }
   wait_node node;
-  if (on_fiber(node)) {
+  if (on_fiber_async(node)) {
     lock_wait a{&m_state, &m_queue, &node};
     if (rt::suspend(&publish_lock_wait, &a)) return;  // resumed as the owner (hand-off)
     if (try_lock()) return;                           // released meanwhile: no need to fail
@@ -181,7 +181,7 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
   }
   mutex& m = *lock.mutex();
   wait_node node;
-  if (on_fiber(node)) {
+  if (on_fiber_async(node)) {
     cv_wait a{&m_guard, &m_queue, &node, &m};
     if (!rt::suspend(&publish_cv_wait, &a)) rt::throw_no_fiber();  // nothing queued; lock still held
   } else {
@@ -321,7 +321,7 @@ void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std
   guard_acquire(state, guard);
   detail::wait_queue woken;
   detail::wait_queue kept;
-  while (wait_node* n = q.pop_front()) (n->m_waiter.m_task == nullptr ? woken : kept).push_back(n);
+  while (wait_node* n = q.pop_front()) (n->m_waiter.m_job == nullptr ? woken : kept).push_back(n);
   q = kept;
   state.fetch_or(broken, std::memory_order_relaxed);  // published by the release below
   guard_clear(state, guard);
@@ -344,7 +344,7 @@ void latch::wait() const {
   if (try_wait()) return;
   wait_node node;
   latch_wait a{&m_state, &m_queue, &node};
-  if (on_fiber(node)) {
+  if (on_fiber_async(node)) {
     if (!rt::suspend(&publish_latch_wait, &a)) {
       if (try_wait()) return;  // opened meanwhile: no need to fail
       // More fibers wait at once than the system allows stacks for. The
@@ -555,7 +555,7 @@ void barrier_core::wait(const barrier_token& t, const char* who) const {
   if (passed(t)) return;
   wait_node node;
   barrier_wait a{&m_state, &m_queue, t.m_phase, k_phase_mask, k_guard, k_broken, &node};
-  if (on_fiber(node)) {
+  if (on_fiber_async(node)) {
     if (!rt::suspend(&publish_barrier_wait, &a)) {
       if (passed(t)) return;  // over meanwhile: no need to fail
       // More fibers wait at once than the system allows stacks for. The

@@ -43,31 +43,31 @@ bool measured(const group_state& g) noexcept { return g.m_owner == nullptr && g.
 // back (m_inline: it neither marks the group detached nor completes); this
 // ends the strand and then completes t, so that the owner sees the strand's
 // sums once it sees t done.
-struct measured_spawn : task {
-  group_task* m_task;
+struct measured_spawn : job {
+  group_job* m_task;
   group_state* m_group;
   ws_strand m_strand;
 
-  static void execute(task* self) noexcept {
+  static void execute(job* self) noexcept {
     auto* m = static_cast<measured_spawn*>(self);
-    group_task* t = m->m_task;
+    group_job* t = m->m_task;
     group_state& g = *m->m_group;
     ws_strand* previous = ws_enter(m->m_strand);
     t->m_execute(t);  // runs (or skips) the call and frees t
     ws_child_end(m->m_strand, g.m_ws.get());
     rt::set_strand(*rt::current_worker()->m_current, previous);
-    free_task(m, sizeof(measured_spawn));
+    free_job(m, sizeof(measured_spawn));
     group_complete(g);  // last access to the group
   }
 };
 
 // The task to queue for t: t itself, or for a measured group a strand around
 // it. Throws std::bad_alloc (nothing done).
-task* spawn_as(group_state& g, group_task* t) {
+job* spawn_as(group_state& g, group_job* t) {
   if (!measured(g)) return t;
   ws_strand* spawner = ws_spawn_point(false);
   if (spawner == nullptr) return t;  // a spawn from outside the measured code
-  auto* m = ::new (allocate_task(sizeof(measured_spawn))) measured_spawn{};
+  auto* m = ::new (allocate_job(sizeof(measured_spawn))) measured_spawn{};
   m->m_execute = &measured_spawn::execute;
   m->m_task = t;
   m->m_group = &g;
@@ -80,7 +80,7 @@ task* spawn_as(group_state& g, group_task* t) {
 // A counted spawn: from another fiber or thread than the owner, or into a
 // group made outside any runtime, or into a measured group. Out of line, so
 // that the owner's path below stays a leaf.
-WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
+WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
   // The group's runtime; for a group made outside any runtime, the spawner's
   // (every call inside runtime::run uses that runtime), else the default
   // runtime.
@@ -94,7 +94,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
   }
   t->m_counted = true;
   if (w != nullptr && &w->m_sched == target) {
-    task* queued = spawn_as(g, t);                                // may throw std::bad_alloc: nothing done yet
+    job* queued = spawn_as(g, t);                                 // may throw std::bad_alloc: nothing done yet
     g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
     try {
       w->push(queued);
@@ -116,7 +116,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_task* t, rt::worker* w) {
 
 }  // namespace
 
-void group_spawn(group_state& g, group_task* t) {
+void group_spawn(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
   if (WEFT_LIKELY(g.m_owner != nullptr && w != nullptr && w->m_current == g.m_owner)) {
     t->m_counted = false;
@@ -141,13 +141,13 @@ void wait_owned(group_state& g, rt::worker* w) noexcept {
     // Pop back the owner's spawns while they are the newest on this worker.
     // Once one of them ran elsewhere, an address on top of the queue no longer
     // proves identity (closures are recycled): stop and count instead.
-    while (task* t = g.m_last) {
+    while (job* t = g.m_last) {
       if (g.m_detached.load(std::memory_order_acquire)) break;  // pairs with the release in group_closure::execute
       if (!w->m_queue.pop_if(t)) break;
       rt::counters::bump(w->m_counters.tasks_run);
       g.m_last = t->m_next;
       ++g.m_popped;
-      static_cast<group_task*>(t)->m_inline = true;
+      static_cast<group_job*>(t)->m_inline = true;
       t->m_execute(t);  // runs it (or skips it after a failure) and frees it
       if (g.m_last == nullptr) break;
       w = rt::current_worker();  // it may have moved this fiber

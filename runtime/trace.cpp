@@ -117,16 +117,15 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       if (open_name[0] == 't') {  // "task": say where it came from
         if (open_extra == 3 && open_arg == 0) {
           out.event(
-              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
+              R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
               w, open_us, dur);
         } else if (open_extra >= 2) {
           out.event(
-              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
-              w, open_us, dur, open_extra - 2);
+              R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})", w,
+              open_us, dur, open_extra - 2);
         } else {
-          out.event(
-              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})", w,
-              open_us, dur, open_extra == 1 ? "injected" : "local");
+          out.event(R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})",
+                    w, open_us, dur, open_extra == 1 ? "injected" : "local");
         }
       } else {
         out.event(R"("name":"%s","cat":"%s","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f)", open_name,
@@ -148,7 +147,7 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
     for (const auto& e : events) {
       const double at = us(e.m_ticks);
       if (e.m_kind == trace_kind::run_end || e.m_kind == trace_kind::publish) {
-        open("task", at, 0, 3);  // extra 3: "before the trace window"
+        open("job", at, 0, 3);  // extra 3: "before the trace window"
       } else if (e.m_kind == trace_kind::search_end || e.m_kind == trace_kind::park_begin) {
         open("searching", at, 0, 0);
       } else if (e.m_kind == trace_kind::park_end) {
@@ -163,7 +162,7 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       last = at;
       switch (e.m_kind) {
         case trace_kind::run_task:
-          open("task", at, e.m_arg, e.m_extra);
+          open("job", at, e.m_arg, e.m_extra);
           if (e.m_extra >= 2) {  // stolen: an arrow from its publication
             auto it = published.find(e.m_arg);
             if (it != published.end()) {

@@ -22,8 +22,8 @@ inline void notify(waiter& w) noexcept {
     make_ready(static_cast<fiber*>(w.m_fiber));
     return;
   }
-  if (w.m_task != nullptr) {
-    make_runnable(w.m_task, w.m_runtime);
+  if (w.m_job != nullptr) {
+    make_runnable(w.m_job, w.m_runtime);
     return;
   }
   w.m_flag.store(1, std::memory_order_release);  // pairs with the acquire in block()

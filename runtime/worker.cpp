@@ -38,7 +38,7 @@ std::variant<random_victims, round_robin_victims, last_victim_first> victims_of(
 
 // The policy that m_steal_round was set for is the one m_victims holds.
 template <class Policy>
-detail::task* worker::steal_round_of() noexcept {
+detail::job* worker::steal_round_of() noexcept {
   return steal_round_with(*std::get_if<Policy>(&m_victims));
 }
 
@@ -85,7 +85,7 @@ void worker::thread_main() noexcept {
 
 void worker::wake_sleeper() noexcept { m_sched.sleepers().notify_one(); }
 
-void worker::published(detail::task* t) noexcept {
+void worker::published(detail::job* t) noexcept {
   if constexpr (k_instrumented) {
     if (m_trace != nullptr) {
       m_trace->record(trace_kind::publish, reinterpret_cast<std::uintptr_t>(t),
@@ -97,7 +97,7 @@ void worker::published(detail::task* t) noexcept {
 
 bool worker::serve_demand() {
   WEFT_ASSERT(is_owner(), "worker::serve_demand: called by the worker's own thread");
-  detail::task* t = m_queue.serve_demand();
+  detail::job* t = m_queue.serve_demand();
   if (t == nullptr) return false;
   published(t);
   return true;
@@ -129,7 +129,7 @@ void worker::go_idle() noexcept {
   }
 }
 
-detail::task* worker::got(detail::task* t) noexcept {
+detail::job* worker::got(detail::job* t) noexcept {
   if (m_hunt == hunt::busy) return t;
   if (m_hunt == hunt::searching) m_sched.sleepers().found_work();
   m_hunt = hunt::busy;
@@ -140,33 +140,33 @@ detail::task* worker::got(detail::task* t) noexcept {
   return t;
 }
 
-detail::task* worker::take_local() noexcept {
-  if (detail::task* t = m_queue.pop()) return t;
+detail::job* worker::take_local() noexcept {
+  if (detail::job* t = m_queue.pop()) return t;
   if (fiber* f = m_yielded.pop_front()) return &f->m_resume;
-  if (detail::task* t = m_yielded_tasks.pop_front()) {
+  if (detail::job* t = m_yielded_jobs.pop_front()) {
     t->m_next = nullptr;
     return t;
   }
   return nullptr;
 }
 
-detail::task* worker::take_ready() noexcept {
+detail::job* worker::take_ready() noexcept {
   WEFT_ASSERT(is_owner(), "worker::take_ready: called by the worker's own thread");
-  if (detail::task* t = take_local()) return t;
+  if (detail::job* t = take_local()) return t;
   // The queue is empty, as take_injected() requires.
   if (m_sched.injection().looks_empty()) return nullptr;
   return take_injected();
 }
 
-detail::task* worker::take_injected() noexcept {
+detail::job* worker::take_injected() noexcept {
   WEFT_ASSERT(m_queue.empty(), "take_injected: the queue is empty (injected tasks are pushed public, oldest first)");
-  detail::task* list = m_sched.injection().take_all();
+  detail::job* list = m_sched.injection().take_all();
   if (list == nullptr) return nullptr;
-  detail::task* first = list;
+  detail::job* first = list;
   std::uint64_t n = 1;
   bool spread = false;
-  for (detail::task* t = first->m_next; t != nullptr;) {
-    detail::task* next = t->m_next;
+  for (detail::job* t = first->m_next; t != nullptr;) {
+    detail::job* next = t->m_next;
     t->m_next = nullptr;
     try {
       m_queue.push_public(t);
@@ -191,7 +191,7 @@ detail::task* worker::take_injected() noexcept {
 constexpr int k_steal_tries = 2;
 
 template <class Policy>
-detail::task* worker::steal_round_with(Policy& victims) noexcept {
+detail::job* worker::steal_round_with(Policy& victims) noexcept {
   const int n = m_sched.num_workers();
   if (n == 1) return nullptr;
   int v = victims.first();
@@ -200,13 +200,13 @@ detail::task* worker::steal_round_with(Policy& victims) noexcept {
     for (int attempt = 0; attempt < k_steal_tries; ++attempt) {
       counters::bump(m_counters.steal_attempts);
       auto r = m_sched.worker_at(v).m_queue.steal();
-      if (r.status == deque<detail::task*>::steal_status::success) {
+      if (r.status == deque<detail::job*>::steal_status::success) {
         counters::bump_outcome(m_counters.steals);
         victims.on_steal(v);
         m_found = 2 + static_cast<std::uint32_t>(v);
         return r.value;
       }
-      if (r.status == deque<detail::task*>::steal_status::empty) break;
+      if (r.status == deque<detail::job*>::steal_status::empty) break;
     }
     counters::bump_outcome(m_counters.failed_steals);
   }
@@ -246,16 +246,16 @@ constexpr std::uint64_t k_search_yield_after_us = 5;
 // their owners, yet sees new work within about a microsecond.
 constexpr int k_search_relaxes = 16;
 
-detail::task* worker::search() noexcept {
+detail::job* worker::search() noexcept {
   const std::uint64_t spin = std::uint64_t{m_sched.cfg().spin_us} * ticks_per_us();
   const std::uint64_t yield_after = k_search_yield_after_us * ticks_per_us();
   const std::uint64_t start = ticks();
   for (unsigned round = 0;; ++round) {
     if (!m_sched.over_fiber_bound()) {
-      if (detail::task* t = (this->*m_steal_round)()) return t;
+      if (detail::job* t = (this->*m_steal_round)()) return t;
     }
     if (!m_sched.injection().looks_empty()) {
-      if (detail::task* t = take_injected()) return t;
+      if (detail::job* t = take_injected()) return t;
     }
     if (m_sched.stopping()) return nullptr;  // leave, or park until the work in flight is done
     const std::uint64_t searched = ticks() - start;
@@ -311,7 +311,7 @@ void worker::park() noexcept {
   m_hunt = hunt::searching;  // either way, this worker is counted as searching now
 }
 
-detail::task* worker::find_work() noexcept {
+detail::job* worker::find_work() noexcept {
   WEFT_ASSERT(is_owner(), "worker::find_work: called by the worker's own thread");
   for (;;) {
     m_found = 0;
@@ -319,14 +319,14 @@ detail::task* worker::find_work() noexcept {
       m_caller->m_native_ready.store(false, std::memory_order_relaxed);
       return got(&m_caller->m_native.m_resume);
     }
-    if (detail::task* t = take_local()) return got(t);
-    if (detail::task* t = take_injected()) return got(t);
+    if (detail::job* t = take_local()) return got(t);
+    if (detail::job* t = take_injected()) return got(t);
     if (m_hunt == hunt::busy) go_idle();
     if (m_hunt == hunt::idle) {
       m_sched.sleepers().start_search();
       m_hunt = hunt::searching;
     }
-    if (detail::task* t = search()) return got(t);
+    if (detail::job* t = search()) return got(t);
     if (m_sched.done()) {
       // The runtime stops and nothing is in flight: leave, and wake those
       // that parked while work was still in flight so that they leave too.
@@ -342,7 +342,7 @@ detail::task* worker::find_work() noexcept {
 void scheduling_loop() noexcept {
   for (;;) {
     worker* w = current_worker();  // re-read: the task below may resume elsewhere
-    detail::task* t = w->find_work();
+    detail::job* t = w->find_work();
     if (t == nullptr) return;
     if (t->m_execute == &resume_fiber) {  // traced by the switch
       t->m_execute(t);
@@ -351,7 +351,7 @@ void scheduling_loop() noexcept {
     counters::bump(w->m_counters.tasks_run);
     fiber* self = w->m_current;
     if constexpr (k_instrumented) {
-      self->m_in_task = true;
+      self->m_in_job = true;
       if (w->m_trace != nullptr)
         w->m_trace->record(trace_kind::run_task, reinterpret_cast<std::uintptr_t>(t), w->m_found);
     }
@@ -360,7 +360,7 @@ void scheduling_loop() noexcept {
     // it runs none (workspan.hpp).
     if (WEFT_UNLIKELY(self->m_ws != nullptr)) set_strand(*self, nullptr);
     if constexpr (k_instrumented) {
-      self->m_in_task = false;
+      self->m_in_job = false;
       worker* now = current_worker();
       if (now->m_trace != nullptr) now->m_trace->record(trace_kind::run_end);
     }

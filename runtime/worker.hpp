@@ -14,10 +14,10 @@
 #include "caller.hpp"
 #include "counters.hpp"
 #include "fiber.hpp"
+#include "job_cache.hpp"
+#include "job_queue.hpp"
 #include "platform.hpp"
 #include "stack.hpp"
-#include "task_cache.hpp"
-#include "task_queue.hpp"
 #include "trace.hpp"
 #include "victim.hpp"
 #include "weft/stats.hpp"
@@ -44,20 +44,20 @@ class alignas(k_false_sharing) worker {
 
   // Owner: makes t runnable (others may steal it); wakes a sleeper when t or
   // an older task became visible to thieves.
-  void push(detail::task* t) {
+  void push(detail::job* t) {
     WEFT_ASSERT(is_owner(), "worker::push: called by the worker's own thread");
     counters::bump(m_counters.spawns);
-    if (detail::task* p = m_queue.push(t); WEFT_UNLIKELY(p != nullptr)) published(p);
+    if (detail::job* p = m_queue.push(t); WEFT_UNLIKELY(p != nullptr)) published(p);
   }
   // The same for a task that is not a spawn (a fiber made ready again).
-  void push_uncounted(detail::task* t) {
+  void push_uncounted(detail::job* t) {
     WEFT_ASSERT(is_owner(), "worker::push_uncounted: called by the worker's own thread");
     if (WEFT_UNLIKELY(m_queue.push(t) != nullptr)) wake_sleeper();
   }
 
   // Owner: the next task to run, found locally, in the injection queue or by
   // stealing; parks while there is none. Null when the scheduler stops.
-  detail::task* find_work() noexcept;
+  detail::job* find_work() noexcept;
 
   // Owner: a fiber to switch to when the current fiber suspends: a ready
   // yielded fiber, an idle pooled one, or a new one. Null only when no fiber
@@ -76,11 +76,11 @@ class alignas(k_false_sharing) worker {
   // queue, a yielded fiber (its resume descriptor), a yielded task, the
   // injection queue. Null when there is none. For a join that has no fiber
   // to suspend to (join.cpp).
-  detail::task* take_ready() noexcept;
+  detail::job* take_ready() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.
-  bool has_local_work() const noexcept { return !m_queue.empty() || !m_yielded.empty() || !m_yielded_tasks.empty(); }
+  bool has_local_work() const noexcept { return !m_queue.empty() || !m_yielded.empty() || !m_yielded_jobs.empty(); }
 
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split
@@ -90,7 +90,7 @@ class alignas(k_false_sharing) worker {
   // Owner: the slow paths of suspend(), yield_current() and the join without
   // a fiber (suspend.cpp, join.cpp) reach the yield lists and the pool here.
   void push_yielded(fiber* f) noexcept { m_yielded.push_back(f); }
-  void push_yielded_task(detail::task* t) noexcept { m_yielded_tasks.push_back(t); }
+  void push_yielded_job(detail::job* t) noexcept { m_yielded_jobs.push_back(t); }
   fiber* take_yielded() noexcept { return m_yielded.pop_front(); }
   void pool_fiber(fiber* f) noexcept { m_pool.put(f); }
   // Why the last fiber creation failed (see idle_fiber); null if none did.
@@ -113,8 +113,8 @@ class alignas(k_false_sharing) worker {
   scheduler& m_sched;
   const int m_index;
   fiber* m_current = nullptr;  // the fiber running on this worker
-  task_queue m_queue;
-  task_cache m_task_cache;
+  job_queue m_queue;
+  job_cache m_job_cache;
   counters m_counters;
   fiber m_native;                 // the thread's own stack
   trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing
@@ -136,19 +136,19 @@ class alignas(k_false_sharing) worker {
   // borrowed its slot). For checks only.
   bool is_owner() const noexcept;
   // A task became stealable: trace it and wake a sleeper if needed.
-  void published(detail::task* t) noexcept;
+  void published(detail::job* t) noexcept;
   void wake_sleeper() noexcept;
-  detail::task* got(detail::task* t) noexcept;
+  detail::job* got(detail::job* t) noexcept;
   // The ready work of this worker itself, in the order it runs it: its
   // queue (newest first), then yielded fibers, then yielded tasks (oldest
   // first). Null when there is none.
-  detail::task* take_local() noexcept;
-  detail::task* take_injected() noexcept;
+  detail::job* take_local() noexcept;
+  detail::job* take_injected() noexcept;
   template <class Policy>
-  detail::task* steal_round_with(Policy& victims) noexcept;
+  detail::job* steal_round_with(Policy& victims) noexcept;
   template <class Policy>
-  detail::task* steal_round_of() noexcept;
-  detail::task* search() noexcept;
+  detail::job* steal_round_of() noexcept;
+  detail::job* search() noexcept;
   // True when this worker's slot is lent and the borrowing thread's own
   // stack was made ready: the loop switches back to it first.
   bool caller_ready() const noexcept;
@@ -162,18 +162,18 @@ class alignas(k_false_sharing) worker {
   // its waker). Time accounting and the trace follow busy / not busy.
   enum class hunt : std::uint8_t { busy, idle, searching };
 
-  fiber_list m_yielded;                                  // fibers that yielded, oldest first
-  detail::intrusive_fifo<detail::task> m_yielded_tasks;  // tasks that yielded (coroutines), oldest first
-  fiber_pool m_pool;                                     // idle fibers
-  fiber* m_first;                                        // the loop's first fiber, until the thread starts
-  std::uint32_t m_found = 0;                             // where find_work() found its task: see trace_kind::run_task
-  std::exception_ptr m_fiber_error;                      // why the last fiber creation failed (see idle_fiber)
+  fiber_list m_yielded;                                // fibers that yielded, oldest first
+  detail::intrusive_fifo<detail::job> m_yielded_jobs;  // tasks that yielded (coroutines), oldest first
+  fiber_pool m_pool;                                   // idle fibers
+  fiber* m_first;                                      // the loop's first fiber, until the thread starts
+  std::uint32_t m_found = 0;                           // where find_work() found its task: see trace_kind::run_task
+  std::exception_ptr m_fiber_error;                    // why the last fiber creation failed (see idle_fiber)
   hunt m_hunt = hunt::busy;
 
   // Victim selection: the state of the runtime's policy, whose steal round is
   // called through one pointer per round (never per task).
   std::variant<random_victims, round_robin_victims, last_victim_first> m_victims;
-  detail::task* (worker::*m_steal_round)() noexcept;
+  detail::job* (worker::*m_steal_round)() noexcept;
 };
 
 // The worker of this thread. initial-exec: one load off the thread pointer,

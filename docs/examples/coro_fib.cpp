@@ -97,11 +97,11 @@ int main(int argc, char** argv) {
 
   // A coroutine awaiting fiber code, and fiber code waiting for a coroutine.
   auto mixed = [&]() -> weft::task<long> {
-    const long a = co_await weft::on_fiber([&] { return fib_join(n - 1); });  // ordinary code, real stack
+    const long a = co_await weft::on_fiber_async([&] { return fib_join(n - 1); });  // ordinary code, real stack
     const long b = co_await fib_when_all(n - 2);
     co_return a + b;
   };
-  check("on_fiber + co_await", weft::sync_wait(mixed()));
+  check("on_fiber_async + co_await", weft::sync_wait(mixed()));
 
   if (errors != 0) return 1;
   std::printf("coro_fib: fibers and coroutines agree: OK\n");

@@ -9,8 +9,8 @@
 #include <variant>
 
 #include "weft/detail/entry.hpp"
+#include "weft/detail/job.hpp"
 #include "weft/detail/result.hpp"
-#include "weft/detail/task.hpp"
 #include "weft/detail/workspan.hpp"
 #include "weft/runtime.hpp"
 
@@ -21,15 +21,15 @@ namespace detail {
 // The half of a join that other workers may take: g, as a task descriptor in
 // the joining frame.
 template <class G, class R>
-struct join_child : task {
+struct join_child : job {
   G& m_fn;
   result<R>& m_result;
   join_frame& m_frame;
 
   join_child(G& fn, result<R>& res, join_frame& frame) noexcept
-      : task{&execute, nullptr}, m_fn(fn), m_result(res), m_frame(frame) {}
+      : job{&execute, nullptr}, m_fn(fn), m_result(res), m_frame(frame) {}
 
-  static void execute(task* t) noexcept {
+  static void execute(job* t) noexcept {
     auto* self = static_cast<join_child*>(t);
     join_frame& frame = self->m_frame;
     if (!frame.failed()) {

@@ -11,7 +11,7 @@
 
 #include "weft/detail/entry.hpp"
 #include "weft/detail/export.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 #include "weft/detail/workspan.hpp"
 
 namespace weft {
@@ -32,7 +32,7 @@ struct group_state {
   // Written only by group_init().
   runtime_state* m_runtime = nullptr;
   std::uint64_t m_runtime_id = 0;  // which one (a runtime's address may be reused)
-  task* m_last = nullptr;          // owner's newest uncounted spawn (owner only)
+  job* m_last = nullptr;           // owner's newest uncounted spawn (owner only)
   std::int64_t m_spawned = 0;      // uncounted spawns (owner only)
   std::int64_t m_popped = 0;       // of those, popped back by the owner
   // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
@@ -48,22 +48,22 @@ struct group_state {
 };
 
 // A spawned call of a task_group: descriptor and closure in one block from
-// allocate_task().
-struct group_task : task {
+// allocate_job().
+struct group_job : job {
   group_state* m_group = nullptr;
   bool m_counted = false;  // set by group_spawn
   bool m_inline = false;   // set by group_wait when the owner popped it back
 };
 
 WEFT_API void group_init(group_state& g) noexcept;
-WEFT_API void group_spawn(group_state& g, group_task* t);
+WEFT_API void group_spawn(group_state& g, group_job* t);
 WEFT_API void group_wait(group_state& g) noexcept;
 // A spawn of g that was not popped back by its owner has finished: its last
 // access to g. Any thread.
 WEFT_API void group_complete(group_state& g) noexcept;
 
 template <class F>
-struct group_closure final : group_task {
+struct group_closure final : group_job {
   F m_fn;
 
   template <class A>
@@ -71,7 +71,7 @@ struct group_closure final : group_task {
     m_execute = &execute;
   }
 
-  static void execute(task* t) noexcept {
+  static void execute(job* t) noexcept {
     auto* self = static_cast<group_closure*>(t);
     group_state* group = self->m_group;
     const bool taken = !self->m_inline || self->m_counted;
@@ -86,7 +86,7 @@ struct group_closure final : group_task {
       }
     }
     self->~group_closure();
-    free_task(self, sizeof(group_closure));
+    free_job(self, sizeof(group_closure));
     if (taken) group_complete(*group);  // last access to the group
   }
 };
@@ -119,12 +119,12 @@ class task_group {
     using closure = detail::group_closure<std::decay_t<F>>;
     static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
                   "weft::task_group::spawn: over-aligned callables are not supported");
-    void* memory = detail::allocate_task(sizeof(closure));
+    void* memory = detail::allocate_job(sizeof(closure));
     closure* t;
     try {
       t = ::new (memory) closure(std::forward<F>(f));
     } catch (...) {
-      detail::free_task(memory, sizeof(closure));
+      detail::free_job(memory, sizeof(closure));
       throw;
     }
     t->m_group = &m_state;
@@ -132,7 +132,7 @@ class task_group {
       detail::group_spawn(m_state, t);
     } catch (...) {
       t->~closure();
-      detail::free_task(t, sizeof(closure));
+      detail::free_job(t, sizeof(closure));
       throw;
     }
   }

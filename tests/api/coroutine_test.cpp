@@ -214,9 +214,9 @@ TEST_P(CoroutineTest, OnFiberRunsBlockingCodeWithARealStack) {
   weft::latch ready(1);
   auto deep = [](auto& self, int n) -> int { return n == 0 ? 0 : 1 + self(self, n - 1); };
   auto coro = [&]() -> weft::task<int> {
-    const int depth = co_await weft::on_fiber([&] { return deep(deep, 2000); });
+    const int depth = co_await weft::on_fiber_async([&] { return deep(deep, 2000); });
     // Blocking weft calls inside: a latch released by another task.
-    co_await weft::on_fiber([&] { ready.wait(); });
+    co_await weft::on_fiber_async([&] { ready.wait(); });
     co_return depth;
   };
   rt.run([&] {
@@ -225,9 +225,27 @@ TEST_P(CoroutineTest, OnFiberRunsBlockingCodeWithARealStack) {
     g.spawn([&] { ready.count_down(); });
     g.wait();
   });
-  auto thrower = []() -> weft::task<void> { co_await weft::on_fiber([] { throw boom(1); }); };
+  auto thrower = []() -> weft::task<void> { co_await weft::on_fiber_async([] { throw boom(1); }); };
   EXPECT_THROW(rt.run([&] { weft::sync_wait(thrower()); }), boom);
 }
+
+// on_fiber, the first name of on_fiber_async, still compiles (deprecated) and
+// does the same, with lvalue and temporary callables.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+TEST_P(CoroutineTest, OnFiberIsStillTheOldNameOfOnFiberAsync) {
+  auto twice = [](int x) { return 2 * x; };
+  auto coro = [&]() -> weft::task<int> {
+    auto named = [&] { return twice(20); };
+    const int a = co_await weft::on_fiber(named);
+    const int b = co_await weft::on_fiber([&] { return twice(1); });
+    co_return a + b;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 42);
+  auto thrower = []() -> weft::task<void> { co_await weft::on_fiber([] { throw boom(2); }); };
+  EXPECT_THROW(rt.run([&] { weft::sync_wait(thrower()); }), boom);
+}
+#pragma GCC diagnostic pop
 
 TEST_P(CoroutineTest, YieldAsyncLetsOtherWorkRun) {
   std::atomic<int> turns{0};

@@ -536,7 +536,8 @@ TEST_P(MisuseTest, SpawnHandleAwaitedInAnotherRuntime) {
     weft::latch gate(1);
     auto spawner = [&](bool gated) -> weft::task<int> {
       auto s = weft::spawn(gated ? after_gate(gate, 7) : value_of(7));
-      const int v = co_await weft::on_fiber([&] { return b.run([&] { return weft::sync_wait(await_handle(s)); }); });
+      const int v =
+          co_await weft::on_fiber_async([&] { return b.run([&] { return weft::sync_wait(await_handle(s)); }); });
       co_return v + 1;
     };
     WEFT_CHILD_CHECK(a.run([&] { return weft::sync_wait(spawner(false)); }) == 8, 1);
@@ -1020,7 +1021,7 @@ TEST_P(MisuseTest, RuntimeDestroyedFromItsOwnCoroutineAborts) {
 }
 
 // Another runtime: run() called from a coroutine of another runtime (through
-// on_fiber) runs there and returns its result, also when it runs a
+// on_fiber_async) runs there and returns its result, also when it runs a
 // coroutine itself. (It works.)
 TEST_P(MisuseTest, RunCalledFromACoroutineOfAnotherRuntime) {
   const int w = workers();
@@ -1030,13 +1031,13 @@ TEST_P(MisuseTest, RunCalledFromACoroutineOfAnotherRuntime) {
     std::atomic<int> ran{0};
     std::atomic<int> destroyed{0};
     auto coro = [&]() -> weft::task<long> {
-      const long sum = co_await weft::on_fiber([&] {
+      const long sum = co_await weft::on_fiber_async([&] {
         return b.run([] {
           return weft::parallel_reduce(
               0L, 1000L, 0L, [](long i) { return i; }, std::plus<>{});
         });
       });
-      const weft::runtime* where = co_await weft::on_fiber(
+      const weft::runtime* where = co_await weft::on_fiber_async(
           [&] { return b.run([&] { return weft::sync_wait(where_it_runs(ran, frame_token(destroyed))); }); });
       co_return where == &b ? sum : -1;
     };
@@ -1270,7 +1271,7 @@ TEST_P(MisuseTest, MutexLockedInOneRuntimeUnlockedInAnother) {
 // ---- weft::condition_variable ----
 
 // Other runtimes and threads: waiters in a fiber of runtime A, a coroutine
-// of runtime B (through on_fiber) and a plain thread, all notified by
+// of runtime B (through on_fiber_async) and a plain thread, all notified by
 // notify_all from another plain thread. (It works.)
 TEST_P(MisuseTest, ConditionVariableWaitersOfSeveralRuntimesNotifiedFromAPlainThread) {
   const int w = workers();
@@ -1287,7 +1288,7 @@ TEST_P(MisuseTest, ConditionVariableWaitersOfSeveralRuntimesNotifiedFromAPlainTh
       woke.fetch_add(1);
     };
     auto coro = [&]() -> weft::task<int> {
-      co_await weft::on_fiber(wait_ready);
+      co_await weft::on_fiber_async(wait_ready);
       co_return 0;
     };
     std::thread t1([&] { a.run(wait_ready); });

@@ -21,14 +21,14 @@
 namespace {
 
 namespace st = weft_test::stress;
-using weft::detail::task;
+using weft::detail::job;
 using weft::rt::injection_queue;
 
 // A task with what the consumers check. Each producer owns a pool of items
 // and pushes all of them once per round, in order; it starts the next round
 // only when the consumers took every item of this one.
 struct item {
-  task m_task;  // first: the task pointer is the item pointer
+  job m_task;  // first: the task pointer is the item pointer
   std::uint32_t m_producer = 0;
   std::uint32_t m_index = 0;
   std::uint64_t m_round = 0;  // written by the producer before the push
@@ -37,7 +37,7 @@ struct item {
 static_assert(std::is_standard_layout_v<item>);
 static_assert(offsetof(item, m_task) == 0);
 
-item* item_of(task* t) { return reinterpret_cast<item*>(t); }
+item* item_of(job* t) { return reinterpret_cast<item*>(t); }
 
 struct alignas(weft::rt::k_false_sharing) producer_state {
   std::atomic<std::uint64_t> m_taken{0};  // items of this producer taken by consumers
@@ -81,7 +81,7 @@ TEST_P(InjectionStress, ProducersAndTakeAllConsumers) {
       const std::uint64_t max_len = static_cast<std::uint64_t>(producers) * pool_size;
       for (;;) {
         const bool done = producers_left.load(std::memory_order_acquire) == 0;
-        task* list = q.take_all();
+        job* list = q.take_all();
         if (list == nullptr) {
           if (done) break;
           if (r.one_in(2)) st::spin(r.below(256));
@@ -89,18 +89,18 @@ TEST_P(InjectionStress, ProducersAndTakeAllConsumers) {
         }
         ++my_lists;
         std::uint64_t len = 0;
-        for (task* t = list; t != nullptr;) {
+        for (job* t = list; t != nullptr;) {
           if (++len > max_len) {
             errs.add("a list from take_all() is longer than every item pushed: a cycle");
             break;
           }
-          task* next = t->m_next;  // read before the item goes back to its producer
+          job* next = t->m_next;  // read before the item goes back to its producer
           item* it = item_of(t);
           const std::uint32_t p = it->m_producer;
           const std::uint64_t round = it->m_round;
           const std::uint64_t key = (round << 32) | it->m_index;
           if (p >= static_cast<std::uint32_t>(producers)) {
-            errs.add("take_all() returned a task that was never pushed");
+            errs.add("take_all() returned a job that was never pushed");
             break;
           }
           if (seen[p] && key <= last[p]) {

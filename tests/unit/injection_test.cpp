@@ -12,13 +12,13 @@
 
 namespace {
 
-using weft::detail::task;
+using weft::detail::job;
 using weft::rt::injection_queue;
 
 // The list from take_all() as a vector (fails past `limit` nodes: a cycle).
-std::vector<task*> drain(injection_queue& q, std::size_t limit = 100000) {
-  std::vector<task*> out;
-  for (task* t = q.take_all(); t != nullptr; t = t->m_next) {
+std::vector<job*> drain(injection_queue& q, std::size_t limit = 100000) {
+  std::vector<job*> out;
+  for (job* t = q.take_all(); t != nullptr; t = t->m_next) {
     out.push_back(t);
     if (out.size() > limit) {
       ADD_FAILURE() << "the list from take_all() is longer than " << limit << " nodes";
@@ -36,10 +36,10 @@ TEST(InjectionQueue, NewQueueIsEmpty) {
 
 TEST(InjectionQueue, SingleTask) {
   injection_queue q;
-  task a;
+  job a;
   q.push(&a);
   EXPECT_FALSE(q.looks_empty());
-  task* got = q.take_all();
+  job* got = q.take_all();
   EXPECT_EQ(got, &a);
   EXPECT_EQ(a.m_next, nullptr);
   EXPECT_TRUE(q.looks_empty());
@@ -48,9 +48,9 @@ TEST(InjectionQueue, SingleTask) {
 
 TEST(InjectionQueue, TakeAllIsOldestFirst) {
   injection_queue q;
-  std::vector<task> tasks(1000);
-  for (task& t : tasks) q.push(&t);
-  const std::vector<task*> got = drain(q);
+  std::vector<job> tasks(1000);
+  for (job& t : tasks) q.push(&t);
+  const std::vector<job*> got = drain(q);
   ASSERT_EQ(got.size(), tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i) ASSERT_EQ(got[i], &tasks[i]) << "i=" << i;
   EXPECT_EQ(tasks.back().m_next, nullptr);
@@ -60,9 +60,9 @@ TEST(InjectionQueue, TakeAllIsOldestFirst) {
 
 TEST(InjectionQueue, EachTakeAllGetsOnlyNewerTasks) {
   injection_queue q;
-  std::vector<task> tasks(10);
+  std::vector<job> tasks(10);
   for (std::size_t i = 0; i < 4; ++i) q.push(&tasks[i]);
-  std::vector<task*> got = drain(q);
+  std::vector<job*> got = drain(q);
   ASSERT_EQ(got.size(), 4u);
   for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(got[i], &tasks[i]);
   for (std::size_t i = 4; i < 10; ++i) q.push(&tasks[i]);
@@ -75,12 +75,12 @@ TEST(InjectionQueue, EachTakeAllGetsOnlyNewerTasks) {
 // again).
 TEST(InjectionQueue, TakenTasksCanBePushedAgain) {
   injection_queue q;
-  std::vector<task> tasks(3);
+  std::vector<job> tasks(3);
   for (int round = 0; round < 5; ++round) {
     q.push(&tasks[2]);
     q.push(&tasks[0]);
     q.push(&tasks[1]);
-    const std::vector<task*> got = drain(q);
+    const std::vector<job*> got = drain(q);
     ASSERT_EQ(got.size(), 3u);
     EXPECT_EQ(got[0], &tasks[2]);
     EXPECT_EQ(got[1], &tasks[0]);
@@ -90,11 +90,11 @@ TEST(InjectionQueue, TakenTasksCanBePushedAgain) {
 
 TEST(InjectionQueue, PushOverwritesStaleLink) {
   injection_queue q;
-  task a;
-  task b;
+  job a;
+  job b;
   a.m_next = &b;  // garbage from an earlier use
   q.push(&a);
-  const std::vector<task*> got = drain(q);
+  const std::vector<job*> got = drain(q);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], &a);
 }

@@ -29,7 +29,7 @@ namespace weft {
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       m_resume.m_handle = h;
       m_resume.m_ws = detail::ws_suspend_point();
-      return detail::yield_task(&m_resume);  // false: nothing else to run, go on now
+      return detail::yield_job(&m_resume);  // false: nothing else to run, go on now
     }
     void await_resume() const noexcept {}
   };
@@ -42,7 +42,7 @@ namespace weft {
 // so fn runs right there; if it waits, that fiber waits and the worker runs
 // other work.
 template <class F>
-[[nodiscard]] auto on_fiber(F&& fn) {
+[[nodiscard]] auto on_fiber_async(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
   struct [[nodiscard]] awaiter {
     F& m_fn;
@@ -65,19 +65,25 @@ template <class F>
   return awaiter{fn, {}, {}};
 }
 
+// The first name of on_fiber_async, kept for code written against it.
+template <class F>
+[[deprecated("use weft::on_fiber_async: every awaitable of weft ends in _async")]] [[nodiscard]] auto on_fiber(F&& fn) {
+  return on_fiber_async(std::forward<F>(fn));
+}
+
 // co_await parallelize_async(n, fn): parallelize(n, fn) without holding the
 // awaiting coroutine's fiber: the loop runs as a task of this worker (other
 // workers share it as usual) and resumes the coroutine when it is done.
 template <std::integral I, std::invocable<I> F>
 [[nodiscard]] auto parallelize_async(I n, F&& fn) {
-  struct [[nodiscard]] awaiter : detail::task {
+  struct [[nodiscard]] awaiter : detail::job {
     I m_n;
     F& m_fn;
     std::coroutine_handle<> m_handle;
     std::exception_ptr m_error;
 
-    awaiter(I n, F& fn) noexcept : detail::task{&execute, nullptr}, m_n(n), m_fn(fn) {}
-    static void execute(detail::task* t) noexcept {
+    awaiter(I n, F& fn) noexcept : detail::job{&execute, nullptr}, m_n(n), m_fn(fn) {}
+    static void execute(detail::job* t) noexcept {
       auto* self = static_cast<awaiter*>(t);
       try {
         weft::parallelize(self->m_n, self->m_fn);
@@ -116,7 +122,7 @@ struct async_waiter {
   wait_node& node_for(std::coroutine_handle<> h) noexcept {
     m_resume.m_handle = h;
     m_resume.m_ws = ws_suspend_point();
-    m_node.m_waiter.m_task = &m_resume;
+    m_node.m_waiter.m_job = &m_resume;
     m_node.m_waiter.m_runtime = current_runtime();
     return m_node;
   }

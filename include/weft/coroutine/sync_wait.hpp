@@ -11,8 +11,8 @@
 
 #include "weft/coroutine/task.hpp"
 #include "weft/detail/entry.hpp"
+#include "weft/detail/job.hpp"
 #include "weft/detail/result.hpp"
-#include "weft/detail/task.hpp"
 #include "weft/detail/workspan.hpp"
 #include "weft/runtime.hpp"
 #include "weft/this_fiber.hpp"
@@ -26,8 +26,8 @@ namespace detail {
 struct signal_task {
   struct promise_type {
     join_frame* m_frame = nullptr;
-    static void* operator new(std::size_t size) { return allocate_task(size); }
-    static void operator delete(void* p, std::size_t size) noexcept { free_task(p, size); }
+    static void* operator new(std::size_t size) { return allocate_job(size); }
+    static void operator delete(void* p, std::size_t size) noexcept { free_job(p, size); }
     signal_task get_return_object() noexcept {
       return signal_task{std::coroutine_handle<promise_type>::from_promise(*this)};
     }

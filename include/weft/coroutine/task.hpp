@@ -13,8 +13,8 @@
 #include <variant>
 
 #include "weft/detail/entry.hpp"
+#include "weft/detail/job.hpp"
 #include "weft/detail/result.hpp"
-#include "weft/detail/task.hpp"
 #include "weft/detail/workspan.hpp"
 
 namespace weft {
@@ -27,12 +27,12 @@ namespace detail {
 // m_ws: the strand the coroutine goes on with where it resumes, null when
 // not measured (<weft/workspan.hpp>); set by whoever queues this descriptor
 // (transfer_to, the awaitables), so not initialised here.
-struct coroutine_resumption : task {
+struct coroutine_resumption : job {
   std::coroutine_handle<> m_handle;
   ws_strand* m_ws;
 
-  coroutine_resumption() noexcept : task{&execute, nullptr} {}
-  static void execute(task* t) noexcept {
+  coroutine_resumption() noexcept : job{&execute, nullptr} {}
+  static void execute(job* t) noexcept {
     auto* self = static_cast<coroutine_resumption*>(t);
     if (self->m_ws != nullptr) [[unlikely]] {
       ws_restart(*self->m_ws);
@@ -85,8 +85,8 @@ struct promise_base {
   std::exception_ptr m_error;
 
   // Coroutine frames come from the per-worker recycling cache.
-  static void* operator new(std::size_t size) { return allocate_task(size); }
-  static void operator delete(void* p, std::size_t size) noexcept { free_task(p, size); }
+  static void* operator new(std::size_t size) { return allocate_job(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { free_job(p, size); }
 
   // Lazy start: whoever resumes the coroutine first (a co_await, a when_all
   // or spawn child run inline or taken, sync_wait's runner) starts the body,
@@ -112,7 +112,7 @@ struct child_slot {
     promise_base* m_promise = nullptr;
     resumption() noexcept { m_execute = &run; }
     // Run by a worker that took the child from a queue.
-    static void run(task* t) noexcept {
+    static void run(job* t) noexcept {
       auto* self = static_cast<resumption*>(t);
       self->m_promise->m_taken = true;
       self->m_handle.resume();

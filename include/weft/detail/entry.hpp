@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "weft/detail/export.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::detail {
 
@@ -21,15 +21,15 @@ enum class push_status : int {
 };
 
 // Pushes t onto the calling worker's queue, where other workers may take it.
-WEFT_API push_status push(task* t) noexcept;
+WEFT_API push_status push(job* t) noexcept;
 // The same, stack_low only when the stack is nearly full: the push of a
 // measured spawn.
-WEFT_API push_status push_plain(task* t) noexcept;
+WEFT_API push_status push_plain(job* t) noexcept;
 
 // Pops t back if it is still the newest task on the calling worker's queue.
 // True: the caller owns t again and runs it itself (uncounted; counted as a
 // task run by this worker).
-WEFT_API bool pop(task* t) noexcept;
+WEFT_API bool pop(job* t) noexcept;
 
 // Waits until `taken` uncounted children and every counted child of f have
 // completed. On a worker it suspends the calling fiber (never the thread);
@@ -70,7 +70,7 @@ WEFT_API bool stack_low() noexcept;
 
 // Makes t runnable on the calling worker (uncounted: a continuation, not a
 // spawn), or in the default runtime when called outside any worker.
-WEFT_API void defer(task* t) noexcept;
+WEFT_API void defer(job* t) noexcept;
 
 // The runtime of the calling worker, or null outside any runtime.
 WEFT_API runtime_state* current_runtime() noexcept;
@@ -78,15 +78,15 @@ WEFT_API runtime_state* current_runtime() noexcept;
 // Queues t behind the other ready work of the calling worker (a coroutine
 // that yields). False, and nothing queued, when the caller is not a worker or
 // the worker has nothing else to run.
-WEFT_API bool yield_task(task* t) noexcept;
+WEFT_API bool yield_job(job* t) noexcept;
 
 // ---- task memory ----
 
 // Memory for a spawned task of `size` bytes (aligned for any scalar type).
 // Recycled per worker; falls back to operator new. Throws std::bad_alloc.
-WEFT_API void* allocate_task(std::size_t size);
-// Returns memory from allocate_task(size). Any thread.
-WEFT_API void free_task(void* p, std::size_t size) noexcept;
+WEFT_API void* allocate_job(std::size_t size);
+// Returns memory from allocate_job(size). Any thread.
+WEFT_API void free_job(void* p, std::size_t size) noexcept;
 
 // ---- errors ----
 

@@ -6,19 +6,19 @@
 #include <atomic>
 #include <cstdint>
 
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::detail {
 
 struct runtime_state;
 
 // Exactly one kind of waiter: a suspended fiber (m_fiber), a task to make
-// runnable in runtime m_runtime (a coroutine's resumption: m_task), or a
+// runnable in runtime m_runtime (a coroutine's resumption: m_job), or a
 // thread outside any runtime blocked on the futex word m_flag. It lives with
 // the waiter (its stack or coroutine frame) until it is notified.
 struct waiter {
   void* m_fiber = nullptr;
-  task* m_task = nullptr;
+  job* m_job = nullptr;
   runtime_state* m_runtime = nullptr;
   std::atomic<std::uint32_t> m_flag{0};
 };

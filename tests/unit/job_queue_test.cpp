@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Unit tests of runtime/task_queue.hpp on one thread: the private ring in
+// Unit tests of runtime/job_queue.hpp on one thread: the private ring in
 // front of the public deque, the publication rules, pop_if, the demand flag
-// and serve_demand. Concurrency is in tests/stress/task_queue_stress_test.cpp.
-#include "task_queue.hpp"
+// and serve_demand. Concurrency is in tests/stress/job_queue_stress_test.cpp.
+#include "job_queue.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,32 +17,32 @@
 
 namespace {
 
-using weft::detail::task;
-using weft::rt::task_queue;
-using status = weft::rt::deque<task*>::steal_status;
-constexpr std::size_t k_cap = task_queue::k_private_capacity;
+using weft::detail::job;
+using weft::rt::job_queue;
+using status = weft::rt::deque<job*>::steal_status;
+constexpr std::size_t k_cap = job_queue::k_private_capacity;
 
-class TaskQueue : public testing::Test {
+class JobQueue : public testing::Test {
  protected:
-  std::unique_ptr<task_queue> make(bool stealable) { return std::make_unique<task_queue>(stealable); }
-  task* t(std::size_t i) { return &m_tasks.at(i); }
-  std::ptrdiff_t id(const task* p) const { return p - m_tasks.data(); }
+  std::unique_ptr<job_queue> make(bool stealable) { return std::make_unique<job_queue>(stealable); }
+  job* t(std::size_t i) { return &m_tasks.at(i); }
+  std::ptrdiff_t id(const job* p) const { return p - m_tasks.data(); }
 
-  static task* stolen(task_queue& q) {
+  static job* stolen(job_queue& q) {
     const auto r = q.steal();
     EXPECT_EQ(r.status, status::success);
     return r.value;
   }
-  static void expect_nothing_public(task_queue& q) {
+  static void expect_nothing_public(job_queue& q) {
     EXPECT_FALSE(q.public_nonempty());
     EXPECT_EQ(q.steal().status, status::empty);
   }
 
  private:
-  std::vector<task> m_tasks = std::vector<task>(4096);
+  std::vector<job> m_tasks = std::vector<job>(4096);
 };
 
-TEST_F(TaskQueue, NewQueueIsEmpty) {
+TEST_F(JobQueue, NewQueueIsEmpty) {
   for (const bool stealable : {true, false}) {
     auto q = make(stealable);
     EXPECT_TRUE(q->empty());
@@ -53,7 +53,7 @@ TEST_F(TaskQueue, NewQueueIsEmpty) {
   }
 }
 
-TEST_F(TaskQueue, PopIsLifo) {
+TEST_F(JobQueue, PopIsLifo) {
   for (const bool stealable : {true, false}) {
     SCOPED_TRACE(stealable ? "stealable" : "not stealable");
     auto q = make(stealable);
@@ -66,7 +66,7 @@ TEST_F(TaskQueue, PopIsLifo) {
 
 // Past the private capacity the oldest tasks go public, and pop() still
 // returns every task newest first.
-TEST_F(TaskQueue, PopIsLifoAcrossPrivateAndPublic) {
+TEST_F(JobQueue, PopIsLifoAcrossPrivateAndPublic) {
   for (const bool stealable : {true, false}) {
     SCOPED_TRACE(stealable ? "stealable" : "not stealable");
     auto q = make(stealable);
@@ -79,7 +79,7 @@ TEST_F(TaskQueue, PopIsLifoAcrossPrivateAndPublic) {
   }
 }
 
-TEST_F(TaskQueue, StealableFirstPushIsPublic) {
+TEST_F(JobQueue, StealableFirstPushIsPublic) {
   auto q = make(true);
   EXPECT_EQ(q->push(t(0)), t(0));
   EXPECT_TRUE(q->public_nonempty());
@@ -88,7 +88,7 @@ TEST_F(TaskQueue, StealableFirstPushIsPublic) {
   EXPECT_TRUE(q->empty());
 }
 
-TEST_F(TaskQueue, StealableLaterPushesStayPrivate) {
+TEST_F(JobQueue, StealableLaterPushesStayPrivate) {
   auto q = make(true);
   EXPECT_EQ(q->push(t(0)), t(0));
   EXPECT_EQ(q->push(t(1)), nullptr);
@@ -103,7 +103,7 @@ TEST_F(TaskQueue, StealableLaterPushesStayPrivate) {
 
 // The publication rule: a push that finds the public part empty publishes
 // the oldest private task, not the new one.
-TEST_F(TaskQueue, PushPublishesOldestPrivateWhenPublicIsEmpty) {
+TEST_F(JobQueue, PushPublishesOldestPrivateWhenPublicIsEmpty) {
   auto q = make(true);
   q->push(t(0));
   q->push(t(1));
@@ -122,7 +122,7 @@ TEST_F(TaskQueue, PushPublishesOldestPrivateWhenPublicIsEmpty) {
 
 // Every public task is older than every private one: the thieves see the
 // tasks in push order.
-TEST_F(TaskQueue, ThievesTakeOldestFirst) {
+TEST_F(JobQueue, ThievesTakeOldestFirst) {
   auto q = make(true);
   constexpr std::size_t n = 1000;
   for (std::size_t i = 0; i < n; ++i) q->push(t(i));
@@ -135,13 +135,13 @@ TEST_F(TaskQueue, ThievesTakeOldestFirst) {
       continue;
     }
     ASSERT_EQ(r.status, status::success);
-    ASSERT_EQ(r.value, t(next)) << "stole task " << id(r.value);
+    ASSERT_EQ(r.value, t(next)) << "stole job " << id(r.value);
     ++next;
   }
   EXPECT_TRUE(q->empty());
 }
 
-TEST_F(TaskQueue, NonStealableNeverPublishesBelowCapacity) {
+TEST_F(JobQueue, NonStealableNeverPublishesBelowCapacity) {
   auto q = make(false);
   for (std::size_t i = 0; i < k_cap; ++i) ASSERT_EQ(q->push(t(i)), nullptr);
   expect_nothing_public(*q);
@@ -154,7 +154,7 @@ TEST_F(TaskQueue, NonStealableNeverPublishesBelowCapacity) {
   expect_nothing_public(*q);
 }
 
-TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
+TEST_F(JobQueue, NonStealableOverflowGoesPublic) {
   auto q = make(false);
   for (std::size_t i = 0; i < k_cap; ++i) q->push(t(i));
   EXPECT_EQ(q->push(t(k_cap)), nullptr);  // overflow, but nothing is stealable to report
@@ -168,7 +168,7 @@ TEST_F(TaskQueue, NonStealableOverflowGoesPublic) {
   EXPECT_TRUE(q->empty());
 }
 
-TEST_F(TaskQueue, StealableOverflowPublishesAndReportsIt) {
+TEST_F(JobQueue, StealableOverflowPublishesAndReportsIt) {
   auto q = make(true);
   EXPECT_EQ(q->push(t(0)), t(0));                                              // public
   for (std::size_t i = 1; i <= k_cap; ++i) ASSERT_EQ(q->push(t(i)), nullptr);  // private, now full
@@ -178,7 +178,7 @@ TEST_F(TaskQueue, StealableOverflowPublishesAndReportsIt) {
   expect_nothing_public(*q);
 }
 
-TEST_F(TaskQueue, PopIfTakesOnlyTheNewestPrivateTask) {
+TEST_F(JobQueue, PopIfTakesOnlyTheNewestPrivateTask) {
   auto q = make(true);
   q->push(t(0));  // public
   q->push(t(1));
@@ -195,7 +195,7 @@ TEST_F(TaskQueue, PopIfTakesOnlyTheNewestPrivateTask) {
   EXPECT_FALSE(q->pop_if(t(0)));
 }
 
-TEST_F(TaskQueue, PopIfPutsBackAForeignPublicTask) {
+TEST_F(JobQueue, PopIfPutsBackAForeignPublicTask) {
   auto q = make(true);
   q->push(t(0));  // public
   EXPECT_FALSE(q->pop_if(t(5)));
@@ -204,7 +204,7 @@ TEST_F(TaskQueue, PopIfPutsBackAForeignPublicTask) {
   EXPECT_TRUE(q->empty());
 }
 
-TEST_F(TaskQueue, PopIfOnPublicPartKeepsOrder) {
+TEST_F(JobQueue, PopIfOnPublicPartKeepsOrder) {
   auto q = make(false);
   for (std::size_t i = 0; i < k_cap + 3; ++i) q->push(t(i));  // t0..t2 public
   for (std::size_t i = k_cap + 3; i-- > 3;) ASSERT_TRUE(q->pop_if(t(i)));
@@ -216,7 +216,7 @@ TEST_F(TaskQueue, PopIfOnPublicPartKeepsOrder) {
   EXPECT_TRUE(q->empty());
 }
 
-TEST_F(TaskQueue, FailedStealRaisesDemand) {
+TEST_F(JobQueue, FailedStealRaisesDemand) {
   auto q = make(true);
   EXPECT_FALSE(q->has_demand());
   EXPECT_EQ(q->steal().status, status::empty);
@@ -225,7 +225,7 @@ TEST_F(TaskQueue, FailedStealRaisesDemand) {
   EXPECT_TRUE(q->has_demand());
 }
 
-TEST_F(TaskQueue, SuccessfulStealRaisesNoDemand) {
+TEST_F(JobQueue, SuccessfulStealRaisesNoDemand) {
   auto q = make(true);
   q->push(t(0));
   q->push(t(1));
@@ -233,7 +233,7 @@ TEST_F(TaskQueue, SuccessfulStealRaisesNoDemand) {
   EXPECT_FALSE(q->has_demand());
 }
 
-TEST_F(TaskQueue, PublishingPushClearsDemand) {
+TEST_F(JobQueue, PublishingPushClearsDemand) {
   auto q = make(true);
   q->push(t(0));
   q->push(t(1));
@@ -246,7 +246,7 @@ TEST_F(TaskQueue, PublishingPushClearsDemand) {
   EXPECT_FALSE(q->has_demand());
 }
 
-TEST_F(TaskQueue, ServeDemandPublishesOldestPrivateTask) {
+TEST_F(JobQueue, ServeDemandPublishesOldestPrivateTask) {
   auto q = make(true);
   for (std::size_t i = 0; i < 4; ++i) q->push(t(i));  // t0 public, t1..t3 private
   EXPECT_EQ(stolen(*q), t(0));
@@ -262,7 +262,7 @@ TEST_F(TaskQueue, ServeDemandPublishesOldestPrivateTask) {
   EXPECT_EQ(q->pop(), nullptr);
 }
 
-TEST_F(TaskQueue, ServeDemandWithNothingPrivateClearsDemand) {
+TEST_F(JobQueue, ServeDemandWithNothingPrivateClearsDemand) {
   auto q = make(true);
   EXPECT_EQ(q->steal().status, status::empty);
   ASSERT_TRUE(q->has_demand());
@@ -273,7 +273,7 @@ TEST_F(TaskQueue, ServeDemandWithNothingPrivateClearsDemand) {
   EXPECT_EQ(stolen(*q), t(0));
 }
 
-TEST_F(TaskQueue, PushPublicIsStealable) {
+TEST_F(JobQueue, PushPublicIsStealable) {
   auto q = make(true);
   q->push_public(t(0));
   q->push_public(t(1));
@@ -285,13 +285,13 @@ TEST_F(TaskQueue, PushPublicIsStealable) {
 
 // Random single-thread sequences of every operation against an exact model:
 // the outstanding tasks in push order, of which the oldest `pub` are public.
-TEST_F(TaskQueue, RandomOperationsMatchModel) {
+TEST_F(JobQueue, RandomOperationsMatchModel) {
   weft_test::seeded_rng rng;  // names its seed in every failure
   for (int round = 0; round < 16; ++round) {
     const bool stealable = round % 4 != 3;
     SCOPED_TRACE("round " + std::to_string(round) + (stealable ? " stealable" : " not stealable"));
     auto q = make(stealable);
-    std::deque<task*> model;
+    std::deque<job*> model;
     std::size_t pub = 0;
     bool demand = false;
     std::size_t next = 0;
@@ -302,7 +302,7 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
       const bool growing = (op / 700) % 2 == 0;
       const unsigned r = static_cast<unsigned>(rng() % 100);
       if (r < (growing ? 55u : 25u)) {
-        task* x = t(next++ % 4096);
+        job* x = t(next++ % 4096);
         bool expect_visible = false;
         if (stealable && pub == 0) {
           pub = 1;
@@ -315,19 +315,19 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
         ASSERT_EQ(q->push(x) != nullptr, expect_visible);
         model.push_back(x);
       } else if (r < 70) {
-        task* got = q->pop();
+        job* got = q->pop();
         if (model.empty()) {
           ASSERT_EQ(got, nullptr);
         } else {
-          ASSERT_EQ(got, model.back()) << "popped task " << id(got);
+          ASSERT_EQ(got, model.back()) << "popped job " << id(got);
           if (priv == 0) --pub;
           model.pop_back();
         }
       } else if (r < 80) {
         // pop_if: half the time the newest task, else some other one.
-        task* x = model.empty() || rng() % 2 == 0 ? t(rng() % 4096) : model.back();
+        job* x = model.empty() || rng() % 2 == 0 ? t(rng() % 4096) : model.back();
         const bool newest = !model.empty() && x == model.back();
-        ASSERT_EQ(q->pop_if(x), newest) << "pop_if of task " << id(x);
+        ASSERT_EQ(q->pop_if(x), newest) << "pop_if of job " << id(x);
         if (newest) {
           if (priv == 0) --pub;
           model.pop_back();
@@ -339,7 +339,7 @@ TEST_F(TaskQueue, RandomOperationsMatchModel) {
           demand = true;
         } else {
           ASSERT_EQ(s.status, status::success);
-          ASSERT_EQ(s.value, model.front()) << "stole task " << id(s.value);
+          ASSERT_EQ(s.value, model.front()) << "stole job " << id(s.value);
           model.pop_front();
           --pub;
         }
@@ -366,14 +366,14 @@ namespace {
 
 // In builds with protocol checks (debug, debugoptimized: runtime/assert.hpp),
 // breaking a stated precondition stops the process with the rule's words.
-TEST(TaskQueueChecks, PushPublicBehindPrivateTasksIsCaught) {
+TEST(JobQueueChecks, PushPublicBehindPrivateTasksIsCaught) {
   if (!WEFT_ASSERTIONS) GTEST_SKIP() << "protocol checks are compiled out of this build (release)";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
-        task a;
-        task b;
-        task_queue q(false);  // not stealable: a push stays private
+        job a;
+        job b;
+        job_queue q(false);  // not stealable: a push stays private
         q.push(&a);
         q.push_public(&b);
       },

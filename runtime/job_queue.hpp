@@ -12,7 +12,7 @@
 #include "assert.hpp"
 #include "deque.hpp"
 #include "platform.hpp"
-#include "weft/detail/task.hpp"
+#include "weft/detail/job.hpp"
 
 namespace weft::rt {
 
@@ -30,21 +30,21 @@ namespace weft::rt {
 // finds the private part empty. Popping a private task costs no fence; only
 // popping a public one pays the deque's seq_cst fence (see
 // docs/decisions/0002-split-queue.md).
-class task_queue {
+class job_queue {
  public:
-  using task = detail::task;
+  using job = detail::job;
   static constexpr std::uint32_t k_private_capacity = 256;
 
   // stealable: false for a runtime of one worker (nothing is ever published,
   // except private overflow, which the owner takes back itself).
-  explicit task_queue(bool stealable) : m_stealable(stealable) {}
-  task_queue(const task_queue&) = delete;
-  task_queue& operator=(const task_queue&) = delete;
+  explicit job_queue(bool stealable) : m_stealable(stealable) {}
+  job_queue(const job_queue&) = delete;
+  job_queue& operator=(const job_queue&) = delete;
 
   // Owner only. Returns the task that became visible to thieves (t or an
   // older one; the caller then wakes a sleeper if needed), or null. Throws
   // std::bad_alloc only when the public deque must grow and cannot.
-  task* push(task* t) {
+  job* push(job* t) {
     if ((!m_stealable || !m_public.looks_empty()) && m_hi - m_lo != k_private_capacity) {
       put_private(t);
       return nullptr;
@@ -54,20 +54,20 @@ class task_queue {
 
   // Owner only: moves t to the public deque (used for injected work, which
   // the owner wants spread at once). Precondition: the private part is empty.
-  void push_public(task* t) {
+  void push_public(job* t) {
     WEFT_ASSERT(m_hi == m_lo, "push_public: the private part is empty (else t would be stolen before older tasks)");
     m_public.push(t);
   }
 
   // Owner only. The newest task, or nullptr.
-  task* pop() noexcept {
+  job* pop() noexcept {
     if (m_hi != m_lo) return m_private[--m_hi % k_private_capacity];
     if (m_public.looks_empty()) return nullptr;  // exact for the owner: top only grows
     return m_public.take();
   }
 
   // Owner only. Takes t back if it is the newest task; true on success.
-  bool pop_if(task* t) noexcept {
+  bool pop_if(job* t) noexcept {
     if (m_hi != m_lo) {
       if (m_private[(m_hi - 1) % k_private_capacity] != t) return false;
       --m_hi;
@@ -81,10 +81,10 @@ class task_queue {
   // Owner only: answers a demand by publishing the oldest private task, which
   // it returns; null when nothing was private (the caller may split its own
   // work instead). Clears the demand either way.
-  task* serve_demand() {
+  job* serve_demand() {
     m_demand.store(false, std::memory_order_relaxed);
     if (m_lo == m_hi) return nullptr;
-    task* t = m_private[m_lo++ % k_private_capacity];
+    job* t = m_private[m_lo++ % k_private_capacity];
     m_public.push(t);
     return t;
   }
@@ -97,9 +97,9 @@ class task_queue {
 
   // Any thread. Steals the oldest public task; raises the demand flag when
   // there is none, so that the owner publishes at its next scheduling point.
-  deque<task*>::steal_result steal() noexcept {
+  deque<job*>::steal_result steal() noexcept {
     auto r = m_public.steal();
-    if (r.status == deque<task*>::steal_status::empty && !m_demand.load(std::memory_order_relaxed)) {
+    if (r.status == deque<job*>::steal_status::empty && !m_demand.load(std::memory_order_relaxed)) {
       m_demand.store(true, std::memory_order_relaxed);
     }
     return r;
@@ -109,12 +109,12 @@ class task_queue {
   bool public_nonempty() const noexcept { return !m_public.looks_empty(); }
 
  private:
-  void put_private(task* t) noexcept { m_private[m_hi++ % k_private_capacity] = t; }
+  void put_private(job* t) noexcept { m_private[m_hi++ % k_private_capacity] = t; }
 
   // Publication at push (the public part is empty) or private overflow.
-  __attribute__((noinline)) task* push_slow(task* t) {
+  __attribute__((noinline)) job* push_slow(job* t) {
     if (m_stealable && m_public.looks_empty()) {
-      task* published = t;
+      job* published = t;
       if (m_lo != m_hi) {  // the oldest private task goes public, t stays private
         published = m_private[m_lo++ % k_private_capacity];
         m_public.push(published);
@@ -126,15 +126,15 @@ class task_queue {
       return published;
     }
     // Full: the oldest private task goes public.
-    task* oldest = m_private[m_lo++ % k_private_capacity];
+    job* oldest = m_private[m_lo++ % k_private_capacity];
     m_public.push(oldest);
     put_private(t);
     return m_stealable ? oldest : nullptr;
   }
 
-  __attribute__((noinline)) bool pop_public_if(task* t) noexcept {
+  __attribute__((noinline)) bool pop_public_if(job* t) noexcept {
     if (m_public.looks_empty()) return false;
-    task* x = m_public.take();
+    job* x = m_public.take();
     if (x == t) return true;
     if (x != nullptr) m_public.push(x);  // not ours: put it back where it was (cannot grow)
     return false;
@@ -144,9 +144,9 @@ class task_queue {
   std::uint32_t m_lo = 0;  // oldest private task (counters wrap; the capacity divides 2^32)
   std::uint32_t m_hi = 0;  // one past the newest private task
   const bool m_stealable;
-  task* m_private[k_private_capacity];
+  job* m_private[k_private_capacity];
 
-  deque<task*> m_public;
+  deque<job*> m_public;
 
   // Written by thieves (rarely: only when it is false), read by the owner.
   alignas(k_false_sharing) std::atomic<bool> m_demand{false};

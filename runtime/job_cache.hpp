@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: recycled memory for spawned closures (task_group).
 // Owns: one worker's recycled blocks. Touched by: that worker's owner only
-// (allocate_task, free_task in join.cpp).
+// (allocate_job, free_job in join.cpp).
 #pragma once
 
 #include <cstddef>
@@ -13,15 +13,15 @@ namespace weft::rt {
 // Blocks always come from operator new of their class size, so any thread may
 // release one with operator delete; a worker keeps what it frees, up to a
 // bound per class, whoever allocated it.
-class task_cache {
+class job_cache {
  public:
   static constexpr std::size_t k_classes = 5;  // 64, 128, 256, 512, 1024 bytes
   static constexpr std::size_t k_max_cached = 1024;
 
-  task_cache() = default;
-  task_cache(const task_cache&) = delete;
-  task_cache& operator=(const task_cache&) = delete;
-  ~task_cache() {
+  job_cache() = default;
+  job_cache(const job_cache&) = delete;
+  job_cache& operator=(const job_cache&) = delete;
+  ~job_cache() {
     for (std::size_t c = 0; c < k_classes; ++c) {
       while (node* n = m_free[c]) {
         m_free[c] = n->m_next;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-// weft: task descriptors and join frames, the plumbing shared by the public
-// templates and the compiled runtime.
+// weft: jobs (the descriptors of queued tasks) and join frames, the plumbing
+// shared by the public templates and the compiled runtime.
 #pragma once
 
 #include <atomic>
@@ -9,20 +9,23 @@
 
 namespace weft::detail {
 
-struct task;
+struct job;
 
-// Runs a task that a worker took from a queue: one that its spawner did not
-// pop back. Never throws: a task captures its exceptions where its spawner
+// Runs a job that a worker took from a queue: one that its spawner did not
+// pop back. Never throws: a job captures its exceptions where its spawner
 // will find them.
-using task_fn = void (*)(task* self) noexcept;
+using job_fn = void (*)(job* self) noexcept;
 
-// A task is a small descriptor (function pointer and links), never a fiber and
-// never a heap object of the runtime: it lives in the frame of its spawner (or
-// in memory the spawner owns) and outlives its execution because the spawner
-// joins it before that memory goes away.
-struct task {
-  task_fn m_execute = nullptr;
-  task* m_next = nullptr;  // link while in an injection queue; owned by the queue
+// A job is what the queues hold: the descriptor of one task (a join's second
+// half, a task_group spawn, a loop's upper half, a coroutine's resumption).
+// Named apart from weft::task<T>, the coroutine type. It is a function
+// pointer and a link, never a fiber and never a heap object of the runtime: it
+// lives in the frame of its spawner (or in memory the spawner owns) and
+// outlives its execution because the spawner joins it before that memory goes
+// away.
+struct job {
+  job_fn m_execute = nullptr;
+  job* m_next = nullptr;  // link while in an injection queue; owned by the queue
 };
 
 // A join counter, kept in the joining frame.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
-// Unit tests of runtime/task_cache.hpp: size classes, recycling per class
+// Unit tests of runtime/job_cache.hpp: size classes, recycling per class
 // (newest freed block first), the bound on cached blocks, and blocks that
 // move between caches. Leaks show up under ASan/LSan.
-#include "task_cache.hpp"
+#include "job_cache.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,45 +14,45 @@
 
 namespace {
 
-using weft::rt::task_cache;
+using weft::rt::job_cache;
 
 TEST(TaskCache, SizeClasses) {
-  EXPECT_EQ(task_cache::class_of(0), 0u);
-  EXPECT_EQ(task_cache::class_of(1), 0u);
-  EXPECT_EQ(task_cache::class_of(64), 0u);
-  EXPECT_EQ(task_cache::class_of(65), 1u);
-  EXPECT_EQ(task_cache::class_of(128), 1u);
-  EXPECT_EQ(task_cache::class_of(129), 2u);
-  EXPECT_EQ(task_cache::class_of(256), 2u);
-  EXPECT_EQ(task_cache::class_of(257), 3u);
-  EXPECT_EQ(task_cache::class_of(512), 3u);
-  EXPECT_EQ(task_cache::class_of(513), 4u);
-  EXPECT_EQ(task_cache::class_of(1024), 4u);
-  EXPECT_EQ(task_cache::class_of(1025), task_cache::k_classes);
-  EXPECT_EQ(task_cache::class_of(SIZE_MAX), task_cache::k_classes);
-  for (std::size_t c = 0; c < task_cache::k_classes; ++c) {
-    EXPECT_EQ(task_cache::class_size(c), std::size_t{64} << c);
-    EXPECT_EQ(task_cache::class_of(task_cache::class_size(c)), c);
-    EXPECT_EQ(task_cache::class_of(task_cache::class_size(c) + 1), c + 1);
+  EXPECT_EQ(job_cache::class_of(0), 0u);
+  EXPECT_EQ(job_cache::class_of(1), 0u);
+  EXPECT_EQ(job_cache::class_of(64), 0u);
+  EXPECT_EQ(job_cache::class_of(65), 1u);
+  EXPECT_EQ(job_cache::class_of(128), 1u);
+  EXPECT_EQ(job_cache::class_of(129), 2u);
+  EXPECT_EQ(job_cache::class_of(256), 2u);
+  EXPECT_EQ(job_cache::class_of(257), 3u);
+  EXPECT_EQ(job_cache::class_of(512), 3u);
+  EXPECT_EQ(job_cache::class_of(513), 4u);
+  EXPECT_EQ(job_cache::class_of(1024), 4u);
+  EXPECT_EQ(job_cache::class_of(1025), job_cache::k_classes);
+  EXPECT_EQ(job_cache::class_of(SIZE_MAX), job_cache::k_classes);
+  for (std::size_t c = 0; c < job_cache::k_classes; ++c) {
+    EXPECT_EQ(job_cache::class_size(c), std::size_t{64} << c);
+    EXPECT_EQ(job_cache::class_of(job_cache::class_size(c)), c);
+    EXPECT_EQ(job_cache::class_of(job_cache::class_size(c) + 1), c + 1);
   }
 }
 
 // Every block holds its whole class size, suitably aligned.
 TEST(TaskCache, BlocksAreUsableToTheirClassSize) {
-  task_cache cache;
+  job_cache cache;
   for (const std::size_t size : {1u, 40u, 64u, 65u, 200u, 512u, 513u, 4000u}) {
     void* p = cache.allocate(size);
     ASSERT_NE(p, nullptr);
     EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % alignof(std::max_align_t), 0u);
-    const std::size_t c = task_cache::class_of(size);
-    const std::size_t usable = c == task_cache::k_classes ? size : task_cache::class_size(c);
+    const std::size_t c = job_cache::class_of(size);
+    const std::size_t usable = c == job_cache::k_classes ? size : job_cache::class_size(c);
     std::memset(p, 0xab, usable);
     cache.release(p, size);
   }
 }
 
 TEST(TaskCache, ReleasedBlockIsReusedInItsClass) {
-  task_cache cache;
+  job_cache cache;
   void* a = cache.allocate(100);  // class 1
   cache.release(a, 100);
   EXPECT_EQ(cache.allocate(128), a);  // same class: the cached block
@@ -65,7 +65,7 @@ TEST(TaskCache, ReleasedBlockIsReusedInItsClass) {
 }
 
 TEST(TaskCache, NewestReleasedFirst) {
-  task_cache cache;
+  job_cache cache;
   std::vector<void*> blocks;
   for (int i = 0; i < 10; ++i) blocks.push_back(cache.allocate(300));
   for (void* p : blocks) cache.release(p, 300);
@@ -76,22 +76,22 @@ TEST(TaskCache, NewestReleasedFirst) {
 // Past k_max_cached blocks of a class, released blocks go back to the heap:
 // exactly the first k_max_cached released come back from the cache.
 TEST(TaskCache, CachedBlocksAreBounded) {
-  constexpr std::size_t n = task_cache::k_max_cached + 50;
-  task_cache cache;
+  constexpr std::size_t n = job_cache::k_max_cached + 50;
+  job_cache cache;
   std::vector<void*> blocks;
   for (std::size_t i = 0; i < n; ++i) blocks.push_back(cache.allocate(64));
   for (void* p : blocks) cache.release(p, 64);
-  for (std::size_t i = task_cache::k_max_cached; i-- > 0;) {
+  for (std::size_t i = job_cache::k_max_cached; i-- > 0;) {
     ASSERT_EQ(cache.allocate(64), blocks[i]) << "i=" << i;
   }
-  for (std::size_t i = 0; i < task_cache::k_max_cached; ++i) cache.release(blocks[i], 64);
+  for (std::size_t i = 0; i < job_cache::k_max_cached; ++i) cache.release(blocks[i], 64);
 }
 
 TEST(TaskCache, BlocksMoveBetweenCaches) {
-  task_cache a;
+  job_cache a;
   void* p = nullptr;
   {
-    task_cache b;
+    job_cache b;
     p = b.allocate(256);
     a.release(p, 256);  // b never sees it again
     void* q = b.allocate(256);
@@ -103,7 +103,7 @@ TEST(TaskCache, BlocksMoveBetweenCaches) {
 }  // a frees p
 
 TEST(TaskCache, OversizedBlocksAreNotCached) {
-  task_cache cache;
+  job_cache cache;
   void* p = cache.allocate(10000);
   std::memset(p, 1, 10000);
   cache.release(p, 10000);

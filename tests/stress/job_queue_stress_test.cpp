@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-// Stress test of runtime/task_queue.hpp: the owner pushes, pops, pops back
+// Stress test of runtime/job_queue.hpp: the owner pushes, pops, pops back
 // the task it just spawned (pop_if, as a join does) and answers demand
 // (serve_demand), while several thieves steal and raise demand. Every task
 // pushed is popped or stolen exactly once.
-#include "task_queue.hpp"
+#include "job_queue.hpp"
 
 #include <gtest/gtest.h>
 
@@ -19,9 +19,9 @@
 namespace {
 
 namespace st = weft_test::stress;
-using weft::detail::task;
-using weft::rt::task_queue;
-using status = weft::rt::deque<task*>::steal_status;
+using weft::detail::job;
+using weft::rt::job_queue;
+using status = weft::rt::deque<job*>::steal_status;
 
 struct thief_counts {
   std::uint64_t stolen = 0;
@@ -37,15 +37,15 @@ struct owner_counts {
   std::uint64_t demands_served = 0;
 };
 
-class TaskQueueStress : public testing::TestWithParam<int> {};
+class JobQueueStress : public testing::TestWithParam<int> {};
 
-TEST_P(TaskQueueStress, OwnerAgainstThieves) {
+TEST_P(JobQueueStress, OwnerAgainstThieves) {
   const int thieves = GetParam();
   weft_test::seeded_rng rng;
   const std::uint64_t seed = rng.seed();
   st::errors errs;
   st::ledger ledger(std::uint64_t{1} << 24);
-  auto q = std::make_unique<task_queue>(true);
+  auto q = std::make_unique<job_queue>(true);
   std::atomic<bool> owner_done{false};
   std::atomic<int> thieves_ready{0};
   std::vector<thief_counts> counts(static_cast<std::size_t>(thieves));
@@ -62,7 +62,7 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
         const auto s = q->steal();
         if (s.status == status::success) {
           if (s.value == nullptr) {
-            errs.add("steal() succeeded with a null task");
+            errs.add("steal() succeeded with a null job");
           } else {
             // Ids are pushed in increasing order, every public task is older
             // than every private one, and steal() takes the oldest public
@@ -94,19 +94,19 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
   std::uint64_t ops = 0;
   const auto deadline = st::clock_type::now() + st::budget(2.0);
   const std::uint64_t limit = ledger.capacity() - 8192;
-  auto push = [&]() -> task* {
-    task* t = st::item_ptr<task>(next++);
+  auto push = [&]() -> job* {
+    job* t = st::item_ptr<job>(next++);
     if (q->push(t)) ++oc.published_by_push;
     return t;
   };
   auto pop = [&] {
-    task* t = q->pop();
+    job* t = q->pop();
     if (t == nullptr) return false;
     ledger.receive(st::item_id(t), errs, "the owner (pop)");
     ++oc.popped;
     return true;
   };
-  auto pop_if = [&](task* t) {
+  auto pop_if = [&](job* t) {
     if (q->pop_if(t)) {
       ledger.receive(st::item_id(t), errs, "the owner (pop_if)");
       ++oc.pop_if_hits;
@@ -124,10 +124,10 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
     if (choice < 30) {
       // Fork-join: spawn a child, do some work (maybe spawning more), then
       // take the child back if nobody stole it.
-      task* child = push();
+      job* child = push();
       const std::uint64_t inner = r.below(4);
       for (std::uint64_t i = 0; i < inner; ++i) {
-        task* grandchild = push();
+        job* grandchild = push();
         st::spin(r.below(16));
         if (!pop_if(grandchild)) poll_demand();
       }
@@ -135,7 +135,7 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
       pop_if(child);
     } else if (choice < 50) {
       // A burst; now and then past the private capacity (overflow).
-      const std::uint64_t n = r.one_in(16) ? task_queue::k_private_capacity + r.below(600) : 1 + r.below(48);
+      const std::uint64_t n = r.one_in(16) ? job_queue::k_private_capacity + r.below(600) : 1 + r.below(48);
       for (std::uint64_t i = 0; i < n; ++i) push();
     } else if (choice < 70) {
       const std::uint64_t n = 1 + r.below(48);
@@ -151,7 +151,7 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
       if (q->serve_demand()) ++oc.demands_served;  // unasked: must be harmless
     } else {
       // A foreign pop_if: an id that is not the newest (or not queued at all).
-      if (next > 0) pop_if(st::item_ptr<task>(r.below(next)));
+      if (next > 0) pop_if(st::item_ptr<job>(r.below(next)));
     }
   }
   while (pop()) {
@@ -175,10 +175,10 @@ TEST_P(TaskQueueStress, OwnerAgainstThieves) {
   EXPECT_EQ(oc.popped + oc.pop_if_hits + total.stolen, next);
   const std::string problems = ledger.check(next);
   EXPECT_TRUE(problems.empty()) << problems;
-  EXPECT_GT(total.stolen, 0u) << "the thieves never got a task: publication does not work";
+  EXPECT_GT(total.stolen, 0u) << "the thieves never got a job: publication does not work";
 }
 
-INSTANTIATE_TEST_SUITE_P(Thieves, TaskQueueStress, testing::Values(3, 6),
+INSTANTIATE_TEST_SUITE_P(Thieves, JobQueueStress, testing::Values(3, 6),
                          [](const testing::TestParamInfo<int>& info) { return std::to_string(info.param); });
 
 }  // namespace

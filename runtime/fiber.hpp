@@ -86,6 +86,18 @@ using switch_action = void (*)(worker& w, fiber* prev, void* arg);
 // current_worker() after it. from_dies: the saved fiber is never resumed.
 void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies = false) noexcept;
 
+// The most idle fibers a worker keeps: a pooled fiber keeps its stack's
+// touched pages resident, so the pool bounds a worker's idle stack memory at
+// 64 stacks (16 MiB at the default stack size if every page were touched).
+// 64 is also the slot count of a stack slab (runtime/stack.cpp), so a
+// worker's idle fibers never hold more than one slab's worth. Below the
+// bound, waits reuse fibers without touching the slabs: rounds of 50
+// suspensions cost 0.8 us each, rounds of 200 (136 fibers past the pool)
+// 28-35 us (docs/decisions/0007-stack-slabs.md). A worker keeps at most
+// min(k_max_idle_fibers, config::max_fibers / 2), so pooled fibers never use
+// up the live-fiber bound.
+inline constexpr std::size_t k_max_idle_fibers = 64;
+
 // Idle fibers of one worker (owner only). Fibers migrate between workers when
 // they suspend and resume, so a pool may hold fibers another worker created.
 class fiber_pool {

@@ -47,7 +47,7 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_index(index),
       m_queue(s.num_workers() > 1),
       m_sleep_entry(index),
-      m_pool(std::min<std::size_t>(64, s.cfg().max_fibers / 2)),  // pooled fibers stay under the bound
+      m_pool(std::min(k_max_idle_fibers, s.cfg().max_fibers / 2)),
       m_first(first),
       m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
   m_steal_round =

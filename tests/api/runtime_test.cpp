@@ -378,6 +378,23 @@ TEST(RuntimeLifeTest, DestroyedRightAfterCreation) {
   EXPECT_EQ(weft_test::settled_thread_count(threads_before), threads_before);
 }
 
+// The constructor returns once every worker thread has finished starting (so
+// a fork() after it never copies a thread in the middle of its start-up: see
+// docs/reliability.md). A worker thread counts its first fiber as its last
+// start-up step, so right after construction, before any work, each worker
+// has counted exactly one.
+TEST(RuntimeLifeTest, ConstructionReturnsWithEveryWorkerThreadStarted) {
+  for (int i = 0; i < 40; ++i) {
+    const int workers = 1 + i % 8;
+    weft::runtime rt{weft::config{.workers = workers}};
+    const weft::stats s = rt.stats();
+    ASSERT_EQ(s.workers.size(), static_cast<std::size_t>(workers));
+    for (std::size_t w = 0; w < s.workers.size(); ++w) {
+      ASSERT_EQ(s.workers[w].fibers_created, 1u) << "worker " << w << " of " << workers << ", round " << i;
+    }
+  }
+}
+
 TEST(RuntimeLifeTest, TwoRuntimesUsedAtOnce) {
   weft::runtime a{weft::config{.workers = 2}};
   weft::runtime b{weft::config{.workers = 3}};

@@ -67,7 +67,7 @@ template <class F>
 
 // The first name of on_fiber_async, kept for code written against it.
 template <class F>
-[[deprecated("use weft::on_fiber_async: every awaitable of weft ends in _async")]] [[nodiscard]] auto on_fiber(F&& fn) {
+[[deprecated("weft::on_fiber is now weft::on_fiber_async")]] [[nodiscard]] auto on_fiber(F&& fn) {
   return on_fiber_async(std::forward<F>(fn));
 }
 

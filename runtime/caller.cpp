@@ -133,7 +133,7 @@ class slot_loan {
     w.m_counters.enter(activity::busy);
     counters::bump(w.m_counters.tasks_run);
     counters::bump(w.m_counters.lent);
-    t_worker = &w;
+    set_thread_worker(&w);
   }
 
   // On this thread's own stack, after the call returned (or threw): nothing of
@@ -142,7 +142,7 @@ class slot_loan {
     worker& w = m_worker;
     caller_state& c = m_caller;
     WEFT_ASSERT(w.m_current == &c.m_native, "~slot_loan: the call is done: the thread is back on its own stack");
-    t_worker = nullptr;
+    set_thread_worker(nullptr);
     // Work left on the slot (pushed by tasks this thread ran while its call
     // waited) is the slot thread's to run: wake it.
     const bool leftover = w.has_local_work();

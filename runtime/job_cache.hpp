@@ -1,73 +1,56 @@
 // SPDX-License-Identifier: MIT
-// weft::rt: recycled memory for spawned closures (task_group).
-// Owns: one worker's recycled blocks. Touched by: that worker's owner only
-// (allocate_job, free_job in join.cpp).
+// weft::rt: recycled memory for spawned closures and coroutine frames.
+// Owns: one worker's recycled blocks. Touched by: the thread that runs the
+// worker only: the public templates' allocate_job / free_job through
+// detail::t_job_lists (<weft/detail/job_memory.hpp>), and their slow paths in
+// join.cpp.
 #pragma once
 
 #include <cstddef>
 #include <new>
 
+#include "weft/detail/job_memory.hpp"
+
 namespace weft::rt {
 
-// Per-worker free lists of task memory in a few size classes (owner only).
-// Blocks always come from operator new of their class size, so any thread may
-// release one with operator delete; a worker keeps what it frees, up to a
-// bound per class, whoever allocated it.
+// A worker's free lists (detail::job_lists: size classes of 64 to 1024
+// bytes, at most k_max_cached blocks each), and the blocks they hold freed
+// with the worker.
 class job_cache {
  public:
-  static constexpr std::size_t k_classes = 5;  // 64, 128, 256, 512, 1024 bytes
-  static constexpr std::size_t k_max_cached = 1024;
+  using lists = detail::job_lists;
+  static constexpr std::size_t k_classes = lists::k_classes;
+  static constexpr std::size_t k_max_cached = lists::k_max_cached;
 
   job_cache() = default;
   job_cache(const job_cache&) = delete;
   job_cache& operator=(const job_cache&) = delete;
   ~job_cache() {
     for (std::size_t c = 0; c < k_classes; ++c) {
-      while (node* n = m_free[c]) {
-        m_free[c] = n->m_next;
-        ::operator delete(n);
-      }
+      while (void* p = m_lists.take(c)) ::operator delete(p);
     }
   }
 
-  // Size class of a request, or k_classes when it is too large to cache.
-  static std::size_t class_of(std::size_t size) noexcept {
-    if (size <= 64) return 0;
-    // ceil(log2(size)) - 6, capped at k_classes (too large to cache).
-    const std::size_t c = static_cast<std::size_t>(64 - __builtin_clzll(size - 1)) - 6;
-    return c < k_classes ? c : k_classes;
-  }
-  static std::size_t class_size(std::size_t c) noexcept { return std::size_t{64} << c; }
+  static constexpr std::size_t class_of(std::size_t size) noexcept { return lists::class_of(size); }
+  static constexpr std::size_t class_size(std::size_t c) noexcept { return lists::class_size(c); }
 
   void* allocate(std::size_t size) {
     const std::size_t c = class_of(size);
     if (c == k_classes) return ::operator new(size);
-    if (node* n = m_free[c]) {
-      m_free[c] = n->m_next;
-      --m_count[c];
-      return n;
-    }
+    if (void* p = m_lists.take(c)) return p;
     return ::operator new(class_size(c));
   }
 
   void release(void* p, std::size_t size) noexcept {
     const std::size_t c = class_of(size);
-    if (c == k_classes || m_count[c] >= k_max_cached) {
-      ::operator delete(p);
-      return;
-    }
-    auto* n = static_cast<node*>(p);
-    n->m_next = m_free[c];
-    m_free[c] = n;
-    ++m_count[c];
+    if (c == k_classes || !m_lists.keep(p, c)) ::operator delete(p);
   }
 
+  // What t_job_lists points to while a thread runs this cache's worker.
+  lists* free_lists() noexcept { return &m_lists; }
+
  private:
-  struct node {
-    node* m_next;
-  };
-  node* m_free[k_classes] = {};
-  std::size_t m_count[k_classes] = {};
+  lists m_lists;
 };
 
 }  // namespace weft::rt

@@ -438,21 +438,24 @@ bool on_runtime(const runtime_state* rt) noexcept {
   return w != nullptr && &w->m_sched == rt;
 }
 
-// allocate_job() and free_job() never switch fibers: inline worker reads,
-// out of line so that no caller inside libweft that runs them after a switch
-// reuses its thread's TLS address (see this_thread_worker()).
-WEFT_NOINLINE void* allocate_job(std::size_t size) {
+// The slow paths of allocate_job() and free_job() (job_memory.hpp): never
+// switch fibers, so inline worker reads; out of line, so that no caller inside
+// libweft that runs them after a switch reuses its thread's TLS address (see
+// this_thread_worker()).
+WEFT_NOINLINE void* allocate_job_slow(std::size_t size) {
   if (worker* w = rt::this_thread_worker()) return w->m_job_cache.allocate(size);
   const std::size_t c = rt::job_cache::class_of(size);
   return ::operator new(c == rt::job_cache::k_classes ? size : rt::job_cache::class_size(c));
 }
 
-WEFT_NOINLINE void free_job(void* p, std::size_t size) noexcept {
+WEFT_NOINLINE void free_job_slow(void* p, std::size_t size) noexcept {
   if (worker* w = rt::this_thread_worker()) {
     w->m_job_cache.release(p, size);
     return;
   }
   ::operator delete(p);
 }
+
+WEFT_NOIPA job_lists* job_lists_of_this_thread() noexcept { return t_job_lists; }
 
 }  // namespace weft::detail

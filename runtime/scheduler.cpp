@@ -59,7 +59,7 @@ void on_fork_parent() noexcept {
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
-  t_worker = nullptr;
+  set_thread_worker(nullptr);
   unlock_stacks_after_fork();
   g_live_lock.unlock();
   g_default_creation.unlock();

@@ -12,6 +12,13 @@
 namespace weft::rt {
 
 constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace weft::rt
+
+namespace weft::detail {
+constinit thread_local job_lists* t_job_lists __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace weft::detail
+
+namespace weft::rt {
 
 WEFT_NOIPA worker* current_worker() noexcept {
   worker* w = t_worker;
@@ -64,7 +71,7 @@ worker::~worker() {
 
 void worker::thread_main() noexcept {
   note_thread();
-  t_worker = this;
+  set_thread_worker(this);
   m_eh_globals = this_thread_eh_globals();
   m_signal_stack.enter();
   adopt_thread(m_native, m_sched);
@@ -79,7 +86,7 @@ void worker::thread_main() noexcept {
   // fiber of this thread was retired by the switch.
   m_pool.clear();
   m_signal_stack.leave();
-  t_worker = nullptr;
+  set_thread_worker(nullptr);
   m_sched.worker_exited();  // last access to the scheduler; the thread ends next
 }
 

@@ -180,6 +180,14 @@ class alignas(k_false_sharing) worker {
 // also from a shared library (the variable is small).
 extern constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec")));
 
+// Makes w (null: none) the worker the calling thread runs: t_worker and the
+// public templates' view of its recycled memory (detail::t_job_lists) change
+// together.
+inline void set_thread_worker(worker* w) noexcept {
+  t_worker = w;
+  detail::t_job_lists = w != nullptr ? w->m_job_cache.free_lists() : nullptr;
+}
+
 // The worker running the calling thread, or null. Reads the thread pointer
 // each time (never inlined or cached), so that a fiber that resumed on another
 // thread gets that thread's worker.

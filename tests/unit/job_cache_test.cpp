@@ -1,16 +1,28 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of runtime/job_cache.hpp: size classes, recycling per class
 // (newest freed block first), the bound on cached blocks, and blocks that
-// move between caches. Leaks show up under ASan/LSan.
+// move between caches; and of the inline allocate_job / free_job
+// (<weft/detail/job_memory.hpp>): the thread's view of its worker's lists
+// follows the worker it runs (its own thread, a borrowed slot, a fiber that
+// moved to another thread), and off a worker the heap is used. Leaks show up
+// under ASan/LSan.
 #include "job_cache.hpp"
 
 #include <gtest/gtest.h>
 
+#include <weft/weft.hpp>
+
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "watchdog.hpp"
+#include "worker.hpp"
 
 namespace {
 
@@ -110,6 +122,90 @@ TEST(TaskCache, OversizedBlocksAreNotCached) {
   void* q = cache.allocate(64);  // a cached oversized block would not do for class 0
   std::memset(q, 1, 64);
   cache.release(q, 64);
+}
+
+// The lists allocate_job() takes from on this thread: its worker's, or none.
+weft::detail::job_lists* expected_lists() {
+  weft::rt::worker* w = weft::rt::current_worker();
+  return w != nullptr ? w->m_job_cache.free_lists() : nullptr;
+}
+
+TEST(JobMemory, OffAWorkerTheHeapIsUsed) {
+  EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+  for (const std::size_t size : {8u, 64u, 100u, 1024u, 1025u, 100000u}) {
+    void* p = weft::detail::allocate_job(size);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x5a, size);
+    weft::detail::free_job(p, size);  // operator delete: ASan reports a mismatch or a leak
+  }
+}
+
+TEST(JobMemory, AWorkerRecyclesInline) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  rt.run([] {
+    ASSERT_NE(weft::detail::this_thread_job_lists(), nullptr);
+    EXPECT_EQ(weft::detail::this_thread_job_lists(), expected_lists());
+    void* a = weft::detail::allocate_job(100);
+    weft::detail::free_job(a, 100);
+    EXPECT_EQ(weft::detail::allocate_job(120), a);  // same class, same worker, no switch in between
+    weft::detail::free_job(a, 120);
+    void* big = weft::detail::allocate_job(5000);  // not cached
+    std::memset(big, 1, 5000);
+    weft::detail::free_job(big, 5000);
+  });
+  EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+}
+
+// A fiber that resumes on another thread reads that thread's lists: the read
+// is never reused across the switch. Items contend for a weft::mutex, so
+// fibers suspend and are resumed by whichever worker unlocks; rounds repeat
+// until some fiber resumed on the other thread. Blocks allocated on one worker
+// and freed on another move between them.
+TEST(JobMemory, TheViewFollowsAFiberToAnotherThread) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  std::atomic<int> wrong{0};
+  std::atomic<int> moved{0};
+  weft::mutex m;
+  volatile long shared = 0;  // volatile: the loop under the lock is not folded away
+  for (int round = 0; round < 50 && moved.load() == 0; ++round) {
+    rt.run([&] {
+      weft::parallelize(2000, [&](std::size_t) {
+        weft::detail::job_lists* before = weft::detail::this_thread_job_lists();
+        if (before != expected_lists()) wrong.fetch_add(1, std::memory_order_relaxed);
+        void* p = weft::detail::allocate_job(200);
+        {
+          std::lock_guard<weft::mutex> hold(m);
+          for (int k = 0; k < 2000; ++k) shared = shared + k;  // long enough that both workers queue here
+        }
+        weft::detail::job_lists* after = weft::detail::this_thread_job_lists();
+        if (after != expected_lists()) wrong.fetch_add(1, std::memory_order_relaxed);
+        if (after != before) moved.fetch_add(1, std::memory_order_relaxed);
+        weft::detail::free_job(p, 200);
+      });
+    });
+  }
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(moved.load(), 0) << "no fiber resumed on another thread in 50 rounds";
+}
+
+// A thread from outside that runs its call on a borrowed slot uses that
+// slot's lists for the call, and none before or after.
+TEST(JobMemory, ABorrowedSlotLendsItsLists) {
+  weft::runtime rt{weft::config{.workers = 1, .caller = weft::caller_policy::take_part}};
+  const std::thread::id self = std::this_thread::get_id();
+  int borrowed = 0;
+  for (int attempt = 0; attempt < 200 && borrowed == 0; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1 + attempt / 20));  // let the worker park
+    rt.run([&] {
+      EXPECT_EQ(weft::detail::this_thread_job_lists(), expected_lists());
+      EXPECT_NE(weft::detail::this_thread_job_lists(), nullptr);
+      void* p = weft::detail::allocate_job(64);
+      weft::detail::free_job(p, 64);
+      if (std::this_thread::get_id() == self) ++borrowed;
+    });
+    EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+  }
+  EXPECT_EQ(borrowed, 1) << "no call ran on a borrowed slot in 200 attempts";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
+#include "weft/detail/job_memory.hpp"
 
 namespace weft::detail {
 
@@ -80,13 +81,7 @@ WEFT_API runtime_state* current_runtime() noexcept;
 // the worker has nothing else to run.
 WEFT_API bool yield_job(job* t) noexcept;
 
-// ---- task memory ----
-
-// Memory for a spawned task of `size` bytes (aligned for any scalar type).
-// Recycled per worker; falls back to operator new. Throws std::bad_alloc.
-WEFT_API void* allocate_job(std::size_t size);
-// Returns memory from allocate_job(size). Any thread.
-WEFT_API void free_job(void* p, std::size_t size) noexcept;
+// Task memory (allocate_job, free_job): <weft/detail/job_memory.hpp>.
 
 // ---- errors ----
 

@@ -135,8 +135,8 @@ namespace {
 
 // w: the calling worker when the caller is the group's owner fiber, or runs
 // on a fresh stack on its behalf (the owner is suspended meanwhile); null
-// otherwise.
-void wait_owned(group_state& g, rt::worker* w) noexcept {
+// otherwise. Inlined into group_wait's owner path: one call per wait.
+[[gnu::always_inline]] inline void wait_owned(group_state& g, rt::worker* w) noexcept {
   if (w != nullptr) {
     // Pop back the owner's spawns while they are the newest on this worker.
     // Once one of them ran elsewhere, an address on top of the queue no longer
@@ -173,20 +173,26 @@ void wait_owned(group_state& g, rt::worker* w) noexcept {
 }  // namespace
 
 void group_wait(group_state& g) noexcept {
-  // Read on entry, before anything here can switch fibers: inline.
+  // Read on entry, before anything here can switch fibers: inline. The
+  // owner's check first: m_current is never null, so it fails for a group
+  // without an owner.
   rt::worker* w = rt::this_thread_worker();
-  const bool owner = w != nullptr && g.m_owner != nullptr && w->m_current == g.m_owner;
-  if (owner && WEFT_UNLIKELY(w->stack_low())) {
-    // The popped-back calls would run on top of a nearly full stack: wait from
-    // a fresh one, on the owner's behalf.
-    try {
-      run_on_fresh_stack([](void* p) { wait_owned(*static_cast<group_state*>(p), rt::current_worker()); }, &g);
-      return;
-    } catch (...) {
-      // unreachable: wait_owned never throws
+  if (WEFT_LIKELY(w != nullptr && w->m_current == g.m_owner)) {
+    if (WEFT_UNLIKELY(w->stack_low())) {
+      // The popped-back calls would run on top of a nearly full stack: wait
+      // from a fresh one, on the owner's behalf.
+      try {
+        run_on_fresh_stack([](void* p) { wait_owned(*static_cast<group_state*>(p), rt::current_worker()); }, &g);
+        return;
+      } catch (...) {
+        // unreachable: wait_owned never throws
+      }
+      w = rt::current_worker();
     }
+    wait_owned(g, w);
+    return;
   }
-  if (!owner && WEFT_UNLIKELY(measured(g))) {
+  if (WEFT_UNLIKELY(measured(g))) {
     // The waiter's strand does no work while it waits, and goes on from the
     // latest end of the spawns.
     ws_strand* waiter = ws_spawn_point(true);
@@ -194,7 +200,7 @@ void group_wait(group_state& g) noexcept {
     if (waiter != nullptr) ws_join(*waiter, g.m_ws.get());
     return;
   }
-  wait_owned(g, owner ? w : nullptr);
+  wait_owned(g, nullptr);
 }
 
 }  // namespace weft::detail

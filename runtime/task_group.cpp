@@ -116,9 +116,22 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
 
 }  // namespace
 
+namespace {
+
+// The caller, running on worker w (or null), is g's owner: the fiber that
+// made g, in the runtime that made it. A fiber's address alone is not enough:
+// fibers are pooled and stacks recycled, so a fiber of another runtime (or of
+// a later one at the same address) may sit where the owner was; the
+// runtime's sequence number tells them apart.
+bool is_owner(const group_state& g, const rt::worker* w) noexcept {
+  return w != nullptr && w->m_current == g.m_owner && w->m_sched.sequence() == g.m_runtime_id;
+}
+
+}  // namespace
+
 void group_spawn(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
-  if (WEFT_LIKELY(g.m_owner != nullptr && w != nullptr && w->m_current == g.m_owner)) {
+  if (WEFT_LIKELY(is_owner(g, w))) {
     t->m_counted = false;
     t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
     w->push(t);
@@ -174,10 +187,10 @@ namespace {
 
 void group_wait(group_state& g) noexcept {
   // Read on entry, before anything here can switch fibers: inline. The
-  // owner's check first: m_current is never null, so it fails for a group
-  // without an owner.
+  // owner's check first (it fails for a group without an owner: m_current is
+  // never null).
   rt::worker* w = rt::this_thread_worker();
-  if (WEFT_LIKELY(w != nullptr && w->m_current == g.m_owner)) {
+  if (WEFT_LIKELY(is_owner(g, w))) {
     if (WEFT_UNLIKELY(w->stack_low())) {
       // The popped-back calls would run on top of a nearly full stack: wait
       // from a fresh one, on the owner's behalf.

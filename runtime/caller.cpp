@@ -126,7 +126,7 @@ class slot_loan {
     c.m_native.m_pinned = &c;
     c.m_native_ready.store(false, std::memory_order_relaxed);
     c.m_entry = s.num_workers() + w.m_index;
-    w.m_current = &c.m_native;
+    w.set_current(&c.m_native);
     w.m_eh_globals = this_thread_eh_globals();
     w.m_sleep_entry = c.m_entry;
     w.m_caller = &c;
@@ -148,7 +148,7 @@ class slot_loan {
     const bool leftover = w.has_local_work();
     w.m_counters.enter(activity::parked);
     w.m_caller = nullptr;
-    w.m_current = c.m_saved_current;
+    w.set_current(c.m_saved_current);
     w.m_eh_globals = c.m_saved_eh;
     w.m_sleep_entry = c.m_saved_entry;
     const int index = w.m_index;

@@ -59,7 +59,7 @@ void after_switch(const switch_record* rec) noexcept {
   void* arg = rec->m_arg;  // rec lives on prev's stack: read it before fn publishes prev
   // A jump continues on the thread that made it: the worker is the switcher's.
   worker& w = *rec->m_worker;
-  w.m_current = self;
+  w.set_current(self);
   counters::bump(w.m_counters.fiber_switches);
   restore_eh(w, self);
   if constexpr (k_instrumented) {

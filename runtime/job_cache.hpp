@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: recycled memory for spawned closures and coroutine frames.
-// Owns: one worker's recycled blocks. Touched by: the thread that runs the
-// worker only: the public templates' allocate_job / free_job through
-// detail::t_job_lists (<weft/detail/job_memory.hpp>), and their slow paths in
-// join.cpp.
+// Owns: one worker's recycled blocks, and the view of the worker the public
+// templates read (the blocks and the current fiber's stack limit). Touched
+// by: the thread that runs the worker only: the public templates'
+// allocate_job / free_job / stack_low_here through detail::t_worker_view
+// (<weft/detail/job_memory.hpp>), their slow paths in join.cpp, and the
+// worker where its current fiber changes (worker::set_current).
 #pragma once
 
 #include <cstddef>
@@ -15,7 +17,7 @@ namespace weft::rt {
 
 // A worker's free lists (detail::job_lists: size classes of 64 to 1024
 // bytes, at most k_max_cached blocks each), and the blocks they hold freed
-// with the worker.
+// with the worker; kept in the worker's detail::worker_view.
 class job_cache {
  public:
   using lists = detail::job_lists;
@@ -27,7 +29,7 @@ class job_cache {
   job_cache& operator=(const job_cache&) = delete;
   ~job_cache() {
     for (std::size_t c = 0; c < k_classes; ++c) {
-      while (void* p = m_lists.take(c)) ::operator delete(p);
+      while (void* p = m_view.m_jobs.take(c)) ::operator delete(p);
     }
   }
 
@@ -37,20 +39,20 @@ class job_cache {
   void* allocate(std::size_t size) {
     const std::size_t c = class_of(size);
     if (c == k_classes) return ::operator new(size);
-    if (void* p = m_lists.take(c)) return p;
+    if (void* p = m_view.m_jobs.take(c)) return p;
     return ::operator new(class_size(c));
   }
 
   void release(void* p, std::size_t size) noexcept {
     const std::size_t c = class_of(size);
-    if (c == k_classes || !m_lists.keep(p, c)) ::operator delete(p);
+    if (c == k_classes || !m_view.m_jobs.keep(p, c)) ::operator delete(p);
   }
 
-  // What t_job_lists points to while a thread runs this cache's worker.
-  lists* free_lists() noexcept { return &m_lists; }
+  // What t_worker_view points to while a thread runs this cache's worker.
+  detail::worker_view* view() noexcept { return &m_view; }
 
  private:
-  lists m_lists;
+  detail::worker_view m_view;
 };
 
 }  // namespace weft::rt

@@ -417,7 +417,9 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
 }
 
 WEFT_NOINLINE bool stack_low() noexcept {
-  const worker* w = rt::this_thread_worker();
+  worker* w = rt::this_thread_worker();
+  WEFT_ASSERT(w == nullptr || w->m_job_cache.view()->m_stack_limit == w->m_current->m_real_limit,
+              "stack_low: the templates' view has the current fiber's stack limit (worker::set_current)");
   return w != nullptr && w->real_stack_low();
 }
 
@@ -456,6 +458,6 @@ WEFT_NOINLINE void free_job_slow(void* p, std::size_t size) noexcept {
   ::operator delete(p);
 }
 
-WEFT_NOIPA job_lists* job_lists_of_this_thread() noexcept { return t_job_lists; }
+WEFT_NOIPA worker_view* worker_view_of_this_thread() noexcept { return t_worker_view; }
 
 }  // namespace weft::detail

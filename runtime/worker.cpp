@@ -15,7 +15,16 @@ constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec")
 }  // namespace weft::rt
 
 namespace weft::detail {
-constinit thread_local job_lists* t_job_lists __attribute__((tls_model("initial-exec"))) = nullptr;
+// used, externally_visible: the templates name it inside an asm
+// (job_memory.hpp), which link-time optimisation of a program that links
+// libweft statically cannot see; it must neither drop nor rename it.
+#if defined(__clang__)
+#define WEFT_ASM_REFERENCED __attribute__((used))
+#else
+#define WEFT_ASM_REFERENCED __attribute__((used, externally_visible))
+#endif
+WEFT_ASM_REFERENCED constinit thread_local worker_view* t_worker_view __attribute__((tls_model("initial-exec"))) =
+    nullptr;
 }  // namespace weft::detail
 
 namespace weft::rt {
@@ -75,7 +84,7 @@ void worker::thread_main() noexcept {
   m_eh_globals = this_thread_eh_globals();
   m_signal_stack.enter();
   adopt_thread(m_native, m_sched);
-  m_current = &m_native;
+  set_current(&m_native);
   m_counters.since.store(ticks(), std::memory_order_relaxed);
   fiber* first = m_first;
   m_first = nullptr;

@@ -96,6 +96,13 @@ class alignas(k_false_sharing) worker {
   // Why the last fiber creation failed (see idle_fiber); null if none did.
   const std::exception_ptr& fiber_error() const noexcept { return m_fiber_error; }
 
+  // Owner (or the switch that lands on f): f runs on this worker now. The
+  // public templates' view gets its stack limit (stack_low_here()).
+  void set_current(fiber* f) noexcept {
+    m_current = f;
+    m_job_cache.view()->m_stack_limit = f->m_real_limit;
+  }
+
   // True when the running fiber's stack is nearly full (entry points then
   // continue on a fresh stack).
   // Also true on a fiber that runs a measured strand: spawns check this one
@@ -181,11 +188,10 @@ class alignas(k_false_sharing) worker {
 extern constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec")));
 
 // Makes w (null: none) the worker the calling thread runs: t_worker and the
-// public templates' view of its recycled memory (detail::t_job_lists) change
-// together.
+// public templates' view of it (detail::t_worker_view) change together.
 inline void set_thread_worker(worker* w) noexcept {
   t_worker = w;
-  detail::t_job_lists = w != nullptr ? w->m_job_cache.free_lists() : nullptr;
+  detail::t_worker_view = w != nullptr ? w->m_job_cache.view() : nullptr;
 }
 
 // The worker running the calling thread, or null. Reads the thread pointer

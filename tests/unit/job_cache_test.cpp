@@ -125,13 +125,13 @@ TEST(TaskCache, OversizedBlocksAreNotCached) {
 }
 
 // The lists allocate_job() takes from on this thread: its worker's, or none.
-weft::detail::job_lists* expected_lists() {
+weft::detail::worker_view* expected_view() {
   weft::rt::worker* w = weft::rt::current_worker();
-  return w != nullptr ? w->m_job_cache.free_lists() : nullptr;
+  return w != nullptr ? w->m_job_cache.view() : nullptr;
 }
 
 TEST(JobMemory, OffAWorkerTheHeapIsUsed) {
-  EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+  EXPECT_EQ(weft::detail::this_thread_view(), nullptr);
   for (const std::size_t size : {8u, 64u, 100u, 1024u, 1025u, 100000u}) {
     void* p = weft::detail::allocate_job(size);
     ASSERT_NE(p, nullptr);
@@ -143,8 +143,8 @@ TEST(JobMemory, OffAWorkerTheHeapIsUsed) {
 TEST(JobMemory, AWorkerRecyclesInline) {
   weft::runtime rt{weft::config{.workers = 2}};
   rt.run([] {
-    ASSERT_NE(weft::detail::this_thread_job_lists(), nullptr);
-    EXPECT_EQ(weft::detail::this_thread_job_lists(), expected_lists());
+    ASSERT_NE(weft::detail::this_thread_view(), nullptr);
+    EXPECT_EQ(weft::detail::this_thread_view(), expected_view());
     void* a = weft::detail::allocate_job(100);
     weft::detail::free_job(a, 100);
     EXPECT_EQ(weft::detail::allocate_job(120), a);  // same class, same worker, no switch in between
@@ -153,7 +153,7 @@ TEST(JobMemory, AWorkerRecyclesInline) {
     std::memset(big, 1, 5000);
     weft::detail::free_job(big, 5000);
   });
-  EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+  EXPECT_EQ(weft::detail::this_thread_view(), nullptr);
 }
 
 // A fiber that resumes on another thread reads that thread's lists: the read
@@ -170,15 +170,15 @@ TEST(JobMemory, TheViewFollowsAFiberToAnotherThread) {
   for (int round = 0; round < 50 && moved.load() == 0; ++round) {
     rt.run([&] {
       weft::parallelize(2000, [&](std::size_t) {
-        weft::detail::job_lists* before = weft::detail::this_thread_job_lists();
-        if (before != expected_lists()) wrong.fetch_add(1, std::memory_order_relaxed);
+        weft::detail::worker_view* before = weft::detail::this_thread_view();
+        if (before != expected_view()) wrong.fetch_add(1, std::memory_order_relaxed);
         void* p = weft::detail::allocate_job(200);
         {
           std::lock_guard<weft::mutex> hold(m);
           for (int k = 0; k < 2000; ++k) shared = shared + k;  // long enough that both workers queue here
         }
-        weft::detail::job_lists* after = weft::detail::this_thread_job_lists();
-        if (after != expected_lists()) wrong.fetch_add(1, std::memory_order_relaxed);
+        weft::detail::worker_view* after = weft::detail::this_thread_view();
+        if (after != expected_view()) wrong.fetch_add(1, std::memory_order_relaxed);
         if (after != before) moved.fetch_add(1, std::memory_order_relaxed);
         weft::detail::free_job(p, 200);
       });
@@ -197,13 +197,13 @@ TEST(JobMemory, ABorrowedSlotLendsItsLists) {
   for (int attempt = 0; attempt < 200 && borrowed == 0; ++attempt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1 + attempt / 20));  // let the worker park
     rt.run([&] {
-      EXPECT_EQ(weft::detail::this_thread_job_lists(), expected_lists());
-      EXPECT_NE(weft::detail::this_thread_job_lists(), nullptr);
+      EXPECT_EQ(weft::detail::this_thread_view(), expected_view());
+      EXPECT_NE(weft::detail::this_thread_view(), nullptr);
       void* p = weft::detail::allocate_job(64);
       weft::detail::free_job(p, 64);
       if (std::this_thread::get_id() == self) ++borrowed;
     });
-    EXPECT_EQ(weft::detail::this_thread_job_lists(), nullptr);
+    EXPECT_EQ(weft::detail::this_thread_view(), nullptr);
   }
   EXPECT_EQ(borrowed, 1) << "no call ran on a borrowed slot in 200 attempts";
 }

@@ -46,7 +46,7 @@ struct coroutine_resumption : job {
 // unwinds). Symmetric transfer is a tail call only where the compiler makes
 // it one (not in unoptimised or sanitizer builds), so every transfer checks.
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, coroutine_resumption& via) noexcept {
-  if (!stack_low()) return next;
+  if (!stack_low_here()) return next;
   via.m_handle = next;
   via.m_ws = ws_suspend_point();
   defer(&via);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft: memory for spawns (task_group closures, coroutine frames), recycled
-// per worker and taken inline by the public templates.
+// per worker and taken inline by the public templates; the inline stack check
+// of coroutine transfers.
 #pragma once
 
 #include <cstddef>
@@ -55,31 +56,54 @@ struct job_lists {
   }
 };
 
-// The lists of the worker the calling thread runs; null on any other thread.
+// What the public templates see of a worker: its recycled spawn memory, and
+// the stack limit of the fiber it runs (an address: the stack counts as
+// nearly full below it; 0 on a thread's own stack). Written only by the
+// thread that runs the worker (the limit at each switch of its current fiber).
+struct worker_view {
+  job_lists m_jobs;
+  std::uintptr_t m_stack_limit = 0;
+};
+
+// The view of the worker the calling thread runs; null on any other thread.
 // Written by the runtime where it sets the thread's worker (a worker thread's
 // start and end, a slot lent to a thread from outside). initial-exec: one load
 // off the thread pointer, also from a shared library (the variable is small).
-WEFT_API extern constinit thread_local job_lists* t_job_lists __attribute__((tls_model("initial-exec")));
+WEFT_API extern constinit thread_local worker_view* t_worker_view __attribute__((tls_model("initial-exec")));
 
-// t_job_lists read out of line (targets without the inline read below).
-WEFT_API job_lists* job_lists_of_this_thread() noexcept;
+// t_worker_view read out of line (targets without the inline read below).
+WEFT_API worker_view* worker_view_of_this_thread() noexcept;
 
-// Reads t_job_lists afresh. A fiber may resume on another thread after any
+// Reads t_worker_view afresh. A fiber may resume on another thread after any
 // call, and GCC treats the thread pointer as constant within a function, so a
 // plain read could reuse the address computed before the call; the asm is
 // re-executed where it stands (volatile, and ordered with calls and memory by
 // its clobber).
-inline job_lists* this_thread_job_lists() noexcept {
+inline worker_view* this_thread_view() noexcept {
 #if defined(__x86_64__) && defined(__ELF__)
-  job_lists* lists;
-  asm volatile("movq _ZN4weft6detail11t_job_listsE@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"
-               : "=r"(lists)
+  worker_view* view;
+  asm volatile("movq _ZN4weft6detail13t_worker_viewE@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"
+               : "=r"(view)
                :
                : "memory");
-  return lists;
+  return view;
 #else
-  return job_lists_of_this_thread();
+  return worker_view_of_this_thread();
 #endif
+}
+
+// True when the calling fiber's stack is nearly full (false off a worker and
+// on a thread's own stack): the inline twin of stack_low().
+inline bool stack_low_here() noexcept {
+  const worker_view* view = this_thread_view();
+  if (view == nullptr) return false;
+#if defined(__x86_64__)
+  std::uintptr_t sp;
+  asm("movq %%rsp, %0" : "=r"(sp));
+#else
+  const auto sp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+#endif
+  return sp < view->m_stack_limit;
 }
 
 // The slow paths, in libweft: a thread that runs no worker, an empty or full
@@ -93,8 +117,8 @@ WEFT_API void free_job_slow(void* p, std::size_t size) noexcept;
 inline void* allocate_job(std::size_t size) {
   const std::size_t c = job_lists::class_of(size);
   if (c < job_lists::k_classes) {
-    if (job_lists* lists = this_thread_job_lists()) {
-      if (void* p = lists->take(c)) return p;
+    if (worker_view* view = this_thread_view()) {
+      if (void* p = view->m_jobs.take(c)) return p;
     }
   }
   return allocate_job_slow(size);
@@ -104,7 +128,7 @@ inline void* allocate_job(std::size_t size) {
 inline void free_job(void* p, std::size_t size) noexcept {
   const std::size_t c = job_lists::class_of(size);
   if (c < job_lists::k_classes) {
-    if (job_lists* lists = this_thread_job_lists(); lists != nullptr && lists->keep(p, c)) return;
+    if (worker_view* view = this_thread_view(); view != nullptr && view->m_jobs.keep(p, c)) return;
   }
   free_job_slow(p, size);
 }

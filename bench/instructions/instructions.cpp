@@ -7,6 +7,8 @@
 //   instructions coro N      fib(N), weft::task and when_all of two per call
 //   instructions loops K N   K calls of parallelize over N items
 //                            (x[i] = x[i] * 0.5 + 0.25)
+//   instructions yield K     two fibers of one worker yield to each other K
+//                            times each (2K fiber switches)
 // Prints the result, so that the work cannot be optimised away.
 #include <cstdio>
 #include <cstdlib>
@@ -41,7 +43,7 @@ weft::task<long> fib_coro(int n) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: instructions join|group|coro N | instructions loops K N\n");
+  std::fprintf(stderr, "usage: instructions join|group|coro|yield N | instructions loops K N\n");
   return 2;
 }
 
@@ -58,6 +60,20 @@ int main(int argc, char** argv) {
     std::printf("%ld\n", rt.run([n] { return fib_group(n); }));
   } else if (std::strcmp(what, "coro") == 0) {
     std::printf("%ld\n", rt.run([n] { return weft::sync_wait(fib_coro(n)); }));
+  } else if (std::strcmp(what, "yield") == 0) {
+    // The join's second half is queued; the first yields to it, and from
+    // then on each yield switches to the other fiber.
+    long turns = 0;
+    rt.run([&] {
+      auto ping = [&] {
+        for (int k = 0; k < n; ++k) {
+          ++turns;
+          weft::yield();
+        }
+      };
+      weft::join(ping, ping);
+    });
+    std::printf("%ld\n", turns);
   } else if (std::strcmp(what, "loops") == 0 && argc == 4) {
     const int items = std::atoi(argv[3]);
     std::vector<double> x(static_cast<std::size_t>(items), 1.0);

@@ -130,6 +130,12 @@ weft::detail::worker_view* expected_view() {
   return w != nullptr ? w->m_job_cache.view() : nullptr;
 }
 
+// The view's stack limit is the running fiber's (worker::set_current).
+bool limit_is_current() {
+  weft::rt::worker* w = weft::rt::current_worker();
+  return w != nullptr && w->m_job_cache.view()->m_stack_limit == w->m_current->m_real_limit;
+}
+
 TEST(JobMemory, OffAWorkerTheHeapIsUsed) {
   EXPECT_EQ(weft::detail::this_thread_view(), nullptr);
   for (const std::size_t size : {8u, 64u, 100u, 1024u, 1025u, 100000u}) {
@@ -171,14 +177,14 @@ TEST(JobMemory, TheViewFollowsAFiberToAnotherThread) {
     rt.run([&] {
       weft::parallelize(2000, [&](std::size_t) {
         weft::detail::worker_view* before = weft::detail::this_thread_view();
-        if (before != expected_view()) wrong.fetch_add(1, std::memory_order_relaxed);
+        if (before != expected_view() || !limit_is_current()) wrong.fetch_add(1, std::memory_order_relaxed);
         void* p = weft::detail::allocate_job(200);
         {
           std::lock_guard<weft::mutex> hold(m);
           for (int k = 0; k < 2000; ++k) shared = shared + k;  // long enough that both workers queue here
         }
         weft::detail::worker_view* after = weft::detail::this_thread_view();
-        if (after != expected_view()) wrong.fetch_add(1, std::memory_order_relaxed);
+        if (after != expected_view() || !limit_is_current()) wrong.fetch_add(1, std::memory_order_relaxed);
         if (after != before) moved.fetch_add(1, std::memory_order_relaxed);
         weft::detail::free_job(p, 200);
       });

@@ -93,7 +93,9 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
     target = &rt::default_scheduler();  // may throw: nothing done yet
   }
   t->m_counted = true;
-  if (w != nullptr && &w->m_sched == target) {
+  // The spawner runs in the group's runtime: the same scheduler, and the same
+  // runtime at that address (a destroyed runtime's successor may sit there).
+  if (w != nullptr && &w->m_sched == target && (g.m_runtime == nullptr || w->m_sched.sequence() == g.m_runtime_id)) {
     job* queued = spawn_as(g, t);                                 // may throw std::bad_alloc: nothing done yet
     g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
     try {

@@ -98,6 +98,10 @@ class deque {
     return {steal_status::success, x};
   }
 
+  // The two ends, for a reader that only looks (detail::job_ring).
+  const std::atomic<std::int64_t>& top() const noexcept { return m_top; }
+  const std::atomic<std::int64_t>& bottom() const noexcept { return m_bottom; }
+
   // Any thread; a hint only (exact for the owner when no thief is active).
   bool looks_empty() const noexcept {
     return m_bottom.load(std::memory_order_relaxed) <= m_top.load(std::memory_order_relaxed);

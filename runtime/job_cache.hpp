@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: recycled memory for spawned closures and coroutine frames.
 // Owns: one worker's recycled blocks, and the view of the worker the public
-// templates read (the blocks and the current fiber's stack limit). Touched
-// by: the thread that runs the worker only: the public templates'
-// allocate_job / free_job / stack_low_here through detail::t_worker_view
-// (<weft/detail/job_memory.hpp>), their slow paths in join.cpp, and the
-// worker where its current fiber changes (worker::set_current).
+// templates read (the blocks, the current fiber and its stack limits, the
+// private ring of the worker's queue). Touched by: the thread that runs the
+// worker only: the public templates' allocate_job / free_job /
+// stack_low_here / push / pop / group_* through detail::t_worker_view
+// (<weft/detail/worker_view.hpp>), their slow paths in join.cpp and
+// task_group.cpp, the worker's queue (its ring), and the worker where its
+// current fiber changes (worker::set_current); the ring's counters are read
+// by runtime::stats().
 #pragma once
 
 #include <cstddef>
 #include <new>
 
-#include "weft/detail/job_memory.hpp"
+#include "weft/detail/worker_view.hpp"
 
 namespace weft::rt {
 
@@ -50,6 +53,7 @@ class job_cache {
 
   // What t_worker_view points to while a thread runs this cache's worker.
   detail::worker_view* view() noexcept { return &m_view; }
+  const detail::worker_view* view() const noexcept { return &m_view; }
 
  private:
   detail::worker_view m_view;

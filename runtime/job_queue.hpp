@@ -13,11 +13,14 @@
 #include "deque.hpp"
 #include "platform.hpp"
 #include "weft/detail/job.hpp"
+#include "weft/detail/worker_view.hpp"
 
 namespace weft::rt {
 
 // The owner's newest tasks live in a private ring that only the owner touches
-// (plain loads and stores, no fence); older tasks live in a public Chase-Lev
+// (plain loads and stores, no fence): detail::job_ring, kept in the worker's
+// view so that the public templates push and pop it inline (entry.hpp) when
+// no publication is due; older tasks live in a public Chase-Lev
 // deque that thieves steal from. A task moves from private to public
 // ("publication") only at the owner's scheduling points:
 //   - push() finds the public deque empty: the oldest private task (or the new
@@ -33,11 +36,17 @@ namespace weft::rt {
 class job_queue {
  public:
   using job = detail::job;
-  static constexpr std::uint32_t k_private_capacity = 256;
+  static constexpr std::uint32_t k_private_capacity = detail::job_ring::k_capacity;
 
   // stealable: false for a runtime of one worker (nothing is ever published,
-  // except private overflow, which the owner takes back itself).
-  explicit job_queue(bool stealable) : m_stealable(stealable) {}
+  // except private overflow, which the owner takes back itself). ring: the
+  // private part, which outlives the queue; its view of the public deque is
+  // set here (constants that never read empty when not stealable, so that the
+  // inline push never publishes).
+  job_queue(bool stealable, detail::job_ring& ring) : m_stealable(stealable), m_ring(ring) {
+    m_ring.m_public_top = stealable ? &m_public.top() : &k_never_empty_top;
+    m_ring.m_public_bottom = stealable ? &m_public.bottom() : &k_never_empty_bottom;
+  }
   job_queue(const job_queue&) = delete;
   job_queue& operator=(const job_queue&) = delete;
 
@@ -45,7 +54,7 @@ class job_queue {
   // older one; the caller then wakes a sleeper if needed), or null. Throws
   // std::bad_alloc only when the public deque must grow and cannot.
   job* push(job* t) {
-    if ((!m_stealable || !m_public.looks_empty()) && m_hi - m_lo != k_private_capacity) {
+    if ((!m_stealable || !m_public.looks_empty()) && !m_ring.full()) {
       put_private(t);
       return nullptr;
     }
@@ -55,22 +64,22 @@ class job_queue {
   // Owner only: moves t to the public deque (used for injected work, which
   // the owner wants spread at once). Precondition: the private part is empty.
   void push_public(job* t) {
-    WEFT_ASSERT(m_hi == m_lo, "push_public: the private part is empty (else t would be stolen before older tasks)");
+    WEFT_ASSERT(m_ring.empty(), "push_public: the private part is empty (else t would be stolen before older tasks)");
     m_public.push(t);
   }
 
   // Owner only. The newest task, or nullptr.
   job* pop() noexcept {
-    if (m_hi != m_lo) return m_private[--m_hi % k_private_capacity];
+    if (!m_ring.empty()) return m_ring.m_slots[--m_ring.m_hi % k_private_capacity];
     if (m_public.looks_empty()) return nullptr;  // exact for the owner: top only grows
     return m_public.take();
   }
 
   // Owner only. Takes t back if it is the newest task; true on success.
   bool pop_if(job* t) noexcept {
-    if (m_hi != m_lo) {
-      if (m_private[(m_hi - 1) % k_private_capacity] != t) return false;
-      --m_hi;
+    if (!m_ring.empty()) {
+      if (m_ring.newest() != t) return false;
+      --m_ring.m_hi;
       return true;
     }
     return pop_public_if(t);
@@ -83,8 +92,8 @@ class job_queue {
   // work instead). Clears the demand either way.
   job* serve_demand() {
     m_demand.store(false, std::memory_order_relaxed);
-    if (m_lo == m_hi) return nullptr;
-    job* t = m_private[m_lo++ % k_private_capacity];
+    if (m_ring.empty()) return nullptr;
+    job* t = take_oldest_private();
     m_public.push(t);
     return t;
   }
@@ -93,7 +102,7 @@ class job_queue {
   std::int64_t public_size() const noexcept { return m_public.size_hint(); }
 
   // Owner only: nothing at all to pop.
-  bool empty() const noexcept { return m_lo == m_hi && m_public.looks_empty(); }
+  bool empty() const noexcept { return m_ring.empty() && m_public.looks_empty(); }
 
   // Any thread. Steals the oldest public task; raises the demand flag when
   // there is none, so that the owner publishes at its next scheduling point.
@@ -109,14 +118,15 @@ class job_queue {
   bool public_nonempty() const noexcept { return !m_public.looks_empty(); }
 
  private:
-  void put_private(job* t) noexcept { m_private[m_hi++ % k_private_capacity] = t; }
+  void put_private(job* t) noexcept { m_ring.put(t); }
+  job* take_oldest_private() noexcept { return m_ring.m_slots[m_ring.m_lo++ % k_private_capacity]; }
 
   // Publication at push (the public part is empty) or private overflow.
   __attribute__((noinline)) job* push_slow(job* t) {
     if (m_stealable && m_public.looks_empty()) {
       job* published = t;
-      if (m_lo != m_hi) {  // the oldest private task goes public, t stays private
-        published = m_private[m_lo++ % k_private_capacity];
+      if (!m_ring.empty()) {  // the oldest private task goes public, t stays private
+        published = take_oldest_private();
         m_public.push(published);
         put_private(t);
       } else {
@@ -126,7 +136,7 @@ class job_queue {
       return published;
     }
     // Full: the oldest private task goes public.
-    job* oldest = m_private[m_lo++ % k_private_capacity];
+    job* oldest = take_oldest_private();
     m_public.push(oldest);
     put_private(t);
     return m_stealable ? oldest : nullptr;
@@ -140,11 +150,13 @@ class job_queue {
     return false;
   }
 
+  // What the ring reads of the public deque when nobody steals: never empty.
+  static inline constinit const std::atomic<std::int64_t> k_never_empty_top{0};
+  static inline constinit const std::atomic<std::int64_t> k_never_empty_bottom{1};
+
   // Owner-only part.
-  std::uint32_t m_lo = 0;  // oldest private task (counters wrap; the capacity divides 2^32)
-  std::uint32_t m_hi = 0;  // one past the newest private task
   const bool m_stealable;
-  job* m_private[k_private_capacity];
+  detail::job_ring& m_ring;
 
   deque<job*> m_public;
 

@@ -32,12 +32,13 @@ namespace weft::detail {
 using rt::current_worker;
 using rt::worker;
 
-// push() and pop() never switch fibers, and are never inlined into code that
-// does (they are the library's entry points), so they read the worker inline.
-WEFT_NOINLINE push_status push(job* t) noexcept {
+// push_slow(), push_plain() and pop_slow() never switch fibers, and are never
+// inlined into code that does (they are the library's entry points), so they
+// read the worker inline. They count in the worker's counters; the inline
+// paths (entry.hpp) in its ring's.
+WEFT_NOINLINE push_status push_slow(job* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (WEFT_UNLIKELY(w == nullptr)) return push_status::not_on_worker;
-  // One check for both rare cases: a measured fiber's limit fails it too.
   // One check for both rare cases: a measured fiber's limit fails it too
   // (the caller tells them apart: ws_spawn_measured()).
   if (WEFT_UNLIKELY(w->stack_low())) {
@@ -63,7 +64,7 @@ WEFT_NOINLINE push_status push_plain(job* t) noexcept {
   return push_status::pushed;
 }
 
-WEFT_NOINLINE bool pop(job* t) noexcept {
+WEFT_NOINLINE bool pop_slow(job* t) noexcept {
   worker* w = rt::this_thread_worker();
   if (!w->m_queue.pop_if(t)) return false;
   rt::counters::bump(w->m_counters.tasks_run);

@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "weft/detail/worker_view.hpp"
+
 // Sanitizers, detected from the compiler's own macros.
 #if defined(__SANITIZE_THREAD__)
 #define WEFT_TSAN 1
@@ -49,15 +51,7 @@ inline constexpr std::size_t k_cache_line = 64;
 inline constexpr std::size_t k_false_sharing = 128;
 
 // The current stack pointer (approximately: an address in the caller's frame).
-inline std::uintptr_t stack_pointer() noexcept {
-#if defined(__x86_64__)
-  std::uintptr_t sp;
-  asm("movq %%rsp, %0" : "=r"(sp));
-  return sp;
-#else
-  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-#endif
-}
+inline std::uintptr_t stack_pointer() noexcept { return detail::stack_pointer_here(); }
 
 // Tells the processor that this is a spin-wait loop. About 19 ns on the
 // AMD EPYC development machine (measured: 10^7 pauses); Intel processors since

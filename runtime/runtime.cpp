@@ -50,7 +50,7 @@ weft::stats runtime::stats() const {
   weft::stats out;
   out.workers.reserve(static_cast<std::size_t>(s.num_workers()));
   for (int i = 0; i < s.num_workers(); ++i) {
-    out.workers.push_back(s.worker_at(i).m_counters.snapshot());
+    out.workers.push_back(s.worker_at(i).stats());
     out.total += out.workers.back();
   }
   return out;
@@ -68,7 +68,7 @@ bool runtime::tracing() const noexcept { return rt::scheduler::of(m_state).traci
 
 void runtime::reset_stats() noexcept {
   rt::scheduler& s = rt::scheduler::of(m_state);
-  for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).m_counters.reset();
+  for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).reset_stats();
 }
 
 runtime& default_runtime() {

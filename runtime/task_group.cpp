@@ -18,8 +18,8 @@ scheduler& default_scheduler();
 
 namespace weft::detail {
 
-// group_init() and group_spawn() never switch fibers: inline worker reads.
-void group_init(group_state& g) noexcept {
+// group_init_slow() and group_spawn_slow() never switch fibers: inline worker reads.
+void group_init_slow(group_state& g) noexcept {
   if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner = w->m_current;
     g.m_runtime = &w->m_sched;
@@ -131,7 +131,7 @@ bool is_owner(const group_state& g, const rt::worker* w) noexcept {
 
 }  // namespace
 
-void group_spawn(group_state& g, group_job* t) {
+void group_spawn_slow(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
   if (WEFT_LIKELY(is_owner(g, w))) {
     t->m_counted = false;
@@ -187,7 +187,7 @@ namespace {
 
 }  // namespace
 
-void group_wait(group_state& g) noexcept {
+void group_wait_slow(group_state& g) noexcept {
   // Read on entry, before anything here can switch fibers: inline. The
   // owner's check first (it fails for a group without an owner: m_current is
   // never null).

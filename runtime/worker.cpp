@@ -16,7 +16,7 @@ constinit thread_local worker* t_worker __attribute__((tls_model("initial-exec")
 
 namespace weft::detail {
 // used, externally_visible: the templates name it inside an asm
-// (job_memory.hpp), which link-time optimisation of a program that links
+// (worker_view.hpp), which link-time optimisation of a program that links
 // libweft statically cannot see; it must neither drop nor rename it.
 #if defined(__clang__)
 #define WEFT_ASM_REFERENCED __attribute__((used))
@@ -61,13 +61,32 @@ detail::job* worker::steal_round_of() noexcept {
 worker::worker(scheduler& s, int index, fiber* first)
     : m_sched(s),
       m_index(index),
-      m_queue(s.num_workers() > 1),
+      m_queue(s.num_workers() > 1, m_job_cache.view()->m_ring),
       m_sleep_entry(index),
       m_pool(std::min(k_max_idle_fibers, s.cfg().max_fibers / 2)),
       m_first(first),
       m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
+  m_job_cache.view()->m_runtime = &s;
+  m_job_cache.view()->m_runtime_id = s.sequence();
   m_steal_round =
       std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
+}
+
+worker_stats worker::stats() const noexcept {
+  worker_stats s = m_counters.snapshot();
+  if constexpr (k_instrumented) {
+    const detail::job_ring& ring = m_job_cache.view()->m_ring;
+    s.spawns += ring.m_pushed.load(std::memory_order_relaxed);
+    s.tasks_run += ring.m_popped.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+void worker::reset_stats() noexcept {
+  m_counters.reset();
+  detail::job_ring& ring = m_job_cache.view()->m_ring;
+  ring.m_pushed.store(0, std::memory_order_relaxed);
+  ring.m_popped.store(0, std::memory_order_relaxed);
 }
 
 // Through current_worker(): a caller that spans a fiber switch (find_work

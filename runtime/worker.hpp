@@ -55,6 +55,11 @@ class alignas(k_false_sharing) worker {
     if (WEFT_UNLIKELY(m_queue.push(t) != nullptr)) wake_sleeper();
   }
 
+  // Any thread: this worker's counters, with the spawns and pop-backs that
+  // the public templates did inline (counted in its ring); and their reset.
+  worker_stats stats() const noexcept;
+  void reset_stats() noexcept;
+
   // Owner: the next task to run, found locally, in the injection queue or by
   // stealing; parks while there is none. Null when the scheduler stops.
   detail::job* find_work() noexcept;
@@ -97,11 +102,17 @@ class alignas(k_false_sharing) worker {
   const std::exception_ptr& fiber_error() const noexcept { return m_fiber_error; }
 
   // Owner (or the switch that lands on f): f runs on this worker now. The
-  // public templates' view gets its stack limit (stack_low_here()).
+  // public templates' view gets its stack limits (stack_low_here(), push()).
   void set_current(fiber* f) noexcept {
     m_current = f;
-    m_job_cache.view()->m_stack_limit = f->m_real_limit;
+    detail::worker_view& view = *m_job_cache.view();
+    view.m_stack_limit = f->m_real_limit;
+    view.m_spawn_limit = f->m_stack_limit;
+    view.m_fiber = f;
   }
+  // Owner: the running fiber's spawn limit changed (a measured strand began
+  // or ended on it).
+  void spawn_limit_changed() noexcept { m_job_cache.view()->m_spawn_limit = m_current->m_stack_limit; }
 
   // True when the running fiber's stack is nearly full (entry points then
   // continue on a fresh stack).
@@ -120,8 +131,8 @@ class alignas(k_false_sharing) worker {
   scheduler& m_sched;
   const int m_index;
   fiber* m_current = nullptr;  // the fiber running on this worker
+  job_cache m_job_cache;       // before m_queue: it holds the queue's private ring
   job_queue m_queue;
-  job_cache m_job_cache;
   counters m_counters;
   fiber m_native;                 // the thread's own stack
   trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing

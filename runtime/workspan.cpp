@@ -177,6 +177,8 @@ std::int64_t join_ticks() noexcept {
 void set_strand(fiber& f, ws_strand* s) noexcept {
   f.m_ws = s;
   f.m_stack_limit = s != nullptr ? k_measured_limit : f.m_real_limit;
+  // The inline push reads the limit from the worker's view.
+  if (worker* w = current_worker(); w != nullptr && w->m_current == &f) w->spawn_limit_changed();
 }
 
 std::int64_t ws_split_ticks(const ws_strand& s) noexcept { return s.m_measure->m_split; }

@@ -55,9 +55,74 @@ struct group_job : job {
   bool m_inline = false;   // set by group_wait when the owner popped it back
 };
 
-WEFT_API void group_init(group_state& g) noexcept;
-WEFT_API void group_spawn(group_state& g, group_job* t);
-WEFT_API void group_wait(group_state& g) noexcept;
+WEFT_API void group_init_slow(group_state& g) noexcept;
+// Makes the caller g's owner when it is a fiber of a worker (g's runtime is
+// the worker's); a fiber on a measured strand makes a measured group
+// (group_init_slow, like every caller off a worker).
+inline void group_init(group_state& g) noexcept {
+  if (const worker_view* view = this_thread_view(); view != nullptr && !view->measured()) {
+    g.m_owner = const_cast<void*>(view->m_fiber);
+    g.m_runtime = view->m_runtime;
+    g.m_runtime_id = view->m_runtime_id;
+    return;
+  }
+  group_init_slow(g);
+}
+
+// The caller is g's owner: the fiber that made g, in its runtime (a fiber's
+// address alone may be that of another runtime's fiber: stacks are recycled).
+inline bool group_owner_here(const group_state& g, const worker_view* view) noexcept {
+  return view != nullptr && view->m_fiber == g.m_owner && view->m_runtime_id == g.m_runtime_id;
+}
+
+WEFT_API void group_spawn_slow(group_state& g, group_job* t);
+// Makes t runnable. Inline for the owner's spawn when it needs no publication
+// (onto the private ring: docs/protocols/join.md, "Groups"); the library does
+// the rest.
+inline void group_spawn(group_state& g, group_job* t) {
+  worker_view* view = this_thread_view();
+  if (group_owner_here(g, view) && view->private_push_ok()) {
+    t->m_counted = false;
+    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+    view->m_ring.put(t);
+    job_ring::count(view->m_ring.m_pushed);
+    g.m_last = t;
+    ++g.m_spawned;
+    return;
+  }
+  group_spawn_slow(g, t);
+}
+WEFT_API void group_wait_slow(group_state& g) noexcept;
+// Waits for g's spawns. Inline for the owner while its newest spawn is the
+// newest private task of its worker and none of its spawns ran elsewhere: pops
+// them back and runs them, and returns when that was all; the library does
+// the rest (and the whole wait near the bottom of the stack).
+inline void group_wait(group_state& g) noexcept {
+  for (;;) {
+    // Afresh each round: a call run here may have moved this fiber.
+    worker_view* view = this_thread_view();
+    if (!group_owner_here(g, view) || stack_pointer_here() < view->m_spawn_limit) break;
+    job* t = g.m_last;
+    if (t == nullptr) {
+      // acquire: pairs with the releasing completions of spawns that ran elsewhere.
+      if (g.m_spawned != g.m_popped || g.m_frame.m_pending.load(std::memory_order_acquire) != 0) break;
+      // Every spawn of this round was popped back: none set m_detached.
+      g.m_spawned = 0;
+      g.m_popped = 0;
+      return;
+    }
+    // acquire: pairs with the release in group_closure::execute.
+    job_ring& ring = view->m_ring;
+    if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
+    --ring.m_hi;
+    job_ring::count(ring.m_popped);
+    g.m_last = t->m_next;
+    ++g.m_popped;
+    static_cast<group_job*>(t)->m_inline = true;
+    t->m_execute(t);  // runs it (or skips it after a failure) and frees it
+  }
+  group_wait_slow(g);
+}
 // A spawn of g that was not popped back by its owner has finished: its last
 // access to g. Any thread.
 WEFT_API void group_complete(group_state& g) noexcept;

@@ -45,7 +45,8 @@ TEST_P(JobQueueStress, OwnerAgainstThieves) {
   const std::uint64_t seed = rng.seed();
   st::errors errs;
   st::ledger ledger(std::uint64_t{1} << 24);
-  auto q = std::make_unique<job_queue>(true);
+  auto ring = std::make_unique<weft::detail::job_ring>();
+  auto q = std::make_unique<job_queue>(true, *ring);
   std::atomic<bool> owner_done{false};
   std::atomic<int> thieves_ready{0};
   std::vector<thief_counts> counts(static_cast<std::size_t>(thieves));

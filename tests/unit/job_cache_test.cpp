@@ -2,7 +2,7 @@
 // Unit tests of runtime/job_cache.hpp: size classes, recycling per class
 // (newest freed block first), the bound on cached blocks, and blocks that
 // move between caches; and of the inline allocate_job / free_job
-// (<weft/detail/job_memory.hpp>): the thread's view of its worker's lists
+// (<weft/detail/job_memory.hpp>, <weft/detail/worker_view.hpp>): the thread's view of its worker's lists
 // follows the worker it runs (its own thread, a borrowed slot, a fiber that
 // moved to another thread), and off a worker the heap is used. Leaks show up
 // under ASan/LSan.

@@ -24,7 +24,11 @@ constexpr std::size_t k_cap = job_queue::k_private_capacity;
 
 class JobQueue : public testing::Test {
  protected:
-  std::unique_ptr<job_queue> make(bool stealable) { return std::make_unique<job_queue>(stealable); }
+  // A queue with its private ring (kept by the fixture: it outlives the queue).
+  std::unique_ptr<job_queue> make(bool stealable) {
+    m_rings.push_back(std::make_unique<weft::detail::job_ring>());
+    return std::make_unique<job_queue>(stealable, *m_rings.back());
+  }
   job* t(std::size_t i) { return &m_tasks.at(i); }
   std::ptrdiff_t id(const job* p) const { return p - m_tasks.data(); }
 
@@ -40,6 +44,7 @@ class JobQueue : public testing::Test {
 
  private:
   std::vector<job> m_tasks = std::vector<job>(4096);
+  std::vector<std::unique_ptr<weft::detail::job_ring>> m_rings;
 };
 
 TEST_F(JobQueue, NewQueueIsEmpty) {
@@ -373,7 +378,8 @@ TEST(JobQueueChecks, PushPublicBehindPrivateTasksIsCaught) {
       {
         job a;
         job b;
-        job_queue q(false);  // not stealable: a push stays private
+        weft::detail::job_ring ring;
+        job_queue q(false, ring);  // not stealable: a push stays private
         q.push(&a);
         q.push_public(&b);
       },

@@ -7,6 +7,7 @@
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
 #include "weft/detail/job_memory.hpp"
+#include "weft/detail/worker_view.hpp"
 
 namespace weft::detail {
 
@@ -22,15 +23,41 @@ enum class push_status : int {
 };
 
 // Pushes t onto the calling worker's queue, where other workers may take it.
-WEFT_API push_status push(job* t) noexcept;
+// Inline when t can go onto the private ring without a publication (a push
+// needs one when the public deque looks empty: docs/protocols/join.md);
+// push_slow() does the rest, and the whole push off a worker or on a nearly
+// full or measured stack.
+WEFT_API push_status push_slow(job* t) noexcept;
+inline push_status push(job* t) noexcept {
+  if (worker_view* view = this_thread_view(); view != nullptr && stack_pointer_here() >= view->m_spawn_limit) {
+    if (view->private_push_ok()) {
+      view->m_ring.put(t);
+      job_ring::count(view->m_ring.m_pushed);
+      return push_status::pushed;
+    }
+  }
+  return push_slow(t);
+}
 // The same, stack_low only when the stack is nearly full: the push of a
-// measured spawn.
+// measured spawn. Always in the library.
 WEFT_API push_status push_plain(job* t) noexcept;
 
 // Pops t back if it is still the newest task on the calling worker's queue.
 // True: the caller owns t again and runs it itself (uncounted; counted as a
-// task run by this worker).
-WEFT_API bool pop(job* t) noexcept;
+// task run by this worker). Inline when t is the newest private task;
+// pop_slow() looks in the public deque. The caller is a worker (it pushed t;
+// its fiber may run on another worker since, whose queue is then searched).
+WEFT_API bool pop_slow(job* t) noexcept;
+inline bool pop(job* t) noexcept {
+  job_ring& ring = this_thread_view()->m_ring;
+  if (!ring.empty()) {
+    if (ring.newest() != t) return false;  // a newer task, or t taken: never in the public part then
+    --ring.m_hi;
+    job_ring::count(ring.m_popped);
+    return true;
+  }
+  return pop_slow(t);
+}
 
 // Waits until `taken` uncounted children and every counted child of f have
 // completed. On a worker it suspends the calling fiber (never the thread);

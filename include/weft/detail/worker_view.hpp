@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+// weft: what the public templates see of the worker that runs the calling
+// thread: its recycled spawn memory, the running fiber's stack limits and its
+// private tasks, reached through one thread-local pointer
+// (docs/protocols/job-memory.md, docs/protocols/join.md).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "weft/detail/export.hpp"
+#include "weft/detail/job.hpp"
+
+namespace weft::detail {
+
+struct runtime_state;  // a runtime's scheduler, opaque to the public headers
+
+// A worker's recycled blocks: free lists in size classes of 64 << c bytes.
+// Touched only by the thread that runs the worker (its own thread, or a thread
+// from outside that borrowed its slot), so plain loads and stores. Blocks
+// always come from operator new of their class size, so any thread may return
+// one with operator delete; a worker keeps what it frees, up to k_max_cached
+// blocks per class, whoever allocated it.
+struct job_lists {
+  static constexpr std::size_t k_classes = 5;  // 64, 128, 256, 512, 1024 bytes
+  static constexpr std::uint32_t k_max_cached = 1024;
+
+  struct node {
+    node* m_next;
+  };
+  node* m_free[k_classes] = {};
+  std::uint32_t m_count[k_classes] = {};
+
+  // Size class of a request, or k_classes when it is too large to cache.
+  // Folds to a constant for a constant size (every spawn's).
+  static constexpr std::size_t class_of(std::size_t size) noexcept {
+    if (size <= 64) return 0;
+    // ceil(log2(size)) - 6, capped at k_classes (too large to cache).
+    const auto c = static_cast<std::size_t>(64 - __builtin_clzll(size - 1)) - 6;
+    return c < k_classes ? c : k_classes;
+  }
+  static constexpr std::size_t class_size(std::size_t c) noexcept { return std::size_t{64} << c; }
+
+  // A cached block of class c < k_classes, or null.
+  void* take(std::size_t c) noexcept {
+    node* n = m_free[c];
+    if (n == nullptr) return nullptr;
+    m_free[c] = n->m_next;
+    --m_count[c];
+    return n;
+  }
+  // Keeps p, a block of class c < k_classes; false when the class is full.
+  bool keep(void* p, std::size_t c) noexcept {
+    if (m_count[c] >= k_max_cached) return false;
+    auto* n = static_cast<node*>(p);
+    n->m_next = m_free[c];
+    m_free[c] = n;
+    ++m_count[c];
+    return true;
+  }
+};
+
+// The newest tasks a worker pushed, that only it can see (the private part
+// of its queue, runtime/job_queue.hpp; docs/protocols/join.md, "The private
+// ring"): a ring of k_capacity jobs, [m_lo, m_hi) live, m_hi - 1 the newest.
+// The public templates push to it and pop from it inline when that needs no
+// publication; everything else goes through the library's push_slow() and
+// pop_slow(), which use the same ring. Touched only by the thread that runs
+// the worker (plain loads and stores), except the two counters, which any
+// thread may read.
+struct job_ring {
+  static constexpr std::uint32_t k_capacity = 256;  // divides 2^32: the indices wrap
+
+  std::uint32_t m_lo = 0;  // oldest private task
+  std::uint32_t m_hi = 0;  // one past the newest
+  // The ends of the worker's public deque, read only to see whether it is
+  // empty (then a push publishes, in the library); for a worker nobody steals
+  // from, two constants that never read empty. Set by the queue's constructor.
+  const std::atomic<std::int64_t>* m_public_top = nullptr;
+  const std::atomic<std::int64_t>* m_public_bottom = nullptr;
+  // Pushes and pop-backs done inline (runtime::stats adds them to the
+  // worker's spawns and tasks run). Relaxed load and store by the owner.
+  std::atomic<std::uint64_t> m_pushed{0};
+  std::atomic<std::uint64_t> m_popped{0};
+  job* m_slots[k_capacity];
+
+  bool full() const noexcept { return m_hi - m_lo == k_capacity; }
+  bool empty() const noexcept { return m_hi == m_lo; }
+  // The public deque looks empty: a hint, read as the library's push reads it
+  // (a thief may empty it just after; the next push that sees it empty
+  // publishes, and a thief that found it empty raises the demand flag).
+  bool public_empty() const noexcept {
+    return m_public_bottom->load(std::memory_order_relaxed) <= m_public_top->load(std::memory_order_relaxed);
+  }
+  job* newest() const noexcept { return m_slots[(m_hi - 1) % k_capacity]; }
+  void put(job* t) noexcept { m_slots[m_hi++ % k_capacity] = t; }
+  static void count(std::atomic<std::uint64_t>& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+};
+
+// What the public templates see of a worker: its recycled spawn memory, the
+// fiber it runs and that fiber's stack limits (addresses: the stack counts as
+// nearly full below them; 0 on a thread's own stack), its runtime, and its
+// private tasks.
+// Written only by the thread that runs the worker (the limits at each switch
+// of its current fiber, and where a measured strand begins or ends).
+struct worker_view {
+  job_lists m_jobs;
+  std::uintptr_t m_stack_limit = 0;  // the running fiber's m_real_limit
+  // The limit a spawn checks: m_stack_limit, or one above every stack while
+  // the fiber runs a measured strand (so that spawns take their measured path).
+  std::uintptr_t m_spawn_limit = 0;
+  const void* m_fiber = nullptr;  // the running fiber (a task_group's owner, when it made the group)
+  // The worker's runtime and its sequence number (never change).
+  runtime_state* m_runtime = nullptr;
+  std::uint64_t m_runtime_id = 0;
+  job_ring m_ring;
+
+  // t can go onto the private ring without a publication (push_slow() does
+  // the rest).
+  bool private_push_ok() const noexcept { return !m_ring.full() && !m_ring.public_empty(); }
+  // The running fiber runs a measured strand (<weft/workspan.hpp>): only
+  // then do the two limits differ.
+  bool measured() const noexcept { return m_spawn_limit != m_stack_limit; }
+};
+
+// The view of the worker the calling thread runs; null on any other thread.
+// Written by the runtime where it sets the thread's worker (a worker thread's
+// start and end, a slot lent to a thread from outside). initial-exec: one load
+// off the thread pointer, also from a shared library (the variable is small).
+WEFT_API extern constinit thread_local worker_view* t_worker_view __attribute__((tls_model("initial-exec")));
+
+// t_worker_view read out of line (targets without the inline read below).
+WEFT_API worker_view* worker_view_of_this_thread() noexcept;
+
+// Reads t_worker_view afresh. A fiber may resume on another thread after any
+// call, and GCC treats the thread pointer as constant within a function, so a
+// plain read could reuse the address computed before the call; the asm is
+// re-executed where it stands (volatile, and ordered with calls and memory by
+// its clobber).
+inline worker_view* this_thread_view() noexcept {
+#if defined(__x86_64__) && defined(__ELF__)
+  worker_view* view;
+  asm volatile("movq _ZN4weft6detail13t_worker_viewE@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"
+               : "=r"(view)
+               :
+               : "memory");
+  return view;
+#else
+  return worker_view_of_this_thread();
+#endif
+}
+
+// The calling code's stack pointer (near enough: the frame address elsewhere).
+inline std::uintptr_t stack_pointer_here() noexcept {
+#if defined(__x86_64__)
+  std::uintptr_t sp;
+  asm("movq %%rsp, %0" : "=r"(sp));
+  return sp;
+#else
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+#endif
+}
+
+// True when the calling fiber's stack is nearly full (false off a worker and
+// on a thread's own stack): the inline twin of stack_low().
+inline bool stack_low_here() noexcept {
+  const worker_view* view = this_thread_view();
+  return view != nullptr && stack_pointer_here() < view->m_stack_limit;
+}
+
+}  // namespace weft::detail

@@ -84,8 +84,7 @@ inline void group_spawn(group_state& g, group_job* t) {
   if (group_owner_here(g, view) && view->private_push_ok()) {
     t->m_counted = false;
     t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
-    view->m_ring.put(t);
-    job_ring::count(view->m_ring.m_pushed);
+    view->m_ring.push_counted(t);
     g.m_last = t;
     ++g.m_spawned;
     return;
@@ -114,8 +113,7 @@ inline void group_wait(group_state& g) noexcept {
     // acquire: pairs with the release in group_closure::execute.
     job_ring& ring = view->m_ring;
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
-    --ring.m_hi;
-    job_ring::count(ring.m_popped);
+    ring.drop_newest_counted();
     g.m_last = t->m_next;
     ++g.m_popped;
     static_cast<group_job*>(t)->m_inline = true;

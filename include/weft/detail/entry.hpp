@@ -24,15 +24,15 @@ enum class push_status : int {
 
 // Pushes t onto the calling worker's queue, where other workers may take it.
 // Inline when t can go onto the private ring without a publication (a push
-// needs one when the public deque looks empty: docs/protocols/join.md);
+// needs one when the public deque looks empty: docs/protocols/deque.md,
+// rules 6 and 8);
 // push_slow() does the rest, and the whole push off a worker or on a nearly
 // full or measured stack.
 WEFT_API push_status push_slow(job* t) noexcept;
 inline push_status push(job* t) noexcept {
   if (worker_view* view = this_thread_view(); view != nullptr && stack_pointer_here() >= view->m_spawn_limit) {
     if (view->private_push_ok()) {
-      view->m_ring.put(t);
-      job_ring::count(view->m_ring.m_pushed);
+      view->m_ring.push_counted(t);
       return push_status::pushed;
     }
   }
@@ -52,8 +52,7 @@ inline bool pop(job* t) noexcept {
   job_ring& ring = this_thread_view()->m_ring;
   if (!ring.empty()) {
     if (ring.newest() != t) return false;  // a newer task, or t taken: never in the public part then
-    --ring.m_hi;
-    job_ring::count(ring.m_popped);
+    ring.drop_newest_counted();
     return true;
   }
   return pop_slow(t);

@@ -62,8 +62,8 @@ struct job_lists {
 };
 
 // The newest tasks a worker pushed, that only it can see (the private part
-// of its queue, runtime/job_queue.hpp; docs/protocols/join.md, "The private
-// ring"): a ring of k_capacity jobs, [m_lo, m_hi) live, m_hi - 1 the newest.
+// of its queue, runtime/job_queue.hpp; docs/protocols/deque.md, "The private
+// ring in front of it"): a ring of k_capacity jobs, [m_lo, m_hi) live, m_hi - 1 the newest.
 // The public templates push to it and pop from it inline when that needs no
 // publication; everything else goes through the library's push_slow() and
 // pop_slow(), which use the same ring. Touched only by the thread that runs
@@ -95,6 +95,17 @@ struct job_ring {
   }
   job* newest() const noexcept { return m_slots[(m_hi - 1) % k_capacity]; }
   void put(job* t) noexcept { m_slots[m_hi++ % k_capacity] = t; }
+  // The inline paths' push and pop-back of the newest task, counted.
+  void push_counted(job* t) noexcept {
+    put(t);
+    count(m_pushed);
+  }
+  void drop_newest_counted() noexcept {
+    --m_hi;
+    count(m_popped);
+  }
+
+ private:
   static void count(std::atomic<std::uint64_t>& c) noexcept {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }

@@ -204,7 +204,7 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
     detail::job* t = nullptr;
     if (!w->real_stack_low()) {
       t = w->take_ready();
-    } else if (rt::fiber* ready = w->take_yielded()) {
+    } else if (rt::fiber* ready = w->take_yielded_fiber()) {
       t = &ready->m_resume;
     }
     if (t != nullptr && t->m_execute == &rt::resume_fiber) {

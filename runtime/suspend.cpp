@@ -116,8 +116,14 @@ bool yield_current() noexcept {
   // First the items of a loop in progress here that have not started: the
   // caller may be polling for one of them.
   if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
-  if (!w->has_local_work()) return true;  // nothing else to run here
-  fiber* next = w->next_fiber();
+  const bool queued = !w->m_queue.empty();
+  if (!queued && !w->has_yielded()) return true;  // nothing else to run here
+  // Queued tasks run before any yielded fiber (a loop fiber takes them
+  // first): two fibers that poll with yield() would otherwise hand the worker
+  // to each other for ever, and a task on the queue (the rest of a loop whose
+  // items they wait for) would never start.
+  fiber* next = queued ? w->idle_fiber() : nullptr;
+  if (next == nullptr) next = w->next_fiber();
   if (next == nullptr) return true;
   // Queued before the switch: only this worker reads its yield list, and it
   // is busy switching, so nobody can resume this fiber too early.

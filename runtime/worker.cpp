@@ -152,8 +152,24 @@ fiber* worker::idle_fiber() noexcept {
 }
 
 fiber* worker::next_fiber() noexcept {
-  if (fiber* f = m_yielded.pop_front()) return f;
+  // Only the oldest entry: a yielded task before it runs first (through the
+  // loop of an idle fiber).
+  if (const detail::job* t = m_yielded.m_head; t != nullptr && t->m_execute == &resume_fiber) {
+    return fiber_of(m_yielded.pop_front());
+  }
   return idle_fiber();
+}
+
+fiber* worker::take_yielded_fiber() noexcept {
+  detail::job* before = nullptr;
+  for (detail::job* t = m_yielded.m_head; t != nullptr; before = t, t = t->m_next) {
+    if (t->m_execute != &resume_fiber) continue;
+    if (before == nullptr) return fiber_of(m_yielded.pop_front());
+    before->m_next = t->m_next;
+    if (m_yielded.m_tail == t) m_yielded.m_tail = before;
+    return fiber_of(t);
+  }
+  return nullptr;
 }
 
 void worker::go_idle() noexcept {
@@ -177,8 +193,7 @@ detail::job* worker::got(detail::job* t) noexcept {
 
 detail::job* worker::take_local() noexcept {
   if (detail::job* t = m_queue.pop()) return t;
-  if (fiber* f = m_yielded.pop_front()) return &f->m_resume;
-  if (detail::job* t = m_yielded_jobs.pop_front()) {
+  if (detail::job* t = m_yielded.pop_front()) {
     t->m_next = nullptr;
     return t;
   }

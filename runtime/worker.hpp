@@ -64,9 +64,9 @@ class alignas(k_false_sharing) worker {
   // stealing; parks while there is none. Null when the scheduler stops.
   detail::job* find_work() noexcept;
 
-  // Owner: a fiber to switch to when the current fiber suspends: a ready
-  // yielded fiber, an idle pooled one, or a new one. Null only when no fiber
-  // can be created (m_fiber_error says why).
+  // Owner: a fiber to switch to when the current fiber suspends: the oldest
+  // yielded entry when it is a fiber, else an idle pooled one, or a new one.
+  // Null only when no fiber can be created (m_fiber_error says why).
   fiber* next_fiber() noexcept;
   // Owner: an idle pooled fiber or a new one; null when none can be created
   // (m_fiber_error says why).
@@ -78,14 +78,16 @@ class alignas(k_false_sharing) worker {
   bool work_visible() const noexcept;
 
   // Owner: ready work of this worker without searching or parking: its
-  // queue, a yielded fiber (its resume descriptor), a yielded task, the
+  // queue, the oldest yielded fiber (its resume descriptor) or task, the
   // injection queue. Null when there is none. For a join that has no fiber
   // to suspend to (join.cpp).
   detail::job* take_ready() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.
-  bool has_local_work() const noexcept { return !m_queue.empty() || !m_yielded.empty() || !m_yielded_jobs.empty(); }
+  bool has_local_work() const noexcept { return !m_queue.empty() || has_yielded(); }
+  // Owner: a fiber or a task yielded on this worker and waits for its turn.
+  bool has_yielded() const noexcept { return !m_yielded.empty(); }
 
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split
@@ -94,9 +96,14 @@ class alignas(k_false_sharing) worker {
 
   // Owner: the slow paths of suspend(), yield_current() and the join without
   // a fiber (suspend.cpp, join.cpp) reach the yield lists and the pool here.
-  void push_yielded(fiber* f) noexcept { m_yielded.push_back(f); }
-  void push_yielded_job(detail::job* t) noexcept { m_yielded_jobs.push_back(t); }
-  fiber* take_yielded() noexcept { return m_yielded.pop_front(); }
+  // Yielded fibers and tasks share one FIFO, so that each waits for all that
+  // yielded before it, whatever their kind (a fiber as its resume
+  // descriptor).
+  void push_yielded(fiber* f) noexcept { m_yielded.push_back(&f->m_resume); }
+  void push_yielded_job(detail::job* t) noexcept { m_yielded.push_back(t); }
+  // The oldest yielded fiber, wherever it is in the FIFO, or null. For a
+  // join near the bottom of its stack, which runs fibers but no tasks.
+  fiber* take_yielded_fiber() noexcept;
   void pool_fiber(fiber* f) noexcept { m_pool.put(f); }
   // Why the last fiber creation failed (see idle_fiber); null if none did.
   const std::exception_ptr& fiber_error() const noexcept { return m_fiber_error; }
@@ -180,12 +187,13 @@ class alignas(k_false_sharing) worker {
   // its waker). Time accounting and the trace follow busy / not busy.
   enum class hunt : std::uint8_t { busy, idle, searching };
 
-  fiber_list m_yielded;                                // fibers that yielded, oldest first
-  detail::intrusive_fifo<detail::job> m_yielded_jobs;  // tasks that yielded (coroutines), oldest first
-  fiber_pool m_pool;                                   // idle fibers
-  fiber* m_first;                                      // the loop's first fiber, until the thread starts
-  std::uint32_t m_found = 0;                           // where find_work() found its task: see trace_kind::run_task
-  std::exception_ptr m_fiber_error;                    // why the last fiber creation failed (see idle_fiber)
+  // Fibers (their resume descriptors) and tasks (coroutines) that yielded,
+  // oldest first; owner only, never stolen.
+  detail::intrusive_fifo<detail::job> m_yielded;
+  fiber_pool m_pool;                 // idle fibers
+  fiber* m_first;                    // the loop's first fiber, until the thread starts
+  std::uint32_t m_found = 0;         // where find_work() found its task: see trace_kind::run_task
+  std::exception_ptr m_fiber_error;  // why the last fiber creation failed (see idle_fiber)
   hunt m_hunt = hunt::busy;
 
   // Victim selection: the state of the runtime's policy, whose steal round is

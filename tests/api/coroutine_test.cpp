@@ -186,6 +186,29 @@ TEST_P(CoroutineTest, HundredThousandCoroutinesAwaitOneLatch) {
   EXPECT_EQ(passed.load(), n);
 }
 
+// Yielded fibers and yielded coroutines take turns in one order: a fiber
+// that polls with weft::yield() for a flag that a yielding coroutine sets
+// lets that coroutine run (the fiber used to be resumed ahead of it for ever
+// at 1 worker).
+TEST_P(CoroutineTest, AFiberPollingWithYieldLetsAYieldingCoroutineRun) {
+  std::atomic<bool> flag{false};
+  auto setter = [&]() -> weft::task<int> {
+    for (int i = 0; i < 3; ++i) co_await weft::yield_async();
+    flag.store(true);
+    co_return 1;
+  };
+  const int r = rt.run([&] {
+    auto [polled, set] = weft::join(
+        [&] {
+          while (!flag.load()) weft::yield();
+          return 1;
+        },
+        [&] { return weft::sync_wait(setter()); });
+    return polled + set;
+  });
+  EXPECT_EQ(r, 2);
+}
+
 TEST_P(CoroutineTest, LockAsyncExcludes) {
   weft::mutex m;
   long counter = 0;

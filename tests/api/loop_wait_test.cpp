@@ -4,7 +4,8 @@
 // other workers and to its own worker's next fiber, so any item may wait for
 // any other item of the same loop, with any number of workers from 1.
 // Every primitive that suspends (latch, barrier, mutex, condition_variable,
-// a coroutine await, weft::yield() in a polling loop) x loops (parallelize,
+// a coroutine await, weft::yield() in a polling loop, by one item or by
+// every item until all have arrived) x loops (parallelize,
 // parallel_for with chunks of one item, a capped parallelize whose cap is
 // the item count) x workers {1, 2, 4} x items {2, 8, 1000}.
 #include <gtest/gtest.h>
@@ -27,7 +28,7 @@
 
 namespace {
 
-enum class primitive { latch_all, latch_first_last, barrier_phases, mutex, condvar, coroutine, yield_poll };
+enum class primitive { latch_all, latch_first_last, barrier_phases, mutex, condvar, coroutine, yield_poll, yield_all };
 enum class loop_kind { parallelize, parallel_for, capped };
 
 const char* name_of(primitive p) {
@@ -39,6 +40,7 @@ const char* name_of(primitive p) {
     case primitive::condvar: return "Condvar";
     case primitive::coroutine: return "Coroutine";
     case primitive::yield_poll: return "YieldPoll";
+    case primitive::yield_all: return "YieldAll";
   }
   return "?";
 }
@@ -194,6 +196,19 @@ std::string run_case(primitive p, loop_kind k, int n) {
       });
       break;
     }
+    case primitive::yield_all: {
+      // Every item polls, yielding, until all items have arrived: the
+      // fibers that yield must not hand the worker only to each other while
+      // items not started wait on its queue.
+      std::atomic<int> arrived{0};
+      loop_over(k, n, [&](int i) {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        arrived.fetch_add(1);
+        while (arrived.load() < n) weft::yield();
+        after_wait.fetch_add(1);
+      });
+      break;
+    }
   }
   for (int i = 0; i < n; ++i) {
     if (ran[static_cast<std::size_t>(i)].load() != 1) {
@@ -230,7 +245,7 @@ INSTANTIATE_TEST_SUITE_P(
     All, LoopWaitTest,
     ::testing::Combine(::testing::Values(primitive::latch_all, primitive::latch_first_last, primitive::barrier_phases,
                                          primitive::mutex, primitive::condvar, primitive::coroutine,
-                                         primitive::yield_poll),
+                                         primitive::yield_poll, primitive::yield_all),
                        ::testing::Values(loop_kind::parallelize, loop_kind::parallel_for, loop_kind::capped),
                        ::testing::Values(1, 2, 4), ::testing::Values(2, 8, 1000)),
     [](const ::testing::TestParamInfo<params>& info) {

@@ -104,6 +104,8 @@ WEFT_NOINLINE void throw_no_fiber() {
 WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
+  // Injected tasks count as this worker's, as for yield_current().
+  if (w->m_queue.empty()) w->take_injected_onto_queue();
   if (!w->has_local_work()) return false;
   w->push_yielded_job(t);
   counters::bump(w->m_counters.suspensions);
@@ -116,7 +118,10 @@ bool yield_current() noexcept {
   // First the items of a loop in progress here that have not started: the
   // caller may be polling for one of them.
   if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
-  const bool queued = !w->m_queue.empty();
+  // Tasks injected from outside (a fiber resumed by a thread from outside, a
+  // call handed over) count as this worker's: with one worker nobody else
+  // would run them while this fiber polls.
+  const bool queued = !w->m_queue.empty() || w->take_injected_onto_queue();
   if (!queued && !w->has_yielded()) return true;  // nothing else to run here
   // Queued tasks run before any yielded fiber (a loop fiber takes them
   // first): two fibers that poll with yield() would otherwise hand the worker

@@ -234,6 +234,18 @@ detail::job* worker::take_injected() noexcept {
   return first;
 }
 
+bool worker::take_injected_onto_queue() noexcept {
+  if (m_sched.injection().looks_empty()) return false;
+  detail::job* first = take_injected();  // the others are on the queue now
+  if (first == nullptr) return !m_queue.empty();
+  try {
+    push_uncounted(first);  // the newest: popped first
+  } catch (...) {
+    m_sched.injection().push(first);  // no memory to grow the deque: it stays injected
+  }
+  return !m_queue.empty();
+}
+
 // Tries at one victim per steal round: a steal that lost a race (with the
 // owner's pop or another thief's steal) found the victim's deque non-empty
 // then, so it is tried once more at once; after a second loss the round

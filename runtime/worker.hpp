@@ -88,6 +88,10 @@ class alignas(k_false_sharing) worker {
   bool has_local_work() const noexcept { return !m_queue.empty() || has_yielded(); }
   // Owner: a fiber or a task yielded on this worker and waits for its turn.
   bool has_yielded() const noexcept { return !m_yielded.empty(); }
+  // Owner, its queue empty: moves the injection queue's tasks onto the queue,
+  // the oldest to run first; true when the queue holds any after. For a
+  // yield, which must let them run (with one worker nobody else takes them).
+  bool take_injected_onto_queue() noexcept;
 
   // Owner, at a poll point: a thief asked for work. Publishes the oldest
   // private task; false when there was none to publish (the caller may split

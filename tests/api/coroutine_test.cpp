@@ -209,6 +209,46 @@ TEST_P(CoroutineTest, AFiberPollingWithYieldLetsAYieldingCoroutineRun) {
   EXPECT_EQ(r, 2);
 }
 
+// Work injected from outside (here a fiber resumed by a thread from outside
+// through a latch) runs while fibers or coroutines of its worker poll with a
+// yield: with one worker nobody else takes it (a yield used to look only at
+// its worker's queue and yielded work, so the pollers spun for ever).
+TEST_P(CoroutineTest, PollingWithYieldLetsWorkFromOutsideRun) {
+  for (const bool coroutines : {false, true}) {
+    std::atomic<bool> flag{false};
+    weft::latch opened(1);
+    auto poll = [&]() -> weft::task<int> {
+      while (!flag.load()) co_await weft::yield_async();
+      co_return 1;
+    };
+    auto both = [&]() -> weft::task<int> {
+      auto [a, b] = co_await weft::when_all(poll(), poll());
+      co_return a + b;
+    };
+    std::thread outside([&] {
+      // Late enough that the waiter has suspended (correct either way).
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      opened.count_down();
+    });
+    const int r = rt.run([&] {
+      auto [polled, waited] = weft::join(
+          [&] {
+            if (coroutines) return weft::sync_wait(both());
+            while (!flag.load()) weft::yield();
+            return 2;
+          },
+          [&] {
+            opened.wait();
+            flag.store(true);
+            return 1;
+          });
+      return polled + waited;
+    });
+    outside.join();
+    EXPECT_EQ(r, 3) << (coroutines ? "coroutines" : "fibers");
+  }
+}
+
 TEST_P(CoroutineTest, LockAsyncExcludes) {
   weft::mutex m;
   long counter = 0;

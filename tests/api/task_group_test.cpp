@@ -65,6 +65,26 @@ TEST_P(TaskGroupTest, SpawnedCallsMaySpawnIntoTheGroup) {
   EXPECT_EQ(nodes.load(), (1 << (depth + 1)) - 1);
 }
 
+// Spawns that poll with weft::yield() until all have started: the yields
+// must let the spawns still queued start (they used to hand the worker to
+// each other for ever at 1 worker).
+TEST_P(TaskGroupTest, SpawnsThatPollWithYieldForEachOtherAllRun) {
+  for (const int n : {3, 8, 100}) {
+    std::atomic<int> arrived{0};
+    rt.run([&] {
+      weft::task_group g;
+      for (int i = 0; i < n; ++i) {
+        g.spawn([&] {
+          arrived.fetch_add(1);
+          while (arrived.load() < n) weft::yield();
+        });
+      }
+      g.wait();
+    });
+    EXPECT_EQ(arrived.load(), n);
+  }
+}
+
 TEST_P(TaskGroupTest, GroupIsReusableAfterWait) {
   rt.run([&] {
     weft::task_group g;

@@ -157,7 +157,8 @@ fiber* worker::next_fiber() noexcept {
   if (const detail::job* t = m_yielded.m_head; t != nullptr && t->m_execute == &resume_fiber) {
     return fiber_of(m_yielded.pop_front());
   }
-  return idle_fiber();
+  if (fiber* f = idle_fiber()) return f;
+  return take_yielded_fiber();  // no stack to be had: a yielded fiber behind a task, out of turn
 }
 
 fiber* worker::take_yielded_fiber() noexcept {

@@ -65,8 +65,9 @@ class alignas(k_false_sharing) worker {
   detail::job* find_work() noexcept;
 
   // Owner: a fiber to switch to when the current fiber suspends: the oldest
-  // yielded entry when it is a fiber, else an idle pooled one, or a new one.
-  // Null only when no fiber can be created (m_fiber_error says why).
+  // yielded entry when it is a fiber, else an idle pooled one, or a new one,
+  // or (when none can be created) a yielded fiber out of turn. Null only when
+  // none can be had (m_fiber_error says why).
   fiber* next_fiber() noexcept;
   // Owner: an idle pooled fiber or a new one; null when none can be created
   // (m_fiber_error says why).

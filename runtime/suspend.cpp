@@ -105,8 +105,8 @@ WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
   // Injected tasks count as this worker's, as for yield_current().
-  if (w->m_queue.empty()) w->take_injected_onto_queue();
-  if (!w->has_local_work()) return false;
+  if (w->m_queue.empty() && !w->m_sched.injection().looks_empty()) w->take_injected_onto_queue();
+  if (!w->has_local_work() && !w->caller_ready()) return false;
   w->push_yielded_job(t);
   counters::bump(w->m_counters.suspensions);
   return true;
@@ -120,8 +120,11 @@ bool yield_current() noexcept {
   if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
   // Tasks injected from outside (a fiber resumed by a thread from outside, a
   // call handed over) count as this worker's: with one worker nobody else
-  // would run them while this fiber polls.
-  const bool queued = !w->m_queue.empty() || w->take_injected_onto_queue();
+  // would run them while this fiber polls. So does the call of the thread
+  // that borrows this slot, when it is done (only this thread can return
+  // it, and the poller may wait for what it does next).
+  const bool queued = !w->m_queue.empty() || (!w->m_sched.injection().looks_empty() && w->take_injected_onto_queue()) ||
+                      w->caller_ready();
   if (!queued && !w->has_yielded()) return true;  // nothing else to run here
   // Queued tasks run before any yielded fiber (a loop fiber takes them
   // first): two fibers that poll with yield() would otherwise hand the worker

@@ -290,12 +290,6 @@ bool worker::work_visible() const noexcept {
   return false;
 }
 
-bool worker::caller_ready() const noexcept {
-  // acquire: pairs with the release in make_pinned_ready(); the caller's
-  // fiber was saved before it was made ready.
-  return m_caller != nullptr && m_caller->m_native_ready.load(std::memory_order_acquire);
-}
-
 // Searching spins on the core for this long, then yields the core to other
 // runnable threads between rounds: on a machine where other processes (or
 // more threads than cores) compete, a spinning worker would otherwise take

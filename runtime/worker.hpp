@@ -87,6 +87,13 @@ class alignas(k_false_sharing) worker {
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.
   bool has_local_work() const noexcept { return !m_queue.empty() || has_yielded(); }
+  // True when this worker's slot is lent and the borrowing thread's own
+  // stack was made ready: the loop switches back to it first.
+  bool caller_ready() const noexcept {
+    // acquire: pairs with the release in make_pinned_ready(); the caller's
+    // fiber was saved before it was made ready.
+    return m_caller != nullptr && m_caller->m_native_ready.load(std::memory_order_acquire);
+  }
   // Owner: a fiber or a task yielded on this worker and waits for its turn.
   bool has_yielded() const noexcept { return !m_yielded.empty(); }
   // Owner, its queue empty: moves the injection queue's tasks onto the queue,
@@ -179,9 +186,6 @@ class alignas(k_false_sharing) worker {
   template <class Policy>
   detail::job* steal_round_of() noexcept;
   detail::job* search() noexcept;
-  // True when this worker's slot is lent and the borrowing thread's own
-  // stack was made ready: the loop switches back to it first.
-  bool caller_ready() const noexcept;
   void park() noexcept;
   void go_idle() noexcept;
 

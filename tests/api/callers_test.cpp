@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
 #include "sanitizers.hpp"
@@ -212,6 +214,55 @@ TEST(CallersTurnsTest, CallsFromOutsideThatWaitForEachOtherAllReturn) {
       for (auto& th : pool) th.join();
       EXPECT_EQ(returned.load(), k_threads) << workers << " workers, round " << round;
     }
+  }
+}
+
+// A thread's call waits; its thread, holding a slot, takes up a call handed
+// over by a third thread that polls with a yield for what the first thread
+// does after its call returns; meanwhile the first call is completed on the
+// other slot. A yield on the borrowing thread must let its own call return
+// (it used to spin there for ever: only that thread can return its call).
+TEST(CallersTurnsTest, APollingYieldLetsTheBorrowingThreadsOwnCallReturn) {
+  for (const bool coroutine : {false, true}) {
+    weft::runtime rt{weft::config{.workers = 2}};
+    weft::latch opened(1);
+    std::atomic<bool> first_in{false}, second_in{false}, poller_in{false}, first_returned{false};
+    std::thread first([&] {
+      rt.run([&] {
+        first_in.store(true);
+        opened.wait();
+      });
+      first_returned.store(true);
+    });
+    while (!first_in.load()) std::this_thread::yield();
+    std::thread second([&] {
+      rt.run([&] {
+        second_in.store(true);
+        while (!poller_in.load()) std::this_thread::yield();
+        // Let the poller settle on the first thread (correct either way).
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        opened.count_down();
+      });
+    });
+    while (!second_in.load()) std::this_thread::yield();
+    auto poll = [&]() -> weft::task<void> {
+      while (!first_returned.load()) co_await weft::yield_async();
+    };
+    std::thread third([&] {
+      // Both slots are lent: after a bounded wait this call is handed over.
+      rt.run([&] {
+        poller_in.store(true);
+        if (coroutine) {
+          weft::sync_wait(poll());
+        } else {
+          while (!first_returned.load()) weft::yield();
+        }
+      });
+    });
+    first.join();
+    second.join();
+    third.join();
+    EXPECT_TRUE(first_returned.load()) << (coroutine ? "coroutine" : "fiber");
   }
 }
 

@@ -2,6 +2,7 @@
 // weft: parallel loops over integer ranges.
 #pragma once
 
+#include <atomic>
 #include <concepts>
 #include <cstdint>
 #include <optional>
@@ -347,8 +348,29 @@ struct reducer {
   Combine& m_combine;
   std::uint64_t m_min_split = 0;  // the fewest blocks a forked half holds; 0: never split
   std::optional<T> m_first{};     // block 0, reduced first as a sample
+  // map or combine threw: blocks not started are skipped (the result is
+  // dropped; the exception reaches the caller through the joins). Relaxed: a
+  // hint, read once per block.
+  std::atomic<bool> m_failed{false};
 
   T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
+
+  // f(), marking the reduction failed if it throws.
+  template <class F>
+  T guarded(F&& f) {
+    try {
+      return f();
+    } catch (...) {
+      m_failed.store(true, std::memory_order_relaxed);
+      throw;
+    }
+  }
+
+  // Block i, or identity (to be dropped) once the reduction failed.
+  T leaf(std::uint64_t i) {
+    if (m_failed.load(std::memory_order_relaxed)) return m_identity;
+    return guarded([&] { return block_at(i); });
+  }
 
   T block(std::uint64_t b, std::uint64_t e) {
     const std::uint64_t len = e - b;
@@ -387,25 +409,25 @@ struct reducer {
   // Blocks [lo, hi): forks the right half when it is worth a steal and either
   // depth lasts (eager split) or a thief asks.
   T run(std::uint64_t lo, std::uint64_t hi, int depth) {
-    if (hi - lo == 1) return block_at(lo);
+    if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
     if (worth && (depth > 0 || split_wanted())) {
       auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
-      return m_combine(std::move(a), std::move(b));
+      return guarded([&] { return m_combine(std::move(a), std::move(b)); });
     }
     T a = run(lo, mid, 0);
     T b = run(mid, hi, 0);
-    return m_combine(std::move(a), std::move(b));
+    return guarded([&] { return m_combine(std::move(a), std::move(b)); });
   }
 
   // Blocks [lo, hi), every node forked: how a measured reduction runs
   // (<weft/workspan.hpp>: its span is that of the whole tree).
   T run_forked(std::uint64_t lo, std::uint64_t hi) {
-    if (hi - lo == 1) return block_at(lo);
+    if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     auto [a, b] = weft::join([&] { return run_forked(lo, mid); }, [&] { return run_forked(mid, hi); });
-    return m_combine(std::move(a), std::move(b));
+    return guarded([&] { return m_combine(std::move(a), std::move(b)); });
   }
 
   T top() {

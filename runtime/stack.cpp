@@ -78,6 +78,10 @@ struct slab_class {
   bool m_markers = false;   // guards are markers (MADV_GUARD_INSTALL), else mprotect
   // Guarded by g_lock.
   stack_slab* m_open = nullptr;  // slabs with a free slot, doubly linked
+  // Every slab of the class, linked through m_all_next: a full slab is
+  // otherwise reachable only from the fibers in its own stacks, which
+  // LeakSanitizer does not scan (it would report the slab as leaked at exit).
+  stack_slab* m_all = nullptr;
   unsigned m_empty = 0;          // slabs with no slot in use (one is kept for the next runtime)
   slab_class* m_next = nullptr;  // every class of the process
 };
@@ -99,6 +103,7 @@ struct stack_slab {
   std::uint64_t m_dirty = 0;     // bit i: slot i is free with its pages resident
   stack_slab* m_prev = nullptr;  // in m_class->m_open while m_listed
   stack_slab* m_next = nullptr;
+  stack_slab* m_all_next = nullptr;  // in m_class->m_all until it is unmapped
   bool m_listed = false;
 };
 
@@ -295,6 +300,12 @@ slab_work settle(stack_slab* s) noexcept {
     if (c.m_empty != 0) {  // another empty slab is kept already
       s->m_used = all_slots(c.m_slots);
       relist(c, s);
+      for (stack_slab** p = &c.m_all; *p != nullptr; p = &(*p)->m_all_next) {
+        if (*p == s) {
+          *p = s->m_all_next;
+          break;
+        }
+      }
       w.m_unmap = s;
       return w;
     }
@@ -410,6 +421,8 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards
     std::lock_guard lock(g_lock);
     fresh->m_used = bit(0);
     fresh->m_guarded = bit(0);
+    fresh->m_all_next = c->m_all;
+    c->m_all = fresh;
     relist(*c, fresh);
     s = fresh;
     slot = 0;

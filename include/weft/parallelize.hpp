@@ -366,6 +366,16 @@ struct reducer {
     }
   }
 
+  // combine(a, b), marking the reduction failed if it throws.
+  T combined(T a, T b) {
+    try {
+      return m_combine(std::move(a), std::move(b));
+    } catch (...) {
+      m_failed.store(true, std::memory_order_relaxed);
+      throw;
+    }
+  }
+
   // Block i, or identity (to be dropped) once the reduction failed.
   T leaf(std::uint64_t i) {
     if (m_failed.load(std::memory_order_relaxed)) return m_identity;
@@ -413,12 +423,12 @@ struct reducer {
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
     if (worth && (depth > 0 || split_wanted())) {
-      auto [a, b] = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
-      return guarded([&] { return m_combine(std::move(a), std::move(b)); });
+      auto halves = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
+      return combined(std::move(halves.first), std::move(halves.second));
     }
     T a = run(lo, mid, 0);
     T b = run(mid, hi, 0);
-    return guarded([&] { return m_combine(std::move(a), std::move(b)); });
+    return combined(std::move(a), std::move(b));
   }
 
   // Blocks [lo, hi), every node forked: how a measured reduction runs
@@ -426,8 +436,8 @@ struct reducer {
   T run_forked(std::uint64_t lo, std::uint64_t hi) {
     if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
-    auto [a, b] = weft::join([&] { return run_forked(lo, mid); }, [&] { return run_forked(mid, hi); });
-    return guarded([&] { return m_combine(std::move(a), std::move(b)); });
+    auto halves = weft::join([&] { return run_forked(lo, mid); }, [&] { return run_forked(mid, hi); });
+    return combined(std::move(halves.first), std::move(halves.second));
   }
 
   T top() {

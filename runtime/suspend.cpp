@@ -41,6 +41,13 @@ void retire_fiber(worker&, fiber* prev, void*) noexcept { destroy_fiber(prev); }
 
 namespace {
 
+// Owner: w's queue holds tasks, after moving the injection queue's onto it
+// when it was empty (a yield must let them run: with one worker nobody else
+// takes them).
+bool local_or_injected(worker& w) noexcept {
+  return !w.m_queue.empty() || (!w.m_sched.injection().looks_empty() && w.take_injected_onto_queue());
+}
+
 // Queues t, ready to run in scheduler s: on the calling worker's queue when
 // it belongs to s, else (or when the deque cannot grow) through s's injection
 // queue. Any thread.
@@ -104,9 +111,9 @@ WEFT_NOINLINE void throw_no_fiber() {
 WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
-  // Injected tasks count as this worker's, as for yield_current().
-  if (w->m_queue.empty() && !w->m_sched.injection().looks_empty()) w->take_injected_onto_queue();
-  if (!w->has_local_work() && !w->caller_ready()) return false;
+  // Injected tasks and a borrowing thread's ready call count as this
+  // worker's work, as for yield_current().
+  if (!local_or_injected(*w) && !w->has_yielded() && !w->caller_ready()) return false;
   w->push_yielded_job(t);
   counters::bump(w->m_counters.suspensions);
   return true;
@@ -123,8 +130,7 @@ bool yield_current() noexcept {
   // would run them while this fiber polls. So does the call of the thread
   // that borrows this slot, when it is done (only this thread can return
   // it, and the poller may wait for what it does next).
-  const bool queued = !w->m_queue.empty() || (!w->m_sched.injection().looks_empty() && w->take_injected_onto_queue()) ||
-                      w->caller_ready();
+  const bool queued = local_or_injected(*w) || w->caller_ready();
   if (!queued && !w->has_yielded()) return true;  // nothing else to run here
   // Queued tasks run before any yielded fiber (a loop fiber takes them
   // first): two fibers that poll with yield() would otherwise hand the worker

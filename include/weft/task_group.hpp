@@ -22,7 +22,7 @@ namespace detail {
 // created the group: its spawns are uncounted and popped back at wait(); spawns
 // from anywhere else are counted (see join_frame). Counted spawns may happen
 // while the owner waits, so the frame's counter follows the group variant of
-// the join protocol (docs/protocols/join.md, "Groups"): group_complete(), not
+// the join protocol (docs/protocols/join.md, "Open frames"): group_complete(), not
 // complete().
 struct group_state {
   join_frame m_frame;
@@ -32,9 +32,11 @@ struct group_state {
   // Written only by group_init().
   runtime_state* m_runtime = nullptr;
   std::uint64_t m_runtime_id = 0;  // which one (a runtime's address may be reused)
-  job* m_last = nullptr;           // owner's newest uncounted spawn (owner only)
-  std::int64_t m_spawned = 0;      // uncounted spawns (owner only)
-  std::int64_t m_popped = 0;       // of those, popped back by the owner
+  // The owner's uncounted spawns not yet waited for, newest first, linked
+  // through m_next: null exactly when m_spawned == m_popped (owner only).
+  job* m_last = nullptr;
+  std::int64_t m_spawned = 0;  // uncounted spawns (owner only)
+  std::int64_t m_popped = 0;   // of those, popped back by the owner
   // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
   // fiber of the owner's worker): its closure may since have been recycled for
   // a newer task at the same address, so the owner stops popping back by
@@ -53,6 +55,7 @@ struct group_job : job {
   group_state* m_group = nullptr;
   bool m_counted = false;  // set by group_spawn
   bool m_inline = false;   // set by group_wait when the owner popped it back
+  bool m_in_slot = false;  // lives in its task_group's slot, not in allocate_job() memory
 };
 
 WEFT_API void group_init_slow(group_state& g) noexcept;
@@ -75,18 +78,24 @@ inline bool group_owner_here(const group_state& g, const worker_view* view) noex
   return view != nullptr && view->m_fiber == g.m_owner && view->m_runtime_id == g.m_runtime_id;
 }
 
+// Pushes t, a spawn of g's owner (the caller), onto the private ring of the
+// caller's worker, whose view is `view` and where view->private_push_ok().
+inline void group_push_owned(group_state& g, group_job* t, worker_view* view) noexcept {
+  t->m_counted = false;
+  t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+  view->m_ring.push_counted(t);
+  g.m_last = t;
+  ++g.m_spawned;
+}
+
 WEFT_API void group_spawn_slow(group_state& g, group_job* t);
 // Makes t runnable. Inline for the owner's spawn when it needs no publication
-// (onto the private ring: docs/protocols/join.md, "Groups"); the library does
+// (onto the private ring: docs/protocols/join.md, "The frame"); the library does
 // the rest.
 inline void group_spawn(group_state& g, group_job* t) {
   worker_view* view = this_thread_view();
   if (group_owner_here(g, view) && view->private_push_ok()) {
-    t->m_counted = false;
-    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
-    view->m_ring.push_counted(t);
-    g.m_last = t;
-    ++g.m_spawned;
+    group_push_owned(g, t, view);
     return;
   }
   group_spawn_slow(g, t);
@@ -98,18 +107,18 @@ WEFT_API void group_wait_slow(group_state& g) noexcept;
 // the rest (and the whole wait near the bottom of the stack).
 inline void group_wait(group_state& g) noexcept {
   for (;;) {
+    job* t = g.m_last;
+    if (t == nullptr) {
+      // Every uncounted spawn was popped back (m_last is null exactly when
+      // m_spawned == m_popped), so none set m_detached; the counted ones are
+      // done when the counter is 0. acquire: pairs with their releasing
+      // completions.
+      if (g.m_frame.m_pending.load(std::memory_order_acquire) != 0) break;
+      return;
+    }
     // Afresh each round: a call run here may have moved this fiber.
     worker_view* view = this_thread_view();
     if (!group_owner_here(g, view) || stack_pointer_here() < view->m_spawn_limit) break;
-    job* t = g.m_last;
-    if (t == nullptr) {
-      // acquire: pairs with the releasing completions of spawns that ran elsewhere.
-      if (g.m_spawned != g.m_popped || g.m_frame.m_pending.load(std::memory_order_acquire) != 0) break;
-      // Every spawn of this round was popped back: none set m_detached.
-      g.m_spawned = 0;
-      g.m_popped = 0;
-      return;
-    }
     // acquire: pairs with the release in group_closure::execute.
     job_ring& ring = view->m_ring;
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
@@ -138,6 +147,7 @@ struct group_closure final : group_job {
     auto* self = static_cast<group_closure*>(t);
     group_state* group = self->m_group;
     const bool taken = !self->m_inline || self->m_counted;
+    const bool in_slot = self->m_in_slot;
     // release: pairs with the owner's acquire in group_wait (also ordered by the
     // closure's free and reallocation, which the owner must observe first).
     if (!self->m_inline && !self->m_counted) group->m_detached.store(true, std::memory_order_release);
@@ -149,7 +159,7 @@ struct group_closure final : group_job {
       }
     }
     self->~group_closure();
-    free_job(self, sizeof(group_closure));
+    if (!in_slot) free_job(self, sizeof(group_closure));
     if (taken) group_complete(*group);  // last access to the group
   }
 };
@@ -168,34 +178,54 @@ class task_group {
   // Waits if wait() was not called (or spawns came after it); never throws:
   // an exception nobody waited for is dropped.
   ~task_group() {
-    if (m_state.m_spawned != 0 || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
+    if (m_state.m_last != nullptr || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
       detail::group_wait(m_state);
     }
   }
 
   // Makes f() (a copy or move of f) runnable in parallel with the caller.
-  // Allocates the closure from a per-worker recycling pool. Throws
-  // std::logic_error, and runs nothing, when the runtime the group was
-  // created in has been destroyed.
+  // The owner's first spawn after a wait keeps its closure in the group when
+  // it fits (k_slot_bytes); other closures come from a per-worker recycling
+  // pool. Throws std::logic_error, and runs nothing, when the runtime the
+  // group was created in has been destroyed.
   template <class F>
   void spawn(F&& f) {
     using closure = detail::group_closure<std::decay_t<F>>;
     static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
                   "weft::task_group::spawn: over-aligned callables are not supported");
-    void* memory = detail::allocate_job(sizeof(closure));
+    bool in_slot = false;
+    if constexpr (sizeof(closure) <= k_slot_bytes) {
+      // The owner's check first: m_slot_busy is the owner's alone.
+      in_slot = detail::group_owner_here(m_state, detail::this_thread_view()) && !m_slot_busy;
+    }
+    void* memory = in_slot ? static_cast<void*>(m_slot) : detail::allocate_job(sizeof(closure));
     closure* t;
     try {
       t = ::new (memory) closure(std::forward<F>(f));
     } catch (...) {
-      detail::free_job(memory, sizeof(closure));
+      if (!in_slot) detail::free_job(memory, sizeof(closure));
       throw;
     }
     t->m_group = &m_state;
+    if (in_slot) {
+      t->m_in_slot = true;
+      m_slot_busy = true;
+      // Still the owner (a fiber stays itself), but the copy of f may have
+      // moved it to another worker: the view afresh.
+      if (detail::worker_view* view = detail::this_thread_view(); view->private_push_ok()) {
+        detail::group_push_owned(m_state, t, view);
+        return;
+      }
+    }
     try {
       detail::group_spawn(m_state, t);
     } catch (...) {
       t->~closure();
-      detail::free_job(t, sizeof(closure));
+      if (in_slot) {
+        m_slot_busy = false;
+      } else {
+        detail::free_job(t, sizeof(closure));
+      }
       throw;
     }
   }
@@ -207,6 +237,7 @@ class task_group {
   // queued work on this stack meanwhile: docs/guide.md, "Limits").
   void wait() {
     detail::group_wait(m_state);
+    m_slot_busy = false;  // its closure, if any, has been destroyed
     if (m_state.m_frame.failed()) {
       std::exception_ptr e = std::exchange(m_state.m_frame.m_error, nullptr);
       // release: a spawn of a later round that fails synchronises with this
@@ -217,7 +248,12 @@ class task_group {
   }
 
  private:
+  // The largest closure (its descriptor and the callable) kept in the group.
+  static constexpr std::size_t k_slot_bytes = 96;
+
   detail::group_state m_state;
+  bool m_slot_busy = false;  // a closure lives in m_slot (owner only; cleared by wait())
+  alignas(__STDCPP_DEFAULT_NEW_ALIGNMENT__) unsigned char m_slot[k_slot_bytes];
 };
 
 }  // namespace weft

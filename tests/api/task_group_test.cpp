@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -163,6 +164,104 @@ TEST_P(TaskGroupTest, SpawnCopiesAnLvalueCallable) {
     EXPECT_EQ(seen_tag.load(), 1);
   });
   EXPECT_EQ(calls.load(), 2);
+}
+
+// Counts its live copies; small enough for the group's own slot when Pad is
+// small, too large for it otherwise.
+template <std::size_t Pad>
+struct counted_call {
+  std::atomic<int>* m_live;
+  std::atomic<int>* m_runs;
+  std::array<char, Pad> m_pad{};
+  counted_call(std::atomic<int>& live, std::atomic<int>& runs) : m_live(&live), m_runs(&runs) { m_live->fetch_add(1); }
+  counted_call(const counted_call& o) : m_live(o.m_live), m_runs(o.m_runs), m_pad(o.m_pad) { m_live->fetch_add(1); }
+  counted_call& operator=(const counted_call&) = delete;
+  ~counted_call() { m_live->fetch_sub(1); }
+  void operator()() const { m_runs->fetch_add(1); }
+};
+
+// The owner's first spawn of a round lives in the group, the others in pooled
+// memory: every closure runs once and is destroyed once, whichever way it
+// went (popped back, stolen, run by the destructor's wait), round after round.
+TEST_P(TaskGroupTest, ClosuresInTheGroupAndInPooledMemoryAreDestroyedOnce) {
+  std::atomic<int> live{0};
+  std::atomic<int> runs{0};
+  int spawned = 0;
+  rt.run([&] {
+    for (int round = 0; round < 300; ++round) {
+      weft::task_group g;
+      for (int k = 0; k <= round % 4; ++k) {
+        g.spawn(counted_call<8>(live, runs));
+        g.spawn(counted_call<200>(live, runs));
+        spawned += 2;
+      }
+      if (round % 3 != 0) {
+        g.wait();
+        ASSERT_EQ(runs.load(), spawned);
+        ASSERT_EQ(live.load(), 0) << "round " << round;
+        g.spawn(counted_call<8>(live, runs));  // the slot again, waited for by the destructor
+        ++spawned;
+      }
+    }
+  });
+  EXPECT_EQ(runs.load(), spawned);
+  EXPECT_EQ(live.load(), 0);
+}
+
+// A callable whose copy throws is not spawned and leaves the group's slot
+// free for the next spawn.
+TEST_P(TaskGroupTest, ACopyThatThrowsLeavesTheGroupUsable) {
+  struct throws_on_copy {
+    std::atomic<int>* m_runs;
+    explicit throws_on_copy(std::atomic<int>& runs) : m_runs(&runs) {}
+    throws_on_copy(const throws_on_copy&) { throw std::runtime_error("copy"); }
+    throws_on_copy& operator=(const throws_on_copy&) = delete;
+    void operator()() const { m_runs->fetch_add(1); }
+  };
+  std::atomic<int> live{0};
+  std::atomic<int> runs{0};
+  rt.run([&] {
+    weft::task_group g;
+    const throws_on_copy bad(runs);
+    for (int round = 0; round < 50; ++round) {
+      EXPECT_THROW(g.spawn(bad), std::runtime_error);
+      g.spawn(counted_call<8>(live, runs));
+      EXPECT_THROW(g.spawn(bad), std::runtime_error);
+      g.spawn(counted_call<8>(live, runs));
+      g.wait();
+    }
+  });
+  EXPECT_EQ(runs.load(), 100);
+  EXPECT_EQ(live.load(), 0);
+}
+
+// A call in the group's slot that spawns into its own group while it runs on
+// the owner's fiber (popped back at the wait) gets pooled memory: its own
+// closure, still running, is left alone.
+TEST_P(TaskGroupTest, ACallInTheGroupsSlotSpawningIntoItsGroupKeepsItsClosure) {
+  std::atomic<int> bad{0};
+  std::atomic<int> inner{0};
+  rt.run([&] {
+    for (long round = 0; round < 200; ++round) {
+      weft::task_group g;
+      const long tag = 1000 + round;
+      // The same shape inside as outside: were the slot handed out again, the
+      // inner closure would land on the outer one's captures.
+      g.spawn([tag, &g, &bad, &inner] {
+        for (int k = 0; k < 3; ++k) {
+          g.spawn([other = -tag, also = tag, &bad, &inner] {
+            if (other >= 0 || also != -other) bad.fetch_add(1);
+            inner.fetch_add(1);
+          });
+        }
+        const volatile long again = tag;  // read after the spawns
+        if (again < 1000 || again >= 1200) bad.fetch_add(1);
+      });
+      g.wait();
+    }
+  });
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(inner.load(), 600);
 }
 
 // spawn() may be called from a thread outside the runtime into a group owned

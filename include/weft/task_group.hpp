@@ -194,9 +194,11 @@ class task_group {
     static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
                   "weft::task_group::spawn: over-aligned callables are not supported");
     bool in_slot = false;
+    detail::worker_view* view = nullptr;
     if constexpr (sizeof(closure) <= k_slot_bytes) {
       // The owner's check first: m_slot_busy is the owner's alone.
-      in_slot = detail::group_owner_here(m_state, detail::this_thread_view()) && !m_slot_busy;
+      view = detail::this_thread_view();
+      in_slot = detail::group_owner_here(m_state, view) && !m_slot_busy;
     }
     void* memory = in_slot ? static_cast<void*>(m_slot) : detail::allocate_job(sizeof(closure));
     closure* t;
@@ -210,9 +212,10 @@ class task_group {
     if (in_slot) {
       t->m_in_slot = true;
       m_slot_busy = true;
-      // Still the owner (a fiber stays itself), but the copy of f may have
-      // moved it to another worker: the view afresh.
-      if (detail::worker_view* view = detail::this_thread_view(); view->private_push_ok()) {
+      // Still the owner (a fiber stays itself), but a copy of f that runs
+      // code may have moved it to another worker: then the view afresh.
+      if constexpr (!std::is_trivially_constructible_v<std::decay_t<F>, F&&>) view = detail::this_thread_view();
+      if (view->private_push_ok()) {
         detail::group_push_owned(m_state, t, view);
         return;
       }

@@ -43,6 +43,12 @@ struct group_state {
   // address. Written before that spawn's complete(); reset by the owner after
   // its wait.
   std::atomic<bool> m_detached{false};
+  // A closure lives in its task_group's slot: set by the owner's spawn that
+  // puts it there (before the callable is copied, which may spawn into the
+  // group), cleared by that spawn when it fails, else by the closure's
+  // execute once it has destroyed itself (release; the owner's spawn reads
+  // it with acquire), wherever it runs.
+  std::atomic<bool> m_slot_busy{false};
   // Created on a measured strand (<weft/workspan.hpp>; then m_owner is null
   // and m_runtime is not): every spawn is counted and runs as a strand of its
   // own; their work and ends gather here.
@@ -159,7 +165,11 @@ struct group_closure final : group_job {
       }
     }
     self->~group_closure();
-    if (!in_slot) free_job(self, sizeof(group_closure));
+    if (in_slot) {
+      group->m_slot_busy.store(false, std::memory_order_release);  // the slot may be used again
+    } else {
+      free_job(self, sizeof(group_closure));
+    }
     if (taken) group_complete(*group);  // last access to the group
   }
 };
@@ -178,15 +188,18 @@ class task_group {
   // Waits if wait() was not called (or spawns came after it); never throws:
   // an exception nobody waited for is dropped.
   ~task_group() {
-    if (m_state.m_last != nullptr || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
+    // Again while spawns remain: a wait that ran calls of the group on the
+    // owner's own stack (no fiber could be had) may return with the spawns
+    // those calls made as the owner still queued.
+    while (m_state.m_last != nullptr || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
       detail::group_wait(m_state);
     }
   }
 
   // Makes f() (a copy or move of f) runnable in parallel with the caller.
-  // The owner's first spawn after a wait keeps its closure in the group when
-  // it fits (k_slot_bytes); other closures come from a per-worker recycling
-  // pool. Throws std::logic_error, and runs nothing, when the runtime the
+  // An owner's spawn keeps its closure in the group when it fits
+  // (k_slot_bytes) and the slot's last closure is done; other closures come
+  // from a per-worker recycling pool. Throws std::logic_error, and runs nothing, when the runtime the
   // group was created in has been destroyed.
   template <class F>
   void spawn(F&& f) {
@@ -196,22 +209,28 @@ class task_group {
     bool in_slot = false;
     detail::worker_view* view = nullptr;
     if constexpr (sizeof(closure) <= k_slot_bytes) {
-      // The owner's check first: m_slot_busy is the owner's alone.
+      // The owner's check first: only the owner takes the slot. acquire:
+      // pairs with the release of the closure that used it last.
       view = detail::this_thread_view();
-      in_slot = detail::group_owner_here(m_state, view) && !m_slot_busy;
+      in_slot = detail::group_owner_here(m_state, view) && !m_state.m_slot_busy.load(std::memory_order_acquire);
     }
+    // Taken before f is copied: a copy may spawn into this group.
+    if (in_slot) m_state.m_slot_busy.store(true, std::memory_order_relaxed);
     void* memory = in_slot ? static_cast<void*>(m_slot) : detail::allocate_job(sizeof(closure));
     closure* t;
     try {
       t = ::new (memory) closure(std::forward<F>(f));
     } catch (...) {
-      if (!in_slot) detail::free_job(memory, sizeof(closure));
+      if (in_slot) {
+        m_state.m_slot_busy.store(false, std::memory_order_relaxed);
+      } else {
+        detail::free_job(memory, sizeof(closure));
+      }
       throw;
     }
     t->m_group = &m_state;
     if (in_slot) {
       t->m_in_slot = true;
-      m_slot_busy = true;
       // Still the owner (a fiber stays itself), but a copy of f that runs
       // code may have moved it to another worker: then the view afresh.
       if constexpr (!std::is_trivially_constructible_v<std::decay_t<F>, F&&>) view = detail::this_thread_view();
@@ -225,7 +244,7 @@ class task_group {
     } catch (...) {
       t->~closure();
       if (in_slot) {
-        m_slot_busy = false;
+        m_state.m_slot_busy.store(false, std::memory_order_relaxed);
       } else {
         detail::free_job(t, sizeof(closure));
       }
@@ -240,7 +259,6 @@ class task_group {
   // queued work on this stack meanwhile: docs/guide.md, "Limits").
   void wait() {
     detail::group_wait(m_state);
-    m_slot_busy = false;  // its closure, if any, has been destroyed
     if (m_state.m_frame.failed()) {
       std::exception_ptr e = std::exchange(m_state.m_frame.m_error, nullptr);
       // release: a spawn of a later round that fails synchronises with this
@@ -255,7 +273,6 @@ class task_group {
   static constexpr std::size_t k_slot_bytes = 96;
 
   detail::group_state m_state;
-  bool m_slot_busy = false;  // a closure lives in m_slot (owner only; cleared by wait())
   alignas(__STDCPP_DEFAULT_NEW_ALIGNMENT__) unsigned char m_slot[k_slot_bytes];
 };
 

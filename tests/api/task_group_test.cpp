@@ -264,6 +264,45 @@ TEST_P(TaskGroupTest, ACallInTheGroupsSlotSpawningIntoItsGroupKeepsItsClosure) {
   EXPECT_EQ(inner.load(), 600);
 }
 
+// A callable whose copy spawns into the group it is being spawned into (on
+// the owner's fiber): the spawn inside the copy must not take the slot that
+// the copy is being made for.
+TEST_P(TaskGroupTest, ACopyThatSpawnsIntoItsGroupGetsMemoryOfItsOwn) {
+  struct spawns_on_copy {
+    weft::task_group* m_group;
+    std::atomic<int>* m_calls;
+    std::atomic<int>* m_inner;
+    std::atomic<int>* m_live;
+    spawns_on_copy(weft::task_group& g, std::atomic<int>& calls, std::atomic<int>& inner, std::atomic<int>& live)
+        : m_group(&g), m_calls(&calls), m_inner(&inner), m_live(&live) {
+      m_live->fetch_add(1);
+    }
+    spawns_on_copy(const spawns_on_copy& o)
+        : m_group(o.m_group), m_calls(o.m_calls), m_inner(o.m_inner), m_live(o.m_live) {
+      m_live->fetch_add(1);
+      std::atomic<int>* inner = m_inner;
+      m_group->spawn([inner] { inner->fetch_add(1); });
+    }
+    spawns_on_copy& operator=(const spawns_on_copy&) = delete;
+    ~spawns_on_copy() { m_live->fetch_sub(1); }
+    void operator()() const { m_calls->fetch_add(1); }
+  };
+  std::atomic<int> calls{0};
+  std::atomic<int> inner{0};
+  std::atomic<int> live{0};
+  rt.run([&] {
+    for (int round = 0; round < 100; ++round) {
+      weft::task_group g;
+      const spawns_on_copy f(g, calls, inner, live);
+      g.spawn(f);
+      g.wait();
+    }
+  });
+  EXPECT_EQ(calls.load(), 100);
+  EXPECT_EQ(inner.load(), 100);
+  EXPECT_EQ(live.load(), 0);
+}
+
 // spawn() may be called from a thread outside the runtime into a group owned
 // by a task.
 TEST_P(TaskGroupTest, SpawnFromAnExternalThreadIntoATasksGroup) {
@@ -405,6 +444,38 @@ TEST_P(TaskGroupTest, GroupCreatedOutsideRunsSpawnsFromInsideRunOnThatRuntime) {
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(TaskGroupTest);
+
+// At one worker a spawned call popped back by the owner's wait runs on the
+// fiber that made the group, so it may wait for the group itself; its own
+// closure (in the group's slot) stays intact through that inner wait and the
+// spawns after it.
+TEST(TaskGroupOneWorkerTest, ACallPoppedBackOnTheOwnersFiberMayWaitForItsGroup) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  std::atomic<int> calls{0};
+  std::atomic<int> inner{0};
+  std::atomic<int> bad{0};
+  rt.run([&] {
+    for (long round = 0; round < 100; ++round) {
+      weft::task_group g;
+      const long tag = 1000 + round;
+      g.spawn([tag, &g, &calls, &inner, &bad] {
+        g.spawn([&inner] { inner.fetch_add(1); });
+        g.wait();
+        g.spawn([other = -tag, &inner, &bad] {
+          if (other >= 0) bad.fetch_add(1);
+          inner.fetch_add(1);
+        });
+        const volatile long again = tag;  // read after the inner wait and spawns
+        if (again < 1000 || again >= 1100) bad.fetch_add(1);
+        calls.fetch_add(1);
+      });
+      g.wait();
+    }
+  });
+  EXPECT_EQ(calls.load(), 100);
+  EXPECT_EQ(inner.load(), 200);
+  EXPECT_EQ(bad.load(), 0);
+}
 
 TEST(TaskGroupOutsideTest, GroupOwnedByAnOutsideThreadRunsInDefaultRuntime) {
   std::atomic<int> calls{0};

@@ -398,4 +398,92 @@ TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// A wait that cannot get a fiber runs the worker's queued work on the owner's
+// stack: a counted spawn T of the group run there spawns X into the group as
+// the owner would. X is waited for by the next wait (and a spawn of the
+// owner's in between gets memory of its own), or by the destructor, which
+// returns only when X has run.
+TEST(FiberCountMemory, SpawnsOfACallRunOnTheOwnersStackAreWaitedFor) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    std::atomic<int> t_runs{0};
+    std::atomic<int> x_runs{0};
+    std::atomic<int> y_runs{0};
+    std::atomic<int> bad{0};
+    std::atomic<int> failed{0};
+    std::atomic<weft::task_group*> target{nullptr};
+    std::atomic<bool> spawned{false};
+    // Spawns T into each group it is given, from outside the runtime.
+    std::thread spawner([&] {
+      for (int part = 0; part < 2; ++part) {
+        weft::task_group* g = nullptr;
+        while ((g = target.exchange(nullptr)) == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        g->spawn([g, &t_runs, &x_runs, &bad] {
+          t_runs.fetch_add(1);
+          const long tag = 0x1234;
+          g->spawn([tag, &x_runs, &bad] {
+            if (tag != 0x1234) bad.fetch_add(1);
+            x_runs.fetch_add(1);
+          });
+        });
+        spawned.store(true);
+      }
+    });
+    auto give = [&](weft::task_group& g) {
+      target.store(&g);
+      while (!spawned.exchange(false)) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    };
+    if (!cap_address_space(1 << 20)) {
+      give(*new weft::task_group);  // unreachable in practice; lets the spawner end
+      return 10;
+    }
+    int status = 0;
+    rt.run([&] {
+      weft::mutex m;
+      m.lock();
+      weft::task_group holders;
+      for (int i = 0; i < 200; ++i) {
+        holders.spawn([&] {
+          try {
+            m.lock();
+            m.unlock();
+          } catch (const std::system_error&) {
+            failed.fetch_add(1);
+          }
+        });
+      }
+      // Until a holder could not get a fiber: the stacks are used up.
+      for (int i = 0; i < 100000 && failed.load() == 0; ++i) weft::yield();
+      {
+        weft::task_group g;
+        give(g);
+        g.wait();  // runs T on this stack; T spawns X
+        const long tag = 0x5678;
+        g.spawn([tag, &y_runs, &bad] {
+          if (tag != 0x5678) bad.fetch_add(1);
+          y_runs.fetch_add(1);
+        });
+        g.wait();
+      }
+      if (x_runs.load() != 1 || y_runs.load() != 1) status = 11;
+      {
+        weft::task_group g;
+        give(g);
+      }  // the destructor runs T on this stack, and waits for X
+      if (x_runs.load() != 2) status = status != 0 ? status : 12;
+      m.unlock();
+      holders.wait();
+    });
+    spawner.join();
+    std::fprintf(stderr, "holders without a fiber %d; T %d X %d Y %d bad %d\n", failed.load(), t_runs.load(),
+                 x_runs.load(), y_runs.load(), bad.load());
+    if (failed.load() == 0) return 13;  // the stacks were never used up: nothing was tested
+    if (status != 0) return status;
+    return t_runs.load() == 2 && bad.load() == 0 ? 0 : 14;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
 }  // namespace

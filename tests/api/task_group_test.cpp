@@ -180,8 +180,8 @@ struct counted_call {
   void operator()() const { m_runs->fetch_add(1); }
 };
 
-// The owner's first spawn of a round lives in the group, the others in pooled
-// memory: every closure runs once and is destroyed once, whichever way it
+// An owner's spawn lives in the group while its slot is free, the others in
+// pooled memory: every closure runs once and is destroyed once, whichever way it
 // went (popped back, stolen, run by the destructor's wait), round after round.
 TEST_P(TaskGroupTest, ClosuresInTheGroupAndInPooledMemoryAreDestroyedOnce) {
   std::atomic<int> live{0};

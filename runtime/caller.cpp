@@ -71,7 +71,29 @@ constexpr std::uint64_t k_borrow_wait_us = 200;
 constexpr std::uint64_t k_borrow_spin_us = 10;
 
 // One per thread; only this thread touches it (but m_native_ready).
-thread_local caller_state t_caller;
+// Constructed at the first call from outside on a thread, which also
+// registers its destructor; reached through t_caller_of_thread afterwards.
+struct caller_holder {
+  caller_state m_state;
+  caller_holder() noexcept;
+  caller_holder(const caller_holder&) = delete;
+  caller_holder& operator=(const caller_holder&) = delete;
+  ~caller_holder();
+};
+thread_local caller_holder t_caller;
+// &t_caller.m_state while it lives, else null: one load off the thread
+// pointer (initial-exec, as t_worker), where every use of t_caller would
+// call __tls_get_addr and check its guard.
+constinit thread_local caller_state* t_caller_of_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+caller_holder::caller_holder() noexcept { t_caller_of_thread = &m_state; }
+caller_holder::~caller_holder() { t_caller_of_thread = nullptr; }
+
+caller_state& this_thread_caller() noexcept {
+  if (caller_state* c = t_caller_of_thread; c != nullptr) [[likely]] {
+    return *c;
+  }
+  return t_caller.m_state;  // constructs it (once per thread)
+}
 
 // Wins the slot of a parked worker, at once or after a bounded wait for a
 // worker to park (searching workers are asked to park at once) or for a
@@ -177,7 +199,7 @@ class slot_loan {
 bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
   const int w = borrow(s);
   if (w < 0) return false;
-  caller_state& c = t_caller;
+  caller_state& c = this_thread_caller();
   if (!c.m_signal_stack_checked) {
     // The stack-overflow report runs on an alternate signal stack; give this
     // thread one unless it has its own.

@@ -83,7 +83,12 @@ constexpr int k_max_dynamic_registrations = 64;
 
 void on_process_exit() noexcept { g_exit_started.store(true, std::memory_order_relaxed); }
 
-constinit thread_local bool t_ending = false;
+// initial-exec, as t_worker: a load off the thread pointer, where the
+// default model of a shared library calls __tls_get_addr on every read.
+constinit thread_local bool t_ending __attribute__((tls_model("initial-exec"))) = false;
+// note_thread() has touched t_end_marker on this thread (whose first use
+// registers its destructor): later calls read only this flag.
+constinit thread_local bool t_noted __attribute__((tls_model("initial-exec"))) = false;
 
 // Its destructor runs when its thread ends, and, for the thread that calls
 // std::exit (or returns from main), before any atexit handler or static
@@ -130,7 +135,11 @@ bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept {
 
 bool process_exiting() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
 
-void note_thread() noexcept { t_end_marker.touch(); }
+void note_thread() noexcept {
+  if (t_noted) return;
+  t_noted = true;
+  t_end_marker.touch();
+}
 
 void fatal(const char* line) noexcept {
   std::size_t n = 0;

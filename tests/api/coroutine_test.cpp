@@ -127,6 +127,31 @@ TEST_P(CoroutineTest, LongChainsDoNotGrowTheStack) {
   EXPECT_EQ(rt.run([] { return weft::sync_wait(chain::down(1'000'000)); }), 1'000'000);
 }
 
+// Chains of when_all and spawn, each awaiting the next level. Where
+// symmetric transfer is no tail call (unoptimised and sanitizer builds) the
+// stack fills, and the transfers then go through the worker's queue on the
+// children's own descriptors: a child's start, the popped-back child's, and
+// the return to the parent on slot 0's (docs/protocols/coroutine-resumption.md).
+TEST_P(CoroutineTest, LongChainsOfWhenAllAndSpawnDoNotGrowTheStack) {
+  struct chain {
+    static weft::task<long> one() { co_return 1; }
+    static weft::task<long> all(long n) {
+      if (n == 0) co_return 0;
+      auto [a, b] = co_await weft::when_all(all(n - 1), one());
+      co_return a + b;
+    }
+    static weft::task<long> spawned(long n) {
+      if (n == 0) co_return 0;
+      auto s = weft::spawn(spawned(n - 1));
+      const long below = co_await s;
+      co_return below + 1;
+    }
+  };
+  constexpr long n = 50'000;
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(chain::all(n)); }), n);
+  EXPECT_EQ(rt.run([] { return weft::sync_wait(chain::spawned(n)); }), n);
+}
+
 // A coroutine awaiting parallelize_async whose items themselves use fibers
 // (nested parallel calls, joins) and a weft::mutex.
 TEST_P(CoroutineTest, ParallelizeAsyncWithFibersAndMutexInside) {

@@ -45,8 +45,11 @@ struct coroutine_resumption : job {
 // the fiber stack is nearly full, through the worker's queue (the stack then
 // unwinds). Symmetric transfer is a tail call only where the compiler makes
 // it one (not in unoptimised or sanitizer builds), so every transfer checks.
+// via: a descriptor that no queue holds, made whole here (a child's own
+// m_resume once it is ours again: docs/protocols/coroutine-resumption.md).
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, coroutine_resumption& via) noexcept {
   if (!stack_low_here()) return next;
+  via.m_execute = &coroutine_resumption::execute;
   via.m_handle = next;
   via.m_ws = ws_suspend_point();
   defer(&via);
@@ -108,6 +111,10 @@ struct promise_base {
 
 // A child of a when_all / spawn, offered to other workers.
 struct child_slot {
+  // The descriptor a thief takes. Once no queue holds it (never pushed,
+  // popped back, or run by a thief whose child has finished), transfer_to()
+  // may remake it into a plain deferred resumption: of the child's inline
+  // start (not "taken"), or, in slot 0, of the parent after the last child.
   struct resumption : coroutine_resumption {
     promise_base* m_promise = nullptr;
     resumption() noexcept { m_execute = &run; }
@@ -115,10 +122,9 @@ struct child_slot {
     static void run(job* t) noexcept {
       auto* self = static_cast<resumption*>(t);
       self->m_promise->m_taken = true;
-      self->m_handle.resume();
+      self->m_handle.resume();  // last access: a deferred transfer may remake *self
     }
   } m_resume;
-  coroutine_resumption m_defer;  // a deferred inline start (not "taken")
   bool m_pushed = false;
   ws_strand m_strand;  // the child's strand when measured
 };
@@ -134,9 +140,8 @@ struct child_slot {
 // child wakes that fiber instead (resume_waiter).
 struct join_state {
   join_frame m_frame;
-  std::coroutine_handle<> m_parent;   // null: a spawned handle's destructor waits in wait(m_frame, 1)
-  coroutine_resumption m_parent_via;  // for a deferred transfer to the parent
-  child_slot* m_slots = nullptr;      // slots 1 .. m_count-1 were pushed; slot 0 runs inline
+  std::coroutine_handle<> m_parent;  // null: a spawned handle's destructor waits in wait(m_frame, 1)
+  child_slot* m_slots = nullptr;     // slots 1 .. m_count-1 were pushed; slot 0 runs inline
   int m_count = 0;
   int m_next = 0;  // next slot to pop back
   std::int64_t m_taken = 0;
@@ -171,7 +176,7 @@ struct join_state {
         return start_measured();  // nothing pushed yet
       }
     }
-    return transfer_to(slots[0].m_resume.m_handle, slots[0].m_defer);
+    return transfer_to(slots[0].m_resume.m_handle, slots[0].m_resume);
   }
 
   // Starts the children of a measured when_all, each as a strand of its own:
@@ -187,7 +192,7 @@ struct join_state {
       c.m_resume.m_promise->m_ws = &c.m_strand;
       if (i != 0) c.m_pushed = push_plain(&c.m_resume) == push_status::pushed;
     }
-    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_defer);
+    return transfer_to(m_slots[0].m_resume.m_handle, m_slots[0].m_resume);
   }
   // The awaiting coroutine resumes: its strand goes on after the children.
   void end_measured() noexcept {
@@ -216,7 +221,7 @@ struct join_state {
       // publish_join's in wait()), which wrote m_parent or m_frame.m_waiter
       // before it: read here only after observing k_waiting.
       if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
-        if (m_parent) return transfer_to(m_parent, m_parent_via);
+        if (m_parent) return to_parent();
         resume_waiter(m_frame);  // ~spawned waits: its fiber may destroy this state and the child at once
       }
       return std::noop_coroutine();
@@ -224,16 +229,20 @@ struct join_state {
     // The inline chain: run the next child that is still ours.
     while (m_next >= 1) {
       child_slot& s = m_slots[m_next--];
-      if (!s.m_pushed || pop(&s.m_resume)) return transfer_to(s.m_resume.m_handle, s.m_defer);
+      if (!s.m_pushed || pop(&s.m_resume)) return transfer_to(s.m_resume.m_handle, s.m_resume);
       ++m_taken;  // a worker took it: it counts down when it finishes
     }
-    if (m_taken == 0) return transfer_to(m_parent, m_parent_via);  // nothing was taken: no atomic operation
+    if (m_taken == 0) return to_parent();  // nothing was taken: no atomic operation
     const std::int64_t add = m_taken + join_frame::k_waiting;
     if (m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == join_frame::k_waiting) {
-      return transfer_to(m_parent, m_parent_via);
+      return to_parent();
     }
     return std::noop_coroutine();  // the last taken child transfers to the parent
   }
+  // Every child has finished: slot 0's descriptor is in no queue (child 0
+  // ran inline in a when_all; a spawned child's was popped back or run) and
+  // carries a deferred transfer to the parent.
+  std::coroutine_handle<> to_parent() noexcept { return transfer_to(m_parent, m_slots[0].m_resume); }
 };
 
 struct final_awaiter {
@@ -369,18 +378,19 @@ class [[nodiscard]] task {
     }
     struct awaiter {
       handle_type m_child;
-      detail::coroutine_resumption m_start_via;   // a deferred start of the child
-      detail::coroutine_resumption m_return_via;  // a deferred return to the parent
+      // A deferred start of the child, then a deferred return to the parent
+      // (the child has run by then).
+      detail::coroutine_resumption m_via;
       bool await_ready() const noexcept { return false; }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
         m_child.promise().m_continuation = parent;
-        m_child.promise().m_continuation_via = &m_return_via;
+        m_child.promise().m_continuation_via = &m_via;
         m_child.promise().m_stage = detail::stage::started;  // also while its start is deferred
-        return detail::transfer_to(m_child, m_start_via);    // the child runs now, on this thread
+        return detail::transfer_to(m_child, m_via);          // the child runs now, on this thread
       }
       T await_resume() { return m_child.promise().take(); }
     };
-    return awaiter{m_handle, {}, {}};
+    return awaiter{m_handle, {}};
   }
   auto operator co_await() & { return std::move(*this).operator co_await(); }
 

@@ -227,7 +227,7 @@ class [[nodiscard]] spawned {
       detail::ws_spawn_point(true);  // the spawner's strand waits for the child
     }
     if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
-      return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_defer);  // run it inline now
+      return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_resume);  // run it inline now
     }
     // Taken by another worker: wait for it (it may be done already).
     const std::int64_t add = 1 + detail::join_frame::k_waiting;

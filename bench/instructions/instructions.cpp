@@ -9,6 +9,8 @@
 //                            (x[i] = x[i] * 0.5 + 0.25)
 //   instructions yield K     two fibers of one worker yield to each other K
 //                            times each (2K fiber switches)
+//   instructions outside K N K calls of parallelize over N items from main,
+//                            on the default runtime (of one worker here)
 // Prints the result, so that the work cannot be optimised away.
 #include <cstdio>
 #include <cstdlib>
@@ -43,7 +45,7 @@ weft::task<long> fib_coro(int n) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: instructions join|group|coro|yield N | instructions loops K N\n");
+  std::fprintf(stderr, "usage: instructions join|group|coro|yield N | instructions loops|outside K N\n");
   return 2;
 }
 
@@ -53,6 +55,16 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const char* what = argv[1];
   const int n = std::atoi(argv[2]);
+  if (std::strcmp(what, "outside") == 0 && argc == 4) {
+    // Calls from plain code, as a new user writes them: each one comes in
+    // through the door (a borrowed slot) and leaves again.
+    setenv("WEFT_NUM_WORKERS", "1", 1);
+    const int items = std::atoi(argv[3]);
+    std::vector<double> x(static_cast<std::size_t>(items), 1.0);
+    for (int k = 0; k < n; ++k) weft::parallelize(x.size(), [&](std::size_t i) { x[i] = x[i] * 0.5 + 0.25; });
+    std::printf("%g\n", x[0]);
+    return 0;
+  }
   weft::runtime rt{weft::config{.workers = 1}};
   if (std::strcmp(what, "join") == 0) {
     std::printf("%ld\n", rt.run([n] { return fib_join(n); }));

@@ -139,7 +139,6 @@ class slot_loan {
     WEFT_ASSERT(t_worker == nullptr, "slot_loan: the borrowing thread is outside every runtime");
     WEFT_ASSERT(w.m_caller == nullptr, "slot_loan: the slot is not lent already (its parked bit was won once)");
     s.begin_root();  // a call in flight: the runtime outlives it
-    s.m_lent.fetch_add(1, std::memory_order_relaxed);
     c.m_saved_current = w.m_current;
     c.m_saved_eh = w.m_eh_globals;
     c.m_saved_entry = w.m_sleep_entry;
@@ -177,9 +176,6 @@ class slot_loan {
     // From here on the slot may be borrowed again or its thread woken: only
     // its constant fields are read below.
     m_sched.sleepers().give_back(index, leftover);
-    // After the slot is back: a thread from outside that sees fewer slots
-    // lent than workers may count on a worker that parks (borrow()).
-    m_sched.m_lent.fetch_sub(1, std::memory_order_relaxed);
     if (!leftover && w.work_visible()) m_sched.sleepers().notify_one();  // the re-check of a park (rule 5)
     m_sched.notify_slot_waiters();  // give_back()'s fence orders the slot's return before
     m_sched.end_root();

@@ -96,7 +96,6 @@ class scheduler : public detail::runtime_state {
   // can borrow its slot: searching workers park at once. Any thread.
   bool lend_wanted() const noexcept { return m_lend_wanted.load(std::memory_order_relaxed) != 0; }
   std::atomic<int> m_lend_wanted{0};  // threads waiting for a slot
-  std::atomic<int> m_lent{0};         // slots lent now
   // Threads from outside blocked until a borrowed slot is given back, and
   // the word they block on (bumped at each give-back while some wait); see
   // docs/protocols/callers.md.

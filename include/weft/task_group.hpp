@@ -199,8 +199,8 @@ class task_group {
   // Makes f() (a copy or move of f) runnable in parallel with the caller.
   // An owner's spawn keeps its closure in the group when it fits
   // (k_slot_bytes) and the slot's last closure is done; other closures come
-  // from a per-worker recycling pool. Throws std::logic_error, and runs nothing, when the runtime the
-  // group was created in has been destroyed.
+  // from a per-worker recycling pool. Throws std::logic_error, and runs
+  // nothing, when the runtime the group was created in has been destroyed.
   template <class F>
   void spawn(F&& f) {
     using closure = detail::group_closure<std::decay_t<F>>;

@@ -10,8 +10,11 @@
 #include <type_traits>
 
 #include "platform.hpp"
+#include "weft/detail/worker_view.hpp"
 
 namespace weft::rt {
+
+static_assert(detail::deque_ends::k_line == k_false_sharing);
 
 // A growable work-stealing deque of pointers (Chase and Lev, "Dynamic circular
 // work-stealing deque", SPAA 2005) with the C11 memory orderings of Lê, Pop,
@@ -53,32 +56,32 @@ class deque {
 
   // Owner only. Never fails except by std::bad_alloc when growing.
   void push(T x) {
-    const std::int64_t b = m_bottom.load(std::memory_order_relaxed);
-    const std::int64_t t = m_top.load(std::memory_order_acquire);
+    const std::int64_t b = m_ends.m_bottom.load(std::memory_order_relaxed);
+    const std::int64_t t = m_ends.m_top.load(std::memory_order_acquire);
     array* a = m_array.load(std::memory_order_relaxed);
     if (b - t > a->m_mask) a = grow(a, t, b);  // reloads the array after growing
     a->slot(b).store(x, k_relaxed_or_release);
-    release_fence();                              // publishes the slot (and *x) before bottom
-    m_bottom.store(b + 1, k_relaxed_or_release);  // pairs with the acquire load in steal()
+    release_fence();                                     // publishes the slot (and *x) before bottom
+    m_ends.m_bottom.store(b + 1, k_relaxed_or_release);  // pairs with the acquire load in steal()
   }
 
   // Owner only. The newest element, or nullptr when empty.
   T take() noexcept {
-    const std::int64_t b = m_bottom.load(std::memory_order_relaxed) - 1;
+    const std::int64_t b = m_ends.m_bottom.load(std::memory_order_relaxed) - 1;
     array* a = m_array.load(std::memory_order_relaxed);
-    m_bottom.store(b, std::memory_order_relaxed);
+    m_ends.m_bottom.store(b, std::memory_order_relaxed);
     full_fence();  // orders the store of bottom before the load of top (pairs with steal())
-    std::int64_t t = m_top.load(std::memory_order_relaxed);
+    std::int64_t t = m_ends.m_top.load(std::memory_order_relaxed);
     if (t > b) {  // empty
-      m_bottom.store(b + 1, std::memory_order_relaxed);
+      m_ends.m_bottom.store(b + 1, std::memory_order_relaxed);
       return nullptr;
     }
     T x = a->slot(b).load(k_relaxed_or_acquire);
     if (t == b) {  // the last element: race with thieves through top
-      if (!m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      if (!m_ends.m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
         x = nullptr;
       }
-      m_bottom.store(b + 1, std::memory_order_relaxed);
+      m_ends.m_bottom.store(b + 1, std::memory_order_relaxed);
     }
     return x;
   }
@@ -86,29 +89,29 @@ class deque {
   // Any thread. The oldest element, `empty`, or `lost_race` when another thief
   // or the owner took it first (the deque may still hold elements then).
   steal_result steal() noexcept {
-    std::int64_t t = m_top.load(std::memory_order_acquire);
+    std::int64_t t = m_ends.m_top.load(std::memory_order_acquire);
     full_fence();  // orders the load of top before the load of bottom (pairs with take())
-    const std::int64_t b = m_bottom.load(std::memory_order_acquire);  // pairs with push()
+    const std::int64_t b = m_ends.m_bottom.load(std::memory_order_acquire);  // pairs with push()
     if (t >= b) return {steal_status::empty, nullptr};
     array* a = m_array.load(std::memory_order_acquire);  // pairs with the release in grow()
     T x = a->slot(t).load(k_relaxed_or_acquire);         // read before the CAS: after it the slot may be reused
-    if (!m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
+    if (!m_ends.m_top.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
       return {steal_status::lost_race, nullptr};
     }
     return {steal_status::success, x};
   }
 
   // The two ends, for a reader that only looks (detail::job_ring).
-  const std::atomic<std::int64_t>& top() const noexcept { return m_top; }
-  const std::atomic<std::int64_t>& bottom() const noexcept { return m_bottom; }
+  const detail::deque_ends& ends() const noexcept { return m_ends; }
 
   // Any thread; a hint only (exact for the owner when no thief is active).
   bool looks_empty() const noexcept {
-    return m_bottom.load(std::memory_order_relaxed) <= m_top.load(std::memory_order_relaxed);
+    return m_ends.m_bottom.load(std::memory_order_relaxed) <= m_ends.m_top.load(std::memory_order_relaxed);
   }
   // Any thread; a hint only.
   std::int64_t size_hint() const noexcept {
-    const std::int64_t n = m_bottom.load(std::memory_order_relaxed) - m_top.load(std::memory_order_relaxed);
+    const std::int64_t n =
+        m_ends.m_bottom.load(std::memory_order_relaxed) - m_ends.m_top.load(std::memory_order_relaxed);
     return n < 0 ? 0 : n;
   }
 
@@ -144,8 +147,7 @@ class deque {
     return bigger;
   }
 
-  alignas(k_false_sharing) std::atomic<std::int64_t> m_top{0};
-  alignas(k_false_sharing) std::atomic<std::int64_t> m_bottom{0};
+  detail::deque_ends m_ends;  // top and bottom, each on a line of its own
   alignas(k_false_sharing) std::atomic<array*> m_array;
 };
 

@@ -44,8 +44,7 @@ class job_queue {
   // set here (constants that never read empty when not stealable, so that the
   // inline push never publishes).
   job_queue(bool stealable, detail::job_ring& ring) : m_stealable(stealable), m_ring(ring) {
-    m_ring.m_public_top = stealable ? &m_public.top() : &k_never_empty_top;
-    m_ring.m_public_bottom = stealable ? &m_public.bottom() : &k_never_empty_bottom;
+    m_ring.m_public = stealable ? &m_public.ends() : &k_never_empty;
   }
   job_queue(const job_queue&) = delete;
   job_queue& operator=(const job_queue&) = delete;
@@ -151,8 +150,7 @@ class job_queue {
   }
 
   // What the ring reads of the public deque when nobody steals: never empty.
-  static inline constinit const std::atomic<std::int64_t> k_never_empty_top{0};
-  static inline constinit const std::atomic<std::int64_t> k_never_empty_bottom{1};
+  static inline constinit const detail::deque_ends k_never_empty{0, 1};
 
   // Owner-only part.
   const bool m_stealable;

@@ -20,6 +20,9 @@ namespace weft::detail {
 
 // group_init_slow() and group_spawn_slow() never switch fibers: inline worker reads.
 void group_init_slow(group_state& g) noexcept {
+  g.m_owner = nullptr;
+  g.m_runtime = nullptr;
+  g.m_runtime_id = 0;
   if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner = w->m_current;
     g.m_runtime = &w->m_sched;
@@ -40,7 +43,7 @@ bool measured(const group_state& g) noexcept { return g.m_owner == nullptr && g.
 
 // A spawn of a measured group: runs t as a strand started where its spawner
 // stands (one migration later on the burdened schedule). t runs as if popped
-// back (m_inline: it neither marks the group detached nor completes); this
+// back (k_inline: it neither marks the group detached nor completes); this
 // ends the strand and then completes t, so that the owner sees the strand's
 // sums once it sees t done.
 struct measured_spawn : job {
@@ -72,8 +75,7 @@ job* spawn_as(group_state& g, group_job* t) {
   m->m_task = t;
   m->m_group = &g;
   ws_child_init(m->m_strand, *spawner, true);
-  t->m_inline = true;
-  t->m_counted = false;
+  t->m_mode = static_cast<std::uint8_t>((t->m_mode & group_job::k_in_slot) | group_job::k_inline);
   return m;
 }
 
@@ -92,7 +94,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
   } else {
     target = &rt::default_scheduler();  // may throw: nothing done yet
   }
-  t->m_counted = true;
+  t->m_mode |= group_job::k_counted;
   // The spawner runs in the group's runtime: the same scheduler, and the same
   // runtime at that address (a destroyed runtime's successor may sit there).
   if (w != nullptr && &w->m_sched == target && (g.m_runtime == nullptr || w->m_sched.sequence() == g.m_runtime_id)) {
@@ -134,7 +136,7 @@ bool is_owner(const group_state& g, const rt::worker* w) noexcept {
 void group_spawn_slow(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
   if (WEFT_LIKELY(is_owner(g, w))) {
-    t->m_counted = false;
+    t->m_mode &= static_cast<std::uint8_t>(~group_job::k_counted);
     t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
     w->push(t);
     g.m_last = t;
@@ -162,7 +164,7 @@ namespace {
       rt::counters::bump(w->m_counters.tasks_run);
       g.m_last = t->m_next;
       ++g.m_popped;
-      static_cast<group_job*>(t)->m_inline = true;
+      static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
       t->m_execute(t);  // runs it (or skips it after a failure) and frees it
       if (g.m_last == nullptr) break;
       w = rt::current_worker();  // it may have moved this fiber

@@ -26,12 +26,13 @@ namespace detail {
 // complete().
 struct group_state {
   join_frame m_frame;
-  void* m_owner = nullptr;  // owner fiber; null for an outside thread
+  // m_owner, m_runtime and m_runtime_id are written by group_init() (both of
+  // its paths), and only there: no default values to store first.
+  void* m_owner;  // owner fiber; null for an outside thread
   // The runtime of the owner; null for a group created outside any runtime,
   // whose spawns go to the spawner's runtime (the default one from outside).
-  // Written only by group_init().
-  runtime_state* m_runtime = nullptr;
-  std::uint64_t m_runtime_id = 0;  // which one (a runtime's address may be reused)
+  runtime_state* m_runtime;
+  std::uint64_t m_runtime_id;  // which one (a runtime's address may be reused)
   // The owner's uncounted spawns not yet waited for, newest first, linked
   // through m_next: null exactly when m_spawned == m_popped (owner only).
   job* m_last = nullptr;
@@ -58,10 +59,16 @@ struct group_state {
 // A spawned call of a task_group: descriptor and closure in one block from
 // allocate_job().
 struct group_job : job {
+  // m_mode's bits, each written by whoever holds the job before it can run.
+  static constexpr std::uint8_t k_counted = 1;  // set by a counted spawn (group_spawn_slow)
+  static constexpr std::uint8_t k_inline = 2;   // set when its owner popped it back (group_wait)
+  static constexpr std::uint8_t k_in_slot = 4;  // lives in its task_group's slot, not in allocate_job() memory
+  // Popped back and uncounted: runs as part of the owner's wait, which
+  // neither marks the group detached nor completes it.
+  static bool popped_back(std::uint8_t mode) noexcept { return (mode & (k_inline | k_counted)) == k_inline; }
+
   group_state* m_group = nullptr;
-  bool m_counted = false;  // set by group_spawn
-  bool m_inline = false;   // set by group_wait when the owner popped it back
-  bool m_in_slot = false;  // lives in its task_group's slot, not in allocate_job() memory
+  std::uint8_t m_mode = 0;  // one load in execute()
 };
 
 WEFT_API void group_init_slow(group_state& g) noexcept;
@@ -86,8 +93,8 @@ inline bool group_owner_here(const group_state& g, const worker_view* view) noex
 
 // Pushes t, a spawn of g's owner (the caller), onto the private ring of the
 // caller's worker, whose view is `view` and where view->private_push_ok().
+// t is fresh from spawn(): m_mode has no k_counted.
 inline void group_push_owned(group_state& g, group_job* t, worker_view* view) noexcept {
-  t->m_counted = false;
   t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
   view->m_ring.push_counted(t);
   g.m_last = t;
@@ -107,10 +114,14 @@ inline void group_spawn(group_state& g, group_job* t) {
   group_spawn_slow(g, t);
 }
 WEFT_API void group_wait_slow(group_state& g) noexcept;
-// Waits for g's spawns. Inline for the owner while its newest spawn is the
-// newest private task of its worker and none of its spawns ran elsewhere: pops
-// them back and runs them, and returns when that was all; the library does
-// the rest (and the whole wait near the bottom of the stack).
+// Waits for g's spawns (the caller is g's owner, or g has no uncounted
+// spawns). Inline while the owner's newest spawn is the newest private task of
+// the calling worker and none of its spawns ran elsewhere: pops them back and
+// runs them, and returns when that was all; the library does the rest (and
+// the whole wait near the bottom of the stack). No check of the owner here:
+// a job on the calling worker's ring that is g.m_last is g's, not yet run
+// (its memory cannot have been reused before m_detached was set), so running
+// it here is right whichever fiber waits.
 inline void group_wait(group_state& g) noexcept {
   for (;;) {
     job* t = g.m_last;
@@ -124,14 +135,14 @@ inline void group_wait(group_state& g) noexcept {
     }
     // Afresh each round: a call run here may have moved this fiber.
     worker_view* view = this_thread_view();
-    if (!group_owner_here(g, view) || stack_pointer_here() < view->m_spawn_limit) break;
+    if (view == nullptr || stack_pointer_here() < view->m_spawn_limit) break;
     // acquire: pairs with the release in group_closure::execute.
     job_ring& ring = view->m_ring;
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
     ring.drop_newest_counted();
     g.m_last = t->m_next;
     ++g.m_popped;
-    static_cast<group_job*>(t)->m_inline = true;
+    static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
     t->m_execute(t);  // runs it (or skips it after a failure) and frees it
   }
   group_wait_slow(g);
@@ -151,26 +162,27 @@ struct group_closure final : group_job {
 
   static void execute(job* t) noexcept {
     auto* self = static_cast<group_closure*>(t);
-    group_state* group = self->m_group;
-    const bool taken = !self->m_inline || self->m_counted;
-    const bool in_slot = self->m_in_slot;
     // release: pairs with the owner's acquire in group_wait (also ordered by the
     // closure's free and reallocation, which the owner must observe first).
-    if (!self->m_inline && !self->m_counted) group->m_detached.store(true, std::memory_order_release);
-    if (!group->m_frame.failed()) {
+    if ((self->m_mode & (k_inline | k_counted)) == 0) self->m_group->m_detached.store(true, std::memory_order_release);
+    if (!self->m_group->m_frame.failed()) {
       try {
         self->m_fn();
       } catch (...) {
-        group->m_frame.capture(std::current_exception());
+        self->m_group->m_frame.capture(std::current_exception());
       }
     }
+    // Read after the call, not kept across it (nobody else writes them while
+    // t runs): fewer registers to save around the user's code.
+    group_state* group = self->m_group;
+    const std::uint8_t mode = self->m_mode;
     self->~group_closure();
-    if (in_slot) {
+    if ((mode & k_in_slot) != 0) {
       group->m_slot_busy.store(false, std::memory_order_release);  // the slot may be used again
     } else {
       free_job(self, sizeof(group_closure));
     }
-    if (taken) group_complete(*group);  // last access to the group
+    if (!popped_back(mode)) group_complete(*group);  // last access to the group
   }
 };
 
@@ -230,7 +242,7 @@ class task_group {
     }
     t->m_group = &m_state;
     if (in_slot) {
-      t->m_in_slot = true;
+      t->m_mode = detail::group_job::k_in_slot;
       // Still the owner (a fiber stays itself), but a copy of f that runs
       // code may have moved it to another worker: then the view afresh.
       if constexpr (!std::is_trivially_constructible_v<std::decay_t<F>, F&&>) view = detail::this_thread_view();

@@ -12,6 +12,12 @@
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
 
+#if defined(__has_feature)
+#define WEFT_DETAIL_TSAN_FEATURE __has_feature(thread_sanitizer)
+#else
+#define WEFT_DETAIL_TSAN_FEATURE 0
+#endif
+
 namespace weft::detail {
 
 struct runtime_state;  // a runtime's scheduler, opaque to the public headers
@@ -61,6 +67,15 @@ struct job_lists {
   }
 };
 
+// The two ends of a worker's public deque, each on a cache line of its own
+// (runtime/deque.hpp keeps them so), so that a push reads both off one
+// pointer. top only grows (thieves' CAS); bottom is the owner's.
+struct deque_ends {
+  static constexpr std::size_t k_line = 128;  // runtime/platform.hpp's k_false_sharing
+  alignas(k_line) std::atomic<std::int64_t> m_top{0};
+  alignas(k_line) std::atomic<std::int64_t> m_bottom{0};
+};
+
 // The newest tasks a worker pushed, that only it can see (the private part
 // of its queue, runtime/job_queue.hpp; docs/protocols/deque.md, "The private
 // ring in front of it"): a ring of k_capacity jobs, [m_lo, m_hi) live, m_hi - 1 the newest.
@@ -76,9 +91,8 @@ struct job_ring {
   std::uint32_t m_hi = 0;  // one past the newest
   // The ends of the worker's public deque, read only to see whether it is
   // empty (then a push publishes, in the library); for a worker nobody steals
-  // from, two constants that never read empty. Set by the queue's constructor.
-  const std::atomic<std::int64_t>* m_public_top = nullptr;
-  const std::atomic<std::int64_t>* m_public_bottom = nullptr;
+  // from, constants that never read empty. Set by the queue's constructor.
+  const deque_ends* m_public = nullptr;
   // Pushes and pop-backs done inline (runtime::stats adds them to the
   // worker's spawns and tasks run). Relaxed load and store by the owner.
   std::atomic<std::uint64_t> m_pushed{0};
@@ -91,7 +105,7 @@ struct job_ring {
   // (a thief may empty it just after; the next push that sees it empty
   // publishes, and a thief that found it empty raises the demand flag).
   bool public_empty() const noexcept {
-    return m_public_bottom->load(std::memory_order_relaxed) <= m_public_top->load(std::memory_order_relaxed);
+    return m_public->m_bottom.load(std::memory_order_relaxed) <= m_public->m_top.load(std::memory_order_relaxed);
   }
   job* newest() const noexcept { return m_slots[(m_hi - 1) % k_capacity]; }
   void put(job* t) noexcept { m_slots[m_hi++ % k_capacity] = t; }
@@ -106,8 +120,17 @@ struct job_ring {
   }
 
  private:
+  // The owner is the counter's only writer, so a relaxed load and store are
+  // enough; on x86-64 one add to memory does both (an aligned 8-byte store
+  // is atomic for the readers), where the compiler emits a load, an add and
+  // a store for the atomic pair. Thread sanitizer builds keep the pair, so
+  // that it sees the write.
   static void count(std::atomic<std::uint64_t>& c) noexcept {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !WEFT_DETAIL_TSAN_FEATURE
+    asm("addq $1, %0" : "+m"(c));
+#else
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+#endif
   }
 };
 

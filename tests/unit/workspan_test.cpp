@@ -264,7 +264,7 @@ TEST_P(WorkspanTest, FibWithLeavesThroughJoin) {
 // a loaded machine: both spans 140.8 us): a timing bound, so the best of
 // several; the model's own bounds hold on every measurement.
 TEST_P(WorkspanTest, FineSpawnsAreBurdened) {
-  EXPECT_TRUE(best_of([] { return measure([] { fib_join(16); }); },
+  EXPECT_TRUE(best_of([this] { return measure([] { fib_join(16); }); },
                       [](const weft::workspan& ws) {
                         EXPECT_GT(ws.burdened_speedup(64), 0) << describe(ws);
                         EXPECT_LE(ws.burdened_speedup(64), ws.speedup_bound(64) + 1e-9) << describe(ws);

@@ -94,7 +94,8 @@ struct job_ring {
   // from, constants that never read empty. Set by the queue's constructor.
   const deque_ends* m_public = nullptr;
   // Pushes and pop-backs done inline (runtime::stats adds them to the
-  // worker's spawns and tasks run). Relaxed load and store by the owner.
+  // worker's spawns and tasks run). Written by the owner only (count()),
+  // read relaxed by anyone.
   std::atomic<std::uint64_t> m_pushed{0};
   std::atomic<std::uint64_t> m_popped{0};
   job* m_slots[k_capacity];

@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "platform.hpp"
-#include "weft/detail/worker_view.hpp"
+#include "weft/detail/deque_ends.hpp"
 
 namespace weft::rt {
 

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "weft/detail/deque_ends.hpp"
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
 
@@ -65,15 +66,6 @@ struct job_lists {
     ++m_count[c];
     return true;
   }
-};
-
-// The two ends of a worker's public deque, each on a cache line of its own
-// (runtime/deque.hpp keeps them so), so that a push reads both off one
-// pointer. top only grows (thieves' CAS); bottom is the owner's.
-struct deque_ends {
-  static constexpr std::size_t k_line = 128;  // runtime/platform.hpp's k_false_sharing
-  alignas(k_line) std::atomic<std::int64_t> m_top{0};
-  alignas(k_line) std::atomic<std::int64_t> m_bottom{0};
 };
 
 // The newest tasks a worker pushed, that only it can see (the private part

@@ -4,6 +4,7 @@
 // frame is an open one (docs/protocols/join.md, "Open frames").
 #include "weft/task_group.hpp"
 
+#include <cstdint>
 #include <stdexcept>
 
 #include "join.hpp"
@@ -20,17 +21,17 @@ namespace weft::detail {
 
 // group_init_slow() and group_spawn_slow() never switch fibers: inline worker reads.
 void group_init_slow(group_state& g) noexcept {
-  g.m_owner = nullptr;
+  g.m_owner.store(nullptr, std::memory_order_relaxed);
   g.m_runtime = nullptr;
   g.m_runtime_id = 0;
   if (rt::worker* w = rt::this_thread_worker()) {
-    g.m_owner = w->m_current;
+    g.m_owner.store(w->m_current, std::memory_order_relaxed);
     g.m_runtime = &w->m_sched;
     g.m_runtime_id = w->m_sched.sequence();
     if (WEFT_UNLIKELY(w->m_current->m_ws != nullptr)) {
       // Measured: no owner, so that every spawn takes the counted path,
       // where it becomes a strand (docs/protocols/workspan.md).
-      g.m_owner = nullptr;
+      g.m_owner.store(nullptr, std::memory_order_relaxed);
       g.m_ws.start();
     }
   }
@@ -39,7 +40,9 @@ void group_init_slow(group_state& g) noexcept {
 namespace {
 
 // A group made on a measured strand (see group_init).
-bool measured(const group_state& g) noexcept { return g.m_owner == nullptr && g.m_runtime != nullptr; }
+bool measured(const group_state& g) noexcept {
+  return g.m_owner.load(std::memory_order_relaxed) == nullptr && g.m_runtime != nullptr;
+}
 
 // A spawn of a measured group: runs t as a strand started where its spawner
 // stands (one migration later on the burdened schedule). t runs as if popped
@@ -128,7 +131,8 @@ namespace {
 // a later one at the same address) may sit where the owner was; the
 // runtime's sequence number tells them apart.
 bool is_owner(const group_state& g, const rt::worker* w) noexcept {
-  return w != nullptr && w->m_current == g.m_owner && w->m_sched.sequence() == g.m_runtime_id;
+  return w != nullptr && w->m_current == g.m_owner.load(std::memory_order_relaxed) &&
+         w->m_sched.sequence() == g.m_runtime_id;
 }
 
 }  // namespace
@@ -149,6 +153,9 @@ void group_spawn_slow(group_state& g, group_job* t) {
 void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
 
 namespace {
+
+// The owner's address with its low bit set: no fiber's (fibers are aligned).
+void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(owner) | 1U); }
 
 // w: the calling worker when the caller is the group's owner fiber, or runs
 // on a fresh stack on its behalf (the owner is suspended meanwhile); null
@@ -179,6 +186,16 @@ namespace {
   // rt::wait_for_children). acquire: pairs with their releasing completions.
   if (g.m_frame.m_pending.load(std::memory_order_acquire) == -taken) {
     if (taken != 0) g.m_frame.m_pending.fetch_add(taken, std::memory_order_relaxed);
+  } else if (w != nullptr) {
+    // The wait may run other tasks on this stack (no fiber to be had); a call
+    // of the group run there that spawns into it is not the owner: its spawns
+    // are counted, and so waited for here or by the next wait. Taken as the
+    // owner's, uncounted, one that ended during this wait would leave the
+    // counter one below -taken for good.
+    void* const owner = g.m_owner.load(std::memory_order_relaxed);
+    g.m_owner.store(owner_away(owner), std::memory_order_relaxed);
+    rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
+    g.m_owner.store(owner, std::memory_order_relaxed);
   } else {
     rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
   }

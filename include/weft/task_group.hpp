@@ -2,6 +2,7 @@
 // weft: a group of spawned calls joined together.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -27,8 +28,13 @@ namespace detail {
 struct group_state {
   join_frame m_frame;
   // m_owner, m_runtime and m_runtime_id are written by group_init() (both of
-  // its paths), and only there: no default values to store first.
-  void* m_owner;  // owner fiber; null for an outside thread
+  // its paths): no default values to store first. The owner fiber; null for
+  // an outside thread. While the owner's wait runs other tasks on its stack
+  // (no fiber could be had), it holds the owner's address with its low bit
+  // set (owner_away()), which is no fiber's: a call run there does not spawn
+  // as the owner. Atomic (relaxed) because spawners on other threads read it
+  // meanwhile; for them either value is not their fiber.
+  std::atomic<void*> m_owner;
   // The runtime of the owner; null for a group created outside any runtime,
   // whose spawns go to the spawner's runtime (the default one from outside).
   runtime_state* m_runtime;
@@ -77,7 +83,7 @@ WEFT_API void group_init_slow(group_state& g) noexcept;
 // (group_init_slow, like every caller off a worker).
 inline void group_init(group_state& g) noexcept {
   if (const worker_view* view = this_thread_view(); view != nullptr && !view->measured()) {
-    g.m_owner = const_cast<void*>(view->m_fiber);
+    g.m_owner.store(const_cast<void*>(view->m_fiber), std::memory_order_relaxed);
     g.m_runtime = view->m_runtime;
     g.m_runtime_id = view->m_runtime_id;
     return;
@@ -88,7 +94,8 @@ inline void group_init(group_state& g) noexcept {
 // The caller is g's owner: the fiber that made g, in its runtime (a fiber's
 // address alone may be that of another runtime's fiber: stacks are recycled).
 inline bool group_owner_here(const group_state& g, const worker_view* view) noexcept {
-  return view != nullptr && view->m_fiber == g.m_owner && view->m_runtime_id == g.m_runtime_id;
+  return view != nullptr && view->m_fiber == g.m_owner.load(std::memory_order_relaxed) &&
+         view->m_runtime_id == g.m_runtime_id;
 }
 
 // Pushes t, a spawn of g's owner (the caller), onto the private ring of the
@@ -200,9 +207,9 @@ class task_group {
   // Waits if wait() was not called (or spawns came after it); never throws:
   // an exception nobody waited for is dropped.
   ~task_group() {
-    // Again while spawns remain: a wait that ran calls of the group on the
-    // owner's own stack (no fiber could be had) may return with the spawns
-    // those calls made as the owner still queued.
+    // Again while spawns remain: counted spawns may come after a wait
+    // returned (from other threads, or from calls of the group still
+    // running).
     while (m_state.m_last != nullptr || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
       detail::group_wait(m_state);
     }

@@ -398,11 +398,42 @@ TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// Inside a runtime of one worker: uses up the stacks memory allows, with
+// tasks that wait on a locked mutex until one of them cannot get a fiber
+// (counted in `failed`). release() lets them finish; the destructor waits.
+struct stack_holders {
+  explicit stack_holders(std::atomic<int>& failed) {
+    m_mutex.lock();
+    for (int i = 0; i < 200; ++i) {
+      m_group.spawn([this, &failed] {
+        try {
+          m_mutex.lock();
+          m_mutex.unlock();
+        } catch (const std::system_error&) {
+          failed.fetch_add(1);
+        }
+      });
+    }
+    for (int i = 0; i < 100000 && failed.load() == 0; ++i) weft::yield();
+  }
+  void release() {
+    if (!m_released) m_mutex.unlock();
+    m_released = true;
+    m_group.wait();
+  }
+  ~stack_holders() { release(); }
+
+  weft::mutex m_mutex;
+  weft::task_group m_group;
+  bool m_released = false;
+};
+
 // A wait that cannot get a fiber runs the worker's queued work on the owner's
-// stack: a counted spawn T of the group run there spawns X into the group as
-// the owner would. X is waited for by the next wait (and a spawn of the
-// owner's in between gets memory of its own), or by the destructor, which
-// returns only when X has run.
+// stack: a counted spawn T of the group run there spawns X into the group.
+// T is not the owner, though it runs on the owner's fiber: X is counted, and
+// waited for by that wait or a later one (a spawn of the owner's in between
+// gets memory of its own), or by the destructor, which returns only when X
+// has run.
 TEST(FiberCountMemory, SpawnsOfACallRunOnTheOwnersStackAreWaitedFor) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
   const auto r = weft_test::run_in_child([] {
@@ -441,21 +472,7 @@ TEST(FiberCountMemory, SpawnsOfACallRunOnTheOwnersStackAreWaitedFor) {
     }
     int status = 0;
     rt.run([&] {
-      weft::mutex m;
-      m.lock();
-      weft::task_group holders;
-      for (int i = 0; i < 200; ++i) {
-        holders.spawn([&] {
-          try {
-            m.lock();
-            m.unlock();
-          } catch (const std::system_error&) {
-            failed.fetch_add(1);
-          }
-        });
-      }
-      // Until a holder could not get a fiber: the stacks are used up.
-      for (int i = 0; i < 100000 && failed.load() == 0; ++i) weft::yield();
+      stack_holders holders(failed);
       {
         weft::task_group g;
         give(g);
@@ -473,8 +490,7 @@ TEST(FiberCountMemory, SpawnsOfACallRunOnTheOwnersStackAreWaitedFor) {
         give(g);
       }  // the destructor runs T on this stack, and waits for X
       if (x_runs.load() != 2) status = status != 0 ? status : 12;
-      m.unlock();
-      holders.wait();
+      holders.release();
     });
     spawner.join();
     std::fprintf(stderr, "holders without a fiber %d; T %d X %d Y %d bad %d\n", failed.load(), t_runs.load(),
@@ -482,6 +498,58 @@ TEST(FiberCountMemory, SpawnsOfACallRunOnTheOwnersStackAreWaitedFor) {
     if (failed.load() == 0) return 13;  // the stacks were never used up: nothing was tested
     if (status != 0) return status;
     return t_runs.load() == 2 && bad.load() == 0 ? 0 : 14;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// As above, but X runs before the wait ends: T, run on the owner's stack,
+// waits for X (a join without a fiber, which runs X on top of it). X is a
+// spawn the owner's wait must count: were it taken as the owner's own (made
+// before the wait, and not counted), its end would leave the group's
+// counter one below what the wait waits for, and the wait would never end.
+TEST(FiberCountMemory, ASpawnOfACallRunOnTheOwnersStackMayEndDuringTheWait) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    std::atomic<int> failed{0};
+    std::atomic<int> t_runs{0};
+    std::atomic<int> x_runs{0};
+    std::atomic<weft::task_group*> target{nullptr};
+    std::atomic<bool> spawned{false};
+    std::thread spawner([&] {
+      weft::task_group* g = nullptr;
+      while ((g = target.load()) == nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      g->spawn([g, &t_runs, &x_runs] {
+        t_runs.fetch_add(1);
+        weft::latch x_done(1);
+        g->spawn([&x_done, &x_runs] {
+          x_runs.fetch_add(1);
+          x_done.count_down();
+        });
+        weft::sync_wait(wait_for(x_done));  // runs X here: no fiber to suspend
+      });
+      spawned.store(true);
+    });
+    if (!cap_address_space(1 << 20)) {
+      target.store(new weft::task_group);  // unreachable in practice; lets the spawner end
+      spawner.join();
+      return 10;
+    }
+    int status = 0;
+    rt.run([&] {
+      stack_holders holders(failed);
+      weft::task_group g;
+      target.store(&g);
+      while (!spawned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      g.wait();  // runs T on this stack; T runs X
+      if (t_runs.load() != 1 || x_runs.load() != 1) status = 11;
+      holders.release();
+    });
+    spawner.join();
+    std::fprintf(stderr, "holders without a fiber %d; T %d X %d\n", failed.load(), t_runs.load(), x_runs.load());
+    if (failed.load() == 0) return 13;  // the stacks were never used up: nothing was tested
+    return status;
   });
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }

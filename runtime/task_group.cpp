@@ -144,7 +144,7 @@ void group_spawn_slow(group_state& g, group_job* t) {
     t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
     w->push(t);
     g.m_last = t;
-    ++g.m_spawned;
+    ++g.m_unpopped;
     return;
   }
   spawn_counted(g, t, w);
@@ -170,17 +170,16 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
       if (!w->m_queue.pop_if(t)) break;
       rt::counters::bump(w->m_counters.tasks_run);
       g.m_last = t->m_next;
-      ++g.m_popped;
+      --g.m_unpopped;
       static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
       t->m_execute(t);  // runs it (or skips it after a failure) and frees it
       if (g.m_last == nullptr) break;
       w = rt::current_worker();  // it may have moved this fiber
     }
   }
-  const std::int64_t taken = g.m_spawned - g.m_popped;
+  const std::int64_t taken = g.m_unpopped;
   g.m_last = nullptr;
-  g.m_spawned = 0;
-  g.m_popped = 0;
+  g.m_unpopped = 0;
   // Fast path inline (a group whose spawns were all popped back or are done):
   // one load, and an RMW only when spawns ran elsewhere (see
   // rt::wait_for_children). acquire: pairs with their releasing completions.

@@ -40,10 +40,11 @@ struct group_state {
   runtime_state* m_runtime;
   std::uint64_t m_runtime_id;  // which one (a runtime's address may be reused)
   // The owner's uncounted spawns not yet waited for, newest first, linked
-  // through m_next: null exactly when m_spawned == m_popped (owner only).
+  // through m_next: null exactly when m_unpopped is 0 (owner only).
   job* m_last = nullptr;
-  std::int64_t m_spawned = 0;  // uncounted spawns (owner only)
-  std::int64_t m_popped = 0;   // of those, popped back by the owner
+  // Uncounted spawns not popped back by the owner (owner only): what its
+  // wait counts as taken.
+  std::int64_t m_unpopped = 0;
   // Set when an uncounted spawn ran elsewhere (stolen, or taken by another
   // fiber of the owner's worker): its closure may since have been recycled for
   // a newer task at the same address, so the owner stops popping back by
@@ -105,7 +106,7 @@ inline void group_push_owned(group_state& g, group_job* t, worker_view* view) no
   t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
   view->m_ring.push_counted(t);
   g.m_last = t;
-  ++g.m_spawned;
+  ++g.m_unpopped;
 }
 
 WEFT_API void group_spawn_slow(group_state& g, group_job* t);
@@ -134,7 +135,7 @@ inline void group_wait(group_state& g) noexcept {
     job* t = g.m_last;
     if (t == nullptr) {
       // Every uncounted spawn was popped back (m_last is null exactly when
-      // m_spawned == m_popped), so none set m_detached; the counted ones are
+      // m_unpopped is 0), so none set m_detached; the counted ones are
       // done when the counter is 0. acquire: pairs with their releasing
       // completions.
       if (g.m_frame.m_pending.load(std::memory_order_acquire) != 0) break;
@@ -148,7 +149,7 @@ inline void group_wait(group_state& g) noexcept {
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
     ring.drop_newest_counted();
     g.m_last = t->m_next;
-    ++g.m_popped;
+    --g.m_unpopped;
     static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
     t->m_execute(t);  // runs it (or skips it after a failure) and frees it
   }

@@ -15,6 +15,7 @@
 #include "caller.hpp"
 #include "fiber.hpp"
 #include "join.hpp"
+#include "loop.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
 #include "suspend.hpp"
@@ -197,6 +198,10 @@ void report_stall() noexcept {
 // True when the wait registered (the joiner suspended and was resumed), false
 // when the children were seen done first.
 bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+  // Items of a loop in progress on this fiber that have not started go to
+  // the queue first, as before a suspension: the children may wait for them
+  // (items that wait for each other), and they run below.
+  if (worker* w = current_worker(); w->m_current->m_leaves != nullptr) rt::hand_off_unstarted(*w, *w->m_current);
   std::chrono::steady_clock::time_point stalled_since;
   for (unsigned idle = 0;;) {
     if (children_done(f, taken)) return false;
@@ -213,13 +218,7 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
       return true;
     }
     if (t != nullptr) {
-      rt::counters::bump(w->m_counters.tasks_run);
-      // A task run on top of the join keeps the joiner's strand (a resumed
-      // coroutine may leave its own there).
-      rt::fiber* self = w->m_current;
-      detail::ws_strand* strand = self->m_ws;
-      t->m_execute(t);
-      if (WEFT_UNLIKELY(self->m_ws != strand)) rt::set_strand(*self, strand);
+      rt::run_on_this_stack(*w, t);  // keeps the joiner's strand
       idle = 0;
       continue;
     }

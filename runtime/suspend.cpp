@@ -102,6 +102,14 @@ void suspend_to(worker& w, fiber* next, switch_action publish, void* arg) noexce
   if (WEFT_UNLIKELY(running)) ws_resume_piece(*strand);
 }
 
+void run_on_this_stack(worker& w, detail::job* t) noexcept {
+  counters::bump(w.m_counters.tasks_run);
+  fiber* self = w.m_current;
+  detail::ws_strand* strand = self->m_ws;
+  t->m_execute(t);
+  if (WEFT_UNLIKELY(self->m_ws != strand)) set_strand(*self, strand);
+}
+
 WEFT_NOINLINE void throw_no_fiber() {
   const worker* w = this_thread_worker();
   if (w != nullptr && w->fiber_error()) std::rethrow_exception(w->fiber_error());
@@ -137,6 +145,19 @@ bool yield_current() noexcept {
   // to each other for ever, and a task on the queue (the rest of a loop whose
   // items they wait for) would never start.
   fiber* next = queued ? w->idle_fiber() : nullptr;
+  if (next == nullptr && queued && !w->real_stack_low()) {
+    // No stack for a fiber to run the queue: its next task runs on this
+    // stack instead (a ready fiber is switched to), so that a poller does not
+    // spin while what it polls for waits in the queue.
+    if (detail::job* t = w->take_ready()) {
+      if (t->m_execute != &resume_fiber) {
+        run_on_this_stack(*w, t);
+        return true;
+      }
+      next = fiber_of(t);
+      about_to_resume(*w, next);
+    }
+  }
   if (next == nullptr) next = w->next_fiber();
   if (next == nullptr) return true;
   // Queued before the switch: only this worker reads its yield list, and it

@@ -66,8 +66,15 @@ bool yield_job(detail::job* t) noexcept;
 
 // The current fiber gives way to the other ready work of its worker (queued
 // tasks and yielded fibers) and resumes after it, here or on another worker.
-// Returns at once when there is nothing else to run. False when the caller is
-// not a worker.
+// When no fiber can be had to run the queue, its next task runs on this
+// stack instead (unless the stack is nearly full). Returns at once when
+// there is nothing else to run. False when the caller is not a worker.
 bool yield_current() noexcept;
+
+// Runs t, a task taken from the queue of w (the calling thread's worker), on
+// the current fiber's stack, for want of a fiber to run it on: the current
+// fiber keeps its work/span strand (a coroutine resumed here may leave its
+// own there).
+void run_on_this_stack(worker& w, detail::job* t) noexcept;
 
 }  // namespace weft::rt

@@ -398,14 +398,15 @@ TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
-// Inside a runtime of one worker: uses up the stacks memory allows, with
-// tasks that wait on a locked mutex until one of them cannot get a fiber
-// (counted in `failed`). release() lets them finish; the destructor waits.
+// Inside a runtime: uses up the stacks memory allows, with tasks that wait
+// on a locked mutex until one of them cannot get a fiber (counted in
+// `failed`). release() lets them finish; the destructor waits.
 struct stack_holders {
   explicit stack_holders(std::atomic<int>& failed) {
     m_mutex.lock();
     for (int i = 0; i < 200; ++i) {
       m_group.spawn([this, &failed] {
+        m_arrived.fetch_add(1);
         try {
           m_mutex.lock();
           m_mutex.unlock();
@@ -416,6 +417,9 @@ struct stack_holders {
     }
     for (int i = 0; i < 100000 && failed.load() == 0; ++i) weft::yield();
   }
+  // No fiber can be had: a holder's wait failed, or holders are still queued
+  // (the yields above could not run them).
+  bool used_up(const std::atomic<int>& failed) const { return failed.load() > 0 || m_arrived.load() < 200; }
   void release() {
     if (!m_released) m_mutex.unlock();
     m_released = true;
@@ -425,8 +429,34 @@ struct stack_holders {
 
   weft::mutex m_mutex;
   weft::task_group m_group;
+  std::atomic<int> m_arrived{0};
   bool m_released = false;
 };
+
+// Runs body() inside a runtime of `workers` whose stacks are used up (in a
+// child process with its address space capped), then checks that the
+// runtime still runs a loop. The child's exit code: body's, or 13 when the
+// stacks were never used up (nothing was tested), 14 when the loop failed.
+template <class Body>
+weft_test::child_result without_fibers(int workers, Body body) {
+  return weft_test::run_in_child([workers, body] {
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    if (!cap_address_space(1 << 20)) return 10;
+    std::atomic<int> failed{0};
+    bool used_up = false;
+    int status = 0;
+    rt.run([&] {
+      stack_holders holders(failed);
+      used_up = holders.used_up(failed);
+      status = body();
+      holders.release();
+    });
+    if (!used_up) return 13;
+    if (status != 0) return status;
+    return sum_below_1000(rt) == 499500 ? 0 : 14;
+  });
+}
 
 // A wait that cannot get a fiber runs the worker's queued work on the owner's
 // stack: a counted spawn T of the group run there spawns X into the group.
@@ -553,5 +583,65 @@ TEST(FiberCountMemory, ASpawnOfACallRunOnTheOwnersStackMayEndDuringTheWait) {
   });
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
+
+class NoFiber : public testing::TestWithParam<int> {};
+
+// Items of one loop that wait for each other, the first through sync_wait (a
+// join): with no fiber to be had, the items not started go to the queue, as
+// before a suspension, and run on top of the waiting item. They stayed in the
+// loop's own list, and the wait waited for them for ever.
+TEST_P(NoFiber, ItemsThatWaitForEachOtherThroughAJoin) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = without_fibers(GetParam(), [] {
+    constexpr int n = 8;
+    weft::latch others(n - 1);
+    std::atomic<int> done{0};
+    weft::parallelize(n, n, [&](int i) {
+      if (i == 0) {
+        weft::sync_wait(wait_for(others));
+      } else {
+        others.count_down();
+      }
+      done.fetch_add(1);
+    });
+    return done.load() == n ? 0 : 11;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// A task that polls with yield() for what a queued task does: with no fiber
+// to run the queue, the yield runs the queued task on the poller's stack. It
+// returned without running anything, and the poller spun for ever.
+TEST_P(NoFiber, AYieldRunsAQueuedTask) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = without_fibers(GetParam(), [] {
+    std::atomic<bool> flag{false};
+    weft::task_group g;
+    g.spawn([&] { flag.store(true); });
+    while (!flag.load()) weft::yield();
+    g.wait();
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// Items of one loop that poll each other with yield().
+TEST_P(NoFiber, ItemsThatPollEachOtherWithYield) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = without_fibers(GetParam(), [] {
+    constexpr int n = 4;
+    std::atomic<int> arrived{0};
+    weft::parallelize(n, n, [&](int) {
+      arrived.fetch_add(1);
+      while (arrived.load() < n) weft::yield();
+    });
+    return arrived.load() == n ? 0 : 11;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, NoFiber, testing::Values(1, 2), [](const testing::TestParamInfo<int>& info) {
+  return "Workers" + std::to_string(info.param);
+});
 
 }  // namespace

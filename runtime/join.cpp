@@ -176,7 +176,7 @@ void report_stall() noexcept {
     std::string cause = rt::last_stack_shortage();
     if (cause.empty()) cause = "no fiber stack can be created";
     std::fprintf(stderr,
-                 "weft: a join has waited %lld s for a fiber, with nothing else to run on its stack: %s; it keeps "
+                 "weft: a join has waited %lld s for a fiber, with nothing else it can run on its stack: %s; it keeps "
                  "retrying\n",
                  static_cast<long long>(k_stall_report.count()), cause.c_str());
   } catch (...) {

@@ -11,17 +11,9 @@
 
 #include "weft/detail/worker_view.hpp"
 
-// Sanitizers, detected from the compiler's own macros.
-#if defined(__SANITIZE_THREAD__)
-#define WEFT_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define WEFT_TSAN 1
-#endif
-#endif
-#ifndef WEFT_TSAN
-#define WEFT_TSAN 0
-#endif
+// Sanitizers, detected from the compiler's own macros (ThreadSanitizer by
+// the public headers' detection, which the inline spawn paths need too).
+#define WEFT_TSAN WEFT_DETAIL_TSAN
 
 #if defined(__SANITIZE_ADDRESS__)
 #define WEFT_ASAN 1

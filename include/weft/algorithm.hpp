@@ -27,6 +27,7 @@
 #include <functional>
 #include <iterator>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <ranges>
 #include <type_traits>
@@ -48,11 +49,24 @@ std::iter_difference_t<It> diff(std::size_t k) {
   return static_cast<std::iter_difference_t<It>>(k);
 }
 
-// Calls body(b, e) on chunks covering [0, n), in parallel.
-template <class F>
+// Items written through It are bits packed into shared words
+// (std::vector<bool>): two workers writing neighbouring items would race on a
+// word, so an algorithm that writes through such an iterator runs serially
+// (the std:: one, after the same argument checks).
+template <class It>
+inline constexpr bool k_packed_bits =
+    std::is_same_v<std::remove_cvref_t<std::iter_reference_t<It>>, std::vector<bool>::reference>;
+
+// Calls body(b, e) on chunks covering [0, n), in parallel; in one call when
+// Serial.
+template <bool Serial = false, class F>
 void for_chunks(std::size_t n, F&& body) {
   if (n == 0) return;
-  weft::parallel_for(std::size_t{0}, n, body);
+  if constexpr (Serial) {
+    body(std::size_t{0}, n);
+  } else {
+    weft::parallel_for(std::size_t{0}, n, body);
+  }
 }
 
 }  // namespace detail
@@ -65,7 +79,7 @@ template <std::random_access_iterator It, class F>
 void for_each(It first, It last, F f) {
   const std::size_t n = detail::range_size(first, last, "weft::for_each: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
       const It end = first + detail::diff<It>(e);
       for (It it = first + detail::diff<It>(b); it != end; ++it) f(*it);
     });
@@ -88,7 +102,7 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out transform(In first, In last, Out out, Op op) {
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
       std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b),
                      std::ref(op));
     });
@@ -101,7 +115,7 @@ template <std::random_access_iterator In1, std::random_access_iterator In2, std:
 Out transform(In1 first1, In1 last1, In2 first2, Out out, Op op) {
   const std::size_t n = detail::range_size(first1, last1, "weft::transform: last1 must not be before first1");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
       std::transform(first1 + detail::diff<In1>(b), first1 + detail::diff<In1>(e), first2 + detail::diff<In2>(b),
                      out + detail::diff<Out>(b), std::ref(op));
     });
@@ -114,7 +128,7 @@ template <std::random_access_iterator It, class T>
 void fill(It first, It last, const T& value) {
   const std::size_t n = detail::range_size(first, last, "weft::fill: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
       std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), value);
     });
   });
@@ -125,7 +139,7 @@ template <std::random_access_iterator In, std::random_access_iterator Out>
 Out copy(In first, In last, Out out) {
   const std::size_t n = detail::range_size(first, last, "weft::copy: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
       std::copy(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b));
     });
   });
@@ -137,7 +151,7 @@ template <std::random_access_iterator It, class G>
 void generate(It first, It last, G g) {
   const std::size_t n = detail::range_size(first, last, "weft::generate: last must not be before first");
   detail::on_runtime([&] {
-    detail::for_chunks(n, [&](std::size_t b, std::size_t e) {
+    detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
       std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
     });
   });
@@ -315,6 +329,7 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, uop, init);
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -328,10 +343,9 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
   using T = std::decay_t<std::invoke_result_t<Uop&, std::iter_reference_t<In>>>;
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
-  detail::on_runtime([&] {
-    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
-    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>());
-  });
+  auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
+  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
+  detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
   return out + detail::diff<Out>(n);
 }
 
@@ -339,6 +353,7 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
+  if constexpr (detail::k_packed_bits<Out>) return std::transform_exclusive_scan(first, last, out, init, op, uop);
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -355,10 +370,11 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out inclusive_scan(In first, In last, Out out, Op op) {
   using T = std::iter_value_t<In>;  // NOLINT(readability-identifier-naming)
   const std::size_t n = detail::range_size(first, last, "weft::inclusive_scan: last must not be before first");
-  detail::on_runtime([&] {
-    auto u = [](const auto& x) -> T { return x; };
-    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>());
-  });
+  // The first item as a value: std::inclusive_scan would keep a
+  // std::vector<bool> proxy to it and write through it.
+  auto u = [](const auto& x) -> T { return x; };
+  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
+  detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
   return out + detail::diff<Out>(n);
 }
 
@@ -390,6 +406,7 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out copy_if(In first, In last, Out out, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::copy_if: last must not be before first");
   if (n == 0) return out;
+  if constexpr (detail::k_packed_bits<Out>) return std::copy_if(first, last, out, pred);
   return detail::on_runtime([&]() -> Out {
     const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
     if (plan.m_count == 1) return std::copy_if(first, last, out, pred);
@@ -450,6 +467,7 @@ template <std::random_access_iterator It, class Pred>
 It remove_if(It first, It last, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::remove_if: last must not be before first");
   if (n == 0) return last;
+  if constexpr (detail::k_packed_bits<It>) return std::remove_if(first, last, pred);
   return first + detail::diff<It>(detail::on_runtime([&] {
            return detail::pack_in_place(first, n, [&](std::size_t b, std::size_t e) {
              It end = std::remove_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred);
@@ -464,6 +482,7 @@ template <std::random_access_iterator It, class Pred = std::equal_to<>>
 It unique(It first, It last, Pred pred = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::unique: last must not be before first");
   if (n == 0) return last;
+  if constexpr (detail::k_packed_bits<It>) return std::unique(first, last, pred);
   return first + detail::diff<It>(detail::on_runtime([&] {
            const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
            // Whether a block's first item repeats the item before it, decided
@@ -492,6 +511,7 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
   if (n < 2) return;
+  if constexpr (detail::k_packed_bits<It>) return std::sort(first, last, comp);
   detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
 }
 
@@ -502,6 +522,7 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
   if (n < 2) return;
+  if constexpr (detail::k_packed_bits<It>) return std::stable_sort(first, last, comp);
   detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
 }
 
@@ -512,6 +533,7 @@ template <std::random_access_iterator It1, std::random_access_iterator It2, std:
 Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {}) {
   const std::size_t n1 = detail::range_size(first1, last1, "weft::merge: last1 must not be before first1");
   const std::size_t n2 = detail::range_size(first2, last2, "weft::merge: last2 must not be before first2");
+  if constexpr (detail::k_packed_bits<Out>) return std::merge(first1, last1, first2, last2, out, comp);
   detail::on_runtime([&] { detail::merge_parallel<false>(first1, n1, first2, n2, out, comp); });
   return out + detail::diff<Out>(n1 + n2);
 }
@@ -526,6 +548,7 @@ void nth_element(It first, It nth, It last, Comp comp = {}) {
     detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
   const std::size_t k = static_cast<std::size_t>(nth - first);
   if (k == n) return;
+  if constexpr (detail::k_packed_bits<It>) return std::nth_element(first, nth, last, comp);
   detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
 }
 

@@ -13,10 +13,17 @@
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
 
-#if defined(__has_feature)
-#define WEFT_DETAIL_TSAN_FEATURE __has_feature(thread_sanitizer)
-#else
-#define WEFT_DETAIL_TSAN_FEATURE 0
+// 1 in a ThreadSanitizer build (GCC's macro, or clang's feature), else 0;
+// the runtime's WEFT_TSAN (runtime/platform.hpp) is this.
+#if defined(__SANITIZE_THREAD__)
+#define WEFT_DETAIL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEFT_DETAIL_TSAN 1
+#endif
+#endif
+#ifndef WEFT_DETAIL_TSAN
+#define WEFT_DETAIL_TSAN 0
 #endif
 
 namespace weft::detail {
@@ -119,7 +126,7 @@ struct job_ring {
   // a store for the atomic pair. Thread sanitizer builds keep the pair, so
   // that it sees the write.
   static void count(std::atomic<std::uint64_t>& c) noexcept {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__) && !WEFT_DETAIL_TSAN_FEATURE
+#if defined(__x86_64__) && !WEFT_DETAIL_TSAN
     asm("addq $1, %0" : "+m"(c));
 #else
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

@@ -4,7 +4,8 @@
 // (docs/protocols/loops.md).
 // Owns: the running_leaf records of a fiber's loop calls (loop.cpp writes
 // them). Touched by: suspend.cpp (hand_off_unstarted before a fiber suspends
-// or yields), join.cpp (run_fresh moves them to a fresh stack's fiber).
+// or yields), join.cpp (hand_off_unstarted before a join without a fiber runs
+// queued work on its stack; run_fresh moves them to a fresh stack's fiber).
 #pragma once
 
 #include <cstdint>

@@ -14,6 +14,18 @@
 #include "weft/detail/workspan.hpp"
 #include "weft/runtime.hpp"
 
+// join_impl without GCC's SLP vectorizer. At -O3 it merged the two stores of
+// a returned std::pair<double, double> into one 16-byte store, which GCC then
+// reloaded as two 8-byte halves to return them in two registers; the upper
+// half cannot be forwarded from that store, and the stall (about 4 ns per
+// join) made integrate at 1 worker about 1.25x slower (docs/benchmarks.md).
+// The attribute adds the option to those given on the command line.
+#if defined(__GNUC__) && !defined(__clang__)
+#define WEFT_DETAIL_NO_SLP __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define WEFT_DETAIL_NO_SLP
+#endif
+
 namespace weft {
 
 namespace detail {
@@ -86,7 +98,7 @@ join_result_t<F, G> join_measured(F& f, G& g);
 // The body of join(). Plain: the push of a measured join's own child, which
 // carries its own accounting (push_plain()).
 template <bool Plain, class F, class G>
-join_result_t<F, G> join_impl(F& f, G& g) {
+WEFT_DETAIL_NO_SLP join_result_t<F, G> join_impl(F& f, G& g) {
   using rf_type = std::invoke_result_t<F&>;
   using rg_type = std::invoke_result_t<G&>;
   using return_type = join_result_t<F, G>;

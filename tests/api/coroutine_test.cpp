@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <random>
 #include <source_location>
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <weft/coroutine.hpp>
@@ -114,6 +116,32 @@ TEST_P(CoroutineTest, ResultsOfEveryKind) {
     };
     EXPECT_EQ(weft::sync_wait(both()), 42);
   });
+}
+
+// when_all of a vector of tasks returning references, const values or
+// nothing: a vector holds std::reference_wrapper for a reference and the
+// plain type for a const one (a vector of references or of const elements
+// did not compile).
+TEST_P(CoroutineTest, WhenAllOfAVectorOfEveryKind) {
+  static int global = 5;
+  auto ref = []() -> weft::task<int&> { co_return global; };
+  auto text = []() -> weft::task<const std::string> { co_return std::string(3, 'y'); };
+  auto nothing = []() -> weft::task<void> { co_return; };
+  auto all = [&]() -> weft::task<std::size_t> {
+    std::vector<weft::task<int&>> refs;
+    for (int i = 0; i < 3; ++i) refs.push_back(ref());
+    std::vector<std::reference_wrapper<int>> r = co_await weft::when_all(std::move(refs));
+    std::vector<weft::task<const std::string>> texts;
+    for (int i = 0; i < 4; ++i) texts.push_back(text());
+    std::vector<std::string> t = co_await weft::when_all(std::move(texts));
+    std::vector<weft::task<void>> nothings;
+    nothings.push_back(nothing());
+    std::vector<std::monostate> n = co_await weft::when_all(std::move(nothings));
+    for (int& x : r) EXPECT_EQ(&x, &global);
+    for (const std::string& x : t) EXPECT_EQ(x, "yyy");
+    co_return r.size() + t.size() + n.size();
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(all()); }), 8u);
 }
 
 // A million co_await in a chain: symmetric transfer keeps the stack flat.

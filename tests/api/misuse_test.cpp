@@ -525,6 +525,50 @@ TEST_P(MisuseTest, SpawnHandleAwaitedByAnotherCoroutine) {
   }));
 }
 
+// Destroyed while another coroutine awaits it: the coroutine that spawned the
+// child returns (destroying the handle) while a sibling's co_await on the
+// handle waits for the child, which waits on a gate. The sibling could never
+// be resumed: a documented abort, as for a task destroyed while awaited. (It
+// crashed, hung or ran on freed memory.)
+TEST_P(MisuseTest, SpawnHandleDestroyedWhileAnotherCoroutineAwaitsItAborts) {
+  const int w = workers();
+  const auto r = in_child([w] {
+    auto* rt = new weft::runtime{{.workers = w}};  // left alive: a stuck run would hold its destructor
+    auto* gate = new weft::latch(1);
+    auto* handed = new weft::latch(1);
+    auto* awaiting = new weft::latch(1);
+    weft::spawned<int>* handle = nullptr;
+    auto owner = [&]() -> weft::task<int> {
+      auto s = weft::spawn(after_gate(*gate, 41));
+      handle = &s;
+      handed->count_down();
+      co_await *awaiting;                 // the sibling has begun its await
+      std::this_thread::sleep_for(20ms);  // and has suspended in it
+      co_return 0;                        // s is destroyed here
+    };
+    auto sibling = [&]() -> weft::task<int> {
+      co_await *handed;
+      awaiting->count_down();
+      weft::spawned<int>& h = *handle;
+      co_return co_await h + 1;
+    };
+    std::thread([&] {
+      (void)rt->run([&] {
+        return weft::sync_wait([&]() -> weft::task<int> {
+          auto [a, b] = co_await weft::when_all(sibling(), owner());
+          co_return a + b;
+        }());
+      });
+    }).detach();
+    std::this_thread::sleep_for(2s);
+    std::fprintf(stderr, "the spawn handle was destroyed while awaited, without a word\n");
+    gate->count_down();
+    std::this_thread::sleep_for(200ms);
+    return 3;
+  });
+  expect_documented_abort(r, {"spawn", "destroyed", "awaited"});
+}
+
 // Another runtime: a spawn handle made by a coroutine of runtime A is awaited
 // by a coroutine of runtime B (A's coroutine calls into B and waits there).
 // (It works.)
@@ -681,6 +725,36 @@ TEST_P(MisuseTest, MovedFromWhenAllThrows) {
 // vector) throws std::invalid_argument naming weft::when_all and "already
 // awaited" (its coroutines have finished and cannot be resumed again). (A
 // clear exception.)
+// The same task twice in one when_all (when_all(std::move(t), std::move(t))):
+// a clear exception before anything runs, and the task can still be awaited.
+// (The second element was moved from, and the await wrote through a null
+// promise.)
+TEST_P(MisuseTest, WhenAllOfTheSameTaskTwiceThrows) {
+  const int w = workers();
+  expect_clear_exception(in_child([w]() -> int {
+    weft::runtime rt{{.workers = w}};
+    int code = 0;
+    const int value = rt.run([&] {
+      return weft::sync_wait([&]() -> weft::task<int> {
+        auto t = value_of(4);
+        auto other = value_of(5);
+        code = throws_naming<std::invalid_argument>([&] { (void)weft::when_all(std::move(t), std::move(t)); },
+                                                    {"weft::when_all", "twice"});
+        if (code == 0) {
+          code = throws_naming<std::invalid_argument>(
+              [&] { (void)weft::when_all(std::move(other), value_of(6), std::move(other)); },
+              {"weft::when_all", "twice"});
+        }
+        auto [a, b] = co_await weft::when_all(std::move(t), std::move(other));
+        co_return a + b;
+      }());
+    });
+    if (code != 0) return code;
+    WEFT_CHILD_CHECK(value == 9, 1);
+    return 0;
+  }));
+}
+
 TEST_P(MisuseTest, WhenAllAwaitedTwiceThrows) {
   const int w = workers();
   for (bool of_vector : {false, true}) {

@@ -7,6 +7,7 @@
 #include <climits>
 #include <coroutine>
 #include <cstddef>
+#include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -106,10 +107,29 @@ class [[nodiscard]] when_all_awaiter {
 template <class... T>
 requires(sizeof...(T) >= 1) [[nodiscard]] detail::when_all_awaiter<T...> when_all(weft::task<T>&&... tasks) {
   (detail::checked(std::move(tasks), detail::k_when_all_no_coroutine, detail::k_when_all_being_awaited), ...);
+  if constexpr (sizeof...(T) >= 2) {
+    // The same task twice (when_all(std::move(t), std::move(t))): the second
+    // would be moved from by the time the awaiter took it.
+    const void* const coroutines[] = {tasks.handle().address()...};
+    for (std::size_t i = 1; i < sizeof...(T); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (coroutines[i] == coroutines[j]) [[unlikely]] {
+          detail::throw_invalid_argument("weft::when_all: the same task is passed twice (a task is awaited once)");
+        }
+      }
+    }
+  }
   return detail::when_all_awaiter<T...>(std::move(tasks)...);
 }
 
 namespace detail {
+
+// An element of the vector when_all returns: the result, std::monostate for
+// void, std::reference_wrapper<U> for a reference U& (a vector cannot hold
+// references), and U for a const U (nor const elements).
+template <class T>
+using when_all_element = std::conditional_t<std::is_reference_v<T>, std::reference_wrapper<std::remove_reference_t<T>>,
+                                            std::remove_cv_t<when_all_value<T>>>;
 
 // when_all over a vector of tasks: the same protocol with slots allocated once.
 template <class T>
@@ -136,10 +156,10 @@ class [[nodiscard]] when_all_vector_awaiter {
     return m_join.start(m_slots.data(), static_cast<int>(m_slots.size()));
   }
 
-  std::vector<when_all_value<T>> await_resume() {
+  std::vector<when_all_element<T>> await_resume() {
     m_join.end_measured();
     m_join.m_frame.rethrow_if_failed();
-    std::vector<when_all_value<T>> out;
+    std::vector<when_all_element<T>> out;
     out.reserve(m_tasks.size());
     for (auto& t : m_tasks) out.push_back(take_value(t.handle().promise()));
     return out;
@@ -154,7 +174,8 @@ class [[nodiscard]] when_all_vector_awaiter {
 
 }  // namespace detail
 
-// The same over a vector of tasks (at most INT_MAX): a vector of results.
+// The same over a vector of tasks (at most INT_MAX): a vector of results
+// (std::reference_wrapper<U> for weft::task<U&>, U for weft::task<const U>).
 template <class T>
 [[nodiscard]] detail::when_all_vector_awaiter<T> when_all(std::vector<weft::task<T>>&& tasks) {
   if (tasks.size() > static_cast<std::size_t>(INT_MAX)) {
@@ -206,8 +227,19 @@ class [[nodiscard]] spawned {
   // fiber (resume_waiter) if it observes k_waiting; wait()'s own add observes
   // it when the child finished first. Either way the child is suspended at
   // its final point when this returns, and ~task destroys it.
+  // A handle destroyed while a coroutine awaits it (awaited by another
+  // coroutine than the one that destroys it, before its await returned)
+  // aborts with one line, as ~task does: the awaiter could never be resumed.
   ~spawned() {
-    if (m_join.m_parent || !m_slot.m_pushed) return;
+    if (m_join.m_parent) {
+      if (!m_resumed) [[unlikely]] {
+        detail::abort_with(
+            "weft: a weft::spawn handle was destroyed while a coroutine awaited it (keep the handle alive until "
+            "its co_await has returned)\n");
+      }
+      return;
+    }
+    if (!m_slot.m_pushed) return;
     if (detail::pop(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
     detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
     m_join.end_measured();
@@ -237,6 +269,7 @@ class [[nodiscard]] spawned {
     return std::noop_coroutine();
   }
   T await_resume() {
+    m_resumed = true;
     m_join.end_measured();
     m_join.m_frame.rethrow_if_failed();
     return m_task.handle().promise().take();
@@ -246,6 +279,7 @@ class [[nodiscard]] spawned {
   weft::task<T> m_task;
   detail::join_state m_join;
   detail::child_slot m_slot;
+  bool m_resumed = false;  // the await returned (or is returning): the join is over
 };
 
 // Starts t, offering it to other workers, and returns the handle to await.

@@ -428,6 +428,8 @@ void defer(job* t) noexcept {
   rt::make_runnable(t, w != nullptr ? static_cast<runtime_state*>(&w->m_sched) : &rt::default_scheduler());
 }
 
+void defer_to(runtime_state* rt, job* t) noexcept { rt::make_runnable(t, rt); }
+
 runtime_state* current_runtime() noexcept {
   worker* w = current_worker();
   return w != nullptr ? &w->m_sched : nullptr;

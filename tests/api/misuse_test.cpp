@@ -591,6 +591,55 @@ TEST_P(MisuseTest, SpawnHandleAwaitedInAnotherRuntime) {
   }));
 }
 
+// The same, with the child taken and finished by a worker of A: the
+// coroutine of B that awaits the handle resumes in B, not on A's worker, and
+// A may then be destroyed while that coroutine waits on a latch. (It went on
+// in A, its latch wait recorded A, and the latch's count_down injected into
+// the destroyed runtime.)
+TEST_P(MisuseTest, SpawnHandleOfADestroyedRuntimeAwaitedInAnother) {
+  const int w = workers();
+  expect_works(in_child([w] {
+    auto a = std::make_unique<weft::runtime>(weft::config{.workers = w});
+    weft::runtime b{{.workers = w}};
+    weft::latch gate(1);
+    weft::latch published(1);
+    weft::latch a_done(1);
+    weft::latch later_gate(1);
+    weft::spawned<int>* handle = nullptr;
+    std::atomic<const weft::runtime*> resumed_in{nullptr};
+    std::thread in_a([&] {
+      a->run([&] {
+        auto s = weft::spawn(after_gate(gate, 41));
+        handle = &s;
+        published.count_down();
+        a_done.wait();  // the child, taken by a worker of A, waits on the gate meanwhile
+      });
+    });
+    auto awaiter = [&]() -> weft::task<int> {
+      co_await published;
+      weft::spawned<int>& s = *handle;
+      const int v = co_await s;
+      resumed_in.store(&weft::this_runtime());
+      co_await later_gate;
+      co_return v + 1;
+    };
+    std::atomic<int> result{0};
+    std::thread in_b([&] { result.store(b.run([&] { return weft::sync_wait(awaiter()); })); });
+    std::this_thread::sleep_for(30ms);  // the awaiter waits for the child
+    gate.count_down();
+    while (resumed_in.load() == nullptr) std::this_thread::sleep_for(1ms);
+    a_done.count_down();
+    in_a.join();
+    const bool in_b_runtime = resumed_in.load() == &b;
+    a.reset();
+    later_gate.count_down();
+    in_b.join();
+    WEFT_CHILD_CHECK(in_b_runtime, 1);
+    WEFT_CHILD_CHECK(result.load() == 42, 2);
+    return 0;
+  }));
+}
+
 // A plain thread: spawn() outside any runtime offers nothing (there is no
 // worker to offer to); the child runs when a coroutine awaits the handle,
 // and a handle dropped unawaited destroys its child unstarted, as a dropped

@@ -145,6 +145,11 @@ struct join_state {
   int m_count = 0;
   int m_next = 0;  // next slot to pop back
   std::int64_t m_taken = 0;
+  // The runtime of the coroutine that awaits a spawned child another worker
+  // took (set before the await's fetch_add; null for a when_all, whose
+  // children are taken by workers of the awaiter's runtime). A child made in
+  // another runtime finishes there, and the parent resumes in its own.
+  runtime_state* m_parent_runtime = nullptr;
   // Measured (<weft/workspan.hpp>): the awaiting coroutine's strand, paused
   // while it waits, and the children's sums.
   ws_strand* m_ws_parent = nullptr;
@@ -221,7 +226,12 @@ struct join_state {
       // publish_join's in wait()), which wrote m_parent or m_frame.m_waiter
       // before it: read here only after observing k_waiting.
       if (m_frame.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
-        if (m_parent) return to_parent();
+        if (m_parent) {
+          if (m_parent_runtime != nullptr && m_parent_runtime != this_thread_runtime()) [[unlikely]] {
+            return to_parent_in(m_parent_runtime);
+          }
+          return to_parent();
+        }
         resume_waiter(m_frame);  // ~spawned waits: its fiber may destroy this state and the child at once
       }
       return std::noop_coroutine();
@@ -243,6 +253,18 @@ struct join_state {
   // ran inline in a when_all; a spawned child's was popped back or run) and
   // carries a deferred transfer to the parent.
   std::coroutine_handle<> to_parent() noexcept { return transfer_to(m_parent, m_slots[0].m_resume); }
+  // The same, for a parent that awaits in runtime rt while this child ran in
+  // another (a spawn handle made in one runtime and awaited in another): the
+  // parent resumes in rt, which its own root keeps alive, so that it never
+  // waits on behalf of a runtime that may be destroyed meanwhile.
+  [[gnu::noinline, gnu::cold]] std::coroutine_handle<> to_parent_in(runtime_state* rt) noexcept {
+    coroutine_resumption& via = m_slots[0].m_resume;
+    via.m_execute = &coroutine_resumption::execute;
+    via.m_handle = m_parent;
+    via.m_ws = ws_suspend_point();
+    defer_to(rt, &via);
+    return std::noop_coroutine();
+  }
 };
 
 struct final_awaiter {

@@ -261,7 +261,9 @@ class [[nodiscard]] spawned {
     if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
       return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_resume);  // run it inline now
     }
-    // Taken by another worker: wait for it (it may be done already).
+    // Taken by another worker: wait for it (it may be done already), and
+    // resume in this runtime whoever finishes it.
+    m_join.m_parent_runtime = detail::this_thread_runtime();
     const std::int64_t add = 1 + detail::join_frame::k_waiting;
     if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {
       return parent;

@@ -99,6 +99,11 @@ WEFT_API bool stack_low() noexcept;
 // spawn), or in the default runtime when called outside any worker.
 WEFT_API void defer(job* t) noexcept;
 
+// Makes t runnable in rt (uncounted, as defer()): on the calling worker when
+// it is one of rt's, else through rt's injection queue. For a coroutine that
+// must resume in its own runtime; whoever waits for t keeps rt alive.
+WEFT_API void defer_to(runtime_state* rt, job* t) noexcept;
+
 // The runtime of the calling worker, or null outside any runtime.
 WEFT_API runtime_state* current_runtime() noexcept;
 

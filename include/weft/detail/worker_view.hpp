@@ -187,6 +187,12 @@ inline worker_view* this_thread_view() noexcept {
 #endif
 }
 
+// The runtime of the worker the calling thread runs; null on any other thread.
+inline runtime_state* this_thread_runtime() noexcept {
+  const worker_view* view = this_thread_view();
+  return view != nullptr ? view->m_runtime : nullptr;
+}
+
 // The calling code's stack pointer (near enough: the frame address elsewhere).
 inline std::uintptr_t stack_pointer_here() noexcept {
 #if defined(__x86_64__)

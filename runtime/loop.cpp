@@ -475,9 +475,16 @@ void run_runner(capped_run& c) noexcept {
       } while (!c.m_alive.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
       continue;
     }
+    // The chunk in runs of at most k_max_step items, as a leaf's: once the
+    // loop has failed, the runner finishes the run it is in and starts
+    // nothing more (a chunk may hold most of a count of 2^64 - 1).
     call.m_end = end;
     try {
-      call_body(l, *current_worker()->m_current, call, begin, end);
+      while (begin < call.m_end && !r.cancelled()) {
+        const std::uint64_t stop = call.m_end - begin > k_max_step ? begin + k_max_step : call.m_end;
+        call_body(l, *current_worker()->m_current, call, begin, stop);
+        begin = detail::from_offset(call.m_items.m_next);  // stop, unless an item waited and handed the rest back
+      }
     } catch (...) {
       r.fail(std::current_exception());
     }

@@ -5,11 +5,13 @@
 // nested calls and throws from many items at once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -121,6 +123,37 @@ TEST_P(ExceptionsTest, UnstartedItemsAreSkipped) {
   if (workers() == 1) {
     // Item 0 is the first to run on the only worker: nothing after it starts.
     EXPECT_LT(p.started.load(), 100);
+  }
+  expect_usable(rt);
+}
+
+// The same with a cap on the calls in flight, whose runners claim chunks of
+// up to count / (2 x runners) items: a runner finishes at most the run of
+// 2048 items it is in, not its whole chunk. (It ran its chunk to the end: tens
+// of thousands of items after the throw, and for a count of 2^64 - 1 it never
+// returned.) Item 0 sleeps before it throws, so that the other runner is deep
+// in its chunk by then.
+TEST_P(ExceptionsTest, UnstartedItemsOfACappedLoopAreSkipped) {
+  const int cap = std::max(2, workers());
+  for (const std::uint64_t n : {std::uint64_t{1'000'000}, std::numeric_limits<std::uint64_t>::max()}) {
+    SCOPED_TRACE(::testing::Message() << "count " << n);
+    std::atomic<bool> thrown{false};
+    std::atomic<std::int64_t> started_after{0};
+    EXPECT_THROW(rt.run([&] {
+      weft::parallelize(n, cap, [&](std::uint64_t i) {
+        if (thrown.load()) {
+          started_after.fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::microseconds(20));  // as above
+        }
+        if (i == 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          thrown.store(true);
+          throw item_error{0};
+        }
+      });
+    }),
+                 item_error);
+    EXPECT_LE(started_after.load(), 2048 * cap) << "items kept starting after the exception";
   }
   expect_usable(rt);
 }

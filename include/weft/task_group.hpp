@@ -197,8 +197,9 @@ struct group_closure final : group_job {
 }  // namespace detail
 
 // Spawns calls that may run in parallel with the caller, then waits for all of
-// them. wait() must be called by the fiber or thread that created the group;
-// spawn() may be called from anywhere, also from inside a spawned call.
+// them. wait() must be called by the fiber or thread that created the group
+// (two waits at once abort with one line on stderr); spawn() may be called
+// from anywhere, also from inside a spawned call.
 class task_group {
  public:
   task_group() noexcept { detail::group_init(m_state); }

@@ -1025,6 +1025,32 @@ TEST_P(MisuseTest, RuntimeDestroyedWithSpawnedWorkQueuedRunsItFirst) {
   }));
 }
 
+// Waited by two threads at once: a group created on a plain thread, one call
+// held on a gate, and two threads calling wait() meanwhile. A documented
+// abort naming the group: the second wait's add would overflow the counter
+// (signed overflow) and one waiter would never be resumed. (Both hung.)
+TEST_P(MisuseTest, GroupWaitedByTwoThreadsAtOnceAborts) {
+  const int w = workers();
+  const auto r = in_child([w] {
+    auto* rt = new weft::runtime{{.workers = w}};  // left alive: a stuck wait would hold its destructor
+    auto* gate = new weft::latch(1);
+    auto* g = new weft::task_group;
+    std::thread([rt, gate, g] {
+      rt->run([&] { g->spawn([gate] { weft::sync_wait(after_gate(*gate, 0)); }); });
+      std::thread first([g] { g->wait(); });
+      std::thread second([g] { g->wait(); });
+      std::this_thread::sleep_for(200ms);
+      gate->count_down();
+      first.join();
+      second.join();
+    }).detach();
+    std::this_thread::sleep_for(2s);
+    std::fprintf(stderr, "two waits of one group ran at once, without a word\n");
+    return 3;
+  });
+  expect_documented_abort(r, {"task_group", "two"});
+}
+
 // Other runtimes and threads: a group created by a task of runtime A is
 // spawned into by a fiber of runtime B, a coroutine of B and a plain thread;
 // every call runs in A, and the creator's wait covers them. (It works.)

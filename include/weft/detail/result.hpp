@@ -48,6 +48,15 @@ class result<T&> {
   T* m_ptr = nullptr;
 };
 
+// A call returning an rvalue reference: refused with a message (its target
+// would be gone once the call returned through a join, a run or a task).
+template <class T>
+class result<T&&> {
+  static_assert(sizeof(T) == 0,
+                "weft: a call that returns an rvalue reference (T&&) cannot hand its result back across a join, a "
+                "run or a task: return T by value");
+};
+
 template <>
 class result<void> {
  public:

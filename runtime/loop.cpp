@@ -415,13 +415,18 @@ void unlock(std::atomic<std::uintptr_t>& guard) noexcept { guard.store(0, std::m
 
 // Takes a returned range: this runner's own if listed, else any. Under the
 // guard.
+// Unlinks own, which is listed. Under the guard.
+void unlink(capped_run& c, returned_range& own) noexcept {
+  returned_range** at = &c.m_returned;
+  while (*at != &own) at = &(*at)->m_next;
+  *at = own.m_next;
+}
+
 bool take_returned(capped_run& c, returned_range& own, std::uint64_t& begin, std::uint64_t& end) noexcept {
   lock(c.m_guard);
   returned_range* taken = nullptr;
   if (own.m_listed) {
-    returned_range** at = &c.m_returned;
-    while (*at != &own) at = &(*at)->m_next;
-    *at = own.m_next;
+    unlink(c, own);
     taken = &own;
   } else if (c.m_returned != nullptr) {
     taken = c.m_returned;
@@ -435,6 +440,18 @@ bool take_returned(capped_run& c, returned_range& own, std::uint64_t& begin, std
   c.m_any_returned.store(c.m_returned != nullptr, std::memory_order_seq_cst);
   unlock(c.m_guard);
   return taken != nullptr;
+}
+
+// Takes this runner's own returned range off the list, if it is there, and
+// drops it: a runner that leaves a cancelled loop (the node is in its frame).
+void unlist_own(capped_run& c, returned_range& own) noexcept {
+  lock(c.m_guard);
+  if (own.m_listed) {
+    unlink(c, own);
+    own.m_listed = false;
+  }
+  c.m_any_returned.store(c.m_returned != nullptr, std::memory_order_seq_cst);
+  unlock(c.m_guard);
 }
 
 bool claim(capped_run& c, std::uint64_t& begin, std::uint64_t& end) noexcept {
@@ -466,7 +483,10 @@ void run_runner(capped_run& c) noexcept {
     if (!got) {
       // Leave; but a range handed back meanwhile by a runner whose item waits
       // must not stay behind with nobody to run it: come back for it (within
-      // the cap).
+      // the cap). A cancelled loop runs nothing more, but this runner's own
+      // range, if listed, leaves the list first: its node is in this frame,
+      // and another runner may still look at the list.
+      if (r.cancelled()) unlist_own(c, call.m_node);
       c.m_alive.fetch_sub(1, std::memory_order_seq_cst);
       if (r.cancelled() || !c.m_any_returned.load(std::memory_order_seq_cst)) return;
       std::uint64_t alive = c.m_alive.load(std::memory_order_relaxed);

@@ -14,12 +14,10 @@
 #include "weft/detail/workspan.hpp"
 #include "weft/runtime.hpp"
 
-// join_impl without GCC's SLP vectorizer. At -O3 it merged the two stores of
-// a returned std::pair<double, double> into one 16-byte store, which GCC then
-// reloaded as two 8-byte halves to return them in two registers; the upper
-// half cannot be forwarded from that store, and the stall (about 4 ns per
-// join) made integrate at 1 worker about 1.25x slower (docs/benchmarks.md).
-// The attribute adds the option to those given on the command line.
+// Built without GCC's SLP vectorizer: the one function that makes a join's
+// pair of floating-point results (join_fp_result below). The attribute adds
+// the option to those given on the command line; GCC does not inline a
+// function that carries it into one that does not.
 #if defined(__GNUC__) && !defined(__clang__)
 #define WEFT_DETAIL_NO_SLP __attribute__((optimize("no-tree-slp-vectorize")))
 #else
@@ -95,10 +93,29 @@ namespace detail {
 template <class F, class G>
 join_result_t<F, G> join_measured(F& f, G& g);
 
+// Both results are doubles: the pair is returned in two vector registers.
+template <class R>
+inline constexpr bool k_fp_pair = false;
+template <>
+inline constexpr bool k_fp_pair<std::pair<double, double>> = true;
+
+// The pair of floating-point results of a join, made out of line. Made in
+// join_impl, at -O3 GCC's SLP vectorizer merged the two stores of a
+// std::pair<double, double> into one 16-byte store, then reloaded it as two
+// 8-byte halves to return them in two registers; the upper half cannot be
+// forwarded from that store, and the stall (about 4 ns per join) made
+// integrate at 1 worker about 1.35x slower (docs/benchmarks.md). Only this
+// function goes without the vectorizer: the user's calls, inlined into
+// join_impl, keep it.
+template <class R, class A, class B>
+[[gnu::noinline]] WEFT_DETAIL_NO_SLP R join_fp_result(result<A>& a, result<B>& b) {
+  return R(a.take(), b.take());
+}
+
 // The body of join(). Plain: the push of a measured join's own child, which
 // carries its own accounting (push_plain()).
 template <bool Plain, class F, class G>
-WEFT_DETAIL_NO_SLP join_result_t<F, G> join_impl(F& f, G& g) {
+join_result_t<F, G> join_impl(F& f, G& g) {
   using rf_type = std::invoke_result_t<F&>;
   using rg_type = std::invoke_result_t<G&>;
   using return_type = join_result_t<F, G>;
@@ -137,7 +154,9 @@ WEFT_DETAIL_NO_SLP join_result_t<F, G> join_impl(F& f, G& g) {
     wait(frame, 1);
   }
   frame.rethrow_if_failed();
-  if constexpr (!std::is_void_v<return_type>) {
+  if constexpr (k_fp_pair<return_type>) {
+    return join_fp_result<return_type>(rf, rg);
+  } else if constexpr (!std::is_void_v<return_type>) {
     return return_type(take_join_value(rf), take_join_value(rg));
   }
 }

@@ -198,8 +198,9 @@ struct group_closure final : group_job {
 
 // Spawns calls that may run in parallel with the caller, then waits for all of
 // them. wait() must be called by the fiber or thread that created the group
-// (two waits at once abort with one line on stderr); spawn() may be called
-// from anywhere, also from inside a spawned call.
+// (two waits that reach the group's counter at once abort with one line on
+// stderr; other overlaps are undefined); spawn() may be called from
+// anywhere, also from inside a spawned call.
 class task_group {
  public:
   task_group() noexcept { detail::group_init(m_state); }

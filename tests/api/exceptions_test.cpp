@@ -132,7 +132,8 @@ TEST_P(ExceptionsTest, UnstartedItemsAreSkipped) {
 // 2048 items it is in, not its whole chunk. (It ran its chunk to the end: tens
 // of thousands of items after the throw, and for a count of 2^64 - 1 it never
 // returned.) Item 0 sleeps before it throws, so that the other runner is deep
-// in its chunk by then.
+// in its chunk by then. At 1 worker there is one runner, which stops at item
+// 0 with or without the fix; the other counts test it.
 TEST_P(ExceptionsTest, UnstartedItemsOfACappedLoopAreSkipped) {
   const int cap = std::max(2, workers());
   for (const std::uint64_t n : {std::uint64_t{1'000'000}, std::numeric_limits<std::uint64_t>::max()}) {

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -536,21 +537,32 @@ TEST_P(MisuseTest, SpawnHandleDestroyedWhileAnotherCoroutineAwaitsItAborts) {
     auto* rt = new weft::runtime{{.workers = w}};  // left alive: a stuck run would hold its destructor
     auto* gate = new weft::latch(1);
     auto* handed = new weft::latch(1);
-    auto* awaiting = new weft::latch(1);
+    std::atomic<bool> awaiting{false};
     weft::spawned<int>* handle = nullptr;
+    // The sibling's await, which says when it has begun (the child waits on
+    // the gate, so the sibling cannot be resumed meanwhile).
+    struct signalling_await {
+      weft::spawned<int>& m_handle;
+      std::atomic<bool>& m_begun;
+      bool await_ready() const { return m_handle.await_ready(); }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) noexcept {
+        std::coroutine_handle<> next = m_handle.await_suspend(h);
+        m_begun.store(true);
+        return next;
+      }
+      int await_resume() { return m_handle.await_resume(); }
+    };
     auto owner = [&]() -> weft::task<int> {
       auto s = weft::spawn(after_gate(*gate, 41));
       handle = &s;
       handed->count_down();
-      co_await *awaiting;                 // the sibling has begun its await
-      std::this_thread::sleep_for(20ms);  // and has suspended in it
-      co_return 0;                        // s is destroyed here
+      for (int i = 0; i < 5000 && !awaiting.load(); ++i) co_await weft::yield_async();  // the sibling awaits s
+      std::this_thread::sleep_for(20ms);
+      co_return 0;  // s is destroyed here
     };
     auto sibling = [&]() -> weft::task<int> {
       co_await *handed;
-      awaiting->count_down();
-      weft::spawned<int>& h = *handle;
-      co_return co_await h + 1;
+      co_return co_await signalling_await{*handle, awaiting} + 1;
     };
     std::thread([&] {
       (void)rt->run([&] {
@@ -560,7 +572,7 @@ TEST_P(MisuseTest, SpawnHandleDestroyedWhileAnotherCoroutineAwaitsItAborts) {
         }());
       });
     }).detach();
-    std::this_thread::sleep_for(2s);
+    std::this_thread::sleep_for(5s);
     std::fprintf(stderr, "the spawn handle was destroyed while awaited, without a word\n");
     gate->count_down();
     std::this_thread::sleep_for(200ms);
@@ -770,10 +782,6 @@ TEST_P(MisuseTest, MovedFromWhenAllThrows) {
   }));
 }
 
-// Awaited twice: a second co_await of a when_all awaitable (of tasks, of a
-// vector) throws std::invalid_argument naming weft::when_all and "already
-// awaited" (its coroutines have finished and cannot be resumed again). (A
-// clear exception.)
 // The same task twice in one when_all (when_all(std::move(t), std::move(t))):
 // a clear exception before anything runs, and the task can still be awaited.
 // (The second element was moved from, and the await wrote through a null
@@ -804,6 +812,10 @@ TEST_P(MisuseTest, WhenAllOfTheSameTaskTwiceThrows) {
   }));
 }
 
+// Awaited twice: a second co_await of a when_all awaitable (of tasks, of a
+// vector) throws std::invalid_argument naming weft::when_all and "already
+// awaited" (its coroutines have finished and cannot be resumed again). (A
+// clear exception.)
 TEST_P(MisuseTest, WhenAllAwaitedTwiceThrows) {
   const int w = workers();
   for (bool of_vector : {false, true}) {

@@ -261,7 +261,7 @@ struct join_state {
     coroutine_resumption& via = m_slots[0].m_resume;
     via.m_execute = &coroutine_resumption::execute;
     via.m_handle = m_parent;
-    via.m_ws = ws_suspend_point();
+    via.m_ws = nullptr;  // not this thread's strand: the parent's own goes on in end_measured()
     defer_to(rt, &via);
     return std::noop_coroutine();
   }

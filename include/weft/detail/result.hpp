@@ -52,7 +52,7 @@ class result<T&> {
 // would be gone once the call returned through a join, a run or a task).
 template <class T>
 class result<T&&> {
-  static_assert(sizeof(T) == 0,
+  static_assert(!std::is_same_v<T, T>,
                 "weft: a call that returns an rvalue reference (T&&) cannot hand its result back across a join, a "
                 "run or a task: return T by value");
 };

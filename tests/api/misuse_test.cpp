@@ -82,11 +82,16 @@ void expect_works(const child_result& r) {
 }
 
 // A documented abort: SIGABRT, and exactly one line from weft that names
-// every word.
-void expect_documented_abort(const child_result& r, std::initializer_list<std::string_view> words) {
-  expect_no_sanitizer_report(r);
+// every word. `racy`: the misuse is itself a data race (two threads on one
+// object's plain fields), which ThreadSanitizer rightly reports before the
+// abort; that report is allowed then.
+void expect_documented_abort(const child_result& r, std::initializer_list<std::string_view> words, bool racy = false) {
+  if (!(racy && weft_test::k_tsan)) expect_no_sanitizer_report(r);
   EXPECT_TRUE(r.killed_by(SIGABRT)) << "expected a documented abort; " << r.describe();
-  const auto lines = r.lines_with("weft:");
+  auto lines = r.lines_with("weft:");
+  // The report's stack frames name weft:: functions: only lines that start
+  // with "weft:" are weft's own.
+  std::erase_if(lines, [](const std::string& line) { return line.rfind("weft:", 0) != 0; });
   ASSERT_EQ(lines.size(), 1u) << "expected exactly one line from weft; " << r.describe();
   for (std::string_view w : words) {
     EXPECT_NE(lines[0].find(w), std::string::npos) << "the line does not name \"" << w << "\"; " << r.describe();
@@ -556,7 +561,8 @@ TEST_P(MisuseTest, SpawnHandleDestroyedWhileAnotherCoroutineAwaitsItAborts) {
       auto s = weft::spawn(after_gate(*gate, 41));
       handle = &s;
       handed->count_down();
-      for (int i = 0; i < 5000 && !awaiting.load(); ++i) co_await weft::yield_async();  // the sibling awaits s
+      const auto give_up = std::chrono::steady_clock::now() + 4s;
+      while (!awaiting.load() && std::chrono::steady_clock::now() < give_up) co_await weft::yield_async();
       std::this_thread::sleep_for(20ms);
       co_return 0;  // s is destroyed here
     };
@@ -1060,7 +1066,7 @@ TEST_P(MisuseTest, GroupWaitedByTwoThreadsAtOnceAborts) {
     std::fprintf(stderr, "two waits of one group ran at once, without a word\n");
     return 3;
   });
-  expect_documented_abort(r, {"task_group", "two"});
+  expect_documented_abort(r, {"task_group", "two"}, /*racy=*/true);
 }
 
 // Other runtimes and threads: a group created by a task of runtime A is

@@ -650,6 +650,12 @@ TEST(WorkspanWorkers, ResultsDoNotDependOnTheWorkerCount) {
       ++r;
     }
   }
+  if (weft_test::k_tsan) {
+    // ThreadSanitizer's cost on the synchronisation of stolen work inflates
+    // the work measured at 2 workers: about 1.6x that at 1 worker there, on
+    // either side of the bound from run to run. The strands were checked.
+    GTEST_SKIP() << "work ratio not compared under ThreadSanitizer; seen:" << seen;
+  }
   const double ratio = static_cast<double>(least[0].work.count()) / static_cast<double>(least[1].work.count());
   EXPECT_TRUE(ratio > 1.0 / 1.5 && ratio < 1.5)
       << "the least work on 1 worker is " << ratio << " times that on 2 workers; seen:" << seen;

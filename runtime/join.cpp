@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -87,14 +86,6 @@ constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
 // caller owns the waiter's resumption. acq_rel: a finished child releases its
 // writes and the claimer acquires every earlier one; the waiter's add
 // releases m_waiter to the claimer.
-[[noreturn]] WEFT_NOINLINE void two_waits() noexcept {
-  std::fputs(
-      "weft: a weft::task_group was waited for by two threads or fibers at once (wait() belongs to the fiber "
-      "or thread that created the group)\n",
-      stderr);
-  std::abort();
-}
-
 bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
   std::int64_t v = pending.load(std::memory_order_relaxed);
   bool claim;
@@ -104,7 +95,9 @@ bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexc
     // two waits of one open frame, which would overflow the counter and
     // leave one waiter never resumed.
     if (delta >= k_waiting && v >= k_claimed / 2) [[unlikely]] {
-      two_waits();
+      rt::fatal(
+          "weft: a weft::task_group was waited for by two threads or fibers at once (wait() belongs to the fiber "
+          "or thread that created the group)");
     }
     // Not `result == k_claimed`: a child counted after a claim that finishes
     // brings k_claimed + 1 down to k_claimed without claiming anything.

@@ -413,8 +413,6 @@ void lock(std::atomic<std::uintptr_t>& guard) noexcept {
 }
 void unlock(std::atomic<std::uintptr_t>& guard) noexcept { guard.store(0, std::memory_order_release); }
 
-// Takes a returned range: this runner's own if listed, else any. Under the
-// guard.
 // Unlinks own, which is listed. Under the guard.
 void unlink(capped_run& c, returned_range& own) noexcept {
   returned_range** at = &c.m_returned;
@@ -422,6 +420,8 @@ void unlink(capped_run& c, returned_range& own) noexcept {
   *at = own.m_next;
 }
 
+// Takes a returned range: this runner's own if listed, else any. Takes the
+// guard.
 bool take_returned(capped_run& c, returned_range& own, std::uint64_t& begin, std::uint64_t& end) noexcept {
   lock(c.m_guard);
   returned_range* taken = nullptr;

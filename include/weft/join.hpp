@@ -15,7 +15,7 @@
 #include "weft/runtime.hpp"
 
 // Built without GCC's SLP vectorizer: the one function that makes a join's
-// pair of floating-point results (join_fp_result below). The attribute adds
+// pair of doubles (join_fp_result below). The attribute adds
 // the option to those given on the command line; GCC does not inline a
 // function that carries it into one that does not.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -99,7 +99,7 @@ inline constexpr bool k_fp_pair = false;
 template <>
 inline constexpr bool k_fp_pair<std::pair<double, double>> = true;
 
-// The pair of floating-point results of a join, made out of line. Made in
+// The pair of double results of a join, made out of line. Made in
 // join_impl, at -O3 GCC's SLP vectorizer merged the two stores of a
 // std::pair<double, double> into one 16-byte store, then reloaded it as two
 // 8-byte halves to return them in two registers; the upper half cannot be

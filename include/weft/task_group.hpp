@@ -31,8 +31,8 @@ struct group_state {
   // its paths): no default values to store first. The owner fiber; null for
   // an outside thread. While the owner's wait runs other tasks on its stack
   // (no fiber could be had), it holds the owner's address with its low bit
-  // set (owner_away() in runtime/task_group.cpp), which is no fiber's: a call run there does not spawn
-  // as the owner. Atomic (relaxed) because spawners on other threads read it
+  // set (owner_away() in runtime/task_group.cpp), which is no fiber's: a
+  // call run there does not spawn as the owner. Atomic (relaxed) because spawners on other threads read it
   // meanwhile; for them either value is not their fiber.
   std::atomic<void*> m_owner;
   // The runtime of the owner; null for a group created outside any runtime,

@@ -187,7 +187,8 @@ inline worker_view* this_thread_view() noexcept {
 #endif
 }
 
-// The runtime of the worker the calling thread runs; null on any other thread.
+// The runtime of the worker the calling thread runs; null on any other
+// thread: the inline twin of current_runtime().
 inline runtime_state* this_thread_runtime() noexcept {
   const worker_view* view = this_thread_view();
   return view != nullptr ? view->m_runtime : nullptr;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Validation of config values and of the environment variables weft reads.
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
@@ -58,6 +59,22 @@ std::string quoted(const char* s) {
     }
   }
   return r + "\"";
+}
+
+// The trace file of the n-th runtime of the process that takes it from
+// WEFT_TRACE: the path itself for the first, then the path with "-n" before
+// its extension (run.json, run-2.json, run-3.json, ...), so that runtimes
+// never write one file. Relaxed: only the numbers must differ.
+std::atomic<std::uint64_t> g_env_traces{0};
+
+std::string numbered_trace_path(const std::string& path) {
+  const std::uint64_t n = g_env_traces.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n == 1) return path;
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t dot = path.find_last_of('.');
+  const std::size_t name = slash == std::string::npos ? 0 : slash + 1;
+  const std::size_t cut = dot != std::string::npos && dot > name ? dot : path.size();  // ".json", not ".hidden"
+  return path.substr(0, cut) + "-" + std::to_string(n) + path.substr(cut);
 }
 
 // Largest accepted stack size: 1 GiB.
@@ -138,7 +155,7 @@ config resolve_config(config cfg) {
   if (cfg.trace_file.empty()) {
     if (const char* env = std::getenv("WEFT_TRACE")) {
       if (*env == '\0') throw std::invalid_argument("WEFT_TRACE must be a file path, got an empty string");
-      cfg.trace_file = env;
+      cfg.trace_file = numbered_trace_path(env);
     }
   }
   if (cfg.workers == 0) {

@@ -62,7 +62,11 @@ struct counters {
     if constexpr (k_instrumented) {
       const std::uint64_t now = rt::ticks();
       const std::uint32_t was = current.load(std::memory_order_relaxed);
-      bump(ticks[was], now - since.load(std::memory_order_relaxed));
+      // A reset() from another thread may have moved `since` past `now`:
+      // then the interval counts nothing (as in snapshot()), never a wrapped
+      // length.
+      const std::uint64_t began = since.load(std::memory_order_relaxed);
+      if (now > began) bump(ticks[was], now - began);
       current.store(static_cast<std::uint32_t>(a), std::memory_order_relaxed);
       since.store(now, std::memory_order_relaxed);
     }

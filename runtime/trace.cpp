@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <system_error>
 
 namespace weft::rt {
@@ -62,17 +63,37 @@ class json_writer {
 
   void finish(const std::string& path) {
     std::fputs("\n]}\n", m_file);
-    const bool failed = std::ferror(m_file) != 0;
-    const int closed = std::fclose(m_file);
+    // The reason of the first failure: the flush of what is buffered (where a
+    // full device fails), else the close; EIO when only the stream's error
+    // flag says that an earlier write failed.
+    errno = 0;
+    const bool flushed = std::fflush(m_file) == 0;
+    int error = flushed ? 0 : (errno != 0 ? errno : EIO);
+    if (error == 0 && std::ferror(m_file) != 0) error = EIO;
+    errno = 0;
+    if (std::fclose(m_file) != 0 && error == 0) error = errno != 0 ? errno : EIO;
     m_file = nullptr;
-    if (failed || closed != 0)
-      throw std::system_error(EIO, std::generic_category(), "weft: cannot write trace " + path);
+    if (error != 0) throw std::system_error(error, std::generic_category(), "weft: cannot write trace " + path);
   }
 
  private:
   std::FILE* m_file;
   bool m_first = true;
 };
+
+// The slices of a worker's track (docs/tracing.md names them).
+enum class slice { none, task, resume, searching, parked };
+
+const char* slice_name(slice s) noexcept {
+  switch (s) {
+    case slice::task: return "task";
+    case slice::resume: return "resume";
+    case slice::searching: return "searching";
+    case slice::parked: return "parked";
+    case slice::none: break;
+  }
+  return "";
+}
 
 struct publication {
   int m_worker;
@@ -87,6 +108,11 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
   const double per_us = static_cast<double>(ticks_per_us());
   auto us = [&](std::uint64_t t) { return t > origin ? static_cast<double>(t - origin) / per_us : 0.0; };
 
+  // One write at a time in the process: runtimes given the same file,
+  // destroyed at once, write it one after the other (the last one stays)
+  // instead of into each other.
+  static std::mutex writing;
+  std::lock_guard<std::mutex> lock(writing);
   json_writer out(path);
   out.event(R"("name":"process_name","ph":"M","pid":1,"tid":0,"args":{"name":"weft runtime"})");
   const int n = static_cast<int>(workers.size());
@@ -107,35 +133,36 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
   for (int w = 0; w < n; ++w) {
     const auto& events = workers[static_cast<std::size_t>(w)];
     // The open slice of the worker's track, if any: a run or an idle period.
-    const char* open_name = nullptr;
+    slice open_kind = slice::none;
     double open_us = 0;
     std::uint64_t open_arg = 0;
     std::uint32_t open_extra = 0;
     auto close = [&](double at) {
-      if (open_name == nullptr) return;
+      if (open_kind == slice::none) return;
       const double dur = at > open_us ? at - open_us : 0;
-      if (open_name[0] == 't') {  // "task": say where it came from
+      if (open_kind == slice::task) {  // say where it came from
         if (open_extra == 3 && open_arg == 0) {
           out.event(
-              R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"before the trace window"})",
               w, open_us, dur);
         } else if (open_extra >= 2) {
           out.event(
-              R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})", w,
-              open_us, dur, open_extra - 2);
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"stolen from":%u})",
+              w, open_us, dur, open_extra - 2);
         } else {
-          out.event(R"("name":"job","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})",
-                    w, open_us, dur, open_extra == 1 ? "injected" : "local");
+          out.event(
+              R"("name":"task","cat":"run","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f,"args":{"source":"%s"})", w,
+              open_us, dur, open_extra == 1 ? "injected" : "local");
         }
       } else {
-        out.event(R"("name":"%s","cat":"%s","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f)", open_name,
-                  open_name[0] == 'r' ? "run" : "idle", w, open_us, dur);
+        out.event(R"("name":"%s","cat":"%s","ph":"X","pid":1,"tid":%d,"ts":%.3f,"dur":%.3f)", slice_name(open_kind),
+                  open_kind == slice::resume ? "run" : "idle", w, open_us, dur);
       }
-      open_name = nullptr;
+      open_kind = slice::none;
     };
-    auto open = [&](const char* name, double at, std::uint64_t arg, std::uint32_t extra) {
+    auto open = [&](slice kind, double at, std::uint64_t arg, std::uint32_t extra) {
       close(at);
-      open_name = name;
+      open_kind = kind;
       open_us = at;
       open_arg = arg;
       open_extra = extra;
@@ -147,11 +174,11 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
     for (const auto& e : events) {
       const double at = us(e.m_ticks);
       if (e.m_kind == trace_kind::run_end || e.m_kind == trace_kind::publish) {
-        open("job", at, 0, 3);  // extra 3: "before the trace window"
+        open(slice::task, at, 0, 3);  // extra 3: "before the trace window"
       } else if (e.m_kind == trace_kind::search_end || e.m_kind == trace_kind::park_begin) {
-        open("searching", at, 0, 0);
+        open(slice::searching, at, 0, 0);
       } else if (e.m_kind == trace_kind::park_end) {
-        open("parked", at, 0, 0);
+        open(slice::parked, at, 0, 0);
       } else {
         break;  // a beginning: nothing was cut off
       }
@@ -162,7 +189,7 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
       last = at;
       switch (e.m_kind) {
         case trace_kind::run_task:
-          open("job", at, e.m_arg, e.m_extra);
+          open(slice::task, at, e.m_arg, e.m_extra);
           if (e.m_extra >= 2) {  // stolen: an arrow from its publication
             auto it = published.find(e.m_arg);
             if (it != published.end()) {
@@ -181,16 +208,16 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
             }
           }
           break;
-        case trace_kind::run_resume: open("resume", at, e.m_arg, 0); break;
+        case trace_kind::run_resume: open(slice::resume, at, e.m_arg, 0); break;
         case trace_kind::run_end:
-          if (open_name != nullptr && (open_name[0] == 't' || open_name[0] == 'r')) close(at);
+          if (open_kind == slice::task || open_kind == slice::resume) close(at);
           break;
         case trace_kind::search_begin:
-        case trace_kind::park_end: open("searching", at, 0, 0); break;
+        case trace_kind::park_end: open(slice::searching, at, 0, 0); break;
         case trace_kind::search_end:
-          if (open_name != nullptr && open_name[0] == 's') close(at);
+          if (open_kind == slice::searching) close(at);
           break;
-        case trace_kind::park_begin: open("parked", at, 0, 0); break;
+        case trace_kind::park_begin: open(slice::parked, at, 0, 0); break;
         case trace_kind::publish:
           out.event(R"("name":"public deque","ph":"C","pid":1,"tid":%d,"ts":%.3f,"args":{"worker %d":%u})", w, at, w,
                     e.m_extra);

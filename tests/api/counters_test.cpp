@@ -4,7 +4,10 @@
 // never steals; the time split covers the time that passed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include <weft/weft.hpp>
@@ -107,6 +110,35 @@ TEST_P(CountersTest, SummaryHasARowPerWorkerAndATotal) {
     EXPECT_NE(text.find("\n" + std::to_string(i) + " "), std::string::npos) << text;
   }
   EXPECT_NE(text.find("total"), std::string::npos) << text;
+}
+
+// reset_stats() during work is not exact, but no worker's time can exceed
+// the time the test has run: a reset between a worker's clock read and its
+// activity's start (which the reset moves later) made the interval's length
+// wrap around, and busy_ns read about 7 * 10^6 s until the next reset.
+TEST_P(CountersTest, ResetDuringWorkNeverWrapsATime) {
+  const auto start = std::chrono::steady_clock::now();
+  std::atomic<bool> stop{false};
+  std::thread work([&] {
+    while (!stop.load(std::memory_order_relaxed)) rt.run([] { fib(16); });
+  });
+  std::uint64_t worst = 0;  // the most a worker's time exceeded the test's, ns
+  // 300 ms of resets and reads.
+  for (auto now = start; now - start < std::chrono::milliseconds(300); now = std::chrono::steady_clock::now()) {
+    rt.reset_stats();
+    const weft::stats s = rt.stats();
+    const auto ran = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+    for (const auto& w : s.workers) {
+      const std::uint64_t covered = w.busy_ns + w.search_ns + w.parked_ns;
+      worst = std::max(worst, covered > ran ? covered - ran : 0);
+    }
+  }
+  stop.store(true, std::memory_order_relaxed);
+  work.join();
+  // A second above the test's time: beyond any clock calibration error, far
+  // below a wrapped length.
+  EXPECT_LT(worst, std::uint64_t{1'000'000'000}) << "a time beyond the test's (ns)";
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(CountersTest);

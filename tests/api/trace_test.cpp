@@ -7,14 +7,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <barrier>
+#include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -73,6 +78,7 @@ int check_trace(const json& doc, int workers) {
   std::map<int, std::vector<slice>> tracks;
   std::map<long, std::vector<const json*>> flows;
   std::map<int, std::string> names;
+  int run_slices = 0;
   for (const json& e : events) {
     const std::string& ph = str(e.at("ph"));
     const int tid = static_cast<int>(num(e.at("tid")));
@@ -85,6 +91,21 @@ int check_trace(const json& doc, int workers) {
     EXPECT_GE(num(e.at("ts")), 0.0);
     if (ph == "X") {
       EXPECT_GE(num(e.at("dur")), 0.0);
+      // The slices docs/tracing.md names, each with its category; a task
+      // says where it came from.
+      const std::string& name = str(e.at("name"));
+      if (name == "task" || name == "resume") {
+        EXPECT_EQ(str(e.at("cat")), "run") << name;
+      } else if (name == "searching" || name == "parked") {
+        EXPECT_EQ(str(e.at("cat")), "idle") << name;
+      } else {
+        ADD_FAILURE() << "a slice named " << name;
+      }
+      if (name == "task") {
+        EXPECT_TRUE(e.contains("args") && (e.at("args").contains("source") || e.at("args").contains("stolen from")))
+            << "a task slice without its source";
+      }
+      if (name == "task" || name == "resume") ++run_slices;
       tracks[tid].push_back({num(e.at("ts")), num(e.at("ts")) + num(e.at("dur")), str(e.at("name"))});
     } else if (ph == "s" || ph == "f") {
       flows[static_cast<long>(num(e.at("id")))].push_back(&e);
@@ -93,6 +114,7 @@ int check_trace(const json& doc, int workers) {
     }
   }
   for (int w = 0; w < workers; ++w) EXPECT_EQ(names[w], "worker " + std::to_string(w));
+  EXPECT_GT(run_slices, 0) << "every trace here ran something";
   // Balanced: the slices of one worker follow each other without overlapping
   // (times are printed with 1 ns resolution).
   for (auto& [tid, v] : tracks) {
@@ -186,17 +208,67 @@ TEST(TraceOffTest, WriteTraceWithoutTracingThrows) {
   EXPECT_THROW(rt.write_trace(temp_path("off")), std::logic_error);
 }
 
+// The files written for WEFT_TRACE=`path`: the path itself for the first
+// runtime of the process that takes it from there, the path with "-n" before
+// ".json" for the n-th (other tests of this process may have been first).
+std::vector<std::string> env_trace_files(const std::string& path) {
+  const std::string stem = path.substr(0, path.size() - std::string(".json").size());
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    const std::string name = entry.path().string();
+    if (name == path || (name.rfind(stem + "-", 0) == 0 && name.ends_with(".json") &&
+                         name.find_first_not_of("0123456789", stem.size() + 1) == name.size() - 5)) {
+      files.push_back(name);
+    }
+  }
+  return files;
+}
+
 TEST(TraceEnvTest, WeftTraceTurnsItOn) {
   const std::string path = temp_path("env");
-  std::remove(path.c_str());
+  for (const std::string& f : env_trace_files(path)) std::remove(f.c_str());
   {
     weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
     weft::runtime rt{weft::config{.workers = 2}};
     EXPECT_TRUE(rt.tracing());
     rt.run(workload);
   }
-  check_trace(read_json(path), 2);
-  std::remove(path.c_str());
+  const std::vector<std::string> files = env_trace_files(path);
+  ASSERT_EQ(files.size(), 1u);
+  check_trace(read_json(files[0]), 2);
+  std::remove(files[0].c_str());
+}
+
+// Runtimes that take their file from WEFT_TRACE write one file each, also
+// when they are destroyed at once (they used to write one file into each
+// other).
+TEST(TraceEnvTest, RuntimesDestroyedAtOnceWriteAFileEach) {
+  constexpr int k_runtimes = 4;
+  const std::string path = temp_path("env-many");
+  for (const std::string& f : env_trace_files(path)) std::remove(f.c_str());
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    std::vector<std::unique_ptr<weft::runtime>> runtimes;
+    for (int i = 0; i < k_runtimes; ++i) {
+      runtimes.push_back(std::make_unique<weft::runtime>(weft::config{.workers = 2}));
+      for (int k = 0; k <= i; ++k) runtimes.back()->run(workload);  // traces of different lengths
+    }
+    std::barrier start(k_runtimes);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < k_runtimes; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        runtimes[static_cast<std::size_t>(i)].reset();
+      });
+    }
+    for (auto& t : threads) t.join();
+  }
+  const std::vector<std::string> files = env_trace_files(path);
+  EXPECT_EQ(files.size(), static_cast<std::size_t>(k_runtimes));
+  for (const std::string& f : files) {
+    check_trace(read_json(f), 2);
+    std::remove(f.c_str());
+  }
 }
 
 TEST(TraceEnvTest, EmptyWeftTraceIsAClearError) {
@@ -216,6 +288,30 @@ TEST(TraceEnvTest, UnwritablePathIsReportedByWriteTrace) {
   weft::runtime rt(cfg);
   rt.run([] { fib(10); });
   EXPECT_THROW(rt.write_trace("/nonexistent-dir/y.json"), std::system_error);
+}
+
+// A write that fails says why (here: no space left on the device).
+TEST(TraceEnvTest, FullDeviceIsReportedWithItsReason) {
+  if (std::FILE* f = std::fopen("/dev/full", "w")) {
+    std::fclose(f);
+  } else {
+    GTEST_SKIP() << "no /dev/full here";
+  }
+  const std::string path = temp_path("full-device");
+  {
+    weft::config cfg;
+    cfg.workers = 1;
+    cfg.trace_file = path;
+    weft::runtime rt(cfg);
+    rt.run([] { fib(10); });
+    try {
+      rt.write_trace("/dev/full");
+      ADD_FAILURE() << "a trace written to /dev/full did not fail";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOSPC) << e.what();
+    }
+  }
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -158,6 +158,11 @@ config resolve_config(config cfg) {
       cfg.trace_file = numbered_trace_path(env);
     }
   }
+  // Read at the first call from outside a runtime (runtime/workspan.cpp);
+  // checked here like the others, so that an empty one is an error too.
+  if (const char* env = std::getenv("WEFT_WORKSPAN"); env != nullptr && *env == '\0') {
+    throw std::invalid_argument("WEFT_WORKSPAN must be a file path, got an empty string");
+  }
   if (cfg.workers == 0) {
     if (const char* env = std::getenv("WEFT_NUM_WORKERS")) {
       std::uint64_t n = 0;

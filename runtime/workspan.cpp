@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <map>
@@ -315,8 +317,9 @@ bool ws_spawn_measured() noexcept {
 
 void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
   rt::fiber* f = this_fiber();
-  // A measurement inside a measured strand counts as serial code of that
-  // strand: its own result folded in whole.
+  // A measurement inside a measured strand is part of that strand: its work
+  // adds to the strand's work, its span (and burdened span) to the strand's
+  // position, as a nested call's would.
   ws_strand* outer = f->m_ws;
   if (outer != nullptr) {
     close_piece(*outer, ticks());
@@ -427,7 +430,7 @@ void write_report() noexcept {
   std::lock_guard<std::mutex> lock(r.m_mutex);
   std::FILE* out = std::fopen(r.m_path.c_str(), "w");
   if (out == nullptr) {
-    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s\n", r.m_path.c_str());
+    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
     return;
   }
   std::fprintf(out, "{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
@@ -457,7 +460,14 @@ void write_report() noexcept {
     first = false;
   }
   std::fprintf(out, "\n  ]\n}\n");
-  std::fclose(out);
+  // A report that could not be written in full says so, with the reason of
+  // the flush (a full device fails there) or of the close.
+  errno = 0;
+  int error = std::fflush(out) != 0 ? (errno != 0 ? errno : EIO) : (std::ferror(out) != 0 ? EIO : 0);
+  errno = 0;
+  if (std::fclose(out) != 0 && error == 0) error = errno != 0 ? errno : EIO;
+  if (error != 0)
+    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
 }
 
 // The report file, read once: empty when WEFT_WORKSPAN is unset or empty.

@@ -62,7 +62,8 @@ struct workspan {
 // and runs loops item by item, so f runs slower than usual. The span does not
 // depend on the number of workers beyond noise; the work of tasks of a few
 // nanoseconds (mostly spawn cost) grows with the workers that steal them. A
-// measurement inside a measured call counts as serial code of the outer one.
+// measurement inside a measured call is part of the outer one: its work adds
+// to the outer work, its span to the span of the strand that made it.
 // Measures once per process, on the first call, the cost of a migration
 // between two threads (with a helper thread, at most about 6 ms), never more
 // than the runtime's own 2 us estimate of sharing work.

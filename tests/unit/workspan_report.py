@@ -15,8 +15,9 @@ is the one figure that noise lowers (an interruption on the critical path
 lengthens the span: a worker preempted in the middle of an item while other
 tests run adds a time slice of milliseconds): the program runs again, up to
 30 times in 40 s, until it is reached.
-Also: no report without the variable, and a message, not a failure, when the
-file cannot be written.
+Also: no report without the variable; a message with its reason, not a
+failure, when the file cannot be opened or written (a full device); an empty
+value is an error (std::invalid_argument from the first runtime).
 
 Usage: workspan_report.py PROGRAM
 Exit status: 0 pass, 1 fail.
@@ -163,7 +164,20 @@ def main():
             proc = run(program, os.path.join(tmp, "no-such-dir", "report.json"))
             check(proc.returncode == 0, f"with an unwritable report the program exited with {proc.returncode}:\n"
                   f"{proc.stderr}")
-            check("WEFT_WORKSPAN" in proc.stderr, f"no message about the unwritable report:\n{proc.stderr}")
+            check("WEFT_WORKSPAN" in proc.stderr and "No such file or directory" in proc.stderr,
+                  f"no message about the unwritable report, with its reason:\n{proc.stderr}")
+            # A file that opens but cannot be written in full (a full
+            # device): the same, with that reason (it used to pass silently).
+            if os.path.exists("/dev/full") and os.access("/dev/full", os.W_OK):
+                proc = run(program, "/dev/full")
+                check(proc.returncode == 0, f"with a report on a full device the program exited with "
+                      f"{proc.returncode}:\n{proc.stderr}")
+                check("WEFT_WORKSPAN" in proc.stderr and "No space left on device" in proc.stderr,
+                      f"no message about the report that could not be written:\n{proc.stderr}")
+            # An empty value is an error, as for every variable weft reads.
+            proc = run(program, "")
+            check(proc.returncode != 0 and "WEFT_WORKSPAN must be a file path" in proc.stderr,
+                  f"an empty WEFT_WORKSPAN was accepted (exit status {proc.returncode}):\n{proc.stderr}")
             seen = []
             start = time.monotonic()
             for attempt in range(ATTEMPTS):

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -87,11 +88,14 @@ void for_each(It first, It last, F f) {
 }
 
 // f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
-// is negative.
+// is negative or beyond the iterator's difference type.
 template <std::random_access_iterator It, std::integral Size, class F>
 It for_each_n(It first, Size n, F f) {
   if constexpr (std::is_signed_v<Size>) {
     if (n < 0) detail::throw_invalid_argument("weft::for_each_n: n must not be negative");
+  }
+  if (std::cmp_greater(n, std::numeric_limits<std::iter_difference_t<It>>::max())) {
+    detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
   }
   weft::for_each(first, first + static_cast<std::iter_difference_t<It>>(n), std::move(f));
   return first + static_cast<std::iter_difference_t<It>>(n);

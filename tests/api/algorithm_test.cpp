@@ -549,6 +549,58 @@ TEST_P(AlgorithmTest, SearchesStopEarly) {
   EXPECT_LT(calls.load(), n / 2);
 }
 
+// A random-access iterator over the integers (the item is its position):
+// ranges of any length without memory.
+struct counting {
+  using iterator_category = std::random_access_iterator_tag;
+  using value_type = std::uint64_t;
+  using difference_type = std::int64_t;
+  using pointer = const std::uint64_t*;
+  using reference = std::uint64_t;
+  std::uint64_t v = 0;
+  reference operator*() const { return v; }
+  reference operator[](difference_type d) const { return v + static_cast<std::uint64_t>(d); }
+  counting& operator++() {
+    ++v;
+    return *this;
+  }
+  counting operator++(int) { return {v++}; }
+  counting& operator--() {
+    --v;
+    return *this;
+  }
+  counting operator--(int) { return {v--}; }
+  counting& operator+=(difference_type d) {
+    v += static_cast<std::uint64_t>(d);
+    return *this;
+  }
+  counting& operator-=(difference_type d) {
+    v -= static_cast<std::uint64_t>(d);
+    return *this;
+  }
+  friend counting operator+(counting a, difference_type d) { return a += d; }
+  friend counting operator+(difference_type d, counting a) { return a += d; }
+  friend counting operator-(counting a, difference_type d) { return a -= d; }
+  friend difference_type operator-(counting a, counting b) { return static_cast<difference_type>(a.v - b.v); }
+  friend auto operator<=>(counting, counting) = default;
+  friend bool operator==(counting, counting) = default;
+};
+
+// A hit ends a search whatever the length of the range: over 2^62 items the
+// searches handed out every run of 2048 blocks after the hit (O(n / 2^23)
+// calls: more than a minute at 2 workers) where one worker returned at once.
+TEST_P(AlgorithmTest, SearchesOfHugeRangesStopAtTheirHit) {
+  const counting first{0};
+  const counting last{std::uint64_t{1} << 62};
+  rt.run([&] {
+    EXPECT_TRUE(weft::any_of(first, last, [](std::uint64_t x) { return x == 0; }));
+    EXPECT_EQ(weft::find_if(first, last, [](std::uint64_t x) { return x == 5 || x == 3 * 4096 + 1; }).v, 5u);
+    EXPECT_EQ(weft::find_if(first, last, [](std::uint64_t x) { return x == 1'000'000; }).v, 1'000'000u);
+    EXPECT_FALSE(weft::all_of(first, last, [](std::uint64_t x) { return x != 3; }));
+    EXPECT_FALSE(weft::none_of(first, last, [](std::uint64_t x) { return x == 1; }));
+  });
+}
+
 struct boxed {
   std::unique_ptr<std::int64_t> p;
 };
@@ -652,6 +704,46 @@ TEST_P(AlgorithmTest, ExceptionsReachTheCaller) {
     // Still usable.
     EXPECT_EQ(weft::reduce(v), static_cast<std::int64_t>(n) * (static_cast<std::int64_t>(n) - 1) / 2);
   });
+}
+
+// A sort whose comparator throws rethrows it once and leaves the items a
+// permutation of the input, like std::sort: the parallel merge sort of items
+// that are not trivially copyable ran from a buffer and destroyed the
+// buffer's items on the way out, so every string of the range was left empty
+// at 2 and 4 workers.
+TEST_P(AlgorithmTest, SortsThatThrowKeepEveryItem) {
+  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(100'000));
+  std::vector<std::string> input(n);
+  for (std::size_t i = 0; i < n; ++i) input[i] = "item-" + std::to_string((i * 7919) % n);
+  std::vector<std::string> sorted = input;
+  std::sort(sorted.begin(), sorted.end());
+  for (const long throw_at : {0L, 10L, 1000L, 100'000L, 1'000'000L}) {
+    for (const bool stable : {false, true}) {
+      SCOPED_TRACE((stable ? "stable_sort, throw at comparison " : "sort, throw at comparison ") +
+                   std::to_string(throw_at));
+      std::atomic<long> calls{0};
+      auto less = [&](const std::string& a, const std::string& b) {
+        if (calls.fetch_add(1, std::memory_order_relaxed) == throw_at) throw test_error();
+        return a < b;
+      };
+      std::vector<std::string> v = input;
+      int caught = 0;
+      rt.run([&] {
+        try {
+          if (stable) {
+            weft::stable_sort(v, less);
+          } else {
+            weft::sort(v, less);
+          }
+        } catch (const test_error&) {
+          ++caught;
+        }
+      });
+      EXPECT_EQ(caught, calls.load() > throw_at ? 1 : 0);
+      std::sort(v.begin(), v.end());
+      EXPECT_TRUE(v == sorted) << "items lost or duplicated";
+    }
+  }
 }
 
 // The algorithms inside parallelize items, and one inside another.
@@ -795,6 +887,9 @@ TEST(AlgorithmArguments, BadArgumentsThrowInvalidArgument) {
   expect_names([&] { weft::inclusive_scan(v.end(), v.begin(), v.begin()); }, "last");
   expect_names([&] { weft::copy_if(v.end(), v.begin(), v.begin(), [](int) { return true; }); }, "last");
   expect_names([&] { weft::for_each_n(v.begin(), -1, [](int) {}); }, "n");
+  // Beyond the iterator's difference type: named as for_each_n's n, not as a
+  // reversed range of for_each (which it became once cast).
+  expect_names([&] { weft::for_each_n(v.begin(), SIZE_MAX, [](int) {}); }, "for_each_n: n");
   int a[10] = {};
   expect_names([&] { weft::nth_element(a + 2, a + 1, a + 10); }, "nth");
   expect_names([&] { weft::merge(v.begin(), v.end(), v.end(), v.begin(), v.begin()); }, "last2");

@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -138,32 +139,45 @@ T transform_reduce_impl(std::size_t n, T init, Reduce& reduce, Item& item) {
 }
 
 // The smallest i in [0, n) with leaf finding it, where leaf(b, e) returns the
-// first hit in [b, e) or e. Blocks starting after a hit already found are
-// skipped, and every block stops at its first hit. With any_hit, any hit
+// first hit in [b, e) or e. The blocks are halved in parallel (join) down to
+// runs of k_search_run blocks; a half, or a block, that starts after a hit
+// already found is skipped whole, and every block stops at its first hit, so
+// a hit ends the search after O(log n) more steps whatever n is (a loop over
+// the blocks would still hand out every run of them). With any_hit, any hit
 // ends the search (the index returned is then some hit, not the first).
+inline constexpr std::size_t k_search_run = 4;
+
 template <class Leaf>
 std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
   if (n <= k_search_block) return leaf(std::size_t{0}, n);
   std::atomic<std::size_t> found{n};
-  const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
-  weft::parallel_for(std::size_t{0}, blocks, [&](std::size_t lo, std::size_t hi) {
+  // relaxed: only a hint for skipping; the result is the minimum below.
+  auto skip = [&](std::size_t blk) {
+    const std::size_t known = found.load(std::memory_order_relaxed);
+    return any_hit ? known != n : known <= blk * k_search_block;
+  };
+  auto search = [&](auto& self, std::size_t lo, std::size_t hi) -> void {
+    if (skip(lo)) return;
+    if (hi - lo > k_search_run) {
+      const std::size_t mid = lo + (hi - lo) / 2;
+      weft::join([&] { self(self, lo, mid); }, [&] { self(self, mid, hi); });
+      return;
+    }
     for (std::size_t blk = lo; blk < hi; ++blk) {
+      if (blk != lo && skip(blk)) return;
       const std::size_t b = blk * k_search_block;
-      // relaxed: only a hint for skipping; the result is the minimum below.
-      const std::size_t known = found.load(std::memory_order_relaxed);
-      if (any_hit ? known != n : known <= b) return;
       const std::size_t e = n - b <= k_search_block ? n : b + k_search_block;
       const std::size_t hit = leaf(b, e);
       if (hit != e) {
         std::size_t cur = found.load(std::memory_order_relaxed);
-        // relaxed: parallel_for's completion orders these stores before the
-        // final load.
+        // relaxed: the joins order these stores before the final load.
         while (hit < cur && !found.compare_exchange_weak(cur, hit, std::memory_order_relaxed)) {
         }
         return;
       }
     }
-  });
+  };
+  search(search, 0, n / k_search_block + (n % k_search_block != 0 ? 1 : 0));
   return found.load(std::memory_order_relaxed);
 }
 
@@ -529,13 +543,75 @@ void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool t
   }
 }
 
+// A comparator that may throw, for the parallel sorts: the first exception
+// is kept and every later comparison answers false (all items equivalent),
+// so the sort runs to its end with the items a permutation of the input, and
+// the caller rethrows the exception. False is the answer on which every
+// search of a sort stops (the unguarded loops of std::sort included).
+template <class Comp>
+struct guarded_less {
+  Comp& m_comp;
+  std::atomic<bool>& m_failed;
+  std::exception_ptr& m_error;  // written by the comparison that set m_failed
+
+  template <class A, class B>
+  bool operator()(A&& a, B&& b) const noexcept {
+    // relaxed: a hint; the sort's joins order m_error before the caller's read.
+    if (m_failed.load(std::memory_order_relaxed)) return false;
+    try {
+      return m_comp(std::forward<A>(a), std::forward<B>(b));
+    } catch (...) {
+      if (!m_failed.exchange(true, std::memory_order_relaxed)) m_error = std::current_exception();
+      return false;
+    }
+  }
+};
+
+// The merge sort of sort_impl: about 2 leaves per worker (a power of 4, so
+// that the leaves sort in place), one on one worker.
+template <bool Stable, class It, class Comp>
+void sort_parallel(It first, std::size_t n, int workers, Comp& comp) {
+  using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
+  std::size_t leaves = 1;
+  if (workers > 1) {
+    while (leaves < 2 * static_cast<std::size_t>(workers)) leaves *= 4;
+  }
+  std::size_t leaf = n / leaves + (n % leaves != 0 ? 1 : 0);
+  if (leaf < k_sort_min_leaf) leaf = k_sort_min_leaf;
+  std::allocator<T> alloc;
+  T* buf = alloc.allocate(n);
+  struct release {
+    std::allocator<T>& alloc;
+    T* buf;
+    std::size_t n;
+    bool live;
+    ~release() {
+      if (live) {
+        weft::parallel_for(std::size_t{0}, n,
+                           [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
+      }
+      alloc.deallocate(buf, n);
+    }
+  };
+  if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T>) {
+    release guard{alloc, buf, n, false};
+    merge_sort<Stable>(first, buf, n, leaf, comp, false);
+  } else {
+    // The buffer holds live objects throughout: the items move into it first,
+    // and the sort runs from it back into the range.
+    weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
+      std::uninitialized_move(first + lo, first + hi, buf + lo);
+    });
+    release guard{alloc, buf, n, true};
+    merge_sort<Stable>(buf, first, n, leaf, comp, true);
+  }
+}
+
 // Sorts [first, first + n): with std::sort / std::stable_sort for small n,
 // for element types whose moves may throw, and on one worker unless the keys
-// radix sort; else by a merge sort with one leaf on one worker and about 2
-// leaves per worker otherwise (a power of 4, so that the leaves sort in
-// place).
+// radix sort; else by sort_parallel.
 template <bool Stable, class It, class Comp>
-void sort_impl(It first, std::size_t n, Comp& comp) {
+void sort_any(It first, std::size_t n, Comp& comp) {
   using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
   const int workers = weft::num_workers();
   // NOLINTNEXTLINE(readability-identifier-naming)
@@ -550,40 +626,25 @@ void sort_impl(It first, std::size_t n, Comp& comp) {
     }
     return;
   }
-  if constexpr (parallel_ok) {
-    std::size_t leaves = 1;
-    if (workers > 1) {
-      while (leaves < 2 * static_cast<std::size_t>(workers)) leaves *= 4;
-    }
-    std::size_t leaf = n / leaves + (n % leaves != 0 ? 1 : 0);
-    if (leaf < k_sort_min_leaf) leaf = k_sort_min_leaf;
-    std::allocator<T> alloc;
-    T* buf = alloc.allocate(n);
-    struct release {
-      std::allocator<T>& alloc;
-      T* buf;
-      std::size_t n;
-      bool live;
-      ~release() {
-        if (live) {
-          weft::parallel_for(std::size_t{0}, n,
-                             [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
-        }
-        alloc.deallocate(buf, n);
-      }
-    };
-    if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T>) {
-      release guard{alloc, buf, n, false};
-      merge_sort<Stable>(first, buf, n, leaf, comp, false);
-    } else {
-      // The buffer holds live objects throughout: the items move into it first,
-      // and the sort runs from it back into the range.
-      weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
-        std::uninitialized_move(first + lo, first + hi, buf + lo);
-      });
-      release guard{alloc, buf, n, true};
-      merge_sort<Stable>(buf, first, n, leaf, comp, true);
-    }
+  if constexpr (parallel_ok) sort_parallel<Stable>(first, n, workers, comp);
+}
+
+// sort_any, through guarded_less when the comparator may throw: the items
+// stay a permutation of the input (the parallel merge sort's buffer, and
+// std::stable_sort's, would otherwise keep some of them), and the first
+// exception is rethrown once the sort is done. Radix-sorted keys use no
+// comparator.
+template <bool Stable, class It, class Comp>
+void sort_impl(It first, std::size_t n, Comp& comp) {
+  using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
+  if constexpr (radix_sortable<Stable, T, Comp> || std::is_nothrow_invocable_v<Comp&, T&, T&>) {
+    sort_any<Stable>(first, n, comp);
+  } else {
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;
+    guarded_less<Comp> guarded{comp, failed, error};
+    sort_any<Stable>(first, n, guarded);
+    if (error) std::rethrow_exception(error);
   }
 }
 

@@ -139,45 +139,47 @@ T transform_reduce_impl(std::size_t n, T init, Reduce& reduce, Item& item) {
 }
 
 // The smallest i in [0, n) with leaf finding it, where leaf(b, e) returns the
-// first hit in [b, e) or e. The blocks are halved in parallel (join) down to
-// runs of k_search_run blocks; a half, or a block, that starts after a hit
-// already found is skipped whole, and every block stops at its first hit, so
-// a hit ends the search after O(log n) more steps whatever n is (a loop over
-// the blocks would still hand out every run of them). With any_hit, any hit
-// ends the search (the index returned is then some hit, not the first).
-inline constexpr std::size_t k_search_run = 4;
+// first hit in [b, e) or e. The blocks are searched in segments, each a
+// parallel loop over its blocks: the first of k_search_segment blocks, each
+// next one as long as all before it. Blocks starting after a hit already
+// found are skipped, every block stops at its first hit, and a segment with
+// a hit ends the search: the blocks looked at stay within about twice the
+// hit's position (plus the first segment) whatever n is (one loop over all
+// blocks would still hand out every run of them after the hit). With
+// any_hit, any hit ends the search (the index returned is then some hit, not
+// the first).
+inline constexpr std::size_t k_search_segment = 64;
 
 template <class Leaf>
 std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
   if (n <= k_search_block) return leaf(std::size_t{0}, n);
   std::atomic<std::size_t> found{n};
-  // relaxed: only a hint for skipping; the result is the minimum below.
-  auto skip = [&](std::size_t blk) {
-    const std::size_t known = found.load(std::memory_order_relaxed);
-    return any_hit ? known != n : known <= blk * k_search_block;
-  };
-  auto search = [&](auto& self, std::size_t lo, std::size_t hi) -> void {
-    if (skip(lo)) return;
-    if (hi - lo > k_search_run) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      weft::join([&] { self(self, lo, mid); }, [&] { self(self, mid, hi); });
-      return;
-    }
+  const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
+  auto search = [&](std::size_t lo, std::size_t hi) {
     for (std::size_t blk = lo; blk < hi; ++blk) {
-      if (blk != lo && skip(blk)) return;
       const std::size_t b = blk * k_search_block;
+      // relaxed: only a hint for skipping; the result is the minimum below.
+      const std::size_t known = found.load(std::memory_order_relaxed);
+      if (any_hit ? known != n : known <= b) return;
       const std::size_t e = n - b <= k_search_block ? n : b + k_search_block;
       const std::size_t hit = leaf(b, e);
       if (hit != e) {
         std::size_t cur = found.load(std::memory_order_relaxed);
-        // relaxed: the joins order these stores before the final load.
+        // relaxed: parallel_for's completion orders these stores before the
+        // loads below.
         while (hit < cur && !found.compare_exchange_weak(cur, hit, std::memory_order_relaxed)) {
         }
         return;
       }
     }
   };
-  search(search, 0, n / k_search_block + (n % k_search_block != 0 ? 1 : 0));
+  for (std::size_t lo = 0, length = k_search_segment; lo < blocks; length = lo) {
+    const std::size_t hi = blocks - lo <= length ? blocks : lo + length;
+    weft::parallel_for(lo, hi, search);
+    // A hit here is the first (the segments before had none).
+    if (found.load(std::memory_order_relaxed) != n) break;
+    lo = hi;
+  }
   return found.load(std::memory_order_relaxed);
 }
 

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <system_error>
 
+#include "report_file.hpp"
+
 namespace weft::rt {
 
 trace_ring::trace_ring(std::size_t capacity) {
@@ -63,15 +65,7 @@ class json_writer {
 
   void finish(const std::string& path) {
     std::fputs("\n]}\n", m_file);
-    // The reason of the first failure: the flush of what is buffered (where a
-    // full device fails), else the close; EIO when only the stream's error
-    // flag says that an earlier write failed.
-    errno = 0;
-    const bool flushed = std::fflush(m_file) == 0;
-    int error = flushed ? 0 : (errno != 0 ? errno : EIO);
-    if (error == 0 && std::ferror(m_file) != 0) error = EIO;
-    errno = 0;
-    if (std::fclose(m_file) != 0 && error == 0) error = errno != 0 ? errno : EIO;
+    const int error = finish_file(m_file);
     m_file = nullptr;
     if (error != 0) throw std::system_error(error, std::generic_category(), "weft: cannot write trace " + path);
   }

@@ -26,6 +26,7 @@
 #include "clock.hpp"
 #include "fiber.hpp"
 #include "platform.hpp"
+#include "report_file.hpp"
 #include "scheduler.hpp"
 #include "weft/join.hpp"
 #include "worker.hpp"
@@ -460,12 +461,8 @@ void write_report() noexcept {
     first = false;
   }
   std::fprintf(out, "\n  ]\n}\n");
-  // A report that could not be written in full says so, with the reason of
-  // the flush (a full device fails there) or of the close.
-  errno = 0;
-  int error = std::fflush(out) != 0 ? (errno != 0 ? errno : EIO) : (std::ferror(out) != 0 ? EIO : 0);
-  errno = 0;
-  if (std::fclose(out) != 0 && error == 0) error = errno != 0 ? errno : EIO;
+  // A report that could not be written in full says so, with the reason.
+  const int error = finish_file(out);
   if (error != 0)
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
 }

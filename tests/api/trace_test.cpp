@@ -271,6 +271,34 @@ TEST(TraceEnvTest, RuntimesDestroyedAtOnceWriteAFileEach) {
   }
 }
 
+// A name without an extension gets the number at its end, also when a
+// directory above it has a dot in its name.
+TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
+  const std::filesystem::path dir = "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-numbered.d";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directory(dir);
+  const std::string path = (dir / "trace").string();
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime first{weft::config{.workers = 1}};
+    weft::runtime second{weft::config{.workers = 1}};
+    first.run(workload);
+    second.run(workload);
+  }
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names.size(), 2u);
+  for (const std::string& name : names) {
+    // "trace" (the first runtime of this process to take WEFT_TRACE), else "trace-<n>".
+    const bool plain = name == "trace";
+    const bool numbered =
+        name.rfind("trace-", 0) == 0 && name.size() > 6 && name.find_first_not_of("0123456789", 6) == std::string::npos;
+    EXPECT_TRUE(plain || numbered) << name;
+    check_trace(read_json((dir / name).string()), 1);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(TraceEnvTest, EmptyWeftTraceIsAClearError) {
   weft_test::scoped_env trace("WEFT_TRACE", "");
   try {

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -269,13 +270,18 @@ TEST_P(FiberCountChurn, RuntimesInALoopDoNotLeakMappings) {
       ASSERT_EQ(b.check_runs(), "") << "round " << round;
       ASSERT_EQ(b.m_passed.load(), b.m_n) << "round " << round;
     }
+    // The most mappings seen in the first half of the rounds (the caches of
+    // stacks warm up there: on a loaded machine fewer fibers overlap in the
+    // first rounds, and after round 4 there were once 67 mappings of a
+    // steady 187), and the most in the second half.
     const int now = weft_test::mapping_count();
-    if (round == 4) warm = now;
-    if (round > 4 && now > most) most = now;
+    int& peak = round < rounds / 2 ? warm : most;
+    peak = std::max(peak, now);
   }
-  st::report("guards %s: %d rounds; %d mappings after round 4, at most %d after", GetParam(), rounds, warm, most);
+  st::report("guards %s: %d rounds; at most %d mappings in the first half, %d in the second", GetParam(), rounds, warm,
+             most);
   // A leaked slab is at least one mapping a round, past the margin of 8 over
-  // the rounds measured. The sanitizers' runtimes map regions of their own as
+  // the rounds of the second half. The sanitizers' runtimes map regions of their own as
   // the rounds go (up to a dozen seen under ASan and under TSan): a wider
   // margin there, where only a larger leak shows; the release build keeps the
   // tight one.

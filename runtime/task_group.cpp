@@ -24,6 +24,7 @@ void group_init_slow(group_state& g) noexcept {
   g.m_owner.store(nullptr, std::memory_order_relaxed);
   g.m_runtime = nullptr;
   g.m_runtime_id = 0;
+  g.m_unmeasured_owner = nullptr;
   if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner.store(w->m_current, std::memory_order_relaxed);
     g.m_runtime = &w->m_sched;
@@ -39,10 +40,14 @@ void group_init_slow(group_state& g) noexcept {
 
 namespace {
 
-// A group made on a measured strand (see group_init).
+// A group made on a measured strand (see group_init), or made measured by its
+// owner's spawn on one (make_measured).
 bool measured(const group_state& g) noexcept {
   return g.m_owner.load(std::memory_order_relaxed) == nullptr && g.m_runtime != nullptr;
 }
+
+// What a measured spawn leaves in group_state::m_last: no job on any queue.
+job g_measured_spawn_mark;
 
 // A spawn of a measured group: runs t as a strand started where its spawner
 // stands (one migration later on the burdened schedule). t runs as if popped
@@ -101,8 +106,12 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
   // The spawner runs in the group's runtime: the same scheduler, and the same
   // runtime at that address (a destroyed runtime's successor may sit there).
   if (w != nullptr && &w->m_sched == target && (g.m_runtime == nullptr || w->m_sched.sequence() == g.m_runtime_id)) {
-    job* queued = spawn_as(g, t);                                 // may throw std::bad_alloc: nothing done yet
-    g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
+    job* queued = spawn_as(g, t);  // may throw std::bad_alloc: nothing done yet
+    // Before t is visible; the push publishes it. acq_rel: a wait that
+    // registered before this add cleared m_last before it (release), so the
+    // mark below outlives that clear and the next wait joins this spawn.
+    g.m_frame.m_pending.fetch_add(1, std::memory_order_acq_rel);
+    if (queued != t) g.m_last.store(&g_measured_spawn_mark, std::memory_order_relaxed);
     try {
       w->push(queued);
     } catch (...) {
@@ -137,13 +146,29 @@ bool is_owner(const group_state& g, const rt::worker* w) noexcept {
 
 }  // namespace
 
+// Makes g, whose owner is about to spawn on a measured strand, a measured
+// group (as if made there) until a wait off any measured strand gives the
+// owner back. Its uncounted spawns from before stay uncounted: the waits count
+// them as taken (wait_owned without a worker).
+void make_measured(group_state& g) noexcept {
+  g.m_unmeasured_owner = g.m_owner.load(std::memory_order_relaxed);
+  g.m_owner.store(nullptr, std::memory_order_relaxed);
+  g.m_ws.start();
+}
+
 void group_spawn_slow(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
   if (WEFT_LIKELY(is_owner(g, w))) {
+    if (WEFT_UNLIKELY(w->m_current->m_ws != nullptr)) {
+      make_measured(g);
+      spawn_counted(g, t, w);
+      return;
+    }
     t->m_mode &= static_cast<std::uint8_t>(~group_job::k_counted);
-    t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+    t->m_next =
+        g.m_last.load(std::memory_order_relaxed);  // owner's spawns, newest first (m_next is free: never injected)
     w->push(t);
-    g.m_last = t;
+    g.m_last.store(t, std::memory_order_relaxed);
     ++g.m_unpopped;
     return;
   }
@@ -165,20 +190,23 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
     // Pop back the owner's spawns while they are the newest on this worker.
     // Once one of them ran elsewhere, an address on top of the queue no longer
     // proves identity (closures are recycled): stop and count instead.
-    while (job* t = g.m_last) {
+    // (A measured spawn's mark is on no queue: pop_if fails at it.)
+    while (job* t = g.m_last.load(std::memory_order_relaxed)) {
       if (g.m_detached.load(std::memory_order_acquire)) break;  // pairs with the release in group_closure::execute
       if (!w->m_queue.pop_if(t)) break;
       rt::counters::bump(w->m_counters.tasks_run);
-      g.m_last = t->m_next;
+      g.m_last.store(t->m_next, std::memory_order_relaxed);
       --g.m_unpopped;
       static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
       t->m_execute(t);  // runs it (or skips it after a failure) and frees it
-      if (g.m_last == nullptr) break;
+      if (g.m_last.load(std::memory_order_relaxed) == nullptr) break;
       w = rt::current_worker();  // it may have moved this fiber
     }
   }
   const std::int64_t taken = g.m_unpopped;
-  g.m_last = nullptr;
+  // Before the wait registers (its RMW on the counter releases this store):
+  // see spawn_counted for the marks of measured spawns counted after it.
+  g.m_last.store(nullptr, std::memory_order_relaxed);
   g.m_unpopped = 0;
   // Fast path inline (a group whose spawns were all popped back or are done):
   // one load, and an RMW only when spawns ran elsewhere (see
@@ -230,7 +258,14 @@ void group_wait_slow(group_state& g) noexcept {
     // latest end of the spawns.
     ws_strand* waiter = ws_spawn_point(true);
     wait_owned(g, nullptr);
-    if (waiter != nullptr) ws_join(*waiter, g.m_ws.get());
+    if (waiter != nullptr) {
+      ws_join(*waiter, g.m_ws.get());
+    } else if (void* owner = g.m_unmeasured_owner; owner != nullptr) {
+      // Waited off any measured strand: a group made measured by its owner's
+      // spawn (make_measured) has its owner back, the waiter by contract.
+      g.m_unmeasured_owner = nullptr;
+      g.m_owner.store(owner, std::memory_order_relaxed);
+    }
     return;
   }
   wait_owned(g, nullptr);

@@ -40,8 +40,13 @@ struct group_state {
   runtime_state* m_runtime;
   std::uint64_t m_runtime_id;  // which one (a runtime's address may be reused)
   // The owner's uncounted spawns not yet waited for, newest first, linked
-  // through m_next: null exactly when m_unpopped is 0 (owner only).
-  job* m_last = nullptr;
+  // through m_next: null exactly when m_unpopped is 0. In a measured group
+  // (which has no uncounted spawns) a measured spawn stores a mark here,
+  // never a job on any queue, so that the next wait takes the library's path
+  // and joins the spawn's strand even when every spawn is done by then (the
+  // inline wait would return at once). Written by the owner, and by measured
+  // spawns from any fiber: atomic, relaxed (plain moves on x86-64).
+  std::atomic<job*> m_last{nullptr};
   // Uncounted spawns not popped back by the owner (owner only): what its
   // wait counts as taken.
   std::int64_t m_unpopped = 0;
@@ -58,9 +63,14 @@ struct group_state {
   // it with acquire), wherever it runs.
   std::atomic<bool> m_slot_busy{false};
   // Created on a measured strand (<weft/workspan.hpp>; then m_owner is null
-  // and m_runtime is not): every spawn is counted and runs as a strand of its
-  // own; their work and ends gather here.
+  // and m_runtime is not), or made measured by its owner's first spawn on a
+  // measured strand: every spawn is counted and runs as a strand of its own;
+  // their work and ends gather here.
   ws_sync_slot m_ws;
+  // The owner of a group made measured by a spawn (see m_ws), given back by
+  // the first wait off any measured strand; null for a group made on one.
+  // Written by group_init_slow and by that spawn; read only when measured.
+  void* m_unmeasured_owner;
 };
 
 // A spawned call of a task_group: descriptor and closure in one block from
@@ -103,19 +113,20 @@ inline bool group_owner_here(const group_state& g, const worker_view* view) noex
 // caller's worker, whose view is `view` and where view->private_push_ok().
 // t is fresh from spawn(): m_mode has no k_counted.
 inline void group_push_owned(group_state& g, group_job* t, worker_view* view) noexcept {
-  t->m_next = g.m_last;  // owner's spawns, newest first (m_next is free: never injected)
+  t->m_next =
+      g.m_last.load(std::memory_order_relaxed);  // owner's spawns, newest first (m_next is free: never injected)
   view->m_ring.push_counted(t);
-  g.m_last = t;
+  g.m_last.store(t, std::memory_order_relaxed);
   ++g.m_unpopped;
 }
 
 WEFT_API void group_spawn_slow(group_state& g, group_job* t);
 // Makes t runnable. Inline for the owner's spawn when it needs no publication
-// (onto the private ring: docs/protocols/join.md, "The frame"); the library does
-// the rest.
+// and runs no measured strand (onto the private ring: docs/protocols/join.md,
+// "The frame"); the library does the rest.
 inline void group_spawn(group_state& g, group_job* t) {
   worker_view* view = this_thread_view();
-  if (group_owner_here(g, view) && view->private_push_ok()) {
+  if (group_owner_here(g, view) && view->spawn_push_ok()) {
     group_push_owned(g, t, view);
     return;
   }
@@ -132,7 +143,7 @@ WEFT_API void group_wait_slow(group_state& g) noexcept;
 // it here is right whichever fiber waits.
 inline void group_wait(group_state& g) noexcept {
   for (;;) {
-    job* t = g.m_last;
+    job* t = g.m_last.load(std::memory_order_relaxed);
     if (t == nullptr) {
       // Every uncounted spawn was popped back (m_last is null exactly when
       // m_unpopped is 0), so none set m_detached; the counted ones are
@@ -148,7 +159,7 @@ inline void group_wait(group_state& g) noexcept {
     job_ring& ring = view->m_ring;
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
     ring.drop_newest_counted();
-    g.m_last = t->m_next;
+    g.m_last.store(t->m_next, std::memory_order_relaxed);
     --g.m_unpopped;
     static_cast<group_job*>(t)->m_mode |= group_job::k_inline;
     t->m_execute(t);  // runs it (or skips it after a failure) and frees it
@@ -213,7 +224,8 @@ class task_group {
     // Again while spawns remain: counted spawns may come after a wait
     // returned (from other threads, or from calls of the group still
     // running).
-    while (m_state.m_last != nullptr || m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
+    while (m_state.m_last.load(std::memory_order_relaxed) != nullptr ||
+           m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
       detail::group_wait(m_state);
     }
   }
@@ -256,7 +268,7 @@ class task_group {
       // Still the owner (a fiber stays itself), but a copy of f that runs
       // code may have moved it to another worker: then the view afresh.
       if constexpr (!std::is_trivially_constructible_v<std::decay_t<F>, F&&>) view = detail::this_thread_view();
-      if (view->private_push_ok()) {
+      if (view->spawn_push_ok()) {
         detail::group_push_owned(m_state, t, view);
         return;
       }

@@ -64,9 +64,9 @@ struct workspan {
 // nanoseconds (mostly spawn cost) grows with the workers that steal them. A
 // measurement inside a measured call is part of the outer one: its work adds
 // to the outer work, its span to the span of the strand that made it. A
-// task_group made before the call and used inside it, and the algorithms that
-// cut their input by the worker count, are measured as this run has them
-// (docs/guide.md, "How far will it scale?").
+// task_group made before the call and used inside it is measured as one made
+// inside; the algorithms that cut their input by the worker count are
+// measured as this run has them (docs/guide.md, "How far will it scale?").
 // Measures once per process, on the first call, the cost of a migration
 // between two threads (with a helper thread, at most about 6 ms), never more
 // than the runtime's own 2 us estimate of sharing work.

@@ -366,6 +366,61 @@ TEST_P(WorkspanTest, TaskGroupSpawns) {
       }));
 }
 
+// Spawns of a measured group that are all done before the group's wait (the
+// caller yields until they are) are joined all the same: their work and
+// strands count.
+TEST_P(WorkspanTest, TaskGroupSpawnsDoneBeforeTheWait) {
+  EXPECT_TRUE(best_of(
+      [&] {
+        return measure([&] {
+          weft::task_group g;
+          std::atomic<int> done{0};
+          for (int i = 0; i < 4; ++i) {
+            g.spawn([&] {
+              spin(2ms);
+              done.fetch_add(1, std::memory_order_release);
+            });
+          }
+          while (done.load(std::memory_order_acquire) != 4) weft::yield();
+          g.wait();
+        });
+      },
+      [&](const weft::workspan& ws) {
+        EXPECT_EQ(ws.strands, 5u) << describe(ws);
+        return ws.work >= 7900us;
+      }));
+}
+
+// A group made before the measured call and used inside it is measured as if
+// made inside: its spawns are strands of their own, whether they are popped
+// back or taken; the same group is an ordinary one again afterwards.
+TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
+  std::atomic<int> calls{0};
+  rt.run([&] {
+    weft::task_group g;
+    const auto round = [&] {
+      for (int i = 0; i < 50; ++i) {
+        g.spawn([&] {
+          spin(200us);
+          calls.fetch_add(1, std::memory_order_relaxed);
+        });
+      }
+      g.wait();
+    };
+    round();  // used before, unmeasured
+    EXPECT_TRUE(best_of([&] { return weft::measure_workspan(round); },
+                        [&](const weft::workspan& ws) {
+                          EXPECT_EQ(ws.strands, 51u) << describe(ws);
+                          return ws.work >= 9900us && ws.parallelism() > 15 && ws.parallelism() < 51;
+                        }));
+    calls = 0;
+    round();  // and after
+    EXPECT_EQ(calls.load(), 50);
+    const weft::workspan again = weft::measure_workspan(round);  // and measured again
+    EXPECT_EQ(again.strands, 51u) << describe(again);
+  });
+}
+
 TEST_P(WorkspanTest, CoroutineWhenAll) {
   EXPECT_TRUE(best_of(
       [&] {

@@ -283,6 +283,12 @@ struct final_awaiter {
   void await_resume() const noexcept {}
 };
 
+// What `co_return v` (v of type U&&) may hand to a task<T>.
+template <class T, class U>
+concept returnable = (!std::is_reference_v<T> && std::is_convertible_v<U&&, T>) ||
+                     (std::is_reference_v<T> && std::is_lvalue_reference_v<T> == std::is_lvalue_reference_v<U> &&
+                      std::is_convertible_v<std::remove_reference_t<U>*, std::remove_reference_t<T>*>);
+
 template <class T>
 struct promise : promise_base {
   result<T> m_value;
@@ -290,9 +296,13 @@ struct promise : promise_base {
 
   weft::task<T> get_return_object() noexcept;
   final_awaiter final_suspend() const noexcept { return {}; }
-  template <class U>
-  void return_value(U&& v) {
-    auto make = [&]() -> T { return static_cast<T>(std::forward<U>(v)); };
+  // co_return v: T copy-initialised from v, as a plain return would (no
+  // explicit conversion; `co_return {...}` makes a T). A reference result
+  // binds only to an object of its type or a derived one, never to a
+  // temporary that would be gone when the awaiter reads it.
+  template <class U = T>
+  requires(returnable<T, U>) void return_value(U&& v) {
+    auto make = [&]() -> T { return std::forward<U>(v); };
     m_value.emplace(make);
     m_has_value = true;
   }

@@ -266,7 +266,10 @@ class [[nodiscard]] spawned {
     m_join.m_parent_runtime = detail::this_thread_runtime();
     const std::int64_t add = 1 + detail::join_frame::k_waiting;
     if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {
-      return parent;
+      // The child is done: its descriptor is in no queue, and carries the
+      // transfer back when the stack is nearly full (no tail call where
+      // symmetric transfer is none: awaits of finished spawns in a row).
+      return detail::transfer_to(parent, m_slot.m_resume);
     }
     return std::noop_coroutine();
   }

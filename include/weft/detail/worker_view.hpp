@@ -134,6 +134,17 @@ struct job_ring {
   }
 };
 
+// The calling code's stack pointer (near enough: the frame address elsewhere).
+inline std::uintptr_t stack_pointer_here() noexcept {
+#if defined(__x86_64__)
+  std::uintptr_t sp;
+  asm("movq %%rsp, %0" : "=r"(sp));
+  return sp;
+#else
+  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+#endif
+}
+
 // What the public templates see of a worker: its recycled spawn memory, the
 // fiber it runs and that fiber's stack limits (addresses: the stack counts as
 // nearly full below them; 0 on a thread's own stack), its runtime, and its
@@ -155,6 +166,10 @@ struct worker_view {
   // t can go onto the private ring without a publication (push_slow() does
   // the rest).
   bool private_push_ok() const noexcept { return !m_ring.full() && !m_ring.public_empty(); }
+  // The same for a spawn whose spawner stands here, which takes the
+  // library's path also when the stack is nearly full or the running fiber
+  // runs a measured strand.
+  bool spawn_push_ok() const noexcept { return stack_pointer_here() >= m_spawn_limit && private_push_ok(); }
   // The running fiber runs a measured strand (<weft/workspan.hpp>): only
   // then do the two limits differ.
   bool measured() const noexcept { return m_spawn_limit != m_stack_limit; }
@@ -192,17 +207,6 @@ inline worker_view* this_thread_view() noexcept {
 inline runtime_state* this_thread_runtime() noexcept {
   const worker_view* view = this_thread_view();
   return view != nullptr ? view->m_runtime : nullptr;
-}
-
-// The calling code's stack pointer (near enough: the frame address elsewhere).
-inline std::uintptr_t stack_pointer_here() noexcept {
-#if defined(__x86_64__)
-  std::uintptr_t sp;
-  asm("movq %%rsp, %0" : "=r"(sp));
-  return sp;
-#else
-  return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-#endif
 }
 
 // True when the calling fiber's stack is nearly full (false off a worker and

@@ -146,6 +146,8 @@ bool is_owner(const group_state& g, const rt::worker* w) noexcept {
 
 }  // namespace
 
+namespace {
+
 // Makes g, whose owner is about to spawn on a measured strand, a measured
 // group (as if made there) until a wait off any measured strand gives the
 // owner back. Its uncounted spawns from before stay uncounted: the waits count
@@ -155,6 +157,8 @@ void make_measured(group_state& g) noexcept {
   g.m_owner.store(nullptr, std::memory_order_relaxed);
   g.m_ws.start();
 }
+
+}  // namespace
 
 void group_spawn_slow(group_state& g, group_job* t) {
   rt::worker* w = rt::this_thread_worker();
@@ -204,8 +208,12 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
     }
   }
   const std::int64_t taken = g.m_unpopped;
-  // Before the wait registers (its RMW on the counter releases this store):
-  // see spawn_counted for the marks of measured spawns counted after it.
+  // Before the wait registers (its RMW on the counter releases this store),
+  // so a measured spawn counted after the registration keeps its mark for the
+  // next wait (spawn_counted). The fast path below registers nothing: it
+  // reads the counter with nothing outstanding, so no call of the group runs
+  // to spawn into it; a measured spawn from elsewhere racing with it may lose
+  // its mark (waited for all the same, its strand maybe not joined).
   g.m_last.store(nullptr, std::memory_order_relaxed);
   g.m_unpopped = 0;
   // Fast path inline (a group whose spawns were all popped back or are done):

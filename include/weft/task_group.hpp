@@ -110,7 +110,7 @@ inline bool group_owner_here(const group_state& g, const worker_view* view) noex
 }
 
 // Pushes t, a spawn of g's owner (the caller), onto the private ring of the
-// caller's worker, whose view is `view` and where view->private_push_ok().
+// caller's worker, whose view is `view` and where view->spawn_push_ok().
 // t is fresh from spawn(): m_mode has no k_counted.
 inline void group_push_owned(group_state& g, group_job* t, worker_view* view) noexcept {
   t->m_next =

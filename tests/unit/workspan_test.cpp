@@ -24,8 +24,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <numeric>
 #include <stdexcept>
@@ -416,6 +418,19 @@ TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
     calls = 0;
     round();  // and after
     EXPECT_EQ(calls.load(), 50);
+    if (GetParam() == 1) {
+      // Its owner is back: on one worker the owner's spawn is popped back
+      // and runs on the owner's own stack (a counted one would run on another
+      // fiber's, at least a stack size away).
+      const char here = 0;
+      std::ptrdiff_t distance = 0;
+      g.spawn([&] {
+        const char there = 0;
+        distance = &there - &here;
+      });
+      g.wait();
+      EXPECT_LT(std::abs(distance), 16 * 1024);
+    }
     const weft::workspan again = weft::measure_workspan(round);  // and measured again
     EXPECT_EQ(again.strands, 51u) << describe(again);
   });

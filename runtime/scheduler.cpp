@@ -17,7 +17,9 @@
 #include "futex.hpp"
 #include "join.hpp"
 #include "stack.hpp"
+#include "trace.hpp"
 #include "worker.hpp"
+#include "workspan.hpp"
 
 namespace weft::rt {
 
@@ -44,25 +46,30 @@ union live_list {
 };
 constinit live_list g_live;
 
+// The locks in this order; nobody takes an earlier one while holding a later
+// one (a trace is written, and a measured call recorded, holding no other).
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
   g_live_lock.lock();
+  lock_trace_writes_for_fork();
+  lock_workspan_report_for_fork();
   lock_stacks_for_fork();
 }
-void on_fork_parent() noexcept {
+void unlock_after_fork() noexcept {
   unlock_stacks_after_fork();
+  unlock_workspan_report_after_fork();
+  unlock_trace_writes_after_fork();
   g_live_lock.unlock();
   g_default_creation.unlock();
 }
+void on_fork_parent() noexcept { unlock_after_fork(); }
 
 // In the child: no worker thread of any runtime exists any more, and the
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   set_thread_worker(nullptr);
-  unlock_stacks_after_fork();
-  g_live_lock.unlock();
-  g_default_creation.unlock();
+  unlock_after_fork();
 }
 
 // At load time, before any thread of this library can exist: a fork in the

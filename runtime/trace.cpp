@@ -89,6 +89,10 @@ const char* slice_name(slice s) noexcept {
   return "";
 }
 
+// Held by write_chrome_trace(), and by fork() (lock_trace_writes_for_fork):
+// constant-initialised, no initialisation guard.
+std::mutex g_trace_writes;
+
 struct publication {
   int m_worker;
   double m_us;
@@ -96,6 +100,9 @@ struct publication {
 };
 
 }  // namespace
+
+void lock_trace_writes_for_fork() noexcept { g_trace_writes.lock(); }
+void unlock_trace_writes_after_fork() noexcept { g_trace_writes.unlock(); }
 
 void write_chrome_trace(const std::string& path, const std::vector<std::vector<trace_ring::event>>& workers,
                         std::uint64_t origin) {
@@ -105,8 +112,7 @@ void write_chrome_trace(const std::string& path, const std::vector<std::vector<t
   // One write at a time in the process: runtimes given the same file,
   // destroyed at once, write it one after the other (the last one stays)
   // instead of into each other.
-  static std::mutex writing;
-  std::lock_guard<std::mutex> lock(writing);
+  std::lock_guard<std::mutex> lock(g_trace_writes);
   json_writer out(path);
   out.event(R"("name":"process_name","ph":"M","pid":1,"tid":0,"args":{"name":"weft runtime"})");
   const int n = static_cast<int>(workers.size());

@@ -72,4 +72,10 @@ class trace_ring {
 void write_chrome_trace(const std::string& path, const std::vector<std::vector<trace_ring::event>>& workers,
                         std::uint64_t origin);
 
+// fork(): the atfork handlers (scheduler.cpp) hold the lock of trace writes
+// across the fork, so that a child forked while another thread writes a
+// trace can write its own.
+void lock_trace_writes_for_fork() noexcept;
+void unlock_trace_writes_after_fork() noexcept;
+
 }  // namespace weft::rt

@@ -381,8 +381,12 @@ struct site_totals {
   int m_workers = 0;
 };
 
+// Only around a measured call's record and the final write, and held by
+// fork() (lock_workspan_report_for_fork): constant-initialised, no
+// initialisation guard.
+std::mutex g_report_lock;
+
 struct report_state {
-  std::mutex m_mutex;  // only around a measured call's record and the final write
   std::map<const void*, site_totals> m_sites;
   std::string m_path;
 };
@@ -428,7 +432,7 @@ void describe_site(const void* site, std::string& object, std::string& symbol, s
 
 void write_report() noexcept {
   report_state& r = report();
-  std::lock_guard<std::mutex> lock(r.m_mutex);
+  std::lock_guard<std::mutex> lock(g_report_lock);
   std::FILE* out = std::fopen(r.m_path.c_str(), "w");
   if (out == nullptr) {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
@@ -489,6 +493,9 @@ struct measured_call {
 
 }  // namespace
 
+void lock_workspan_report_for_fork() noexcept { g_report_lock.lock(); }
+void unlock_workspan_report_after_fork() noexcept { g_report_lock.unlock(); }
+
 bool workspan_reporting() {
   static const bool on = [] {
     if (report_path().empty()) return false;
@@ -505,7 +512,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
   call(s, &measured_call::run, &c);  // rethrows what fn threw: that call is not recorded
   // Recorded by the calling thread (from outside), once the call is over.
   report_state& r = report();
-  std::lock_guard<std::mutex> lock(r.m_mutex);
+  std::lock_guard<std::mutex> lock(g_report_lock);
   site_totals& t = r.m_sites[site];
   ++t.m_calls;
   t.m_work_ns += c.m_result.m_work_ns;

@@ -47,4 +47,10 @@ bool workspan_reporting();
 void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
                    void (*call)(scheduler&, void (*)(void*), void*));
 
+// fork(): the atfork handlers (scheduler.cpp) hold the report's lock across
+// the fork, so that a child forked while another thread records a call can
+// record its own and write its report.
+void lock_workspan_report_for_fork() noexcept;
+void unlock_workspan_report_after_fork() noexcept;
+
 }  // namespace weft::rt

@@ -9,6 +9,8 @@
 // Each case runs in a child process C that forks grandchildren G; G must
 // finish its weft calls (or fail with an error that names fork) within a
 // timeout; C reports how each G ended.
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -164,6 +166,61 @@ TEST(ForkConcurrentTest, ForkWhileOtherThreadsCallWeft) {
     for (std::thread& t : callers) t.join();
     return code;
   });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// C forks while another thread keeps writing a runtime's trace (on demand:
+// a write holds the process's lock of trace writes); each G writes a trace of
+// its own runtime. A lock held across the fork hung every G that came in the
+// middle of a write.
+TEST(ForkConcurrentTest, ForkWhileAnotherThreadWritesATrace) {
+  WEFT_SKIP_UNDER_TSAN();
+  // The writing thread allocates throughout (as above).
+  if (weft_test::k_asan) GTEST_SKIP() << "AddressSanitizer's allocator is not fork-safe while other threads allocate";
+  const std::string dir = ::testing::TempDir();
+  const std::string tag = std::to_string(::getpid());
+  const std::string parent_trace = dir + "weft-fork-trace-parent-" + tag + ".json";
+  const auto r = run_in_child([&] {
+    weft::config cfg;
+    cfg.workers = 2;
+    cfg.trace_file = parent_trace;
+    weft::runtime rt{cfg};
+    for (int k = 0; k < 200; ++k) rt.run([] { count_items(100); });  // events to write
+    std::atomic<bool> stop{false};
+    std::atomic<long> writes{0};
+    std::thread writer([&] {
+      const std::string path = dir + "weft-fork-trace-writer-" + tag + ".json";
+      while (!stop.load()) {
+        rt.write_trace(path);
+        writes.fetch_add(1);
+      }
+      std::remove(path.c_str());
+    });
+    int code = 0;
+    for (int round = 0; round < 8 && code == 0; ++round) {
+      const long seen = writes.load();
+      while (writes.load() < seen + 1) std::this_thread::yield();  // writing again
+      code = fork_and_use([&] {
+        weft::config own;
+        own.workers = 1;
+        own.trace_file = dir + "weft-fork-trace-child-" + std::to_string(::getpid()) + ".json";
+        {
+          weft::runtime fresh{own};
+          WEFT_CHILD_CHECK(fresh.run([] { return count_items(100); }) == 100, 20);
+        }  // writes its trace
+        std::FILE* f = std::fopen(own.trace_file.c_str(), "r");
+        WEFT_CHILD_CHECK(f != nullptr, 21);
+        std::fclose(f);
+        std::remove(own.trace_file.c_str());
+        return 0;
+      });
+      if (code != 0) std::fprintf(stderr, "round %d failed\n", round);
+    }
+    stop.store(true);
+    writer.join();
+    return code;
+  });
+  std::remove(parent_trace.c_str());
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 

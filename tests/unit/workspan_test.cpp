@@ -39,8 +39,11 @@
 #include <weft/weft.hpp>
 #include <weft/workspan.hpp>
 
+#include "child_process.hpp"
 #include "sanitizers.hpp"
+#include "scheduler.hpp"
 #include "worker_count.hpp"
+#include "workspan.hpp"
 
 namespace {
 
@@ -760,6 +763,33 @@ TEST(WorkspanWorkers, WorkOfLeavesDoesNotDependOnTheWorkerCount) {
   const double ratio = static_cast<double>(least[0].work.count()) / static_cast<double>(least[1].work.count());
   EXPECT_TRUE(ratio > 0.9 && ratio < 1.1)
       << "the least work on 1 worker is " << ratio << " times that on 2 workers; seen:" << seen;
+}
+
+// fork() while another thread records a measured call under WEFT_WORKSPAN
+// (its report's lock held): the child gets the lock free and can record its
+// own calls (the atfork handlers hold the lock across the fork). The other
+// thread holds it for 200 ms here, where a recording thread holds it for an
+// instant: a child forked then waited for it forever.
+TEST(WorkspanReportFork, ChildGetsTheReportLockFree) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer: a fork of a multi-threaded process";
+  weft::rt::register_fork_handlers();
+  std::atomic<bool> held{false};
+  std::thread recorder([&] {
+    weft::rt::lock_workspan_report_for_fork();
+    held.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    weft::rt::unlock_workspan_report_after_fork();
+  });
+  while (!held.load()) std::this_thread::yield();
+  const auto r = weft_test::run_in_child(
+      [] {
+        weft::rt::lock_workspan_report_for_fork();  // as the child's first recorded call does
+        weft::rt::unlock_workspan_report_after_fork();
+        return 0;
+      },
+      std::chrono::seconds(5));
+  recorder.join();
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
 }  // namespace

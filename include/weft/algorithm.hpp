@@ -94,8 +94,13 @@ It for_each_n(It first, Size n, F f) {
   if constexpr (std::is_signed_v<Size>) {
     if (n < 0) detail::throw_invalid_argument("weft::for_each_n: n must not be negative");
   }
-  if (std::cmp_greater(n, std::numeric_limits<std::iter_difference_t<It>>::max())) {
-    detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
+  // n >= 0 here. Compared in Size when it holds every difference (std::cmp_greater
+  // takes no __int128: a difference type of std::views::iota under strict -std=c++20).
+  using difference = std::iter_difference_t<It>;
+  if constexpr (std::numeric_limits<Size>::digits > std::numeric_limits<difference>::digits) {
+    if (n > static_cast<Size>(std::numeric_limits<difference>::max())) {
+      detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
+    }
   }
   weft::for_each(first, first + static_cast<std::iter_difference_t<It>>(n), std::move(f));
   return first + static_cast<std::iter_difference_t<It>>(n);
@@ -234,7 +239,7 @@ It find_if(It first, It last, Pred pred) {
                n,
                [&](std::size_t b, std::size_t e) {
                  return static_cast<std::size_t>(
-                     std::find_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+                     detail::find_first(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
                },
                false);
          }));
@@ -249,7 +254,7 @@ bool any_of(It first, It last, Pred pred) {
                n,
                [&](std::size_t b, std::size_t e) {
                  return static_cast<std::size_t>(
-                     std::find_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+                     detail::find_first(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
                },
                true) != n;
   });

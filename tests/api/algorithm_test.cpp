@@ -18,6 +18,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -599,6 +600,35 @@ TEST_P(AlgorithmTest, SearchesOfHugeRangesStopAtTheirHit) {
     EXPECT_FALSE(weft::all_of(first, last, [](std::uint64_t x) { return x != 3; }));
     EXPECT_FALSE(weft::none_of(first, last, [](std::uint64_t x) { return x == 1; }));
   });
+}
+
+// std::views::iota over 64-bit types: random access to C++20's concepts, but
+// under strict -std=c++20 (this suite's) their difference type is __int128,
+// not integral there, and they have no classic iterator category. The searches,
+// for_each_n and merge used classic algorithms on them, and did not compile.
+TEST_P(AlgorithmTest, RangesOfIotaOverA64BitType) {
+  using u64 = std::uint64_t;
+  for (const u64 n : {u64{0}, u64{1}, u64{4097}, u64{70'001}}) {
+    const auto r = std::views::iota(u64{0}, n);
+    rt.run([&] {
+      const u64 hit = n / 3;
+      EXPECT_EQ(weft::find_if(r, [&](u64 x) { return x == hit; }) - r.begin(), n == 0 ? 0 : static_cast<long>(hit));
+      EXPECT_EQ(weft::find_if(r.begin(), r.end(), [](u64) { return false; }), r.end());
+      EXPECT_EQ(weft::any_of(r, [&](u64 x) { return x + 1 == n; }), n > 0);
+      EXPECT_TRUE(weft::all_of(r, [&](u64 x) { return x < n; }));
+      EXPECT_TRUE(weft::none_of(r, [&](u64 x) { return x >= n; }));
+      std::atomic<u64> sum{0};
+      EXPECT_EQ(weft::for_each_n(r.begin(), n, [&](u64 x) { sum.fetch_add(x, std::memory_order_relaxed); }), r.end());
+      EXPECT_EQ(sum.load(), n == 0 ? 0 : n * (n - 1) / 2);
+      // Merged with itself: each value twice, in order.
+      std::vector<u64> merged(2 * n);
+      weft::merge(r, r, merged.begin());
+      std::vector<u64> expected(2 * n);
+      for (u64 i = 0; i < 2 * n; ++i) expected[i] = i / 2;
+      EXPECT_EQ(merged, expected);
+    });
+  }
+  EXPECT_THROW(weft::for_each_n(std::views::iota(u64{0}).begin(), -1, [](u64) {}), std::invalid_argument);
 }
 
 struct boxed {

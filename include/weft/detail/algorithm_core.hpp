@@ -45,6 +45,53 @@ std::size_t range_size(It first, It last, const char* message) {
   return static_cast<std::size_t>(d);
 }
 
+// It is a random-access iterator to the classic algorithms (std::find_if,
+// std::lower_bound, ...), not only to C++20's concepts. Not so, for one,
+// std::views::iota over a 64-bit type under strict -std=c++20: its difference
+// type is __int128, not an integral type there, so it has no classic
+// iterator category.
+template <class It>
+concept classic_random_access =
+    std::derived_from<typename std::iterator_traits<It>::iterator_category, std::random_access_iterator_tag>;
+
+// std::find_if over [first, last), for any random-access iterator.
+template <class It, class Pred>
+It find_first(It first, It last, Pred& pred) {
+  if constexpr (classic_random_access<It>) {
+    return std::find_if(first, last, pred);
+  } else {
+    for (; first != last; ++first) {
+      if (pred(*first)) break;
+    }
+    return first;
+  }
+}
+
+// std::lower_bound (Upper: std::upper_bound) over [first, first + n), for any
+// random-access iterator.
+template <bool Upper, class It, class T, class Comp>
+It bound_of(It first, std::size_t n, const T& value, Comp& comp) {
+  if constexpr (classic_random_access<It>) {
+    if constexpr (Upper) {
+      return std::upper_bound(first, first + n, value, comp);
+    } else {
+      return std::lower_bound(first, first + n, value, comp);
+    }
+  } else {
+    while (n > 0) {  // the same halving as the standard's
+      const std::size_t half = n / 2;
+      const It middle = first + half;
+      if (Upper ? !comp(value, *middle) : comp(*middle, value)) {
+        first = middle + 1;
+        n -= half + 1;
+      } else {
+        n = half;
+      }
+    }
+    return first;
+  }
+}
+
 // A cut of [0, n) into m_count blocks of m_size items (the last may be
 // shorter). It depends on n alone, so results built block by block do not
 // depend on the number of workers.
@@ -435,11 +482,11 @@ void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp&
   if (na >= nb) {
     ma = na / 2;
     // Items of b before a[ma]: those less than it (ties go after: stable).
-    mb = static_cast<std::size_t>(std::lower_bound(b, b + nb, a[ma], comp) - b);
+    mb = static_cast<std::size_t>(bound_of<false>(b, nb, a[ma], comp) - b);
   } else {
     mb = nb / 2;
     // Items of a before b[mb]: those not greater than it.
-    ma = static_cast<std::size_t>(std::upper_bound(a, a + na, b[mb], comp) - a);
+    ma = static_cast<std::size_t>(bound_of<true>(a, na, b[mb], comp) - a);
   }
   weft::join([&] { merge_parallel<Move>(a, ma, b, mb, out, comp); },
              [&] { merge_parallel<Move>(a + ma, na - ma, b + mb, nb - mb, out + (ma + mb), comp); });

@@ -17,6 +17,10 @@
 #include "waiter.hpp"
 #include "worker.hpp"
 
+namespace weft::rt {
+scheduler& default_scheduler();
+}
+
 namespace weft {
 
 namespace {
@@ -32,6 +36,16 @@ void notify_list(wait_node* n) noexcept {
     rt::notify(n->m_waiter);
     n = next;
   }
+}
+
+// A coroutine that waits off any worker (one of another library's kind, run
+// by a plain thread) resumes in the default runtime, as a deferral from there
+// does (defer()): the party that releases it makes it runnable there. The
+// default runtime is created, if need be, by the waiting side here, before n
+// is queued (it used to be resumed in a null runtime: a crash in the
+// releasing party's call).
+void resume_in_a_runtime(wait_node& n) noexcept {
+  if (n.m_waiter.m_runtime == nullptr) n.m_waiter.m_runtime = &rt::default_scheduler();
 }
 
 // Sets `bit` in word (spinning, then yielding the thread, while another holder
@@ -576,6 +590,7 @@ void barrier_core::wait(const barrier_token& t, const char* who) const {
 
 bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept {
   if (token.m_completed) return false;  // untouched: the barrier may be gone
+  resume_in_a_runtime(n);
   // A coroutine waits for the phase even on a broken barrier: it holds no
   // stack.
   return enqueue_unless_passed(barrier_wait{&b.m_state, &b.m_queue, token.m_phase, barrier_core::k_phase_mask,
@@ -589,9 +604,13 @@ bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_
 
 namespace detail {
 
-bool mutex_lock_async(mutex& m, wait_node& n) noexcept { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); }
+bool mutex_lock_async(mutex& m, wait_node& n) noexcept {
+  resume_in_a_runtime(n);
+  return !acquire_or_enqueue(m.m_state, m.m_queue, &n);
+}
 
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {
+  resume_in_a_runtime(n);
   // A coroutine waits for the counter to reach zero even on a broken latch: it
   // holds no stack.
   return enqueue_unless_open(latch_wait{&l.m_state, &l.m_queue, &n}, false);

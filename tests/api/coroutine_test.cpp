@@ -754,4 +754,74 @@ TEST_P(SpawnHandleTest, DestroyedBeforeAwaitLeavesNothingBehind) {
 
 INSTANTIATE_TEST_SUITE_P(Workers, SpawnHandleTest, ::testing::Values(1, 2, 4), weft_test::worker_count_name);
 
+// A coroutine of another library's kind (started at once, run by whoever
+// resumes it), on a plain thread, awaits a weft::mutex, a latch and a barrier.
+// The party that releases it resumes it in the default runtime, as a deferral
+// from outside one (it was resumed in a null runtime: the releasing call
+// crashed).
+struct eager {
+  struct promise_type {
+    eager get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+struct resumed_at {
+  std::atomic<bool> done{false};
+  bool on_worker = false;
+};
+
+eager lock_then_unlock(weft::mutex& m, resumed_at& r) {
+  co_await weft::lock_async(m);
+  r.on_worker = weft::on_worker();
+  m.unlock();
+  r.done.store(true);
+}
+
+eager pass_latch(weft::latch& l, resumed_at& r) {
+  co_await l;
+  r.on_worker = weft::on_worker();
+  r.done.store(true);
+}
+
+eager pass_barrier(weft::barrier<>& b, resumed_at& r) {
+  co_await weft::arrive_and_wait_async(b);
+  r.on_worker = weft::on_worker();
+  r.done.store(true);
+}
+
+void wait_done(const resumed_at& r) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!r.done.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+}
+
+TEST(CoroutineOffAWorker, IsResumedInTheDefaultRuntime) {
+  weft::mutex m;
+  weft::latch l(1);
+  weft::barrier<> b(2);
+  resumed_at at_mutex;
+  resumed_at at_latch;
+  resumed_at at_barrier;
+  m.lock();
+  std::thread([&] {
+    lock_then_unlock(m, at_mutex);
+    pass_latch(l, at_latch);
+    pass_barrier(b, at_barrier);
+  }).join();  // all three wait now, their thread gone
+  EXPECT_FALSE(at_mutex.done.load() || at_latch.done.load() || at_barrier.done.load());
+  m.unlock();
+  l.count_down();
+  b.arrive_and_wait();
+  for (const resumed_at* r : {&at_mutex, &at_latch, &at_barrier}) {
+    wait_done(*r);
+    EXPECT_TRUE(r->done.load());
+    EXPECT_TRUE(r->on_worker);
+  }
+  EXPECT_TRUE(m.try_lock());  // unlocked by the coroutine
+  m.unlock();
+}
+
 }  // namespace

@@ -4,6 +4,7 @@
 // frame is an open one (docs/protocols/join.md, "Open frames").
 #include "weft/task_group.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 
@@ -25,6 +26,7 @@ void group_init_slow(group_state& g) noexcept {
   g.m_runtime = nullptr;
   g.m_runtime_id = 0;
   g.m_unmeasured_owner = nullptr;
+  g.m_ws_of = 0;
   if (rt::worker* w = rt::this_thread_worker()) {
     g.m_owner.store(w->m_current, std::memory_order_relaxed);
     g.m_runtime = &w->m_sched;
@@ -63,14 +65,32 @@ struct measured_spawn : job {
     auto* m = static_cast<measured_spawn*>(self);
     group_job* t = m->m_task;
     group_state& g = *m->m_group;
+    ws_measure* measure = m->m_strand.m_measure;  // held since spawn_as
     ws_strand* previous = ws_enter(m->m_strand);
     t->m_execute(t);  // runs (or skips) the call and frees t
-    ws_child_end(m->m_strand, g.m_ws.get());
-    rt::set_strand(*rt::current_worker()->m_current, previous);
+    if (!rt::ws_measure_over(m->m_strand)) {
+      ws_child_end(m->m_strand, g.m_ws.get());
+      rt::set_strand(*rt::current_worker()->m_current, previous);
+    } else {
+      ws_leave(m->m_strand, previous);  // its measured call has returned: in no result
+    }
+    rt::ws_release(measure);
     free_job(m, sizeof(measured_spawn));
     group_complete(g);  // last access to the group
   }
 };
+
+// Empties s without joining its strands anywhere: they belong to another
+// measured call than the one that spawns or waits now.
+void drop_strands(ws_sync& s) noexcept {
+  s.m_work.store(0, std::memory_order_relaxed);
+  s.m_end.store(0, std::memory_order_relaxed);
+  s.m_bend.store(0, std::memory_order_relaxed);
+  s.m_strands.store(0, std::memory_order_relaxed);
+}
+
+// Which measured call g's gathered strands belong to (group_state::m_ws_of).
+std::atomic_ref<std::uint64_t> strands_of(group_state& g) noexcept { return std::atomic_ref<std::uint64_t>(g.m_ws_of); }
 
 // The task to queue for t: t itself, or for a measured group a strand around
 // it. Throws std::bad_alloc (nothing done).
@@ -83,6 +103,13 @@ job* spawn_as(group_state& g, group_job* t) {
   m->m_task = t;
   m->m_group = &g;
   ws_child_init(m->m_strand, *spawner, true);
+  rt::ws_hold(*spawner);  // released by execute: the call may return first
+  // A group spawned into by another measured call than before (it was not
+  // waited in that one) starts afresh: what it gathered joins no result.
+  if (const std::uint64_t of = rt::ws_measure_id(*spawner); strands_of(g).load(std::memory_order_relaxed) != of) {
+    drop_strands(g.m_ws.get());
+    strands_of(g).store(of, std::memory_order_relaxed);
+  }
   t->m_mode = static_cast<std::uint8_t>((t->m_mode & group_job::k_in_slot) | group_job::k_inline);
   return m;
 }
@@ -156,6 +183,7 @@ void make_measured(group_state& g) noexcept {
   g.m_unmeasured_owner = g.m_owner.load(std::memory_order_relaxed);
   g.m_owner.store(nullptr, std::memory_order_relaxed);
   g.m_ws.start();
+  strands_of(g).store(0, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -267,6 +295,8 @@ void group_wait_slow(group_state& g) noexcept {
     ws_strand* waiter = ws_spawn_point(true);
     wait_owned(g, nullptr);
     if (waiter != nullptr) {
+      // Only the waiter's own measured call's strands join it.
+      if (strands_of(g).load(std::memory_order_relaxed) != rt::ws_measure_id(*waiter)) drop_strands(g.m_ws.get());
       ws_join(*waiter, g.m_ws.get());
     } else if (void* owner = g.m_unmeasured_owner; owner != nullptr) {
       // Waited off any measured strand: a group made measured by its owner's

@@ -34,13 +34,20 @@
 namespace weft::detail {
 
 // The state of one measured call (ws_measure_call): its root strand and the
-// costs charged by the model.
+// costs charged by the model. On the heap: a task_group spawn of the call may
+// still run after it returned (its group is waited for later), and its
+// strand reads the costs to its end (rt::ws_hold).
 struct ws_measure {
   // Read by every strand, written only before the call starts.
   std::int64_t m_split = 0;       // ticks of a spawn, and of a level of a loop split down to its items (an empty join)
   std::int64_t m_burden = 0;      // ticks per potential steal on the burdened schedule
   std::int64_t m_clock_cost = 0;  // ticks that a piece's two clock reads add to it
-  alignas(64) ws_strand m_root;   // written by the measured call's own strands
+  std::uint64_t m_id = 0;         // unique in the process
+  // The call's reference, and one per task_group spawn of it not yet ended.
+  std::atomic<std::uint32_t> m_refs{1};
+  // The call has returned (release; ws_measure_over acquires).
+  std::atomic<bool> m_over{false};
+  alignas(64) ws_strand m_root;  // written by the measured call's own strands
 };
 
 }  // namespace weft::detail
@@ -187,6 +194,20 @@ void set_strand(fiber& f, ws_strand* s) noexcept {
 std::int64_t ws_split_ticks(const ws_strand& s) noexcept { return s.m_measure->m_split; }
 std::int64_t ws_burden_ticks(const ws_strand& s) noexcept { return s.m_measure->m_burden; }
 
+detail::ws_measure* ws_hold(const ws_strand& s) noexcept {
+  s.m_measure->m_refs.fetch_add(1, std::memory_order_relaxed);  // the caller holds one already
+  return s.m_measure;
+}
+
+void ws_release(detail::ws_measure* m) noexcept {
+  // acq_rel: every holder's reads happen before the delete.
+  if (m->m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete m;
+}
+
+bool ws_measure_over(const ws_strand& s) noexcept { return s.m_measure->m_over.load(std::memory_order_acquire); }
+
+std::uint64_t ws_measure_id(const ws_strand& s) noexcept { return s.m_measure->m_id; }
+
 void ws_pause(ws_strand& s) noexcept { close_piece(s, ticks()); }
 
 void ws_resume_piece(ws_strand& s) noexcept { s.m_start = ticks(); }
@@ -317,7 +338,18 @@ bool ws_spawn_measured() noexcept {
 }
 
 void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
+  static std::atomic<std::uint64_t> ids{0};
   rt::fiber* f = this_fiber();
+  // The call's reference, given up on every way out; may throw std::bad_alloc
+  // (nothing done yet).
+  struct holder {
+    ws_measure* m_measure = new ws_measure;
+    holder() = default;
+    holder(const holder&) = delete;
+    holder& operator=(const holder&) = delete;
+    ~holder() { rt::ws_release(m_measure); }
+  } hold;
+  ws_measure& m = *hold.m_measure;
   // A measurement inside a measured strand is part of that strand: its work
   // adds to the strand's work, its span (and burdened span) to the strand's
   // position, as a nested call's would.
@@ -326,7 +358,7 @@ void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
     close_piece(*outer, ticks());
     set_strand(*f, nullptr);
   }
-  ws_measure m;
+  m.m_id = ids.fetch_add(1, std::memory_order_relaxed) + 1;
   m.m_clock_cost = rt::clock_ticks();
   m.m_split = rt::join_ticks();
   m.m_burden = 2 * rt::migration_ticks() + m.m_split;
@@ -335,6 +367,8 @@ void ws_measure_call(void (*fn)(void*), void* arg, ws_result& out) {
   m.m_root.m_start = ticks();
   auto finish = [&] {
     close_piece(m.m_root, ticks());
+    // Spawns that end from now on are in no result (rt::ws_measure_over).
+    m.m_over.store(true, std::memory_order_release);
     rt::fiber& now = *this_fiber();  // the same fiber, maybe on another thread
     if (outer != nullptr) {
       outer->m_work += m.m_root.m_work;

@@ -29,6 +29,16 @@ void set_strand(fiber& f, detail::ws_strand* s) noexcept;
 std::int64_t ws_split_ticks(const detail::ws_strand& s) noexcept;
 std::int64_t ws_burden_ticks(const detail::ws_strand& s) noexcept;
 
+// The measured call s belongs to, held (one more reference) until
+// ws_release: for a task_group spawn, which may end after its call returned.
+detail::ws_measure* ws_hold(const detail::ws_strand& s) noexcept;
+void ws_release(detail::ws_measure* m) noexcept;
+// True once s's measured call has returned: its result cannot take s in any
+// more. Any thread.
+bool ws_measure_over(const detail::ws_strand& s) noexcept;
+// Which measured call s belongs to: unique in the process, never 0.
+std::uint64_t ws_measure_id(const detail::ws_strand& s) noexcept;
+
 // Closes the running piece of s (a fiber suspends: waiting is not work);
 // ws_resume_piece starts a new one (it resumed).
 void ws_pause(detail::ws_strand& s) noexcept;

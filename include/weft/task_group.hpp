@@ -71,6 +71,11 @@ struct group_state {
   // the first wait off any measured strand; null for a group made on one.
   // Written by group_init_slow and by that spawn; read only when measured.
   void* m_unmeasured_owner;
+  // Which measured call the strands gathered in m_ws belong to (0: none yet):
+  // a wait in another one joins none of them. Written by group_init_slow,
+  // make_measured and measured spawns (std::atomic_ref, relaxed); read only
+  // when measured.
+  std::uint64_t m_ws_of;
 };
 
 // A spawned call of a task_group: descriptor and closure in one block from

@@ -134,6 +134,13 @@ constexpr std::uint64_t fib_serial(int n) {
 // The joins of fib_join(n): one per call with n >= 2, fib(n + 1) - 1 in all.
 constexpr std::uint64_t fib_joins(int n) { return fib_serial(n + 1) - 1; }
 
+// Overwrites the stack below the caller with a pattern that depends on
+// `round`: whatever lay there (a measured call's state) is garbage after.
+[[gnu::noinline]] void scribble_stack(int round) {
+  volatile unsigned char bytes[32 * 1024];
+  for (std::size_t i = 0; i < sizeof bytes; ++i) bytes[i] = static_cast<unsigned char>(0x5a + 0x25 * round);
+}
+
 weft::task<void> spin_task(nanoseconds d) {
   spin(d);
   co_return;
@@ -436,6 +443,43 @@ TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
     }
     const weft::workspan again = weft::measure_workspan(round);  // and measured again
     EXPECT_EQ(again.strands, 51u) << describe(again);
+  });
+}
+
+// Spawns into a group inside a measured call that does not wait for them:
+// they may end after it returned, where its state was (on the caller's
+// stack, scribbled over here), and a wait inside the next measured call must
+// not join them (they are in neither result). The strands read that state
+// after it was gone, and the next call joined them: 5 strands, and work and
+// span read from the scribbled frame (negative work, spans of hours).
+TEST_P(WorkspanTest, TaskGroupSpawnsThatOutliveTheirMeasuredCall) {
+  rt.run([&] {
+    for (int round = 0; round < 3; ++round) {
+      weft::task_group g;
+      std::atomic<int> calls{0};
+      const weft::workspan first = weft::measure_workspan([&] {
+        for (int i = 0; i < 4; ++i) {
+          g.spawn([&] {
+            spin(1ms);
+            calls.fetch_add(1, std::memory_order_relaxed);
+          });
+        }
+      });
+      EXPECT_EQ(first.strands, 1u) << describe(first);  // none joined in the call
+      scribble_stack(round);
+      const weft::workspan second = weft::measure_workspan([&] { g.wait(); });
+      EXPECT_EQ(calls.load(), 4);
+      EXPECT_EQ(second.strands, 1u) << describe(second);
+      EXPECT_GE(second.work.count(), 0) << describe(second);
+      EXPECT_LE(second.span, second.work) << describe(second);
+      // Used again in a third call, it gathers that call's spawns only.
+      const weft::workspan third = weft::measure_workspan([&] {
+        g.spawn([] { spin(100us); });
+        g.wait();
+      });
+      EXPECT_EQ(third.strands, 2u) << describe(third);
+      EXPECT_GE(third.work, 90us) << describe(third);
+    }
   });
 }
 

@@ -45,6 +45,23 @@ namespace detail {
 template <class R>
 using range_it = std::ranges::borrowed_iterator_t<R>;
 
+// An iterator to the end of r: its end itself for a common range, else found
+// from its sentinel (in constant time for a sized one, such as
+// std::views::iota(0, 1000L)).
+template <class R>
+auto range_last(R& r) {
+  return std::ranges::next(std::ranges::begin(r), std::ranges::end(r));
+}
+
+// An iterator into r1 as far from its begin as the shorter of r1 and r2 is
+// long.
+template <class R1, class R2>
+auto shorter_last(R1& r1, R2& r2) {
+  const auto n1 = std::ranges::distance(r1);
+  const auto n2 = std::ranges::distance(r2);
+  return std::ranges::begin(r1) + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));
+}
+
 template <class It>
 std::iter_difference_t<It> diff(std::size_t k) {
   return static_cast<std::iter_difference_t<It>>(k);
@@ -562,176 +579,184 @@ void nth_element(It first, It nth, It last, Comp comp = {}) {
 }
 
 // ---- ranges overloads -------------------------------------------------------------------
+// The shorter of two ranges sets the length of an algorithm over both, as
+// for std::ranges::transform. A range's end is an iterator here even where
+// its sentinel has another type (std::views::iota(0, 1000L)).
 
 template <std::ranges::random_access_range R, class F>
 void for_each(R&& r, F f) {
-  weft::for_each(std::ranges::begin(r), std::ranges::end(r), std::move(f));
+  weft::for_each(std::ranges::begin(r), detail::range_last(r), std::move(f));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op>
 Out transform(R&& r, Out out, Op op) {
-  return weft::transform(std::ranges::begin(r), std::ranges::end(r), out, std::move(op));
+  return weft::transform(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
 template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
           class Op>
 Out transform(R1&& r1, R2&& r2, Out out, Op op) {
-  const auto n1 = std::ranges::distance(r1);
-  const auto n2 = std::ranges::distance(r2);
-  auto first1 = std::ranges::begin(r1);
-  // As std::ranges::transform: the shorter range sets the length.
-  return weft::transform(first1, first1 + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2)), std::ranges::begin(r2), out,
+  return weft::transform(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2), out,
                          std::move(op));
 }
 
 template <std::ranges::random_access_range R, class T>
 void fill(R&& r, const T& value) {
-  weft::fill(std::ranges::begin(r), std::ranges::end(r), value);
+  weft::fill(std::ranges::begin(r), detail::range_last(r), value);
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out>
 Out copy(R&& r, Out out) {
-  return weft::copy(std::ranges::begin(r), std::ranges::end(r), out);
+  return weft::copy(std::ranges::begin(r), detail::range_last(r), out);
 }
 
 template <std::ranges::random_access_range R, class G>
 void generate(R&& r, G g) {
-  weft::generate(std::ranges::begin(r), std::ranges::end(r), std::move(g));
+  weft::generate(std::ranges::begin(r), detail::range_last(r), std::move(g));
 }
 
 template <std::ranges::random_access_range R, class T, class Reduce, class Transform>
 T transform_reduce(R&& r, T init, Reduce reduce, Transform transform) {
-  return weft::transform_reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init), std::move(reduce),
+  return weft::transform_reduce(std::ranges::begin(r), detail::range_last(r), std::move(init), std::move(reduce),
                                 std::move(transform));
+}
+
+template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, class T, class Reduce,
+          class Transform>
+T transform_reduce(R1&& r1, R2&& r2, T init, Reduce reduce, Transform transform) {
+  return weft::transform_reduce(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2),
+                                std::move(init), std::move(reduce), std::move(transform));
 }
 
 template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, class T>
 T transform_reduce(R1&& r1, R2&& r2, T init) {
-  return weft::transform_reduce(std::ranges::begin(r1), std::ranges::end(r1), std::ranges::begin(r2), std::move(init));
+  return weft::transform_reduce(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2),
+                                std::move(init));
 }
 
 template <std::ranges::random_access_range R, class T, class Op>
 T reduce(R&& r, T init, Op op) {
-  return weft::reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init), std::move(op));
+  return weft::reduce(std::ranges::begin(r), detail::range_last(r), std::move(init), std::move(op));
 }
 
 template <std::ranges::random_access_range R, class T>
 T reduce(R&& r, T init) {
-  return weft::reduce(std::ranges::begin(r), std::ranges::end(r), std::move(init));
+  return weft::reduce(std::ranges::begin(r), detail::range_last(r), std::move(init));
 }
 
 template <std::ranges::random_access_range R>
 std::ranges::range_value_t<R> reduce(R&& r) {
-  return weft::reduce(std::ranges::begin(r), std::ranges::end(r));
+  return weft::reduce(std::ranges::begin(r), detail::range_last(r));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op = std::plus<>>
 Out inclusive_scan(R&& r, Out out, Op op = {}) {
-  return weft::inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op));
+  return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class T>
 Out inclusive_scan(R&& r, Out out, Op op, T init) {
-  return weft::inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(init));
+  return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op), std::move(init));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op = std::plus<>>
 Out exclusive_scan(R&& r, Out out, T init, Op op = {}) {
-  return weft::exclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(init), std::move(op));
+  return weft::exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init), std::move(op));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop) {
-  return weft::transform_inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(uop));
+  return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
+                                        std::move(uop));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop, class T>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop, T init) {
-  return weft::transform_inclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(op), std::move(uop),
-                                        std::move(init));
+  return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
+                                        std::move(uop), std::move(init));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(R&& r, Out out, T init, Op op, Uop uop) {
-  return weft::transform_exclusive_scan(std::ranges::begin(r), std::ranges::end(r), out, std::move(init), std::move(op),
-                                        std::move(uop));
+  return weft::transform_exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init),
+                                        std::move(op), std::move(uop));
 }
 
 template <std::ranges::random_access_range R, std::random_access_iterator Out, class Pred>
 Out copy_if(R&& r, Out out, Pred pred) {
-  return weft::copy_if(std::ranges::begin(r), std::ranges::end(r), out, std::move(pred));
+  return weft::copy_if(std::ranges::begin(r), detail::range_last(r), out, std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 detail::range_it<R> remove_if(R&& r, Pred pred) {
-  return weft::remove_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::remove_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred = std::equal_to<>>
 detail::range_it<R> unique(R&& r, Pred pred = {}) {
-  return weft::unique(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::unique(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 void sort(R&& r, Comp comp = {}) {
-  weft::sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+  weft::sort(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 void stable_sort(R&& r, Comp comp = {}) {
-  weft::stable_sort(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+  weft::stable_sort(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
           class Comp = std::less<>>
 Out merge(R1&& r1, R2&& r2, Out out, Comp comp = {}) {
-  return weft::merge(std::ranges::begin(r1), std::ranges::end(r1), std::ranges::begin(r2), std::ranges::end(r2), out,
-                     std::move(comp));
+  return weft::merge(std::ranges::begin(r1), detail::range_last(r1), std::ranges::begin(r2), detail::range_last(r2),
+                     out, std::move(comp));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 void nth_element(R&& r, std::ranges::iterator_t<R> nth, Comp comp = {}) {
-  weft::nth_element(std::ranges::begin(r), nth, std::ranges::end(r), std::move(comp));
+  weft::nth_element(std::ranges::begin(r), nth, detail::range_last(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 std::ranges::range_difference_t<R> count_if(R&& r, Pred pred) {
-  return weft::count_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::count_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 detail::range_it<R> find_if(R&& r, Pred pred) {
-  return weft::find_if(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::find_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 bool any_of(R&& r, Pred pred) {
-  return weft::any_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::any_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 bool all_of(R&& r, Pred pred) {
-  return weft::all_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::all_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Pred>
 bool none_of(R&& r, Pred pred) {
-  return weft::none_of(std::ranges::begin(r), std::ranges::end(r), std::move(pred));
+  return weft::none_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 detail::range_it<R> min_element(R&& r, Comp comp = {}) {
-  return weft::min_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+  return weft::min_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 detail::range_it<R> max_element(R&& r, Comp comp = {}) {
-  return weft::max_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+  return weft::max_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
 template <std::ranges::random_access_range R, class Comp = std::less<>>
 std::pair<detail::range_it<R>, detail::range_it<R>> minmax_element(R&& r, Comp comp = {}) {
-  return weft::minmax_element(std::ranges::begin(r), std::ranges::end(r), std::move(comp));
+  return weft::minmax_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
 }  // namespace weft

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -629,6 +630,49 @@ TEST_P(AlgorithmTest, RangesOfIotaOverA64BitType) {
     });
   }
   EXPECT_THROW(weft::for_each_n(std::views::iota(u64{0}).begin(), -1, [](u64) {}), std::invalid_argument);
+}
+
+// Ranges whose sentinel is no iterator: std::views::iota(0, n) with n of
+// another type, and a std::counted_iterator into a std::deque up to
+// std::default_sentinel. Every ranges overload passed the
+// sentinel on as an iterator, and did not compile.
+TEST_P(AlgorithmTest, RangesWhoseSentinelIsNoIterator) {
+  constexpr long n = 5000;
+  const auto r = std::views::iota(0, n);
+  static_assert(!std::ranges::common_range<decltype(r)>);
+  std::deque<std::int64_t> d(static_cast<std::size_t>(n) + 10);
+  for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<std::int64_t>(d.size() - i);
+  auto c = std::ranges::subrange(std::counted_iterator(d.begin(), n), std::default_sentinel);  // all but the last 10
+  static_assert(!std::ranges::common_range<decltype(c)>);
+  rt.run([&] {
+    EXPECT_EQ(weft::reduce(r, 0L), n * (n - 1) / 2);
+    EXPECT_EQ(*weft::find_if(r, [](int x) { return x == 77; }), 77);
+    EXPECT_EQ(weft::count_if(r, [](int x) { return x % 2 == 0; }), n / 2);
+    std::vector<long> out(static_cast<std::size_t>(n));
+    weft::transform(r, out.begin(), [](int x) { return 2L * x; });
+    EXPECT_EQ(out[4999], 9998);
+    EXPECT_EQ(weft::transform_reduce(r, r, 0L, std::plus<>{}, [](int x, int y) { return long{x} - y; }), 0);
+    weft::sort(c);
+    EXPECT_TRUE(std::is_sorted(d.begin(), d.begin() + n));
+    EXPECT_EQ(d[static_cast<std::size_t>(n)], 10);  // past the counted range: untouched
+    weft::stable_sort(c, std::greater<>{});
+    EXPECT_TRUE(std::is_sorted(d.begin(), d.begin() + n, std::greater<>{}));
+    weft::nth_element(c, c.begin() + 7);
+    EXPECT_EQ(d[7], 18);  // the values are 11 .. n + 10
+    EXPECT_EQ(*weft::min_element(c), 11);
+  });
+}
+
+// transform_reduce over two ranges takes the length of the shorter one, as
+// weft::transform does (it read past the end of a shorter second range).
+TEST_P(AlgorithmTest, TransformReduceOfTwoRangesStopsAtTheShorter) {
+  const std::vector<std::int64_t> a(100'000, 1);
+  const std::vector<std::int64_t> b(10, 2);
+  rt.run([&] {
+    EXPECT_EQ(weft::transform_reduce(a, b, std::int64_t{0}), 20);
+    EXPECT_EQ(weft::transform_reduce(b, a, std::int64_t{0}), 20);
+    EXPECT_EQ(weft::transform_reduce(a, b, std::int64_t{0}, std::plus<>{}, std::plus<>{}), 30);
+  });
 }
 
 struct boxed {

@@ -7,6 +7,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -423,6 +424,12 @@ std::mutex g_report_lock;
 struct report_state {
   std::map<const void*, site_totals> m_sites;
   std::string m_path;
+  // The process whose calls m_sites holds: a forked child's first recorded
+  // call starts a report of its own (child_path).
+  pid_t m_pid = 0;
+  // Written once (at exit): a call recorded later (from a static destructor
+  // that runs after the handler) writes the report again.
+  bool m_written = false;
 };
 
 // Never destroyed: calls may still end while static destructors run.
@@ -431,21 +438,73 @@ report_state& report() {
   return *r;
 }
 
+// The length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no
+// overlong forms, no surrogates, nothing above U+10FFFF), or 0.
+std::size_t utf8_length(const std::string& s, std::size_t i) noexcept {
+  const auto byte = [&](std::size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+  const unsigned b0 = byte(i);
+  std::size_t n = 0;
+  unsigned lo = 0x80;  // the range of the second byte
+  unsigned hi = 0xbf;
+  if (b0 < 0x80) return 1;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// s as the contents of a JSON string: quotes, backslashes and control
+// characters escaped, and each byte that is not part of well-formed UTF-8 (a
+// file name may hold any bytes) replaced by U+FFFD, so that the report stays
+// valid JSON.
 std::string json_escape(const std::string& s) {
   std::string out;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    const std::size_t n = utf8_length(s, i);
+    if (n == 0) {
+      out += "\\ufffd";
+      ++i;
+    } else if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
+      ++i;
     } else if (static_cast<unsigned char>(c) < 0x20) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\u%04x", c);
       out += buf;
+      ++i;
     } else {
-      out += c;
+      out.append(s, i, n);
+      i += n;
     }
   }
   return out;
+}
+
+// Where a forked child writes its report: the path with "-PID" before its
+// extension (ws.json: ws-4242.json), so that parent and child never write one
+// file.
+std::string child_path(const std::string& path, pid_t pid) {
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t dot = path.find_last_of('.');
+  const std::size_t name = slash == std::string::npos ? 0 : slash + 1;
+  const std::size_t cut = dot != std::string::npos && dot > name ? dot : path.size();  // ".json", not ".hidden"
+  return path.substr(0, cut) + "-" + std::to_string(pid) + path.substr(cut);
 }
 
 // Where a call site's code is: its object file, the offset in it (for
@@ -467,6 +526,8 @@ void describe_site(const void* site, std::string& object, std::string& symbol, s
 void write_report() noexcept {
   report_state& r = report();
   std::lock_guard<std::mutex> lock(g_report_lock);
+  if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
+  r.m_written = true;
   std::FILE* out = std::fopen(r.m_path.c_str(), "w");
   if (out == nullptr) {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
@@ -534,6 +595,7 @@ bool workspan_reporting() {
   static const bool on = [] {
     if (report_path().empty()) return false;
     report().m_path = report_path();
+    report().m_pid = getpid();
     std::atexit([] { write_report(); });
     return true;
   }();
@@ -546,15 +608,27 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
   call(s, &measured_call::run, &c);  // rethrows what fn threw: that call is not recorded
   // Recorded by the calling thread (from outside), once the call is over.
   report_state& r = report();
-  std::lock_guard<std::mutex> lock(g_report_lock);
-  site_totals& t = r.m_sites[site];
-  ++t.m_calls;
-  t.m_work_ns += c.m_result.m_work_ns;
-  t.m_span_ns += c.m_result.m_span_ns;
-  t.m_burdened_span_ns += c.m_result.m_burdened_span_ns;
-  t.m_burden_ns = c.m_result.m_burden_ns;
-  t.m_strands += c.m_result.m_strands;
-  t.m_workers = s.num_workers();
+  bool again = false;
+  {
+    std::lock_guard<std::mutex> lock(g_report_lock);
+    if (const pid_t pid = getpid(); pid != r.m_pid) {
+      // The first call recorded in a forked child: a report of its own.
+      r.m_sites.clear();
+      r.m_path = child_path(report_path(), pid);
+      r.m_pid = pid;
+      r.m_written = false;
+    }
+    site_totals& t = r.m_sites[site];
+    ++t.m_calls;
+    t.m_work_ns += c.m_result.m_work_ns;
+    t.m_span_ns += c.m_result.m_span_ns;
+    t.m_burdened_span_ns += c.m_result.m_burdened_span_ns;
+    t.m_burden_ns = c.m_result.m_burden_ns;
+    t.m_strands += c.m_result.m_strands;
+    t.m_workers = s.num_workers();
+    again = r.m_written;
+  }
+  if (again) write_report();  // recorded after the report was written at exit
 }
 
 }  // namespace weft::rt

@@ -15,7 +15,12 @@ is the one figure that noise lowers (an interruption on the critical path
 lengthens the span: a worker preempted in the middle of an item while other
 tests run adds a time slice of milliseconds): the program runs again, up to
 30 times in 40 s, until it is reached.
-Also: no report without the variable; a message with its reason, not a
+Also: a call from a static destructor that runs after the report was
+written at exit is in it (the report is written again); a child the
+program forks (PROGRAM fork) writes its own calls to a report of its own (the path with
+"-PID" before the extension); a program whose file name is not UTF-8 gets a
+report in valid JSON (U+FFFD for the odd bytes); no report without the
+variable; a message with its reason, not a
 failure, when the file cannot be opened or written (a full device); an empty
 value is an error (std::invalid_argument from the first runtime).
 
@@ -26,6 +31,7 @@ Exit status: 0 pass, 1 fail.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +51,10 @@ SITES = {
     4: ("parallelize(100) from another thread", 1 + 100),
     6: ("parallelize(50), 7 calls of which one threw", 1 + 50),
     1: ("measure_workspan of parallelize(200)", None),
+    7: ("parallelize(8) from a static destructor, after the report was written", 1 + 8),
 }
+# A forked child's own report: its 9 calls, and the static destructor's 7.
+CHILD_SITES = {9: 1 + 3, 7: 1 + 8}
 FIELDS = {
     "object": str, "offset": str, "symbol": str, "calls": int, "workers": int, "work": int, "span": int,
     "burdened_span": int, "burden": int, "strands": int, "parallelism": (int, float),
@@ -62,13 +71,13 @@ def check(cond, message):
         raise Failure(message)
 
 
-def run(program, env_value):
+def run(program, env_value, *args):
     env = dict(os.environ)
     env.pop("WEFT_WORKSPAN", None)
     if env_value is not None:
         env["WEFT_WORKSPAN"] = env_value
     try:
-        return subprocess.run([program], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        return subprocess.run([program, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise Failure(f"{program} ran longer than {TIMEOUT_S} s")
 
@@ -144,7 +153,53 @@ def check_report(program, path, proc):
     # 2 x 1000 items of 20 us: about 40 ms of work.
     loop = by_calls[2]
     check(loop["work"] >= 2 * 1000 * 20_000 * 0.9, f"the big loop's work {loop['work']} ns < 0.9 x 40 ms" + where)
+    check_child_report(path, proc)
     return loop["parallelism"], text
+
+
+def check_child_report(path, proc):
+    """The report of the child the program forked: its own calls only, in its own file."""
+    m = re.search(r"^child (\S+)$", proc.stdout, re.M)
+    check(m is not None, f"no 'child PID' line in the program's output:\n{proc.stdout}")
+    if m.group(1) == "none":
+        print("workspan_report: the forked child's report is not checked under a sanitizer")
+        return
+    stem, ext = os.path.splitext(path)
+    child = f"{stem}-{m.group(1)}{ext}"
+    check(os.path.exists(child), f"the forked child wrote no report at {child}")
+    with open(child, "rb") as f:
+        text = f.read().decode("utf-8")
+    report = json.loads(text)
+    calls = sorted(site["calls"] for site in report["sites"])
+    check(calls == sorted(CHILD_SITES), f"the child's report has sites of {calls} calls, expected "
+          f"{sorted(CHILD_SITES)} (its own calls only)\n{text}")
+    for site in report["sites"]:
+        check(site["strands"] == site["calls"] * CHILD_SITES[site["calls"]],
+              f"the child's site of {site['calls']} calls has {site['strands']} strands\n{text}")
+
+
+def check_non_utf8_name(program, tmp):
+    """A program whose file name is not UTF-8 (and holds a quote) still gets a report in valid JSON."""
+    odd = os.path.join(os.fsencode(tmp), b'prog\xff"q')
+    shutil.copy(program, odd)
+    os.chmod(odd, 0o755)
+    path = os.path.join(tmp, "odd-name.json")
+    env = dict(os.environ)
+    env["WEFT_WORKSPAN"] = path
+    try:
+        proc = subprocess.run([odd], env=env, capture_output=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{odd!r} ran longer than {TIMEOUT_S} s")
+    check(proc.returncode == 0, f"{odd!r} exited with {proc.returncode}:\n{proc.stderr!r}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        report = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Failure(f"the report of a program named {odd!r} is not valid JSON in UTF-8 ({e}):\n{raw!r}")
+    objects = {site["object"] for site in report["sites"]}
+    check(any(o.endswith('prog\ufffd"q') for o in objects),
+          f"the object of the program named {odd!r} is not its name with U+FFFD for the odd byte: {objects}")
 
 
 def main():
@@ -178,13 +233,14 @@ def main():
             proc = run(program, "")
             check(proc.returncode != 0 and "WEFT_WORKSPAN must be a file path" in proc.stderr,
                   f"an empty WEFT_WORKSPAN was accepted (exit status {proc.returncode}):\n{proc.stderr}")
+            check_non_utf8_name(program, tmp)
             seen = []
             start = time.monotonic()
             for attempt in range(ATTEMPTS):
                 if attempt > 0 and time.monotonic() - start > ATTEMPTS_BUDGET_S:
                     break
                 path = os.path.join(tmp, f"report-{attempt}.json")
-                proc = run(program, path)
+                proc = run(program, path, "fork")
                 parallelism, text = check_report(program, path, proc)
                 seen.append(parallelism)
                 if parallelism > MIN_LOOP_PARALLELISM:

@@ -12,17 +12,30 @@
 //   parallelize from another thread                 4 calls
 //   parallelize that throws in 1 call of 7          6 calls (the throwing one is not recorded)
 //   measure_workspan (nested in the measured call)  1 call
+//   parallelize(8) from a static destructor, after
+//     the report was first written at exit         7 calls
 //
 // Prints "workers N" (the default runtime's) and "inner WORK SPAN STRANDS"
 // (what measure_workspan returned, in ns) on stdout. Exits 1 when a result is
-// wrong.
+// wrong. With the argument "fork" it then forks a child that makes 9 calls of parallelize(3) and exits
+// with exit() (its own report, the path with "-PID" before the extension),
+// and prints "child PID", or "child none" under a sanitizer (the fork tests
+// say why: tests/death/fork_concurrent_test.cpp).
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <thread>
 
 #include <weft/weft.hpp>
+
+#include "sanitizers.hpp"
 
 namespace {
 
@@ -31,6 +44,18 @@ void spin(std::chrono::nanoseconds d) {
   while (std::chrono::steady_clock::now() < end) {
   }
 }
+
+// Constructed before main's first call registers the report's writer at
+// exit, so destroyed after it ran.
+struct late_caller {
+  late_caller() = default;
+  late_caller(const late_caller&) = delete;
+  late_caller& operator=(const late_caller&) = delete;
+  ~late_caller() {
+    for (int r = 0; r < 7; ++r) weft::parallelize(8, [](int) {});
+  }
+};
+late_caller g_late;
 
 }  // namespace
 
@@ -44,7 +69,7 @@ struct spin_item {
 };
 }  // namespace workspan_report
 
-int main() {
+int main(int argc, char** argv) {
   using namespace std::chrono_literals;
   bool ok = true;
 
@@ -93,5 +118,22 @@ int main() {
   std::printf("inner %lld %lld %llu\n", static_cast<long long>(inner.work.count()),
               static_cast<long long>(inner.span.count()), static_cast<unsigned long long>(inner.strands));
   if (!ok) std::fprintf(stderr, "workspan_report_program: a result is wrong\n");
+  if (argc < 2 || std::strcmp(argv[1], "fork") != 0) return ok ? 0 : 1;
+  if (weft_test::k_sanitized) {
+    std::printf("child none\n");
+  } else {
+    std::fflush(stdout);
+    const pid_t child = fork();
+    if (child == 0) {
+      for (int r = 0; r < 9; ++r) weft::parallelize(3, [](int) {});
+      std::exit(0);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "workspan_report_program: the forked child failed\n");
+      ok = false;
+    }
+    std::printf("child %d\n", static_cast<int>(child));
+  }
   return ok ? 0 : 1;
 }

@@ -34,7 +34,9 @@ runtime::~runtime() {
   const bool own_worker = w != nullptr && &w->m_sched == &s;
   if ((own_worker || s.busy()) && rt::process_exiting()) {
     // std::exit from inside this runtime, or from anywhere while it is busy:
-    // waiting could never end. Its threads end with the process.
+    // waiting could never end. Its threads end with the process; its trace
+    // is written as far as it goes (it was lost).
+    s.write_configured_trace();
     rt::abandon(&s);
     return;
   }

@@ -269,12 +269,15 @@ scheduler::~scheduler() {
 
 void scheduler::stop_and_join_keeping_traces() noexcept {
   stop_and_join();
-  if (!m_traces.empty()) {
-    try {
-      write_trace(m_cfg.trace_file);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw
-    }
+  write_configured_trace();
+}
+
+void scheduler::write_configured_trace() const noexcept {
+  if (m_traces.empty()) return;
+  try {
+    write_trace(m_cfg.trace_file);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw
   }
 }
 

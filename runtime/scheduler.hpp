@@ -146,6 +146,10 @@ class scheduler : public detail::runtime_state {
   bool tracing() const noexcept { return !m_traces.empty(); }
   // Writes every worker's trace so far (see trace.hpp). Throws.
   void write_trace(const std::string& path) const;
+  // Writes the trace to config::trace_file, if tracing; says on stderr why
+  // it could not. Also for a runtime abandoned at exit, whose workers may
+  // still record (the rings are read as write_trace reads them during work).
+  void write_configured_trace() const noexcept;
 
  private:
   void stop_and_join() noexcept;

@@ -9,8 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -58,6 +61,27 @@ INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                            }
                            return name;
                          });
+
+// A runtime with a trace file, abandoned at std::exit (from one of its
+// items, or from main while it is busy): its trace is written as far as it
+// goes, a whole JSON document (the file was never written, and nothing said
+// so).
+TEST(StaticRuntimeExitTraceTest, AnAbandonedRuntimeWritesItsTrace) {
+  for (const char* which : {"traced-exit-in-item", "traced-exit-from-main-while-busy"}) {
+    const std::string path = ::testing::TempDir() + "weft-abandoned-trace-" + std::to_string(::getpid()) + ".json";
+    std::remove(path.c_str());
+    ::setenv("WEFT_TEST_TRACE_FILE", path.c_str(), 1);
+    const auto r = run_program(which);
+    ::unsetenv("WEFT_TEST_TRACE_FILE");
+    EXPECT_TRUE(r.exited_with(7)) << which << ": " << r.describe();
+    std::ifstream in(path);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("\"traceEvents\""), std::string::npos) << which << ": no trace at " << path;
+    const auto last = text.find_last_not_of(" \n");
+    EXPECT_TRUE(last != std::string::npos && text[last] == '}') << which << ": the trace is cut short";
+    std::remove(path.c_str());
+  }
+}
 
 // A process whose default runtime holds stack slabs full of pooled fibers at
 // exit: under AddressSanitizer its leak check at exit found a full slab's

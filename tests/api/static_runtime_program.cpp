@@ -100,5 +100,23 @@ int main(int argc, char** argv) {
     });
     return 1;
   }
+  if (std::strcmp(c, "traced-exit-in-item") == 0 || std::strcmp(c, "traced-exit-from-main-while-busy") == 0) {
+    // A runtime with a trace file (WEFT_TEST_TRACE_FILE), abandoned at exit.
+    const char* trace = std::getenv("WEFT_TEST_TRACE_FILE");
+    if (trace == nullptr) return 102;
+    g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2, .trace_file = trace});
+    if (std::strcmp(c, "traced-exit-in-item") == 0) {
+      g_owned->run([] {
+        weft::parallelize(4, [](int i) {
+          if (i == 2) std::exit(7);
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        });
+      });
+      return 1;
+    }
+    std::thread([] { busy_forever(*g_owned); }).detach();
+    wait_until_busy();
+    std::exit(7);
+  }
   return 101;
 }

@@ -173,6 +173,15 @@ void parallelize(I n, int num_workers, F&& fn) {
   detail::parallelize_loop<I, F>(n, static_cast<std::uint64_t>(num_workers), fn);
 }
 
+// The same for a num_workers of another integer type, taken as it is: a
+// std::size_t count is not narrowed to an int (2^32 read as 0, 2^32 + 1 as 1).
+template <std::integral I, std::integral W, std::invocable<I> F>
+requires(!std::same_as<W, int>) void parallelize(I n, W num_workers, F&& fn) {
+  detail::check_item_count(n);
+  if (num_workers < W{1}) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
+  detail::parallelize_loop<I, F>(n, static_cast<std::uint64_t>(num_workers), fn);
+}
+
 // Calls fn(begin, end) on disjoint chunks that together cover [first, last),
 // in parallel. Chunk sizes are chosen automatically. Throws
 // std::invalid_argument if last < first.

@@ -32,8 +32,8 @@ std::mutex g_default_creation;  // constant-initialised: usable before any stati
 // fork() waits for a default runtime being created, so that the child sees
 // either none or a complete one (which it then replaces), never the lock held
 // by a thread that does not exist in the child. The same for the slabs of
-// fiber stacks (stack.cpp), locked second: a creation holds the first while
-// it takes the second.
+// fiber stacks (stack.cpp), locked last: a creation holds the first while it
+// takes the slab lock (on_fork_prepare gives the order).
 // Live runtimes, for pin_runtime(): guarded by g_live_lock. The list is
 // constant-initialised and never destroyed (runtimes may be destroyed during
 // static destruction); its buffer stays reachable from this object, so a leak

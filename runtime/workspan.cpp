@@ -427,9 +427,10 @@ struct report_state {
   // The process whose calls m_sites holds: a forked child's first recorded
   // call starts a report of its own (child_path).
   pid_t m_pid = 0;
-  // Written once (at exit): a call recorded later (from a static destructor
-  // that runs after the handler) writes the report again.
-  bool m_written = false;
+  // The handler at exit has run (in this process, or in the parent before
+  // the fork): a call recorded later (from a static destructor) writes the
+  // report again.
+  bool m_exited = false;
 };
 
 // Never destroyed: calls may still end while static destructors run.
@@ -527,7 +528,6 @@ void write_report() noexcept {
   report_state& r = report();
   std::lock_guard<std::mutex> lock(g_report_lock);
   if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
-  r.m_written = true;
   std::FILE* out = std::fopen(r.m_path.c_str(), "w");
   if (out == nullptr) {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
@@ -567,12 +567,13 @@ void write_report() noexcept {
 }
 
 // The report file, read once: empty when WEFT_WORKSPAN is unset or empty.
+// Never destroyed: calls from static destructors read it.
 const std::string& report_path() {
-  static const std::string path = [] {
+  static const std::string* path = [] {
     const char* v = std::getenv("WEFT_WORKSPAN");
-    return std::string(v != nullptr ? v : "");
+    return new std::string(v != nullptr ? v : "");
   }();
-  return path;
+  return *path;
 }
 
 struct measured_call {
@@ -596,7 +597,13 @@ bool workspan_reporting() {
     if (report_path().empty()) return false;
     report().m_path = report_path();
     report().m_pid = getpid();
-    std::atexit([] { write_report(); });
+    std::atexit([] {
+      {
+        std::lock_guard<std::mutex> lock(g_report_lock);
+        report().m_exited = true;
+      }
+      write_report();
+    });
     return true;
   }();
   return on;
@@ -616,7 +623,6 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
       r.m_sites.clear();
       r.m_path = child_path(report_path(), pid);
       r.m_pid = pid;
-      r.m_written = false;
     }
     site_totals& t = r.m_sites[site];
     ++t.m_calls;
@@ -626,7 +632,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     t.m_burden_ns = c.m_result.m_burden_ns;
     t.m_strands += c.m_result.m_strands;
     t.m_workers = s.num_workers();
-    again = r.m_written;
+    again = r.m_exited;
   }
   if (again) write_report();  // recorded after the report was written at exit
 }

@@ -50,6 +50,9 @@ using range_it = std::ranges::borrowed_iterator_t<R>;
 // std::views::iota(0, 1000L)).
 template <class R>
 auto range_last(R& r) {
+  static_assert(std::ranges::common_range<R> || std::ranges::sized_range<R>,
+                "weft: a range must be bounded (its end an iterator, or its size known): std::views::iota(0) "
+                "never ends");
   return std::ranges::next(std::ranges::begin(r), std::ranges::end(r));
 }
 

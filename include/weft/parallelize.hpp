@@ -5,6 +5,7 @@
 #include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -179,7 +180,13 @@ template <std::integral I, std::integral W, std::invocable<I> F>
 requires(!std::same_as<W, int>) void parallelize(I n, W num_workers, F&& fn) {
   detail::check_item_count(n);
   if (num_workers < W{1}) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
-  detail::parallelize_loop<I, F>(n, static_cast<std::uint64_t>(num_workers), fn);
+  std::uint64_t cap = ~std::uint64_t{0};  // a count past 64 bits (unsigned __int128) caps nothing
+  if constexpr (std::numeric_limits<W>::digits > 64) {
+    if (num_workers <= static_cast<W>(cap)) cap = static_cast<std::uint64_t>(num_workers);
+  } else {
+    cap = static_cast<std::uint64_t>(num_workers);
+  }
+  detail::parallelize_loop<I, F>(n, cap, fn);
 }
 
 // Calls fn(begin, end) on disjoint chunks that together cover [first, last),

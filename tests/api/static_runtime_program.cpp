@@ -2,6 +2,10 @@
 // A program with a runtime of static storage duration (namespace scope) that
 // ends by std::exit in several ways; run by static_runtime_exit_test.cpp,
 // which checks the exit status. Usage: static_runtime_program CASE.
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -117,6 +121,26 @@ int main(int argc, char** argv) {
     std::thread([] { busy_forever(*g_owned); }).detach();
     wait_until_busy();
     std::exit(7);
+  }
+  if (std::strcmp(c, "traced-fork-child-exits") == 0) {
+    // A child forked while the traced runtime is busy exits: the runtime it
+    // inherited is its parent's, whose trace it must not write. Exits 9 when
+    // the child wrote it.
+    const char* trace = std::getenv("WEFT_TEST_TRACE_FILE");
+    if (trace == nullptr) return 102;
+    g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2, .trace_file = trace});
+    std::thread([] { busy_forever(*g_owned); }).detach();
+    wait_until_busy();
+    std::fflush(nullptr);
+    const pid_t child = fork();
+    if (child == 0) std::exit(3);
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) != child) return 103;
+    if (std::FILE* f = std::fopen(trace, "r")) {
+      std::fclose(f);
+      return 9;
+    }
+    std::exit(7);  // the parent writes it now
   }
   return 101;
 }

@@ -17,10 +17,12 @@
 //
 // Prints "workers N" (the default runtime's) and "inner WORK SPAN STRANDS"
 // (what measure_workspan returned, in ns) on stdout. Exits 1 when a result is
-// wrong. With the argument "fork" it then forks a child that makes 9 calls of parallelize(3) and exits
-// with exit() (its own report, the path with "-PID" before the extension),
-// and prints "child PID", or "child none" under a sanitizer (the fork tests
-// say why: tests/death/fork_concurrent_test.cpp).
+// wrong. With the argument "fork" it then forks two children that exit with
+// exit(): one makes 9 calls of parallelize(3) first, the other none (the
+// static destructor's calls are its first). Each writes its own report (the
+// path with "-PID" before the extension); prints "child CALLS PID" for each,
+// or "child none" under a sanitizer (the fork tests say why:
+// tests/death/fork_concurrent_test.cpp).
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,18 +124,22 @@ int main(int argc, char** argv) {
   if (weft_test::k_sanitized) {
     std::printf("child none\n");
   } else {
-    std::fflush(stdout);
-    const pid_t child = fork();
-    if (child == 0) {
-      for (int r = 0; r < 9; ++r) weft::parallelize(3, [](int) {});
-      std::exit(0);
+    // The first child makes 9 calls of its own; the second none before its
+    // exit, so that the static destructor's calls are its first.
+    for (const int calls : {9, 0}) {
+      std::fflush(stdout);
+      const pid_t child = fork();
+      if (child == 0) {
+        for (int r = 0; r < calls; ++r) weft::parallelize(3, [](int) {});
+        std::exit(0);
+      }
+      int status = 0;
+      if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "workspan_report_program: the forked child failed\n");
+        ok = false;
+      }
+      std::printf("child %d %d\n", calls, static_cast<int>(child));
     }
-    int status = 0;
-    if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::fprintf(stderr, "workspan_report_program: the forked child failed\n");
-      ok = false;
-    }
-    std::printf("child %d\n", static_cast<int>(child));
   }
   return ok ? 0 : 1;
 }

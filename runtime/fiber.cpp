@@ -4,6 +4,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <new>
 
 #include "scheduler.hpp"
@@ -78,6 +79,7 @@ fiber* create_fiber(scheduler& s) {
   stack_memory mem = allocate_stack(s.cfg().stack_size, header_size(), s.guards());
   auto* f = ::new (mem.top()) fiber{};
   f->m_sched = &s;
+  f->m_activation = first_activation();
   f->m_stack = mem;
   f->m_resume.m_execute = &resume_fiber;
   // Entry points switch to a fresh stack when less than this much is left:
@@ -110,8 +112,15 @@ void destroy_fiber(fiber* f) noexcept {
   free_stack(mem);
 }
 
+std::uintptr_t first_activation() noexcept {
+  // Multiples of 4: never those of worker::begin_activation (2 mod 4).
+  static std::atomic<std::uintptr_t> count{0};
+  return (count.fetch_add(1, std::memory_order_relaxed) + 1) << 2;
+}
+
 void adopt_thread(fiber& f, scheduler& s) noexcept {
   f.m_sched = &s;
+  f.m_activation = first_activation();
   f.m_stack_limit = 0;
   f.m_real_limit = 0;
   adopt_thread_context(f.m_ctx);

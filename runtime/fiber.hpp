@@ -55,6 +55,14 @@ struct fiber {
   // The strand this fiber runs while a call is measured (workspan.hpp);
   // null otherwise. Set and read by the thread running the fiber.
   detail::ws_strand* m_ws = nullptr;
+  // Which task activation runs on this fiber: a value of its own (never 0,
+  // low bit clear) from its creation, and a fresh one each time a task
+  // starts on it (worker::begin_activation: the scheduling loop, a task run
+  // on a waiting fiber's stack, a call on a fresh stack). A task_group's
+  // owner is one: a fiber runs many tasks in turn, and a group may outlive
+  // the task that made it (a coroutine's, or one handed to another thread).
+  // Written by the thread running the fiber.
+  std::uintptr_t m_activation = 0;
   // Suspended by suspend(): counted as work in flight of its runtime
   // (scheduler::begin_root) until it is resumed.
   bool m_suspended = false;
@@ -70,6 +78,10 @@ void destroy_fiber(fiber* f) noexcept;
 
 // Makes f stand for the calling thread's own stack.
 void adopt_thread(fiber& f, scheduler& s) noexcept;
+
+// A fiber's activation from its creation (fiber::m_activation): unique in
+// the process. Any thread.
+std::uintptr_t first_activation() noexcept;
 
 inline fiber* fiber_of(detail::job* resume) noexcept {
   return reinterpret_cast<fiber*>(reinterpret_cast<char*>(resume) - offsetof(fiber, m_resume));

@@ -392,6 +392,7 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   auto* c = static_cast<fresh_call*>(arg);
   rt::fiber* self = w.m_current;
   self->m_in_job = true;  // it runs the caller's task now (for the trace)
+  w.begin_activation();   // the fiber may have run other tasks before
   // The call continues the caller's work: a wait in it hands off the items
   // not started of the caller's loops too (the caller is suspended).
   self->m_leaves = c->m_caller->m_leaves;

@@ -106,7 +106,9 @@ void run_on_this_stack(worker& w, detail::job* t) noexcept {
   counters::bump(w.m_counters.tasks_run);
   fiber* self = w.m_current;
   detail::ws_strand* strand = self->m_ws;
+  const std::uintptr_t waiting = w.begin_activation();  // t is not the waiting task
   t->m_execute(t);
+  current_worker()->end_activation(waiting);  // t may have moved this fiber
   if (WEFT_UNLIKELY(self->m_ws != strand)) set_strand(*self, strand);
 }
 

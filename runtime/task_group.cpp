@@ -28,7 +28,7 @@ void group_init_slow(group_state& g) noexcept {
   g.m_unmeasured_owner = nullptr;
   g.m_ws_of = 0;
   if (rt::worker* w = rt::this_thread_worker()) {
-    g.m_owner.store(w->m_current, std::memory_order_relaxed);
+    g.m_owner.store(reinterpret_cast<void*>(w->m_current->m_activation), std::memory_order_relaxed);
     g.m_runtime = &w->m_sched;
     g.m_runtime_id = w->m_sched.sequence();
     if (WEFT_UNLIKELY(w->m_current->m_ws != nullptr)) {
@@ -161,13 +161,15 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
 
 namespace {
 
-// The caller, running on worker w (or null), is g's owner: the fiber that
-// made g, in the runtime that made it. A fiber's address alone is not enough:
-// fibers are pooled and stacks recycled, so a fiber of another runtime (or of
-// a later one at the same address) may sit where the owner was; the
-// runtime's sequence number tells them apart.
+// The caller, running on worker w (or null), is g's owner: the task
+// activation that made g (fiber::m_activation), in the runtime that made it.
+// A fiber's address is not enough: a fiber runs many tasks in turn, and one
+// of them may spawn into a group that another made (a coroutine's, which
+// moved on to another fiber meanwhile); activations are unique within a
+// runtime, whose sequence number tells runtimes apart.
 bool is_owner(const group_state& g, const rt::worker* w) noexcept {
-  return w != nullptr && w->m_current == g.m_owner.load(std::memory_order_relaxed) &&
+  return w != nullptr &&
+         reinterpret_cast<void*>(w->m_current->m_activation) == g.m_owner.load(std::memory_order_relaxed) &&
          w->m_sched.sequence() == g.m_runtime_id;
 }
 
@@ -211,10 +213,11 @@ void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
 
 namespace {
 
-// The owner's address with its low bit set: no fiber's (fibers are aligned).
+// The owner's activation with its low bit set: no activation's (theirs is
+// clear: fiber::m_activation).
 void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(owner) | 1U); }
 
-// w: the calling worker when the caller is the group's owner fiber, or runs
+// w: the calling worker when the caller is the group's owner, or runs
 // on a fresh stack on its behalf (the owner is suspended meanwhile); null
 // otherwise. Inlined into group_wait's owner path: one call per wait.
 [[gnu::always_inline]] inline void wait_owned(group_state& g, rt::worker* w) noexcept {

@@ -407,6 +407,7 @@ void scheduling_loop() noexcept {
     }
     counters::bump(w->m_counters.tasks_run);
     fiber* self = w->m_current;
+    w->begin_activation();
     if constexpr (k_instrumented) {
       self->m_in_job = true;
       if (w->m_trace != nullptr)

@@ -127,8 +127,19 @@ class alignas(k_false_sharing) worker {
     detail::worker_view& view = *m_job_cache.view();
     view.m_stack_limit = f->m_real_limit;
     view.m_spawn_limit = f->m_stack_limit;
-    view.m_fiber = f;
+    view.m_fiber = reinterpret_cast<const void*>(f->m_activation);
   }
+  // Owner: a task starts on the running fiber: a fresh activation
+  // (fiber::m_activation), unique in the runtime: 2 mod 4, this worker's
+  // index and its count of them. Returns the one it replaces (a fiber that
+  // runs a task on its stack while it waits gets that back: end_activation).
+  std::uintptr_t begin_activation() noexcept {
+    const std::uintptr_t previous = m_current->m_activation;
+    ++m_activations;
+    set_activation((m_activations << 16 | static_cast<std::uintptr_t>(m_index)) << 2 | 2);
+    return previous;
+  }
+  void end_activation(std::uintptr_t previous) noexcept { set_activation(previous); }
   // Owner: the running fiber's spawn limit changed (a measured strand began
   // or ended on it).
   void spawn_limit_changed() noexcept { m_job_cache.view()->m_spawn_limit = m_current->m_stack_limit; }
@@ -149,8 +160,9 @@ class alignas(k_false_sharing) worker {
   // readers of the counters (m_counters).
   scheduler& m_sched;
   const int m_index;
-  fiber* m_current = nullptr;  // the fiber running on this worker
-  job_cache m_job_cache;       // before m_queue: it holds the queue's private ring
+  fiber* m_current = nullptr;        // the fiber running on this worker
+  std::uintptr_t m_activations = 0;  // begun here (begin_activation)
+  job_cache m_job_cache;             // before m_queue: it holds the queue's private ring
   job_queue m_queue;
   counters m_counters;
   fiber m_native;                 // the thread's own stack
@@ -168,6 +180,11 @@ class alignas(k_false_sharing) worker {
 
  private:
   friend void scheduling_loop() noexcept;  // reads m_found for the trace
+
+  void set_activation(std::uintptr_t a) noexcept {
+    m_current->m_activation = a;
+    m_job_cache.view()->m_fiber = reinterpret_cast<const void*>(a);
+  }
 
   // The calling thread runs this worker (its own thread, or the thread that
   // borrowed its slot). For checks only.

@@ -19,7 +19,7 @@ namespace weft {
 
 namespace detail {
 
-// State of a task_group. The owner is the fiber (or outside thread) that
+// State of a task_group. The owner is the task (or outside thread) that
 // created the group: its spawns are uncounted and popped back at wait(); spawns
 // from anywhere else are counted (see join_frame). Counted spawns may happen
 // while the owner waits, so the frame's counter follows the group variant of
@@ -28,12 +28,15 @@ namespace detail {
 struct group_state {
   join_frame m_frame;
   // m_owner, m_runtime and m_runtime_id are written by group_init() (both of
-  // its paths): no default values to store first. The owner fiber; null for
-  // an outside thread. While the owner's wait runs other tasks on its stack
-  // (no fiber could be had), it holds the owner's address with its low bit
-  // set (owner_away() in runtime/task_group.cpp), which is no fiber's: a
-  // call run there does not spawn as the owner. Atomic (relaxed) because spawners on other threads read it
-  // meanwhile; for them either value is not their fiber.
+  // its paths): no default values to store first. The owner: the task
+  // activation that made the group (worker_view::m_fiber, unique within its
+  // runtime; not the fiber, which runs other tasks in turn while a group
+  // outlives the task that made it, as a coroutine's does); null for an
+  // outside thread. While the owner's wait runs other tasks on its stack
+  // (no fiber could be had), it holds the owner's activation with its low
+  // bit set (owner_away() in runtime/task_group.cpp), which is no
+  // activation's: a call run there does not spawn as the owner. Atomic (relaxed) because spawners on other threads read
+  // it meanwhile; for them either value is not their activation.
   std::atomic<void*> m_owner;
   // The runtime of the owner; null for a group created outside any runtime,
   // whose spawns go to the spawner's runtime (the default one from outside).
@@ -94,8 +97,8 @@ struct group_job : job {
 };
 
 WEFT_API void group_init_slow(group_state& g) noexcept;
-// Makes the caller g's owner when it is a fiber of a worker (g's runtime is
-// the worker's); a fiber on a measured strand makes a measured group
+// Makes the caller g's owner when it runs on a worker (g's runtime is the
+// worker's); a fiber on a measured strand makes a measured group
 // (group_init_slow, like every caller off a worker).
 inline void group_init(group_state& g) noexcept {
   if (const worker_view* view = this_thread_view(); view != nullptr && !view->measured()) {
@@ -107,8 +110,8 @@ inline void group_init(group_state& g) noexcept {
   group_init_slow(g);
 }
 
-// The caller is g's owner: the fiber that made g, in its runtime (a fiber's
-// address alone may be that of another runtime's fiber: stacks are recycled).
+// The caller is g's owner: the task activation that made g, in its runtime
+// (activations are unique within a runtime, not across runtimes).
 inline bool group_owner_here(const group_state& g, const worker_view* view) noexcept {
   return view != nullptr && view->m_fiber == g.m_owner.load(std::memory_order_relaxed) &&
          view->m_runtime_id == g.m_runtime_id;

@@ -157,7 +157,9 @@ struct worker_view {
   // The limit a spawn checks: m_stack_limit, or one above every stack while
   // the fiber runs a measured strand (so that spawns take their measured path).
   std::uintptr_t m_spawn_limit = 0;
-  const void* m_fiber = nullptr;  // the running fiber (a task_group's owner, when it made the group)
+  // The running fiber's task activation (rt::fiber::m_activation; a
+  // task_group's owner, when it made the group).
+  const void* m_fiber = nullptr;
   // The worker's runtime and its sequence number (never change).
   runtime_state* m_runtime = nullptr;
   std::uint64_t m_runtime_id = 0;

@@ -103,52 +103,66 @@ TEST(TaskGroupOwnerTest, OwnerSuspendsInAPoppedBackCallWhileItsSpawnIsRecycled) 
 // a plain thread and returned), and spawns into the group while another
 // party waits: the wait must cover that spawn. It was taken for the owner's
 // own (uncounted), and the wait returned before it ran.
-weft::task<void> coroutine_with_a_group(weft::latch& start, weft::latch& moved, weft::latch& gate, weft::latch& gate2,
-                                        std::atomic<int>& stage, std::atomic<bool>& nested_done, bool& covered) {
+// The parties of both cases: S, a call of the group that spawns X while
+// another party waits, and the order of events (latches opened in turn).
+struct handoff {
+  weft::latch moved{1};
+  weft::latch gate{1};
+  weft::latch gate2{1};
+  std::atomic<int> stage{0};
+  std::atomic<bool> nested_done{false};
+  bool covered = false;
+
+  // S: spawned into g by its creator; runs on the creator's fiber F once the
+  // creator has moved on.
+  void spawn_s(weft::task_group& g) {
+    g.spawn([this, &g] {
+      stage.store(1);
+      gate.wait();      // F suspends
+      g.spawn([this] {  // X, from a call of the group
+        gate2.wait();
+        nested_done.store(true);
+      });
+    });
+  }
+  // The waiting party, once it waits: whether the wait covered X.
+  void waited() { covered = nested_done.load(); }
+  // Counts the latches down in order once each stage is reached; the last two
+  // after a pause, so that the wait has begun when S spawns X.
+  void open_in_order() {
+    while (stage.load() != 1) std::this_thread::yield();
+    moved.count_down();
+    while (stage.load() != 2) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    gate.count_down();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    gate2.count_down();
+  }
+};
+
+weft::task<void> coroutine_with_a_group(weft::latch& start, handoff& h) {
   co_await start;  // resumed by the loop: runs on a loop fiber F
   weft::task_group g;
-  g.spawn([&] {  // S: runs on F once the coroutine suspends below
-    stage.store(1);
-    gate.wait();   // F suspends
-    g.spawn([&] {  // X, from a call of the group
-      gate2.wait();
-      nested_done.store(true);
-    });
-  });
-  co_await moved;  // resumes on another fiber
-  stage.store(2);
+  h.spawn_s(g);
+  co_await h.moved;  // resumes on another fiber
+  h.stage.store(2);
   g.wait();
-  covered = nested_done.load();
-}
-
-// Counts the latches down in order once each stage is reached; the last two
-// after a pause, so that the wait has begun when S spawns X.
-void open_in_order(std::atomic<int>& stage, weft::latch& moved, weft::latch& gate, weft::latch& gate2) {
-  while (stage.load() != 1) std::this_thread::yield();
-  moved.count_down();
-  while (stage.load() != 2) std::this_thread::yield();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  gate.count_down();
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  gate2.count_down();
+  h.waited();
 }
 
 TEST(TaskGroupOwnerTest, ACallOnTheCreatorsOldFiberIsNotTheOwner) {
   const auto r = run_in_child(
       [] {
         weft::runtime rt{weft::config{.workers = 1}};
-        weft::latch start(1), moved(1), gate(1), gate2(1);
-        std::atomic<int> stage{0};
-        std::atomic<bool> nested_done{false};
-        bool covered = false;
+        weft::latch start(1);
+        handoff h;
         std::thread driver([&] {
           start.count_down();
-          open_in_order(stage, moved, gate, gate2);
+          h.open_in_order();
         });
-        rt.run(
-            [&] { weft::sync_wait(coroutine_with_a_group(start, moved, gate, gate2, stage, nested_done, covered)); });
+        rt.run([&] { weft::sync_wait(coroutine_with_a_group(start, h)); });
         driver.join();
-        WEFT_CHILD_CHECK(covered, 1);
+        WEFT_CHILD_CHECK(h.covered, 1);
         return 0;
       },
       k_timeout);
@@ -159,40 +173,30 @@ TEST(TaskGroupOwnerTest, AGroupHandedToAThreadByATaskThatReturned) {
   const auto r = run_in_child(
       [] {
         weft::runtime rt{weft::config{.workers = 1}};
-        weft::latch made(1), moved(1), gate(1), gate2(1);
-        std::atomic<int> stage{0};
-        std::atomic<bool> nested_done{false};
+        weft::latch made(1);
+        handoff h;
         std::unique_ptr<weft::task_group> g;
-        bool covered = false;
         std::thread waiter([&] {
           made.wait();
-          moved.wait();
-          stage.store(2);
+          h.moved.wait();
+          h.stage.store(2);
           g->wait();
-          covered = nested_done.load();
+          h.waited();
           g.reset();
         });
-        std::thread driver([&] { open_in_order(stage, moved, gate, gate2); });
+        std::thread driver([&] { h.open_in_order(); });
         weft::task_group outer;  // made outside any runtime: its calls run on a loop fiber
         rt.run([&] {
           outer.spawn([&] {
             g = std::make_unique<weft::task_group>();  // made by this task, on its fiber F
-            weft::task_group* gp = g.get();
-            gp->spawn([&, gp] {  // S: runs on F after this task returned
-              stage.store(1);
-              gate.wait();
-              gp->spawn([&] {  // X
-                gate2.wait();
-                nested_done.store(true);
-              });
-            });
+            h.spawn_s(*g);                             // S runs on F after this task returned
             made.count_down();
           });  // returns at once: the loop runs the call, then S, on one fiber
         });
         waiter.join();
         driver.join();
         outer.wait();
-        WEFT_CHILD_CHECK(covered, 1);
+        WEFT_CHILD_CHECK(h.covered, 1);
         return 0;
       },
       k_timeout);

@@ -205,7 +205,14 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
     m.unlock();
     rt::block(node.m_waiter);
   }
-  m.lock();
+  try {
+    m.lock();
+  } catch (...) {
+    // Not re-acquired (no fiber to wait for it with): lock must not claim
+    // it, or its destructor would unlock the mutex for whoever holds it.
+    lock.release();
+    throw;
+  }
 }
 
 condition_variable::~condition_variable() {

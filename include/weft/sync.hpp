@@ -125,7 +125,8 @@ class WEFT_API condition_variable {
   // Releases lock, waits for a notification, re-acquires lock. lock must own
   // its mutex (std::invalid_argument otherwise). Throws std::system_error,
   // with lock still held and nothing waited for, when no fiber can be had
-  // (see mutex); or what mutex::lock() throws when re-acquiring.
+  // (see mutex); or what mutex::lock() throws when re-acquiring, and then
+  // lock owns nothing (owns_lock() is false: the mutex is not held).
   void wait(std::unique_lock<weft::mutex>& lock);
   template <class Predicate>
   void wait(std::unique_lock<weft::mutex>& lock, Predicate pred) {

@@ -590,6 +590,78 @@ TEST(FiberCountMemory, ASpawnOfACallRunOnTheOwnersStackMayEndDuringTheWait) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// A condition_variable wait whose re-lock fails: F is woken while H holds
+// the mutex (H waits at a latch), and no fiber can be had for F to wait for
+// it. wait() throws, and the caller's unique_lock owns nothing afterwards:
+// it claimed the mutex, and its destructor unlocked the mutex H held.
+TEST(FiberCountMemory, AConditionVariableWaitWhoseRelockFailsLeavesTheLockOwningNothing) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    weft::mutex m;
+    weft::condition_variable cv;
+    weft::latch hold(1);
+    std::atomic<bool> notified{false};
+    std::atomic<int> f_stage{0};  // 1: waiting on cv (or about to); 2: ended
+    std::atomic<bool> h_holds{false};
+    std::atomic<int> relock_failed{0};
+    std::atomic<int> owned_after{-1};
+    std::atomic<int> failed{0};
+    // Lets H go once F has ended (nobody inside the runtime can: F's end
+    // leaves only H to run).
+    std::thread releaser([&] {
+      while (f_stage.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      hold.count_down();
+    });
+    if (!cap_address_space(1 << 20)) {
+      f_stage.store(2);
+      releaser.join();
+      return 10;
+    }
+    int status = 0;
+    rt.run([&] {
+      weft::task_group g;
+      g.spawn([&] {  // F
+        std::unique_lock<weft::mutex> lk(m);
+        f_stage.store(1);
+        try {
+          cv.wait(lk, [&] { return notified.load(); });
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "F's wait: %s\n", e.what());
+          relock_failed.store(1);
+          owned_after.store(lk.owns_lock() ? 1 : 0);
+        }
+        f_stage.store(2);
+      });
+      while (f_stage.load() != 1) weft::yield();
+      { std::lock_guard<weft::mutex> lk(m); }  // F has released m: it waits on cv
+      g.spawn([&] {  // H
+        std::lock_guard<weft::mutex> lk(m);
+        h_holds.store(true);
+        hold.wait();
+      });
+      while (!h_holds.load()) weft::yield();
+      stack_holders holders(failed);
+      if (!holders.used_up(failed)) status = 13;
+      notified.store(true);
+      cv.notify_one();
+      g.wait();  // no fiber: F takes over this worker, and cannot wait for m
+      holders.release();
+      // m is H's no more, and free.
+      if (!m.try_lock()) status = status != 0 ? status : 11;
+      m.unlock();
+    });
+    releaser.join();
+    std::fprintf(stderr, "re-lock failed %d; unique_lock owning after it %d\n", relock_failed.load(),
+                 owned_after.load());
+    if (status != 0) return status;
+    if (relock_failed.load() != 1) return 13;  // the re-lock did not fail: nothing was tested
+    return owned_after.load() == 0 ? 0 : 12;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
 class NoFiber : public testing::TestWithParam<int> {};
 
 // Items of one loop that wait for each other, the first through sync_wait (a

@@ -126,8 +126,11 @@ It for_each_n(It first, Size n, F f) {
   return first + static_cast<std::iter_difference_t<It>>(n);
 }
 
-// out[i] = op(first[i]); returns out + n. out may equal first.
+// out[i] = op(first[i]); returns out + n. out may equal first. op takes one
+// item: two C arrays of one element type, which would match here decayed to
+// pointers, with a binary op are the two ranges of the ranges form below.
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
+requires std::invocable<Op&, std::iter_reference_t<In>>
 Out transform(In first, In last, Out out, Op op) {
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
@@ -190,7 +193,10 @@ void generate(It first, It last, G g) {
 
 // reduce(init, transform(x0) ⊕ ... ⊕ transform(xn-1)) with an associative
 // reduce (commutativity is not needed); deterministic (see the top).
+// transform takes one item (as for transform above: two C arrays with a
+// binary transform are two ranges).
 template <std::random_access_iterator It, class T, class Reduce, class Transform>
+requires std::invocable<Transform&, std::iter_reference_t<It>>
 T transform_reduce(It first, It last, T init, Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first, last, "weft::transform_reduce: last must not be before first");
   return detail::on_runtime([&]() -> T {

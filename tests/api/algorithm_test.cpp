@@ -675,6 +675,32 @@ TEST_P(AlgorithmTest, TransformReduceOfTwoRangesStopsAtTheShorter) {
   });
 }
 
+// Two C arrays of one element type are two ranges: they matched the
+// iterator forms as well (decayed to pointers), which were chosen and did
+// not compile with a binary operation.
+TEST_P(AlgorithmTest, TwoCArraysAreTwoRanges) {
+  const std::int64_t a[5] = {1, 2, 3, 4, 5};
+  const std::int64_t b[3] = {10, 20, 30};
+  std::int64_t out[5] = {};
+  rt.run([&] {
+    EXPECT_EQ(weft::transform(a, b, out, std::plus<>{}), out + 3);
+    EXPECT_EQ(weft::transform_reduce(a, b, std::int64_t{0}, std::plus<>{}, std::multiplies<>{}), 140);
+    EXPECT_EQ(weft::transform_reduce(a, b, std::int64_t{0}), 140);
+  });
+  EXPECT_EQ(out[0], 11);
+  EXPECT_EQ(out[1], 22);
+  EXPECT_EQ(out[2], 33);
+  EXPECT_EQ(out[3], 0);
+  // One array and the iterator forms still mean what they meant.
+  rt.run([&] {
+    EXPECT_EQ(weft::transform_reduce(a, a + 5, std::int64_t{0}, std::plus<>{}, [](std::int64_t x) { return 2 * x; }),
+              30);
+    std::int64_t twice[5] = {};
+    weft::transform(a, a + 5, twice, [](std::int64_t x) { return 2 * x; });
+    EXPECT_EQ(twice[4], 10);
+  });
+}
+
 struct boxed {
   std::unique_ptr<std::int64_t> p;
 };

@@ -130,8 +130,7 @@ It for_each_n(It first, Size n, F f) {
 // item: two C arrays of one element type, which would match here decayed to
 // pointers, with a binary op are the two ranges of the ranges form below.
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
-requires std::invocable<Op&, std::iter_reference_t<In>>
-Out transform(In first, In last, Out out, Op op) {
+requires std::invocable<Op&, std::iter_reference_t<In>> Out transform(In first, In last, Out out, Op op) {
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
@@ -196,8 +195,8 @@ void generate(It first, It last, G g) {
 // transform takes one item (as for transform above: two C arrays with a
 // binary transform are two ranges).
 template <std::random_access_iterator It, class T, class Reduce, class Transform>
-requires std::invocable<Transform&, std::iter_reference_t<It>>
-T transform_reduce(It first, It last, T init, Reduce reduce, Transform transform) {
+requires std::invocable<Transform&, std::iter_reference_t<It>> T transform_reduce(It first, It last, T init,
+                                                                                  Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first, last, "weft::transform_reduce: last must not be before first");
   return detail::on_runtime([&]() -> T {
     auto item = [&](std::size_t i) -> T { return transform(first[detail::diff<It>(i)]); };

@@ -636,7 +636,7 @@ TEST(FiberCountMemory, AConditionVariableWaitWhoseRelockFailsLeavesTheLockOwning
       });
       while (f_stage.load() != 1) weft::yield();
       { std::lock_guard<weft::mutex> lk(m); }  // F has released m: it waits on cv
-      g.spawn([&] {  // H
+      g.spawn([&] {                            // H
         std::lock_guard<weft::mutex> lk(m);
         h_holds.store(true);
         hold.wait();

@@ -135,11 +135,22 @@ void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies
   WEFT_ASSERT(to->m_pinned == nullptr || to->m_pinned == w.m_caller,
               "switch_to: a borrowing thread's own stack resumes only on that thread");
   switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
+  // The record of a switch away from a dying fiber lives in the thread: the
+  // jump frees the dying fiber's AddressSanitizer fake stack, where a local
+  // with its address taken lives when stack-use-after-return detection is
+  // on, before the resumed side reads the record. One per thread is enough:
+  // that side reads it at once, on this thread.
+  static thread_local switch_record t_dying;
+  switch_record* r = &rec;
+  if (from_dies) {
+    t_dying = rec;
+    r = &t_dying;
+  }
   save_eh(w, from);
   if constexpr (k_instrumented) {
     if (w.m_trace != nullptr && from->m_in_job) w.m_trace->record(trace_kind::run_end);
   }
-  after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &rec.m_jump, from_dies)));
+  after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &r->m_jump, from_dies)));
 }
 
 void context_entry(jump_header* rec) noexcept {

@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -86,7 +87,7 @@ std::atomic<std::uint64_t> g_covered{0};
 std::atomic<int> g_registrations{0};
 // Registrations for runtimes that are not of static storage duration; a bound,
 // because programs may create runtimes in a loop.
-constexpr int k_max_dynamic_registrations = 64;
+constexpr int k_max_dynamic_registrations = 4096;  // about 128 KiB of glibc's exit records
 
 void on_process_exit() noexcept { g_exit_started.store(true, std::memory_order_relaxed); }
 
@@ -140,7 +141,15 @@ bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept {
   return false;
 }
 
-bool process_exiting() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
+bool process_exiting() noexcept {
+  if (g_exit_started.load(std::memory_order_relaxed)) return true;
+  if (!t_ending) return false;
+  // The thread's thread_locals are being destroyed: at the process's exit
+  // when it is the main thread (returning from main, or std::exit from it),
+  // or when it is in the middle of a task (std::exit from an item); any
+  // other thread is simply ending, and the process goes on.
+  return static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr;
+}
 
 void note_thread() noexcept {
   if (t_noted) return;

@@ -178,14 +178,17 @@ class scheduler : public detail::runtime_state {
 };
 
 // True once the process has begun to exit (std::exit, or main returned) as far
-// as the caller can tell, or when the calling thread is ending: its
-// thread_local destructors ran. The process-wide part is set by an atexit
-// handler that runtimes register at their first root task from outside (so
-// it runs before their destructors): every runtime object of static storage
-// duration, and the first 64 others (one registration covers every runtime
-// constructed before it). The per-thread part covers the main thread, the
-// workers and every thread that called into a runtime from outside: glibc's
-// exit() destroys the calling thread's thread_locals first.
+// as the caller can tell. The process-wide part is set by an atexit handler
+// that runtimes register at their first root task from outside (so it runs
+// before their destructors): every runtime object of static storage
+// duration, and the first 4096 others (one registration covers every runtime
+// constructed before it). The per-thread part: glibc's exit() destroys the
+// calling thread's thread_locals first, so once they are being destroyed on
+// the main thread, or on a thread in the middle of a task (std::exit from an
+// item), the process exits; on any other thread that thread just ends
+// (a runtime a thread_local owns, destroyed then, waits for its work).
+// Known to the thread's end only on threads that called into a runtime from
+// outside, the main thread and the workers.
 bool process_exiting() noexcept;
 
 // If s is alive and is the runtime constructed as number `sequence` (see

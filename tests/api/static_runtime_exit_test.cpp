@@ -53,7 +53,8 @@ TEST_P(StaticRuntimeExitTest, EndsWithTheExitStatus) {
 INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                          ::testing::Values("idle", "exit-in-item", "exit-in-run", "exit-from-other-thread",
                                            "exit-from-default-runtime-item", "exit-from-main-while-busy",
-                                           "owned-exit-from-other-thread", "owned-exit-in-item"),
+                                           "owned-exit-from-other-thread", "owned-exit-in-item",
+                                           "late-owner-exit-after-many-runtimes"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name;
                            for (const char* p = info.param; *p != '\0'; ++p) {
@@ -61,6 +62,35 @@ INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                            }
                            return name;
                          });
+
+// A runtime owned by a thread_local, destroyed as its thread ends while
+// another thread's run() is in flight: the destructor waits for that run, as
+// it does anywhere but at the process's exit. The thread's end was taken for
+// the process's exit, and the runtime abandoned with its threads.
+TEST(ThreadEndTest, ARuntimeOwnedByAThreadLocalWaitsForItsWork) {
+  const auto r = run_program("thread-local-owner-ends-with-its-thread");
+  EXPECT_TRUE(r.exited_with(7)) << r.describe();
+}
+
+// A runtime destroyed after a run, with AddressSanitizer's detection of
+// stack use after return on (each fiber's locals then live on a fake stack
+// of its own): the switch away from the last dying fiber read its record
+// from that fake stack, already freed, and crashed (reported as a fiber
+// stack overflow). Without AddressSanitizer the option does nothing.
+TEST(RuntimeDestructionTest, UnderStackUseAfterReturnDetection) {
+  const char* old = std::getenv("ASAN_OPTIONS");
+  const std::string saved = old != nullptr ? old : "";
+  ::setenv("ASAN_OPTIONS",
+           (saved.empty() ? std::string() : saved + ":").append("detect_stack_use_after_return=1").c_str(), 1);
+  const auto r = run_program("destroyed-after-a-run");
+  if (old != nullptr) {
+    ::setenv("ASAN_OPTIONS", saved.c_str(), 1);
+  } else {
+    ::unsetenv("ASAN_OPTIONS");
+  }
+  EXPECT_TRUE(r.exited_with(7)) << r.describe();
+  EXPECT_TRUE(r.lines_with("weft:").empty()) << r.describe();
+}
 
 // A runtime with a trace file, abandoned at std::exit (from one of its
 // items, or from main while it is busy): its trace is written as far as it

@@ -42,6 +42,18 @@ void wait_until_busy() {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
+// A runtime owned by a thread_local, destroyed when its thread ends while
+// another thread's run() is in flight: its destructor must wait for it.
+std::atomic<bool> g_call_finished{false};
+std::atomic<bool> g_returned_early{false};
+struct thread_local_owner {
+  std::unique_ptr<weft::runtime> m_rt = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+  ~thread_local_owner() {
+    m_rt.reset();
+    if (!g_call_finished.load()) g_returned_early.store(true);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +153,51 @@ int main(int argc, char** argv) {
       return 9;
     }
     std::exit(7);  // the parent writes it now
+  }
+  if (std::strcmp(c, "thread-local-owner-ends-with-its-thread") == 0) {
+    // Exits 7 when the destructor waited for the call in flight; 1 when it
+    // returned before (the thread's end was taken for the process's exit).
+    std::thread v;
+    std::thread u([&v] {
+      thread_local thread_local_owner owner;  // before this thread's first call: destroyed after its end marker
+      weft::runtime* rt = owner.m_rt.get();
+      rt->run([] {});
+      v = std::thread([rt] {
+        rt->run([] {
+          g_busy.store(true);
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          g_call_finished.store(true);
+        });
+      });
+      while (!g_busy.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });  // u ends: its owner destroys the runtime while v's call is in flight
+    u.join();
+    v.join();
+    return g_returned_early.load() ? 1 : 7;
+  }
+  if (std::strcmp(c, "late-owner-exit-after-many-runtimes") == 0) {
+    // 100 runtimes used from outside first, then a heap runtime owned by a
+    // static that is made only now (so its destructor runs before the exit
+    // hooks registered so far), busy when a thread that never called weft
+    // exits.
+    for (int i = 0; i < 100; ++i) {
+      weft::runtime r(weft::config{.workers = 1});
+      r.run([] {});
+    }
+    static std::unique_ptr<weft::runtime> late;
+    late = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+    std::thread([] {
+      wait_until_busy();
+      std::exit(7);
+    }).detach();
+    busy_forever(*late);
+  }
+  if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
+    {
+      weft::runtime rt(weft::config{.workers = 1});
+      rt.run([] { weft::parallelize(4, [](int) {}); });
+    }
+    return 7;
   }
   return 101;
 }

@@ -15,6 +15,7 @@
 #include "stack.hpp"
 #include "suspend.hpp"
 #include "waiter.hpp"
+#include "weft/coroutine/task.hpp"
 #include "worker.hpp"
 
 namespace weft::rt {
@@ -46,6 +47,22 @@ void notify_list(wait_node* n) noexcept {
 // releasing party's call).
 void resume_in_a_runtime(wait_node& n) noexcept {
   if (n.m_waiter.m_runtime == nullptr) n.m_waiter.m_runtime = &rt::default_scheduler();
+}
+
+// A coroutine that waits on a mutex, latch or barrier is work in flight in
+// the runtime it resumes in, as a suspended fiber is: counted (a root) before
+// its node is queued, so that the runtime's destructor waits for it (the
+// coroutine holds no fiber, and its runtime was destroyed under it: its
+// resumption went into freed memory); uncounted when its resumption starts
+// (run_waited_coroutine), or at once when it was not queued. Returns queued.
+template <class Enqueue>
+bool wait_counted(wait_node& n, Enqueue enqueue) noexcept {
+  resume_in_a_runtime(n);
+  rt::scheduler& s = rt::scheduler::of(n.m_waiter.m_runtime);
+  s.begin_root();
+  const bool queued = enqueue();
+  if (!queued) s.end_root();
+  return queued;
 }
 
 // Sets `bit` in word (spinning, then yielding the thread, while another holder
@@ -597,12 +614,13 @@ void barrier_core::wait(const barrier_token& t, const char* who) const {
 
 bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept {
   if (token.m_completed) return false;  // untouched: the barrier may be gone
-  resume_in_a_runtime(n);
   // A coroutine waits for the phase even on a broken barrier: it holds no
   // stack.
-  return enqueue_unless_passed(barrier_wait{&b.m_state, &b.m_queue, token.m_phase, barrier_core::k_phase_mask,
-                                            barrier_core::k_guard, barrier_core::k_broken, &n},
-                               false);
+  return wait_counted(n, [&] {
+    return enqueue_unless_passed(barrier_wait{&b.m_state, &b.m_queue, token.m_phase, barrier_core::k_phase_mask,
+                                              barrier_core::k_guard, barrier_core::k_broken, &n},
+                                 false);
+  });
 }
 
 }  // namespace detail
@@ -612,15 +630,20 @@ bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_
 namespace detail {
 
 bool mutex_lock_async(mutex& m, wait_node& n) noexcept {
-  resume_in_a_runtime(n);
-  return !acquire_or_enqueue(m.m_state, m.m_queue, &n);
+  return wait_counted(n, [&] { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); });
 }
 
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {
-  resume_in_a_runtime(n);
   // A coroutine waits for the counter to reach zero even on a broken latch: it
   // holds no stack.
-  return enqueue_unless_open(latch_wait{&l.m_state, &l.m_queue, &n}, false);
+  return wait_counted(n, [&] { return enqueue_unless_open(latch_wait{&l.m_state, &l.m_queue, &n}, false); });
+}
+
+void run_waited_coroutine(job* t) noexcept {
+  // Runs on a worker of the runtime the wait counted in (the waiter's
+  // m_runtime, where its releaser made it runnable).
+  rt::current_worker()->m_sched.end_root();
+  coroutine_resumption::execute(t);
 }
 
 }  // namespace detail

@@ -46,13 +46,14 @@ template <class R>
 using range_it = std::ranges::borrowed_iterator_t<R>;
 
 // An iterator to the end of r: its end itself for a common range, else found
-// from its sentinel (in constant time for a sized one, such as
-// std::views::iota(0, 1000L)).
+// from its sentinel: in constant time when the sentinel gives the distance
+// (std::views::iota(0, 1000L), std::views::iota(0) | std::views::take(n)),
+// else by walking to it (std::views::take_while). A range whose sentinel is
+// never reached is refused at compile time.
 template <class R>
 auto range_last(R& r) {
-  static_assert(std::ranges::common_range<R> || std::ranges::sized_range<R>,
-                "weft: a range must be bounded (its end an iterator, or its size known): std::views::iota(0) "
-                "never ends");
+  static_assert(!std::same_as<std::ranges::sentinel_t<R>, std::unreachable_sentinel_t>,
+                "weft: a range must end: std::views::iota(0) never does (bound it: std::views::iota(0, n))");
   return std::ranges::next(std::ranges::begin(r), std::ranges::end(r));
 }
 

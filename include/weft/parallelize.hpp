@@ -147,9 +147,16 @@ void check_item_count(I n) {
 template <class I, class F>
 void parallelize_loop(I n, std::uint64_t cap, std::remove_reference_t<F>& fn) {
   if (n == 0) return;
-  loop l{&run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)), static_cast<std::uint64_t>(n),
-         cap};
-  run_loop(l);
+  if constexpr (std::is_function_v<std::remove_reference_t<F>>) {
+    // A function (parallelize(n, item)): called through a pointer, an
+    // object whose address the loop can hold.
+    auto* call = &fn;
+    parallelize_loop<I, decltype(call)&>(n, cap, call);
+  } else {
+    loop l{&run_items<I, F>, const_cast<void*>(static_cast<const volatile void*>(&fn)), static_cast<std::uint64_t>(n),
+           cap};
+    run_loop(l);
+  }
 }
 
 }  // namespace detail

@@ -663,6 +663,24 @@ TEST_P(AlgorithmTest, RangesWhoseSentinelIsNoIterator) {
   });
 }
 
+// Bounded ranges that are neither common nor sized (their end is found by
+// walking to the sentinel), or whose end comes from a count: they were
+// refused at compile time as if they never ended.
+TEST_P(AlgorithmTest, BoundedRangesThatAreNeitherCommonNorSized) {
+  std::vector<int> v{5, 3, 1, 4, 2, -1, 9, 8};
+  auto positive = v | std::views::take_while([](int x) { return x > 0; });
+  static_assert(std::ranges::random_access_range<decltype(positive)>);
+  static_assert(!std::ranges::common_range<decltype(positive)> && !std::ranges::sized_range<decltype(positive)>);
+  auto first_hundred = std::views::iota(0) | std::views::take(100);
+  static_assert(!std::ranges::common_range<decltype(first_hundred)>);
+  rt.run([&] {
+    weft::sort(positive);
+    EXPECT_EQ(weft::reduce(first_hundred, 0L), 4950);
+    EXPECT_EQ(weft::count_if(first_hundred, [](int x) { return x % 10 == 0; }), 10);
+  });
+  EXPECT_EQ(v, (std::vector<int>{1, 2, 3, 4, 5, -1, 9, 8}));  // sorted up to the first non-positive item
+}
+
 // transform_reduce over two ranges takes the length of the shorter one, as
 // weft::transform does (it read past the end of a shorter second range).
 TEST_P(AlgorithmTest, TransformReduceOfTwoRangesStopsAtTheShorter) {

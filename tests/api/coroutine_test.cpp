@@ -824,4 +824,139 @@ TEST(CoroutineOffAWorker, IsResumedInTheDefaultRuntime) {
   m.unlock();
 }
 
+// A weft::task resumed on a plain thread by an awaitable of another kind (a
+// timer's, an I/O completion's) goes on there: it pops back, takes back or
+// waits for the children it spawned on a worker. Those paths took the
+// calling thread for a worker and read its null view (a crash, every time).
+struct resume_on_a_new_thread {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    std::thread([h] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      h.resume();
+    }).detach();
+  }
+  void await_resume() const noexcept {}
+};
+
+weft::task<int> value_of(int i) { co_return i; }
+
+weft::task<int> resumed_on_a_thread_then_returns(int i) {
+  co_await resume_on_a_new_thread{};
+  co_return i;
+}
+
+enum class off_worker_case { when_all_chain, spawn_awaited, spawn_dropped };
+
+weft::task<int> resumed_off_a_worker(off_worker_case c) {
+  switch (c) {
+    case off_worker_case::when_all_chain: {  // child 0 ends on the plain thread, child 1 was pushed
+      auto [a, b] = co_await weft::when_all(resumed_on_a_thread_then_returns(1), value_of(2));
+      co_return a + b;
+    }
+    case off_worker_case::spawn_awaited: {
+      auto s = weft::spawn(value_of(2));
+      co_await resume_on_a_new_thread{};
+      co_return 1 + co_await s;
+    }
+    case off_worker_case::spawn_dropped: {
+      {
+        auto s = weft::spawn(value_of(2));
+        co_await resume_on_a_new_thread{};
+      }  // dropped on the plain thread: waits for its child there, or finds it done
+      co_return 3;
+    }
+  }
+  co_return 0;
+}
+
+class CoroutineResumedOffAWorker : public ::testing::TestWithParam<int> {};
+
+TEST_P(CoroutineResumedOffAWorker, GoesOnWithTheChildrenItSpawned) {
+  weft::runtime rt{{.workers = GetParam()}};
+  for (int round = 0; round < 50; ++round) {
+    for (off_worker_case c :
+         {off_worker_case::when_all_chain, off_worker_case::spawn_awaited, off_worker_case::spawn_dropped}) {
+      EXPECT_EQ(rt.run([c] { return weft::sync_wait(resumed_off_a_worker(c)); }), 3)
+          << "case " << static_cast<int>(c) << ", round " << round;
+    }
+  }
+}
+
+// A spawn handle made on a worker and destroyed on a plain thread (the run
+// that made it returned): it waits for its child there (the child ran, or
+// runs, on the worker that queued it).
+TEST_P(CoroutineResumedOffAWorker, ASpawnHandleDestroyedOnAPlainThread) {
+  weft::runtime rt{{.workers = GetParam()}};
+  for (int round = 0; round < 50; ++round) {
+    std::atomic<int> ran{0};
+    auto child = [&ran]() -> weft::task<int> {
+      ran.fetch_add(1);
+      co_return 1;
+    };
+    std::unique_ptr<weft::spawned<int>> h;
+    rt.run([&] { h = std::make_unique<weft::spawned<int>>(child()); });
+    h.reset();
+    EXPECT_LE(ran.load(), 1);  // taken back unstarted, or run once and waited for
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, CoroutineResumedOffAWorker, ::testing::Values(1, 2), weft_test::worker_count_name);
+
+// A runtime destroyed while a coroutine of one of its spawned children waits
+// on a weft::mutex, a latch or a barrier (the spawn handle outlives the
+// run): the coroutine holds no fiber, and was counted nowhere, so the
+// destructor returned at once, and the release made it runnable in the freed
+// runtime (a use after free; with a latch, the handle's await then hung). The
+// wait now counts as work in flight: the destructor waits for the release,
+// the coroutine ends there, and the handle is awaited in another runtime.
+enum class wait_kind { mutex, latch, barrier };
+
+TEST(CoroutineWaitLifetime, ARuntimeDestroyedWhileACoroutineWaitsWaitsForIt) {
+  for (wait_kind kind : {wait_kind::mutex, wait_kind::latch, wait_kind::barrier}) {
+    SCOPED_TRACE(::testing::Message() << "wait kind " << static_cast<int>(kind));
+    weft::mutex m;
+    weft::latch gate(1);
+    weft::barrier<> meet(2);
+    weft::latch started(1);
+    std::atomic<bool> released{false};
+    auto waiter = [&]() -> weft::task<int> {
+      started.count_down();
+      switch (kind) {
+        case wait_kind::mutex:
+          co_await weft::lock_async(m);
+          m.unlock();
+          break;
+        case wait_kind::latch: co_await gate; break;
+        case wait_kind::barrier: co_await weft::arrive_and_wait_async(meet); break;
+      }
+      co_return released.load() ? 41 : -1;
+    };
+    if (kind == wait_kind::mutex) m.lock();
+    auto a = std::make_unique<weft::runtime>(weft::config{.workers = 1});
+    std::unique_ptr<weft::spawned<int>> h;
+    a->run([&] {
+      h = std::make_unique<weft::spawned<int>>(waiter());
+      started.wait();  // the child runs (on this worker's next fiber) and waits
+    });
+    std::thread releaser([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      released.store(true);
+      switch (kind) {
+        case wait_kind::mutex: m.unlock(); break;
+        case wait_kind::latch: gate.count_down(); break;
+        case wait_kind::barrier: meet.arrive_and_wait(); break;
+      }
+    });
+    a.reset();  // waits for the coroutine, released by the thread above
+    const bool waited = released.load();
+    releaser.join();
+    EXPECT_TRUE(waited) << "the destructor returned before the waiting coroutine was released";
+    weft::runtime b{{.workers = 1}};
+    auto await_it = [](weft::spawned<int>& s) -> weft::task<int> { co_return co_await s; };
+    EXPECT_EQ(b.run([&] { return weft::sync_wait(await_it(*h)); }), 41);
+    h.reset();
+  }
+}
+
 }  // namespace

@@ -182,6 +182,23 @@ TEST_P(ParallelizeTest, AcceptsEveryKindOfCallable) {
   EXPECT_EQ(mutable_calls.load(), n);
 }
 
+std::atomic<int> g_plain_function_calls{0};
+void plain_function_item(int) { g_plain_function_calls.fetch_add(1); }
+
+// A function named as it is (not a pointer to it): F is a function
+// reference, whose address the loop took as an object's (it did not compile,
+// with and without a cap).
+TEST_P(ParallelizeTest, AcceptsAFunctionByName) {
+  constexpr int n = 1000;
+  g_plain_function_calls = 0;
+  rt.run([&] {
+    weft::parallelize(n, plain_function_item);
+    weft::parallelize(n, 2, plain_function_item);
+    weft::parallelize(n, 2u, plain_function_item);
+  });
+  EXPECT_EQ(g_plain_function_calls.load(), 3 * n);
+}
+
 // A count at the top of its type must not overflow the splitting code: the
 // body throws at once, so only a few of the items ever start.
 TEST_P(ParallelizeTest, CountAtTopOfTypeCutShortByException) {

@@ -239,7 +239,7 @@ struct join_state {
     // The inline chain: run the next child that is still ours.
     while (m_next >= 1) {
       child_slot& s = m_slots[m_next--];
-      if (!s.m_pushed || pop(&s.m_resume)) return transfer_to(s.m_resume.m_handle, s.m_resume);
+      if (!s.m_pushed || pop_anywhere(&s.m_resume)) return transfer_to(s.m_resume.m_handle, s.m_resume);
       ++m_taken;  // a worker took it: it counts down when it finishes
     }
     if (m_taken == 0) return to_parent();  // nothing was taken: no atomic operation

@@ -240,8 +240,8 @@ class [[nodiscard]] spawned {
       return;
     }
     if (!m_slot.m_pushed) return;
-    if (detail::pop(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
-    detail::wait(m_join.m_frame, 1);            // m_frame.m_error (the child's exception) is dropped
+    if (detail::pop_anywhere(&m_slot.m_resume)) return;  // nobody started it: ~task destroys it unstarted
+    detail::wait(m_join.m_frame, 1);                     // m_frame.m_error (the child's exception) is dropped
     m_join.end_measured();
   }
 
@@ -258,7 +258,7 @@ class [[nodiscard]] spawned {
     if (m_join.m_ws_parent != nullptr) [[unlikely]] {
       detail::ws_spawn_point(true);  // the spawner's strand waits for the child
     }
-    if (!m_slot.m_pushed || detail::pop(&m_slot.m_resume)) {
+    if (!m_slot.m_pushed || detail::pop_anywhere(&m_slot.m_resume)) {
       return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_resume);  // run it inline now
     }
     // Taken by another worker: wait for it (it may be done already), and

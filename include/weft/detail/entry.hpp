@@ -48,14 +48,22 @@ WEFT_API push_status push_plain(job* t) noexcept;
 // pop_slow() looks in the public deque. The caller is a worker (it pushed t;
 // its fiber may run on another worker since, whose queue is then searched).
 WEFT_API bool pop_slow(job* t) noexcept;
-inline bool pop(job* t) noexcept {
-  job_ring& ring = this_thread_view()->m_ring;
+inline bool pop_from(worker_view& view, job* t) noexcept {
+  job_ring& ring = view.m_ring;
   if (!ring.empty()) {
     if (ring.newest() != t) return false;  // a newer task, or t taken: never in the public part then
     ring.drop_newest_counted();
     return true;
   }
   return pop_slow(t);
+}
+inline bool pop(job* t) noexcept { return pop_from(*this_thread_view(), t); }
+// The same where the caller may be off every worker (a coroutine resumed by
+// a thread outside every runtime, by an awaitable of another kind): false
+// there, and t stays queued where it is, for that worker or a thief to run.
+inline bool pop_anywhere(job* t) noexcept {
+  worker_view* view = this_thread_view();
+  return view != nullptr && pop_from(*view, t);
 }
 
 // Waits until `taken` uncounted children and every counted child of f have

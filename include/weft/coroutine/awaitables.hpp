@@ -43,8 +43,9 @@ namespace weft {
 // other work. fn gets the part of the fiber's stack the coroutines above it
 // left: all but a few frames where symmetric transfer is a tail call (an
 // optimised build), but in an unoptimised or sanitizer build each co_await of
-// a chain keeps its frames, down to config::stack_size's last 64 KiB (then the
-// chain goes on through the queue, on an empty stack).
+// a chain keeps its frames, down to the stack's last 64 KiB (less for stacks
+// below 256 KiB; then the chain goes on through the queue, on an empty
+// stack).
 template <class F>
 [[nodiscard]] auto on_fiber_async(F&& fn) {
   using result_type = std::invoke_result_t<F&>;

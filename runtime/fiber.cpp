@@ -128,29 +128,41 @@ void adopt_thread(fiber& f, scheduler& s) noexcept {
 
 void* this_thread_eh_globals() noexcept { return abi::__cxa_get_globals(); }
 
-void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies) noexcept {
-  fiber* from = w.m_current;
+namespace {
+
+// The switch itself: rec lives where the resumed side reads it.
+inline void switch_with(worker& w, switch_record& rec, bool from_dies) noexcept {
   WEFT_ASSERT(current_worker() == &w, "switch_to: w is the calling thread's worker");
-  WEFT_ASSERT(to != from && to != nullptr, "switch_to: to is another fiber");
-  WEFT_ASSERT(to->m_pinned == nullptr || to->m_pinned == w.m_caller,
+  WEFT_ASSERT(rec.m_to != rec.m_from && rec.m_to != nullptr, "switch_to: to is another fiber");
+  WEFT_ASSERT(rec.m_to->m_pinned == nullptr || rec.m_to->m_pinned == w.m_caller,
               "switch_to: a borrowing thread's own stack resumes only on that thread");
-  switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
-  // The record of a switch away from a dying fiber lives in the thread: the
-  // jump frees the dying fiber's AddressSanitizer fake stack, where a local
-  // with its address taken lives when stack-use-after-return detection is
-  // on, before the resumed side reads the record. One per thread is enough:
-  // that side reads it at once, on this thread.
-  static thread_local switch_record t_dying;
-  switch_record* r = &rec;
-  if (from_dies) {
-    t_dying = rec;
-    r = &t_dying;
-  }
-  save_eh(w, from);
+  save_eh(w, rec.m_from);
   if constexpr (k_instrumented) {
-    if (w.m_trace != nullptr && from->m_in_job) w.m_trace->record(trace_kind::run_end);
+    if (w.m_trace != nullptr && rec.m_from->m_in_job) w.m_trace->record(trace_kind::run_end);
   }
-  after_switch(reinterpret_cast<const switch_record*>(jump(to->m_ctx, &r->m_jump, from_dies)));
+  after_switch(reinterpret_cast<const switch_record*>(jump(rec.m_to->m_ctx, &rec.m_jump, from_dies)));
+}
+
+// The running fiber of w leaves for `to` for good (it is never resumed).
+// The record lives in the thread, not on the dying fiber's stack: the jump
+// frees that fiber's AddressSanitizer fake stack, where a local whose
+// address is taken lives when stack-use-after-return detection is on, before
+// the resumed side reads the record. One per thread is enough: that side
+// reads it at once, on this thread.
+[[noreturn]] void leave_for_good(worker& w, fiber* to, switch_action fn, void* arg) noexcept {
+  static thread_local switch_record t_leaving;
+  fiber* from = w.m_current;
+  t_leaving = switch_record{{&from->m_ctx}, &w, from, to, fn, arg};
+  switch_with(w, t_leaving, true);
+  __builtin_unreachable();
+}
+
+}  // namespace
+
+void switch_to(worker& w, fiber* to, switch_action fn, void* arg) noexcept {
+  fiber* from = w.m_current;
+  switch_record rec{{&from->m_ctx}, &w, from, to, fn, arg};
+  switch_with(w, rec, false);
 }
 
 void context_entry(jump_header* rec) noexcept {
@@ -158,8 +170,7 @@ void context_entry(jump_header* rec) noexcept {
   scheduling_loop();
   // Shutdown: leave for the worker thread's own stack, for good.
   worker* w = current_worker();
-  switch_to(*w, &w->m_native, &retire_fiber, nullptr, true);
-  __builtin_unreachable();
+  leave_for_good(*w, &w->m_native, &retire_fiber, nullptr);
 }
 
 }  // namespace weft::rt

@@ -95,8 +95,8 @@ using switch_action = void (*)(worker& w, fiber* prev, void* arg);
 // Saves the running fiber of w (the calling thread's worker) and runs `to`,
 // which first calls fn(worker, previous, arg) if fn is set. Returns when the
 // saved fiber is resumed, possibly on another worker thread: re-read
-// current_worker() after it. from_dies: the saved fiber is never resumed.
-void switch_to(worker& w, fiber* to, switch_action fn, void* arg, bool from_dies = false) noexcept;
+// current_worker() after it.
+void switch_to(worker& w, fiber* to, switch_action fn, void* arg) noexcept;
 
 // The most idle fibers a worker keeps: a pooled fiber keeps its stack's
 // touched pages resident, so the pool bounds a worker's idle stack memory at

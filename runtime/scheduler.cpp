@@ -151,6 +151,8 @@ bool process_exiting() noexcept {
   return static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr;
 }
 
+bool ending() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
+
 void note_thread() noexcept {
   if (t_noted) return;
   t_noted = true;

@@ -191,6 +191,14 @@ class scheduler : public detail::runtime_state {
 // outside, the main thread and the workers.
 bool process_exiting() noexcept;
 
+// True once the process has begun to exit (as process_exiting() tells it),
+// or while the calling thread's thread_locals are being destroyed, whether
+// the thread ends or exits the process: the misuse checks of the
+// synchronisation objects' destructors are skipped then (an object a
+// thread_local owns may still be in use when a thread that calls std::exit
+// destroys it).
+bool ending() noexcept;
+
 // If s is alive and is the runtime constructed as number `sequence` (see
 // scheduler::sequence()), counts a root in it (the caller ends it with
 // end_root()) and returns true; false when that runtime has been destroyed.

@@ -41,6 +41,16 @@ void sleep_set::commit_park(int w) noexcept {
   state.store(k_awake, std::memory_order_relaxed);
 }
 
+void sleep_set::commit_park_for(int w, std::uint64_t timeout_ns) noexcept {
+  std::atomic<std::uint32_t>& state = m_slots[w].m_state;
+  if (state.load(std::memory_order_acquire) == k_parked) futex_wait_for(state, k_parked, timeout_ns);
+  if (state.load(std::memory_order_acquire) == k_parked) {
+    cancel_park(w);  // timed out (or woken spuriously): its bit back, or the waker's hand-over
+    return;
+  }
+  state.store(k_awake, std::memory_order_relaxed);  // handed over (pairs with the release in hand_over())
+}
+
 void sleep_set::hand_over(int w) noexcept {
   // The caller won w's parked bit, which prepare_park() set after this state
   // (or give_back() while the state stayed parked): one wake-up per park.

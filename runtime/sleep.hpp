@@ -59,6 +59,9 @@ class sleep_set {
   void cancel_park(int w) noexcept;
   // Blocks w until a waker hands it a wake-up; w is searching on return.
   void commit_park(int w) noexcept;
+  // The same for at most about timeout_ns: then w takes its own bit back
+  // (as cancel_park(w)), unless a waker won it meanwhile.
+  void commit_park_for(int w, std::uint64_t timeout_ns) noexcept;
 
   // After making work visible to thieves: wakes one parked worker unless some
   // worker is searching. Any thread.

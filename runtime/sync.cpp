@@ -49,6 +49,15 @@ void resume_in_a_runtime(wait_node& n) noexcept {
   if (n.m_waiter.m_runtime == nullptr) n.m_waiter.m_runtime = &rt::default_scheduler();
 }
 
+// The resumption of a coroutine that waited on a mutex, latch or barrier
+// (its m_execute, set by wait_counted): the count of its wait ends, then it
+// resumes. Runs on a worker of the runtime the wait counted in (the waiter's
+// m_runtime, where its releaser made it runnable).
+void run_waited_coroutine(detail::job* t) noexcept {
+  rt::current_worker()->m_sched.end_root();
+  detail::coroutine_resumption::execute(t);
+}
+
 // A coroutine that waits on a mutex, latch or barrier is work in flight in
 // the runtime it resumes in, as a suspended fiber is: counted (a root) before
 // its node is queued, so that the runtime's destructor waits for it (the
@@ -58,6 +67,10 @@ void resume_in_a_runtime(wait_node& n) noexcept {
 template <class Enqueue>
 bool wait_counted(wait_node& n, Enqueue enqueue) noexcept {
   resume_in_a_runtime(n);
+  // Set here, not by the awaiter in the headers: a program built with
+  // headers that leave coroutine_resumption::execute there still ends the
+  // count it began.
+  n.m_waiter.m_job->m_execute = &run_waited_coroutine;
   rt::scheduler& s = rt::scheduler::of(n.m_waiter.m_runtime);
   s.begin_root();
   const bool queued = enqueue();
@@ -146,7 +159,7 @@ void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
 }  // namespace
 
 mutex::~mutex() {
-  if (m_state.load(std::memory_order_relaxed) != 0 && !rt::process_exiting()) {
+  if (m_state.load(std::memory_order_relaxed) != 0 && !rt::ending()) {
     rt::fatal(
         "weft: a weft::mutex was destroyed while locked (its waiters would never resume, and the unlock would write "
         "freed memory); unlock it first");
@@ -226,8 +239,10 @@ void condition_variable::wait(std::unique_lock<weft::mutex>& lock) {
     m.lock();
   } catch (...) {
     // Not re-acquired (no fiber to wait for it with): lock must not claim
-    // it, or its destructor would unlock the mutex for whoever holds it.
+    // it, or its destructor would unlock the mutex for whoever holds it. It
+    // stays lock's mutex (lock.lock() may try again).
     lock.release();
+    lock = std::unique_lock<weft::mutex>(m, std::defer_lock);
     throw;
   }
 }
@@ -236,7 +251,7 @@ condition_variable::~condition_variable() {
   guard_acquire(m_guard, 1);  // a waiter queues under it
   const bool waited_on = !m_queue.empty();
   guard_release(m_guard);
-  if (waited_on && !rt::process_exiting()) {
+  if (waited_on && !rt::ending()) {
     rt::fatal(
         "weft: a weft::condition_variable was destroyed while a fiber or thread waited on it (the waiter would "
         "never resume); notify its waiters and let them return first");
@@ -279,7 +294,7 @@ latch::~latch() {
   guard_acquire(m_state, k_guard);
   const bool waited_on = !m_queue.empty();
   m_state.fetch_and(~k_guard, std::memory_order_release);
-  if (waited_on && !rt::process_exiting()) {
+  if (waited_on && !rt::ending()) {
     rt::fatal(
         "weft: a weft::latch was destroyed while a fiber, thread or coroutine waited on it (the waiter would never "
         "resume); destroy a latch only once its waiters returned");
@@ -490,7 +505,7 @@ barrier_core::~barrier_core() {
   // Acquire: pairs with the guard releases of waiters that queued (their
   // appends are read below).
   const std::uint64_t s = m_state.load(std::memory_order_acquire);
-  if ((!m_queue.empty() || (s & (k_guard | k_completing)) != 0) && !rt::process_exiting()) {
+  if ((!m_queue.empty() || (s & (k_guard | k_completing)) != 0) && !rt::ending()) {
     rt::fatal(
         "weft: a weft::barrier was destroyed while a fiber, thread or coroutine waited on it, or during its "
         "completion step (the waiter would never resume); destroy a barrier only once its parties returned");
@@ -637,13 +652,6 @@ bool latch_wait_async(const latch& l, wait_node& n) noexcept {
   // A coroutine waits for the counter to reach zero even on a broken latch: it
   // holds no stack.
   return wait_counted(n, [&] { return enqueue_unless_open(latch_wait{&l.m_state, &l.m_queue, &n}, false); });
-}
-
-void run_waited_coroutine(job* t) noexcept {
-  // Runs on a worker of the runtime the wait counted in (the waiter's
-  // m_runtime, where its releaser made it runnable).
-  rt::current_worker()->m_sched.end_root();
-  coroutine_resumption::execute(t);
 }
 
 }  // namespace detail

@@ -356,6 +356,13 @@ void worker::park() noexcept {
   // with the fence in sleep_set::notify()).
   if (work_visible() || sched.done() || (caller != nullptr && caller->m_native_ready.load(std::memory_order_relaxed))) {
     s.cancel_park(entry);
+  } else if (sched.stopping()) {
+    // The runtime stops, and work is still in flight (begun after its
+    // destructor's wait for work: a queued task that waits, a coroutine
+    // released from outside). The last of it may end on a thread outside
+    // the runtime (an injection's end), which wakes nobody: look again
+    // every millisecond, so that the workers see done() and leave.
+    s.commit_park_for(entry, 1'000'000);
   } else {
     s.commit_park(entry);
   }

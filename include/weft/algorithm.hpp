@@ -45,15 +45,50 @@ namespace detail {
 template <class R>
 using range_it = std::ranges::borrowed_iterator_t<R>;
 
+template <class R>
+inline constexpr bool k_is_take = false;
+template <class V>
+inline constexpr bool k_is_take<std::ranges::take_view<V>> = true;
+
+template <class R>
+struct take_while_base {
+  using type = void;
+};
+template <class V, class P>
+struct take_while_base<std::ranges::take_while_view<V, P>> {
+  using type = V;
+};
+
+// r's end can be found, and is reached: its end is an iterator, or its size
+// is known, or its sentinel gives the distance; or it is a take of any range
+// (std::views::iota(0) | std::views::take(n)), or a take_while of such a
+// range. Conservative: a transform of an unbounded range never ends, and
+// looks no different from a transform of a bounded one that is not sized.
+template <class R>
+constexpr bool ends_knowably() {
+  using range = std::remove_cvref_t<R>;
+  if constexpr (std::ranges::common_range<range> || std::ranges::sized_range<range> ||
+                std::sized_sentinel_for<std::ranges::sentinel_t<range>, std::ranges::iterator_t<range>>) {
+    return true;
+  } else if constexpr (k_is_take<range>) {
+    return true;
+  } else if constexpr (!std::is_void_v<typename take_while_base<range>::type>) {
+    return ends_knowably<typename take_while_base<range>::type>();
+  } else {
+    return false;
+  }
+}
+
 // An iterator to the end of r: its end itself for a common range, else found
-// from its sentinel: in constant time when the sentinel gives the distance
-// (std::views::iota(0, 1000L), std::views::iota(0) | std::views::take(n)),
-// else by walking to it (std::views::take_while). A range whose sentinel is
-// never reached is refused at compile time.
+// from its sentinel: at once when the sentinel gives the distance
+// (std::views::iota(0, 1000L)), by walking to it for a take or take_while.
+// Other ranges are refused at compile time: their end may never come
+// (std::views::iota(0), or a transform of it).
 template <class R>
 auto range_last(R& r) {
-  static_assert(!std::same_as<std::ranges::sentinel_t<R>, std::unreachable_sentinel_t>,
-                "weft: a range must end: std::views::iota(0) never does (bound it: std::views::iota(0, n))");
+  static_assert(ends_knowably<R>(),
+                "weft: a range must end where its end can be found: its end an iterator, its size known, or a take "
+                "or take_while of such a range (std::views::iota(0) never ends; bound it: std::views::iota(0, n))");
   return std::ranges::next(std::ranges::begin(r), std::ranges::end(r));
 }
 
@@ -61,6 +96,9 @@ auto range_last(R& r) {
 // long.
 template <class R1, class R2>
 auto shorter_last(R1& r1, R2& r2) {
+  static_assert(ends_knowably<R1>() && ends_knowably<R2>(),
+                "weft: a range must end where its end can be found: its end an iterator, its size known, or a take "
+                "or take_while of such a range (std::views::iota(0) never ends; bound it: std::views::iota(0, n))");
   const auto n1 = std::ranges::distance(r1);
   const auto n2 = std::ranges::distance(r2);
   return std::ranges::begin(r1) + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));

@@ -47,10 +47,6 @@ class barrier_token;
 // Queue n on b unless the phase of `token` (a token of b) is over. True:
 // queued (n's task runs when the phase completes); false: over now.
 WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_node& n) noexcept;
-// What a coroutine queued by one of the three runs when it is made
-// runnable (its resumption's m_execute): the wait counted as work in flight
-// in the waiter's runtime ends, and the coroutine resumes.
-WEFT_API void run_waited_coroutine(job* t) noexcept;
 }  // namespace detail
 
 // A mutex for fibers (Lockable: std::lock_guard, std::unique_lock and

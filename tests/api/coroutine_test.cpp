@@ -903,6 +903,38 @@ TEST_P(CoroutineResumedOffAWorker, ASpawnHandleDestroyedOnAPlainThread) {
 
 INSTANTIATE_TEST_SUITE_P(Workers, CoroutineResumedOffAWorker, ::testing::Values(1, 2), weft_test::worker_count_name);
 
+enum class wait_kind { mutex, latch, barrier };
+
+// A weft::mutex (locked at first), a latch and a barrier of `parties`, for
+// coroutines that wait on one of them and a party that releases them.
+struct wait_objects {
+  explicit wait_objects(wait_kind kind, std::ptrdiff_t parties) : m_kind(kind), m_meet(parties) {
+    if (kind == wait_kind::mutex) m_mutex.lock();
+  }
+  // Waits as a coroutine waits: holding no fiber.
+  weft::task<void> wait() {
+    switch (m_kind) {
+      case wait_kind::mutex:
+        co_await weft::lock_async(m_mutex);
+        m_mutex.unlock();
+        break;
+      case wait_kind::latch: co_await m_gate; break;
+      case wait_kind::barrier: co_await weft::arrive_and_wait_async(m_meet); break;
+    }
+  }
+  void release() {
+    switch (m_kind) {
+      case wait_kind::mutex: m_mutex.unlock(); break;
+      case wait_kind::latch: m_gate.count_down(); break;
+      case wait_kind::barrier: m_meet.arrive_and_wait(); break;
+    }
+  }
+  wait_kind m_kind;
+  weft::mutex m_mutex;
+  weft::latch m_gate{1};
+  weft::barrier<> m_meet;
+};
+
 // A runtime destroyed while a coroutine of one of its spawned children waits
 // on a weft::mutex, a latch or a barrier (the spawn handle outlives the
 // run): the coroutine holds no fiber, and was counted nowhere, so the
@@ -910,29 +942,17 @@ INSTANTIATE_TEST_SUITE_P(Workers, CoroutineResumedOffAWorker, ::testing::Values(
 // runtime (a use after free; with a latch, the handle's await then hung). The
 // wait now counts as work in flight: the destructor waits for the release,
 // the coroutine ends there, and the handle is awaited in another runtime.
-enum class wait_kind { mutex, latch, barrier };
-
 TEST(CoroutineWaitLifetime, ARuntimeDestroyedWhileACoroutineWaitsWaitsForIt) {
   for (wait_kind kind : {wait_kind::mutex, wait_kind::latch, wait_kind::barrier}) {
     SCOPED_TRACE(::testing::Message() << "wait kind " << static_cast<int>(kind));
-    weft::mutex m;
-    weft::latch gate(1);
-    weft::barrier<> meet(2);
+    wait_objects objects(kind, 2);
     weft::latch started(1);
     std::atomic<bool> released{false};
     auto waiter = [&]() -> weft::task<int> {
       started.count_down();
-      switch (kind) {
-        case wait_kind::mutex:
-          co_await weft::lock_async(m);
-          m.unlock();
-          break;
-        case wait_kind::latch: co_await gate; break;
-        case wait_kind::barrier: co_await weft::arrive_and_wait_async(meet); break;
-      }
+      co_await objects.wait();
       co_return released.load() ? 41 : -1;
     };
-    if (kind == wait_kind::mutex) m.lock();
     auto a = std::make_unique<weft::runtime>(weft::config{.workers = 1});
     std::unique_ptr<weft::spawned<int>> h;
     a->run([&] {
@@ -942,11 +962,7 @@ TEST(CoroutineWaitLifetime, ARuntimeDestroyedWhileACoroutineWaitsWaitsForIt) {
     std::thread releaser([&] {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       released.store(true);
-      switch (kind) {
-        case wait_kind::mutex: m.unlock(); break;
-        case wait_kind::latch: gate.count_down(); break;
-        case wait_kind::barrier: meet.arrive_and_wait(); break;
-      }
+      objects.release();
     });
     a.reset();  // waits for the coroutine, released by the thread above
     const bool waited = released.load();
@@ -956,6 +972,54 @@ TEST(CoroutineWaitLifetime, ARuntimeDestroyedWhileACoroutineWaitsWaitsForIt) {
     auto await_it = [](weft::spawned<int>& s) -> weft::task<int> { co_return co_await s; };
     EXPECT_EQ(b.run([&] { return weft::sync_wait(await_it(*h)); }), 41);
     h.reset();
+  }
+}
+
+// Spawned children whose handles outlive their run start waiting (on a
+// mutex, a latch, a barrier) only after the runtime's destructor began (its
+// wait for work found none: queued tasks are not counted), and a thread from
+// outside, or a worker of another runtime, releases them: the injection of
+// each resumption ends its count last, on that thread, which woke nobody,
+// and the workers could stay parked while the destructor waited for them to
+// leave. A race: before the fix, 2 000 rounds hung in about half the runs on
+// the 2-core machine.
+TEST(CoroutineWaitLifetime, WaitsThatBeginWhileTheRuntimeStops) {
+  std::mt19937 rng(1);
+  weft::runtime other{{.workers = 1}};
+  const auto rounds = static_cast<int>(weft_test::scaled(900, 30));
+  for (int round = 0; round < rounds; ++round) {
+    const auto kind = static_cast<wait_kind>(round % 3);
+    SCOPED_TRACE(::testing::Message() << "round " << round << ", wait kind " << static_cast<int>(kind));
+    constexpr int k_children = 4;
+    wait_objects objects(kind, k_children + 1);
+    std::atomic<int> resumed{0};
+    auto waiter = [&]() -> weft::task<int> {
+      co_await objects.wait();
+      resumed.fetch_add(1);
+      co_return 1;
+    };
+    auto a = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+    std::vector<std::unique_ptr<weft::spawned<int>>> handles;
+    a->run([&] {
+      for (int i = 0; i < k_children; ++i) handles.push_back(std::make_unique<weft::spawned<int>>(waiter()));
+    });
+    const auto delay = std::chrono::microseconds(rng() % 3000);
+    const bool from_another_runtime = rng() % 2 == 0;
+    std::thread releaser([&] {
+      std::this_thread::sleep_for(delay);
+      if (from_another_runtime) {
+        other.run([&] { objects.release(); });
+      } else {
+        objects.release();
+      }
+    });
+    a.reset();  // waits for every child, released by the thread above
+    const int resumed_at_destruction = resumed.load();
+    releaser.join();
+    ASSERT_EQ(resumed_at_destruction, k_children);
+    weft::runtime b{{.workers = 1}};
+    auto await_it = [](weft::spawned<int>& s) -> weft::task<int> { co_return co_await s; };
+    for (auto& h : handles) ASSERT_EQ(b.run([&] { return weft::sync_wait(await_it(*h)); }), 1);
   }
 }
 

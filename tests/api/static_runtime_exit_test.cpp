@@ -54,7 +54,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                          ::testing::Values("idle", "exit-in-item", "exit-in-run", "exit-from-other-thread",
                                            "exit-from-default-runtime-item", "exit-from-main-while-busy",
                                            "owned-exit-from-other-thread", "owned-exit-in-item",
-                                           "late-owner-exit-after-many-runtimes"),
+                                           "late-owner-exit-after-many-runtimes",
+                                           "exit-from-a-thread-owning-a-locked-mutex"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name;
                            for (const char* p = info.param; *p != '\0'; ++p) {

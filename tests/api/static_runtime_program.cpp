@@ -192,6 +192,18 @@ int main(int argc, char** argv) {
     }).detach();
     busy_forever(*late);
   }
+  if (std::strcmp(c, "exit-from-a-thread-owning-a-locked-mutex") == 0) {
+    // A thread other than main that used weft exits while a weft::mutex of
+    // its own (a thread_local) is locked: its thread_locals are destroyed
+    // first, and the process ends with the status, no misuse abort.
+    std::thread([] {
+      thread_local weft::mutex m;
+      m.lock();
+      g_runtime.run([] { weft::parallelize(4, [](int) {}); });
+      std::exit(7);
+    }).join();
+    return 1;
+  }
   if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
     {
       weft::runtime rt(weft::config{.workers = 1});

@@ -125,7 +125,6 @@ struct async_waiter {
   // The node that resumes the awaiting coroutine h, for the object's
   // *_async call (which queues it, or returns false when h goes on now).
   wait_node& node_for(std::coroutine_handle<> h) noexcept {
-    m_resume.m_execute = &run_waited_coroutine;  // ends the wait's count in its runtime
     m_resume.m_handle = h;
     m_resume.m_ws = ws_suspend_point();
     m_node.m_waiter.m_job = &m_resume;

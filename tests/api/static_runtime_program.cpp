@@ -42,6 +42,16 @@ void wait_until_busy() {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
+// Keeps `rt` busy on this thread for good, while another thread (one that
+// never called weft) calls std::exit(7) once it is busy.
+[[noreturn]] void exit_from_another_thread_while_busy(weft::runtime& rt) {
+  std::thread([] {
+    wait_until_busy();
+    std::exit(7);
+  }).detach();
+  busy_forever(rt);
+}
+
 // A runtime owned by a thread_local, destroyed when its thread ends while
 // another thread's run() is in flight: its destructor must wait for it.
 std::atomic<bool> g_call_finished{false};
@@ -100,11 +110,7 @@ int main(int argc, char** argv) {
   }
   if (std::strcmp(c, "owned-exit-from-other-thread") == 0) {  // a heap runtime owned by a static
     g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
-    std::thread([] {
-      wait_until_busy();
-      std::exit(7);
-    }).detach();
-    busy_forever(*g_owned);
+    exit_from_another_thread_while_busy(*g_owned);
   }
   if (std::strcmp(c, "owned-exit-in-item") == 0) {
     g_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
@@ -186,11 +192,7 @@ int main(int argc, char** argv) {
     }
     static std::unique_ptr<weft::runtime> late;
     late = std::make_unique<weft::runtime>(weft::config{.workers = 2});
-    std::thread([] {
-      wait_until_busy();
-      std::exit(7);
-    }).detach();
-    busy_forever(*late);
+    exit_from_another_thread_while_busy(*late);
   }
   if (std::strcmp(c, "exit-from-a-thread-owning-a-locked-mutex") == 0) {
     // A thread other than main that used weft exits while a weft::mutex of

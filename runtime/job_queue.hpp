@@ -84,6 +84,9 @@ class job_queue {
     return pop_public_if(t);
   }
 
+  // Owner only: no private task (nothing that serve_demand() could publish).
+  bool private_empty() const noexcept { return m_ring.empty(); }
+
   // Owner only: a thief asked for work since the last publication.
   bool has_demand() const noexcept { return m_demand.load(std::memory_order_relaxed); }
   // Owner only: answers a demand by publishing the oldest private task, which

@@ -330,7 +330,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
       const std::uint64_t elapsed = ticks() - t0;
       const std::uint64_t done = begin - first;
       if (elapsed < min_sample) {
-        next_check = begin + done;  // too short to judge: measure twice as much
+        next_check = begin + 3 * done;  // too short to judge: measure four times as much
       } else {
         const std::uint64_t left = estimate(elapsed, call.m_end - begin, done);
         worth_sharing = left >= r.m_split_ticks && r.can_split(call.m_end - begin);
@@ -346,7 +346,11 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
       }
     }
     worker* w = current_worker();  // the body may have moved this fiber
-    if (WEFT_UNLIKELY(w->m_queue.has_demand())) {
+    // The demand flag only where this leaf can answer it: a searching worker
+    // raises it again after every clear, and reading it under a loop that
+    // neither splits nor has a private task to publish moves its cache line
+    // between the cores on every run (decision 0004, amended).
+    if (WEFT_UNLIKELY((worth_sharing || !w->m_queue.private_empty()) && w->m_queue.has_demand())) {
       if (w->serve_demand()) continue;  // a queued task of an enclosing computation went out
       if (worth_sharing && r.can_split(call.m_end - begin)) {
         const std::uint64_t rest = call.m_end;

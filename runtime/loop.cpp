@@ -330,7 +330,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
       const std::uint64_t elapsed = ticks() - t0;
       const std::uint64_t done = begin - first;
       if (elapsed < min_sample) {
-        next_check = begin + 3 * done;  // too short to judge: measure four times as much
+        next_check = begin + done;  // too short to judge: measure twice as much
       } else {
         const std::uint64_t left = estimate(elapsed, call.m_end - begin, done);
         worth_sharing = left >= r.m_split_ticks && r.can_split(call.m_end - begin);

@@ -79,16 +79,21 @@ constexpr bool ends_knowably() {
   }
 }
 
-// An iterator to the end of r: its end itself for a common range, else found
-// from its sentinel: at once when the sentinel gives the distance
-// (std::views::iota(0, 1000L)), by walking to it for a take or take_while.
-// Other ranges are refused at compile time: their end may never come
-// (std::views::iota(0), or a transform of it).
+// Refuses, at compile time, a range whose end may never come
+// (std::views::iota(0), or a transform of it): see ends_knowably().
 template <class R>
-auto range_last(R& r) {
+constexpr void require_knowable_end() {
   static_assert(ends_knowably<R>(),
                 "weft: a range must end where its end can be found: its end an iterator, its size known, or a take "
                 "or take_while of such a range (std::views::iota(0) never ends; bound it: std::views::iota(0, n))");
+}
+
+// An iterator to the end of r: its end itself for a common range, else found
+// from its sentinel: at once when the sentinel gives the distance
+// (std::views::iota(0, 1000L)), by walking to it for a take or take_while.
+template <class R>
+auto range_last(R& r) {
+  require_knowable_end<R>();
   return std::ranges::next(std::ranges::begin(r), std::ranges::end(r));
 }
 
@@ -96,9 +101,8 @@ auto range_last(R& r) {
 // long.
 template <class R1, class R2>
 auto shorter_last(R1& r1, R2& r2) {
-  static_assert(ends_knowably<R1>() && ends_knowably<R2>(),
-                "weft: a range must end where its end can be found: its end an iterator, its size known, or a take "
-                "or take_while of such a range (std::views::iota(0) never ends; bound it: std::views::iota(0, n))");
+  require_knowable_end<R1>();
+  require_knowable_end<R2>();
   const auto n1 = std::ranges::distance(r1);
   const auto n2 = std::ranges::distance(r2);
   return std::ranges::begin(r1) + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));

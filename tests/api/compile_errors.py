@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Mixed-type bounds that cannot work are compile errors that name the call.
+"""Calls that cannot work are compile errors that say why.
 
-Compiles small programs (-fsyntax-only) that misuse parallel_for and
-parallel_reduce with bounds of different types, and checks that each fails
-with weft's static_assert message, not only with a wall of template errors:
+Compiles small programs (-fsyntax-only) that misuse the API, and checks that
+each fails with weft's static_assert message, not only with a wall of
+template errors:
 
-  - a common type wider than 64 bits (__int128 with long, GNU mode);
-  - a function that cannot take the common type.
+  - parallel_for and parallel_reduce with bounds of different types: a
+    common type wider than 64 bits (__int128 with long, GNU mode), or a
+    function that cannot take the common type;
+  - the algorithms over a range whose end may never come (a transform of
+    std::views::iota(0)), as the only range or as the second of two.
 
-Usage: mixed_bounds_errors.py INCLUDE_DIR CXX...
+Usage: compile_errors.py INCLUDE_DIR CXX...
 Exit status: 0 pass, 1 fail.
 """
 
@@ -53,6 +56,23 @@ void f() { weft::parallel_for(0, std::size_t{10}, 4, [](std::string, std::string
 #include <string>
 int f() { return weft::parallel_reduce(0, std::size_t{10}, 0, [](std::string) { return 1; }, std::plus<>{}); }
 """, "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last"),
+    ("c++20", """
+#include <weft/algorithm.hpp>
+#include <ranges>
+long f() {
+  auto r = std::views::iota(0) | std::views::transform([](int x) { return x; });
+  return weft::reduce(r, 0L);
+}
+""", "weft: a range must end where its end can be found"),
+    ("c++20", """
+#include <weft/algorithm.hpp>
+#include <functional>
+#include <ranges>
+#include <vector>
+void f(std::vector<int>& v, std::vector<int>& out) {
+  weft::transform(v, std::views::iota(0), out.begin(), std::plus<>{});
+}
+""", "weft: a range must end where its end can be found"),
 ]
 
 

@@ -29,15 +29,15 @@ namespace weft {
 namespace detail {
 
 // The half of a join that other workers may take: g, as a task descriptor in
-// the joining frame.
+// the joining frame, with the join's counter and g's result beside it (one
+// address for the thief to reach them by).
 template <class G, class R>
 struct join_child : job {
   G& m_fn;
-  result<R>& m_result;
-  join_frame& m_frame;
+  join_frame m_frame;
+  result<R> m_result;
 
-  join_child(G& fn, result<R>& res, join_frame& frame) noexcept
-      : job{&execute, nullptr}, m_fn(fn), m_result(res), m_frame(frame) {}
+  explicit join_child(G& fn) noexcept : job{&execute, nullptr}, m_fn(fn) {}
 
   static void execute(job* t) noexcept {
     auto* self = static_cast<join_child*>(t);
@@ -120,9 +120,9 @@ join_result_t<F, G> join_impl(F& f, G& g) {
   using rg_type = std::invoke_result_t<G&>;
   using return_type = join_result_t<F, G>;
 
-  join_frame frame;
-  result<rg_type> rg;
-  join_child<G, rg_type> child(g, rg, frame);
+  join_child<G, rg_type> child(g);
+  join_frame& frame = child.m_frame;
+  result<rg_type>& rg = child.m_result;
   const push_status pushed = Plain ? push_plain(&child) : push(&child);
   if (pushed != push_status::pushed) {
     if constexpr (!Plain) {  // the sides of a measured join run on a worker, never measured again
@@ -140,20 +140,20 @@ join_result_t<F, G> join_impl(F& f, G& g) {
   try {
     rf.emplace(f);
   } catch (...) {
+    // g is skipped unless it was taken: then the exception waits for it.
     frame.capture(std::current_exception());
+    if (!pop(&child)) wait(frame, 1);
+    frame.rethrow_if_failed();
+    throw;
   }
   if (pop(&child)) {
-    if (!frame.failed()) {
-      try {
-        rg.emplace(g);
-      } catch (...) {
-        frame.capture(std::current_exception());
-      }
-    }
+    // Nobody else saw g: the frame is untouched, and an exception of g leaves
+    // nothing behind it.
+    rg.emplace(g);
   } else {
     wait(frame, 1);
+    frame.rethrow_if_failed();
   }
-  frame.rethrow_if_failed();
   if constexpr (k_fp_pair<return_type>) {
     return join_fp_result<return_type>(rf, rg);
   } else if constexpr (!std::is_void_v<return_type>) {

@@ -43,7 +43,7 @@ struct join_frame {
   static constexpr std::int64_t k_waiting = std::int64_t{1} << 62;
 
   std::atomic<std::int64_t> m_pending{0};
-  void* m_waiter = nullptr;  // who to resume; written by the parent before its add
+  void* m_waiter;  // who to resume; written by the parent before its add (never read before)
   std::atomic<bool> m_failed{false};
   std::exception_ptr m_error;
 

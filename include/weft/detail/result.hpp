@@ -11,28 +11,34 @@
 namespace weft::detail {
 
 // Holds the value returned by a callable once emplace() ran it. T may be void
-// or a reference.
+// or a reference. take() only after emplace() returned. A T that needs no
+// destruction is held without a flag saying whether it is there.
 template <class T>
 class result {
+  static constexpr bool k_flagged = !std::is_trivially_destructible_v<T>;
+
  public:
   result() noexcept {}
   result(const result&) = delete;
   result& operator=(const result&) = delete;
   ~result() {
-    if (m_has) std::destroy_at(ptr());
+    if constexpr (k_flagged) {
+      if (m_has) std::destroy_at(ptr());
+    }
   }
 
   template <class F>
   void emplace(F& f) {
     ::new (static_cast<void*>(m_buf)) T(std::invoke(f));
-    m_has = true;
+    if constexpr (k_flagged) m_has = true;
   }
   T take() { return std::move(*ptr()); }
 
  private:
+  struct no_flag {};
   T* ptr() noexcept { return std::launder(reinterpret_cast<T*>(m_buf)); }
   alignas(T) unsigned char m_buf[sizeof(T)];
-  bool m_has = false;
+  [[no_unique_address]] std::conditional_t<k_flagged, bool, no_flag> m_has{};
 };
 
 template <class T>

@@ -167,11 +167,16 @@ struct piece : detail::job {
 
 // The split step of every loop policy: [mid, end) is offered to other
 // workers as a piece while lower() runs here; then the piece is popped back
-// and run here, or waited for. When it cannot be offered (stack nearly full,
-// or no memory to grow the deque), here_instead() runs both parts here.
+// and run here, or waited for. When the piece cannot be offered (the push
+// found the stack nearly full, a few frames below this one; or no memory to
+// grow the deque) the same step goes on a fresh stack (fresh: it runs there
+// already), where the piece can be offered: run after lower() on this fiber,
+// it would leave an item of lower() that waits for one of [mid, end) waiting
+// for ever. Only when it cannot be offered there either (no memory) does
+// here_instead() run both parts here.
 template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, class Lower, class Here>
-void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower&& lower,
-                Here&& here_instead) noexcept {
+void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower&& lower, Here&& here_instead,
+                bool fresh = false) noexcept {
   join_frame frame;
   piece<Ctx, Run> upper;
   upper.m_execute = &piece<Ctx, Run>::execute;
@@ -181,6 +186,12 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   upper.m_depth = depth;
   upper.m_parent = &frame;
   if (detail::push_plain(&upper) != push_status::pushed) {
+    if (!fresh) {
+      auto again = [&] { split_step<Ctx, Run>(ctx, mid, end, depth, lower, here_instead, true); };
+      // run_on_fresh_stack throws only what its function throws: nothing here.
+      detail::run_on_fresh_stack([](void* p) { (*static_cast<decltype(again)*>(p))(); }, &again);
+      return;
+    }
     here_instead();
     return;
   }

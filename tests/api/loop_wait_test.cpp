@@ -8,9 +8,12 @@
 // every item until all have arrived) x loops (parallelize,
 // parallel_for with chunks of one item, a capped parallelize whose cap is
 // the item count) x workers {1, 2, 4} x items {2, 8, 1000}.
+#include <alloca.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include <weft/coroutine.hpp>
+#include <weft/detail/worker_view.hpp>
 #include <weft/weft.hpp>
 
 #include "sanitizers.hpp"
@@ -299,6 +303,51 @@ TEST(LoopWaitExceptionTest, ThrowingItemBesideWaitingOnes) {
     }),
                  std::runtime_error);
     EXPECT_EQ(waited.load(), 1) << workers << " workers";
+  }
+}
+
+// Loops started a few frames above the stack's reserve: the loop's entry
+// finds room, the push of its first split a little deeper does not. The split
+// then goes on a fresh stack, where the upper part is offered as usual; run
+// after the lower part on the same fiber instead, an item of the lower part
+// that waits for the upper part would wait for ever (every worker parked).
+// The start is moved down the stack in steps of 32 bytes, from just above the
+// reserve to 8 KiB above it, under every split policy and with 2 and 8
+// workers.
+[[gnu::noinline]] std::string loop_at_depth(std::size_t pad, loop_kind k, primitive p, int n) {
+  char* used = static_cast<char*>(alloca(pad));
+  asm volatile("" : : "r"(used) : "memory");
+  std::string problem = run_case(p, k, n);
+  asm volatile("" : : "r"(used) : "memory");
+  return problem;
+}
+
+TEST(LoopWaitStackTest, LoopsStartedJustAboveTheStackReserve) {
+  constexpr std::size_t k_span = 8 * 1024;
+  const std::size_t step = weft_test::k_tsan ? 128 : 32;
+  for (const weft::split_policy policy :
+       {weft::split_policy::adaptive, weft::split_policy::eager, weft::split_policy::fixed}) {
+    for (const int workers : {2, 8}) {
+      weft::runtime rt{weft::config{.workers = workers, .split = policy, .split_grain = 1}};
+      for (const loop_kind k : {loop_kind::parallelize, loop_kind::capped}) {
+        for (const primitive p : {primitive::latch_all, primitive::latch_first_last}) {
+          const std::string problem = rt.run([&]() -> std::string {
+            for (std::size_t above = 0; above <= k_span; above += step) {
+              // Room left above the reserve here, less `above`: filled before the loop starts.
+              const std::uintptr_t sp = weft::detail::stack_pointer_here();
+              const std::uintptr_t limit = weft::detail::this_thread_view()->m_stack_limit;
+              if (sp < limit + k_span + 4096) return "the test starts too deep in the stack";
+              const std::size_t pad = sp - limit - 256 - above;
+              std::string problem = loop_at_depth(pad, k, p, 2 * workers);
+              if (!problem.empty()) return problem + " (" + std::to_string(above) + " bytes above the reserve)";
+            }
+            return {};
+          });
+          EXPECT_TRUE(problem.empty()) << problem << ": " << name_of(p) << name_of(k) << ", " << workers
+                                       << " workers, policy " << static_cast<int>(policy);
+        }
+      }
+    }
   }
 }
 

@@ -137,14 +137,19 @@ join_result_t<F, G> join_impl(F& f, G& g) {
   }
 
   result<rf_type> rf;
+  bool f_threw = false;
   try {
     rf.emplace(f);
   } catch (...) {
-    // g is skipped unless it was taken: then the exception waits for it.
     frame.capture(std::current_exception());
+    f_threw = true;
+  }
+  // After the handler: a wait may run other tasks on this stack (no fiber to
+  // be had), which must not see f's exception as theirs.
+  if (f_threw) [[unlikely]] {
+    // g is skipped unless it was taken: then the exception waits for it.
     if (!pop(&child)) wait(frame, 1);
     frame.rethrow_if_failed();
-    throw;
   }
   if (pop(&child)) {
     // Nobody else saw g: the frame is untouched, and an exception of g leaves

@@ -4,6 +4,7 @@
 // stays usable. For parallelize, parallel_for, join, task_group, runtime::run,
 // nested calls and throws from many items at once.
 #include <gtest/gtest.h>
+#include <unwind.h>
 
 #include <algorithm>
 #include <atomic>
@@ -505,6 +506,70 @@ TEST_P(ExceptionsTest, UncaughtExceptionsKeptAcrossParallelCallInDestructor) {
   });
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(caught.load(), 16);
+}
+
+// An exception of another language (raised through the unwinder, as a
+// Rust panic or a foreign runtime's error crossing C++ frames would be) that
+// a join catches where std::current_exception() cannot hold it: the caller
+// gets std::bad_exception, never a result that was not made. Before, a
+// stolen g's foreign exception was recorded as a null exception_ptr, the
+// join did not throw and returned g's result unconstructed.
+void free_foreign(_Unwind_Reason_Code, _Unwind_Exception* e) { delete e; }
+
+[[noreturn, gnu::noinline]] void throw_foreign() {
+  auto* e = new _Unwind_Exception{};
+  e->exception_class = 0x464f524549474e00ULL;  // "FOREIGN": no C++ exception
+  e->exception_cleanup = &free_foreign;
+  _Unwind_RaiseException(e);
+  std::abort();  // no handler at all
+}
+
+TEST(ExceptionsForeignTest, ForeignExceptionOfAStolenSecondCallBecomesBadException) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<bool> g_started{false};
+    bool caught = false;
+    rt.run([&] {
+      try {
+        auto r = weft::join(
+            [&] {
+              // g was taken by the other worker once it started.
+              const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+              while (!g_started.load() && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+              return std::string("f");
+            },
+            [&]() -> std::string {
+              g_started.store(true);
+              throw_foreign();
+            });
+        ADD_FAILURE() << "join returned; g's result has " << r.second.size() << " characters";
+      } catch (const std::bad_exception&) {
+        caught = true;
+      }
+    });
+    EXPECT_TRUE(g_started.load());
+    EXPECT_TRUE(caught) << "round " << round;
+  }
+}
+
+TEST(ExceptionsForeignTest, ForeignExceptionOfTheFirstCallBecomesBadException) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  bool g_ran = false;
+  bool caught = false;
+  rt.run([&] {
+    try {
+      weft::join([]() -> long { throw_foreign(); },
+                 [&] {
+                   g_ran = true;
+                   return 2L;
+                 });
+      ADD_FAILURE() << "join returned";
+    } catch (const std::bad_exception&) {
+      caught = true;
+    }
+  });
+  EXPECT_TRUE(caught);
+  EXPECT_FALSE(g_ran) << "g ran after f failed on one worker";
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(ExceptionsTest);

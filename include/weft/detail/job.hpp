@@ -39,6 +39,12 @@ struct job {
 // counter to exactly k_waiting (the parent's add or the last completion) owns
 // the resumption of the parent. So a join whose children were all popped back
 // performs no atomic read-modify-write.
+// std::bad_exception as an exception_ptr: what a frame records for an
+// exception it cannot hold. Out of line and cold: never on a spawn's path.
+[[gnu::noinline, gnu::cold]] inline std::exception_ptr bad_exception_ptr() noexcept {
+  return std::make_exception_ptr(std::bad_exception());
+}
+
 struct join_frame {
   static constexpr std::int64_t k_waiting = std::int64_t{1} << 62;
 
@@ -47,11 +53,16 @@ struct join_frame {
   std::atomic<bool> m_failed{false};
   std::exception_ptr m_error;
 
-  // Records e if it is the first exception of this frame. Any thread.
+  // Records e if it is the first exception of this frame. Any thread. A null
+  // e (an exception of another language, which std::current_exception()
+  // cannot hold) is recorded as std::bad_exception: the failure is never
+  // dropped.
   void capture(std::exception_ptr e) noexcept {
     // acq_rel: one winner; the parent reads m_error only after the join, which
     // every capture happens-before (via m_pending or program order).
-    if (!m_failed.exchange(true, std::memory_order_acq_rel)) m_error = std::move(e);
+    if (!m_failed.exchange(true, std::memory_order_acq_rel)) {
+      m_error = e ? std::move(e) : bad_exception_ptr();
+    }
   }
   bool failed() const noexcept { return m_failed.load(std::memory_order_relaxed); }
   void rethrow_if_failed() {

@@ -148,6 +148,7 @@ join_result_t<F, G> join_impl(F& f, G& g) {
   // be had), which must not see f's exception as theirs.
   if (f_threw) [[unlikely]] {
     // g is skipped unless it was taken: then the exception waits for it.
+    // Always throws: f's capture failed the frame and stored an exception.
     if (!pop(&child)) wait(frame, 1);
     frame.rethrow_if_failed();
   }

@@ -572,6 +572,20 @@ TEST(ExceptionsForeignTest, ForeignExceptionOfTheFirstCallBecomesBadException) {
   EXPECT_FALSE(g_ran) << "g ran after f failed on one worker";
 }
 
+TEST(ExceptionsForeignTest, ForeignExceptionsOfALoopItemAndAGroupCallBecomeBadException) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  rt.run([] {
+    EXPECT_THROW(weft::parallelize(100,
+                                   [](int i) {
+                                     if (i == 57) throw_foreign();
+                                   }),
+                 std::bad_exception);
+    weft::task_group g;
+    g.spawn([] { throw_foreign(); });
+    EXPECT_THROW(g.wait(), std::bad_exception);
+  });
+}
+
 WEFT_INSTANTIATE_WORKER_COUNTS(ExceptionsTest);
 
 TEST(ExceptionsOutsideTest, ParallelizeFromOutsideRethrows) {

@@ -28,6 +28,12 @@ struct job {
   job* m_next = nullptr;  // link while in an injection queue; owned by the queue
 };
 
+// std::bad_exception as an exception_ptr: what a frame records for an
+// exception it cannot hold. Out of line and cold: never on a spawn's path.
+[[gnu::noinline, gnu::cold]] inline std::exception_ptr bad_exception_ptr() noexcept {
+  return std::make_exception_ptr(std::bad_exception());
+}
+
 // A join counter, kept in the joining frame.
 //
 // Protocol (see docs/protocols/join.md): children the parent popped back and
@@ -39,12 +45,6 @@ struct job {
 // counter to exactly k_waiting (the parent's add or the last completion) owns
 // the resumption of the parent. So a join whose children were all popped back
 // performs no atomic read-modify-write.
-// std::bad_exception as an exception_ptr: what a frame records for an
-// exception it cannot hold. Out of line and cold: never on a spawn's path.
-[[gnu::noinline, gnu::cold]] inline std::exception_ptr bad_exception_ptr() noexcept {
-  return std::make_exception_ptr(std::bad_exception());
-}
-
 struct join_frame {
   static constexpr std::int64_t k_waiting = std::int64_t{1} << 62;
 

@@ -402,7 +402,7 @@ void run_fresh(rt::worker& w, rt::fiber*, void* arg) noexcept {
   try {
     c->m_fn(c->m_arg);
   } catch (...) {
-    c->m_error = std::current_exception();
+    c->m_error = detail::current_exception_or_bad();
   }
   rt::worker* now = current_worker();  // the call may have moved this fiber
   self->m_in_job = false;

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
 #include "seeded_rng.hpp"
@@ -583,6 +584,64 @@ TEST(ExceptionsForeignTest, ForeignExceptionsOfALoopItemAndAGroupCallBecomeBadEx
     weft::task_group g;
     g.spawn([] { throw_foreign(); });
     EXPECT_THROW(g.wait(), std::bad_exception);
+  });
+}
+
+// The other places that keep an exception to rethrow it later: a
+// coroutine's promise, on_fiber_async, parallelize_async, the comparator of
+// a parallel sort, a call on a fresh stack (as a join on a nearly full stack
+// makes). Before, each stored std::current_exception(), null for a foreign
+// exception, and the caller went on as if nothing had failed.
+weft::task<long> coroutine_that_throws_foreign() {
+  throw_foreign();
+  co_return 1;
+}
+
+weft::task<long> awaits_on_fiber_async_that_throws_foreign() {
+  co_return co_await weft::on_fiber_async([]() -> long { throw_foreign(); });
+}
+
+weft::task<void> awaits_parallelize_async_that_throws_foreign() {
+  co_await weft::parallelize_async(100, [](int i) {
+    if (i == 31) throw_foreign();
+  });
+}
+
+weft::task<long> awaits_a_child_that_throws_foreign() { co_return co_await coroutine_that_throws_foreign(); }
+
+TEST(ExceptionsForeignTest, ForeignExceptionsOfCoroutinesBecomeBadException) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  rt.run([] {
+    EXPECT_THROW(weft::sync_wait(coroutine_that_throws_foreign()), std::bad_exception);
+    EXPECT_THROW(weft::sync_wait(awaits_a_child_that_throws_foreign()), std::bad_exception);
+    EXPECT_THROW(weft::sync_wait(awaits_on_fiber_async_that_throws_foreign()), std::bad_exception);
+    EXPECT_THROW(weft::sync_wait(awaits_parallelize_async_that_throws_foreign()), std::bad_exception);
+  });
+}
+
+TEST(ExceptionsForeignTest, ForeignExceptionOfASortComparatorBecomesBadException) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  std::vector<int> v(200000);
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int>((i * 7919) % 100003);
+  std::vector<int> sorted_input = v;
+  std::sort(sorted_input.begin(), sorted_input.end());
+  std::atomic<int> calls{0};
+  rt.run([&] {
+    EXPECT_THROW(weft::sort(v.begin(), v.end(),
+                            [&](int a, int b) {
+                              if (calls.fetch_add(1, std::memory_order_relaxed) == 100000) throw_foreign();
+                              return a < b;
+                            }),
+                 std::bad_exception);
+  });
+  std::sort(v.begin(), v.end());
+  EXPECT_EQ(v, sorted_input) << "the items are not a permutation of the input";
+}
+
+TEST(ExceptionsForeignTest, ForeignExceptionOfACallOnAFreshStackBecomesBadException) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  rt.run([] {
+    EXPECT_THROW(weft::detail::run_on_fresh_stack([](void*) { throw_foreign(); }, nullptr), std::bad_exception);
   });
 }
 

@@ -57,7 +57,7 @@ template <class F>
       try {
         m_value.emplace(m_fn);
       } catch (...) {
-        m_error = std::current_exception();
+        m_error = detail::current_exception_or_bad();
       }
       return true;
     }
@@ -93,7 +93,7 @@ template <std::integral I, std::invocable<I> F>
       try {
         weft::parallelize(self->m_n, self->m_fn);
       } catch (...) {
-        self->m_error = std::current_exception();
+        self->m_error = detail::current_exception_or_bad();
       }
       self->m_handle.resume();  // on this fiber: the coroutine goes on here
     }

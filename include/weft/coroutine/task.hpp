@@ -106,7 +106,7 @@ struct promise_base {
     }
   };
   initial_awaiter initial_suspend() noexcept { return {*this}; }
-  void unhandled_exception() noexcept { m_error = std::current_exception(); }
+  void unhandled_exception() noexcept { m_error = current_exception_or_bad(); }
 };
 
 // A child of a when_all / spawn, offered to other workers.

@@ -610,7 +610,7 @@ struct guarded_less {
     try {
       return m_comp(std::forward<A>(a), std::forward<B>(b));
     } catch (...) {
-      if (!m_failed.exchange(true, std::memory_order_relaxed)) m_error = std::current_exception();
+      if (!m_failed.exchange(true, std::memory_order_relaxed)) m_error = current_exception_or_bad();
       return false;
     }
   }

@@ -34,6 +34,15 @@ struct job {
   return std::make_exception_ptr(std::bad_exception());
 }
 
+// In a handler: the exception being handled, or std::bad_exception when
+// std::current_exception() cannot hold it (another language's, raised
+// through the unwinder), so that a failure is never stored as a null
+// exception_ptr and dropped.
+inline std::exception_ptr current_exception_or_bad() noexcept {
+  std::exception_ptr e = std::current_exception();
+  return e ? e : bad_exception_ptr();
+}
+
 // A join counter, kept in the joining frame.
 //
 // Protocol (see docs/protocols/join.md): children the parent popped back and

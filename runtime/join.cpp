@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Spawning, joining, and running elsewhere: the compiled side of join(),
 // task_group, parallel loops and runtime::run (docs/protocols/join.md).
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -431,6 +432,36 @@ WEFT_NOINLINE bool stack_low() noexcept {
   WEFT_ASSERT(w == nullptr || w->m_job_cache.view()->m_stack_limit == w->m_current->m_real_limit,
               "stack_low: the templates' view has the current fiber's stack limit (worker::set_current)");
   return w != nullptr && w->real_stack_low();
+}
+
+namespace {
+
+// The calling thread's lowest usable stack address plus the reserve a fiber
+// keeps (fiber.cpp: a quarter of the stack, at most 64 KiB); 0 when the
+// bounds cannot be read (nothing is then ever low).
+std::uintptr_t read_thread_stack_limit() noexcept {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  void* low = nullptr;
+  std::size_t size = 0;
+  const int rc = pthread_attr_getstack(&attr, &low, &size);
+  pthread_attr_destroy(&attr);
+  if (rc != 0 || low == nullptr) return 0;
+  return reinterpret_cast<std::uintptr_t>(low) + std::min<std::size_t>(64 * 1024, size / 4);
+}
+
+// 1 until the calling thread first asks (no stack ends at address 1).
+constinit thread_local std::uintptr_t t_thread_stack_limit = 1;
+
+}  // namespace
+
+WEFT_NOINLINE bool thread_stack_low() noexcept {
+  std::uintptr_t limit = t_thread_stack_limit;
+  if (limit == 1) {
+    limit = read_thread_stack_limit();
+    t_thread_stack_limit = limit;
+  }
+  return detail::stack_pointer_here() < limit;
 }
 
 void defer(job* t) noexcept {

@@ -883,6 +883,26 @@ TEST_P(CoroutineResumedOffAWorker, GoesOnWithTheChildrenItSpawned) {
   }
 }
 
+// A chain of 100 000 co_awaits continued on a plain thread. Where symmetric
+// transfer is not a tail call (unoptimised and sanitizer builds), each
+// transfer there used to grow the thread's stack, unchecked off a worker,
+// until it overflowed (a crash; AddressSanitizer's stack-overflow report);
+// the thread's own stack is now checked and the chain goes on in the
+// default runtime when it runs low.
+weft::task<long> chain_of(int n) {
+  if (n == 0) co_return 0;
+  co_return 1 + co_await chain_of(n - 1);
+}
+
+weft::task<long> deep_chain_resumed_on_a_thread(int n) {
+  co_await resume_on_a_new_thread{};
+  co_return co_await chain_of(n);
+}
+
+TEST(CoroutineOffAWorker, ADeepChainOnAPlainThreadDoesNotOverflowItsStack) {
+  EXPECT_EQ(weft::sync_wait(deep_chain_resumed_on_a_thread(100000)), 100000);
+}
+
 // A spawn handle made on a worker and destroyed on a plain thread (the run
 // that made it returned): it waits for its child there (the child ran, or
 // runs, on the worker that queued it).

@@ -42,8 +42,10 @@ struct coroutine_resumption : job {
 };
 
 // Where control goes next: straight to `next` by symmetric transfer, or, when
-// the fiber stack is nearly full, through the worker's queue (the stack then
-// unwinds). Symmetric transfer is a tail call only where the compiler makes
+// the stack is nearly full, through the worker's queue (the stack then
+// unwinds); off any worker (a coroutine resumed on a plain thread by an
+// awaitable of another library), the thread's own stack is checked, and
+// the coroutine goes on in the default runtime. Symmetric transfer is a tail call only where the compiler makes
 // it one (not in unoptimised or sanitizer builds), so every transfer checks.
 // via: a descriptor that no queue holds, made whole here (a child's own
 // m_resume once it is ours again: docs/protocols/coroutine-resumption.md).

@@ -211,11 +211,20 @@ inline runtime_state* this_thread_runtime() noexcept {
   return view != nullptr ? view->m_runtime : nullptr;
 }
 
-// True when the calling fiber's stack is nearly full (false off a worker and
-// on a thread's own stack): the inline twin of stack_low().
+// Off any worker: true when the calling thread's own stack is nearly full
+// (its last quarter, at most 64 KiB, as on a fiber); its bounds are read
+// once per thread. False where they cannot be read.
+WEFT_API bool thread_stack_low() noexcept;
+
+// True when the calling code's stack is nearly full: a worker's fiber stack
+// (false on a thread's own stack lent to a worker), or off any worker the
+// thread's own stack (thread_stack_low, out of line).
 inline bool stack_low_here() noexcept {
   const worker_view* view = this_thread_view();
-  return view != nullptr && stack_pointer_here() < view->m_stack_limit;
+  if (view == nullptr) [[unlikely]] {
+    return thread_stack_low();
+  }
+  return stack_pointer_here() < view->m_stack_limit;
 }
 
 }  // namespace weft::detail

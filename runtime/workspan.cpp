@@ -612,8 +612,12 @@ bool workspan_reporting() {
 void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
                    void (*call)(scheduler&, void (*)(void*), void*)) {
   measured_call c{fn, arg};
+  // Read before the call: once it has ended, the runtime's destructor (on
+  // another thread, waiting for this call) may free s.
+  const int workers = s.num_workers();
   call(s, &measured_call::run, &c);  // rethrows what fn threw: that call is not recorded
-  // Recorded by the calling thread (from outside), once the call is over.
+  // Recorded by the calling thread (from outside), once the call is over,
+  // without touching s again.
   report_state& r = report();
   bool again = false;
   {
@@ -631,7 +635,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     t.m_burdened_span_ns += c.m_result.m_burdened_span_ns;
     t.m_burden_ns = c.m_result.m_burden_ns;
     t.m_strands += c.m_result.m_strands;
-    t.m_workers = s.num_workers();
+    t.m_workers = workers;
     again = r.m_exited;
   }
   if (again) write_report();  // recorded after the report was written at exit

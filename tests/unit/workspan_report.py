@@ -236,6 +236,17 @@ def main():
             check(proc.returncode != 0 and "WEFT_WORKSPAN must be a file path" in proc.stderr,
                   f"an empty WEFT_WORKSPAN was accepted (exit status {proc.returncode}):\n{proc.stderr}")
             check_non_utf8_name(program, tmp)
+            # Runtimes destroyed while measured calls from another thread are
+            # in flight: the record of each call must not read the runtime
+            # after the call (a sanitizer's report, and exit status, before).
+            path = os.path.join(tmp, "destroy.json")
+            proc = run(program, path, "destroy")
+            check(proc.returncode == 0, f"destroying runtimes during measured calls: exit status {proc.returncode}:\n"
+                  f"{proc.stderr}")
+            with open(path, encoding="utf-8") as f:
+                calls = sorted(site["calls"] for site in json.load(f)["sites"])
+            check(calls == [7, 300], f"destroying runtimes during measured calls: sites with {calls} calls recorded, "
+                  "expected 300 (the calls) and 7 (the static destructor's)")
             seen = []
             start = time.monotonic()
             for attempt in range(ATTEMPTS):

@@ -22,11 +22,13 @@
 // static destructor's calls are its first). Each writes its own report (the
 // path with "-PID" before the extension); prints "child CALLS PID" for each,
 // or "child none" under a sanitizer (the fork tests say why:
-// tests/death/fork_concurrent_test.cpp).
+// tests/death/fork_concurrent_test.cpp). With the argument "destroy" it does
+// only destroy_during_calls() below.
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -34,6 +36,7 @@
 #include <functional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include <weft/weft.hpp>
 
@@ -71,8 +74,44 @@ struct spin_item {
 };
 }  // namespace workspan_report
 
+namespace {
+
+// With the argument "destroy": runtimes destroyed while a call from another
+// thread is in flight (the destructor waits for it), again and again, while
+// two threads keep the cores busy so that the calling thread is often
+// preempted just after its call ended. The measured call's record read the
+// runtime after the call, when the destructor may have freed it (a
+// use-after-free under AddressSanitizer, a race under ThreadSanitizer).
+int destroy_during_calls() {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  for (int h = 0; h < 2; ++h) {
+    busy.emplace_back([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  }
+  for (int i = 0; i < 300; ++i) {
+    auto* rt = new weft::runtime(
+        weft::config{.workers = 1,
+                     .spin_us = 0,
+                     .caller = (i & 1) != 0 ? weft::caller_policy::hand_over : weft::caller_policy::take_part});
+    std::atomic<bool> in{false};
+    std::thread caller([&] { rt->run([&] { in.store(true); }); });
+    while (!in.load()) std::this_thread::yield();  // the call is in flight
+    delete rt;                                     // waits for it
+    caller.join();
+  }
+  stop.store(true);
+  for (std::thread& t : busy) t.join();
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace std::chrono_literals;
+  if (argc >= 2 && std::strcmp(argv[1], "destroy") == 0) return destroy_during_calls();
   bool ok = true;
 
   for (int r = 0; r < 2; ++r) weft::parallelize(1000, workspan_report::spin_item{});

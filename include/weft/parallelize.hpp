@@ -181,19 +181,45 @@ void parallelize(I n, int num_workers, F&& fn) {
   detail::parallelize_loop<I, F>(n, static_cast<std::uint64_t>(num_workers), fn);
 }
 
+namespace detail {
+
+// A count of workers: an integer type, __int128 and unsigned __int128
+// included (std::integral leaves them out under strict -std=c++20, where
+// such a count would otherwise be narrowed to the int overload's).
+#if defined(__SIZEOF_INT128__)
+__extension__ using int128 = __int128;
+__extension__ using uint128 = unsigned __int128;
+template <class W>
+concept worker_count =
+    std::integral<W> || std::same_as<std::remove_cv_t<W>, int128> || std::same_as<std::remove_cv_t<W>, uint128>;
+#else
+template <class W>
+concept worker_count = std::integral<W>;
+#endif
+
+}  // namespace detail
+
 // The same for a num_workers of another integer type, taken as it is: a
-// std::size_t count is not narrowed to an int (2^32 read as 0, 2^32 + 1 as 1).
-template <std::integral I, std::integral W, std::invocable<I> F>
+// std::size_t count is not narrowed to an int (2^32 read as 0, 2^32 + 1 as 1),
+// nor an __int128 one (a count past 64 bits caps nothing).
+template <std::integral I, detail::worker_count W, std::invocable<I> F>
 requires(!std::same_as<W, int>) void parallelize(I n, W num_workers, F&& fn) {
   detail::check_item_count(n);
   if (num_workers < W{1}) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
-  std::uint64_t cap = ~std::uint64_t{0};  // a count past 64 bits (unsigned __int128) caps nothing
-  if constexpr (std::numeric_limits<W>::digits > 64) {
+  std::uint64_t cap = ~std::uint64_t{0};
+  if constexpr (sizeof(W) > sizeof(std::uint64_t)) {
     if (num_workers <= static_cast<W>(cap)) cap = static_cast<std::uint64_t>(num_workers);
   } else {
     cap = static_cast<std::uint64_t>(num_workers);
   }
   detail::parallelize_loop<I, F>(n, cap, fn);
+}
+
+// A floating-point num_workers is refused: converted to the int overload's
+// int it would be truncated, or undefined past INT_MAX.
+template <std::integral I, std::floating_point W, class F>
+void parallelize(I, W, F&&) {
+  static_assert(!std::floating_point<W>, "weft::parallelize: num_workers must be an integer, not floating-point");
 }
 
 // Calls fn(begin, end) on disjoint chunks that together cover [first, last),

@@ -9,6 +9,7 @@ template errors:
   - parallel_for and parallel_reduce with bounds of different types: a
     common type wider than 64 bits (__int128 with long, GNU mode), or a
     function that cannot take the common type;
+  - parallelize with a floating-point num_workers;
   - the algorithms over a range whose end may never come (a transform of
     std::views::iota(0)), as the only range or as the second of two.
 
@@ -56,6 +57,10 @@ void f() { weft::parallel_for(0, std::size_t{10}, 4, [](std::string, std::string
 #include <string>
 int f() { return weft::parallel_reduce(0, std::size_t{10}, 0, [](std::string) { return 1; }, std::plus<>{}); }
 """, "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+void f() { weft::parallelize(10, 2.5, [](int) {}); }
+""", "weft::parallelize: num_workers must be an integer, not floating-point"),
     ("c++20", """
 #include <weft/algorithm.hpp>
 #include <ranges>

@@ -30,10 +30,16 @@ std::vector<trace_ring::event> trace_ring::snapshot() const {
     out.push_back({s.m_ticks.load(std::memory_order_relaxed), s.m_arg.load(std::memory_order_relaxed),
                    static_cast<trace_kind>(ke >> 32), static_cast<std::uint32_t>(ke)});
   }
-  // Events the owner overwrote while they were copied are unreliable: drop them.
-  const std::uint64_t now = m_next.load(std::memory_order_acquire);
-  if (now > size && now - size > begin) {
-    const std::uint64_t lost = std::min<std::uint64_t>(now - size - begin, out.size());
+  // Seqlock-style check of the copy. Acquire fence: the slot loads above come
+  // before the load of m_next below; with the release fence in record(), a
+  // copied field written for index j + size makes this load see m_next >=
+  // j + size. The owner has overwritten every index below now - size and may
+  // be writing index now, whose slot is that of now - size: keep only indices
+  // from now - size + 1.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t now = m_next.load(std::memory_order_relaxed);
+  if (now >= size && now - size + 1 > begin) {
+    const std::uint64_t lost = std::min<std::uint64_t>(now - size + 1 - begin, out.size());
     out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(lost));
   }
   return out;

@@ -27,7 +27,8 @@ enum class trace_kind : std::uint32_t {
 
 // One worker's events, newest kept (a ring). Written by its worker only, with
 // no lock and no allocation; read by anyone (snapshot()), where an event being
-// overwritten meanwhile is dropped.
+// overwritten meanwhile is dropped, and so is the oldest slot of a wrapped
+// ring (the owner may be writing it): it keeps size - 1 events.
 class trace_ring {
  public:
   struct event {
@@ -42,6 +43,11 @@ class trace_ring {
   // Owner only.
   void record(trace_kind kind, std::uint64_t arg = 0, std::uint32_t extra = 0) noexcept {
     const std::uint64_t i = m_next.load(std::memory_order_relaxed);
+    // Release fence: the store of m_next = i (the previous record) comes
+    // before the overwrite of index i - size below; pairs with the acquire
+    // fence in snapshot(), which then sees the overwrite and drops the index.
+    // Free on x86 (a compiler barrier).
+    std::atomic_thread_fence(std::memory_order_release);
     slot& s = m_slots[i & m_mask];
     s.m_ticks.store(ticks(), std::memory_order_relaxed);
     s.m_arg.store(arg, std::memory_order_relaxed);

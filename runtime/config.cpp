@@ -61,14 +61,18 @@ std::string quoted(const char* s) {
   return r + "\"";
 }
 
-// The trace file of the n-th runtime of the process that takes it from
-// WEFT_TRACE: the path itself for the first, then the path with "-n" before
-// its extension (run.json, run-2.json, run-3.json, ...), so that runtimes
-// never write one file. Relaxed: only the numbers must differ.
+// Runtimes that took a number for their WEFT_TRACE file. Relaxed: only the
+// numbers must differ.
 std::atomic<std::uint64_t> g_env_traces{0};
 
-std::string numbered_trace_path(const std::string& path) {
-  const std::uint64_t n = g_env_traces.fetch_add(1, std::memory_order_relaxed) + 1;
+// Largest accepted stack size: 1 GiB.
+constexpr std::uint64_t k_max_stack_size = std::uint64_t{1} << 30;
+
+}  // namespace
+
+std::uint64_t take_trace_number() noexcept { return g_env_traces.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+std::string numbered_trace_path(const std::string& path, std::uint64_t n) {
   if (n == 1) return path;
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');
@@ -76,11 +80,6 @@ std::string numbered_trace_path(const std::string& path) {
   const std::size_t cut = dot != std::string::npos && dot > name ? dot : path.size();  // ".json", not ".hidden"
   return path.substr(0, cut) + "-" + std::to_string(n) + path.substr(cut);
 }
-
-// Largest accepted stack size: 1 GiB.
-constexpr std::uint64_t k_max_stack_size = std::uint64_t{1} << 30;
-
-}  // namespace
 
 config resolve_config(config cfg) {
   if (cfg.workers < 0) throw std::invalid_argument("weft::config::workers must not be negative");
@@ -155,7 +154,7 @@ config resolve_config(config cfg) {
   if (cfg.trace_file.empty()) {
     if (const char* env = std::getenv("WEFT_TRACE")) {
       if (*env == '\0') throw std::invalid_argument("WEFT_TRACE must be a file path, got an empty string");
-      cfg.trace_file = numbered_trace_path(env);
+      cfg.trace_file = env;  // numbered by the scheduler once it started
     }
   }
   // Read at the first call from outside a runtime (runtime/workspan.cpp);

@@ -24,9 +24,17 @@ scheduler& default_scheduler();
 
 namespace weft {
 
-runtime::runtime(config cfg) : m_state(new rt::scheduler(rt::resolve_config(cfg))) {
-  rt::scheduler::of(m_state).m_runtime = this;
+namespace {
+
+rt::scheduler* new_scheduler(const config& cfg) {
+  const config resolved = rt::resolve_config(cfg);
+  // Empty before, a path after: the path came from WEFT_TRACE.
+  return new rt::scheduler(resolved, cfg.trace_file.empty() && !resolved.trace_file.empty());
 }
+
+}  // namespace
+
+runtime::runtime(config cfg) : m_state(new_scheduler(cfg)) { rt::scheduler::of(m_state).m_runtime = this; }
 
 runtime::~runtime() {
   rt::scheduler& s = rt::scheduler::of(m_state);

@@ -204,7 +204,7 @@ std::uint64_t fork_generation() noexcept { return g_fork_generation.load(std::me
 
 bool scheduler::forked_away() const noexcept { return m_generation != fork_generation(); }
 
-scheduler::scheduler(const config& cfg)
+scheduler::scheduler(const config& cfg, bool trace_from_environment)
     : m_cfg(cfg),
       m_guards(stack_guards_from_environment()),
       m_fiber_bound(fiber_bound_of(cfg)),
@@ -256,6 +256,8 @@ scheduler::scheduler(const config& cfg)
     stop_and_join();
     throw;
   }
+  // Started: nothing below can fail, so a runtime that threw took no number.
+  if (trace_from_environment) m_trace_number = take_trace_number();
 }
 
 scheduler::~scheduler() {
@@ -286,7 +288,7 @@ void scheduler::stop_and_join_keeping_traces() noexcept {
 void scheduler::write_configured_trace() const noexcept {
   if (m_traces.empty()) return;
   try {
-    write_trace(m_cfg.trace_file);
+    write_trace(m_trace_number == 0 ? m_cfg.trace_file : numbered_trace_path(m_cfg.trace_file, m_trace_number));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,10 +39,12 @@ class worker;
 
 class scheduler : public detail::runtime_state {
  public:
-  // cfg must be resolved (workers > 0) and valid. Starts the worker threads;
-  // throws std::system_error (thread creation) or std::bad_alloc (stacks),
-  // after undoing everything it did.
-  explicit scheduler(const config& cfg);
+  // cfg must be resolved (workers > 0) and valid; trace_from_environment:
+  // cfg.trace_file came from WEFT_TRACE, and is numbered (take_trace_number)
+  // once nothing can fail any more. Starts the worker threads; throws
+  // std::system_error (thread creation) or std::bad_alloc (stacks), after
+  // undoing everything it did.
+  explicit scheduler(const config& cfg, bool trace_from_environment = false);
   // Waits until no root task is in flight, stops the workers, joins them.
   // Called on a worker of another runtime, it suspends the calling fiber
   // instead of blocking that worker's thread.
@@ -162,6 +165,7 @@ class scheduler : public detail::runtime_state {
   std::uint64_t m_sequence;                           // construction order in the process (exit detection)
   std::vector<std::unique_ptr<trace_ring>> m_traces;  // one per worker, or none
   std::uint64_t m_origin;                             // ticks at start, time 0 of the trace
+  std::uint64_t m_trace_number = 0;                   // WEFT_TRACE: the file's number (numbered_trace_path), else 0
   std::vector<std::unique_ptr<worker>> m_workers;
   std::vector<std::thread> m_threads;
   injection_queue m_injection;
@@ -229,8 +233,17 @@ void register_fork_handlers() noexcept;
 std::mutex& default_runtime_creation() noexcept;
 
 // Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
-// hardware). Throws std::invalid_argument naming the bad field or variable.
+// hardware, trace_file from WEFT_TRACE, as it is). Throws
+// std::invalid_argument naming the bad field or variable.
 config resolve_config(config cfg);
+
+// WEFT_TRACE numbering: the n-th runtime of the process that takes its trace
+// file from WEFT_TRACE writes the path itself for n = 1, else the path with
+// "-n" before its extension (run.json, run-2.json, ...), so that runtimes
+// never write one file. A runtime takes its number (from 1) once it can no
+// longer fail to start: one that threw takes none.
+std::uint64_t take_trace_number() noexcept;
+std::string numbered_trace_path(const std::string& path, std::uint64_t n);
 
 // The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
 // std::invalid_argument for a bad value.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <barrier>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -296,6 +297,52 @@ TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
     EXPECT_TRUE(plain || numbered) << name;
     check_trace(read_json((dir / name).string()), 1);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// A runtime that fails to start takes no number: the next runtime that
+// starts writes the file numbered after the one before it. An invalid
+// WEFT_NUM_WORKERS (read with the config) and an invalid WEFT_STACK_GUARDS
+// (read when the workers are made) used to take a number each, leaving a gap
+// of two: the first file of a process whose first runtime threw was never
+// written.
+TEST(TraceEnvTest, RuntimesThatFailToStartTakeNoNumber) {
+  const std::filesystem::path dir = "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-failed.d";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directory(dir);
+  const std::string path = (dir / "trace.json").string();
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    {
+      weft::runtime before{weft::config{.workers = 1}};
+      before.run(workload);
+    }
+    {
+      weft_test::scoped_env workers("WEFT_NUM_WORKERS", "zero");
+      EXPECT_THROW(weft::runtime{}, std::invalid_argument);
+    }
+    {
+      weft_test::scoped_env guards("WEFT_STACK_GUARDS", "bogus");
+      EXPECT_THROW(weft::runtime{weft::config{.workers = 1}}, std::invalid_argument);
+    }
+    weft::runtime after{weft::config{.workers = 1}};
+    after.run(workload);
+  }
+  // "trace.json" is number 1, "trace-<n>.json" number n.
+  std::vector<std::uint64_t> numbers;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name == "trace.json") {
+      numbers.push_back(1);
+    } else {
+      ASSERT_TRUE(name.rfind("trace-", 0) == 0 && name.ends_with(".json")) << name;
+      numbers.push_back(std::stoull(name.substr(6, name.size() - 11)));
+    }
+    check_trace(read_json(entry.path().string()), 1);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  ASSERT_EQ(numbers.size(), 2u);
+  EXPECT_EQ(numbers[1], numbers[0] + 1) << "the runtimes that threw took numbers";
   std::filesystem::remove_all(dir);
 }
 

@@ -2,7 +2,22 @@
 // weft::rt: reading and resetting a worker's counters (any thread).
 #include "counters.hpp"
 
+#include <cstdint>
+
 namespace weft::rt {
+
+namespace {
+
+__extension__ using u128 = unsigned __int128;
+
+// t ticks in nanoseconds, without overflow (t * 1000 overflows 64 bits after
+// about 71 days at 3 GHz); saturates at UINT64_MAX.
+std::uint64_t ticks_to_ns(std::uint64_t t, std::uint64_t per_us) noexcept {
+  const u128 ns = static_cast<u128>(t) * 1000 / per_us;
+  return ns > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(ns);
+}
+
+}  // namespace
 
 worker_stats counters::snapshot() const noexcept {
   worker_stats s;
@@ -29,9 +44,9 @@ worker_stats counters::snapshot() const noexcept {
     const std::uint64_t now = rt::ticks();
     if (now_doing < 3 && now > began) t[now_doing] += now - began;
     const std::uint64_t per_us = ticks_per_us();
-    s.busy_ns = t[0] * 1000 / per_us;
-    s.search_ns = t[1] * 1000 / per_us;
-    s.parked_ns = t[2] * 1000 / per_us;
+    s.busy_ns = ticks_to_ns(t[0], per_us);
+    s.search_ns = ticks_to_ns(t[1], per_us);
+    s.parked_ns = ticks_to_ns(t[2], per_us);
   }
   return s;
 }

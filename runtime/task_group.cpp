@@ -37,16 +37,21 @@ void group_init_slow(group_state& g) noexcept {
       g.m_owner.store(nullptr, std::memory_order_relaxed);
       g.m_ws.start();
     }
+  } else {
+    // Made outside any runtime: no owner, every spawn is counted, and one
+    // from a measured strand becomes a strand of its call (spawn_as), as in
+    // a group made there. Cold: off a worker.
+    g.m_ws.start();
   }
 }
 
 namespace {
 
-// A group made on a measured strand (see group_init), or made measured by its
-// owner's spawn on one (make_measured).
-bool measured(const group_state& g) noexcept {
-  return g.m_owner.load(std::memory_order_relaxed) == nullptr && g.m_runtime != nullptr;
-}
+// A group whose spawns from a measured strand are strands of their call: one
+// without an owner, that is one made on a measured strand or outside any
+// runtime (group_init_slow), or one made measured by its owner's spawn on a
+// measured strand (make_measured). Each has its ws_sync constructed.
+bool measured(const group_state& g) noexcept { return g.m_owner.load(std::memory_order_relaxed) == nullptr; }
 
 // What a measured spawn leaves in group_state::m_last: no job on any queue.
 job g_measured_spawn_mark;
@@ -92,10 +97,11 @@ void drop_strands(ws_sync& s) noexcept {
 // Which measured call g's gathered strands belong to (group_state::m_ws_of).
 std::atomic_ref<std::uint64_t> strands_of(group_state& g) noexcept { return std::atomic_ref<std::uint64_t>(g.m_ws_of); }
 
-// The task to queue for t: t itself, or for a measured group a strand around
-// it. Throws std::bad_alloc (nothing done).
-job* spawn_as(group_state& g, group_job* t) {
-  if (!measured(g)) return t;
+// The task to queue for t, spawned on worker w: t itself, or for a measured
+// group and a spawner on a measured strand a strand around it. Throws
+// std::bad_alloc (nothing done).
+job* spawn_as(group_state& g, group_job* t, const rt::worker* w) {
+  if (!measured(g) || WEFT_LIKELY(w->m_current->m_ws == nullptr)) return t;
   ws_strand* spawner = ws_spawn_point(false);
   if (spawner == nullptr) return t;  // a spawn from outside the measured code
   auto* m = ::new (allocate_job(sizeof(measured_spawn))) measured_spawn{};
@@ -133,7 +139,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
   // The spawner runs in the group's runtime: the same scheduler, and the same
   // runtime at that address (a destroyed runtime's successor may sit there).
   if (w != nullptr && &w->m_sched == target && (g.m_runtime == nullptr || w->m_sched.sequence() == g.m_runtime_id)) {
-    job* queued = spawn_as(g, t);  // may throw std::bad_alloc: nothing done yet
+    job* queued = spawn_as(g, t, w);  // may throw std::bad_alloc: nothing done yet
     // Before t is visible; the push publishes it. acq_rel: a wait that
     // registered before this add cleared m_last before it (release), so the
     // mark below outlives that clear and the next wait joins this spawn.

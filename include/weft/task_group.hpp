@@ -65,10 +65,11 @@ struct group_state {
   // execute once it has destroyed itself (release; the owner's spawn reads
   // it with acquire), wherever it runs.
   std::atomic<bool> m_slot_busy{false};
-  // Created on a measured strand (<weft/workspan.hpp>; then m_owner is null
-  // and m_runtime is not), or made measured by its owner's first spawn on a
-  // measured strand: every spawn is counted and runs as a strand of its own;
-  // their work and ends gather here.
+  // Constructed for every group without an owner: one created on a measured
+  // strand (<weft/workspan.hpp>) or outside any runtime, and one made
+  // measured by its owner's first spawn on a measured strand. Every spawn of
+  // such a group is counted, and one from a measured strand runs as a strand
+  // of its own; their work and ends gather here.
   ws_sync_slot m_ws;
   // The owner of a group made measured by a spawn (see m_ws), given back by
   // the first wait off any measured strand; null for a group made on one.

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -478,6 +479,34 @@ TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
     const weft::workspan again = weft::measure_workspan(round);  // and measured again
     EXPECT_EQ(again.strands, 51u) << describe(again);
   });
+}
+
+// A group made outside any runtime (on the test's thread), used inside a
+// measured call, is measured as one made inside: each spawn is a strand of
+// the call, joined by the wait. Its spawns ran unmeasured and the wait joined
+// none of them: work and span 0, 1 strand. Afterwards it is an ordinary
+// group again.
+TEST_P(WorkspanTest, TaskGroupMadeOutsideAnyRuntime) {
+  weft::task_group g;
+  std::atomic<int> calls{0};
+  const auto round = [&] {
+    for (int i = 0; i < 4; ++i) {
+      g.spawn([&] {
+        spin(500us);
+        calls.fetch_add(1, std::memory_order_relaxed);
+      });
+    }
+    g.wait();
+  };
+  EXPECT_TRUE(best_of([&] { return measure(round); },
+                      [](const weft::workspan& ws) {
+                        EXPECT_EQ(ws.strands, 1u + 4) << describe(ws);  // the call, and every spawn
+                        return ws.work >= 1900us && ws.parallelism() >= 3 && ws.parallelism() <= 4.4;
+                      }));
+  calls = 0;
+  rt.run(round);  // unmeasured
+  EXPECT_EQ(calls.load(), 4);
+  EXPECT_FALSE(rt.run([] { return weft::detail::ws_active(); }));
 }
 
 // Spawns into a group inside a measured call that does not wait for them:

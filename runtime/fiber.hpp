@@ -55,6 +55,11 @@ struct fiber {
   // The strand this fiber runs while a call is measured (workspan.hpp);
   // null otherwise. Set and read by the thread running the fiber.
   detail::ws_strand* m_ws = nullptr;
+  // m_ws was handed on at a coroutine's suspension point (ws_suspend_point,
+  // a paused ws_spawn_point) and not taken back since (set_strand clears
+  // it): whoever resumes that coroutine may run it on another thread now.
+  // Set and read by the thread running the fiber.
+  bool m_ws_lent = false;
   // Which task activation runs on this fiber: a value of its own (never 0,
   // low bit clear) from its creation, and a fresh one each time a task
   // starts on it (worker::begin_activation: the scheduling loop, a task run

@@ -187,6 +187,7 @@ std::int64_t join_ticks() noexcept {
 
 void set_strand(fiber& f, ws_strand* s) noexcept {
   f.m_ws = s;
+  f.m_ws_lent = false;
   f.m_stack_limit = s != nullptr ? k_measured_limit : f.m_real_limit;
   // The inline push reads the limit from the worker's view.
   if (worker* w = current_worker(); w != nullptr && w->m_current == &f) w->spawn_limit_changed();
@@ -273,6 +274,7 @@ ws_strand* ws_suspend_point() noexcept {
   const std::uint64_t now = ticks();
   close_piece(*s, now);
   s->m_start = now;
+  f->m_ws_lent = true;  // the caller may queue s with the coroutine
   return s;
 }
 
@@ -283,6 +285,23 @@ void ws_set_current(ws_strand* s) noexcept {
 void ws_restart(ws_strand& s) noexcept {
   set_strand(*this_fiber(), &s);
   s.m_start = ticks();
+}
+
+ws_strand* ws_chain_begin() noexcept {
+  rt::fiber* f = this_fiber();
+  if (f == nullptr || f->m_ws == nullptr) return nullptr;
+  f->m_ws_lent = false;  // running here, the chain's from now on
+  return f->m_ws;
+}
+
+void ws_chain_returned(ws_strand& s) noexcept {
+  rt::fiber& f = *this_fiber();  // the same fiber, maybe on another thread
+  // Still this fiber's and not handed on at a suspension point of weft's:
+  // the chain suspended in an awaitable of another library, which resumes
+  // it off this fiber, where nothing is measured. No other thread touches s
+  // (it is not queued with the chain): its open piece ends here.
+  if (f.m_ws == &s && !f.m_ws_lent) close_piece(s, ticks());
+  set_strand(f, nullptr);
 }
 
 void ws_child_end(ws_strand& s, ws_sync& into) noexcept {
@@ -303,6 +322,7 @@ ws_strand* ws_spawn_point(bool pause) noexcept {
   const std::uint64_t now = ticks();
   close_piece(*s, now);
   if (!pause) s->m_start = now;
+  if (pause) f->m_ws_lent = true;  // a coroutine's join: whoever ends it last takes s back
   return s;
 }
 

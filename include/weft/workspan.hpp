@@ -67,6 +67,12 @@ struct workspan {
 // task_group made before the call and used inside it is measured as one made
 // inside; the algorithms that cut their input by the worker count are
 // measured as this run has them (docs/guide.md, "How far will it scale?").
+// Nothing runs measured off weft's workers: a coroutine that an awaitable of
+// another library resumes on its own thread is measured up to that
+// suspension when it got there straight from sync_wait, not after it (nor a
+// piece that ends in such a suspension inside a when_all or spawn child,
+// after the coroutine was resumed from a queue, or after a yield_async that
+// went on at once).
 // Measures once per process, on the first call, the cost of a migration
 // between two threads (with a helper thread, at most about 6 ms), never more
 // than the runtime's own 2 us estimate of sharing work.

@@ -561,6 +561,42 @@ TEST_P(WorkspanTest, CoroutineWhenAll) {
       }));
 }
 
+// An awaitable of another library that resumes the awaiting coroutine on a
+// thread of its own (the test joins it afterwards).
+struct resume_on_a_thread {
+  std::thread& m_thread;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const {
+    m_thread = std::thread([h] { h.resume(); });
+  }
+  void await_resume() const noexcept {}
+};
+
+weft::task<void> spin_then_go_to_a_thread(std::thread& plain) {
+  spin(2ms);
+  co_await resume_on_a_thread{plain};
+  spin(500us);  // on the plain thread: not measured
+}
+
+// A measured task that an awaitable of another library resumes on a plain
+// thread: the work it did on the worker before it suspended is kept, as a
+// piece of the caller's strand. sync_wait dropped the piece still open when
+// the chain returned to it: work 0.
+TEST_P(WorkspanTest, CoroutineResumedOnAPlainThreadKeepsItsWorkBefore) {
+  EXPECT_TRUE(best_of(
+      [&] {
+        std::thread plain;
+        const weft::workspan ws = measure([&] { weft::sync_wait(spin_then_go_to_a_thread(plain)); });
+        plain.join();
+        return ws;
+      },
+      [](const weft::workspan& ws) {
+        EXPECT_EQ(ws.strands, 1u) << describe(ws);
+        return ws.work >= 1900us && ws.parallelism() >= 0.9 && ws.parallelism() <= 1.1;
+      }));
+  EXPECT_FALSE(rt.run([] { return weft::detail::ws_active(); }));
+}
+
 TEST_P(WorkspanTest, CoroutineWhenAllOfAVector) {
   EXPECT_TRUE(best_of(
       [&] {

@@ -87,11 +87,12 @@ T sync_wait(weft::task<T>&& t) {
   runner.m_handle.promise().m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: the runner signals once
   // Measured: the chain goes on with the caller's strand, wherever it
-  // resumes; this fiber holds none while it waits.
-  detail::ws_strand* strand = detail::ws_suspend_point();
+  // resumes; this fiber holds none while it waits (ws_chain_returned keeps
+  // the work of a chain that an awaitable of another library suspended).
+  detail::ws_strand* strand = detail::ws_chain_begin();
   runner.m_handle.resume();  // runs inline until it first waits
   if (strand != nullptr) [[unlikely]] {
-    detail::ws_set_current(nullptr);
+    detail::ws_chain_returned(*strand);
   }
   detail::wait(frame, 0);
   if (strand != nullptr) [[unlikely]] {

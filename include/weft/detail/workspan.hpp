@@ -88,6 +88,15 @@ WEFT_API ws_strand* ws_suspend_point() noexcept;
 WEFT_API void ws_restart(ws_strand& s) noexcept;
 // The calling fiber's current strand becomes s (null: none), not started.
 WEFT_API void ws_set_current(ws_strand* s) noexcept;
+// sync_wait's chain is about to run inline on the calling fiber: returns the
+// fiber's strand (null: none), which the chain goes on with.
+// ws_chain_returned(s), once the resumption returns: the fiber runs no strand
+// from there; when the chain neither ended nor handed s on at one of weft's
+// suspension points (it suspended in an awaitable of another library), s's
+// running piece is closed first, so that the work up to that suspension is
+// kept. What the chain runs after it, off this fiber, is not measured.
+WEFT_API ws_strand* ws_chain_begin() noexcept;
+WEFT_API void ws_chain_returned(ws_strand& s) noexcept;
 
 // A child strand s of a join point ends: closes it and adds it to `into`.
 WEFT_API void ws_child_end(ws_strand& s, ws_sync& into) noexcept;

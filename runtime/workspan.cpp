@@ -283,7 +283,12 @@ void ws_set_current(ws_strand* s) noexcept {
 }
 
 void ws_restart(ws_strand& s) noexcept {
-  set_strand(*this_fiber(), &s);
+  rt::fiber* f = this_fiber();
+  if (f == nullptr) {
+    s.m_start = 0;  // off any worker (resumed there by another library): not measured
+    return;
+  }
+  set_strand(*f, &s);
   s.m_start = ticks();
 }
 
@@ -305,6 +310,11 @@ void ws_chain_returned(ws_strand& s) noexcept {
 }
 
 void ws_child_end(ws_strand& s, ws_sync& into) noexcept {
+  rt::fiber* f = this_fiber();
+  // Off any worker, a coroutine child ends where an awaitable of another
+  // library resumed it: its open piece began on a worker before that
+  // suspension and holds the wait, and nothing is measured off a worker.
+  if (f == nullptr) s.m_start = 0;
   close_piece(s, ticks());
   into.m_work.fetch_add(s.m_work, std::memory_order_relaxed);
   into.m_strands.fetch_add(s.m_strands, std::memory_order_relaxed);
@@ -312,7 +322,7 @@ void ws_child_end(ws_strand& s, ws_sync& into) noexcept {
   rt::atomic_max(into.m_bend, s.m_bpos);
   // The fiber goes on with whatever resumes next (the next child of the
   // chain, the parent, or its loop): nothing measured until one says so.
-  set_strand(*this_fiber(), nullptr);
+  if (f != nullptr) set_strand(*f, nullptr);
 }
 
 ws_strand* ws_spawn_point(bool pause) noexcept {
@@ -344,7 +354,9 @@ void ws_join(ws_strand& parent, ws_sync& from) noexcept {
   parent.m_strands += from.m_strands.exchange(0, std::memory_order_relaxed);
   parent.m_pos = std::max(parent.m_pos, from.m_end.exchange(0, std::memory_order_relaxed));
   parent.m_bpos = std::max(parent.m_bpos, from.m_bend.exchange(0, std::memory_order_relaxed));
-  set_strand(*this_fiber(), &parent);
+  rt::fiber* f = this_fiber();
+  if (f == nullptr) return;  // a coroutine resumed off any worker: goes on unmeasured (m_start stays 0)
+  set_strand(*f, &parent);
   parent.m_start = now;
 }
 

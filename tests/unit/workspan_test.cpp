@@ -597,6 +597,32 @@ TEST_P(WorkspanTest, CoroutineResumedOnAPlainThreadKeepsItsWorkBefore) {
   EXPECT_FALSE(rt.run([] { return weft::detail::ws_active(); }));
 }
 
+weft::task<void> spin_go_to_a_thread_then_spin(std::thread& plain, nanoseconds after) {
+  spin(500us);
+  co_await resume_on_a_thread{plain};
+  spin(after);
+}
+
+weft::task<void> when_all_with_a_child_on_a_thread(std::thread& plain, nanoseconds there, nanoseconds here) {
+  co_await weft::when_all(spin_go_to_a_thread_then_spin(plain, there), spin_task(here));
+}
+
+// A measured when_all whose first child an awaitable of another library
+// resumes on a plain thread, where it ends, first or last (then the awaiting
+// coroutine goes on there too): the children are strands of the call all the
+// same, and nothing stays measured. Ending the child (and joining the parent)
+// there took the plain thread for a worker and read its null fiber: a crash.
+TEST_P(WorkspanTest, CoroutineChildEndsOnAPlainThread) {
+  for (const auto& [there, here] : {std::pair<nanoseconds, nanoseconds>{0us, 2ms}, {2ms, 0us}}) {
+    std::thread plain;
+    const weft::workspan ws = measure([&] { weft::sync_wait(when_all_with_a_child_on_a_thread(plain, there, here)); });
+    plain.join();
+    EXPECT_TRUE(sane(ws));
+    EXPECT_EQ(ws.strands, 1u + 2) << describe(ws);  // the call, and both children
+    EXPECT_FALSE(rt.run([] { return weft::detail::ws_active(); }));
+  }
+}
+
 TEST_P(WorkspanTest, CoroutineWhenAllOfAVector) {
   EXPECT_TRUE(best_of(
       [&] {

@@ -84,7 +84,10 @@ WEFT_API void ws_leave(ws_strand& s, ws_strand* previous) noexcept;
 // about to suspend: the strand to restart where it resumes.
 WEFT_API ws_strand* ws_suspend_point() noexcept;
 // The calling fiber runs s from now on, with a new piece (a coroutine
-// resumed: s came from ws_suspend_point(), or is a child's own strand).
+// resumed: s came from ws_suspend_point(), or is a child's own strand). Off
+// any worker (ws_restart, ws_child_end, ws_join: a coroutine that an
+// awaitable of another library resumed on its own thread) no piece runs:
+// nothing is measured there.
 WEFT_API void ws_restart(ws_strand& s) noexcept;
 // The calling fiber's current strand becomes s (null: none), not started.
 WEFT_API void ws_set_current(ws_strand* s) noexcept;

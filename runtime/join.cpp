@@ -436,32 +436,38 @@ WEFT_NOINLINE bool stack_low() noexcept {
 
 namespace {
 
-// The calling thread's lowest usable stack address plus the reserve a fiber
-// keeps (fiber.cpp: a quarter of the stack, at most 64 KiB); 0 when the
-// bounds cannot be read (nothing is then ever low).
-std::uintptr_t read_thread_stack_limit() noexcept {
+// The low part of the calling thread's own stack, [m_low, m_limit): nearly
+// full there (the reserve a fiber keeps, fiber.cpp: a quarter of the stack,
+// at most 64 KiB). Empty when the bounds cannot be read: nothing is low then.
+struct thread_stack {
+  std::uintptr_t m_low = 0;
+  std::uintptr_t m_limit = 0;
+};
+
+thread_stack read_thread_stack() noexcept {
   pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return {};
   void* low = nullptr;
   std::size_t size = 0;
   const int rc = pthread_attr_getstack(&attr, &low, &size);
   pthread_attr_destroy(&attr);
-  if (rc != 0 || low == nullptr) return 0;
-  return reinterpret_cast<std::uintptr_t>(low) + std::min<std::size_t>(64 * 1024, size / 4);
+  if (rc != 0 || low == nullptr) return {};
+  const auto base = reinterpret_cast<std::uintptr_t>(low);
+  return {base, base + std::min<std::size_t>(64 * 1024, size / 4)};
 }
 
-// 1 until the calling thread first asks (no stack ends at address 1).
-constinit thread_local std::uintptr_t t_thread_stack_limit = 1;
+// Read on the thread's first question (m_low 1: not read yet).
+constinit thread_local thread_stack t_thread_stack{1, 0};
 
 }  // namespace
 
+// Only on the thread's own stack: code running on another stack (another
+// library's fibers or coroutine stacks, an alternate signal stack) is never
+// low here, and goes on where it is.
 WEFT_NOINLINE bool thread_stack_low() noexcept {
-  std::uintptr_t limit = t_thread_stack_limit;
-  if (limit == 1) {
-    limit = read_thread_stack_limit();
-    t_thread_stack_limit = limit;
-  }
-  return detail::stack_pointer_here() < limit;
+  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
+  const std::uintptr_t sp = detail::stack_pointer_here();
+  return sp >= t_thread_stack.m_low && sp < t_thread_stack.m_limit;
 }
 
 void defer(job* t) noexcept {

@@ -27,8 +27,8 @@ enum class trace_kind : std::uint32_t {
 
 // One worker's events, newest kept (a ring). Written by its worker only, with
 // no lock and no allocation; read by anyone (snapshot()), where an event being
-// overwritten meanwhile is dropped, and so is the oldest slot of a wrapped
-// ring (the owner may be writing it): it keeps size - 1 events.
+// overwritten meanwhile is dropped, and so is the oldest slot of a full ring
+// (the owner may be writing it): it keeps size - 1 events then.
 class trace_ring {
  public:
   struct event {

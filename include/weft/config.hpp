@@ -83,8 +83,8 @@ struct config {
   // Chrome trace-event JSON to this path when it is destroyed. Empty: the
   // environment variable WEFT_TRACE if set, else no tracing at all.
   std::string trace_file{};
-  // Events kept per worker while tracing (a ring: the newest survive).
-  // At least 1024.
+  // Size of each worker's ring of events while tracing: the newest survive,
+  // trace_events - 1 of them once the ring is full. At least 1024.
   std::size_t trace_events = std::size_t{1} << 16;
 };
 

@@ -3,6 +3,7 @@
 // spawn, sync_wait, and the awaitables for weft's loops, yield, mutex and
 // latch. Parameterised over worker counts.
 #include <gtest/gtest.h>
+#include <ucontext.h>
 
 #include <atomic>
 #include <chrono>
@@ -901,6 +902,57 @@ weft::task<long> deep_chain_resumed_on_a_thread(int n) {
 
 TEST(CoroutineOffAWorker, ADeepChainOnAPlainThreadDoesNotOverflowItsStack) {
   EXPECT_EQ(weft::sync_wait(deep_chain_resumed_on_a_thread(100000)), 100000);
+}
+
+// A coroutine resumed on another library's stack (here a ucontext stack of
+// 1 MiB from the heap, on the main thread) goes on there: a stack that is not
+// the thread's own is never taken for a nearly full one. Before, every
+// transfer below the thread's own stack counted as "low" and went through the
+// default runtime, so the child and the parent went on on its workers.
+std::coroutine_handle<> g_parked;
+std::atomic<bool> g_is_parked{false};  // release: g_parked is written before it
+
+struct park_here {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) const noexcept {
+    g_parked = h;
+    g_is_parked.store(true, std::memory_order_release);
+  }
+  void await_resume() const noexcept {}
+};
+
+weft::task<bool> on_a_worker_now() { co_return weft::on_worker(); }
+
+weft::task<int> parks_then_awaits_a_child(bool& child_on_worker, bool& parent_on_worker) {
+  co_await park_here{};
+  child_on_worker = co_await on_a_worker_now();
+  parent_on_worker = weft::on_worker();
+  co_return 7;
+}
+
+ucontext_t g_main_context;
+ucontext_t g_foreign_context;
+
+void resume_parked() { g_parked.resume(); }
+
+TEST(CoroutineOffAWorker, AChainOnAnotherLibrarysStackGoesOnThere) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer does not follow swapcontext";
+  bool child_on_worker = true;
+  bool parent_on_worker = true;
+  int result = 0;
+  std::thread waiter([&] { result = weft::sync_wait(parks_then_awaits_a_child(child_on_worker, parent_on_worker)); });
+  while (!g_is_parked.load(std::memory_order_acquire)) std::this_thread::yield();
+  std::vector<char> stack(1 << 20);
+  ASSERT_EQ(getcontext(&g_foreign_context), 0);
+  g_foreign_context.uc_stack.ss_sp = stack.data();
+  g_foreign_context.uc_stack.ss_size = stack.size();
+  g_foreign_context.uc_link = &g_main_context;
+  makecontext(&g_foreign_context, &resume_parked, 0);
+  ASSERT_EQ(swapcontext(&g_main_context, &g_foreign_context), 0);
+  waiter.join();
+  EXPECT_EQ(result, 7);
+  EXPECT_FALSE(child_on_worker) << "the child went to a worker";
+  EXPECT_FALSE(parent_on_worker) << "the parent went on on a worker";
 }
 
 // A spawn handle made on a worker and destroyed on a plain thread (the run

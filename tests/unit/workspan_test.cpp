@@ -112,11 +112,12 @@ bool g_timing_checked = true;
 // `two`, with every measurement listed (the first 30 rounds). Each round
 // measures fn once on each runtime and checks the strands (expected
 // `strands`); noise only adds to the work, so the least of each side only
-// falls. Rounds go on until the ratio lies in (lo, hi): at least one, more
-// (up to k_max_attempts) while the rounds together took less than k_budget,
-// and at least k_attempts when the bounds are empty (lo >= hi: only the
-// strands are checked), so that a busy moment of the machine (a worker
-// preempted for milliseconds inside a strand) does not decide the result.
+// falls. k_attempts rounds at least; more, while the ratio of the least
+// works lies outside (lo, hi), up to k_max_attempts and while the rounds
+// together took less than k_budget, so that a busy moment of the machine (a
+// worker preempted for milliseconds inside a strand) does not decide the
+// result. Empty bounds (lo >= hi): k_attempts rounds, only the strands
+// checked.
 template <class Fn>
 std::pair<double, std::string> least_work_ratio(weft::runtime& one, weft::runtime& two, Fn&& fn, std::uint64_t strands,
                                                 double lo, double hi) {
@@ -136,7 +137,7 @@ std::pair<double, std::string> least_work_ratio(weft::runtime& one, weft::runtim
     }
     if (::testing::Test::HasFailure()) break;
     ratio = static_cast<double>(least[0].work.count()) / static_cast<double>(least[1].work.count());
-    if (ratio > lo && ratio < hi) break;
+    if (i + 1 >= k_attempts && (lo >= hi || (ratio > lo && ratio < hi))) break;
   }
   return {ratio, seen};
 }

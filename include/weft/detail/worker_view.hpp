@@ -211,9 +211,12 @@ inline runtime_state* this_thread_runtime() noexcept {
   return view != nullptr ? view->m_runtime : nullptr;
 }
 
-// Off any worker: true when the calling thread's own stack is nearly full
-// (its last quarter, at most 64 KiB, as on a fiber); its bounds are read
-// once per thread. False where they cannot be read.
+// Off any worker: true when the calling code runs in the nearly full part
+// of its thread's own stack (its last quarter, at most 64 KiB, as on a
+// fiber); the bounds are read once per thread (the first read, on the main
+// thread, parses /proc/self/maps: about 0.1 ms). False on any other stack
+// (another library's fiber, an alternate signal stack) and where the bounds
+// cannot be read.
 WEFT_API bool thread_stack_low() noexcept;
 
 // True when the calling code's stack is nearly full: a worker's fiber stack

@@ -568,7 +568,10 @@ struct resume_on_a_thread {
   std::thread& m_thread;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) const {
-    m_thread = std::thread([h] { h.resume(); });
+    // This awaiter lives in the coroutine's frame, which the new thread may
+    // destroy at once: read the reference before the thread starts.
+    std::thread& out = m_thread;
+    out = std::thread([h] { h.resume(); });
   }
   void await_resume() const noexcept {}
 };

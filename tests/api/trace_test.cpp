@@ -272,12 +272,18 @@ TEST(TraceEnvTest, RuntimesDestroyedAtOnceWriteAFileEach) {
   }
 }
 
+// An empty directory of this process's own under /tmp, named by suffix.
+std::filesystem::path fresh_directory(const std::string& suffix) {
+  const std::filesystem::path dir = "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-" + suffix + ".d";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directory(dir);
+  return dir;
+}
+
 // A name without an extension gets the number at its end, also when a
 // directory above it has a dot in its name.
 TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
-  const std::filesystem::path dir = "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-numbered.d";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directory(dir);
+  const std::filesystem::path dir = fresh_directory("numbered");
   const std::string path = (dir / "trace").string();
   {
     weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
@@ -307,9 +313,7 @@ TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
 // of two: the first file of a process whose first runtime threw was never
 // written.
 TEST(TraceEnvTest, RuntimesThatFailToStartTakeNoNumber) {
-  const std::filesystem::path dir = "/tmp/weft-trace-test-" + std::to_string(::getpid()) + "-failed.d";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directory(dir);
+  const std::filesystem::path dir = fresh_directory("failed");
   const std::string path = (dir / "trace.json").string();
   {
     weft_test::scoped_env trace("WEFT_TRACE", path.c_str());

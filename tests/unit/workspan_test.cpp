@@ -439,6 +439,17 @@ TEST_P(WorkspanTest, TaskGroupSpawnsDoneBeforeTheWait) {
       }));
 }
 
+// Spawns k calls into g that each spin for d and count themselves, then waits.
+void spawn_spins_and_wait(weft::task_group& g, int k, nanoseconds d, std::atomic<int>& calls) {
+  for (int i = 0; i < k; ++i) {
+    g.spawn([d, &calls] {
+      spin(d);
+      calls.fetch_add(1, std::memory_order_relaxed);
+    });
+  }
+  g.wait();
+}
+
 // A group made before the measured call and used inside it is measured as if
 // made inside: its spawns are strands of their own, whether they are popped
 // back or taken; the same group is an ordinary one again afterwards.
@@ -446,15 +457,7 @@ TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
   std::atomic<int> calls{0};
   rt.run([&] {
     weft::task_group g;
-    const auto round = [&] {
-      for (int i = 0; i < 50; ++i) {
-        g.spawn([&] {
-          spin(200us);
-          calls.fetch_add(1, std::memory_order_relaxed);
-        });
-      }
-      g.wait();
-    };
+    const auto round = [&] { spawn_spins_and_wait(g, 50, 200us, calls); };
     round();  // used before, unmeasured
     EXPECT_TRUE(best_of([&] { return weft::measure_workspan(round); },
                         [&](const weft::workspan& ws) {
@@ -490,15 +493,7 @@ TEST_P(WorkspanTest, TaskGroupMadeBeforeTheCall) {
 TEST_P(WorkspanTest, TaskGroupMadeOutsideAnyRuntime) {
   weft::task_group g;
   std::atomic<int> calls{0};
-  const auto round = [&] {
-    for (int i = 0; i < 4; ++i) {
-      g.spawn([&] {
-        spin(500us);
-        calls.fetch_add(1, std::memory_order_relaxed);
-      });
-    }
-    g.wait();
-  };
+  const auto round = [&] { spawn_spins_and_wait(g, 4, 500us, calls); };
   EXPECT_TRUE(best_of([&] { return measure(round); },
                       [](const weft::workspan& ws) {
                         EXPECT_EQ(ws.strands, 1u + 4) << describe(ws);  // the call, and every spawn

@@ -2,6 +2,7 @@
 #include "trace.hpp"
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -59,13 +60,16 @@ class json_writer {
     if (m_file != nullptr) std::fclose(m_file);
   }
 
-  // One event; `fields` is the JSON text inside the braces.
-  template <class... A>
-  void event(const char* format, A... args) {
+  // One event: the JSON text inside its braces, printf-formatted (the
+  // compiler checks the arguments against the format).
+  [[gnu::format(printf, 2, 3)]] void event(const char* format, ...) {
     if (!m_first) std::fputs(",\n", m_file);
     m_first = false;
     std::fputc('{', m_file);
-    std::fprintf(m_file, format, args...);
+    std::va_list args;
+    va_start(args, format);
+    std::vfprintf(m_file, format, args);
+    va_end(args);
     std::fputc('}', m_file);
   }
 

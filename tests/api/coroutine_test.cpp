@@ -13,7 +13,6 @@
 #include <functional>
 #include <memory>
 #include <random>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -25,6 +24,7 @@
 #include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
+#include "call_site.hpp"
 #include "sanitizers.hpp"
 #include "seeded_rng.hpp"
 #include "worker_count.hpp"
@@ -508,8 +508,8 @@ void expect_no_coroutine_message(const std::string& what, std::string_view call)
 }
 
 template <class F>
-void expect_no_coroutine(F&& f, std::string_view call, std::source_location where = std::source_location::current()) {
-  ::testing::ScopedTrace trace(where.file_name(), static_cast<int>(where.line()), std::string(call));
+void expect_no_coroutine(F&& f, std::string_view call, weft_test::call_site where = {}) {
+  ::testing::ScopedTrace trace(where.m_file, where.m_line, std::string(call));
   try {
     f();
     ADD_FAILURE() << "no exception was thrown";

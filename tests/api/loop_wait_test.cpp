@@ -228,7 +228,11 @@ using params = std::tuple<primitive, loop_kind, int /*workers*/, int /*items*/>;
 class LoopWaitTest : public ::testing::TestWithParam<params> {};
 
 TEST_P(LoopWaitTest, ItemsWaitForOtherItemsOfTheirLoop) {
-  const auto [p, k, workers, items] = GetParam();
+  const auto& param = GetParam();  // named copies below, not structured bindings: clang 14 cannot capture those
+  const auto p = std::get<0>(param);
+  const auto k = std::get<1>(param);
+  const auto workers = std::get<2>(param);
+  const auto items = std::get<3>(param);
   // ThreadSanitizer creates each fiber slowly (about 10 ms): fewer of the
   // large counts there (the small ones stay: the first-last cases need 2).
   const int n = weft_test::k_tsan && items > 100 ? static_cast<int>(weft_test::scaled(items, 10)) : items;

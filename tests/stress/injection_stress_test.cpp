@@ -46,7 +46,9 @@ struct alignas(weft::rt::k_false_sharing) producer_state {
 class InjectionStress : public testing::TestWithParam<std::pair<int, int>> {};
 
 TEST_P(InjectionStress, ProducersAndTakeAllConsumers) {
-  const auto [producers, consumers] = GetParam();
+  const auto& param = GetParam();  // named copies below, not structured bindings: clang 14 cannot capture those
+  const auto producers = std::get<0>(param);
+  const auto consumers = std::get<1>(param);
   constexpr std::uint32_t pool_size = 2048;
   weft_test::seeded_rng rng;
   const std::uint64_t seed = rng.seed();

@@ -39,7 +39,9 @@ TEST_P(LoopWaitStress, HundredThousandItemsMeetAtOneLatch) {
   // TSan counts every fiber against its limit of 8128 threads and creates
   // each slowly: fewer there.
   const int n = weft_test::k_tsan ? 500 : 100'000;
-  const auto [workers, k] = GetParam();
+  const auto& param = GetParam();  // named copies below, not structured bindings: clang 14 cannot capture those
+  const auto workers = std::get<0>(param);
+  const auto k = std::get<1>(param);
   weft::runtime rt{weft::config{.workers = workers, .stack_size = weft::k_min_stack_size}};
   std::vector<std::atomic<int>> ran(static_cast<std::size_t>(n));
   std::atomic<int> released{0};

@@ -98,7 +98,8 @@ class RuntimeParkingStress : public testing::TestWithParam<params> {};
 // workers go idle and park), then publishes a chain of tasks that only
 // parked workers can run.
 TEST_P(RuntimeParkingStress, TasksPublishedAfterWorkersParked) {
-  const auto [workers, spin_us] = GetParam();
+  const int workers = GetParam().workers;  // not structured bindings: clang 14 cannot capture those
+  const std::uint32_t spin_us = GetParam().spin_us;
   if (workers == 1) GTEST_SKIP() << "a chain needs a worker to publish to";
   weft_test::seeded_rng rng;
   const std::uint64_t seed = rng.seed();
@@ -139,7 +140,8 @@ TEST_P(RuntimeParkingStress, TasksPublishedAfterWorkersParked) {
 // chain, which injections break: a worker takes every task injected so far
 // at once and queues the rest behind its own work.)
 TEST_P(RuntimeParkingStress, CallsFromOutsideAfterWorkersParked) {
-  const auto [workers, spin_us] = GetParam();
+  const int workers = GetParam().workers;  // not structured bindings: clang 14 cannot capture those
+  const std::uint32_t spin_us = GetParam().spin_us;
   constexpr int k_callers = 3;
   weft_test::seeded_rng rng;
   const std::uint64_t seed = rng.seed();

@@ -7,10 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "call_site.hpp"
 
 namespace weft_test {
 
@@ -35,9 +36,8 @@ inline ::testing::AssertionResult message_names(const char* what, std::string_vi
 // Expects f() to throw std::invalid_argument whose what() names `parameter`
 // as a whole word. Failures point at the caller's line.
 template <class F>
-void expect_invalid_argument(F&& f, std::string_view parameter,
-                             std::source_location where = std::source_location::current()) {
-  ::testing::ScopedTrace trace(where.file_name(), static_cast<int>(where.line()),
+void expect_invalid_argument(F&& f, std::string_view parameter, call_site where = {}) {
+  ::testing::ScopedTrace trace(where.m_file, where.m_line,
                                "expected std::invalid_argument naming " + std::string(parameter));
   try {
     f();

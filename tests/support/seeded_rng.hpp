@@ -15,8 +15,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
-#include <source_location>
 #include <string>
+
+#include "call_site.hpp"
 
 namespace weft_test {
 
@@ -36,9 +37,9 @@ class seeded_rng {
  public:
   using result_type = std::mt19937_64::result_type;
 
-  explicit seeded_rng(std::uint64_t seed = test_seed(), std::source_location where = std::source_location::current())
+  explicit seeded_rng(std::uint64_t seed = test_seed(), call_site where = {})
       : m_seed(seed),
-        m_trace(where.file_name(), static_cast<int>(where.line()),
+        m_trace(where.m_file, where.m_line,
                 "seed: " + std::to_string(seed) + " (rerun with WEFT_TEST_SEED=" + std::to_string(seed) + ")"),
         m_engine(seed) {}
 

@@ -612,7 +612,9 @@ weft::task<void> when_all_with_a_child_on_a_thread(std::thread& plain, nanosecon
 // same, and nothing stays measured. Ending the child (and joining the parent)
 // there took the plain thread for a worker and read its null fiber: a crash.
 TEST_P(WorkspanTest, CoroutineChildEndsOnAPlainThread) {
-  for (const auto& [there, here] : {std::pair<nanoseconds, nanoseconds>{0us, 2ms}, {2ms, 0us}}) {
+  for (const auto& times : {std::pair<nanoseconds, nanoseconds>{0us, 2ms}, {2ms, 0us}}) {
+    const nanoseconds there = times.first;  // not structured bindings: clang 14 cannot capture those
+    const nanoseconds here = times.second;
     std::thread plain;
     const weft::workspan ws = measure([&] { weft::sync_wait(when_all_with_a_child_on_a_thread(plain, there, here)); });
     plain.join();

@@ -371,6 +371,72 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
   });
 }
 
+// ---- buffers of items -------------------------------------------------------------
+//
+// The parallel sort, the gather of packing and the rounds of selection move a
+// range's items into a buffer of their own and back. Those items' moves do not
+// throw (the serial std:: algorithms take the others), but the range's
+// iterators may: these helpers then leave no item alive in the buffer, and
+// the buffer's memory is freed, before the exception goes on.
+
+// The fewest items a block of a move into or out of a buffer holds.
+inline constexpr std::size_t k_move_block = 4096;
+
+// Memory for n items of T (none constructed), freed on the way out.
+template <class T>
+struct item_buffer {
+  std::allocator<T> m_alloc;
+  std::size_t m_n;
+  T* m_items;
+
+  explicit item_buffer(std::size_t n) : m_n(n), m_items(m_alloc.allocate(n)) {}
+  item_buffer(const item_buffer&) = delete;
+  item_buffer& operator=(const item_buffer&) = delete;
+  ~item_buffer() { m_alloc.deallocate(m_items, m_n); }
+};
+
+// Calls make(r) for every region r in [0, regions), in parallel: make(r)
+// constructs the items [region(r).first, region(r).second) of buf, and
+// destroys those it made if it throws (as std::uninitialized_move does).
+// When one throws, the items of the regions made are destroyed before the
+// exception goes on.
+template <class T, class Region, class Make>
+void construct_regions(T* buf, std::size_t regions, Region&& region, Make&& make) {
+  std::vector<char> made(regions, 0);
+  try {
+    for_blocks(regions, [&](std::size_t r) {
+      make(r);
+      made[r] = 1;
+    });
+  } catch (...) {
+    for (std::size_t r = 0; r < regions; ++r) {
+      if (made[r] != 0) std::destroy(buf + region(r).first, buf + region(r).second);
+    }
+    throw;
+  }
+}
+
+// Moves the n items of buf to out[0, n) and destroys them, in parallel. When
+// a move through out throws, every item of buf still alive is destroyed
+// before the exception goes on.
+template <class T, class Out>
+void move_out_of(T* buf, std::size_t n, Out out) {
+  const block_plan plan = make_plan(n, k_move_block, k_scan_max_blocks);
+  std::vector<char> gone(plan.m_count, 0);
+  try {
+    for_blocks(plan.m_count, [&](std::size_t b) {
+      std::move(buf + plan.begin(b), buf + plan.end(b), out + static_cast<std::iter_difference_t<Out>>(plan.begin(b)));
+      std::destroy(buf + plan.begin(b), buf + plan.end(b));
+      gone[b] = 1;
+    });
+  } catch (...) {
+    for (std::size_t b = 0; b < plan.m_count; ++b) {
+      if (gone[b] == 0) std::destroy(buf + plan.begin(b), buf + plan.end(b));
+    }
+    throw;
+  }
+}
+
 // ---- packing ------------------------------------------------------------------
 
 // Moves the kept items of every block, [kept[b].first, kept[b].second) as
@@ -389,16 +455,17 @@ std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::
   if constexpr (std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
                 std::is_nothrow_destructible_v<T>) {
     if (weft::num_workers() > 1 && total >= 2 * k_scan_min_block) {
-      std::allocator<T> alloc;
-      T* buf = alloc.allocate(total);
-      for_blocks(blocks, [&](std::size_t b) {
-        std::uninitialized_move(first + kept[b].first, first + kept[b].second, buf + offset[b]);
-      });
-      weft::parallel_for(std::size_t{0}, total, [&](std::size_t lo, std::size_t hi) {
-        std::move(buf + lo, buf + hi, first + lo);
-        std::destroy(buf + lo, buf + hi);
-      });
-      alloc.deallocate(buf, total);
+      item_buffer<T> buffer(total);
+      T* buf = buffer.m_items;
+      construct_regions(
+          buf, blocks,
+          [&](std::size_t b) {
+            return std::pair<std::size_t, std::size_t>{offset[b], offset[b + 1]};
+          },
+          [&](std::size_t b) {
+            std::uninitialized_move(first + kept[b].first, first + kept[b].second, buf + offset[b]);
+          });
+      move_out_of(buf, total, first);
       return total;
     }
   }
@@ -627,31 +694,31 @@ void sort_parallel(It first, std::size_t n, int workers, Comp& comp) {
   }
   std::size_t leaf = n / leaves + (n % leaves != 0 ? 1 : 0);
   if (leaf < k_sort_min_leaf) leaf = k_sort_min_leaf;
-  std::allocator<T> alloc;
-  T* buf = alloc.allocate(n);
-  struct release {
-    std::allocator<T>& alloc;
-    T* buf;
-    std::size_t n;
-    bool live;
-    ~release() {
-      if (live) {
-        weft::parallel_for(std::size_t{0}, n,
-                           [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
-      }
-      alloc.deallocate(buf, n);
-    }
-  };
+  item_buffer<T> buffer(n);
+  T* buf = buffer.m_items;
   if constexpr (std::is_trivially_copyable_v<T> && std::is_trivially_default_constructible_v<T>) {
-    release guard{alloc, buf, n, false};
     merge_sort<Stable>(first, buf, n, leaf, comp, false);
   } else {
     // The buffer holds live objects throughout: the items move into it first,
-    // and the sort runs from it back into the range.
-    weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
-      std::uninitialized_move(first + lo, first + hi, buf + lo);
-    });
-    release guard{alloc, buf, n, true};
+    // and the sort runs from it back into the range; its items are destroyed
+    // at the end, also when an iterator of the range throws.
+    const block_plan plan = make_plan(n, k_move_block, k_scan_max_blocks);
+    construct_regions(
+        buf, plan.m_count,
+        [&](std::size_t b) {
+          return std::pair<std::size_t, std::size_t>{plan.begin(b), plan.end(b)};
+        },
+        [&](std::size_t b) {
+          std::uninitialized_move(first + plan.begin(b), first + plan.end(b), buf + plan.begin(b));
+        });
+    struct destroy_items {
+      T* buf;
+      std::size_t n;
+      ~destroy_items() {
+        weft::parallel_for(std::size_t{0}, n,
+                           [&](std::size_t lo, std::size_t hi) { std::destroy(buf + lo, buf + hi); });
+      }
+    } live{buf, n};
     merge_sort<Stable>(buf, first, n, leaf, comp, true);
   }
 }
@@ -760,21 +827,45 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
             base[v] += c;
           }
         }
-        std::allocator<T> alloc;
-        T* buf = alloc.allocate(n);
-        for_blocks(plan.m_count, [&](std::size_t b) {
-          std::size_t at[3] = {counts[3 * b], counts[3 * b + 1], counts[3 * b + 2]};
-          const std::size_t e = plan.end(b);
-          for (std::size_t i = plan.begin(b); i < e; ++i)
-            ::new (static_cast<void*>(buf + at[cls[i]]++)) T(std::move(rest[i]));
-        });
-        ::new (static_cast<void*>(buf + totals[0])) T(std::move(first[0]));
-        ::new (static_cast<void*>(buf + totals[0] + 1)) T(std::move(first[1]));
-        weft::parallel_for(std::size_t{0}, n, [&](std::size_t lo, std::size_t hi) {
-          std::move(buf + lo, buf + hi, first + lo);
-          std::destroy(buf + lo, buf + hi);
-        });
-        alloc.deallocate(buf, n);
+        item_buffer<T> buffer(n);
+        T* buf = buffer.m_items;
+        // The items of block b fill [counts[3 b + v], ends[3 b + v]) of each
+        // class v; made[b] once they all did. An iterator of the range that
+        // throws leaves none of them alive.
+        std::vector<std::size_t> ends(3 * plan.m_count);
+        std::vector<char> made(plan.m_count, 0);
+        int pivots = 0;
+        try {
+          for_blocks(plan.m_count, [&](std::size_t b) {
+            std::size_t at[3] = {counts[3 * b], counts[3 * b + 1], counts[3 * b + 2]};
+            const std::size_t e = plan.end(b);
+            try {
+              for (std::size_t i = plan.begin(b); i < e; ++i) {
+                auto&& item = rest[i];  // may throw: no slot taken yet
+                const unsigned char v = cls[i];
+                ::new (static_cast<void*>(buf + at[v])) T(std::move(item));
+                ++at[v];
+              }
+            } catch (...) {
+              for (std::size_t v = 0; v < 3; ++v) std::destroy(buf + counts[3 * b + v], buf + at[v]);
+              throw;
+            }
+            for (std::size_t v = 0; v < 3; ++v) ends[3 * b + v] = at[v];
+            made[b] = 1;
+          });
+          for (; pivots < 2; ++pivots) {
+            auto&& pivot = first[pivots];
+            ::new (static_cast<void*>(buf + totals[0] + static_cast<std::size_t>(pivots))) T(std::move(pivot));
+          }
+        } catch (...) {
+          for (std::size_t b = 0; b < plan.m_count; ++b) {
+            if (made[b] == 0) continue;
+            for (std::size_t v = 0; v < 3; ++v) std::destroy(buf + counts[3 * b + v], buf + ends[3 * b + v]);
+          }
+          std::destroy(buf + totals[0], buf + totals[0] + pivots);
+          throw;
+        }
+        move_out_of(buf, n, first);
         // [0, lo_end): less than the low pivot; [lo_end, hi_end): between the
         // pivots (both included); [hi_end, n): greater than the high pivot.
         const std::size_t lo_end = totals[0];

@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <optional>
+
 #include "clock.hpp"
 #include "futex.hpp"
 #include "scheduler.hpp"
@@ -73,6 +75,10 @@ constexpr std::uint64_t k_borrow_spin_us = 10;
 // One per thread; only this thread touches it (but m_native_ready).
 // Constructed at the first call from outside on a thread, which also
 // registers its destructor; reached through t_caller_of_thread afterwards.
+// A call made after that destructor ran (from the destructor of a
+// thread_local made before the thread's first call; on the thread that
+// exits the process, from an atexit handler or a static destructor) gets a
+// caller_state of its own for that call (t_caller_ended).
 struct caller_holder {
   caller_state m_state;
   caller_holder() noexcept;
@@ -85,14 +91,23 @@ thread_local caller_holder t_caller;
 // pointer (initial-exec, as t_worker), where every use of t_caller would
 // call __tls_get_addr and check its guard.
 constinit thread_local caller_state* t_caller_of_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+// t_caller was destroyed (its thread ends, or the process exits): it cannot
+// be used or made again.
+constinit thread_local bool t_caller_ended __attribute__((tls_model("initial-exec"))) = false;
 caller_holder::caller_holder() noexcept { t_caller_of_thread = &m_state; }
-caller_holder::~caller_holder() { t_caller_of_thread = nullptr; }
+caller_holder::~caller_holder() {
+  t_caller_of_thread = nullptr;
+  t_caller_ended = true;
+}
 
-caller_state& this_thread_caller() noexcept {
+// The thread's caller_state, made at its first call; null once it was
+// destroyed (its thread ends, or the process exits).
+caller_state* this_thread_caller() noexcept {
   if (caller_state* c = t_caller_of_thread; c != nullptr) [[likely]] {
-    return *c;
+    return c;
   }
-  return t_caller.m_state;  // constructs it (once per thread)
+  if (t_caller_ended) return nullptr;
+  return &t_caller.m_state;  // constructs it (once per thread)
 }
 
 // Wins the slot of a parked worker, at once or after a bounded wait for a
@@ -195,7 +210,13 @@ class slot_loan {
 bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
   const int w = borrow(s);
   if (w < 0) return false;
-  caller_state& c = this_thread_caller();
+  // After the thread's own caller_state was destroyed (it ends, or the process
+  // exits), one for this call only, with its alternate signal stack (left at
+  // its end).
+  std::optional<caller_state> late;
+  caller_state* mine = this_thread_caller();
+  if (mine == nullptr) mine = &late.emplace();
+  caller_state& c = *mine;
   if (!c.m_signal_stack_checked) {
     // The stack-overflow report runs on an alternate signal stack; give this
     // thread one unless it has its own.

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: a thread from outside a runtime that takes part in its own call
 // as a worker, on the slot of a parked worker (docs/protocols/callers.md).
-// Owns: a caller_state per call from outside (on the calling thread's stack).
+// Owns: a caller_state per thread that calls from outside (thread_local; one
+// on the stack of a call made after that one is gone: the thread ends, or
+// the process exits).
 // Touched by: worker.cpp (m_caller: the loop switches back to the caller),
 // suspend.cpp (make_pinned_ready), join.cpp (roots from outside).
 #pragma once

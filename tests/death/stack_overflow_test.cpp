@@ -141,6 +141,47 @@ TEST_P(StackOverflowTest, SimultaneousOverflowsPrintOneLine) {
   }
 }
 
+// Its destructor calls into a runtime and overflows there.
+struct overflow_at_thread_end {
+  weft::runtime* m_rt;
+  ~overflow_at_thread_end() { m_rt->run([] { return recurse_forever<1024>(0); }); }
+};
+
+// A call from a thread_local's destructor of a thread that called weft
+// before: the thread's own state for calls from outside (its alternate
+// signal stack) is destroyed by then when it was made after that
+// thread_local, and the overflow killed the process with a plain SIGSEGV.
+TEST_P(StackOverflowTest, InACallFromAThreadLocalDestructorAbortsWithOneLine) {
+  const int w = workers();
+  expect_overflow_report(run_in_child([w] {
+    weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack}};
+    std::thread caller([&rt] {
+      // Made before the thread's first call, so destroyed after what that
+      // call made.
+      static thread_local overflow_at_thread_end at_end{&rt};
+      rt.run([] {});
+    });
+    caller.join();
+    return 3;
+  }));
+}
+
+weft::runtime* g_exit_runtime = nullptr;
+
+// The same for a call from an atexit handler of a process whose exiting
+// thread called weft before: std::exit destroys that thread's thread_locals
+// first.
+TEST_P(StackOverflowTest, InACallFromAnAtexitHandlerAbortsWithOneLine) {
+  const int w = workers();
+  expect_overflow_report(run_in_child([w] {
+    g_exit_runtime = new weft::runtime(weft::config{.workers = w, .stack_size = k_small_stack});
+    g_exit_runtime->run([] {});
+    std::atexit([] { g_exit_runtime->run([] { return recurse_forever<1024>(0); }); });
+    std::exit(3);
+    return 4;
+  }));
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, StackOverflowTest, ::testing::ValuesIn(weft_test::k_worker_counts),
                          weft_test::worker_count_name);
 

@@ -26,8 +26,12 @@ struct runtime_access;
 class WEFT_API runtime {
  public:
   // Starts the worker threads. Throws std::invalid_argument naming the field
-  // for a bad config (or a bad WEFT_NUM_WORKERS when cfg.workers is 0), and
-  // std::system_error when a thread cannot be created (nothing leaks then).
+  // for a bad config, or the variable for a bad value of one of the
+  // environment variables it reads (WEFT_NUM_WORKERS when cfg.workers is 0;
+  // WEFT_VICTIM_POLICY, WEFT_SPLIT_POLICY and WEFT_CALLER_POLICY for fields
+  // left automatic; WEFT_TRACE when cfg.trace_file is empty; WEFT_WORKSPAN;
+  // WEFT_STACK_GUARDS), and std::system_error when a thread cannot be created
+  // (nothing leaks then).
   explicit runtime(config cfg = {});
 
   // Waits for work still running in this runtime, then stops and joins the
@@ -65,7 +69,8 @@ class WEFT_API runtime {
 };
 
 // The runtime that calls from outside any runtime use. Created on first use,
-// with config{} (so WEFT_NUM_WORKERS or the hardware thread count); never
+// with config{} (so WEFT_NUM_WORKERS or the hardware thread count) and the
+// stack size of WEFT_STACK_SIZE when set; never
 // destroyed, so it may be used until the process exits. Throws what the
 // runtime constructor throws; a later call tries again.
 WEFT_API runtime& default_runtime();

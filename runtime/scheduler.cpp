@@ -46,12 +46,15 @@ union live_list {
   ~live_list() {}  // NOLINT(modernize-use-equals-default): never destroyed, on purpose
 };
 constinit live_list g_live;
+// Held around weft's own registrations of exit handlers (register_at_exit).
+std::mutex g_exit_registration;
 
 // The locks in this order; nobody takes an earlier one while holding a later
 // one (a trace is written, and a measured call recorded, holding no other).
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
   g_live_lock.lock();
+  g_exit_registration.lock();
   lock_trace_writes_for_fork();
   lock_workspan_report_for_fork();
   lock_stacks_for_fork();
@@ -60,6 +63,7 @@ void unlock_after_fork() noexcept {
   unlock_stacks_after_fork();
   unlock_workspan_report_after_fork();
   unlock_trace_writes_after_fork();
+  g_exit_registration.unlock();
   g_live_lock.unlock();
   g_default_creation.unlock();
 }
@@ -188,7 +192,7 @@ void scheduler::arm_exit_hook() noexcept {
   const bool is_static = m_runtime != nullptr && dladdr(m_runtime, &info) != 0;
   if (!is_static && g_registrations.fetch_add(1, std::memory_order_relaxed) >= k_max_dynamic_registrations) return;
   const std::uint64_t covered = g_constructed.load(std::memory_order_acquire);
-  if (std::atexit(&on_process_exit) != 0) return;
+  if (!register_at_exit(&on_process_exit)) return;
   std::uint64_t old = g_covered.load(std::memory_order_relaxed);
   while (old < covered && !g_covered.compare_exchange_weak(old, covered, std::memory_order_acq_rel)) {
   }
@@ -199,6 +203,11 @@ void register_fork_handlers() noexcept {
 }
 
 std::mutex& default_runtime_creation() noexcept { return g_default_creation; }
+
+bool register_at_exit(void (*fn)()) noexcept {
+  std::lock_guard<std::mutex> lock(g_exit_registration);
+  return std::atexit(fn) == 0;
+}
 
 std::uint64_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
 

@@ -232,6 +232,12 @@ void register_fork_handlers() noexcept;
 // prepare) and the child gets it unlocked.
 std::mutex& default_runtime_creation() noexcept;
 
+// std::atexit(fn), which fork() waits for: the C library's lock of its exit
+// handlers, held during a registration, is not reset in a forked child, where
+// exit() (and any later registration) would then wait for it forever. Every
+// registration of weft's goes through here. False when it failed.
+bool register_at_exit(void (*fn)()) noexcept;
+
 // Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
 // hardware, trace_file from WEFT_TRACE, as it is). Throws
 // std::invalid_argument naming the bad field or variable.

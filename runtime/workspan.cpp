@@ -629,7 +629,7 @@ bool workspan_reporting() {
     if (report_path().empty()) return false;
     report().m_path = report_path();
     report().m_pid = getpid();
-    std::atexit([] {
+    register_at_exit([] {
       {
         std::lock_guard<std::mutex> lock(g_report_lock);
         report().m_exited = true;

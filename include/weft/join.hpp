@@ -112,9 +112,24 @@ template <class R, class A, class B>
   return R(a.take(), b.take());
 }
 
+// Both calls on the caller's stack, f first (g is skipped if f throws): a
+// join that could not push g even from the fresh stack it moved to.
+template <class F, class G>
+join_result_t<F, G> join_here(F& f, G& g) {
+  result<std::invoke_result_t<F&>> rf;
+  rf.emplace(f);
+  result<std::invoke_result_t<G&>> rg;
+  rg.emplace(g);
+  if constexpr (!std::is_void_v<join_result_t<F, G>>) {
+    return join_result_t<F, G>(take_join_value(rf), take_join_value(rg));
+  }
+}
+
 // The body of join(). Plain: the push of a measured join's own child, which
-// carries its own accounting (push_plain()).
-template <bool Plain, class F, class G>
+// carries its own accounting (push_plain()). Moved: the call runs where a
+// join that could not push moved it (invoke_on_fresh_stack), which is the
+// same nearly full stack when no fiber could be had.
+template <bool Plain, bool Moved = false, class F, class G>
 join_result_t<F, G> join_impl(F& f, G& g) {
   using rf_type = std::invoke_result_t<F&>;
   using rg_type = std::invoke_result_t<G&>;
@@ -132,8 +147,15 @@ join_result_t<F, G> join_impl(F& f, G& g) {
       }
       if (ws_spawn_measured()) return join_measured(f, g);
     }
-    auto again = [&]() -> return_type { return join_impl<Plain>(f, g); };  // the stack is nearly full
-    return invoke_on_fresh_stack(again);
+    if constexpr (Moved) {
+      // Still no push after the move: no fiber could be had (the call runs on
+      // the nearly full stack), or no memory for the deque. Asking again
+      // would recurse without end: both calls here.
+      return join_here(f, g);
+    } else {
+      auto again = [&]() -> return_type { return join_impl<Plain, true>(f, g); };  // the stack is nearly full
+      return invoke_on_fresh_stack(again);
+    }
   }
 
   result<rf_type> rf;

@@ -404,6 +404,45 @@ TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// Recurses on the current stack until it is nearly full, then joins there:
+// the join moves to a fresh stack, where f recurses again, `levels` times.
+// Each level's caller stays suspended on its stack. Once no fiber can be
+// had, f runs on the nearly full stack (stack_low() still true there) and
+// ends the descent. Returns the levels that got a fresh stack.
+[[gnu::noinline]] int descend_to_a_full_stack(int levels) {
+  volatile char pad[256];
+  pad[0] = 0;
+  if (!weft::detail::stack_low()) return descend_to_a_full_stack(levels) + pad[0];
+  auto [below, one] = weft::join(
+      [levels] { return levels == 0 || weft::detail::stack_low() ? 0 : descend_to_a_full_stack(levels - 1); },
+      [] { return 1; });
+  return below + one;
+}
+
+// A join on a nearly full stack when no fiber can be had: it runs f and g
+// there (as a loop's split does), instead of asking again for a fresh stack
+// on the same full stack without end (a stack overflow before).
+TEST(FiberCountMemory, JoinOnANearlyFullStackWithoutAFiberRunsThere) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    if (!cap_address_space(1 << 20)) return 10;
+    constexpr int levels = 300;  // more than the 63 fibers the cap leaves
+    const int reached = rt.run([] { return descend_to_a_full_stack(levels); });
+    const weft::stats s = rt.stats();
+    std::fprintf(stderr, "%d of %d levels; %llu fibers created\n", reached, levels,
+                 static_cast<unsigned long long>(s.total.fibers_created));
+    if (reached < 1 || reached > levels + 1) return 11;
+    if (reached == levels + 1) return 12;  // the cap did not bite
+    // Usable afterwards.
+    if (sum_below_1000(rt) != 499500) return 13;
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+  std::fputs(r.err.c_str(), stdout);  // what the child saw, for the log
+}
+
 // Inside a runtime: uses up the stacks memory allows, with tasks that wait
 // on a locked mutex until one of them cannot get a fiber (counted in
 // `failed`). release() lets them finish; the destructor waits.

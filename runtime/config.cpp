@@ -193,7 +193,8 @@ config default_config() {
 
 stack_guards stack_guards_from_environment() {
   const char* env = std::getenv("WEFT_STACK_GUARDS");
-  if (env == nullptr || *env == '\0' || std::string(env) == "auto") return stack_guards::automatic;
+  // Set but empty is an error, as for every other variable.
+  if (env == nullptr || std::string(env) == "auto") return stack_guards::automatic;
   if (std::string(env) == "mprotect") return stack_guards::mprotect;
   throw std::invalid_argument("WEFT_STACK_GUARDS must be auto or mprotect, got " + quoted(env));
 }

@@ -144,7 +144,9 @@ TEST_P(StackOverflowTest, SimultaneousOverflowsPrintOneLine) {
 // Its destructor calls into a runtime and overflows there.
 struct overflow_at_thread_end {
   weft::runtime* m_rt;
-  ~overflow_at_thread_end() { m_rt->run([] { return recurse_forever<1024>(0); }); }
+  ~overflow_at_thread_end() {
+    m_rt->run([] { return recurse_forever<1024>(0); });
+  }
 };
 
 // A call from a thread_local's destructor of a thread that called weft

@@ -334,14 +334,24 @@ void warm_up(weft::runtime& rt) {
 // stack: the joins below nest the tasks they run on one stack.
 constexpr std::size_t k_memory_test_stack = (weft_test::k_asan ? 128 : 64) * 1024;
 
+// Runs body(rt) in a child process, on a runtime of `workers` warmed up
+// before the child's address space is capped (1 MiB above what it uses).
+// The child's exit code: body's, or 10 when the cap could not be set.
+template <class Body>
+weft_test::child_result in_capped_child(int workers, Body body) {
+  return weft_test::run_in_child([workers, body] {
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    if (!cap_address_space(1 << 20)) return 10;
+    return body(rt);
+  });
+}
+
 // Tasks meeting at a latch beyond the stacks memory allows: a clear error
 // that names memory, no hang; the runtime stays usable.
 TEST(FiberCountMemory, LatchPastTheMemoryLimitGivesAClearError) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
-  const auto r = weft_test::run_in_child([] {
-    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
-    warm_up(rt);
-    if (!cap_address_space(1 << 20)) return 10;
+  const auto r = in_capped_child(1, [](weft::runtime& rt) {
     burst b(200);
     try {
       b.run(rt, release::by_the_last_arrival);
@@ -424,10 +434,7 @@ TEST(FiberCountMemory, JoinsPastTheMemoryLimitComplete) {
 // on the same full stack without end (a stack overflow before).
 TEST(FiberCountMemory, JoinOnANearlyFullStackWithoutAFiberRunsThere) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
-  const auto r = weft_test::run_in_child([] {
-    weft::runtime rt{weft::config{.workers = 1, .stack_size = k_memory_test_stack}};
-    warm_up(rt);
-    if (!cap_address_space(1 << 20)) return 10;
+  const auto r = in_capped_child(1, [](weft::runtime& rt) {
     constexpr int levels = 300;  // more than the 63 fibers the cap leaves
     const int reached = rt.run([] { return descend_to_a_full_stack(levels); });
     const weft::stats s = rt.stats();
@@ -484,10 +491,7 @@ struct stack_holders {
 // stacks were never used up (nothing was tested), 14 when the loop failed.
 template <class Body>
 weft_test::child_result without_fibers(int workers, Body body) {
-  return weft_test::run_in_child([workers, body] {
-    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
-    warm_up(rt);
-    if (!cap_address_space(1 << 20)) return 10;
+  return in_capped_child(workers, [body](weft::runtime& rt) {
     std::atomic<int> failed{0};
     bool used_up = false;
     int status = 0;

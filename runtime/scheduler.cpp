@@ -54,6 +54,7 @@ std::mutex g_exit_registration;
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
   g_live_lock.lock();
+  lock_workspan_start_for_fork();
   g_exit_registration.lock();
   lock_trace_writes_for_fork();
   lock_workspan_report_for_fork();
@@ -64,6 +65,7 @@ void unlock_after_fork() noexcept {
   unlock_workspan_report_after_fork();
   unlock_trace_writes_after_fork();
   g_exit_registration.unlock();
+  unlock_workspan_start_after_fork();
   g_live_lock.unlock();
   g_default_creation.unlock();
 }

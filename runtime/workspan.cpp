@@ -456,6 +456,7 @@ std::mutex g_report_lock;
 struct report_state {
   std::map<const void*, site_totals> m_sites;
   std::string m_path;
+  std::string m_base_path;  // WEFT_WORKSPAN's value
   // The process whose calls m_sites holds: a forked child's first recorded
   // call starts a report of its own (child_path).
   pid_t m_pid = 0;
@@ -465,11 +466,19 @@ struct report_state {
   bool m_exited = false;
 };
 
-// Never destroyed: calls may still end while static destructors run.
-report_state& report() {
-  static report_state* r = new report_state;
-  return *r;
-}
+// WEFT_WORKSPAN, read once by the first call from outside: -1 not read yet,
+// 0 off, 1 on. Read under g_report_start, which fork() takes
+// (lock_workspan_start_for_fork): a forked child never finds the reading
+// half done. (A function-local static's initialisation guard, held by a
+// thread that a fork does not copy, hung the child's first call for ever.)
+constinit std::atomic<int> g_reporting{-1};
+std::mutex g_report_start;
+// Set once under g_report_start, before g_reporting becomes 1 (release);
+// never destroyed: calls may still end while static destructors run.
+report_state* g_report = nullptr;
+
+// Only once reporting is on (workspan_reporting() returned true).
+report_state& report() noexcept { return *g_report; }
 
 // The length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no
 // overlong forms, no surrogates, nothing above U+10FFFF), or 0.
@@ -598,16 +607,6 @@ void write_report() noexcept {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
 }
 
-// The report file, read once: empty when WEFT_WORKSPAN is unset or empty.
-// Never destroyed: calls from static destructors read it.
-const std::string& report_path() {
-  static const std::string* path = [] {
-    const char* v = std::getenv("WEFT_WORKSPAN");
-    return new std::string(v != nullptr ? v : "");
-  }();
-  return *path;
-}
-
 struct measured_call {
   void (*m_fn)(void*);
   void* m_arg;
@@ -624,21 +623,42 @@ struct measured_call {
 void lock_workspan_report_for_fork() noexcept { g_report_lock.lock(); }
 void unlock_workspan_report_after_fork() noexcept { g_report_lock.unlock(); }
 
+void lock_workspan_start_for_fork() noexcept { g_report_start.lock(); }
+void unlock_workspan_start_after_fork() noexcept { g_report_start.unlock(); }
+
+namespace {
+
+[[gnu::noinline, gnu::cold]] bool start_reporting() {
+  std::lock_guard<std::mutex> lock(g_report_start);
+  if (const int on = g_reporting.load(std::memory_order_relaxed); on >= 0) return on != 0;
+  const char* path = std::getenv("WEFT_WORKSPAN");
+  if (path == nullptr || *path == '\0') {
+    g_reporting.store(0, std::memory_order_release);
+    return false;
+  }
+  auto* r = new report_state;
+  r->m_base_path = path;
+  r->m_path = path;
+  r->m_pid = getpid();
+  g_report = r;
+  register_at_exit([] {
+    {
+      std::lock_guard<std::mutex> lock(g_report_lock);
+      report().m_exited = true;
+    }
+    write_report();
+  });
+  // Pairs with workspan_reporting's acquire: g_report and its fields.
+  g_reporting.store(1, std::memory_order_release);
+  return true;
+}
+
+}  // namespace
+
 bool workspan_reporting() {
-  static const bool on = [] {
-    if (report_path().empty()) return false;
-    report().m_path = report_path();
-    report().m_pid = getpid();
-    register_at_exit([] {
-      {
-        std::lock_guard<std::mutex> lock(g_report_lock);
-        report().m_exited = true;
-      }
-      write_report();
-    });
-    return true;
-  }();
-  return on;
+  const int on = g_reporting.load(std::memory_order_acquire);
+  if (WEFT_LIKELY(on >= 0)) return on != 0;
+  return start_reporting();
 }
 
 void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
@@ -657,7 +677,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     if (const pid_t pid = getpid(); pid != r.m_pid) {
       // The first call recorded in a forked child: a report of its own.
       r.m_sites.clear();
-      r.m_path = child_path(report_path(), pid);
+      r.m_path = child_path(r.m_base_path, pid);
       r.m_pid = pid;
     }
     site_totals& t = r.m_sites[site];

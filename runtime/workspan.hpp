@@ -57,9 +57,13 @@ bool workspan_reporting();
 void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
                    void (*call)(scheduler&, void (*)(void*), void*));
 
-// fork(): the atfork handlers (scheduler.cpp) hold the report's lock across
-// the fork, so that a child forked while another thread records a call can
-// record its own and write its report.
+// fork(): the atfork handlers (scheduler.cpp) hold these locks across the
+// fork: the first reading of WEFT_WORKSPAN (another thread's, when it is in
+// progress, is finished first), and the report's, so that a child forked
+// while another thread records a call can record its own and write its
+// report.
+void lock_workspan_start_for_fork() noexcept;
+void unlock_workspan_start_after_fork() noexcept;
 void lock_workspan_report_for_fork() noexcept;
 void unlock_workspan_report_after_fork() noexcept;
 

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <thread>
@@ -46,7 +47,28 @@ bool in_libweft(const void* address) {
          of_address.dli_fbase == of_weft.dli_fbase;
 }
 
+// For ForkWaitsForTheFirstReadingOfWorkspan: the next reading of
+// WEFT_WORKSPAN is held open for a while (g_hold_workspan_read), with
+// g_in_workspan_read set at its start.
+std::atomic<bool> g_hold_workspan_read{false};
+std::atomic<bool> g_in_workspan_read{false};
+
 }  // namespace
+
+// Every reading of the environment in this program (libweft's included)
+// comes here: the C library's getenv, but for the reading held.
+extern "C" char* getenv(const char* name) noexcept {
+  const std::size_t n = std::strlen(name);
+  if (n == 13 && std::strcmp(name, "WEFT_WORKSPAN") == 0 && g_hold_workspan_read.load() &&
+      g_hold_workspan_read.exchange(false)) {
+    g_in_workspan_read.store(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (std::strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+  }
+  return nullptr;
+}
 
 // Every registration of an exit handler in this program comes here (the
 // program's definition takes precedence over the C library's); all but the
@@ -286,6 +308,37 @@ TEST(ForkConcurrentTest, ForkWaitsForARegistrationOfAnExitHandler) {
     const int code = fork_and_use([] {
       WEFT_CHILD_CHECK(g_registered.load(), 20);  // the fork came after the registration
       WEFT_CHILD_CHECK(count_items(100) == 100, 21);
+      return 0;
+    });
+    caller.join();
+    return code;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// C forks while another thread's first call from outside reads WEFT_WORKSPAN
+// (held open here). That reading was a function-local static's
+// initialisation: its guard stayed held in G by a thread that G does not
+// have, and G's first call waited on it for ever (seen: about one run in 200
+// of the case above on a loaded machine, where the fork came just after the
+// registration). fork() must wait for the reading: G's calls complete.
+TEST(ForkConcurrentTest, ForkWaitsForTheFirstReadingOfWorkspan) {
+  WEFT_SKIP_UNDER_TSAN();
+  const auto r = run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1}};  // reads WEFT_WORKSPAN too, not held
+    g_hold_workspan_read.store(true);
+    std::thread caller([&] { rt.run([] {}); });  // the process's first call from outside
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!g_in_workspan_read.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    if (!g_in_workspan_read.load()) {
+      std::fprintf(stderr, "the call did not read WEFT_WORKSPAN\n");
+      caller.join();
+      return 19;
+    }
+    const int code = fork_and_use([] {
+      WEFT_CHILD_CHECK(count_items(100) == 100, 20);
+      weft::runtime fresh{weft::config{.workers = 1}};
+      WEFT_CHILD_CHECK(fresh.run([] { return count_items(100); }) == 100, 21);
       return 0;
     });
     caller.join();

@@ -197,15 +197,26 @@ Out transform(In1 first1, In1 last1, In2 first2, Out out, Op op) {
   return out + detail::diff<Out>(n);
 }
 
-// Assigns value to every item.
+// Assigns value to every item. value may be an item of the range (as for
+// std::fill): a copy made before any assignment is what every chunk
+// assigns, when T can be copied.
 template <std::random_access_iterator It, class T>
 void fill(It first, It last, const T& value) {
   const std::size_t n = detail::range_size(first, last, "weft::fill: last must not be before first");
-  detail::on_runtime([&] {
-    detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
-      std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), value);
+  auto fill_with = [&](const T& v) {
+    detail::on_runtime([&] {
+      detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
+        std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), v);
+      });
     });
-  });
+  };
+  if constexpr (std::is_copy_constructible_v<T>) {
+    if (n == 0) return;
+    const T copy(value);
+    fill_with(copy);
+  } else {
+    fill_with(value);
+  }
 }
 
 // out[i] = first[i]; returns out + n. The ranges must not overlap.

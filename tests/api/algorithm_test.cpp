@@ -24,6 +24,7 @@
 #include <ranges>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -1104,6 +1105,52 @@ TEST_P(AlgorithmTest, PackedBitsMatchStd) {
       ASSERT_EQ(a, b) << "exclusive_scan, round " << round;
     });
   }
+}
+
+// An item whose assignment passes through a value no item ever has (-1),
+// correct on its own (it reads its source first). Assigned to itself, it
+// stays at -1 until another assignment has read it meanwhile, or 200 ms.
+struct passing_through {
+  static inline std::atomic<int> s_reads_meanwhile{0};
+  std::atomic<long> m_value{0};
+  std::atomic<bool> m_self_assigning{false};
+
+  passing_through() = default;
+  passing_through(const passing_through& o) : m_value(o.m_value.load()) {}
+  passing_through& operator=(const passing_through& o) {
+    const long v = o.m_value.load();
+    if (&o != this) {
+      if (o.m_self_assigning.load()) s_reads_meanwhile.fetch_add(1);
+      m_value.store(v);
+      return *this;
+    }
+    m_value.store(-1);
+    m_self_assigning.store(true);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (s_reads_meanwhile.load() == 0 && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    m_self_assigning.store(false);
+    m_value.store(v);
+    return *this;
+  }
+};
+
+// weft::fill(v, v[k]) fills with v[k]'s value, as std::fill does: the value
+// is read once, before any item is assigned. (Each chunk read the value
+// through the reference while the chunk holding v[k] assigned it: with two
+// workers the items of other chunks got -1.)
+TEST_P(AlgorithmTest, FillWithAnItemOfItsOwnRange) {
+  rt.run([] {
+    constexpr std::size_t n = std::size_t{1} << 16;
+    constexpr std::size_t k = n / 2;
+    std::vector<passing_through> v(n);
+    v[k].m_value.store(7);
+    passing_through::s_reads_meanwhile.store(0);
+    weft::fill(v.begin(), v.end(), v[k]);
+    std::size_t wrong = 0;
+    for (const passing_through& x : v) wrong += x.m_value.load() != 7 ? 1 : 0;
+    EXPECT_EQ(wrong, 0U) << "items not 7 after weft::fill(v, v[k]); read from v[k] while it was assigned: "
+                         << passing_through::s_reads_meanwhile.load();
+  });
 }
 
 TEST(AlgorithmOutside, CallsFromOutsideARuntimeUseTheDefault) {

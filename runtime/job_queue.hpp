@@ -51,7 +51,8 @@ class job_queue {
 
   // Owner only. Returns the task that became visible to thieves (t or an
   // older one; the caller then wakes a sleeper if needed), or null. Throws
-  // std::bad_alloc only when the public deque must grow and cannot.
+  // std::bad_alloc only when the public deque must grow and cannot; the queue
+  // is then as it was (t is not in it, every other task still is).
   job* push(job* t) {
     if ((!m_stealable || !m_public.looks_empty()) && !m_ring.full()) {
       put_private(t);
@@ -91,12 +92,13 @@ class job_queue {
   bool has_demand() const noexcept { return m_demand.load(std::memory_order_relaxed); }
   // Owner only: answers a demand by publishing the oldest private task, which
   // it returns; null when nothing was private (the caller may split its own
-  // work instead). Clears the demand either way.
+  // work instead). Clears the demand either way. Throws std::bad_alloc when
+  // the public deque must grow and cannot: the task stays private.
   job* serve_demand() {
     m_demand.store(false, std::memory_order_relaxed);
     if (m_ring.empty()) return nullptr;
-    job* t = take_oldest_private();
-    m_public.push(t);
+    job* t = oldest_private();
+    publish_oldest_private();
     return t;
   }
 
@@ -121,15 +123,23 @@ class job_queue {
 
  private:
   void put_private(job* t) noexcept { m_ring.put(t); }
-  job* take_oldest_private() noexcept { return m_ring.m_slots[m_ring.m_lo++ % k_private_capacity]; }
+  job* oldest_private() const noexcept { return m_ring.m_slots[m_ring.m_lo % k_private_capacity]; }
+  // Moves the oldest private task to the public deque. It leaves the ring
+  // only once the push succeeded (only the owner reads the ring, so a thief
+  // may take it from the deque meanwhile): when the deque cannot grow, the
+  // push throws std::bad_alloc and the task stays private, never lost.
+  void publish_oldest_private() {
+    m_public.push(oldest_private());
+    ++m_ring.m_lo;
+  }
 
   // Publication at push (the public part is empty) or private overflow.
   __attribute__((noinline)) job* push_slow(job* t) {
     if (m_stealable && m_public.looks_empty()) {
       job* published = t;
       if (!m_ring.empty()) {  // the oldest private task goes public, t stays private
-        published = take_oldest_private();
-        m_public.push(published);
+        published = oldest_private();
+        publish_oldest_private();
         put_private(t);
       } else {
         m_public.push(t);
@@ -138,8 +148,8 @@ class job_queue {
       return published;
     }
     // Full: the oldest private task goes public.
-    job* oldest = take_oldest_private();
-    m_public.push(oldest);
+    job* oldest = oldest_private();
+    publish_oldest_private();
     put_private(t);
     return m_stealable ? oldest : nullptr;
   }

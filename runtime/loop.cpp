@@ -362,7 +362,13 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
     // neither splits nor has a private task to publish moves its cache line
     // between the cores on every run (decision 0004, amended).
     if (WEFT_UNLIKELY((worth_sharing || !w->m_queue.private_empty()) && w->m_queue.has_demand())) {
-      if (w->serve_demand()) continue;  // a queued task of an enclosing computation went out
+      bool served = false;
+      try {
+        served = w->serve_demand();
+      } catch (...) {
+        continue;  // no memory to publish (the task stays queued): keep going here
+      }
+      if (served) continue;  // a queued task of an enclosing computation went out
       if (worth_sharing && r.can_split(call.m_end - begin)) {
         const std::uint64_t rest = call.m_end;
         call.m_end = begin;

@@ -15,9 +15,12 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -27,8 +30,26 @@
 #include <weft/detail/worker_view.hpp>
 #include <weft/weft.hpp>
 
+#include "child_process.hpp"
 #include "sanitizers.hpp"
 #include "watchdog.hpp"
+
+namespace {
+
+// While set, every allocation fails: memory has run out.
+std::atomic<bool> g_refuse_allocations{false};
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (g_refuse_allocations.load(std::memory_order_relaxed)) throw std::bad_alloc();
+  if (void* p = std::malloc(size != 0 ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+// Out of line: inlined where a delete-expression frees what operator new
+// returned, its free() would look mismatched to the compiler.
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -308,6 +329,48 @@ TEST(LoopWaitExceptionTest, ThrowingItemBesideWaitingOnes) {
                  std::runtime_error);
     EXPECT_EQ(waited.load(), 1) << workers << " workers";
   }
+}
+
+// An item that waits when memory has run out: the items not started go to
+// the worker's queue, whose public deque (holding the group's spawns) must
+// grow to take them and cannot, so they are injected instead; every task
+// queued before must still run. The queue lost its oldest private task there,
+// and the group's wait waited for ever. From a full private ring on each
+// spawn publishes one task, so some count of queued spawns makes the push
+// grow the deque.
+TEST(LoopWaitMemoryTest, AnItemThatWaitsWhenTheQueueCannotGrowLosesNoTask) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    weft::runtime rt{weft::config{.workers = 1}};
+    int status = 0;
+    rt.run([&] {
+      const int most = 3 * static_cast<int>(weft::detail::job_ring::k_capacity);
+      for (int queued = 0; queued <= most && status == 0; ++queued) {
+        std::atomic<int> ran{0};
+        std::atomic<int> items{0};
+        weft::task_group g;
+        for (int i = 0; i < queued; ++i) g.spawn([&] { ran.fetch_add(1); });
+        g_refuse_allocations.store(true);
+        weft::latch l(1);
+        weft::parallelize(2, [&](int i) {
+          if (i == 0) {
+            l.wait();
+          } else {
+            l.count_down();
+          }
+          items.fetch_add(1);
+        });
+        g_refuse_allocations.store(false);
+        g.wait();
+        if (items.load() != 2 || ran.load() != queued) {
+          std::fprintf(stderr, "%d queued spawns: %d ran, %d items\n", queued, ran.load(), items.load());
+          status = 11;
+        }
+      }
+    });
+    return status;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
 // Loops started a few frames above the stack's reserve: the loop's entry

@@ -6,14 +6,38 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <memory>
+#include <new>
 #include <random>
 #include <vector>
 
 #include "seeded_rng.hpp"
 #include "watchdog.hpp"
+
+namespace {
+
+// While set, every allocation fails: memory has run out (the public deque
+// cannot grow).
+std::atomic<bool> g_refuse_allocations{false};
+// Allocations made, to find the push that grows the public deque.
+std::atomic<std::size_t> g_allocations{0};
+
+}  // namespace
+
+void* operator new(std::size_t size) {
+  if (g_refuse_allocations.load(std::memory_order_relaxed)) throw std::bad_alloc();
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size != 0 ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+// Out of line: inlined where a delete-expression frees what operator new
+// returned, its free() would look mismatched to the compiler.
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -286,6 +310,49 @@ TEST_F(JobQueue, PushPublicIsStealable) {
   EXPECT_EQ(stolen(*q), t(0));
   EXPECT_EQ(q->pop(), t(1));
   EXPECT_TRUE(q->empty());
+}
+
+// A publication that needs the public deque to grow when memory has run out
+// (a push past the private capacity, serve_demand) throws std::bad_alloc and
+// leaves the queue as it was: the callers run or inject the task they were
+// pushing, and every other task must still be there. The oldest private task
+// was taken off the ring before the push that failed, and lost: its joiner
+// waited for ever.
+TEST_F(JobQueue, APublicationThatCannotGrowTheDequeLosesNoTask) {
+  // How many pushes fit before the first one that grows the deque.
+  std::size_t fit = 0;
+  {
+    auto probe = make(true);
+    for (;;) {
+      const std::size_t before = g_allocations.load();
+      probe->push(t(fit));
+      if (g_allocations.load() != before) break;
+      ++fit;
+    }
+  }
+  ASSERT_GE(fit, k_cap);  // the ring is full: the next publication grows the deque
+  for (const bool serve : {false, true}) {
+    SCOPED_TRACE(serve ? "serve_demand" : "push");
+    auto q = make(true);
+    for (std::size_t i = 0; i < fit; ++i) q->push(t(i));
+    g_refuse_allocations.store(true);
+    bool threw = false;
+    try {
+      if (serve) {
+        q->serve_demand();
+      } else {
+        q->push(t(fit));
+      }
+    } catch (const std::bad_alloc&) {
+      threw = true;
+    }
+    g_refuse_allocations.store(false);
+    EXPECT_TRUE(threw);
+    // Every task pushed before is still queued, once, newest first; the one
+    // whose push failed is not.
+    for (std::size_t i = fit; i-- > 0;) ASSERT_EQ(q->pop(), t(i)) << "task " << i;
+    EXPECT_EQ(q->pop(), nullptr);
+  }
 }
 
 // Random single-thread sequences of every operation against an exact model:

@@ -412,16 +412,53 @@ struct capped_run {
   join_frame m_extra;  // runners started at hand-offs: an open frame (they start while the owner waits)
 };
 
+void run_runner(capped_run& c, std::atomic<bool>* counted = nullptr) noexcept;
+
+// A runner that hand-offs start in the handing runner's frame, for want of
+// memory for an extra_runner; that runner joins it before it returns. A
+// hand-off may start it again while an earlier start still runs: each start
+// is a runner of its own (counted in the frame's join), and none touches the
+// job after it began except m_counted.
+struct spare_runner : detail::job {
+  capped_run* m_capped;
+  join_frame* m_parent;
+  // Set by the hand-off that starts it (only when clear: the job is then in
+  // no queue), cleared by that start just before it first stops counting
+  // itself in m_alive (run_runner). seq_cst, as m_alive and m_any_returned:
+  // a hand-off that finds it set returns the range to a runner that looks at
+  // the list once more before it leaves.
+  std::atomic<bool> m_counted{false};
+
+  static void execute(detail::job* t) noexcept {
+    auto* self = static_cast<spare_runner*>(t);
+    join_frame& parent = *self->m_parent;
+    run_runner(*self->m_capped, &self->m_counted);
+    detail::complete(parent);  // last access to the starter's frame
+  }
+};
+
 // A runner's call of the body: a wait inside an item returns the rest.
 struct capped_leaf : running_leaf {
   explicit capped_leaf(capped_run& c) noexcept : m_capped(&c) {
     m_end = 0;
     m_hand_off = &hand_off;
   }
+  capped_leaf(const capped_leaf&) = delete;
+  capped_leaf& operator=(const capped_leaf&) = delete;
+  // Joins the spare runner's starts, if any: call before the runner returns.
+  ~capped_leaf() {
+    if (m_spare_started) detail::wait(m_spare_frame, 0);
+  }
   static void hand_off(worker& w, running_leaf& base) noexcept;
 
   capped_run* m_capped;
   returned_range m_node;
+  // A runner started from this frame when no memory could be had for one:
+  // without it, a runner whose item waits for items it handed back could be
+  // the only one alive (one worker), and nobody would run them.
+  spare_runner m_spare;
+  join_frame m_spare_frame;
+  bool m_spare_started = false;
 };
 
 void lock(std::atomic<std::uintptr_t>& guard) noexcept {
@@ -490,8 +527,9 @@ bool claim(capped_run& c, std::uint64_t& begin, std::uint64_t& end) noexcept {
 }
 
 // One runner: claims and runs chunks until none is left. The caller counted
-// it in m_alive.
-void run_runner(capped_run& c) noexcept {
+// it in m_alive. counted: a spare runner's flag, cleared before the runner
+// first stops counting itself.
+void run_runner(capped_run& c, std::atomic<bool>* counted) noexcept {
   loop_run& r = *c.m_run;
   const loop& l = *r.m_loop;
   capped_leaf call(c);
@@ -508,6 +546,10 @@ void run_runner(capped_run& c) noexcept {
       // range, if listed, leaves the list first: its node is in this frame,
       // and another runner may still look at the list.
       if (r.cancelled()) unlist_own(c, call.m_node);
+      if (counted != nullptr) {
+        counted->store(false, std::memory_order_seq_cst);
+        counted = nullptr;  // once: a hand-off may start the spare again now
+      }
       c.m_alive.fetch_sub(1, std::memory_order_seq_cst);
       if (r.cancelled() || !c.m_any_returned.load(std::memory_order_seq_cst)) return;
       std::uint64_t alive = c.m_alive.load(std::memory_order_relaxed);
@@ -571,16 +613,29 @@ void capped_leaf::hand_off(worker& w, running_leaf& base) noexcept {
   do {
     if (alive >= c.m_cap) return;  // the others take it when they finish an item
   } while (!c.m_alive.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
-  extra_runner* t = nullptr;
+  detail::job* t = nullptr;
   try {
-    t = ::new (detail::allocate_job(sizeof(extra_runner))) extra_runner{};
+    auto* extra = ::new (detail::allocate_job(sizeof(extra_runner))) extra_runner{};
+    extra->m_execute = &extra_runner::execute;
+    extra->m_capped = &c;
+    c.m_extra.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
+    t = extra;
   } catch (...) {
-    c.m_alive.fetch_sub(1, std::memory_order_seq_cst);  // no memory: the others take it
-    return;
+    // No memory: the spare runner of this frame, unless a start of it still
+    // counts itself, and so looks at the list before it leaves.
+    if (self.m_spare.m_counted.exchange(true, std::memory_order_seq_cst)) {
+      c.m_alive.fetch_sub(1, std::memory_order_seq_cst);
+      return;
+    }
+    if (!self.m_spare_started) {
+      self.m_spare.m_execute = &spare_runner::execute;
+      self.m_spare.m_capped = &c;
+      self.m_spare.m_parent = &self.m_spare_frame;
+      self.m_spare_started = true;
+    }
+    self.m_spare_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
+    t = &self.m_spare;
   }
-  t->m_execute = &extra_runner::execute;
-  t->m_capped = &c;
-  c.m_extra.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; the push publishes it
   try {
     w.push(t);
   } catch (...) {

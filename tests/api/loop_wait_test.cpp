@@ -373,6 +373,55 @@ TEST(LoopWaitMemoryTest, AnItemThatWaitsWhenTheQueueCannotGrowLosesNoTask) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// Items of a capped loop that wait when memory has run out: a hand-off that
+// finds fewer runners than the cap alive starts another runner, for which no
+// memory can be had. With one worker nobody else could take the items handed
+// back, and the loop waited for ever.
+TEST(LoopWaitMemoryTest, ItemsOfACappedLoopWaitWhenNoRunnerCanBeAllocated) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    int status = 0;
+    for (int round = 0; round < 10 && status == 0; ++round) {
+      for (const int workers : {1, 2}) {
+        weft::runtime rt{weft::config{.workers = workers}};
+        rt.run([&] {
+          for (const int n : {2, 3, 8, 100}) {
+            std::atomic<int> items{0};
+            weft::latch last(1);
+            weft::latch all(8);
+            weft::latch first_half(1);
+            weft::latch second_half(1);
+            g_refuse_allocations.store(true);
+            weft::parallelize(n, 2, [&](int i) {  // the first item waits for the last
+              if (i == 0 && n > 1) last.wait();
+              if (i == n - 1) last.count_down();
+              items.fetch_add(1);
+            });
+            weft::parallelize(8, 8, [&](int) {  // all at once
+              all.arrive_and_wait();
+              items.fetch_add(1);
+            });
+            weft::parallelize(100, 3, [&](int i) {  // at most two wait at once
+              if (i == 0) first_half.wait();
+              if (i == 50) second_half.wait();
+              if (i == 49) first_half.count_down();
+              if (i == 99) second_half.count_down();
+              items.fetch_add(1);
+            });
+            g_refuse_allocations.store(false);
+            if (items.load() != n + 108) {
+              std::fprintf(stderr, "%d workers, %d items: %d ran\n", workers, n, items.load() - 108);
+              status = 11;
+            }
+          }
+        });
+      }
+    }
+    return status;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
 // Loops started a few frames above the stack's reserve: the loop's entry
 // finds room, the push of its first split a little deeper does not. The split
 // then goes on a fresh stack, where the upper part is offered as usual; run

@@ -77,10 +77,8 @@ namespace {
 
 using rt::join_kind;
 
-constexpr std::int64_t k_waiting = join_frame::k_waiting;
-// An open frame's wait is complete and one party owns its resumption
-// (docs/protocols/join.md, "Open frames").
-constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
+constexpr std::int64_t k_waiting = join_counter::k_waiting;
+constexpr std::int64_t k_claimed = join_counter::k_claimed;
 
 // Adds delta to an open frame's counter; when that completes the wait in
 // progress (the sum is exactly k_waiting), stores k_claimed instead. True: the
@@ -90,35 +88,40 @@ constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
 bool add_and_claim(std::atomic<std::int64_t>& pending, std::int64_t delta) noexcept {
   std::int64_t v = pending.load(std::memory_order_relaxed);
   bool claim;
+  std::int64_t round;
   do {
+    // The round bit (a task_group's) rides along: only the close of a wait
+    // changes it.
+    round = join_counter::round_bit(v);
+    const std::int64_t count = v - round;
     // A waiter's add (delta >= k_waiting) that finds a wait in progress (a
     // value near k_waiting or k_claimed; outside a wait the counter is small):
     // two waits of one open frame, which would overflow the counter and
     // leave one waiter never resumed.
-    if (delta >= k_waiting && v >= k_claimed / 2) [[unlikely]] {
+    if (delta >= k_waiting && count >= k_claimed / 2) [[unlikely]] {
       rt::fatal(
           "weft: a weft::task_group was waited for by two threads or fibers at once (wait() belongs to the fiber "
           "or thread that created the group)");
     }
     // Not `result == k_claimed`: a child counted after a claim that finishes
     // brings k_claimed + 1 down to k_claimed without claiming anything.
-    claim = v + delta == k_waiting;
-  } while (!pending.compare_exchange_weak(v, claim ? k_claimed : v + delta, std::memory_order_acq_rel,
+    claim = count + delta == k_waiting;
+  } while (!pending.compare_exchange_weak(v, claim ? k_claimed + round : v + delta, std::memory_order_acq_rel,
                                           std::memory_order_relaxed));
   return claim;
 }
 
 // The waiter's add: taken + k_waiting. True when it completes the wait (the
 // waiter goes on at once).
-bool add_waiting(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+bool add_waiting(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
   const std::int64_t add = taken + k_waiting;
-  if (kind == join_kind::open) return add_and_claim(f.m_pending, add);
+  if (kind != join_kind::plain) return add_and_claim(f.m_pending, add);
   // acq_rel: publishes m_waiter to the last child; acquires the children's results.
   return f.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == k_waiting;
 }
 
 struct join_wait {
-  join_frame* m_frame;
+  join_counter* m_frame;
   std::int64_t m_taken;
   join_kind m_kind;
 };
@@ -131,7 +134,7 @@ void publish_join(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   // After the add a child may resume prev at any moment: touch nothing of it.
 }
 
-void wait_as_thread(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+void wait_as_thread(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
   rt::waiter w;
   f.m_waiter = &w;
   if (!add_waiting(f, taken, kind)) rt::block(w);
@@ -139,14 +142,15 @@ void wait_as_thread(join_frame& f, std::int64_t taken, join_kind kind) noexcept 
 
 // True when every child is done. Acquire: the children's results (pairs with
 // the acq_rel in complete()).
-bool children_done(const join_frame& f, std::int64_t taken) noexcept {
-  return f.m_pending.load(std::memory_order_acquire) == -taken;
+bool children_done(const join_counter& f, std::int64_t taken) noexcept {
+  const std::int64_t v = f.m_pending.load(std::memory_order_acquire);
+  return v - join_counter::round_bit(v) == -taken;
 }
 
 // Suspends the joining fiber of w (the calling thread's worker) until the
 // children are done: switches to `next`, or to w.next_fiber() when null.
 // False when there was no fiber (nothing happened).
-bool suspend_join(worker& w, join_frame& f, std::int64_t taken, join_kind kind, rt::fiber* next) noexcept {
+bool suspend_join(worker& w, join_counter& f, std::int64_t taken, join_kind kind, rt::fiber* next) noexcept {
   rt::waiter me;
   me.m_fiber = w.m_current;
   f.m_waiter = &me;
@@ -207,7 +211,7 @@ void report_stall() noexcept {
 // joiner runs no more tasks; it then only takes ready fibers and retries.
 // True when the wait registered (the joiner suspended and was resumed), false
 // when the children were seen done first.
-bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
   // Items of a loop in progress on this fiber that have not started go to
   // the queue first, as before a suspension: the children may wait for them
   // (items that wait for each other), and they run below.
@@ -247,13 +251,13 @@ bool wait_without_fiber(join_frame& f, std::int64_t taken, join_kind kind) noexc
 namespace weft::rt {
 
 using detail::children_done;
-using detail::join_frame;
+using detail::join_counter;
 using detail::k_claimed;
 using detail::suspend_join;
 using detail::wait_as_thread;
 using detail::wait_without_fiber;
 
-void wait_for_children(join_frame& f, std::int64_t taken, join_kind kind) noexcept {
+void wait_for_children(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
   // Fast path: everything already completed (pending is exactly -taken then).
   bool registered = false;
   if (!children_done(f, taken)) {
@@ -265,7 +269,7 @@ void wait_for_children(join_frame& f, std::int64_t taken, join_kind kind) noexce
       registered = suspend_join(*w, f, taken, kind, nullptr) || wait_without_fiber(f, taken, kind);
     }
   }
-  if (!registered && kind == join_kind::open) {
+  if (!registered && kind != join_kind::plain) {
     // Done before any add: children counted since keep their count.
     if (taken != 0) f.m_pending.fetch_add(taken, std::memory_order_relaxed);
     return;
@@ -273,13 +277,16 @@ void wait_for_children(join_frame& f, std::int64_t taken, join_kind kind) noexce
   if (kind == join_kind::plain) {
     f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable
   } else {
-    // Resumed by the claimer (or claimed here): close this wait. relaxed:
-    // only this party removes k_claimed, and the claim already acquired.
-    f.m_pending.fetch_sub(k_claimed, std::memory_order_relaxed);
+    // Resumed by the claimer (or claimed here): close this wait, and for a
+    // group end its round. relaxed: only this party removes k_claimed (and
+    // flips the round bit), and the claim already acquired.
+    std::int64_t close = -k_claimed;
+    if (kind == join_kind::group) close += join_counter::round_flip(f.m_pending.load(std::memory_order_relaxed));
+    f.m_pending.fetch_add(close, std::memory_order_relaxed);
   }
 }
 
-void complete_open(join_frame& f) noexcept {
+void complete_open(join_counter& f) noexcept {
   if (detail::add_and_claim(f.m_pending, -1)) notify(*static_cast<waiter*>(f.m_waiter));
 }
 
@@ -287,16 +294,16 @@ void complete_open(join_frame& f) noexcept {
 
 namespace weft::detail {
 
-void wait(join_frame& f, std::int64_t taken) noexcept { rt::wait_for_children(f, taken, rt::join_kind::plain); }
+void wait(join_counter& f, std::int64_t taken) noexcept { rt::wait_for_children(f, taken, rt::join_kind::plain); }
 
-void complete(join_frame& f) noexcept {
+void complete(join_counter& f) noexcept {
   // acq_rel: releases this child's results to the parent; acquires m_waiter.
-  if (f.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_frame::k_waiting) {
+  if (f.m_pending.fetch_sub(1, std::memory_order_acq_rel) - 1 == join_counter::k_waiting) {
     rt::notify(*static_cast<rt::waiter*>(f.m_waiter));
   }
 }
 
-void resume_waiter(join_frame& f) noexcept {
+void resume_waiter(join_counter& f) noexcept {
   // m_waiter was written before the waiter's add (publish_join or
   // wait_as_thread); the caller's RMW that observed k_waiting acquired it.
   rt::notify(*static_cast<rt::waiter*>(f.m_waiter));

@@ -21,16 +21,21 @@ enum class join_kind : unsigned char {
   // wait covers the children counted before it registered; later ones stay
   // counted for the next wait.
   open,
+  // An open frame whose registered waits each end a round of its children
+  // (a task_group's): closing such a wait flips join_counter::k_round in the
+  // same RMW, so that a child counted later can tell which round's failure
+  // it belongs to (docs/protocols/join.md, "Open frames").
+  group,
 };
 
 // Returns once `taken` uncounted children and the counted children of f
 // (those of this wait, for an open frame) have finished; leaves f reusable.
 // On a worker it suspends the calling fiber (never the thread, even when no
 // fiber can be had); elsewhere it blocks the thread without spinning.
-void wait_for_children(detail::join_frame& f, std::int64_t taken, join_kind kind) noexcept;
+void wait_for_children(detail::join_counter& f, std::int64_t taken, join_kind kind) noexcept;
 
 // A child of an open frame has finished: its last access to f unless it
 // completed a wait (then it resumes the waiter). Any thread.
-void complete_open(detail::join_frame& f) noexcept;
+void complete_open(detail::join_counter& f) noexcept;
 
 }  // namespace weft::rt

@@ -120,6 +120,16 @@ job* spawn_as(group_state& g, group_job* t, const rt::worker* w) {
   return m;
 }
 
+// The round of a spawn counted by the RMW that read `before` from g's
+// counter: the round in progress, or the next one when a wait is registered
+// or closing (the count then belongs to the next wait). As a
+// group_job::m_mode bit.
+std::uint8_t round_of_count(std::int64_t before) noexcept {
+  const std::int64_t round = join_counter::round_bit(before);
+  const bool next = before - round >= join_counter::k_claimed / 2;
+  return (round != 0) != next ? group_state::k_odd_round : group_state::k_even_round;
+}
+
 // A counted spawn: from another fiber or thread than the owner, or into a
 // group made outside any runtime, or into a measured group. Out of line, so
 // that the owner's path below stays a leaf.
@@ -143,7 +153,7 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
     // Before t is visible; the push publishes it. acq_rel: a wait that
     // registered before this add cleared m_last before it (release), so the
     // mark below outlives that clear and the next wait joins this spawn.
-    g.m_frame.m_pending.fetch_add(1, std::memory_order_acq_rel);
+    t->m_mode |= round_of_count(g.m_frame.m_pending.fetch_add(1, std::memory_order_acq_rel));
     if (queued != t) g.m_last.store(&g_measured_spawn_mark, std::memory_order_relaxed);
     try {
       w->push(queued);
@@ -158,7 +168,10 @@ WEFT_NOINLINE void spawn_counted(group_state& g, group_job* t, rt::worker* w) {
     throw std::logic_error(
         "weft::task_group::spawn: the runtime this group was created in has been destroyed; nothing was spawned");
   }
-  g.m_frame.m_pending.fetch_add(1, std::memory_order_relaxed);  // before t is visible; inject publishes it
+  // Before t is visible; inject publishes it. acquire: a spawn for the next
+  // round sees the reset of that round's failure (group_end_failed_round)
+  // that came before the registration it read.
+  t->m_mode |= round_of_count(g.m_frame.m_pending.fetch_add(1, std::memory_order_acquire));
   target->inject(t);
   if (g.m_runtime != nullptr) target->end_root();
 }
@@ -204,7 +217,7 @@ void group_spawn_slow(group_state& g, group_job* t) {
       spawn_counted(g, t, w);
       return;
     }
-    t->m_mode &= static_cast<std::uint8_t>(~group_job::k_counted);
+    t->m_mode = static_cast<std::uint8_t>((t->m_mode & group_job::k_in_slot) | g.m_round);
     t->m_next =
         g.m_last.load(std::memory_order_relaxed);  // owner's spawns, newest first (m_next is free: never injected)
     w->push(t);
@@ -218,6 +231,12 @@ void group_spawn_slow(group_state& g, group_job* t) {
 void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
 
 namespace {
+
+// Takes up the round that g's counter names (the waiter only).
+void sync_round(group_state& g) noexcept {
+  const std::int64_t v = g.m_frame.m_pending.load(std::memory_order_relaxed);
+  g.m_round = join_counter::round_bit(v) != 0 ? group_state::k_odd_round : group_state::k_even_round;
+}
 
 // The owner's activation with its low bit set: no activation's (theirs is
 // clear: fiber::m_activation).
@@ -256,7 +275,8 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
   // Fast path inline (a group whose spawns were all popped back or are done):
   // one load, and an RMW only when spawns ran elsewhere (see
   // rt::wait_for_children). acquire: pairs with their releasing completions.
-  if (g.m_frame.m_pending.load(std::memory_order_acquire) == -taken) {
+  if (const std::int64_t v = g.m_frame.m_pending.load(std::memory_order_acquire);
+      v - join_counter::round_bit(v) == -taken) {
     if (taken != 0) g.m_frame.m_pending.fetch_add(taken, std::memory_order_relaxed);
   } else if (w != nullptr) {
     // The wait may run other tasks on this stack (no fiber to be had); a call
@@ -266,11 +286,14 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
     // counter one below -taken for good.
     void* const owner = g.m_owner.load(std::memory_order_relaxed);
     g.m_owner.store(owner_away(owner), std::memory_order_relaxed);
-    rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
+    rt::wait_for_children(g.m_frame, taken, rt::join_kind::group);
     g.m_owner.store(owner, std::memory_order_relaxed);
   } else {
-    rt::wait_for_children(g.m_frame, taken, rt::join_kind::open);
+    rt::wait_for_children(g.m_frame, taken, rt::join_kind::group);
   }
+  // A wait that registered ended its round (wait_for_children): the owner's
+  // next spawns belong to the next one. Only the waiter flips the bit.
+  sync_round(g);
   // Every uncounted spawn that ran elsewhere set the flag before its
   // group_complete(), which this wait observed: no store can follow this reset.
   g.m_detached.store(false, std::memory_order_relaxed);
@@ -316,6 +339,40 @@ void group_wait_slow(group_state& g) noexcept {
     return;
   }
   wait_owned(g, nullptr);
+}
+
+void group_end_failed_round(group_state& g, std::uint8_t round) {
+  // A wait that did not register (its calls were done when it looked) has
+  // not ended the round: end it now, unless calls were counted since. Those
+  // may have seen the failure (they test the round in progress), so they are
+  // this round's too: wait for them, which ends the round.
+  while (g.m_round == round) {
+    std::int64_t v = g.m_frame.m_pending.load(std::memory_order_relaxed);
+    if (v - join_counter::round_bit(v) != 0) {
+      group_wait_slow(g);  // m_last is null: registers unless they are done by then
+      continue;
+    }
+    // acq_rel: acquires the completions of the round's calls (their
+    // errors), and releases what the owner did before, as a registration.
+    std::atomic<std::int64_t>& pending = g.m_frame.m_pending;
+    if (pending.compare_exchange_strong(v, v + join_counter::round_flip(v), std::memory_order_acq_rel)) sync_round(g);
+  }
+  // Every call of the round is done: its error is final.
+  std::exception_ptr e = std::exchange(g.m_errors[round == group_state::k_odd_round ? 1 : 0], nullptr);
+  // release: a call of the round after next (the same bit) that fails
+  // synchronises with this reset (its fetch_or) before it stores its error.
+  // An RMW: calls of the next round may set their bit meanwhile.
+  g.m_failed_rounds.fetch_and(static_cast<std::uint8_t>(~round), std::memory_order_release);
+  std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
+}
+
+void group_capture(group_state& g, std::uint8_t mode) noexcept {
+  const auto round = static_cast<std::uint8_t>(mode & (group_state::k_even_round | group_state::k_odd_round));
+  // acq_rel: one winner per round; the waiter reads the error only after its
+  // wait, which every call of the round happens-before.
+  if ((g.m_failed_rounds.fetch_or(round, std::memory_order_acq_rel) & round) == 0) {
+    g.m_errors[round == group_state::k_odd_round ? 1 : 0] = current_exception_or_bad();
+  }
 }
 
 }  // namespace weft::detail

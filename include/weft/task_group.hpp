@@ -21,12 +21,17 @@ namespace detail {
 
 // State of a task_group. The owner is the task (or outside thread) that
 // created the group: its spawns are uncounted and popped back at wait(); spawns
-// from anywhere else are counted (see join_frame). Counted spawns may happen
+// from anywhere else are counted (see join_counter). Counted spawns may happen
 // while the owner waits, so the frame's counter follows the group variant of
 // the join protocol (docs/protocols/join.md, "Open frames"): group_complete(), not
 // complete().
 struct group_state {
-  join_frame m_frame;
+  // The rounds (see m_failed_rounds), as bits of group_job::m_mode and of
+  // m_failed_rounds.
+  static constexpr std::uint8_t k_even_round = 8;
+  static constexpr std::uint8_t k_odd_round = 16;
+
+  join_counter m_frame;
   // m_owner, m_runtime and m_runtime_id are written by group_init() (both of
   // its paths): no default values to store first. The owner: the task
   // activation that made the group (worker_view::m_fiber, unique within its
@@ -65,12 +70,26 @@ struct group_state {
   // execute once it has destroyed itself (release; the owner's spawn reads
   // it with acquire), wherever it runs.
   std::atomic<bool> m_slot_busy{false};
+  // The rounds that failed: k_even_round, k_odd_round. A round is the calls
+  // one wait waits for. A wait that registered (and a failed wait) ends one,
+  // flipping join_counter::k_round in the counter, so that a counted spawn
+  // tells from its counting RMW which round it belongs to: the one in
+  // progress, or the next when a wait is registered (docs/protocols/join.md,
+  // "Open frames"). A call tests and records its own round's failure only: a
+  // failing wait does not skip the calls counted for the next one. Set by
+  // group_capture (fetch_or), cleared by the waiter (fetch_and).
+  std::atomic<std::uint8_t> m_failed_rounds{0};
+  // The round of the owner's spawns (the one in progress). Written by the
+  // waiter (wait_owned and the end of a failed round), read by the owner.
+  std::uint8_t m_round = k_even_round;
   // Constructed for every group without an owner: one created on a measured
   // strand (<weft/workspan.hpp>) or outside any runtime, and one made
   // measured by its owner's first spawn on a measured strand. Every spawn of
   // such a group is counted, and one from a measured strand runs as a strand
   // of its own; their work and ends gather here.
   ws_sync_slot m_ws;
+  // The first exception of the even and of the odd rounds (m_failed_rounds).
+  std::exception_ptr m_errors[2];
   // The owner of a group made measured by a spawn (see m_ws), given back by
   // the first wait off any measured strand; null for a group made on one.
   // Written by group_init_slow and by that spawn; read only when measured.
@@ -89,6 +108,7 @@ struct group_job : job {
   static constexpr std::uint8_t k_counted = 1;  // set by a counted spawn (group_spawn_slow)
   static constexpr std::uint8_t k_inline = 2;   // set when its owner popped it back (group_wait)
   static constexpr std::uint8_t k_in_slot = 4;  // lives in its task_group's slot, not in allocate_job() memory
+  // And one of group_state::k_even_round and k_odd_round: its round.
   // Popped back and uncounted: runs as part of the owner's wait, which
   // neither marks the group detached nor completes it.
   static bool popped_back(std::uint8_t mode) noexcept { return (mode & (k_inline | k_counted)) == k_inline; }
@@ -96,6 +116,19 @@ struct group_job : job {
   group_state* m_group = nullptr;
   std::uint8_t m_mode = 0;  // one load in execute()
 };
+
+// The round of a job of g whose m_mode is `mode` (or the round g.m_round
+// names) has failed.
+inline bool round_failed(const group_state& g, std::uint8_t mode) noexcept {
+  return (g.m_failed_rounds.load(std::memory_order_relaxed) & mode) != 0;
+}
+// In a handler of a call of g whose m_mode is `mode`: records the exception
+// if it is the first of the call's round.
+WEFT_API void group_capture(group_state& g, std::uint8_t mode) noexcept;
+
+// A counter value of g's frame without its round bit, where it cannot be
+// negative (no uncounted spawn of the owner is outstanding).
+inline std::int64_t group_count(std::int64_t v) noexcept { return v & ~join_counter::k_round; }
 
 WEFT_API void group_init_slow(group_state& g) noexcept;
 // Makes the caller g's owner when it runs on a worker (g's runtime is the
@@ -124,6 +157,7 @@ inline bool group_owner_here(const group_state& g, const worker_view* view) noex
 inline void group_push_owned(group_state& g, group_job* t, worker_view* view) noexcept {
   t->m_next =
       g.m_last.load(std::memory_order_relaxed);  // owner's spawns, newest first (m_next is free: never injected)
+  t->m_mode |= g.m_round;
   view->m_ring.push_counted(t);
   g.m_last.store(t, std::memory_order_relaxed);
   ++g.m_unpopped;
@@ -158,7 +192,7 @@ inline void group_wait(group_state& g) noexcept {
       // m_unpopped is 0), so none set m_detached; the counted ones are
       // done when the counter is 0. acquire: pairs with their releasing
       // completions.
-      if (g.m_frame.m_pending.load(std::memory_order_acquire) != 0) break;
+      if (group_count(g.m_frame.m_pending.load(std::memory_order_acquire)) != 0) break;
       return;
     }
     // Afresh each round: a call run here may have moved this fiber.
@@ -178,6 +212,10 @@ inline void group_wait(group_state& g) noexcept {
 // A spawn of g that was not popped back by its owner has finished: its last
 // access to g. Any thread.
 WEFT_API void group_complete(group_state& g) noexcept;
+// After a wait of g (the caller waits for g) that found its round, `round`
+// (group_state::m_round when it began), failed: ends that round if the wait
+// did not, and rethrows its first exception, resetting its failure.
+[[noreturn]] WEFT_API void group_end_failed_round(group_state& g, std::uint8_t round);
 
 template <class F>
 struct group_closure final : group_job {
@@ -193,11 +231,13 @@ struct group_closure final : group_job {
     // release: pairs with the owner's acquire in group_wait (also ordered by the
     // closure's free and reallocation, which the owner must observe first).
     if ((self->m_mode & (k_inline | k_counted)) == 0) self->m_group->m_detached.store(true, std::memory_order_release);
-    if (!self->m_group->m_frame.failed()) {
+    // Its own round's failure: a wait that fails does not skip the calls
+    // counted for the next one.
+    if (!round_failed(*self->m_group, self->m_mode)) {
       try {
         self->m_fn();
       } catch (...) {
-        self->m_group->m_frame.capture(std::current_exception());
+        group_capture(*self->m_group, self->m_mode);
       }
     }
     // Read after the call, not kept across it (nobody else writes them while
@@ -234,7 +274,7 @@ class task_group {
     // returned (from other threads, or from calls of the group still
     // running).
     while (m_state.m_last.load(std::memory_order_relaxed) != nullptr ||
-           m_state.m_frame.m_pending.load(std::memory_order_acquire) != 0) {
+           detail::group_count(m_state.m_frame.m_pending.load(std::memory_order_acquire)) != 0) {
       detail::group_wait(m_state);
     }
   }
@@ -273,7 +313,7 @@ class task_group {
     }
     t->m_group = &m_state;
     if (in_slot) {
-      t->m_mode = detail::group_job::k_in_slot;
+      t->m_mode = detail::group_job::k_in_slot;  // the round: group_push_owned
       // Still the owner (a fiber stays itself), but a copy of f that runs
       // code may have moved it to another worker: then the view afresh.
       if constexpr (!std::is_trivially_constructible_v<std::decay_t<F>, F&&>) view = detail::this_thread_view();
@@ -301,13 +341,10 @@ class task_group {
   // of one (when no fiber stack can be created, the worker runs its other
   // queued work on this stack meanwhile: docs/guide.md, "Limits").
   void wait() {
+    const std::uint8_t round = m_state.m_round;
     detail::group_wait(m_state);
-    if (m_state.m_frame.failed()) {
-      std::exception_ptr e = std::exchange(m_state.m_frame.m_error, nullptr);
-      // release: a spawn of a later round that fails synchronises with this
-      // reset (its exchange on m_failed) before it stores m_error.
-      m_state.m_frame.m_failed.store(false, std::memory_order_release);
-      if (e) std::rethrow_exception(e);
+    if (detail::round_failed(m_state, round)) [[unlikely]] {
+      detail::group_end_failed_round(m_state, round);
     }
   }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -443,6 +444,54 @@ TEST_P(TaskGroupTest, GroupCreatedOutsideRunsSpawnsFromInsideRunOnThatRuntime) {
   EXPECT_EQ(elsewhere.load(), 0);
 }
 
+// Another thread keeps spawning into the group while its owner's waits
+// fail every other round: every spawn is waited for by exactly one wait, run
+// or skipped (a call's closure is destroyed either way), every failing round
+// throws its own exception and no other wait throws. Rounds end both ways: by
+// a wait that registered and by one that found its calls done.
+TEST_P(TaskGroupTest, SpawnsFromAnotherThreadAcrossFailingWaitsAreNeverLost) {
+  constexpr int outside_spawns = 2000;
+  struct token {
+    std::atomic<int>* m_done;
+    explicit token(std::atomic<int>* d) : m_done(d) {}
+    token(token&& o) noexcept : m_done(std::exchange(o.m_done, nullptr)) {}
+    token(const token&) = delete;
+    ~token() {
+      if (m_done != nullptr) m_done->fetch_add(1);
+    }
+  };
+  for (int trial = 0; trial < 10; ++trial) {
+    std::atomic<int> destroyed{0};
+    int wrong_errors = 0;
+    rt.run([&] {
+      weft::task_group g;
+      std::atomic<bool> done{false};
+      std::thread other([&] {
+        for (int i = 0; i < outside_spawns; ++i) {
+          g.spawn([t = token(&destroyed), i] { spin_for(std::chrono::microseconds(i % 3)); });
+        }
+        done.store(true);
+      });
+      for (int round = 0; !done.load(); ++round) {
+        const bool fails = round % 2 == 0;
+        g.spawn([fails, round] {
+          if (fails) throw std::runtime_error(std::to_string(round));
+        });
+        try {
+          g.wait();
+          if (fails) ++wrong_errors;
+        } catch (const std::runtime_error& e) {
+          if (!fails || e.what() != std::to_string(round)) ++wrong_errors;
+        }
+      }
+      other.join();
+      g.wait();
+    });
+    ASSERT_EQ(destroyed.load(), outside_spawns) << "trial " << trial;
+    ASSERT_EQ(wrong_errors, 0) << "trial " << trial;
+  }
+}
+
 WEFT_INSTANTIATE_WORKER_COUNTS(TaskGroupTest);
 
 // At one worker a spawned call popped back by the owner's wait runs on the
@@ -476,6 +525,64 @@ TEST(TaskGroupOneWorkerTest, ACallPoppedBackOnTheOwnersFiberMayWaitForItsGroup) 
   EXPECT_EQ(inner.load(), 200);
   EXPECT_EQ(bad.load(), 0);
 }
+
+// A spawn counted while the owner's wait is registered belongs to the next
+// wait. When a call of the waited round throws, such a spawn that starts
+// before that wait has rethrown still runs (its own round has not failed), and
+// the next wait waits for it and rethrows its exception, if any. At one
+// worker the order is fixed: the owner's wait registers before the injected
+// calls run, both start before the first throws, and the second spawns the
+// next wait's call after that. (That call was skipped, and the next wait
+// returned normally without having run it.)
+void next_round_call_after_a_failure(bool next_call_throws) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  for (int trial = 0; trial < 20; ++trial) {
+    std::atomic<bool> second_started{false};
+    std::atomic<bool> first_threw{false};
+    std::atomic<int> next_ran{0};
+    std::string wait_error;
+    std::string next_wait_error;
+    rt.run([&] {
+      weft::task_group g;
+      std::thread outside([&] {
+        g.spawn([&] {
+          while (!second_started.load()) weft::yield();
+          first_threw.store(true);
+          throw std::runtime_error("waited round");
+        });
+        g.spawn([&] {
+          second_started.store(true);
+          while (!first_threw.load()) weft::yield();
+          g.spawn([&] {  // counted while the owner's wait is registered
+            next_ran.fetch_add(1);
+            if (next_call_throws) throw std::runtime_error("next round");
+          });
+          for (int i = 0; i < 64 && next_ran.load() == 0; ++i) weft::yield();
+        });
+      });
+      outside.join();  // blocks the only worker: both calls are queued before the owner waits
+      try {
+        g.wait();
+      } catch (const std::runtime_error& e) {
+        wait_error = e.what();
+      }
+      try {
+        g.wait();
+      } catch (const std::runtime_error& e) {
+        next_wait_error = e.what();
+      }
+    });
+    EXPECT_EQ(wait_error, "waited round") << "trial " << trial;
+    EXPECT_EQ(next_wait_error, next_call_throws ? "next round" : "") << "trial " << trial;
+    EXPECT_EQ(next_ran.load(), 1) << "trial " << trial;
+  }
+}
+
+TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitRunsWhenTheWaitedRoundFails) {
+  next_round_call_after_a_failure(false);
+}
+
+TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitThatThrowsFailsTheNextWait) { next_round_call_after_a_failure(true); }
 
 TEST(TaskGroupOutsideTest, GroupOwnedByAnOutsideThreadRunsInDefaultRuntime) {
   std::atomic<int> calls{0};

@@ -69,17 +69,17 @@ inline bool pop_anywhere(job* t) noexcept {
 // Waits until `taken` uncounted children and every counted child of f have
 // completed. On a worker it suspends the calling fiber (never the thread);
 // elsewhere it blocks the thread without spinning. Leaves f reusable.
-WEFT_API void wait(join_frame& f, std::int64_t taken) noexcept;
+WEFT_API void wait(join_counter& f, std::int64_t taken) noexcept;
 
 // A child that was taken (not popped back by its parent) has finished: its
 // last access to f. Any thread.
-WEFT_API void complete(join_frame& f) noexcept;
+WEFT_API void complete(join_counter& f) noexcept;
 
 // The caller's read-modify-write of f.m_pending observed k_waiting, so the
 // party waiting in wait(f, ...) is the caller's to resume: resumes it (the
 // notification half of complete(), for a child that did its own RMW). The
 // caller's last access to f. Any thread.
-WEFT_API void resume_waiter(join_frame& f) noexcept;
+WEFT_API void resume_waiter(join_counter& f) noexcept;
 
 // ---- running elsewhere ----
 

@@ -43,22 +43,43 @@ inline std::exception_ptr current_exception_or_bad() noexcept {
   return e ? e : bad_exception_ptr();
 }
 
-// A join counter, kept in the joining frame.
+// The counter of a join frame (docs/protocols/join.md).
 //
-// Protocol (see docs/protocols/join.md): children the parent popped back and
-// ran itself are never counted. A child taken by another worker or fiber
-// decrements m_pending when it finishes (complete()). A child spawned by
-// someone other than the waiting parent ("counted") increments m_pending before
-// it becomes visible. The parent, at its join, adds the number of its
-// uncounted children it could not pop back plus k_waiting; whoever brings the
-// counter to exactly k_waiting (the parent's add or the last completion) owns
-// the resumption of the parent. So a join whose children were all popped back
-// performs no atomic read-modify-write.
-struct join_frame {
+// Protocol: children the parent popped back and ran itself are never
+// counted. A child taken by another worker or fiber decrements m_pending when
+// it finishes (complete()). A child spawned by someone other than the waiting
+// parent ("counted") increments m_pending before it becomes visible. The
+// parent, at its join, adds the number of its uncounted children it could not
+// pop back plus k_waiting; whoever brings the counter to exactly k_waiting
+// (the parent's add or the last completion) owns the resumption of the
+// parent. So a join whose children were all popped back performs no atomic
+// read-modify-write.
+struct join_counter {
   static constexpr std::int64_t k_waiting = std::int64_t{1} << 62;
+  // An open frame's wait is complete and one party owns its resumption
+  // (docs/protocols/join.md, "Open frames").
+  static constexpr std::int64_t k_claimed = std::int64_t{1} << 61;
+  // In a task_group's counter (an open frame), the parity of its rounds:
+  // flipped by each wait that ends a round (docs/protocols/join.md, "Open
+  // frames"). Other frames never set it. The rest of the counter stays
+  // within 2^58 of 0, of k_claimed or of k_waiting, so the bit reads back
+  // unambiguously (round_bit()).
+  static constexpr std::int64_t k_round = std::int64_t{1} << 59;
 
   std::atomic<std::int64_t> m_pending{0};
   void* m_waiter;  // who to resume; written by the parent before its add (never read before)
+
+  // k_round when v, a value of an open frame's counter, has its round bit
+  // set, else 0; v - round_bit(v) is the count without it.
+  static constexpr std::int64_t round_bit(std::int64_t v) noexcept {
+    return ((v + (k_round >> 1)) >> 59 & 1) != 0 ? k_round : 0;
+  }
+  // What to add to v to flip its round bit.
+  static constexpr std::int64_t round_flip(std::int64_t v) noexcept { return round_bit(v) != 0 ? -k_round : k_round; }
+};
+
+// A join frame: its counter and its first exception.
+struct join_frame : join_counter {
   std::atomic<bool> m_failed{false};
   std::exception_ptr m_error;
 

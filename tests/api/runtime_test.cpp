@@ -358,7 +358,7 @@ TEST(RuntimeLifeTest, CreatedAndDestroyedInALoop) {
         ASSERT_TRUE(rt.run([] { return weft::worker_index() >= 0; }));
       }
     }
-    ASSERT_EQ(weft_test::settled_thread_count(threads_before), threads_before)
+    ASSERT_LE(weft_test::settled_thread_count_at_most(threads_before), threads_before)
         << "threads left behind after round " << i;
     // Mappings settle once the allocator has its arenas; count from there.
     if (i == 7) mappings_warm = weft_test::mapping_count();
@@ -375,7 +375,7 @@ TEST(RuntimeLifeTest, DestroyedRightAfterCreation) {
   for (int i = 0; i < 50; ++i) {
     weft::runtime rt{weft::config{.workers = 1 + i % 8}};
   }
-  EXPECT_EQ(weft_test::settled_thread_count(threads_before), threads_before);
+  EXPECT_LE(weft_test::settled_thread_count_at_most(threads_before), threads_before);
 }
 
 // The constructor returns once every worker thread has finished starting (so

@@ -47,6 +47,19 @@ inline int settled_thread_count(int expected, int timeout_ms = 2000) {
   return n;
 }
 
+// The same for a check that nothing was left behind since `before` was
+// counted: the count once it is at most `before`. The count taken before can
+// itself include a thread joined just earlier and not yet reaped, which then
+// leaves; a thread left behind keeps the count above `before` for good.
+inline int settled_thread_count_at_most(int before, int timeout_ms = 2000) {
+  int n = thread_count();
+  for (int waited = 0; n > before && waited < timeout_ms; waited += 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    n = thread_count();
+  }
+  return n;
+}
+
 // Memory mappings of the process (lines of /proc/self/maps): every fiber
 // stack is one or two of them, so a leaked stack shows up here.
 inline int mapping_count() {

@@ -39,7 +39,8 @@ void construct(const weft::config& cfg) {
 void expect_rejected(const weft::config& cfg, std::string_view field) {
   const int threads = weft_test::thread_count();
   expect_invalid_argument([&] { construct(cfg); }, field);
-  EXPECT_LE(weft_test::settled_thread_count_at_most(threads), threads) << "a constructor that threw left threads behind";
+  EXPECT_LE(weft_test::settled_thread_count_at_most(threads), threads)
+      << "a constructor that threw left threads behind";
 }
 
 TEST(ConfigTest, NegativeWorkersRejected) {

@@ -293,7 +293,9 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
   }
   // A wait that registered ended its round (wait_for_children): the owner's
   // next spawns belong to the next one. Only the waiter flips the bit.
+  const std::uint8_t waited = g.m_round;
   sync_round(g);
+  if (g.m_round != waited) g.m_closed = waited;  // for task_group::wait()
   // Every uncounted spawn that ran elsewhere set the flag before its
   // group_complete(), which this wait observed: no store can follow this reset.
   g.m_detached.store(false, std::memory_order_relaxed);
@@ -357,6 +359,9 @@ void group_end_failed_round(group_state& g, std::uint8_t round) {
     std::atomic<std::int64_t>& pending = g.m_frame.m_pending;
     if (pending.compare_exchange_strong(v, v + join_counter::round_flip(v), std::memory_order_acq_rel)) sync_round(g);
   }
+  // Not a round that the caller's wait() closed (a wait() nested in a call
+  // popped back on the owner's fiber reads m_closed before this).
+  g.m_closed = 0;
   // Every call of the round is done: its error is final.
   std::exception_ptr e = std::exchange(g.m_errors[round == group_state::k_odd_round ? 1 : 0], nullptr);
   // release: a call of the round after next (the same bit) that fails
@@ -364,6 +369,31 @@ void group_end_failed_round(group_state& g, std::uint8_t round) {
   // An RMW: calls of the next round may set their bit meanwhile.
   g.m_failed_rounds.fetch_and(static_cast<std::uint8_t>(~round), std::memory_order_release);
   std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
+}
+
+void group_end_failed_rounds(group_state& g, std::uint8_t round, std::uint8_t last, bool closed) {
+  // round != last: a call popped back on the owner's fiber waited for g
+  // during this wait and ended rounds from `round` on; the two are the two
+  // parities. One of them is of rounds whose calls are all done: `last`
+  // when this wait closed it, else the rounds before `last`, which is in
+  // progress. The other is the round in progress (m_round), whose calls may
+  // still be counted and run (when this wait closed `last`, its failure
+  // cannot be told from that of a round before `last`, ended by the nested
+  // wait: it is taken as the round in progress's, which ends it).
+  const std::uint8_t done = closed ? last : round;
+  const std::uint8_t open = closed ? round : last;
+  std::exception_ptr e;
+  bool failed = false;
+  if (round_failed(g, done)) {
+    failed = true;
+    // No call can record it meanwhile: the next round of that parity starts
+    // after `open` ends (below, or at the next wait).
+    e = std::exchange(g.m_errors[done == group_state::k_odd_round ? 1 : 0], nullptr);
+    // Before `open` ends: the calls of the round after it test this bit.
+    g.m_failed_rounds.fetch_and(static_cast<std::uint8_t>(~done), std::memory_order_release);
+  }
+  if (round_failed(g, open)) group_end_failed_round(g, open);
+  if (failed) std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
 }
 
 void group_capture(group_state& g, std::uint8_t mode) noexcept {

@@ -584,6 +584,146 @@ TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitRunsWhenTheWaitedRoundFails) {
 
 TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitThatThrowsFailsTheNextWait) { next_round_call_after_a_failure(true); }
 
+// At one worker a call popped back by the owner's wait runs on the owner's
+// fiber and may wait for its group (above). When that inner wait fails (it
+// ends its round) and the call then spawns a call that throws, the outer
+// wait, which ran that spawn, rethrows its exception: it is neither dropped
+// (no later wait, the destructor drops it) nor kept for a later wait.
+TEST(TaskGroupOneWorkerTest, AnOuterWaitRethrowsACallSpawnedAfterAFailedInnerWait) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  for (int trial = 0; trial < 10; ++trial) {
+    std::string inner_error;
+    std::string outer_error;
+    std::string next_error;
+    std::atomic<int> c_ran{0};
+    rt.run([&] {
+      weft::task_group g;
+      g.spawn([&] {
+        g.spawn([] { throw std::runtime_error("inner"); });
+        try {
+          g.wait();
+        } catch (const std::runtime_error& e) {
+          inner_error = e.what();
+        }
+        g.spawn([&] {
+          c_ran.fetch_add(1);
+          throw std::runtime_error("after inner");
+        });
+      });
+      try {
+        g.wait();
+      } catch (const std::runtime_error& e) {
+        outer_error = e.what();
+      }
+      try {
+        g.wait();  // nothing spawned since the outer wait
+      } catch (const std::runtime_error& e) {
+        next_error = e.what();
+      }
+    });
+    EXPECT_EQ(inner_error, "inner") << "trial " << trial;
+    EXPECT_EQ(c_ran.load(), 1) << "trial " << trial;
+    EXPECT_EQ(outer_error, "after inner") << "trial " << trial;
+    EXPECT_EQ(next_error, "") << "trial " << trial;
+  }
+}
+
+// The same when the inner wait does not fail but registers (a call spawned
+// from another thread is still queued behind the owner): it ends its round
+// all the same, and the outer wait, which ran the throwing spawn made after
+// it, rethrows its exception.
+TEST(TaskGroupOneWorkerTest, AnOuterWaitRethrowsACallSpawnedAfterARegisteredInnerWait) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  for (int trial = 0; trial < 10; ++trial) {
+    std::string outer_error;
+    std::string next_error;
+    std::atomic<int> ran{0};
+    rt.run([&] {
+      weft::task_group g;
+      g.spawn([&] {
+        g.wait();  // registers: the outside spawn is queued
+        g.spawn([&] {
+          ran.fetch_add(1);
+          throw std::runtime_error("after inner");
+        });
+      });
+      std::thread outside([&] { g.spawn([&] { ran.fetch_add(1); }); });
+      outside.join();  // blocks the only worker: the outside call is queued before the owner waits
+      try {
+        g.wait();
+      } catch (const std::runtime_error& e) {
+        outer_error = e.what();
+      }
+      try {
+        g.wait();  // nothing spawned since the outer wait
+      } catch (const std::runtime_error& e) {
+        next_error = e.what();
+      }
+    });
+    EXPECT_EQ(ran.load(), 2) << "trial " << trial;
+    EXPECT_EQ(outer_error, "after inner") << "trial " << trial;
+    EXPECT_EQ(next_error, "") << "trial " << trial;
+  }
+}
+
+// Randomised: the owner's call, popped back on its fiber, waits for the
+// group (its inner spawn may throw, its inner wait may register behind spawns
+// from another thread), then spawns a call that may throw and may throw
+// itself. The outer wait throws exactly when the call or its spawn after the
+// inner wait threw, one of their exceptions; the next wait, with only the
+// other thread's calls (which never throw), throws nothing.
+TEST(TaskGroupOneWorkerTest, NestedWaitsInPoppedBackCallsReportTheirOuterRound) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  weft_test::seeded_rng rng;
+  int wrong = 0;
+  rt.run([&] {
+    weft::task_group g;
+    std::atomic<int> outside_done{0};
+    std::thread outside([&] {
+      for (int i = 0; i < 3000; ++i) g.spawn([] { spin_for(std::chrono::microseconds(1)); });
+      outside_done.store(1);
+    });
+    for (int round = 0; round < 2000; ++round) {
+      const unsigned bits = static_cast<unsigned>(rng() & 7);
+      const bool b_throws = (bits & 1) != 0;
+      const bool c_throws = (bits & 2) != 0;
+      const bool a_throws = (bits & 4) != 0;
+      const std::string a_tag = "A" + std::to_string(round);
+      const std::string c_tag = "C" + std::to_string(round);
+      g.spawn([&, b_throws, c_throws, a_throws] {
+        g.spawn([b_throws] {
+          if (b_throws) throw std::runtime_error("B");
+        });
+        try {
+          g.wait();
+          if (b_throws) ++wrong;
+        } catch (const std::runtime_error& e) {
+          if (!b_throws || std::string(e.what()) != "B") ++wrong;
+        }
+        g.spawn([&, c_throws] {
+          if (c_throws) throw std::runtime_error(c_tag);
+        });
+        if (a_throws) throw std::runtime_error(a_tag);
+      });
+      try {
+        g.wait();
+        if (a_throws || c_throws) ++wrong;
+      } catch (const std::runtime_error& e) {
+        const std::string what = e.what();
+        if (!((a_throws && what == a_tag) || (c_throws && what == c_tag))) ++wrong;
+      }
+      try {
+        g.wait();
+      } catch (...) {
+        ++wrong;
+      }
+    }
+    outside.join();
+    g.wait();
+  });
+  EXPECT_EQ(wrong, 0);
+}
+
 TEST(TaskGroupOutsideTest, GroupOwnedByAnOutsideThreadRunsInDefaultRuntime) {
   std::atomic<int> calls{0};
   weft::task_group g;

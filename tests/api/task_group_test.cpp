@@ -688,8 +688,8 @@ TEST(TaskGroupOneWorkerTest, NestedWaitsInPoppedBackCallsReportTheirOuterRound) 
       const bool b_throws = (bits & 1) != 0;
       const bool c_throws = (bits & 2) != 0;
       const bool a_throws = (bits & 4) != 0;
-      const std::string a_tag = "A" + std::to_string(round);
-      const std::string c_tag = "C" + std::to_string(round);
+      const std::string a_tag = std::to_string(round) + "A";
+      const std::string c_tag = std::to_string(round) + "C";
       g.spawn([&, b_throws, c_throws, a_throws] {
         g.spawn([b_throws] {
           if (b_throws) throw std::runtime_error("B");

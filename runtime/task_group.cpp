@@ -371,7 +371,14 @@ void group_end_failed_round(group_state& g, std::uint8_t round) {
   std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
 }
 
-void group_end_failed_rounds(group_state& g, std::uint8_t round, std::uint8_t last, bool closed) {
+namespace {
+
+// A wait that began in round `round` covered up to another round, `last` (a
+// call popped back on the owner's fiber waited for g meanwhile, ending
+// rounds), `closed` when it closed `last` itself, and found one of the two
+// parities failed: rethrows the first exception of one of them, resetting
+// the failures of both.
+[[noreturn]] void end_failed_rounds(group_state& g, std::uint8_t round, std::uint8_t last, bool closed) {
   // round != last: a call popped back on the owner's fiber waited for g
   // during this wait and ended rounds from `round` on; the two are the two
   // parities. One of them is of rounds whose calls are all done: `last`
@@ -382,18 +389,26 @@ void group_end_failed_rounds(group_state& g, std::uint8_t round, std::uint8_t la
   // wait: it is taken as the round in progress's, which ends it).
   const std::uint8_t done = closed ? last : round;
   const std::uint8_t open = closed ? round : last;
-  std::exception_ptr e;
-  bool failed = false;
-  if (round_failed(g, done)) {
-    failed = true;
-    // No call can record it meanwhile: the next round of that parity starts
-    // after `open` ends (below, or at the next wait).
-    e = std::exchange(g.m_errors[done == group_state::k_odd_round ? 1 : 0], nullptr);
-    // Before `open` ends: the calls of the round after it test this bit.
-    g.m_failed_rounds.fetch_and(static_cast<std::uint8_t>(~done), std::memory_order_release);
-  }
-  if (round_failed(g, open)) group_end_failed_round(g, open);
-  if (failed) std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
+  if (!round_failed(g, done)) group_end_failed_round(g, open);  // then `open` failed
+  // No call can record it meanwhile: the next round of that parity starts
+  // after `open` ends (below, or at the next wait).
+  std::exception_ptr e = std::exchange(g.m_errors[done == group_state::k_odd_round ? 1 : 0], nullptr);
+  // Before `open` ends: the calls of the round after it test this bit.
+  g.m_failed_rounds.fetch_and(static_cast<std::uint8_t>(~done), std::memory_order_release);
+  if (round_failed(g, open)) group_end_failed_round(g, open);  // its exception wins
+  std::rethrow_exception(e ? std::move(e) : bad_exception_ptr());
+}
+
+}  // namespace
+
+void group_after_wait(group_state& g, std::uint8_t round) {
+  // The last round this wait covered: the one it closed, else the one in
+  // progress.
+  const std::uint8_t closed = std::exchange(g.m_closed, std::uint8_t{0});
+  const std::uint8_t last = closed != 0 ? closed : g.m_round;
+  if (!round_failed(g, static_cast<std::uint8_t>(round | last))) return;
+  if (last == round) group_end_failed_round(g, round);
+  end_failed_rounds(g, round, last, closed != 0);
 }
 
 void group_capture(group_state& g, std::uint8_t mode) noexcept {

@@ -83,10 +83,10 @@ struct group_state {
   // waiter (wait_owned and the end of a failed round), read by the owner.
   std::uint8_t m_round = k_even_round;
   // The round that the owner's latest registered wait closed (0: none since
-  // task_group::wait() cleared it). A call popped back on the owner's fiber
-  // may wait for the group itself, ending rounds inside the owner's wait:
-  // wait() tells from this and m_round the last round it covered. Owner
-  // only.
+  // the last wait() returned or threw, which clear it). A call popped back on
+  // the owner's fiber may wait for the group itself, ending rounds inside the
+  // owner's wait: wait() tells from this and m_round the last round it
+  // covered. Owner only.
   std::uint8_t m_closed = 0;
   // Constructed for every group without an owner: one created on a measured
   // strand (<weft/workspan.hpp>) or outside any runtime, and one made
@@ -222,12 +222,12 @@ WEFT_API void group_complete(group_state& g) noexcept;
 // (group_state::m_round when it began), failed: ends that round if the wait
 // did not, and rethrows its first exception, resetting its failure.
 [[noreturn]] WEFT_API void group_end_failed_round(group_state& g, std::uint8_t round);
-// The same for a wait that began in round `round` and covered up to another
-// round, `last` (a call popped back on the owner's fiber waited for g
-// meanwhile, ending rounds), `closed` when it closed `last` itself, and
-// found one of the two parities failed: rethrows the first exception of one
-// of them, resetting the failures of both.
-WEFT_API void group_end_failed_rounds(group_state& g, std::uint8_t round, std::uint8_t last, bool closed);
+// After a wait of g that began in round `round` and closed a round, or
+// during which a call popped back on the owner's fiber waited for g (ending
+// rounds), or whose round failed: clears m_closed, and when a round it
+// covered failed, rethrows the first exception of one of them, resetting
+// their failures.
+WEFT_API void group_after_wait(group_state& g, std::uint8_t round);
 
 template <class F>
 struct group_closure final : group_job {
@@ -288,6 +288,7 @@ class task_group {
     while (m_state.m_last.load(std::memory_order_relaxed) != nullptr ||
            detail::group_count(m_state.m_frame.m_pending.load(std::memory_order_acquire)) != 0) {
       detail::group_wait(m_state);
+      m_state.m_closed = 0;  // as wait() leaves it
     }
   }
 
@@ -354,16 +355,11 @@ class task_group {
   // queued work on this stack meanwhile: docs/guide.md, "Limits").
   void wait() {
     const std::uint8_t round = m_state.m_round;
-    m_state.m_closed = 0;
     detail::group_wait(m_state);
-    // The last round this wait covered: the one it closed, else the one in
-    // progress. Not `round` when a call popped back on this fiber waited for
-    // the group meanwhile (ending rounds).
-    const std::uint8_t closed = std::exchange(m_state.m_closed, std::uint8_t{0});
-    const std::uint8_t last = closed != 0 ? closed : m_state.m_round;
-    if (detail::round_failed(m_state, static_cast<std::uint8_t>(round | last))) [[unlikely]] {
-      if (last == round) detail::group_end_failed_round(m_state, round);
-      detail::group_end_failed_rounds(m_state, round, last, closed != 0);
+    // Inline only a wait that stayed in its round (m_closed is 0 on entry)
+    // and whose round did not fail.
+    if (m_state.m_closed != 0 || m_state.m_round != round || detail::round_failed(m_state, round)) [[unlikely]] {
+      detail::group_after_wait(m_state, round);
     }
   }
 

@@ -121,12 +121,17 @@ job* spawn_as(group_state& g, group_job* t, const rt::worker* w) {
 }
 
 // The round of a spawn counted by the RMW that read `before` from g's
-// counter: the round in progress, or the next one when a wait is registered
-// or closing (the count then belongs to the next wait). As a
+// counter: the round in progress, or the next one when the wait in progress
+// has been claimed and not yet closed (the count, near k_claimed, then
+// belongs to the next wait). A count near k_waiting, during a registered
+// wait not yet claimed, is waited for by that wait: its round. As a
 // group_job::m_mode bit.
 std::uint8_t round_of_count(std::int64_t before) noexcept {
   const std::int64_t round = join_counter::round_bit(before);
-  const bool next = before - round >= join_counter::k_claimed / 2;
+  const std::int64_t count = before - round;
+  constexpr std::int64_t claimed_from = join_counter::k_claimed / 2;
+  constexpr std::int64_t waiting_from = (join_counter::k_claimed + join_counter::k_waiting) / 2;
+  const bool next = count >= claimed_from && count < waiting_from;
   return (round != 0) != next ? group_state::k_odd_round : group_state::k_even_round;
 }
 

@@ -526,41 +526,22 @@ TEST(TaskGroupOneWorkerTest, ACallPoppedBackOnTheOwnersFiberMayWaitForItsGroup) 
   EXPECT_EQ(bad.load(), 0);
 }
 
-// A spawn counted while the owner's wait is registered belongs to the next
-// wait. When a call of the waited round throws, such a spawn that starts
-// before that wait has rethrown still runs (its own round has not failed), and
-// the next wait waits for it and rethrows its exception, if any. At one
-// worker the order is fixed: the owner's wait registers before the injected
-// calls run, both start before the first throws, and the second spawns the
-// next wait's call after that. (That call was skipped, and the next wait
-// returned normally without having run it.)
-void next_round_call_after_a_failure(bool next_call_throws) {
+// A call counted while the owner's wait is registered and not yet claimed
+// (here spawned by a call of the waited round) is waited for by that wait and
+// belongs to its round: its exception is that wait's. At one worker the order
+// is fixed: the owner's wait registers before the injected call runs. (A
+// version of the rounds that put such a call in the next round made the wait
+// return normally.)
+TEST(TaskGroupOneWorkerTest, ACallCountedDuringARegisteredWaitBelongsToItsRound) {
   weft::runtime rt{weft::config{.workers = 1}};
   for (int trial = 0; trial < 20; ++trial) {
-    std::atomic<bool> second_started{false};
-    std::atomic<bool> first_threw{false};
-    std::atomic<int> next_ran{0};
     std::string wait_error;
-    std::string next_wait_error;
+    bool next_wait_threw = false;
     rt.run([&] {
       weft::task_group g;
-      std::thread outside([&] {
-        g.spawn([&] {
-          while (!second_started.load()) weft::yield();
-          first_threw.store(true);
-          throw std::runtime_error("waited round");
-        });
-        g.spawn([&] {
-          second_started.store(true);
-          while (!first_threw.load()) weft::yield();
-          g.spawn([&] {  // counted while the owner's wait is registered
-            next_ran.fetch_add(1);
-            if (next_call_throws) throw std::runtime_error("next round");
-          });
-          for (int i = 0; i < 64 && next_ran.load() == 0; ++i) weft::yield();
-        });
-      });
-      outside.join();  // blocks the only worker: both calls are queued before the owner waits
+      std::thread outside(
+          [&] { g.spawn([&g] { g.spawn([] { throw std::runtime_error("spawned during the wait"); }); }); });
+      outside.join();  // blocks the only worker: the call is queued before the owner waits
       try {
         g.wait();
       } catch (const std::runtime_error& e) {
@@ -568,21 +549,87 @@ void next_round_call_after_a_failure(bool next_call_throws) {
       }
       try {
         g.wait();
-      } catch (const std::runtime_error& e) {
-        next_wait_error = e.what();
+      } catch (...) {
+        next_wait_threw = true;
       }
     });
+    EXPECT_EQ(wait_error, "spawned during the wait") << "trial " << trial;
+    EXPECT_FALSE(next_wait_threw) << "trial " << trial;
+  }
+}
+
+// A call counted after a failing wait was claimed (its last call done) and
+// before that wait has rethrown belongs to the next wait: it runs even when
+// it starts before the failing wait has rethrown, and its own exception, if
+// any, is the next wait's. Here the waiter is a thread outside the runtime
+// (its group made outside), which must wake before it can rethrow, while a
+// task of another group, queued behind the failing call on the only worker,
+// spawns that call as soon as the failing call is destroyed and starts it.
+// (The call was skipped when it started before the rethrow, and the next
+// wait returned without having run it.)
+void call_counted_after_a_failed_wait_was_claimed(bool call_throws) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  for (int trial = 0; trial < 5; ++trial) {
+    weft::task_group g;      // made outside any runtime: waited by this thread
+    weft::task_group other;  // the same, for the task that spawns the call
+    std::atomic<bool> waiting{false};
+    std::atomic<bool> failing_destroyed{false};
+    std::atomic<bool> spawned{false};
+    std::atomic<int> next_ran{0};
+    struct on_destroy {
+      std::atomic<bool>* m_flag;
+      explicit on_destroy(std::atomic<bool>* f) : m_flag(f) {}
+      on_destroy(on_destroy&& o) noexcept : m_flag(std::exchange(o.m_flag, nullptr)) {}
+      on_destroy(const on_destroy&) = delete;
+      ~on_destroy() {
+        if (m_flag != nullptr) m_flag->store(true);
+      }
+    };
+    rt.run([&] {
+      other.spawn([&] {
+        while (!failing_destroyed.load()) weft::yield();
+        g.spawn([&] {  // counted after the claim: the next wait's
+          next_ran.fetch_add(1);
+          if (call_throws) throw std::runtime_error("next round");
+        });
+        spawned.store(true);
+        for (int i = 0; i < 64 && next_ran.load() == 0; ++i) weft::yield();
+      });
+      g.spawn([&, flag = on_destroy(&failing_destroyed)] {
+        while (!waiting.load()) weft::yield();
+        // Time for this thread's wait to register after it said so.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        throw std::runtime_error("waited round");
+      });
+    });
+    std::string wait_error;
+    std::string next_wait_error;
+    waiting.store(true);
+    try {
+      g.wait();
+    } catch (const std::runtime_error& e) {
+      wait_error = e.what();
+    }
+    while (!spawned.load()) std::this_thread::yield();  // the next wait covers the call
+    try {
+      g.wait();
+    } catch (const std::runtime_error& e) {
+      next_wait_error = e.what();
+    }
+    other.wait();
     EXPECT_EQ(wait_error, "waited round") << "trial " << trial;
-    EXPECT_EQ(next_wait_error, next_call_throws ? "next round" : "") << "trial " << trial;
+    EXPECT_EQ(next_wait_error, call_throws ? "next round" : "") << "trial " << trial;
     EXPECT_EQ(next_ran.load(), 1) << "trial " << trial;
   }
 }
 
-TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitRunsWhenTheWaitedRoundFails) {
-  next_round_call_after_a_failure(false);
+TEST(TaskGroupOneWorkerTest, ACallCountedAfterAFailedWaitWasClaimedRuns) {
+  call_counted_after_a_failed_wait_was_claimed(false);
 }
 
-TEST(TaskGroupOneWorkerTest, ASpawnForTheNextWaitThatThrowsFailsTheNextWait) { next_round_call_after_a_failure(true); }
+TEST(TaskGroupOneWorkerTest, ACallCountedAfterAFailedWaitWasClaimedFailsTheNextWait) {
+  call_counted_after_a_failed_wait_was_claimed(true);
+}
 
 // At one worker a call popped back by the owner's wait runs on the owner's
 // fiber and may wait for its group (above). When that inner wait fails (it

@@ -129,9 +129,9 @@ job* spawn_as(group_state& g, group_job* t, const rt::worker* w) {
 std::uint8_t round_of_count(std::int64_t before) noexcept {
   const std::int64_t round = join_counter::round_bit(before);
   const std::int64_t count = before - round;
-  constexpr std::int64_t claimed_from = join_counter::k_claimed / 2;
-  constexpr std::int64_t waiting_from = (join_counter::k_claimed + join_counter::k_waiting) / 2;
-  const bool next = count >= claimed_from && count < waiting_from;
+  constexpr std::int64_t k_claimed_from = join_counter::k_claimed / 2;
+  constexpr std::int64_t k_waiting_from = (join_counter::k_claimed + join_counter::k_waiting) / 2;
+  const bool next = count >= k_claimed_from && count < k_waiting_from;
   return (round != 0) != next ? group_state::k_odd_round : group_state::k_even_round;
 }
 

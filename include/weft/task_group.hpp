@@ -83,7 +83,9 @@ struct group_state {
   // waiter (wait_owned and the end of a failed round), read by the owner.
   std::uint8_t m_round = k_even_round;
   // The round that the owner's latest registered wait closed (0: none since
-  // the last wait() returned or threw, which clear it). A call popped back on
+  // the last wait() returned or threw, which clear it; the destructor's waits
+  // leave it set, but no wait() follows them, and a call popped back there
+  // waits before its round closes). A call popped back on
   // the owner's fiber may wait for the group itself, ending rounds inside the
   // owner's wait: wait() tells from this and m_round the last round it
   // covered. Owner only.
@@ -288,7 +290,6 @@ class task_group {
     while (m_state.m_last.load(std::memory_order_relaxed) != nullptr ||
            detail::group_count(m_state.m_frame.m_pending.load(std::memory_order_acquire)) != 0) {
       detail::group_wait(m_state);
-      m_state.m_closed = 0;  // as wait() leaves it
     }
   }
 

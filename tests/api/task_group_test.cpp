@@ -24,6 +24,17 @@ namespace {
 
 class TaskGroupTest : public weft_test::WorkerCount {};
 
+// What g.wait() threw (a std::runtime_error's message), or "" when it
+// returned normally.
+std::string error_of_wait(weft::task_group& g) {
+  try {
+    g.wait();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 void spin_for(std::chrono::microseconds d) {
   const auto end = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < end) {
@@ -542,11 +553,7 @@ TEST(TaskGroupOneWorkerTest, ACallCountedDuringARegisteredWaitBelongsToItsRound)
       std::thread outside(
           [&] { g.spawn([&g] { g.spawn([] { throw std::runtime_error("spawned during the wait"); }); }); });
       outside.join();  // blocks the only worker: the call is queued before the owner waits
-      try {
-        g.wait();
-      } catch (const std::runtime_error& e) {
-        wait_error = e.what();
-      }
+      wait_error = error_of_wait(g);
       try {
         g.wait();
       } catch (...) {
@@ -605,17 +612,9 @@ void call_counted_after_a_failed_wait_was_claimed(bool call_throws) {
     std::string wait_error;
     std::string next_wait_error;
     waiting.store(true);
-    try {
-      g.wait();
-    } catch (const std::runtime_error& e) {
-      wait_error = e.what();
-    }
+    wait_error = error_of_wait(g);
     while (!spawned.load()) std::this_thread::yield();  // the next wait covers the call
-    try {
-      g.wait();
-    } catch (const std::runtime_error& e) {
-      next_wait_error = e.what();
-    }
+    next_wait_error = error_of_wait(g);
     other.wait();
     EXPECT_EQ(wait_error, "waited round") << "trial " << trial;
     EXPECT_EQ(next_wait_error, call_throws ? "next round" : "") << "trial " << trial;
@@ -647,26 +646,14 @@ TEST(TaskGroupOneWorkerTest, AnOuterWaitRethrowsACallSpawnedAfterAFailedInnerWai
       weft::task_group g;
       g.spawn([&] {
         g.spawn([] { throw std::runtime_error("inner"); });
-        try {
-          g.wait();
-        } catch (const std::runtime_error& e) {
-          inner_error = e.what();
-        }
+        inner_error = error_of_wait(g);
         g.spawn([&] {
           c_ran.fetch_add(1);
           throw std::runtime_error("after inner");
         });
       });
-      try {
-        g.wait();
-      } catch (const std::runtime_error& e) {
-        outer_error = e.what();
-      }
-      try {
-        g.wait();  // nothing spawned since the outer wait
-      } catch (const std::runtime_error& e) {
-        next_error = e.what();
-      }
+      outer_error = error_of_wait(g);
+      next_error = error_of_wait(g);  // nothing spawned since the outer wait
     });
     EXPECT_EQ(inner_error, "inner") << "trial " << trial;
     EXPECT_EQ(c_ran.load(), 1) << "trial " << trial;
@@ -696,16 +683,8 @@ TEST(TaskGroupOneWorkerTest, AnOuterWaitRethrowsACallSpawnedAfterARegisteredInne
       });
       std::thread outside([&] { g.spawn([&] { ran.fetch_add(1); }); });
       outside.join();  // blocks the only worker: the outside call is queued before the owner waits
-      try {
-        g.wait();
-      } catch (const std::runtime_error& e) {
-        outer_error = e.what();
-      }
-      try {
-        g.wait();  // nothing spawned since the outer wait
-      } catch (const std::runtime_error& e) {
-        next_error = e.what();
-      }
+      outer_error = error_of_wait(g);
+      next_error = error_of_wait(g);  // nothing spawned since the outer wait
     });
     EXPECT_EQ(ran.load(), 2) << "trial " << trial;
     EXPECT_EQ(outer_error, "after inner") << "trial " << trial;

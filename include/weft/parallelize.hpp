@@ -6,6 +6,7 @@
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -166,7 +167,8 @@ void parallelize_loop(I n, std::uint64_t cap, std::remove_reference_t<F>& fn) {
 // suspend the calling fiber; from outside a runtime it runs in
 // default_runtime(). The first exception thrown by fn is rethrown after the
 // running calls returned; calls not started by then are skipped.
-template <std::integral I, std::invocable<I> F>
+template <std::integral I, class F>
+requires std::invocable<F&, I>
 void parallelize(I n, F&& fn) {
   detail::check_item_count(n);
   detail::parallelize_loop<I, F>(n, 0, fn);
@@ -174,7 +176,8 @@ void parallelize(I n, F&& fn) {
 
 // The same, with at most num_workers calls of fn running at the same time.
 // Throws std::invalid_argument if n is negative or num_workers < 1.
-template <std::integral I, std::invocable<I> F>
+template <std::integral I, class F>
+requires std::invocable<F&, I>
 void parallelize(I n, int num_workers, F&& fn) {
   detail::check_item_count(n);
   if (num_workers < 1) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
@@ -202,8 +205,8 @@ concept worker_count = std::integral<W>;
 // The same for a num_workers of another integer type, taken as it is: a
 // std::size_t count is not narrowed to an int (2^32 read as 0, 2^32 + 1 as 1),
 // nor an __int128 one (a count past 64 bits caps nothing).
-template <std::integral I, detail::worker_count W, std::invocable<I> F>
-requires(!std::same_as<W, int>) void parallelize(I n, W num_workers, F&& fn) {
+template <std::integral I, detail::worker_count W, class F>
+requires(!std::same_as<W, int> && std::invocable<F&, I>) void parallelize(I n, W num_workers, F&& fn) {
   detail::check_item_count(n);
   if (num_workers < W{1}) detail::throw_invalid_argument("weft::parallelize: num_workers must be at least 1");
   std::uint64_t cap = ~std::uint64_t{0};
@@ -225,14 +228,16 @@ void parallelize(I, W, F&&) {
 // Calls fn(begin, end) on disjoint chunks that together cover [first, last),
 // in parallel. Chunk sizes are chosen automatically. Throws
 // std::invalid_argument if last < first.
-template <std::integral I, std::invocable<I, I> F>
+template <std::integral I, class F>
+requires std::invocable<F&, I, I>
 void parallel_for(I first, I last, F&& fn);
 
 // The same with chunks of exactly grain items from first (the last one may
 // be shorter): [first, first + grain), [first + grain, first + 2 grain), ...
 // Chunks may wait for each other as the items of parallelize do. Throws
 // std::invalid_argument if last < first or grain < 1.
-template <std::integral I, std::invocable<I, I> F>
+template <std::integral I, class F>
+requires std::invocable<F&, I, I>
 void parallel_for(I first, I last, I grain, F&& fn);
 
 // parallel_for and parallel_reduce also take first and last (and grain) of
@@ -296,12 +301,12 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
 
 }  // namespace detail
 
-template <std::integral I, std::invocable<I, I> F>
-void parallel_for(I first, I last, F&& fn) {
-  detail::parallel_for_impl(first, last, 0, fn);
-}
+template <std::integral I, class F>
+requires std::invocable<F&, I, I>
+void parallel_for(I first, I last, F&& fn) { detail::parallel_for_impl(first, last, 0, fn); }
 
-template <std::integral I, std::invocable<I, I> F>
+template <std::integral I, class F>
+requires std::invocable<F&, I, I>
 void parallel_for(I first, I last, I grain, F&& fn) {
   if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
   detail::parallel_for_impl(first, last, static_cast<std::uint64_t>(grain), fn);
@@ -319,10 +324,10 @@ void parallel_for(I first, J last, F&& fn) {
     static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
                   "weft::parallel_for: the common type of first and last is wider than 64 bits; index types wider "
                   "than 64 bits are not supported");
-    static_assert(std::invocable<F, index_type, index_type>,
+    static_assert(std::invocable<F&, index_type, index_type>,
                   "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first and last "
                   "(std::common_type_t)");
-    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F&, index_type, index_type>) {
       weft::parallel_for(
           detail::to_common_index<index_type>(first,
                                               "weft::parallel_for: first is negative, and its common type with last "
@@ -346,10 +351,10 @@ void parallel_for(I first, J last, G grain, F&& fn) {
     static_assert(sizeof(index_type) <= sizeof(std::uint64_t),
                   "weft::parallel_for: the common type of first, last and grain is wider than 64 bits; index types "
                   "wider than 64 bits are not supported");
-    static_assert(std::invocable<F, index_type, index_type>,
+    static_assert(std::invocable<F&, index_type, index_type>,
                   "weft::parallel_for: fn must be callable as fn(begin, end) with the common type of first, last "
                   "and grain (std::common_type_t)");
-    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F, index_type, index_type>) {
+    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<F&, index_type, index_type>) {
       if (grain < 1) detail::throw_invalid_argument("weft::parallel_for: grain must be at least 1");
       weft::parallel_for(
           detail::to_common_index<index_type>(first,
@@ -386,8 +391,67 @@ inline std::uint64_t reduce_leaf_size(std::uint64_t n) noexcept {
   return size < 256 ? 256 : size;                // ...of at least 256 items
 }
 
+// Where a reduction keeps its partial results (a block's lanes, the halves
+// of a node of parallel_reduce's tree): the T itself when it is small, else a
+// T on the heap (an allocation per lane and per leaf), so that a level of the
+// tree takes a few words of the fiber's stack whatever T's size. Held in
+// place, a histogram of 512 doubles took about five T per level, and the
+// levels that are not forked do not pass through join's stack check: a
+// reduction over a million items (13 levels) overflowed the default stack.
+// Both kinds hold the same values and combine them in the same order.
+inline constexpr std::size_t k_reduce_in_place_size = 256;
+
+template <class T, bool = (sizeof(T) > k_reduce_in_place_size)>
+struct reduce_partial {
+  using type = T;
+  // The T that f() returns.
+  template <class F>
+  static type make(F&& f) {
+    return f();
+  }
+  static T& value(type& p) noexcept { return p; }
+  static T take(type&& p) noexcept(std::is_nothrow_move_constructible_v<T>) { return std::move(p); }
+  // combine(a, b) as a partial.
+  template <class Combine>
+  static type combine(Combine& c, type a, type b) {
+    return c(std::move(a), std::move(b));
+  }
+  // acc = combine(acc, next()), inlined.
+  template <class Combine, class F>
+  static void fold(T& acc, Combine& c, F&& next) {
+    acc = c(std::move(acc), next());
+  }
+};
+
+template <class T>
+struct reduce_partial<T, true> {
+  using type = std::unique_ptr<T>;
+  template <class F>
+  static type make(F&& f) {
+    return type(new T(f()));  // f()'s prvalue initialises the heap object
+  }
+  static T& value(type& p) noexcept { return *p; }
+  static T take(type&& p) noexcept(std::is_nothrow_move_constructible_v<T>) { return std::move(*p); }
+  // Into a's object; b's is freed. A call of its own, as fold.
+  template <class Combine>
+  [[gnu::noinline]] static type combine(Combine& c, type a, type b) {
+    *a = c(std::move(*a), std::move(*b));
+    return a;
+  }
+  // A call of its own: its temporaries (next()'s result, combine's argument
+  // and result) take the stack one step at a time, where inlined into a
+  // block each lane's step kept its own.
+  template <class Combine, class F>
+  [[gnu::noinline]] static void fold(T& acc, Combine& c, F&& next) {
+    acc = c(std::move(acc), next());
+  }
+};
+
 template <class I, class T, class Map, class Combine>
 struct reducer {
+  using partial = reduce_partial<T>;
+  using part = typename partial::type;
+
   std::uint64_t m_base;
   std::uint64_t m_count;
   std::uint64_t m_leaf;
@@ -396,17 +460,20 @@ struct reducer {
   Map& m_map;
   Combine& m_combine;
   std::uint64_t m_min_split = 0;  // the fewest blocks a forked half holds; 0: never split
-  std::optional<T> m_first{};     // block 0, reduced first as a sample
+  std::optional<part> m_first{};  // block 0, reduced first as a sample
   // map or combine threw: blocks not started are skipped (the result is
   // dropped; the exception reaches the caller through the joins). Relaxed: a
   // hint, read once per block.
   std::atomic<bool> m_failed{false};
 
   T item(std::uint64_t k) { return m_map(static_cast<I>(m_base + k)); }
+  part identity() {
+    return partial::make([&]() -> T { return m_identity; });
+  }
 
   // f(), marking the reduction failed if it throws.
   template <class F>
-  T guarded(F&& f) {
+  part guarded(F&& f) {
     try {
       return f();
     } catch (...) {
@@ -416,48 +483,52 @@ struct reducer {
   }
 
   // combine(a, b), marking the reduction failed if it throws.
-  T combined(T a, T b) {
-    try {
-      return m_combine(std::move(a), std::move(b));
-    } catch (...) {
-      m_failed.store(true, std::memory_order_relaxed);
-      throw;
-    }
+  part combined(part a, part b) {
+    return guarded([&] { return partial::combine(m_combine, std::move(a), std::move(b)); });
   }
 
   // Block i, or identity (to be dropped) once the reduction failed.
-  T leaf(std::uint64_t i) {
-    if (m_failed.load(std::memory_order_relaxed)) return m_identity;
-    return guarded([&] { return block_at(i); });
+  part leaf(std::uint64_t i) {
+    return guarded([&] { return m_failed.load(std::memory_order_relaxed) ? identity() : block_at(i); });
   }
 
-  T block(std::uint64_t b, std::uint64_t e) {
+  // acc = combine(acc, map(k)).
+  void fold(T& acc, std::uint64_t k) {
+    partial::fold(acc, m_combine, [&] { return item(k); });
+  }
+
+  part block(std::uint64_t b, std::uint64_t e) {
     const std::uint64_t len = e - b;
     if (len < 8) {
-      T acc = m_identity;
-      for (std::uint64_t k = b; k < e; ++k) acc = m_combine(std::move(acc), item(k));
+      part acc = identity();
+      for (std::uint64_t k = b; k < e; ++k) fold(partial::value(acc), k);
       return acc;
     }
     // Four independent chains over contiguous lanes: the processor overlaps
     // them, and only associativity is needed (no commutativity).
     const std::uint64_t q = len / 4;
-    T a0 = m_identity;
-    T a1 = m_identity;
-    T a2 = m_identity;
-    T a3 = m_identity;
+    part p0 = identity();
+    part p1 = identity();
+    part p2 = identity();
+    part p3 = identity();
+    T& a0 = partial::value(p0);
+    T& a1 = partial::value(p1);
+    T& a2 = partial::value(p2);
+    T& a3 = partial::value(p3);
     for (std::uint64_t k = 0; k < q; ++k) {
-      a0 = m_combine(std::move(a0), item(b + k));
-      a1 = m_combine(std::move(a1), item(b + q + k));
-      a2 = m_combine(std::move(a2), item(b + 2 * q + k));
-      a3 = m_combine(std::move(a3), item(b + 3 * q + k));
+      fold(a0, b + k);
+      fold(a1, b + q + k);
+      fold(a2, b + 2 * q + k);
+      fold(a3, b + 3 * q + k);
     }
-    for (std::uint64_t k = b + 4 * q; k < e; ++k) a3 = m_combine(std::move(a3), item(k));
-    return m_combine(m_combine(std::move(a0), std::move(a1)), m_combine(std::move(a2), std::move(a3)));
+    for (std::uint64_t k = b + 4 * q; k < e; ++k) fold(a3, k);
+    return partial::combine(m_combine, partial::combine(m_combine, std::move(p0), std::move(p1)),
+                            partial::combine(m_combine, std::move(p2), std::move(p3)));
   }
 
-  T block_at(std::uint64_t i) {
+  part block_at(std::uint64_t i) {
     if (i == 0 && m_first) {  // only the leftmost path reaches block 0: never shared
-      T v = std::move(*m_first);
+      part v = std::move(*m_first);
       m_first.reset();
       return v;
     }
@@ -467,7 +538,7 @@ struct reducer {
 
   // Blocks [lo, hi): forks the right half when it is worth a steal and either
   // depth lasts (eager split) or a thief asks.
-  T run(std::uint64_t lo, std::uint64_t hi, int depth) {
+  part run(std::uint64_t lo, std::uint64_t hi, int depth) {
     if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
@@ -475,21 +546,21 @@ struct reducer {
       auto halves = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
       return combined(std::move(halves.first), std::move(halves.second));
     }
-    T a = run(lo, mid, 0);
-    T b = run(mid, hi, 0);
+    part a = run(lo, mid, 0);
+    part b = run(mid, hi, 0);
     return combined(std::move(a), std::move(b));
   }
 
   // Blocks [lo, hi), every node forked: how a measured reduction runs
   // (<weft/workspan.hpp>: its span is that of the whole tree).
-  T run_forked(std::uint64_t lo, std::uint64_t hi) {
+  part run_forked(std::uint64_t lo, std::uint64_t hi) {
     if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     auto halves = weft::join([&] { return run_forked(lo, mid); }, [&] { return run_forked(mid, hi); });
     return combined(std::move(halves.first), std::move(halves.second));
   }
 
-  T top() {
+  part top_part() {
     if (ws_active()) [[unlikely]] {
       return run_forked(0, m_blocks);
     }
@@ -504,6 +575,8 @@ struct reducer {
     m_min_split = plan.m_min_blocks;
     return run(0, m_blocks, plan.m_depth);
   }
+
+  T top() { return partial::take(top_part()); }
 };
 
 }  // namespace detail

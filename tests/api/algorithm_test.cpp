@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -1151,6 +1152,30 @@ TEST_P(AlgorithmTest, FillWithAnItemOfItsOwnRange) {
     EXPECT_EQ(wrong, 0U) << "items not 7 after weft::fill(v, v[k]); read from v[k] while it was assigned: "
                          << passing_through::s_reads_meanwhile.load();
   });
+}
+
+// A large accumulator (a histogram), whose block lanes are kept on the heap
+// (more than 256 bytes), gives std's result for blocks of every length.
+TEST_P(AlgorithmTest, ReductionsOfLargeValuesMatchStd) {
+  using histogram = std::array<std::uint64_t, 256>;
+  auto add = [](histogram a, const histogram& b) {
+    for (std::size_t k = 0; k < a.size(); ++k) a[k] += b[k];
+    return a;
+  };
+  auto spread = [](std::uint64_t x) {
+    histogram h{};
+    h[x * 13 % h.size()] = x;
+    return h;
+  };
+  for (const std::size_t n : {std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{8}, std::size_t{20},
+                              std::size_t{5000}, std::size_t{70'001}}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    std::vector<std::uint64_t> in(n);
+    std::iota(in.begin(), in.end(), std::uint64_t{1});
+    const histogram got =
+        rt.run([&] { return weft::transform_reduce(in.begin(), in.end(), histogram{}, add, spread); });
+    EXPECT_EQ(got, std::transform_reduce(in.begin(), in.end(), histogram{}, add, spread));
+  }
 }
 
 TEST(AlgorithmOutside, CallsFromOutsideARuntimeUseTheDefault) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -396,6 +397,66 @@ TEST_P(ParallelReduceTest, NestedInsideOtherParallelCalls) {
   std::int64_t want = 0;
   for (int k = 0; k < 16; ++k) want += std::int64_t{1000 + k} * (999 + k) / 2;
   EXPECT_EQ(total.load(), want);
+}
+
+// A partial result larger than a few words (a histogram) is kept off the
+// fiber's stack: every level of the tree, 7 here, held about five of them,
+// and 2 KiB ones overflowed a 64 KiB stack (8 KiB ones the default 256 KiB).
+TEST_P(ParallelReduceTest, LargePartialResultsStayOffTheStack) {
+  using histogram = std::array<std::uint64_t, 256>;
+  weft::runtime small{weft::config{.workers = workers(), .stack_size = 64 * 1024}};
+  for (const std::int64_t n : {std::int64_t{5}, std::int64_t{1000}, std::int64_t{100'000}}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    const histogram got = small.run([n] {
+      return weft::parallel_reduce(
+          std::int64_t{0}, n, histogram{},
+          [](std::int64_t i) {
+            histogram h{};
+            h[static_cast<std::size_t>(i * 7 % 256)] = static_cast<std::uint64_t>(i);
+            return h;
+          },
+          [](histogram a, const histogram& b) {
+            for (std::size_t k = 0; k < a.size(); ++k) a[k] += b[k];
+            return a;
+          });
+    });
+    histogram want{};
+    for (std::int64_t i = 0; i < n; ++i) want[static_cast<std::size_t>(i * 7 % 256)] += static_cast<std::uint64_t>(i);
+    EXPECT_EQ(got, want);
+  }
+}
+
+// A large partial result still reaches the caller with map's exception, and
+// move-only state in it is freed (the sanitizer builds check the leaks).
+TEST_P(ParallelReduceTest, LargePartialResultsWithAThrowingMapLoseNothing) {
+  struct big {
+    std::array<char, 1024> pad{};
+    std::vector<std::int64_t> items;
+  };
+  // The items of [0, 5000) in order; map throws at `bad` (none if negative).
+  auto items_in_order = [&](std::int64_t bad) {
+    return rt.run([bad] {
+      return weft::parallel_reduce(
+          std::int64_t{0}, std::int64_t{5000}, big{},
+          [bad](std::int64_t i) {
+            if (i == bad) throw item_error{i};
+            big b;
+            b.items.push_back(i);
+            return b;
+          },
+          [](big a, big b) {
+            a.items.insert(a.items.end(), b.items.begin(), b.items.end());
+            return a;
+          });
+    });
+  };
+  for (const std::int64_t bad : {std::int64_t{0}, std::int64_t{777}, std::int64_t{4999}}) {
+    SCOPED_TRACE(::testing::Message() << "bad = " << bad);
+    EXPECT_THROW(items_in_order(bad), item_error);
+  }
+  const big all = items_in_order(-1);
+  ASSERT_EQ(all.items.size(), 5000U);
+  for (std::int64_t i = 0; i < 5000; ++i) ASSERT_EQ(all.items[static_cast<std::size_t>(i)], i);
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(ParallelReduceTest);

@@ -182,6 +182,40 @@ TEST_P(ParallelizeTest, AcceptsEveryKindOfCallable) {
   EXPECT_EQ(mutable_calls.load(), n);
 }
 
+// A function object whose call operator takes only an lvalue object (`&`):
+// the loop calls the one object as an lvalue, so it is accepted also as a
+// temporary (the constraint asked for an rvalue call, and refused it), and
+// parallel_for the same, with common and mixed bounds.
+struct lvalue_only_item {
+  std::atomic<int>* calls;
+  void operator()(int) & { calls->fetch_add(1); }
+  void operator()(int) && = delete;
+};
+struct lvalue_only_chunk {
+  std::atomic<int>* items;
+  void operator()(int b, int e) & { items->fetch_add(e - b); }
+  void operator()(long b, long e) & { items->fetch_add(static_cast<int>(e - b)); }
+  void operator()(int, int) && = delete;
+  void operator()(long, long) && = delete;
+};
+
+TEST_P(ParallelizeTest, AcceptsATemporaryCallableOnlyAsAnLvalue) {
+  constexpr int n = 1000;
+  std::atomic<int> calls{0};
+  std::atomic<int> items{0};
+  rt.run([&] {
+    weft::parallelize(n, lvalue_only_item{&calls});
+    weft::parallelize(n, 2, lvalue_only_item{&calls});
+    weft::parallelize(n, 2u, lvalue_only_item{&calls});
+    weft::parallel_for(0, n, lvalue_only_chunk{&items});
+    weft::parallel_for(0, n, 7, lvalue_only_chunk{&items});
+    weft::parallel_for(0, static_cast<long>(n), lvalue_only_chunk{&items});
+    weft::parallel_for(0, static_cast<long>(n), 7, lvalue_only_chunk{&items});
+  });
+  EXPECT_EQ(calls.load(), 3 * n);
+  EXPECT_EQ(items.load(), 4 * n);
+}
+
 std::atomic<int> g_plain_function_calls{0};
 void plain_function_item(int) { g_plain_function_calls.fetch_add(1); }
 

@@ -150,28 +150,39 @@ T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
 
 // The fold of item(i) for i in [b, e) (e > b) with reduce, as four contiguous
 // lanes combined as ((l0, l1), (l2, l3)) so that the processor overlaps the
-// chains; needs associativity only.
+// chains; needs associativity only. A large T's lanes are on the heap
+// (reduce_partial).
 template <class T, class Reduce, class Item>
 T fold_block(std::size_t b, std::size_t e, Reduce& reduce, Item& item) {
+  using partial = reduce_partial<T>;
   const std::size_t len = e - b;
   if (len < 8) {
-    T acc = item(b);
-    for (std::size_t i = b + 1; i < e; ++i) acc = reduce(std::move(acc), item(i));
-    return acc;
+    auto acc = partial::make([&] { return item(b); });
+    for (std::size_t i = b + 1; i < e; ++i) {
+      partial::fold(partial::value(acc), reduce, [&] { return item(i); });
+    }
+    return partial::take(std::move(acc));
   }
   const std::size_t q = len / 4;
-  T a0 = item(b);
-  T a1 = item(b + q);
-  T a2 = item(b + 2 * q);
-  T a3 = item(b + 3 * q);
+  auto p0 = partial::make([&] { return item(b); });
+  auto p1 = partial::make([&] { return item(b + q); });
+  auto p2 = partial::make([&] { return item(b + 2 * q); });
+  auto p3 = partial::make([&] { return item(b + 3 * q); });
+  T& a0 = partial::value(p0);
+  T& a1 = partial::value(p1);
+  T& a2 = partial::value(p2);
+  T& a3 = partial::value(p3);
   for (std::size_t k = 1; k < q; ++k) {
-    a0 = reduce(std::move(a0), item(b + k));
-    a1 = reduce(std::move(a1), item(b + q + k));
-    a2 = reduce(std::move(a2), item(b + 2 * q + k));
-    a3 = reduce(std::move(a3), item(b + 3 * q + k));
+    partial::fold(a0, reduce, [&] { return item(b + k); });
+    partial::fold(a1, reduce, [&] { return item(b + q + k); });
+    partial::fold(a2, reduce, [&] { return item(b + 2 * q + k); });
+    partial::fold(a3, reduce, [&] { return item(b + 3 * q + k); });
   }
-  for (std::size_t i = b + 4 * q; i < e; ++i) a3 = reduce(std::move(a3), item(i));
-  return reduce(reduce(std::move(a0), std::move(a1)), reduce(std::move(a2), std::move(a3)));
+  for (std::size_t i = b + 4 * q; i < e; ++i) {
+    partial::fold(a3, reduce, [&] { return item(i); });
+  }
+  return partial::take(partial::combine(reduce, partial::combine(reduce, std::move(p0), std::move(p1)),
+                                        partial::combine(reduce, std::move(p2), std::move(p3))));
 }
 
 // reduce(init, fold of item(i) over [0, n)), with a tree that depends on n

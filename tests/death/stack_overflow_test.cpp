@@ -76,6 +76,35 @@ TEST_P(StackOverflowTest, BigFramesAbortWithOneLine) {
   }));
 }
 
+// One frame larger than the whole stack and its guard (1 MiB against 64 KiB
+// + 64 KiB), as a buffer that code written for an 8 MiB thread stack keeps
+// on the stack: its first access lay below the guard, in another stack or in
+// no mapping at all (a plain SIGSEGV). weft's build carries stack probes
+// (-fstack-clash-protection) to the code that uses it, which touch each page
+// of the frame in turn, so the overflow hits the guard.
+__attribute__((noinline)) int one_huge_frame(int seed) {
+  volatile char frame[1 << 20];
+  frame[0] = static_cast<char>(seed);
+  frame[sizeof frame - 1] = static_cast<char>(seed);
+  return frame[0] + frame[sizeof frame - 1];
+}
+
+TEST_P(StackOverflowTest, AFrameLargerThanStackAndGuardAbortsWithOneLine) {
+  const int w = workers();
+  expect_overflow_report(run_in_child([w] {
+    weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack}};
+    // Other stacks in use around it, as in a real program.
+    std::atomic<int> sink{0};
+    rt.run([&] {
+      weft::parallelize(64, [&](int i) {
+        if (i == 40) sink.fetch_add(one_huge_frame(i));
+        weft::yield();
+      });
+    });
+    return sink.load() == 0 ? 3 : 4;
+  }));
+}
+
 TEST_P(StackOverflowTest, InALoopItemAbortsWithOneLine) {
   const int w = workers();
   expect_overflow_report(run_in_child([w] {

@@ -38,3 +38,13 @@ def version_of(source_root):
     with open(os.path.join(source_root, "meson.build"), encoding="utf-8") as f:
         m = re.search(r"version:\s*'([^']+)'", f.read())
     return m.group(1) if m else None
+
+
+STACK_PROBES = "-fstack-clash-protection"
+
+
+def has_stack_probes(cxx):
+    """Whether the compiler cxx (a command list) takes weft's stack probe flag,
+    which weft's build then hands to the code that uses it."""
+    status, _ = run_status(cxx + [STACK_PROBES, "-Werror", "-x", "c++", "-fsyntax-only", os.devnull], check=False)
+    return status == 0

@@ -12,8 +12,10 @@ prefix. Checks that:
   - lib/.../cmake/weft/weftConfig.cmake and weftConfigVersion.cmake are
     installed and find_package(weft 0.1 CONFIG REQUIRED) finds them;
   - the imported target weft::weft compiles and links the program without
-    Boost on its command lines, and the program loads the installed libweft
-    (through the build RPATH CMake gives it) and reports right results;
+    Boost on its command lines (and with the stack probes,
+    -fstack-clash-protection, where the compiler has them), and the program
+    loads the installed libweft (through the build RPATH CMake gives it) and
+    reports right results;
   - the version file turns down an incompatible request (find_package(weft 99
     CONFIG)) and accepts a range that holds this version.
 
@@ -32,7 +34,7 @@ import re
 import shutil
 import sys
 
-from install_support import SKIP, fail, find_file, run_status, version_of
+from install_support import SKIP, STACK_PROBES, fail, find_file, has_stack_probes, run_status, version_of
 
 run = run_status
 
@@ -127,6 +129,9 @@ def main():
             fail(f"the consumer's link command should name libweft.a and Boost.Context: {link_line}")
     elif any("boost" in l.lower() for l in link_lines):
         fail("the consumer's compile or link command names Boost")
+    compile_line = next((l for l in link_lines if "main.cpp" in l and " -c " in l), "")
+    if has_stack_probes(cxx) and STACK_PROBES not in compile_line:
+        fail(f"weft::weft did not add {STACK_PROBES} to the consumer's compile command: {compile_line}")
     exe = os.path.join(build, "consumer")
     ldd = shutil.which("ldd")
     if ldd is not None and static:

@@ -9,7 +9,8 @@ with nothing but `pkg-config --cflags --libs weft` (PKG_CONFIG_PATH pointing
 into the prefix), runs it with LD_LIBRARY_PATH pointing into the prefix, and
 checks that:
 
-  - pkg-config reports weft's version, and no Boost in its flags;
+  - pkg-config reports weft's version, no Boost in its flags, and the stack
+    probes (-fstack-clash-protection) where the compiler has them;
   - the program links against the installed libweft and its results are right;
   - the installed headers include no Boost header and nothing that is not
     installed (every "weft/..." include resolves inside the prefix);
@@ -26,7 +27,7 @@ import re
 import shutil
 import sys
 
-from install_support import SKIP, fail, find_file, run_status, version_of
+from install_support import SKIP, STACK_PROBES, fail, find_file, has_stack_probes, run_status, version_of
 
 
 def run(cmd, env=None):
@@ -81,6 +82,8 @@ def main():
         fail("pkg-config's flags for weft name Boost")
     if f"-I{os.path.join(prefix, 'include')}" not in flags:
         fail("pkg-config's flags lack the installed include directory")
+    if has_stack_probes(cxx) and STACK_PROBES not in flags:
+        fail(f"pkg-config's flags lack {STACK_PROBES} (docs/guide.md, Limits)")
 
     # The headers as installed: no Boost, nothing from outside the prefix.
     include_root = os.path.join(prefix, "include")

@@ -411,9 +411,10 @@ struct reduce_partial {
   }
   static T& value(type& p) noexcept { return p; }
   static T take(type&& p) noexcept(std::is_nothrow_move_constructible_v<T>) { return std::move(p); }
-  // combine(a, b) as a partial.
+  // combine(a, b) as a partial. By reference: a and b take no stack of
+  // their own here (the caller's are moved into combine's arguments).
   template <class Combine>
-  static type combine(Combine& c, type a, type b) {
+  static type combine(Combine& c, type&& a, type&& b) {
     return c(std::move(a), std::move(b));
   }
   // acc = combine(acc, next()), inlined.
@@ -423,20 +424,29 @@ struct reduce_partial {
   }
 };
 
+// Frees a partial with the global delete: a class's own operator new and
+// delete (deleted, private, or a pool) are not the reduction's to use.
+struct reduce_partial_delete {
+  template <class T>
+  void operator()(T* p) const noexcept {
+    ::delete p;
+  }
+};
+
 template <class T>
 struct reduce_partial<T, true> {
-  using type = std::unique_ptr<T>;
+  using type = std::unique_ptr<T, reduce_partial_delete>;
   template <class F>
   static type make(F&& f) {
-    return type(new T(f()));  // f()'s prvalue initialises the heap object
+    return type(::new T(f()));  // f()'s prvalue initialises the heap object
   }
   static T& value(type& p) noexcept { return *p; }
   static T take(type&& p) noexcept(std::is_nothrow_move_constructible_v<T>) { return std::move(*p); }
   // Into a's object; b's is freed. A call of its own, as fold.
   template <class Combine>
-  [[gnu::noinline]] static type combine(Combine& c, type a, type b) {
+  [[gnu::noinline]] static type combine(Combine& c, type&& a, type&& b) {
     *a = c(std::move(*a), std::move(*b));
-    return a;
+    return std::move(a);
   }
   // A call of its own: its temporaries (next()'s result, combine's argument
   // and result) take the stack one step at a time, where inlined into a
@@ -483,13 +493,21 @@ struct reducer {
   }
 
   // combine(a, b), marking the reduction failed if it throws.
-  part combined(part a, part b) {
-    return guarded([&] { return partial::combine(m_combine, std::move(a), std::move(b)); });
+  part combined(part&& a, part&& b) {
+    try {
+      return partial::combine(m_combine, std::move(a), std::move(b));
+    } catch (...) {
+      m_failed.store(true, std::memory_order_relaxed);
+      throw;
+    }
   }
 
-  // Block i, or identity (to be dropped) once the reduction failed.
-  part leaf(std::uint64_t i) {
-    return guarded([&] { return m_failed.load(std::memory_order_relaxed) ? identity() : block_at(i); });
+  // Block i, or identity (to be dropped) once the reduction failed. A call
+  // of its own: a block's lanes and temporaries take the stack at the leaf
+  // only, not in every level of the tree that the recursion inlines it into.
+  [[gnu::noinline]] part leaf(std::uint64_t i) {
+    if (m_failed.load(std::memory_order_relaxed)) return identity();
+    return guarded([&] { return block_at(i); });
   }
 
   // acc = combine(acc, map(k)).

@@ -426,6 +426,61 @@ TEST_P(ParallelReduceTest, LargePartialResultsStayOffTheStack) {
   }
 }
 
+// A partial result kept in place (256 bytes or less) takes no more stack per
+// level than it did before large ones moved to the heap: 192 bytes over 2^20
+// items (12 levels) fit the minimum stack (a version that passed the halves
+// to combine by value overflowed it). Sanitizer builds have larger frames:
+// 64 KiB there.
+TEST_P(ParallelReduceTest, InPlacePartialResultsFitTheMinimumStack) {
+  using histogram = std::array<std::uint64_t, 24>;
+  const std::size_t stack = weft_test::k_sanitized ? 64 * 1024 : weft::k_min_stack_size;
+  weft::runtime small{weft::config{.workers = workers(), .stack_size = stack}};
+  const std::int64_t n = std::int64_t{1} << 20;
+  const histogram got = small.run([n] {
+    return weft::parallel_reduce(
+        std::int64_t{0}, n, histogram{},
+        [](std::int64_t i) {
+          histogram h{};
+          h[static_cast<std::size_t>(i % 24)] = 1;
+          return h;
+        },
+        [](histogram a, const histogram& b) {
+          for (std::size_t k = 0; k < a.size(); ++k) a[k] += b[k];
+          return a;
+        });
+  });
+  std::uint64_t total = 0;
+  for (const std::uint64_t x : got) total += x;
+  EXPECT_EQ(total, static_cast<std::uint64_t>(n));
+}
+
+// A large value type whose class forbids operator new (a type meant to live
+// on the stack, or one with its own pool) reduces with the global heap.
+struct no_class_new {
+  std::array<std::int64_t, 64> sums{};
+  static void* operator new(std::size_t) = delete;
+  static void operator delete(void*) = delete;
+};
+
+TEST_P(ParallelReduceTest, LargePartialResultsUseTheGlobalHeap) {
+  const no_class_new got = rt.run([] {
+    return weft::parallel_reduce(
+        0, 10'000, no_class_new{},
+        [](int i) {
+          no_class_new v;
+          v.sums[static_cast<std::size_t>(i % 64)] = i;
+          return v;
+        },
+        [](no_class_new a, const no_class_new& b) {
+          for (std::size_t k = 0; k < a.sums.size(); ++k) a.sums[k] += b.sums[k];
+          return a;
+        });
+  });
+  std::int64_t want[64] = {};
+  for (int i = 0; i < 10'000; ++i) want[i % 64] += i;
+  for (std::size_t k = 0; k < 64; ++k) ASSERT_EQ(got.sums[k], want[k]) << "k = " << k;
+}
+
 // A large partial result still reaches the caller with map's exception, and
 // move-only state in it is freed (the sanitizer builds check the leaks).
 TEST_P(ParallelReduceTest, LargePartialResultsWithAThrowingMapLoseNothing) {

@@ -138,14 +138,21 @@ using block_values = std::vector<std::optional<T>>;
 // Reduces leaf(begin, end) over the blocks of plan, in parallel, and folds the
 // block results left to right with combine: the order of every combination
 // depends on the plan alone. plan.m_count must be at least 1.
+// The block results folded left to right. A call of its own: its values
+// (the fold and combine's temporaries) take no stack while the blocks run.
+template <class T, class Combine>
+[[gnu::noinline]] T fold_left(block_values<T>& parts, Combine& combine) {
+  T acc = std::move(*parts[0]);
+  for (std::size_t b = 1; b < parts.size(); ++b) acc = combine(std::move(acc), std::move(*parts[b]));
+  return acc;
+}
+
 template <class T, class Leaf, class Combine>
 T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
   if (plan.m_count == 1) return leaf(std::size_t{0}, plan.m_n);
   block_values<T> parts(plan.m_count);
   for_blocks(plan.m_count, [&](std::size_t b) { parts[b].emplace(leaf(plan.begin(b), plan.end(b))); });
-  T acc = std::move(*parts[0]);
-  for (std::size_t b = 1; b < plan.m_count; ++b) acc = combine(std::move(acc), std::move(*parts[b]));
-  return acc;
+  return fold_left(parts, combine);
 }
 
 // The fold of item(i) for i in [b, e) (e > b) with reduce, as four contiguous

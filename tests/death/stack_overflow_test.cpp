@@ -89,34 +89,30 @@ __attribute__((noinline)) int one_huge_frame(int seed) {
   return frame[0] + frame[sizeof frame - 1];
 }
 
-TEST_P(StackOverflowTest, AFrameLargerThanStackAndGuardAbortsWithOneLine) {
-  const int w = workers();
-  expect_overflow_report(run_in_child([w] {
+// In a child: 64 loop items on a small stack of w workers, item `at`
+// calling overflow(i); with `yielding`, every item yields (other stacks in
+// use around the overflow, as in a real program).
+template <class F>
+child_result overflow_in_loop_item(int w, int at, bool yielding, F overflow) {
+  return run_in_child([=] {
     weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack}};
-    // Other stacks in use around it, as in a real program.
     std::atomic<int> sink{0};
     rt.run([&] {
       weft::parallelize(64, [&](int i) {
-        if (i == 40) sink.fetch_add(one_huge_frame(i));
-        weft::yield();
+        if (i == at) sink.fetch_add(overflow(i));
+        if (yielding) weft::yield();
       });
     });
     return sink.load() == 0 ? 3 : 4;
-  }));
+  });
+}
+
+TEST_P(StackOverflowTest, AFrameLargerThanStackAndGuardAbortsWithOneLine) {
+  expect_overflow_report(overflow_in_loop_item(workers(), 40, true, [](int i) { return one_huge_frame(i); }));
 }
 
 TEST_P(StackOverflowTest, InALoopItemAbortsWithOneLine) {
-  const int w = workers();
-  expect_overflow_report(run_in_child([w] {
-    weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack}};
-    std::atomic<int> sink{0};
-    rt.run([&] {
-      weft::parallelize(64, [&](int i) {
-        if (i == 63) sink.fetch_add(recurse_forever<2048>(0));
-      });
-    });
-    return sink.load() == 0 ? 3 : 4;
-  }));
+  expect_overflow_report(overflow_in_loop_item(workers(), 63, false, [](int) { return recurse_forever<2048>(0); }));
 }
 
 TEST_P(StackOverflowTest, InTheSecondHalfOfAJoinAbortsWithOneLine) {

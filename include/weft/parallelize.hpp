@@ -424,6 +424,14 @@ struct reduce_partial {
   }
 };
 
+// What parallel_reduce calls: map(i) gives a value a T is made from, and
+// combine takes two Ts as rvalues and gives one back. Both are called as
+// lvalues.
+template <class Map, class Combine, class I, class T>
+concept reduce_callables =
+    std::invocable<Map&, I> && std::convertible_to<std::invoke_result_t<Map&, I>, T> &&
+    std::invocable<Combine&, T, T> && std::convertible_to<std::invoke_result_t<Combine&, T, T>, T>;
+
 // Frees a partial with the global delete: a class's own operator new and
 // delete (deleted, private, or a pool) are not the reduction's to use.
 struct reduce_partial_delete {
@@ -608,6 +616,7 @@ struct reducer {
 // May suspend the calling fiber; from outside a runtime it runs in
 // default_runtime().
 template <std::integral I, class T, class Map, class Combine>
+requires detail::reduce_callables<Map, Combine, I, T>
 T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
   detail::check_index_type<I>();
   if (last < first) detail::throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
@@ -638,7 +647,10 @@ T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
     static_assert(std::invocable<Map&, index_type>,
                   "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last "
                   "(std::common_type_t)");
-    if constexpr (detail::k_usable_common_index<index_type> && std::invocable<Map&, index_type>) {
+    static_assert(!std::invocable<Map&, index_type> || detail::reduce_callables<Map, Combine, index_type, T>,
+                  "weft::parallel_reduce: map(i) must give a value convertible to the identity's type T, and "
+                  "combine(T, T) must be callable with two T rvalues and give a value convertible to T");
+    if constexpr (detail::k_usable_common_index<index_type> && detail::reduce_callables<Map, Combine, index_type, T>) {
       return weft::parallel_reduce(
           detail::to_common_index<index_type>(first,
                                               "weft::parallel_reduce: first is negative, and its common type with "

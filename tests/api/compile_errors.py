@@ -8,7 +8,8 @@ template errors:
 
   - parallel_for and parallel_reduce with bounds of different types: a
     common type wider than 64 bits (__int128 with long, GNU mode), or a
-    function that cannot take the common type;
+    function that cannot take the common type, or a combine that cannot
+    take two rvalues of the identity's type;
   - parallelize with a floating-point num_workers;
   - the algorithms over a range whose end may never come (a transform of
     std::views::iota(0)), as the only range or as the second of two (not
@@ -58,6 +59,14 @@ void f() { weft::parallel_for(0, std::size_t{10}, 4, [](std::string, std::string
 #include <string>
 int f() { return weft::parallel_reduce(0, std::size_t{10}, 0, [](std::string) { return 1; }, std::plus<>{}); }
 """, "weft::parallel_reduce: map must be callable as map(i) with the common type of first and last"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+#include <cstddef>
+long f() {
+  return weft::parallel_reduce(0, std::size_t{10}, 0L, [](std::size_t i) { return static_cast<long>(i); },
+                               [](long& a, long& b) { return a + b; });
+}
+""", "weft::parallel_reduce: map(i) must give a value convertible to the identity's type T, and combine(T, T)"),
     ("c++20", """
 #include <weft/parallelize.hpp>
 void f() { weft::parallelize(10, 2.5, [](int) {}); }

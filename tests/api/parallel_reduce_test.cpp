@@ -50,6 +50,28 @@ bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; 
 
 class ParallelReduceTest : public weft_test::WorkerCount {};
 
+// parallel_reduce(0, 10, T{}, map, combine) is a call that can be made: its
+// constraints, not an error inside the library, decide.
+template <class T, class Map, class Combine>
+concept reducible = requires(Map& m, Combine& c) { weft::parallel_reduce(0, 10, T{}, m, c); };
+
+struct plus_longs {
+  long operator()(long a, long b) const { return a + b; }
+};
+struct plus_lvalues {  // takes lvalues only: a reduction passes rvalues
+  long operator()(long& a, long& b) const { return a + b; }
+};
+
+// A map or combine that cannot be called as parallel_reduce calls it makes
+// the call not viable (it compiled as a viable call before, and failed deep
+// inside the library).
+static_assert(reducible<long, long (*)(int), plus_longs>);
+static_assert(!reducible<long, long (*)(std::string), plus_longs>, "map cannot take the index");
+static_assert(!reducible<long, std::string (*)(int), plus_longs>, "map gives no value convertible to T");
+static_assert(!reducible<long, long (*)(int), plus_lvalues>, "combine cannot take rvalues");
+static_assert(!reducible<long, long (*)(int), std::string (*)(long, long)>, "combine gives no T");
+static_assert(!reducible<long, long (*)(int), long (*)(long)>, "combine takes one argument");
+
 TEST_P(ParallelReduceTest, SumsAreExactForManyCounts) {
   for (const std::int64_t n :
        {0LL, 1LL, 2LL, 3LL, 7LL, 8LL, 9LL, 31LL, 1021LL, 1024LL, 1025LL, 4099LL, 65536LL, 1'000'000LL}) {
@@ -479,6 +501,28 @@ TEST_P(ParallelReduceTest, LargePartialResultsUseTheGlobalHeap) {
   std::int64_t want[64] = {};
   for (int i = 0; i < 10'000; ++i) want[i % 64] += i;
   for (std::size_t k = 0; k < 64; ++k) ASSERT_EQ(got.sums[k], want[k]) << "k = " << k;
+}
+
+namespace overloads {
+// Two overloads of a user's function, one for callables parallel_reduce can
+// use: overload resolution picks by the constraints.
+struct not_a_map {};
+template <class Map>
+requires requires(Map& m) { weft::parallel_reduce(0, 10, 0L, m, plus_longs{}); }
+long total(Map& m) {
+  return weft::parallel_reduce(0, 10, 0L, m, plus_longs{});
+}
+template <class Map>
+long total(Map&) {
+  return -1;
+}
+}  // namespace overloads
+
+TEST_P(ParallelReduceTest, CallablesItCannotCallAreNotViable) {
+  auto map = [](int i) { return static_cast<long>(i); };
+  overloads::not_a_map other;
+  EXPECT_EQ(rt.run([&] { return overloads::total(map); }), 45);
+  EXPECT_EQ(rt.run([&] { return overloads::total(other); }), -1);
 }
 
 // A large partial result still reaches the caller with map's exception, and

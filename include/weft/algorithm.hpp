@@ -169,6 +169,26 @@ It for_each_n(It first, Size n, F f) {
   return first + static_cast<std::iter_difference_t<It>>(n);
 }
 
+// The same with a count of any type that converts to the iterator's
+// difference type, as std::for_each_n takes (a class with an operator long, a
+// double: truncated toward zero, as the standard libraries do). Throws
+// std::invalid_argument if n is negative, not a number, or too large for the
+// difference type.
+template <std::random_access_iterator It, class Size, class F>
+requires(!std::integral<Size> && std::convertible_to<Size, std::iter_difference_t<It>>)
+It for_each_n(It first, Size n, F f) {
+  using difference = std::iter_difference_t<It>;
+  if constexpr (std::floating_point<Size>) {
+    // A conversion of a value outside the difference type is undefined: checked first.
+    // (Size)max rounds up to a power of two, which the difference type does not hold.
+    if (!(n > Size(-1))) detail::throw_invalid_argument("weft::for_each_n: n must be a number, not negative");
+    if (!(n < static_cast<Size>(std::numeric_limits<difference>::max()))) {
+      detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
+    }
+  }
+  return weft::for_each_n(first, static_cast<difference>(n), std::move(f));
+}
+
 // out[i] = op(first[i]); returns out + n. out may equal first. op takes one
 // item: two C arrays of one element type, which would match here decayed to
 // pointers, with a binary op are the two ranges of the ranges form below.

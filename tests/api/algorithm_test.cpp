@@ -19,6 +19,7 @@
 #include <deque>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -137,6 +138,47 @@ TEST_P(AlgorithmTest, ElementWiseMatchStd) {
       EXPECT_EQ(out, iota);
     });
   }
+}
+
+// A count of a class that converts to an integer.
+struct count_of {
+  long n;
+  operator long() const { return n; }  // NOLINT(google-explicit-constructor): what std::for_each_n takes
+};
+
+// std::for_each_n takes any count convertible to an integer; for_each_n took
+// only integral types (a count of class type did not compile).
+TEST_P(AlgorithmTest, ForEachNTakesACountConvertibleToAnInteger) {
+  for (const long n : {0L, 1L, 7L, 1000L, 100'000L}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    std::vector<int> got(static_cast<std::size_t>(n) + 3, 0);
+    std::vector<int> want = got;
+    rt.run([&] {
+      EXPECT_EQ(weft::for_each_n(got.begin(), count_of{n}, [](int& x) { ++x; }), got.begin() + n);
+    });
+    std::for_each_n(want.begin(), count_of{n}, [](int& x) { ++x; });
+    EXPECT_EQ(got, want);
+    // A floating-point count is truncated toward zero, as std's is.
+    std::fill(got.begin(), got.end(), 0);
+    std::fill(want.begin(), want.end(), 0);
+    rt.run([&] {
+      EXPECT_EQ(weft::for_each_n(got.begin(), static_cast<double>(n) + 0.75, [](int& x) { ++x; }),
+                got.begin() + n);
+    });
+    std::for_each_n(want.begin(), static_cast<double>(n) + 0.75, [](int& x) { ++x; });
+    EXPECT_EQ(got, want);
+  }
+  std::vector<int> v(10, 0);
+  EXPECT_THROW(weft::for_each_n(v.begin(), count_of{-1}, [](int&) {}), std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), -1.0, [](int&) {}), std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), std::nan(""), [](int&) {}), std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), 1e300, [](int&) {}), std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), 0x1p63, [](int&) {}), std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), std::numeric_limits<float>::infinity(), [](int&) {}),
+               std::invalid_argument);
+  // Between -1 and 0 it truncates to 0: nothing is called, as with std.
+  EXPECT_EQ(weft::for_each_n(v.begin(), -0.5, [](int& x) { ++x; }), v.begin());
+  EXPECT_EQ(v, std::vector<int>(10, 0));
 }
 
 TEST_P(AlgorithmTest, ReductionsMatchStd) {

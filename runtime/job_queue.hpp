@@ -121,6 +121,15 @@ class job_queue {
   // Any thread; a hint: some public task may be stealable.
   bool public_nonempty() const noexcept { return !m_public.looks_empty(); }
 
+  // Any thread: true when a public task may be stealable; else raises the
+  // demand flag, as a failed steal does, so that the owner publishes at its
+  // next scheduling point.
+  bool public_nonempty_or_ask() noexcept {
+    if (!m_public.looks_empty()) return true;
+    if (!m_demand.load(std::memory_order_relaxed)) m_demand.store(true, std::memory_order_relaxed);
+    return false;
+  }
+
  private:
   void put_private(job* t) noexcept { m_ring.put(t); }
   job* oldest_private() const noexcept { return m_ring.m_slots[m_ring.m_lo % k_private_capacity]; }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "caller.hpp"
+#include "clock.hpp"
 #include "fiber.hpp"
 #include "join.hpp"
 #include "loop.hpp"
@@ -244,6 +245,36 @@ bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noe
   }
 }
 
+// How long a join watches its children in place (watch_in_place), about
+// the time a searching worker spins before it yields its core.
+constexpr std::uint64_t k_watch_us = 5;
+
+// A plain join whose children run on other workers, with nothing to run
+// here: watches the children in place for up to k_watch_us before it
+// suspends, asking the other workers to publish as a search would. A child
+// that ends meanwhile (the last piece of a loop, the other half of a join)
+// then costs no suspension, no resumption on the child's worker and, for a
+// call from outside, no hand-back of the call to its thread. Stops watching
+// as soon as there is something to run, here or elsewhere (work visible to
+// steal, the injection queue, a yielded fiber, the borrowing thread's own
+// call), or when the runtime stops. Not with one worker (a child not done
+// then waits for something that this worker must run), and not on a fiber
+// running loop items: a wait hands their unstarted items off first, and the
+// children may wait for them. True when the children were seen done.
+bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken) noexcept {
+  if (w.m_sched.num_workers() < 2 || w.m_current->m_leaves != nullptr) return false;
+  const std::uint64_t start = rt::ticks();
+  const std::uint64_t limit = k_watch_us * rt::ticks_per_us();
+  for (;;) {
+    for (unsigned i = 0; i < 16; ++i) {
+      if (children_done(f, taken)) return true;
+      rt::cpu_relax();
+    }
+    if (w.has_local_work() || w.caller_ready() || w.m_sched.stopping() || w.work_visible_or_ask()) return false;
+    if (rt::ticks() - start >= limit) return children_done(f, taken);
+  }
+}
+
 }  // namespace
 
 }  // namespace weft::detail
@@ -265,6 +296,8 @@ void wait_for_children(join_counter& f, std::int64_t taken, join_kind kind) noex
     if (w == nullptr) {
       wait_as_thread(f, taken, kind);
       registered = true;
+    } else if (kind == join_kind::plain && detail::watch_in_place(*w, f, taken)) {
+      registered = false;
     } else {
       registered = suspend_join(*w, f, taken, kind, nullptr) || wait_without_fiber(f, taken, kind);
     }

@@ -290,6 +290,17 @@ bool worker::work_visible() const noexcept {
   return false;
 }
 
+bool worker::work_visible_or_ask() noexcept {
+  if (!m_sched.injection().looks_empty()) return true;
+  if (m_sched.over_fiber_bound()) return false;  // as work_visible(): nothing would be stolen
+  const int n = m_sched.num_workers();
+  bool visible = false;
+  for (int v = 0; v < n; ++v) {
+    if (v != m_index && m_sched.worker_at(v).m_queue.public_nonempty_or_ask()) visible = true;
+  }
+  return visible;
+}
+
 // Searching spins on the core for this long, then yields the core to other
 // runnable threads between rounds: on a machine where other processes (or
 // more threads than cores) compete, a spinning worker would otherwise take

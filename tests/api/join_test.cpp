@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -152,6 +154,34 @@ TEST_P(JoinTest, NestedInsideParallelize) {
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(JoinTest);
+
+// A join whose other half was taken watches it in place before it suspends
+// (docs/protocols/join.md, "Watching before suspending"), and must still let
+// its worker run what only that worker can: here g, on the other worker,
+// waits for a call from another thread, which needs f's worker (the one
+// that waits in the join) since g's is busy.
+TEST(JoinWaitTest, AWaitingJoinLetsAnotherThreadsCallRunOnItsWorker) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> g_started{false};
+    std::atomic<bool> call_ran{false};
+    std::thread outside;
+    rt.run([&] {
+      weft::join(
+          [&] {
+            // Holds this worker until the other one took g.
+            while (!g_started.load()) std::this_thread::yield();
+          },
+          [&] {
+            g_started.store(true);
+            outside = std::thread([&] { rt.run([&] { call_ran.store(true); }); });
+            while (!call_ran.load()) std::this_thread::sleep_for(std::chrono::microseconds(50));
+          });
+    });
+    outside.join();
+    EXPECT_TRUE(call_ran.load());
+  }
+}
 
 TEST(JoinOutsideTest, RunsInDefaultRuntimeFromOutside) {
   auto [a, b] = weft::join([] { return fib_join(15); }, [] { return weft::on_worker(); });

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "clock.hpp"
@@ -67,6 +68,12 @@ class native_stack_root {
 // so makes the next caller hand over too; short enough that two calls
 // waiting for each other (what the hand-over is for) lose little.
 constexpr std::uint64_t k_borrow_wait_us = 200;
+// The wait counts from the last slot given back while it waits (slots that
+// come back show that the calls holding them make progress: it lost a race,
+// it is not waited for), up to this long in all: threads that call at once
+// take turns without handing calls over, and none waits longer than this
+// for its turn.
+constexpr std::uint64_t k_borrow_wait_max_us = 2000;
 // Within that wait, how long it spins while a worker searches (a searching
 // worker notices lend_wanted within one steal round and parks) before it
 // sleeps on m_slot_returns.
@@ -125,13 +132,28 @@ int borrow(scheduler& s) noexcept {
   s.m_slot_waiters.fetch_add(1, std::memory_order_seq_cst);
   full_fence();
   const std::uint64_t start = ticks();
-  const std::uint64_t deadline = start + k_borrow_wait_us * ticks_per_us();
+  const std::uint64_t wait = k_borrow_wait_us * ticks_per_us();
+  const std::uint64_t last_deadline = start + k_borrow_wait_max_us * ticks_per_us();
+  std::uint64_t deadline = start + wait;
   const std::uint64_t spin_until = start + k_borrow_spin_us * ticks_per_us();
+  std::uint32_t seen = s.m_slot_returns.load(std::memory_order_relaxed);
   for (;;) {
+    // This thread looks now: the next return wakes a sleeper again. The
+    // fence orders the clearing before the look: a return that found the
+    // flag set (and woke nobody) set its bit before, so the claim below
+    // sees it (Dekker with notify_slot_waiters()).
+    if (s.m_slot_wake_pending.load(std::memory_order_relaxed)) {
+      s.m_slot_wake_pending.store(false, std::memory_order_seq_cst);
+      full_fence();
+    }
     const std::uint32_t returns = s.m_slot_returns.load(std::memory_order_seq_cst);
     w = sleepers.claim_parked(0, n);
     if (w >= 0) break;
     const std::uint64_t now = ticks();
+    if (returns != seen) {  // a slot came back (and went to another thread): wait on
+      seen = returns;
+      deadline = std::min(now + wait, last_deadline);
+    }
     if (now >= deadline) break;
     if (now < spin_until && sleepers.searching() > 0) {
       cpu_relax();

@@ -104,14 +104,19 @@ class scheduler : public detail::runtime_state {
   // docs/protocols/callers.md.
   std::atomic<int> m_slot_waiters{0};
   std::atomic<std::uint32_t> m_slot_returns{0};
+  // A waiter was woken and has not looked for a slot since: the next
+  // return wakes nobody (the woken one will look). Cleared by a waiter
+  // before each look (docs/protocols/callers.md, "Slot waiters").
+  std::atomic<bool> m_slot_wake_pending{false};
   // A slot may be borrowed now (a worker's parked bit is set, by its park or
   // by a give-back, followed by a full fence): wakes a thread from outside
-  // waiting for one, if any. seq_cst load: pairs with the waiter's increment
-  // (Dekker). Any thread.
+  // waiting for one, if any and if none woken earlier is still on its way.
+  // seq_cst loads: pair with the waiter's increment and its clearing of
+  // m_slot_wake_pending (Dekker). Any thread.
   void notify_slot_waiters() noexcept {
     if (m_slot_waiters.load(std::memory_order_seq_cst) > 0) {
       m_slot_returns.fetch_add(1, std::memory_order_release);
-      futex_wake(m_slot_returns, 1);
+      if (!m_slot_wake_pending.exchange(true, std::memory_order_seq_cst)) futex_wake(m_slot_returns, 1);
     }
   }
 

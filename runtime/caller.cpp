@@ -161,8 +161,14 @@ int borrow(scheduler& s) noexcept {
     }
     futex_wait_for(s.m_slot_returns, returns, (deadline - now) * 1000 / ticks_per_us());
   }
-  s.m_slot_waiters.fetch_sub(1, std::memory_order_relaxed);
+  s.m_slot_waiters.fetch_sub(1, std::memory_order_seq_cst);
   s.m_lend_wanted.fetch_sub(1, std::memory_order_relaxed);
+  // Two slots that come back together wake one waiter (the second return
+  // finds it on its way): the one that got a slot passes the wake on while
+  // another slot is free and others wait.
+  if (w >= 0 && s.m_slot_waiters.load(std::memory_order_seq_cst) > 0 && sleepers.any_parked(0, n)) {
+    s.notify_slot_waiters();
+  }
   return w;
 }
 

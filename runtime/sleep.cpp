@@ -89,6 +89,16 @@ void sleep_set::notify(int w) noexcept {
   }
 }
 
+bool sleep_set::any_parked(int first, int last) const noexcept {
+  for (int i = first / 64; i * 64 < last; ++i) {
+    std::uint64_t mask = ~std::uint64_t{0};
+    if (i == first / 64) mask &= ~std::uint64_t{0} << (first % 64);
+    if ((i + 1) * 64 > last && last % 64 != 0) mask &= (std::uint64_t{1} << (last % 64)) - 1;
+    if ((m_parked[i].m_bits.load(std::memory_order_seq_cst) & mask) != 0) return true;
+  }
+  return false;
+}
+
 int sleep_set::claim_parked(int first, int last) noexcept {
   for (int i = first / 64; i * 64 < last; ++i) {
     std::uint64_t mask = ~std::uint64_t{0};

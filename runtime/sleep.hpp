@@ -80,6 +80,9 @@ class sleep_set {
   // Wins the bit of one parked entry in [first, last) without waking it;
   // returns the entry, or -1 when none is parked. Any thread.
   int claim_parked(int first, int last) noexcept;
+  // Some entry in [first, last) is parked (a hint: it may be claimed by
+  // another thread at once). Any thread.
+  bool any_parked(int first, int last) const noexcept;
   // Gives back entry w, claimed by claim_parked() and still blocked: parks it
   // again (sets its bit; nothing to hand over), or, when `wake`, hands it a
   // wake-up. The caller then re-checks for visible work (see park rules).

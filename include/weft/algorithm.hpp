@@ -150,6 +150,13 @@ void for_each(It first, It last, F f) {
   });
 }
 
+namespace detail {
+// A count that is not of an integral type but converts to It's difference
+// type: what std::for_each_n takes besides integers.
+template <class Size, class It>
+concept convertible_count = !std::integral<Size> && std::convertible_to<Size, std::iter_difference_t<It>>;
+}  // namespace detail
+
 // f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
 // is negative or beyond the iterator's difference type.
 template <std::random_access_iterator It, std::integral Size, class F>
@@ -174,8 +181,7 @@ It for_each_n(It first, Size n, F f) {
 // double: truncated toward zero, as the standard libraries do). Throws
 // std::invalid_argument if n is negative, not a number, or too large for the
 // difference type.
-template <std::random_access_iterator It, class Size, class F>
-requires(!std::integral<Size> && std::convertible_to<Size, std::iter_difference_t<It>>)
+template <std::random_access_iterator It, detail::convertible_count<It> Size, class F>
 It for_each_n(It first, Size n, F f) {
   using difference = std::iter_difference_t<It>;
   if constexpr (std::floating_point<Size>) {

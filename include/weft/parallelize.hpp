@@ -428,8 +428,7 @@ struct reduce_partial {
 // combine takes two Ts as rvalues and gives one back. Both are called as
 // lvalues.
 template <class Map, class Combine, class I, class T>
-concept reduce_callables =
-    std::invocable<Map&, I> && std::convertible_to<std::invoke_result_t<Map&, I>, T> &&
+concept reduce_callables = std::invocable<Map&, I> && std::convertible_to<std::invoke_result_t<Map&, I>, T> &&
     std::invocable<Combine&, T, T> && std::convertible_to<std::invoke_result_t<Combine&, T, T>, T>;
 
 // Frees a partial with the global delete: a class's own operator new and
@@ -616,8 +615,8 @@ struct reducer {
 // May suspend the calling fiber; from outside a runtime it runs in
 // default_runtime().
 template <std::integral I, class T, class Map, class Combine>
-requires detail::reduce_callables<Map, Combine, I, T>
-T parallel_reduce(I first, I last, T identity, Map&& map, Combine&& combine) {
+requires detail::reduce_callables<Map, Combine, I, T> T parallel_reduce(I first, I last, T identity, Map&& map,
+                                                                        Combine&& combine) {
   detail::check_index_type<I>();
   if (last < first) detail::throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
   if (first == last) return identity;

@@ -153,17 +153,14 @@ TEST_P(AlgorithmTest, ForEachNTakesACountConvertibleToAnInteger) {
     SCOPED_TRACE(::testing::Message() << "n = " << n);
     std::vector<int> got(static_cast<std::size_t>(n) + 3, 0);
     std::vector<int> want = got;
-    rt.run([&] {
-      EXPECT_EQ(weft::for_each_n(got.begin(), count_of{n}, [](int& x) { ++x; }), got.begin() + n);
-    });
+    rt.run([&] { EXPECT_EQ(weft::for_each_n(got.begin(), count_of{n}, [](int& x) { ++x; }), got.begin() + n); });
     std::for_each_n(want.begin(), count_of{n}, [](int& x) { ++x; });
     EXPECT_EQ(got, want);
     // A floating-point count is truncated toward zero, as std's is.
     std::fill(got.begin(), got.end(), 0);
     std::fill(want.begin(), want.end(), 0);
     rt.run([&] {
-      EXPECT_EQ(weft::for_each_n(got.begin(), static_cast<double>(n) + 0.75, [](int& x) { ++x; }),
-                got.begin() + n);
+      EXPECT_EQ(weft::for_each_n(got.begin(), static_cast<double>(n) + 0.75, [](int& x) { ++x; }), got.begin() + n);
     });
     std::for_each_n(want.begin(), static_cast<double>(n) + 0.75, [](int& x) { ++x; });
     EXPECT_EQ(got, want);
@@ -174,8 +171,7 @@ TEST_P(AlgorithmTest, ForEachNTakesACountConvertibleToAnInteger) {
   EXPECT_THROW(weft::for_each_n(v.begin(), std::nan(""), [](int&) {}), std::invalid_argument);
   EXPECT_THROW(weft::for_each_n(v.begin(), 1e300, [](int&) {}), std::invalid_argument);
   EXPECT_THROW(weft::for_each_n(v.begin(), 0x1p63, [](int&) {}), std::invalid_argument);
-  EXPECT_THROW(weft::for_each_n(v.begin(), std::numeric_limits<float>::infinity(), [](int&) {}),
-               std::invalid_argument);
+  EXPECT_THROW(weft::for_each_n(v.begin(), std::numeric_limits<float>::infinity(), [](int&) {}), std::invalid_argument);
   // Between -1 and 0 it truncates to 0: nothing is called, as with std.
   EXPECT_EQ(weft::for_each_n(v.begin(), -0.5, [](int& x) { ++x; }), v.begin());
   EXPECT_EQ(v, std::vector<int>(10, 0));

@@ -53,7 +53,9 @@ class ParallelReduceTest : public weft_test::WorkerCount {};
 // parallel_reduce(0, 10, T{}, map, combine) is a call that can be made: its
 // constraints, not an error inside the library, decide.
 template <class T, class Map, class Combine>
-concept reducible = requires(Map& m, Combine& c) { weft::parallel_reduce(0, 10, T{}, m, c); };
+concept reducible = requires(Map& m, Combine& c) {
+  weft::parallel_reduce(0, 10, T{}, m, c);
+};
 
 struct plus_longs {
   long operator()(long a, long b) const { return a + b; }
@@ -509,9 +511,7 @@ namespace overloads {
 struct not_a_map {};
 template <class Map>
 requires requires(Map& m) { weft::parallel_reduce(0, 10, 0L, m, plus_longs{}); }
-long total(Map& m) {
-  return weft::parallel_reduce(0, 10, 0L, m, plus_longs{});
-}
+long total(Map& m) { return weft::parallel_reduce(0, 10, 0L, m, plus_longs{}); }
 template <class Map>
 long total(Map&) {
   return -1;

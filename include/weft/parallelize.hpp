@@ -564,6 +564,13 @@ struct reducer {
   // Blocks [lo, hi): forks the right half when it is worth a steal and either
   // depth lasts (eager split) or a thief asks.
   part run(std::uint64_t lo, std::uint64_t hi, int depth) {
+    // The levels that are not forked pass no join's stack check: a subtree
+    // that starts near the end of the stack (below the last forked level)
+    // goes on on a fresh stack, as a join there would.
+    if (stack_low_here()) [[unlikely]] {
+      auto here = [&] { return run(lo, hi, depth); };
+      return invoke_on_fresh_stack(here);
+    }
     if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;

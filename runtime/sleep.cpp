@@ -89,21 +89,26 @@ void sleep_set::notify(int w) noexcept {
   }
 }
 
+namespace {
+// The bits of entries [first, last) in word i of the parked set.
+std::uint64_t entries_in_word(int i, int first, int last) noexcept {
+  std::uint64_t mask = ~std::uint64_t{0};
+  if (i == first / 64) mask &= ~std::uint64_t{0} << (first % 64);
+  if ((i + 1) * 64 > last && last % 64 != 0) mask &= (std::uint64_t{1} << (last % 64)) - 1;
+  return mask;
+}
+}  // namespace
+
 bool sleep_set::any_parked(int first, int last) const noexcept {
   for (int i = first / 64; i * 64 < last; ++i) {
-    std::uint64_t mask = ~std::uint64_t{0};
-    if (i == first / 64) mask &= ~std::uint64_t{0} << (first % 64);
-    if ((i + 1) * 64 > last && last % 64 != 0) mask &= (std::uint64_t{1} << (last % 64)) - 1;
-    if ((m_parked[i].m_bits.load(std::memory_order_seq_cst) & mask) != 0) return true;
+    if ((m_parked[i].m_bits.load(std::memory_order_seq_cst) & entries_in_word(i, first, last)) != 0) return true;
   }
   return false;
 }
 
 int sleep_set::claim_parked(int first, int last) noexcept {
   for (int i = first / 64; i * 64 < last; ++i) {
-    std::uint64_t mask = ~std::uint64_t{0};
-    if (i == first / 64) mask &= ~std::uint64_t{0} << (first % 64);
-    if ((i + 1) * 64 > last && last % 64 != 0) mask &= (std::uint64_t{1} << (last % 64)) - 1;
+    const std::uint64_t mask = entries_in_word(i, first, last);
     std::atomic<std::uint64_t>& word = m_parked[i].m_bits;
     std::uint64_t bits = word.load(std::memory_order_relaxed);
     while ((bits & mask) != 0) {

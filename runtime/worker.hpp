@@ -77,8 +77,8 @@ class alignas(k_false_sharing) worker {
   // visible to thieves (a public deque of another worker, or the injection
   // queue).
   bool work_visible() const noexcept;
-  // Owner: work_visible(), and when none is, asks every other worker to
-  // publish (public_nonempty_or_ask), as a search does.
+  // Owner: work_visible(), and asks every other worker whose public deque
+  // is empty to publish (public_nonempty_or_ask), as a failed steal does.
   bool work_visible_or_ask() noexcept;
 
   // Owner: ready work of this worker without searching or parking: its

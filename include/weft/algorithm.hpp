@@ -45,6 +45,11 @@ namespace detail {
 template <class R>
 using range_it = std::ranges::borrowed_iterator_t<R>;
 
+// A count that is not of an integral type but converts to It's difference
+// type: what std::for_each_n takes besides integers.
+template <class Size, class It>
+concept convertible_count = !std::integral<Size> && std::convertible_to<Size, std::iter_difference_t<It>>;
+
 template <class R>
 inline constexpr bool k_is_take = false;
 template <class V>
@@ -149,13 +154,6 @@ void for_each(It first, It last, F f) {
     });
   });
 }
-
-namespace detail {
-// A count that is not of an integral type but converts to It's difference
-// type: what std::for_each_n takes besides integers.
-template <class Size, class It>
-concept convertible_count = !std::integral<Size> && std::convertible_to<Size, std::iter_difference_t<It>>;
-}  // namespace detail
 
 // f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
 // is negative or beyond the iterator's difference type.

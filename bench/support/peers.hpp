@@ -47,7 +47,8 @@ inline weft::runtime& weft_runtime(int workers) {
 }
 
 // Records weft's scheduler counters since the last rt.reset_stats(), per
-// iteration of `state`: steals, fiber switches, suspensions; and the fiber
+// iteration of `state`: steals, fiber switches, suspensions, parks, wake-ups
+// and calls taken from the injection queue (handed over); and the fiber
 // stacks created in all. Call rt.reset_stats() before the timing loop (the
 // runtime is idle then, so the counters start exact).
 inline void set_weft_stats(benchmark::State& state, const weft::runtime& rt) {
@@ -57,6 +58,9 @@ inline void set_weft_stats(benchmark::State& state, const weft::runtime& rt) {
   state.counters["switches"] = benchmark::Counter(static_cast<double>(s.fiber_switches) / n);
   state.counters["suspensions"] = benchmark::Counter(static_cast<double>(s.suspensions) / n);
   state.counters["fibers_created"] = benchmark::Counter(static_cast<double>(s.fibers_created));
+  state.counters["parks"] = benchmark::Counter(static_cast<double>(s.parks) / n);
+  state.counters["wakeups"] = benchmark::Counter(static_cast<double>(s.wakeups) / n);
+  state.counters["injected"] = benchmark::Counter(static_cast<double>(s.injected) / n);
 }
 
 #if WEFT_BENCH_HAVE_TBB

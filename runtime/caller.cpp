@@ -181,7 +181,6 @@ class slot_loan {
   slot_loan(scheduler& s, worker& w, caller_state& c) noexcept : m_sched(s), m_worker(w), m_caller(c) {
     WEFT_ASSERT(t_worker == nullptr, "slot_loan: the borrowing thread is outside every runtime");
     WEFT_ASSERT(w.m_caller == nullptr, "slot_loan: the slot is not lent already (its parked bit was won once)");
-    s.begin_root();  // a call in flight: the runtime outlives it
     c.m_saved_current = w.m_current;
     c.m_saved_eh = w.m_eh_globals;
     c.m_saved_entry = w.m_sleep_entry;

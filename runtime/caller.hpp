@@ -39,8 +39,12 @@ struct caller_state {
 
 // Runs fn(arg) on the calling thread, which is not a worker of any runtime, as
 // a worker of s on the slot of a parked worker, and returns true; false (and
-// nothing done) when no slot could be had at once. Rethrows what fn throws,
-// after the slot is back.
+// nothing done) when no slot could be had in time. Rethrows what fn throws,
+// after the slot is back. The caller counted its call as a root of s
+// (begin_root) before: the call is in flight while it waits for a slot too,
+// so that s's destructor waits for it. When this returns true the root has
+// ended (end_root, the last access to s, after the slot's return); when
+// false it is still the caller's.
 bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg);
 
 // make_ready() of a caller's native fiber (f->m_pinned): flags it and wakes

@@ -370,6 +370,9 @@ namespace {
 // task.
 void call_from_outside(rt::scheduler& s, void (*fn)(void*), void* arg) {
   worker* w = current_worker();
+  // In flight from here on, also while it waits for a slot: the runtime's
+  // destructor waits for it (ended by the slot's return or below).
+  s.begin_root();
   // A thread from outside takes part in its call as a worker when a worker is
   // parked (docs/protocols/callers.md); else the call goes to the workers.
   if (w == nullptr && s.cfg().caller == caller_policy::take_part && rt::call_on_borrowed_slot(s, fn, arg)) return;
@@ -380,7 +383,6 @@ void call_from_outside(rt::scheduler& s, void (*fn)(void*), void* arg) {
   root.m_arg = arg;
   root.m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: it is not ours to pop back
-  s.begin_root();
   s.inject(&root);
   wait(frame, 0);
   s.end_root();

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "runtime_access.hpp"
 #include "scheduler.hpp"
 #include "suspend.hpp"
 #include "weft/parallelize.hpp"
@@ -138,11 +139,6 @@ int worker_index() noexcept {
 namespace detail {
 
 void throw_invalid_argument(const char* message) { throw std::invalid_argument(message); }
-
-// Grants the runtime's internals access to a runtime's scheduler.
-struct runtime_access {
-  static runtime_state* state(runtime& r) noexcept { return r.m_state; }
-};
 
 }  // namespace detail
 

@@ -77,6 +77,8 @@ class scheduler : public detail::runtime_state {
   void end_root() noexcept;
   // True while such work is in flight.
   bool busy() const noexcept { return m_roots.m_pending.load(std::memory_order_acquire) != 0; }
+  // How many: exact while the destructor is not waiting (for checks).
+  std::int64_t roots_in_flight() const noexcept { return m_roots.m_pending.load(std::memory_order_acquire); }
   // True once the destructor stopped the workers and no work is left: a
   // worker may leave.
   bool done() const noexcept { return stopping() && !busy(); }

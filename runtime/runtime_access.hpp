@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: MIT
+// weft::detail::runtime_access: the scheduler behind a weft::runtime, for the
+// runtime's own code and its internal tests.
+#pragma once
+
+#include "scheduler.hpp"
+#include "weft/runtime.hpp"
+
+namespace weft::detail {
+
+// Grants the runtime's internals access to a runtime's scheduler.
+struct runtime_access {
+  static runtime_state* state(runtime& r) noexcept { return r.m_state; }
+  static rt::scheduler& scheduler_of(runtime& r) noexcept { return rt::scheduler::of(r.m_state); }
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of runtime/caller.cpp, a thread from outside that takes part in
+// its own call: what the scheduler counts while such a call waits for a slot.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "runtime_access.hpp"
+#include "scheduler.hpp"
+#include "watchdog.hpp"
+#include "weft/weft.hpp"
+
+namespace {
+
+using weft::detail::runtime_access;
+
+// A call from outside that waits for a slot (the only one is lent to
+// another thread's call) is in flight: the runtime counts it as a root, as
+// the destructor's wait requires ("the destructor waits for work in flight,
+// calls from other threads"). It used to be counted only once it had a slot
+// or was handed over, so that a runtime destroyed meanwhile stopped its
+// workers under it (a worker then slept for good in its park, or two threads
+// used one slot).
+TEST(CallerSlots, ACallWaitingForASlotIsInFlight) {
+  weft::runtime rt(weft::config{.workers = 1});
+  weft::rt::scheduler& s = runtime_access::scheduler_of(rt);
+  int seen = 0;
+  // A call waits for a slot for 200 µs at most before it is handed over:
+  // rounds until that wait was seen a few times.
+  for (int round = 0; round < 200 && seen < 3; ++round) {
+    std::atomic<bool> inside{false};
+    std::atomic<bool> release{false};
+    std::thread holder([&] {
+      rt.run([&] {
+        inside.store(true);
+        while (!release.load()) std::this_thread::yield();
+      });
+    });
+    while (!inside.load()) std::this_thread::yield();
+    std::atomic<bool> ran{false};
+    std::thread caller([&] { rt.run([&] { ran.store(true); }); });
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (std::chrono::steady_clock::now() < give_up) {
+      // seq_cst: the waiter counted its call before it said that it waits.
+      if (s.m_slot_waiters.load(std::memory_order_seq_cst) > 0) {
+        EXPECT_GE(s.roots_in_flight(), 2) << "round " << round << ": the waiting call is not counted";
+        ++seen;
+        break;
+      }
+    }
+    release.store(true);
+    holder.join();
+    caller.join();
+    EXPECT_TRUE(ran.load()) << "round " << round;
+    EXPECT_EQ(s.roots_in_flight(), 0) << "round " << round;
+  }
+  EXPECT_GE(seen, 1) << "no call was seen waiting for a slot in 200 rounds";
+}
+
+}  // namespace

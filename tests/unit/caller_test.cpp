@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "runtime_access.hpp"
@@ -57,6 +58,43 @@ TEST(CallerSlots, ACallWaitingForASlotIsInFlight) {
     EXPECT_EQ(s.roots_in_flight(), 0) << "round " << round;
   }
   EXPECT_GE(seen, 1) << "no call was seen waiting for a slot in 200 rounds";
+}
+
+// The same from the destructor's side: a runtime destroyed while a call
+// waits for its slot waits for that call, which then runs. Before, the
+// destructor's wait ended with the call that held the slot, and the waiting
+// call went on in a runtime that stopped under it (a hang in the
+// destructor, or, in debug builds, a wake-up of a worker that was not
+// parked).
+TEST(CallerSlots, TheDestructorWaitsForACallWaitingForASlot) {
+  for (int round = 0; round < 50; ++round) {
+    auto rt = std::make_unique<weft::runtime>(weft::config{.workers = 1});
+    weft::runtime* const r = rt.get();  // the threads' calls read no unique_ptr that the destroyer resets
+    weft::rt::scheduler& s = runtime_access::scheduler_of(*r);
+    std::atomic<bool> inside{false};
+    std::atomic<bool> release{false};
+    std::atomic<int> ran{0};
+    std::thread holder([&] {
+      r->run([&] {
+        inside.store(true);
+        while (!release.load()) std::this_thread::yield();
+        ran.fetch_add(1);
+      });
+    });
+    while (!inside.load()) std::this_thread::yield();
+    std::thread caller([&] { r->run([&] { ran.fetch_add(1); }); });
+    // The second call is in run(): waiting for the slot, or handed over
+    // after 200 µs; either way in flight.
+    while (s.m_slot_waiters.load(std::memory_order_seq_cst) == 0 && s.roots_in_flight() < 2) {
+      std::this_thread::yield();
+    }
+    std::thread destroyer([&] { rt.reset(); });  // waits for both calls
+    release.store(true);
+    destroyer.join();
+    holder.join();
+    caller.join();
+    EXPECT_EQ(ran.load(), 2) << "round " << round;
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <system_error>
 
+#include "assert.hpp"
 #include "clock.hpp"
 #include "counters.hpp"
 #include "fiber.hpp"
@@ -288,6 +289,9 @@ scheduler::~scheduler() {
   // suspended in any work. On a worker of another runtime this suspends the
   // calling fiber: that work may need that worker.
   wait_for_children(m_roots, 0, join_kind::open);
+  // A call waits for a slot only while it is counted in m_roots.
+  WEFT_ASSERT(m_slot_waiters.load(std::memory_order_seq_cst) == 0,
+              "~scheduler: no call from outside waits for a slot once none is in flight");
   stop_and_join_keeping_traces();
 }
 

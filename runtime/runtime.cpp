@@ -146,6 +146,6 @@ void throw_invalid_argument(const char* message) { throw std::invalid_argument(m
 
 namespace weft::rt {
 
-scheduler& default_scheduler() { return scheduler::of(detail::runtime_access::state(default_runtime())); }
+scheduler& default_scheduler() { return detail::runtime_access::scheduler_of(default_runtime()); }
 
 }  // namespace weft::rt

@@ -10,7 +10,6 @@ namespace weft::detail {
 
 // Grants the runtime's internals access to a runtime's scheduler.
 struct runtime_access {
-  static runtime_state* state(runtime& r) noexcept { return r.m_state; }
   static rt::scheduler& scheduler_of(runtime& r) noexcept { return rt::scheduler::of(r.m_state); }
 };
 

@@ -48,9 +48,9 @@ inline weft::runtime& weft_runtime(int workers) {
 
 // Records weft's scheduler counters since the last rt.reset_stats(), per
 // iteration of `state`: steals, fiber switches, suspensions, parks, wake-ups
-// and calls taken from the injection queue (handed over); and the fiber
-// stacks created in all. Call rt.reset_stats() before the timing loop (the
-// runtime is idle then, so the counters start exact).
+// and tasks taken from the injection queue (calls handed over among them);
+// and the fiber stacks created in all. Call rt.reset_stats() before the
+// timing loop (the runtime is idle then, so the counters start exact).
 inline void set_weft_stats(benchmark::State& state, const weft::runtime& rt) {
   const weft::worker_stats s = rt.stats().total;
   const double n = state.iterations() > 0 ? static_cast<double>(state.iterations()) : 1.0;

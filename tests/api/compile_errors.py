@@ -11,6 +11,8 @@ template errors:
     function that cannot take the common type, or a combine that cannot
     take two rvalues of the identity's type;
   - parallelize with a floating-point num_workers;
+  - a weft::task whose result type is over-aligned (its coroutine frame
+    gets the default alignment);
   - the algorithms over a range whose end may never come (a transform of
     std::views::iota(0)), as the only range or as the second of two (not
     under clang before 15, which cannot compile libstdc++'s views at all).
@@ -88,6 +90,11 @@ void f(std::vector<int>& v, std::vector<int>& out) {
   weft::transform(v, std::views::iota(0), out.begin(), std::plus<>{});
 }
 """, "weft: a range must end where its end can be found"),
+    ("c++20", """
+#include <weft/coroutine.hpp>
+struct alignas(64) wide { char bytes[64]; };
+weft::task<wide> make() { co_return wide{}; }
+""", "weft::task<T>: over-aligned result types are not supported"),
 ]
 
 

@@ -293,6 +293,12 @@ concept returnable = (!std::is_reference_v<T> && std::is_convertible_v<U&&, T>) 
 
 template <class T>
 struct promise : promise_base {
+  // The promise lives in the coroutine's frame, which operator new above
+  // allocates with the default alignment (g++ 12 passes no alignment to it).
+  static_assert(alignof(result<T>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                "weft::task<T>: over-aligned result types are not supported (coroutine frames get the default "
+                "alignment); return a pointer or a wrapper with the default alignment");
+
   result<T> m_value;
   bool m_has_value = false;
 

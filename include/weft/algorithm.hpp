@@ -176,21 +176,33 @@ It for_each_n(It first, Size n, F f) {
 
 // The same with a count of any type that converts to the iterator's
 // difference type, as std::for_each_n takes (a class with an operator long, a
-// double: truncated toward zero, as the standard libraries do). Throws
+// double: truncated toward zero, as the standard libraries do; __int128 under
+// strict -std=c++20, which is not std::integral there). Throws
 // std::invalid_argument if n is negative, not a number, or too large for the
 // difference type.
 template <std::random_access_iterator It, detail::convertible_count<It> Size, class F>
 It for_each_n(It first, Size n, F f) {
   using difference = std::iter_difference_t<It>;
-  if constexpr (std::floating_point<Size>) {
-    // A conversion of a value outside the difference type is undefined: checked first.
-    // (Size)max rounds up to a power of two, which the difference type does not hold.
-    if (!(n > Size(-1))) detail::throw_invalid_argument("weft::for_each_n: n must be a number, not negative");
-    if (!(n < static_cast<Size>(std::numeric_limits<difference>::max()))) {
+  if constexpr (requires { static_cast<long double>(n); }) {
+    // Converted once, to a type that holds every 64-bit integer exactly and
+    // every double: a conversion of a value outside the difference type is
+    // undefined (a double, a class that converts through one), or wraps
+    // silently (an __int128), so the value is checked before it is narrowed.
+    const long double v = static_cast<long double>(n);
+    if (!(v > -1.0L)) detail::throw_invalid_argument("weft::for_each_n: n must be a number, not negative");
+    // The largest difference as a long double: exact up to 64 bits; wider,
+    // rounded up to a power of two that the difference type does not hold.
+    constexpr auto max = static_cast<long double>(std::numeric_limits<difference>::max());
+    constexpr bool exact = std::numeric_limits<difference>::digits <= std::numeric_limits<long double>::digits;
+    if (exact ? !(v <= max) : !(v < max)) {
       detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
     }
+    return weft::for_each_n(first, static_cast<difference>(v), std::move(f));
+  } else {
+    // No single conversion to a floating-point type (a class with several
+    // conversion functions): the one to the difference type, unchecked.
+    return weft::for_each_n(first, static_cast<difference>(n), std::move(f));
   }
-  return weft::for_each_n(first, static_cast<difference>(n), std::move(f));
 }
 
 // out[i] = op(first[i]); returns out + n. out may equal first. op takes one

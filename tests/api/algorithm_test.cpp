@@ -177,6 +177,48 @@ TEST_P(AlgorithmTest, ForEachNTakesACountConvertibleToAnInteger) {
   EXPECT_EQ(v, std::vector<int>(10, 0));
 }
 
+// A count of a class that converts through a double.
+struct real_count {
+  double x;
+  operator double() const { return x; }  // NOLINT(google-explicit-constructor): what std::for_each_n takes
+};
+
+// Counts that are not integral under -std=c++20 and hold values the
+// iterator's difference type does not: an __int128 was narrowed without a
+// check (2^64 + 3 ran 3 items, -2^64 + 4 ran 4), and a class that converts
+// through a double skipped the check of a double (1e30 and NaN: an undefined
+// conversion, then a message about a negative n).
+TEST_P(AlgorithmTest, ForEachNChecksEveryCountBeforeNarrowingIt) {
+  __extension__ using i128 = __int128;
+  __extension__ using u128 = unsigned __int128;
+  std::vector<int> v(10, 0);
+  const auto none = [](int&) { ADD_FAILURE() << "an item ran for a count that should have been refused"; };
+  const auto expect_refused = [&](auto count, const char* what) {
+    try {
+      weft::for_each_n(v.begin(), count, none);
+      ADD_FAILURE() << "no exception for n " << what;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  rt.run([&] {
+    expect_refused((i128{1} << 64) + 3, "exceed");
+    expect_refused(-(i128{1} << 64) + 4, "negative");
+    expect_refused((u128{1} << 64) + 2, "exceed");
+    expect_refused(i128{-1}, "negative");
+    expect_refused(real_count{1e30}, "exceed");
+    expect_refused(real_count{std::nan("")}, "a number");
+    expect_refused(real_count{-2.0}, "negative");
+  });
+  // Within range they run exactly their items.
+  rt.run([&] {
+    EXPECT_EQ(weft::for_each_n(v.begin(), i128{7}, [](int& x) { ++x; }), v.begin() + 7);
+    EXPECT_EQ(weft::for_each_n(v.begin(), u128{3}, [](int& x) { ++x; }), v.begin() + 3);
+    EXPECT_EQ(weft::for_each_n(v.begin(), real_count{2.5}, [](int& x) { ++x; }), v.begin() + 2);
+  });
+  EXPECT_EQ(v, (std::vector<int>{3, 3, 2, 1, 1, 1, 1, 0, 0, 0}));
+}
+
 TEST_P(AlgorithmTest, ReductionsMatchStd) {
   weft_test::seeded_rng rng;
   for (const std::size_t n : sizes()) {

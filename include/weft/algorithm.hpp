@@ -192,9 +192,9 @@ It for_each_n(It first, Size n, F f) {
     if (!(v > -1.0L)) detail::throw_invalid_argument("weft::for_each_n: n must be a number, not negative");
     // The largest difference as a long double: exact up to 64 bits; wider,
     // rounded up to a power of two that the difference type does not hold.
-    constexpr auto max = static_cast<long double>(std::numeric_limits<difference>::max());
-    constexpr bool exact = std::numeric_limits<difference>::digits <= std::numeric_limits<long double>::digits;
-    if (exact ? !(v <= max) : !(v < max)) {
+    constexpr auto k_max = static_cast<long double>(std::numeric_limits<difference>::max());
+    constexpr bool k_exact = std::numeric_limits<difference>::digits <= std::numeric_limits<long double>::digits;
+    if (k_exact ? !(v <= k_max) : !(v < k_max)) {
       detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
     }
     return weft::for_each_n(first, static_cast<difference>(v), std::move(f));

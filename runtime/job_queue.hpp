@@ -85,6 +85,9 @@ class job_queue {
     return pop_public_if(t);
   }
 
+  // Owner only: the newest private task (pop() would return it), or nullptr.
+  job* newest_private() const noexcept { return m_ring.empty() ? nullptr : m_ring.newest(); }
+
   // Owner only: no private task (nothing that serve_demand() could publish).
   bool private_empty() const noexcept { return m_ring.empty(); }
 

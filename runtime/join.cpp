@@ -209,7 +209,8 @@ void report_stall() noexcept {
 // nothing to run, backing off, until the children are done. Tasks run here
 // that must wait in turn join the same way or, for a latch, mutex or
 // condition variable, throw (sync.cpp). Near the bottom of its stack the
-// joiner runs no more tasks; it then only takes ready fibers and retries.
+// joiner starts no more tasks; it then only takes ready fibers and tasks that
+// continue a coroutine (worker::take_continuation), and retries.
 // True when the wait registered (the joiner suspended and was resumed), false
 // when the children were seen done first.
 bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
@@ -226,6 +227,13 @@ bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noe
       t = w->take_ready();
     } else if (rt::fiber* ready = w->take_yielded_fiber()) {
       t = &ready->m_resume;
+    } else {
+      // No task may start here, but what goes on may: a ready fiber (on its
+      // own stack), or a coroutine (resumed by a latch, or deferred because
+      // its stack was full). Either may be what the children wait for, and
+      // it would otherwise stay queued behind tasks that need a stack: with
+      // every join of every worker here, no fiber would ever end.
+      t = w->take_continuation();
     }
     if (t != nullptr && t->m_execute == &rt::resume_fiber) {
       rt::about_to_resume(*w, rt::fiber_of(t));

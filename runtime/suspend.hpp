@@ -77,4 +77,11 @@ bool yield_current() noexcept;
 // own there).
 void run_on_this_stack(worker& w, detail::job* t) noexcept;
 
+// t continues a coroutine that stopped: one that waited on a weft mutex,
+// latch or barrier (sync.cpp), or one whose transfer was deferred because the
+// stack was nearly full (transfer_to, detail::resume_deferred). It starts no
+// new work: a join near the bottom of a full stack without a fiber runs it
+// there (join.cpp, wait_without_fiber), where it runs no other task.
+bool continues_a_coroutine(const detail::job* t) noexcept;
+
 }  // namespace weft::rt

@@ -121,6 +121,20 @@ bool on_fiber_async(wait_node& node) noexcept {
 
 }  // namespace
 
+namespace detail {
+
+void resume_deferred(job* t) noexcept { coroutine_resumption::execute(t); }
+
+}  // namespace detail
+
+namespace rt {
+
+bool continues_a_coroutine(const detail::job* t) noexcept {
+  return t->m_execute == &run_waited_coroutine || t->m_execute == &detail::resume_deferred;
+}
+
+}  // namespace rt
+
 // ---- mutex ----
 //
 // m_state: k_locked | k_guard | k_waiters. Outside the guard, the state only

@@ -235,6 +235,40 @@ detail::job* worker::take_injected() noexcept {
   return first;
 }
 
+namespace {
+
+bool goes_on(const detail::job* t) noexcept { return t->m_execute == &resume_fiber || continues_a_coroutine(t); }
+
+}  // namespace
+
+detail::job* worker::take_continuation() noexcept {
+  WEFT_ASSERT(is_owner(), "worker::take_continuation: called by the worker's own thread");
+  // Only looked at, unless taken: a task moved between the parts of the
+  // queue could be hidden from thieves that would run it.
+  if (detail::job* t = m_queue.newest_private(); t != nullptr && goes_on(t)) {
+    m_queue.pop();  // t
+    return t;
+  }
+  if (m_sched.injection().looks_empty()) return nullptr;
+  detail::job* found = nullptr;
+  bool others = false;
+  for (detail::job* t = m_sched.injection().take_all(); t != nullptr;) {  // oldest first
+    detail::job* next = t->m_next;
+    t->m_next = nullptr;
+    if (found == nullptr && goes_on(t)) {
+      found = t;
+    } else {
+      m_sched.injection().push(t);
+      others = true;
+    }
+    t = next;
+  }
+  // A worker woken for them may have found the queue empty meanwhile.
+  if (others) wake_sleeper();
+  if (found != nullptr) counters::bump(m_counters.injected);
+  return found;
+}
+
 bool worker::take_injected_onto_queue() noexcept {
   if (m_sched.injection().looks_empty()) return false;
   detail::job* first = take_injected();  // the others are on the queue now

@@ -86,6 +86,15 @@ class alignas(k_false_sharing) worker {
   // injection queue. Null when there is none. For a join that has no fiber
   // to suspend to (join.cpp).
   detail::job* take_ready() noexcept;
+  // Owner: for a join near the bottom of a full stack without a fiber, which
+  // starts no task there (join.cpp, wait_without_fiber): work that goes on
+  // rather than starts, a ready fiber's resume descriptor or a task that
+  // continues a coroutine (continues_a_coroutine), when one is the newest
+  // task of this worker's queue or in the injection queue; null when none
+  // is. Nothing else is taken: the queue's newest task is only looked at
+  // (the newest private one), the other injected tasks go back to the
+  // injection queue (and a sleeper is woken for them).
+  detail::job* take_continuation() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.

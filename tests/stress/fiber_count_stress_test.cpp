@@ -762,6 +762,65 @@ TEST_P(NoFiber, ItemsThatPollEachOtherWithYield) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// Items of one loop that each wait (sync_wait) for a coroutine at a latch
+// that a plain thread opens, past the stacks memory allows: without a fiber,
+// each wait runs the next items on its own stack, until that stack is nearly
+// full. There a wait took only fibers from its yield list, and the
+// coroutines' resumptions (queued by the opener), their continuations
+// (deferred for want of stack) and the fibers they made ready stayed queued:
+// no fiber ever finished, no stack came back, and the child hung (at 1 and 2
+// workers). Such a wait now takes them, and starts no task.
+TEST_P(NoFiber, ItemsThatWaitForCoroutinesOnFullStacks) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const int workers = GetParam();
+  const auto r = weft_test::run_in_child([workers] {
+    weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
+    warm_up(rt);
+    constexpr int n = 3000;  // far more than the stacks the cap leaves room for
+    weft::latch gate(1);
+    std::atomic<bool> started{false};
+    std::atomic<int> arrived{0};
+    std::atomic<int> done{0};
+    int arrived_at_opening = 0;
+    // Started before the cap (its stack would not fit under it). Opens the
+    // latch once no item has arrived for 50 ms: every item that can start
+    // has started, and the waits sit on full stacks.
+    std::thread opener([&] {
+      while (!started.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      int seen = -1;
+      while (arrived.load() != seen) {
+        seen = arrived.load();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      arrived_at_opening = seen;
+      gate.count_down();
+    });
+    if (!cap_address_space(1 << 20)) {
+      started.store(true);
+      gate.count_down();
+      opener.join();
+      return 10;
+    }
+    started.store(true);
+    rt.run([&] {
+      weft::parallelize(n, n, [&](int) {
+        arrived.fetch_add(1);
+        weft::sync_wait(wait_for(gate));
+        done.fetch_add(1);
+      });
+    });
+    opener.join();
+    const weft::stats s = rt.stats();
+    std::fprintf(stderr, "%d of %d done, %d had arrived when the latch opened; %llu fibers created\n", done.load(), n,
+                 arrived_at_opening, static_cast<unsigned long long>(s.total.fibers_created));
+    if (done.load() != n) return 11;
+    if (s.total.fibers_created >= static_cast<std::uint64_t>(n)) return 12;  // the cap did not bite
+    return sum_below_1000(rt) == 499500 ? 0 : 13;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+  std::fputs(r.err.c_str(), stdout);  // what the child saw, for the log
+}
+
 INSTANTIATE_TEST_SUITE_P(Workers, NoFiber, testing::Values(1, 2), [](const testing::TestParamInfo<int>& info) {
   return "Workers" + std::to_string(info.param);
 });

@@ -41,6 +41,12 @@ struct coroutine_resumption : job {
   }
 };
 
+// Runs a coroutine_resumption that transfer_to() deferred (its execute, out
+// of line in the library): a join near the bottom of a full stack, which
+// runs no other task there, tells such a continuation of existing work by
+// this address (docs/architecture.md, "Stacks and fibers").
+WEFT_API void resume_deferred(job* t) noexcept;
+
 // Where control goes next: straight to `next` by symmetric transfer, or, when
 // the stack is nearly full, through the worker's queue (the stack then
 // unwinds); off any worker (a coroutine resumed on a plain thread by an
@@ -51,7 +57,7 @@ struct coroutine_resumption : job {
 // m_resume once it is ours again: docs/protocols/coroutine-resumption.md).
 inline std::coroutine_handle<> transfer_to(std::coroutine_handle<> next, coroutine_resumption& via) noexcept {
   if (!stack_low_here()) return next;
-  via.m_execute = &coroutine_resumption::execute;
+  via.m_execute = &resume_deferred;
   via.m_handle = next;
   via.m_ws = ws_suspend_point();
   defer(&via);

@@ -22,6 +22,7 @@
 #include "stack.hpp"
 #include "suspend.hpp"
 #include "waiter.hpp"
+#include "weft/coroutine/task.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
 #include "workspan.hpp"
@@ -526,6 +527,8 @@ void defer(job* t) noexcept {
 }
 
 void defer_to(runtime_state* rt, job* t) noexcept { rt::make_runnable(t, rt); }
+
+void resume_deferred(job* t) noexcept { coroutine_resumption::execute(t); }
 
 runtime_state* current_runtime() noexcept {
   worker* w = current_worker();

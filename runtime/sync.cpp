@@ -121,12 +121,6 @@ bool on_fiber_async(wait_node& node) noexcept {
 
 }  // namespace
 
-namespace detail {
-
-void resume_deferred(job* t) noexcept { coroutine_resumption::execute(t); }
-
-}  // namespace detail
-
 namespace rt {
 
 bool continues_a_coroutine(const detail::job* t) noexcept {

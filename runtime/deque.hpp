@@ -9,6 +9,7 @@
 #include <new>
 #include <type_traits>
 
+#include "assert.hpp"
 #include "platform.hpp"
 #include "weft/detail/deque_ends.hpp"
 
@@ -60,9 +61,17 @@ class deque {
     const std::int64_t t = m_ends.m_top.load(std::memory_order_acquire);
     array* a = m_array.load(std::memory_order_relaxed);
     if (b - t > a->m_mask) a = grow(a, t, b);  // reloads the array after growing
-    a->slot(b).store(x, k_relaxed_or_release);
-    release_fence();                                     // publishes the slot (and *x) before bottom
-    m_ends.m_bottom.store(b + 1, k_relaxed_or_release);  // pairs with the acquire load in steal()
+    put(a, b, x);
+  }
+
+  // Owner only: pushes back an element that take() returned, after the
+  // takes since; the deque held it, so it does not grow.
+  void push_back_taken(T x) noexcept {
+    const std::int64_t b = m_ends.m_bottom.load(std::memory_order_relaxed);
+    array* a = m_array.load(std::memory_order_relaxed);
+    WEFT_ASSERT(b - m_ends.m_top.load(std::memory_order_relaxed) <= a->m_mask,
+                "deque::push_back_taken: room for an element that was taken");
+    put(a, b, x);
   }
 
   // Owner only. The newest element, or nullptr when empty.
@@ -130,6 +139,13 @@ class deque {
     }
     static void destroy(array* a) noexcept { ::operator delete(a); }
   };
+
+  // Owner only: stores x at bottom b of a, which has room, and publishes it.
+  void put(array* a, std::int64_t b, T x) noexcept {
+    a->slot(b).store(x, k_relaxed_or_release);
+    release_fence();                                     // publishes the slot (and *x) before bottom
+    m_ends.m_bottom.store(b + 1, k_relaxed_or_release);  // pairs with the acquire load in steal()
+  }
 
   static std::int64_t round_up(std::int64_t n) noexcept {
     std::int64_t c = 16;

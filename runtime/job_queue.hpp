@@ -2,12 +2,14 @@
 // weft::rt: a worker's queue of tasks: a private stack in front of a public
 // Chase-Lev deque.
 // Owns: the private ring and the deque. Touched by: the owner (push, pop,
-// pop_if, serve_demand: worker.cpp, join.cpp, task_group.cpp, loop.cpp) and
+// pop_if, serve_demand, and for a join on a full stack take_newest_such and
+// publish_all_private: worker.cpp, join.cpp, task_group.cpp, loop.cpp) and
 // thieves (steal, from worker.cpp's steal rounds).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <new>
 
 #include "assert.hpp"
 #include "deque.hpp"
@@ -85,8 +87,56 @@ class job_queue {
     return pop_public_if(t);
   }
 
-  // Owner only: the newest private task (pop() would return it), or nullptr.
-  job* newest_private() const noexcept { return m_ring.empty() ? nullptr : m_ring.newest(); }
+  // Owner only: takes the newest task for which wanted(t) holds, from the
+  // private part or the public one, or returns nullptr; the other tasks keep
+  // their order. Public tasks that are newer than the one taken leave the
+  // deque for the time of the search (a thief does not see them then) and go
+  // back where they were: the deque held them, so it need not grow. For a
+  // worker that may start no task (join.cpp, wait_without_fiber); costs a
+  // pass over the queue.
+  template <class Wanted>
+  job* take_newest_such(Wanted wanted) noexcept {
+    for (std::uint32_t i = m_ring.m_hi; i != m_ring.m_lo; --i) {
+      job* t = m_ring.m_slots[(i - 1) % k_private_capacity];
+      if (!wanted(t)) continue;
+      for (std::uint32_t j = i; j != m_ring.m_hi; ++j) {  // the newer ones move down one slot
+        m_ring.m_slots[(j - 1) % k_private_capacity] = m_ring.m_slots[j % k_private_capacity];
+      }
+      --m_ring.m_hi;
+      return t;
+    }
+    if (m_public.looks_empty()) return nullptr;
+    constexpr int k_looked_at = 64;  // a bound on the tasks held aside
+    job* aside[k_looked_at];
+    int n = 0;
+    job* found = nullptr;
+    while (n < k_looked_at) {
+      job* t = m_public.take();
+      if (t == nullptr) break;
+      if (wanted(t)) {
+        found = t;
+        break;
+      }
+      aside[n++] = t;
+    }
+    while (n > 0) m_public.push_back_taken(aside[--n]);
+    return found;
+  }
+
+  // Owner only: publishes every private task, oldest first, for a worker
+  // that may start none of them itself. Returns how many; stops early when
+  // the public deque cannot grow (the rest stay private).
+  std::uint32_t publish_all_private() noexcept {
+    if (!m_stealable) return 0;
+    std::uint32_t n = 0;
+    try {
+      for (; !m_ring.empty(); ++n) publish_oldest_private();
+    } catch (const std::bad_alloc&) {
+      // no memory to grow the deque: the rest stay private
+    }
+    if (n != 0 && m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
+    return n;
+  }
 
   // Owner only: no private task (nothing that serve_demand() could publish).
   bool private_empty() const noexcept { return m_ring.empty(); }
@@ -170,7 +220,7 @@ class job_queue {
     if (m_public.looks_empty()) return false;
     job* x = m_public.take();
     if (x == t) return true;
-    if (x != nullptr) m_public.push(x);  // not ours: put it back where it was (cannot grow)
+    if (x != nullptr) m_public.push_back_taken(x);  // not ours: put it back where it was
     return false;
   }
 

@@ -235,6 +235,9 @@ bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noe
       // it would otherwise stay queued behind tasks that need a stack: with
       // every join of every worker here, no fiber would ever end.
       t = w->take_continuation();
+      // What it may not start, a worker with a stack may: thieves asked
+      // for work, or are parked, and this join serves no demand.
+      if (t == nullptr) w->give_away_private();
     }
     if (t != nullptr && t->m_execute == &rt::resume_fiber) {
       rt::about_to_resume(*w, rt::fiber_of(t));

@@ -243,12 +243,9 @@ bool goes_on(const detail::job* t) noexcept { return t->m_execute == &resume_fib
 
 detail::job* worker::take_continuation() noexcept {
   WEFT_ASSERT(is_owner(), "worker::take_continuation: called by the worker's own thread");
-  // Only looked at, unless taken: a task moved between the parts of the
-  // queue could be hidden from thieves that would run it.
-  if (detail::job* t = m_queue.newest_private(); t != nullptr && goes_on(t)) {
-    m_queue.pop();  // t
-    return t;
-  }
+  // Anywhere in the queue: it may lie below tasks that this join may not
+  // start (the unstarted items it handed off, a loop's pieces).
+  if (detail::job* t = m_queue.take_newest_such(goes_on)) return t;
   if (m_sched.injection().looks_empty()) return nullptr;
   detail::job* found = nullptr;
   bool others = false;
@@ -267,6 +264,11 @@ detail::job* worker::take_continuation() noexcept {
   if (others) wake_sleeper();
   if (found != nullptr) counters::bump(m_counters.injected);
   return found;
+}
+
+void worker::give_away_private() noexcept {
+  WEFT_ASSERT(is_owner(), "worker::give_away_private: called by the worker's own thread");
+  if (m_queue.publish_all_private() != 0) wake_sleeper();
 }
 
 bool worker::take_injected_onto_queue() noexcept {

@@ -89,12 +89,17 @@ class alignas(k_false_sharing) worker {
   // Owner: for a join near the bottom of a full stack without a fiber, which
   // starts no task there (join.cpp, wait_without_fiber): work that goes on
   // rather than starts, a ready fiber's resume descriptor or a task that
-  // continues a coroutine (continues_a_coroutine), when one is the newest
-  // task of this worker's queue or in the injection queue; null when none
-  // is. Nothing else is taken: the queue's newest task is only looked at
-  // (the newest private one), the other injected tasks go back to the
-  // injection queue (and a sleeper is woken for them).
+  // continues a coroutine (continues_a_coroutine): the newest such task of
+  // this worker's queue (private or public part), else the oldest in the
+  // injection queue; null when none is. Nothing else is taken: the other
+  // tasks keep their places (job_queue::take_newest_such), the other
+  // injected tasks go back to the injection queue (and a sleeper is woken
+  // for them).
   detail::job* take_continuation() noexcept;
+  // Owner: publishes every private task of this worker and wakes a sleeper,
+  // for a join that may start none of them (wait_without_fiber): another
+  // worker, with a stack to run them on, can then steal them.
+  void give_away_private() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.

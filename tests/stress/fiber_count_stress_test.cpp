@@ -769,14 +769,13 @@ TEST_P(NoFiber, ItemsThatPollEachOtherWithYield) {
 // coroutines' resumptions (queued by the opener), their continuations
 // (deferred for want of stack) and the fibers they made ready stayed queued:
 // no fiber ever finished, no stack came back, and the child hung (at 1 and 2
-// workers). Such a wait now takes them, and starts no task. One worker:
-// with more, a continuation may also sit in the public part of a worker's
-// queue, which such a wait does not take from, and the child can still hang
-// (docs/reliability.md, "What weft does not promise").
-TEST(FiberCountMemory, ItemsThatWaitForCoroutinesOnFullStacks) {
+// workers). Such a wait now takes them, and starts no task.
+class FullStacks : public testing::TestWithParam<int> {};
+
+TEST_P(FullStacks, ItemsThatWaitForCoroutines) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
-  constexpr int workers = 1;
-  const auto r = weft_test::run_in_child([] {
+  const int workers = GetParam();
+  const auto r = weft_test::run_in_child([workers] {
     weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
     warm_up(rt);
     constexpr int n = 3000;  // far more than the stacks the cap leaves room for
@@ -825,6 +824,13 @@ TEST(FiberCountMemory, ItemsThatWaitForCoroutinesOnFullStacks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Workers, NoFiber, testing::Values(1, 2), [](const testing::TestParamInfo<int>& info) {
+  return "Workers" + std::to_string(info.param);
+});
+
+// With more than one worker, a continuation could also lie below the items a
+// join handed off, or in the public part of a queue, while the other workers
+// parked beside a joiner that published nothing.
+INSTANTIATE_TEST_SUITE_P(Workers, FullStacks, testing::Values(1, 2, 4), [](const testing::TestParamInfo<int>& info) {
   return "Workers" + std::to_string(info.param);
 });
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Stress test of runtime/job_queue.hpp: the owner pushes, pops, pops back
-// the task it just spawned (pop_if, as a join does) and answers demand
-// (serve_demand), while several thieves steal and raise demand. Every task
+// the task it just spawned (pop_if, as a join does), answers demand
+// (serve_demand), publishes all its private tasks and takes tasks from within
+// the queue (publish_all_private, take_newest_such: a join on a full stack),
+// while several thieves steal and raise demand. Every task
 // pushed is popped or stolen exactly once.
 #include "job_queue.hpp"
 
@@ -35,6 +37,8 @@ struct owner_counts {
   std::uint64_t pop_if_misses = 0;
   std::uint64_t published_by_push = 0;
   std::uint64_t demands_served = 0;
+  std::uint64_t published_by_join = 0;
+  std::uint64_t taken_such = 0;
 };
 
 class JobQueueStress : public testing::TestWithParam<int> {};
@@ -148,8 +152,18 @@ TEST_P(JobQueueStress, OwnerAgainstThieves) {
       }
     } else if (choice < 90) {
       poll_demand();
-    } else if (choice < 95) {
+    } else if (choice < 93) {
       if (q->serve_demand()) ++oc.demands_served;  // unasked: must be harmless
+    } else if (choice < 95) {
+      oc.published_by_join += q->publish_all_private();  // a join that may start nothing
+    } else if (choice < 97) {
+      // A join that may start nothing takes a continuation from anywhere in
+      // the queue (here: an id that is a multiple of 5).
+      if (job* t = q->take_newest_such([](job* x) { return st::item_id(x) % 5 == 0; })) {
+        if (st::item_id(t) % 5 != 0) errs.add("take_newest_such returned a task it was not asked for");
+        ledger.receive(st::item_id(t), errs, "the owner (take_newest_such)");
+        ++oc.taken_such;
+      }
     } else {
       // A foreign pop_if: an id that is not the newest (or not queued at all).
       if (next > 0) pop_if(st::item_ptr<job>(r.below(next)));
@@ -168,12 +182,12 @@ TEST_P(JobQueueStress, OwnerAgainstThieves) {
     total.lost_race += c.lost_race;
   }
   st::report("seed %" PRIu64 ", %d thieves: pushed %" PRIu64 " (%" PRIu64 " published by push, %" PRIu64
-             " demands served), popped %" PRIu64 ", pop_if %" PRIu64 " hits / %" PRIu64 " misses, stolen %" PRIu64
-             " (%" PRIu64 " empty, %" PRIu64 " lost races)",
-             seed, thieves, next, oc.published_by_push, oc.demands_served, oc.popped, oc.pop_if_hits, oc.pop_if_misses,
-             total.stolen, total.empty, total.lost_race);
+             " demands served, %" PRIu64 " published at once), popped %" PRIu64 ", pop_if %" PRIu64 " hits / %" PRIu64
+             " misses, %" PRIu64 " taken from within, stolen %" PRIu64 " (%" PRIu64 " empty, %" PRIu64 " lost races)",
+             seed, thieves, next, oc.published_by_push, oc.demands_served, oc.published_by_join, oc.popped,
+             oc.pop_if_hits, oc.pop_if_misses, oc.taken_such, total.stolen, total.empty, total.lost_race);
   EXPECT_FALSE(errs.any()) << errs.summary();
-  EXPECT_EQ(oc.popped + oc.pop_if_hits + total.stolen, next);
+  EXPECT_EQ(oc.popped + oc.pop_if_hits + oc.taken_such + total.stolen, next);
   const std::string problems = ledger.check(next);
   EXPECT_TRUE(problems.empty()) << problems;
   EXPECT_GT(total.stolen, 0u) << "the thieves never got a job: publication does not work";

@@ -355,6 +355,85 @@ TEST_F(JobQueue, APublicationThatCannotGrowTheDequeLosesNoTask) {
   }
 }
 
+// take_newest_such: a join that may start no task takes a continuation from
+// anywhere in its queue; every other task keeps its place and its part.
+TEST_F(JobQueue, TakeNewestSuchFindsATaskBelowOthersInThePrivatePart) {
+  auto q = make(true);
+  for (std::size_t i = 0; i < 6; ++i) q->push(t(i));  // t0 public, t1..t5 private
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2) || x == t(3); }), t(3));
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(3); }), nullptr);
+  for (const std::size_t i : {5, 4, 2, 1, 0}) ASSERT_EQ(q->pop(), t(i)) << "task " << i;
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(JobQueue, TakeNewestSuchFindsATaskInThePublicPartAndKeepsItsOrder) {
+  auto q = make(true);
+  for (std::size_t i = 0; i < 8; ++i) q->push(t(i));  // t0 public, t1..t7 private
+  for (int k = 0; k < 4; ++k) ASSERT_NE(q->serve_demand(), nullptr);  // t0..t4 public, t5..t7 private
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2); }), t(2));
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(9); }), nullptr);  // nothing such: nothing moves
+  EXPECT_EQ(stolen(*q), t(0));  // thieves still take the oldest first
+  EXPECT_EQ(stolen(*q), t(1));
+  EXPECT_EQ(stolen(*q), t(3));
+  EXPECT_EQ(stolen(*q), t(4));
+  expect_nothing_public(*q);
+  for (const std::size_t i : {7, 6, 5}) ASSERT_EQ(q->pop(), t(i)) << "task " << i;
+  EXPECT_TRUE(q->empty());
+}
+
+TEST_F(JobQueue, TakeNewestSuchOnAnEmptyQueueFindsNothing) {
+  for (const bool stealable : {true, false}) {
+    auto q = make(stealable);
+    EXPECT_EQ(q->take_newest_such([](job*) { return true; }), nullptr);
+    EXPECT_TRUE(q->empty());
+  }
+}
+
+TEST_F(JobQueue, PublishAllPrivateMakesEveryTaskStealableOldestFirst) {
+  auto q = make(true);
+  for (std::size_t i = 0; i < 6; ++i) q->push(t(i));  // t0 public, t1..t5 private
+  EXPECT_TRUE(q->steal().status == status::success);  // t0
+  EXPECT_EQ(q->steal().status, status::empty);        // asks for work
+  EXPECT_TRUE(q->has_demand());
+  EXPECT_EQ(q->publish_all_private(), 5u);
+  EXPECT_FALSE(q->has_demand());  // answered
+  EXPECT_TRUE(q->private_empty());
+  for (std::size_t i = 1; i < 6; ++i) ASSERT_EQ(stolen(*q), t(i)) << "task " << i;
+  expect_nothing_public(*q);
+  EXPECT_EQ(q->publish_all_private(), 0u);
+
+  auto lone = make(false);  // nobody steals from a runtime of one worker
+  for (std::size_t i = 0; i < 3; ++i) lone->push(t(i));
+  EXPECT_EQ(lone->publish_all_private(), 0u);
+  for (std::size_t i = 3; i-- > 0;) ASSERT_EQ(lone->pop(), t(i)) << "task " << i;
+}
+
+TEST_F(JobQueue, PublishAllPrivateThatCannotGrowTheDequeLosesNoTask) {
+  // How many pushes fit before the first one that grows the deque: then the
+  // ring is full and the deque too.
+  std::size_t fit = 0;
+  {
+    auto probe = make(true);
+    for (;;) {
+      const std::size_t before = g_allocations.load();
+      probe->push(t(fit));
+      if (g_allocations.load() != before) break;
+      ++fit;
+    }
+  }
+  ASSERT_GE(fit, k_cap + 3);
+  auto q = make(true);
+  for (std::size_t i = 0; i < fit; ++i) q->push(t(i));
+  for (std::size_t i = 0; i < 3; ++i) ASSERT_EQ(stolen(*q), t(i));  // room for three in the deque
+  g_refuse_allocations.store(true);
+  const std::uint32_t published = q->publish_all_private();
+  g_refuse_allocations.store(false);
+  EXPECT_EQ(published, 3u);  // then the deque had to grow, and could not
+  EXPECT_FALSE(q->private_empty());
+  for (std::size_t i = fit; i-- > 3;) ASSERT_EQ(q->pop(), t(i)) << "task " << i;
+  EXPECT_EQ(q->pop(), nullptr);
+}
+
 // Random single-thread sequences of every operation against an exact model:
 // the outstanding tasks in push order, of which the oldest `pub` are public.
 TEST_F(JobQueue, RandomOperationsMatchModel) {

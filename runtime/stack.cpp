@@ -23,6 +23,8 @@
 
 #if WEFT_ASAN
 #include <sanitizer/asan_interface.h>
+#include <sanitizer/lsan_interface.h>
+#include <time.h>
 #endif
 
 namespace weft::rt {
@@ -370,6 +372,47 @@ void do_slab_work(slab_work w) noexcept {
   }
 }
 
+#if WEFT_ASAN
+// LeakSanitizer's check at exit scans the threads' stacks, the globals and
+// the root regions, not the mappings that fiber stacks live in: a heap
+// block that only a suspended fiber's frame points to (a fiber that
+// std::exit left waiting) would be reported as leaked, and the exit status
+// would become the sanitizer's. So at exit every stack in use becomes a root
+// region, its body only (a guard marker faults when read), just before the
+// check: the sanitizer installs that check at its start, so it runs after
+// this handler (installed with the first slab). The lock is only tried for a
+// while: a thread that holds it while another exits must not hang the exit
+// (the check may then report such a block).
+void register_stacks_for_leak_check() noexcept {
+  std::unique_lock lock(g_lock, std::defer_lock);
+  for (int tries = 0; !lock.try_lock(); ++tries) {
+    if (tries == 1000) return;
+    timespec ts{0, 100'000};
+    nanosleep(&ts, nullptr);
+  }
+  for (const slab_class* c = g_classes; c != nullptr; c = c->m_next) {
+    for (const stack_slab* s = c->m_all; s != nullptr; s = s->m_all_next) {
+      for (std::uint64_t used = s->m_used; used != 0; used &= used - 1) {
+        const auto i = static_cast<unsigned>(__builtin_ctzll(used));
+        __lsan_register_root_region(s->m_base + i * c->m_slot + c->m_guard, c->m_body);
+      }
+    }
+  }
+}
+
+constinit bool g_leak_check_hook = false;  // guarded by g_lock
+#endif
+
+// Caller holds g_lock: a slab was mapped.
+void note_slab_mapped() noexcept {
+#if WEFT_ASAN
+  if (!g_leak_check_hook) {
+    g_leak_check_hook = true;
+    std::atexit(register_stacks_for_leak_check);
+  }
+#endif
+}
+
 // Maps a new slab of class c, outside the lock. Throws.
 stack_slab* map_slab(const slab_class& c) {
   const std::size_t bytes = c.m_slot * c.m_slots;
@@ -423,6 +466,7 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards
     fresh->m_guarded = bit(0);
     fresh->m_all_next = c->m_all;
     c->m_all = fresh;
+    note_slab_mapped();
     relist(*c, fresh);
     s = fresh;
     slot = 0;

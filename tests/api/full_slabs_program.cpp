@@ -1,14 +1,46 @@
 // SPDX-License-Identifier: MIT
-// A program whose default runtime (one worker) ends with stack slabs full of
-// pooled fibers: 65 items meet at a latch (65 fibers, 64 kept in the pool),
-// then main returns 7. Under AddressSanitizer the leak check at exit must
-// find the slab records. Run by static_runtime_exit_test.cpp; no other
-// runtime here, so that no other fiber shares the slabs.
+// Programs whose process exit LeakSanitizer checks with fibers left on stack
+// slabs. Run by static_runtime_exit_test.cpp; no other runtime here, so that
+// no other fiber shares the slabs.
+//   (no argument) The default runtime (one worker) ends with stack slabs
+//     full of pooled fibers: 65 items meet at a latch (65 fibers, 64 kept in
+//     the pool), then main returns 7. The leak check at exit must find the
+//     slab records.
+//   held-by-fibers: 63 items of the default runtime (two workers) each hold
+//     a heap block that only a local of theirs points to, and wait at a latch
+//     that never opens; the last item then calls std::exit(7). The blocks
+//     are reachable from the suspended fibers' stacks: no leak.
+#include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include <weft/weft.hpp>
 
-int main() {
+namespace {
+
+int held_by_fibers() {
+  ::setenv("WEFT_NUM_WORKERS", "2", 1);
+  constexpr int n = 64;
+  std::atomic<int> holding{0};
+  weft::latch never(1);
+  weft::parallelize(n, n, [&](int i) {
+    if (i == n - 1) {
+      while (holding.load() < n - 1) weft::yield();
+      std::exit(7);
+    }
+    char* volatile block = new char[4096];  // on the fiber's stack, nowhere else
+    std::memset(block, i, 4096);
+    holding.fetch_add(1);
+    never.wait();
+    delete[] block;
+  });
+  return 1;  // not reached
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "held-by-fibers") == 0) return held_by_fibers();
   ::setenv("WEFT_NUM_WORKERS", "1", 1);
   weft::latch met(65);
   weft::parallelize(65, [&](int) { met.arrive_and_wait(); });

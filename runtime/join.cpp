@@ -273,7 +273,12 @@ constexpr std::uint64_t k_watch_us = 5;
 // then waits for something that this worker must run), and not on a fiber
 // running loop items: a wait hands their unstarted items off first, and the
 // children may wait for them. True when the children were seen done.
-bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken) noexcept {
+// With a help filter, work seen elsewhere is stolen: a task it accepts runs
+// here, on the watching stack (unless that is low), and `helped` is set
+// (the caller watches again, on the worker this fiber is on then); any
+// other task goes onto this worker's queue, and the join suspends.
+bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken, const rt::help_filter* help = nullptr,
+                    bool* helped = nullptr) noexcept {
   if (w.m_sched.num_workers() < 2 || w.m_current->m_leaves != nullptr) return false;
   const std::uint64_t start = rt::ticks();
   const std::uint64_t limit = k_watch_us * rt::ticks_per_us();
@@ -282,7 +287,19 @@ bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken) noexce
       if (children_done(f, taken)) return true;
       rt::cpu_relax();
     }
-    if (w.has_local_work() || w.caller_ready() || w.m_sched.stopping() || w.work_visible_or_ask()) return false;
+    if (w.has_local_work() || w.caller_ready() || w.m_sched.stopping()) return false;
+    if (w.work_visible_or_ask()) {
+      if (help == nullptr || w.real_stack_low()) return false;
+      detail::job* t = w.steal_for_help();
+      if (t == nullptr) continue;  // lost the race for it: watch on
+      if (!help->mine(t, help->ctx)) {
+        w.queue_stolen(t);
+        return false;
+      }
+      rt::run_on_this_stack(w, t);  // t may move this fiber to another worker
+      *helped = true;
+      return children_done(f, taken);
+    }
     if (rt::ticks() - start >= limit) return children_done(f, taken);
   }
 }
@@ -299,6 +316,22 @@ using detail::k_claimed;
 using detail::suspend_join;
 using detail::wait_as_thread;
 using detail::wait_without_fiber;
+
+void wait_for_pieces(join_counter& f, std::int64_t taken, help_filter help) noexcept {
+  while (!children_done(f, taken)) {
+    worker* w = current_worker();  // afresh: a piece run here may have moved this fiber
+    if (w == nullptr) {
+      wait_as_thread(f, taken, join_kind::plain);
+      break;
+    }
+    bool helped = false;
+    if (detail::watch_in_place(*w, f, taken, &help, &helped)) break;
+    if (helped) continue;
+    (void)(suspend_join(*w, f, taken, join_kind::plain, nullptr) || wait_without_fiber(f, taken, join_kind::plain));
+    break;
+  }
+  f.m_pending.store(0, std::memory_order_relaxed);  // every child is done: reusable
+}
 
 void wait_for_children(join_counter& f, std::int64_t taken, join_kind kind) noexcept {
   // Fast path: everything already completed (pending is exactly -taken then).

@@ -34,6 +34,21 @@ enum class join_kind : unsigned char {
 // fiber can be had); elsewhere it blocks the thread without spinning.
 void wait_for_children(detail::join_counter& f, std::int64_t taken, join_kind kind) noexcept;
 
+// A task that a waiting join may run on its own stack while it watches:
+// mine(t, ctx) says whether t is one (a piece of the waiter's own loop).
+struct help_filter {
+  bool (*mine)(const detail::job* t, const void* ctx) noexcept;
+  const void* ctx;
+};
+
+// wait_for_children for a plain frame whose children are pieces of one
+// loop: while it watches them in place, the join steals work that others
+// published, and runs it here when `help` accepts it (else it queues it and
+// suspends as usual). The calling fiber so stays on its thread while the
+// loop's end game is split among the workers, rather than suspend and be
+// resumed (and, for a call from outside, handed back) elsewhere.
+void wait_for_pieces(detail::join_counter& f, std::int64_t taken, help_filter help) noexcept;
+
 // A child of an open frame has finished: its last access to f unless it
 // completed a wait (then it resumes the waiter). Any thread.
 void complete_open(detail::join_counter& f) noexcept;

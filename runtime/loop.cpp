@@ -7,6 +7,7 @@
 #include <atomic>
 #include <exception>
 #include <new>
+#include <type_traits>
 
 #include "clock.hpp"
 #include "join.hpp"
@@ -198,8 +199,17 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   lower();
   if (detail::pop(&upper)) {
     upper.run();
-  } else {
+  } else if constexpr (!std::is_same_v<Ctx, loop_run>) {
     detail::wait(frame, 1);
+  } else {
+    // Taken by another worker: pieces of the same loop that the workers
+    // publish meanwhile run here while the join watches (wait_for_pieces).
+    const help_filter same_loop{[](const detail::job* t, const void* c) noexcept {
+                                  return t->m_execute == &piece<Ctx, Run>::execute &&
+                                         static_cast<const piece<Ctx, Run>*>(t)->m_ctx == c;
+                                },
+                                &ctx};
+    wait_for_pieces(frame, 1, same_loop);
   }
 }
 

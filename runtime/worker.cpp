@@ -266,6 +266,14 @@ detail::job* worker::take_continuation() noexcept {
   return found;
 }
 
+void worker::queue_stolen(detail::job* t) noexcept {
+  try {
+    push_uncounted(t);
+  } catch (...) {
+    m_sched.injection().push(t);  // no memory to grow the deque: it stays runnable there
+  }
+}
+
 void worker::give_away_private() noexcept {
   WEFT_ASSERT(is_owner(), "worker::give_away_private: called by the worker's own thread");
   if (m_queue.publish_all_private() != 0) wake_sleeper();

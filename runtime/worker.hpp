@@ -81,6 +81,13 @@ class alignas(k_false_sharing) worker {
   // is empty to publish (public_nonempty_or_ask), as a failed steal does.
   bool work_visible_or_ask() noexcept;
 
+  // Owner: one steal round (the runtime's victim policy); the stolen task or
+  // null. For a join that helps its own loop (join.cpp, watch_in_place).
+  detail::job* steal_for_help() noexcept { return (this->*m_steal_round)(); }
+  // Owner: queues a stolen task that the thief will not run at once (on its
+  // deque, else, when that cannot grow, on the injection queue).
+  void queue_stolen(detail::job* t) noexcept;
+
   // Owner: ready work of this worker without searching or parking: its
   // queue, the oldest yielded fiber (its resume descriptor) or task, the
   // injection queue. Null when there is none. For a join that has no fiber

@@ -266,4 +266,25 @@ TEST(CallersTurnsTest, APollingYieldLetsTheBorrowingThreadsOwnCallReturn) {
   }
 }
 
+
+// Calls from outside over many light items at 2 workers: the other worker
+// takes part of the loop, and the end game is split between them; the
+// caller's join runs pieces of its own loop on its stack meanwhile
+// (wait_for_pieces), and a piece's own wait there may move the call's fiber
+// to the other worker. The join then went on as the worker it had left,
+// pushing onto a queue it no longer owned (a protocol check, or a crash in a
+// release build). Every item runs once per call.
+TEST(CallersLoopTest, ManyCallsWhoseLoopsEndGameIsSplit) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  constexpr std::size_t n = 100'000;
+  const int calls = weft_test::k_sanitized ? 2000 : 40000;
+  std::vector<int> runs(n, 0);
+  for (int call = 0; call < calls; ++call) {
+    rt.run([&] { weft::parallelize(n, [&](std::size_t i) { ++runs[i]; }); });
+  }
+  std::size_t wrong = 0;
+  for (const int r : runs) wrong += r != calls ? 1 : 0;
+  EXPECT_EQ(wrong, 0u);
+}
+
 }  // namespace

@@ -266,7 +266,6 @@ TEST(CallersTurnsTest, APollingYieldLetsTheBorrowingThreadsOwnCallReturn) {
   }
 }
 
-
 // Calls from outside over many light items at 2 workers: the other worker
 // takes part of the loop, and the end game is split between them; the
 // caller's join runs pieces of its own loop on its stack meanwhile

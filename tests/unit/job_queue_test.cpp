@@ -368,11 +368,11 @@ TEST_F(JobQueue, TakeNewestSuchFindsATaskBelowOthersInThePrivatePart) {
 
 TEST_F(JobQueue, TakeNewestSuchFindsATaskInThePublicPartAndKeepsItsOrder) {
   auto q = make(true);
-  for (std::size_t i = 0; i < 8; ++i) q->push(t(i));  // t0 public, t1..t7 private
+  for (std::size_t i = 0; i < 8; ++i) q->push(t(i));                  // t0 public, t1..t7 private
   for (int k = 0; k < 4; ++k) ASSERT_NE(q->serve_demand(), nullptr);  // t0..t4 public, t5..t7 private
   EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2); }), t(2));
   EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(9); }), nullptr);  // nothing such: nothing moves
-  EXPECT_EQ(stolen(*q), t(0));  // thieves still take the oldest first
+  EXPECT_EQ(stolen(*q), t(0));                                                 // thieves still take the oldest first
   EXPECT_EQ(stolen(*q), t(1));
   EXPECT_EQ(stolen(*q), t(3));
   EXPECT_EQ(stolen(*q), t(4));

@@ -276,7 +276,9 @@ constexpr std::uint64_t k_watch_us = 5;
 // With a help filter, work seen elsewhere is stolen: a task it accepts runs
 // here, on the watching stack (unless that is low), and `helped` is set
 // (the caller watches again, on the worker this fiber is on then); any
-// other task goes onto this worker's queue, and the join suspends.
+// other task goes onto this worker's queue, and the join suspends, as it
+// does when the steal finds nothing (the work seen was injected, or another
+// thief was first).
 bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken, const rt::help_filter* help = nullptr,
                     bool* helped = nullptr) noexcept {
   if (w.m_sched.num_workers() < 2 || w.m_current->m_leaves != nullptr) return false;
@@ -291,7 +293,7 @@ bool watch_in_place(worker& w, const join_counter& f, std::int64_t taken, const 
     if (w.work_visible_or_ask()) {
       if (help == nullptr || w.real_stack_low()) return false;
       detail::job* t = w.steal_for_help();
-      if (t == nullptr) continue;  // lost the race for it: watch on
+      if (t == nullptr) return false;  // injected work, or a race lost: suspend, as without a filter
       if (!help->mine(t, help->ctx)) {
         w.queue_stolen(t);
         return false;

@@ -205,7 +205,7 @@ void report_stall() noexcept {
 // queued on this worker, which the children may need (a latch counted down by
 // a queued task, a fiber made ready here), and with one worker it always
 // would. So the worker stays at work on the joiner's stack: it runs its ready
-// tasks on top of the join, suspends the joiner onto a ready fiber it finds
+// tasks, else a task stolen from another worker, on top of the join, suspends the joiner onto a ready fiber it finds
 // (that needs no new stack), and retries creating a fiber when there is
 // nothing to run, backing off, until the children are done. Tasks run here
 // that must wait in turn join the same way or, for a latch, mutex or
@@ -225,7 +225,10 @@ bool wait_without_fiber(join_counter& f, std::int64_t taken, join_kind kind) noe
     worker* w = current_worker();  // a task run below may have moved this fiber
     detail::job* t = nullptr;
     if (!w->real_stack_low()) {
+      // Its own ready work first, then other workers' (whose joins may
+      // all sit on nearly full stacks, where they start nothing).
       t = w->take_ready();
+      if (t == nullptr) t = w->steal_for_help();
     } else if (rt::fiber* ready = w->take_yielded_fiber()) {
       t = &ready->m_resume;
     } else {

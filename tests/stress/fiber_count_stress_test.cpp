@@ -33,6 +33,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
 
 #include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
@@ -770,12 +771,18 @@ TEST_P(NoFiber, ItemsThatPollEachOtherWithYield) {
 // (deferred for want of stack) and the fibers they made ready stayed queued:
 // no fiber ever finished, no stack came back, and the child hung (at 1 and 2
 // workers). Such a wait now takes them, and starts no task.
-class FullStacks : public testing::TestWithParam<int> {};
+// Uncapped (parallelize(n, fn)), the items run nested in the joins of their
+// loop's pieces: a join on a stack with room ran only its own worker's ready
+// work, while the rest of the loop waited, published, on a worker whose
+// stack was nearly full (and the thread of the slot the caller borrowed
+// stayed parked): 4 of 4 runs of these cases hung (at 2 or 4 workers).
+// Such a join now also steals.
+class FullStacks : public testing::TestWithParam<std::tuple<int, bool>> {};
 
 TEST_P(FullStacks, ItemsThatWaitForCoroutines) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
-  const int workers = GetParam();
-  const auto r = weft_test::run_in_child([workers] {
+  const auto [workers, capped] = GetParam();
+  const auto r = weft_test::run_in_child([workers, capped] {
     weft::runtime rt{weft::config{.workers = workers, .stack_size = k_memory_test_stack}};
     warm_up(rt);
     constexpr int n = 3000;  // far more than the stacks the cap leaves room for
@@ -805,11 +812,16 @@ TEST_P(FullStacks, ItemsThatWaitForCoroutines) {
     }
     started.store(true);
     rt.run([&] {
-      weft::parallelize(n, n, [&](int) {
+      auto item = [&](int) {
         arrived.fetch_add(1);
         weft::sync_wait(wait_for(gate));
         done.fetch_add(1);
-      });
+      };
+      if (capped) {
+        weft::parallelize(n, n, item);
+      } else {
+        weft::parallelize(n, item);
+      }
     });
     opener.join();
     const weft::stats s = rt.stats();
@@ -830,8 +842,10 @@ INSTANTIATE_TEST_SUITE_P(Workers, NoFiber, testing::Values(1, 2), [](const testi
 // With more than one worker, a continuation could also lie below the items a
 // join handed off, or in the public part of a queue, while the other workers
 // parked beside a joiner that published nothing.
-INSTANTIATE_TEST_SUITE_P(Workers, FullStacks, testing::Values(1, 2, 4), [](const testing::TestParamInfo<int>& info) {
-  return "Workers" + std::to_string(info.param);
-});
+INSTANTIATE_TEST_SUITE_P(Workers, FullStacks, testing::Combine(testing::Values(1, 2, 4), testing::Bool()),
+                         [](const testing::TestParamInfo<std::tuple<int, bool>>& info) {
+                           return "Workers" + std::to_string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "Capped" : "Uncapped");
+                         });
 
 }  // namespace

@@ -61,6 +61,18 @@ class JobQueue : public testing::Test {
     EXPECT_EQ(r.status, status::success);
     return r.value;
   }
+  // How many pushes onto a fresh stealable queue fit before the first one
+  // that grows the public deque.
+  std::size_t pushes_before_growth() {
+    std::size_t fit = 0;
+    auto probe = make(true);
+    for (;;) {
+      const std::size_t before = g_allocations.load();
+      probe->push(t(fit));
+      if (g_allocations.load() != before) return fit;
+      ++fit;
+    }
+  }
   static void expect_nothing_public(job_queue& q) {
     EXPECT_FALSE(q.public_nonempty());
     EXPECT_EQ(q.steal().status, status::empty);
@@ -319,17 +331,7 @@ TEST_F(JobQueue, PushPublicIsStealable) {
 // was taken off the ring before the push that failed, and lost: its joiner
 // waited for ever.
 TEST_F(JobQueue, APublicationThatCannotGrowTheDequeLosesNoTask) {
-  // How many pushes fit before the first one that grows the deque.
-  std::size_t fit = 0;
-  {
-    auto probe = make(true);
-    for (;;) {
-      const std::size_t before = g_allocations.load();
-      probe->push(t(fit));
-      if (g_allocations.load() != before) break;
-      ++fit;
-    }
-  }
+  const std::size_t fit = pushes_before_growth();
   ASSERT_GE(fit, k_cap);  // the ring is full: the next publication grows the deque
   for (const bool serve : {false, true}) {
     SCOPED_TRACE(serve ? "serve_demand" : "push");
@@ -409,18 +411,7 @@ TEST_F(JobQueue, PublishAllPrivateMakesEveryTaskStealableOldestFirst) {
 }
 
 TEST_F(JobQueue, PublishAllPrivateThatCannotGrowTheDequeLosesNoTask) {
-  // How many pushes fit before the first one that grows the deque: then the
-  // ring is full and the deque too.
-  std::size_t fit = 0;
-  {
-    auto probe = make(true);
-    for (;;) {
-      const std::size_t before = g_allocations.load();
-      probe->push(t(fit));
-      if (g_allocations.load() != before) break;
-      ++fit;
-    }
-  }
+  const std::size_t fit = pushes_before_growth();  // then the ring is full and the deque too
   ASSERT_GE(fit, k_cap + 3);
   auto q = make(true);
   for (std::size_t i = 0; i < fit; ++i) q->push(t(i));

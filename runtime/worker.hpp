@@ -82,7 +82,9 @@ class alignas(k_false_sharing) worker {
   bool work_visible_or_ask() noexcept;
 
   // Owner: one steal round (the runtime's victim policy); the stolen task or
-  // null. For a join that helps its own loop (join.cpp, watch_in_place).
+  // null. For joins that run stolen work on their own stack (join.cpp): a
+  // loop's split that helps its own loop (watch_in_place), a join without a
+  // fiber (wait_without_fiber).
   detail::job* steal_for_help() noexcept { return (this->*m_steal_round)(); }
   // Owner: queues a stolen task that the thief will not run at once (on its
   // deque, else, when that cannot grow, on the injection queue).

@@ -11,6 +11,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "join.hpp"
 #include "scheduler.hpp"
 #include "suspend.hpp"
 #include "weft/detail/entry.hpp"
@@ -185,6 +186,12 @@ class slot_loan {
     c.m_saved_eh = w.m_eh_globals;
     c.m_saved_entry = w.m_sleep_entry;
     adopt_thread(c.m_native, s);
+    // A call runs on this stack when no fiber can be had (run_on_fresh_stack):
+    // then it is nearly full near its thread's limit, as a fiber's is near
+    // its own, so that joins there stop starting tasks on it (and spawns
+    // move to fresh stacks) instead of nesting them until it overflows.
+    c.m_native.m_stack_limit = c.m_stack_limit;
+    c.m_native.m_real_limit = c.m_stack_limit;
     c.m_native.m_resume.m_execute = &resume_fiber;
     c.m_native.m_pinned = &c;
     c.m_native_ready.store(false, std::memory_order_relaxed);
@@ -248,6 +255,7 @@ bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
     // The stack-overflow report runs on an alternate signal stack; give this
     // thread one unless it has its own.
     c.m_signal_stack_checked = true;
+    c.m_stack_limit = own_stack_limit();
     stack_t old{};
     if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) c.m_signal_stack.enter();
   }

@@ -35,6 +35,10 @@ struct caller_state {
 
   signal_stack m_signal_stack;  // for the stack-overflow report on this thread
   bool m_signal_stack_checked = false;
+  // Where this thread's own stack counts as nearly full (own_stack_limit(),
+  // read at the first call): m_native's limits while the thread holds a
+  // slot, for a call that runs on that stack when no fiber can be had.
+  std::uintptr_t m_stack_limit = 0;
 };
 
 // Runs fn(arg) on the calling thread, which is not a worker of any runtime, as

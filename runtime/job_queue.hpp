@@ -91,11 +91,14 @@ class job_queue {
   // private part or the public one, or returns nullptr; the other tasks keep
   // their order. Public tasks that are newer than the one taken leave the
   // deque for the time of the search (a thief does not see them then) and go
-  // back where they were: the deque held them, so it need not grow. For a
-  // worker that may start no task (join.cpp, wait_without_fiber); costs a
-  // pass over the queue.
+  // back where they were: the deque held them, so it need not grow. Sets
+  // held_aside when some did: a thief that found the deque empty meanwhile
+  // may have parked, so the caller wakes a sleeper (the re-check of a park
+  // cannot see tasks put back after it). For a worker that may start no task
+  // (join.cpp, wait_without_fiber); costs a pass over the queue.
   template <class Wanted>
-  job* take_newest_such(Wanted wanted) noexcept {
+  job* take_newest_such(Wanted wanted, bool& held_aside) noexcept {
+    held_aside = false;
     for (std::uint32_t i = m_ring.m_hi; i != m_ring.m_lo; --i) {
       job* t = m_ring.m_slots[(i - 1) % k_private_capacity];
       if (!wanted(t)) continue;
@@ -119,6 +122,7 @@ class job_queue {
       }
       aside[n++] = t;
     }
+    held_aside = n > 0;
     while (n > 0) m_public.push_back_taken(aside[--n]);
     return found;
   }

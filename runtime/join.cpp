@@ -551,15 +551,21 @@ thread_stack read_thread_stack() noexcept {
 // Read on the thread's first question (m_low 1: not read yet).
 constinit thread_local thread_stack t_thread_stack{1, 0};
 
+// The calling thread's stack bounds, read at its first question.
+const thread_stack& this_thread_stack() noexcept {
+  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
+  return t_thread_stack;
+}
+
 }  // namespace
 
 // Only on the thread's own stack: code running on another stack (another
 // library's fibers or coroutine stacks, an alternate signal stack) is never
 // low here, and goes on where it is.
 WEFT_NOINLINE bool thread_stack_low() noexcept {
-  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
+  const thread_stack& own = this_thread_stack();
   const std::uintptr_t sp = detail::stack_pointer_here();
-  return sp >= t_thread_stack.m_low && sp < t_thread_stack.m_limit;
+  return sp >= own.m_low && sp < own.m_limit;
 }
 
 void defer(job* t) noexcept {
@@ -604,3 +610,9 @@ WEFT_NOINLINE void free_job_slow(void* p, std::size_t size) noexcept {
 WEFT_NOIPA worker_view* worker_view_of_this_thread() noexcept { return t_worker_view; }
 
 }  // namespace weft::detail
+
+namespace weft::rt {
+
+std::uintptr_t own_stack_limit() noexcept { return detail::this_thread_stack().m_limit; }
+
+}  // namespace weft::rt

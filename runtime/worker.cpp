@@ -245,7 +245,12 @@ detail::job* worker::take_continuation() noexcept {
   WEFT_ASSERT(is_owner(), "worker::take_continuation: called by the worker's own thread");
   // Anywhere in the queue: it may lie below tasks that this join may not
   // start (the unstarted items it handed off, a loop's pieces).
-  if (detail::job* t = m_queue.take_newest_such(goes_on)) return t;
+  bool held_aside = false;
+  detail::job* own = m_queue.take_newest_such(goes_on, held_aside);
+  // Public tasks it held aside were out of sight: a thief may have parked
+  // then (the sleep protocol's rule: work visible, someone searches).
+  if (held_aside) wake_sleeper();
+  if (own != nullptr) return own;
   if (m_sched.injection().looks_empty()) return nullptr;
   detail::job* found = nullptr;
   bool others = false;

@@ -159,7 +159,8 @@ TEST_P(JobQueueStress, OwnerAgainstThieves) {
     } else if (choice < 97) {
       // A join that may start nothing takes a continuation from anywhere in
       // the queue (here: an id that is a multiple of 5).
-      if (job* t = q->take_newest_such([](job* x) { return st::item_id(x) % 5 == 0; })) {
+      bool held_aside = false;
+      if (job* t = q->take_newest_such([](job* x) { return st::item_id(x) % 5 == 0; }, held_aside)) {
         if (st::item_id(t) % 5 != 0) errs.add("take_newest_such returned a task it was not asked for");
         ledger.receive(st::item_id(t), errs, "the owner (take_newest_such)");
         ++oc.taken_such;

@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of runtime/caller.cpp, a thread from outside that takes part in
-// its own call: what the scheduler counts while such a call waits for a slot.
+// its own call: what the scheduler counts while such a call waits for a slot,
+// and the limits of the stack the calling thread lends its call.
 #include <gtest/gtest.h>
+
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <thread>
 
+#include "caller.hpp"
 #include "runtime_access.hpp"
 #include "scheduler.hpp"
 #include "watchdog.hpp"
 #include "weft/weft.hpp"
+#include "worker.hpp"
 
 namespace {
 
@@ -95,6 +101,52 @@ TEST(CallerSlots, TheDestructorWaitsForACallWaitingForASlot) {
     caller.join();
     EXPECT_EQ(ran.load(), 2) << "round " << round;
   }
+}
+
+// The calling thread's own stack, which runs its call when no fiber can be
+// had (run_on_fresh_stack), counts as nearly full near its low end, as a
+// fiber's does: a join there then starts no more tasks on it. It had no
+// limit (0: never low), and joins without a fiber nested the tasks they
+// stole on the caller's stack until it overflowed.
+TEST(CallerSlots, TheCallersOwnStackHasALimitNearItsEnd) {
+  weft::runtime rt(weft::config{.workers = 1});
+  constexpr std::size_t k_size = std::size_t{1} << 20;
+  struct seen_t {
+    weft::runtime* rt;
+    std::uintptr_t low = 0;
+    std::uintptr_t stack_limit = 0;
+    std::uintptr_t real_limit = 0;
+    bool lent = false;
+  } seen{&rt};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, k_size), 0);
+  pthread_t thread;
+  const auto body = [](void* p) -> void* {
+    auto& s = *static_cast<seen_t*>(p);
+    pthread_attr_t own;
+    if (pthread_getattr_np(pthread_self(), &own) == 0) {
+      void* low = nullptr;
+      std::size_t size = 0;
+      if (pthread_attr_getstack(&own, &low, &size) == 0) s.low = reinterpret_cast<std::uintptr_t>(low);
+      pthread_attr_destroy(&own);
+    }
+    s.rt->run([&s] {
+      const weft::rt::worker* w = weft::rt::current_worker();
+      if (w == nullptr || w->m_caller == nullptr) return;  // handed over: no slot was lent
+      s.lent = true;
+      s.stack_limit = w->m_caller->m_native.m_stack_limit;
+      s.real_limit = w->m_caller->m_native.m_real_limit;
+    });
+    return nullptr;
+  };
+  ASSERT_EQ(pthread_create(&thread, &attr, body, &seen), 0);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  ASSERT_NE(seen.low, 0u);
+  ASSERT_TRUE(seen.lent) << "the call was handed over (no parked worker in 200 µs)";
+  EXPECT_EQ(seen.stack_limit, seen.real_limit);
+  EXPECT_EQ(seen.real_limit, seen.low + 64 * 1024) << "the reserve of a fiber: a quarter, at most 64 KiB";
 }
 
 }  // namespace

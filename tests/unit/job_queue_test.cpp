@@ -359,11 +359,16 @@ TEST_F(JobQueue, APublicationThatCannotGrowTheDequeLosesNoTask) {
 
 // take_newest_such: a join that may start no task takes a continuation from
 // anywhere in its queue; every other task keeps its place and its part.
+// held_aside says whether public tasks left the deque for the search (its
+// caller then wakes a sleeper: a thief may have found the deque empty).
 TEST_F(JobQueue, TakeNewestSuchFindsATaskBelowOthersInThePrivatePart) {
   auto q = make(true);
   for (std::size_t i = 0; i < 6; ++i) q->push(t(i));  // t0 public, t1..t5 private
-  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2) || x == t(3); }), t(3));
-  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(3); }), nullptr);
+  bool held_aside = true;
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2) || x == t(3); }, held_aside), t(3));
+  EXPECT_FALSE(held_aside);  // found in the private part: the deque was not touched
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(3); }, held_aside), nullptr);
+  EXPECT_TRUE(held_aside);  // t0 left the deque for the search, and came back
   for (const std::size_t i : {5, 4, 2, 1, 0}) ASSERT_EQ(q->pop(), t(i)) << "task " << i;
   EXPECT_TRUE(q->empty());
 }
@@ -372,9 +377,13 @@ TEST_F(JobQueue, TakeNewestSuchFindsATaskInThePublicPartAndKeepsItsOrder) {
   auto q = make(true);
   for (std::size_t i = 0; i < 8; ++i) q->push(t(i));                  // t0 public, t1..t7 private
   for (int k = 0; k < 4; ++k) ASSERT_NE(q->serve_demand(), nullptr);  // t0..t4 public, t5..t7 private
-  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2); }), t(2));
-  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(9); }), nullptr);  // nothing such: nothing moves
-  EXPECT_EQ(stolen(*q), t(0));                                                 // thieves still take the oldest first
+  bool held_aside = false;
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(2); }, held_aside), t(2));
+  EXPECT_TRUE(held_aside);  // t4 and t3 were held aside
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(9); }, held_aside),
+            nullptr);  // nothing such: nothing moves
+  EXPECT_TRUE(held_aside);
+  EXPECT_EQ(stolen(*q), t(0));  // thieves still take the oldest first
   EXPECT_EQ(stolen(*q), t(1));
   EXPECT_EQ(stolen(*q), t(3));
   EXPECT_EQ(stolen(*q), t(4));
@@ -383,10 +392,21 @@ TEST_F(JobQueue, TakeNewestSuchFindsATaskInThePublicPartAndKeepsItsOrder) {
   EXPECT_TRUE(q->empty());
 }
 
+TEST_F(JobQueue, TakeNewestSuchTakingTheNewestPublicTaskHoldsNothingAside) {
+  auto q = make(true);
+  q->push(t(0));  // public
+  bool held_aside = true;
+  EXPECT_EQ(q->take_newest_such([&](job* x) { return x == t(0); }, held_aside), t(0));
+  EXPECT_FALSE(held_aside);
+  EXPECT_TRUE(q->empty());
+}
+
 TEST_F(JobQueue, TakeNewestSuchOnAnEmptyQueueFindsNothing) {
   for (const bool stealable : {true, false}) {
     auto q = make(stealable);
-    EXPECT_EQ(q->take_newest_such([](job*) { return true; }), nullptr);
+    bool held_aside = true;
+    EXPECT_EQ(q->take_newest_such([](job*) { return true; }, held_aside), nullptr);
+    EXPECT_FALSE(held_aside);
     EXPECT_TRUE(q->empty());
   }
 }

@@ -139,6 +139,16 @@ void hand_off_unstarted(worker& w, fiber& f) noexcept {
   for (running_leaf* c = f.m_leaves; c != nullptr; c = c->m_outer) c->m_hand_off(w, *c);
 }
 
+bool yields_again(fiber& f) noexcept {
+  bool again = false;
+  for (running_leaf* c = f.m_leaves; c != nullptr; c = c->m_outer) {
+    const std::uint64_t running = detail::from_offset(c->m_items.m_next);  // >= 1 while an item runs
+    if (c->m_yielded == running) again = true;
+    c->m_yielded = running;
+  }
+  return again;
+}
+
 namespace {
 
 void run_range(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept;

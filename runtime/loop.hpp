@@ -25,6 +25,9 @@ struct running_leaf {
   detail::loop_cursor m_items;
   std::uint64_t m_end;
   running_leaf* m_outer = nullptr;  // the call this one runs inside, on the same fiber
+  // m_items.m_next (one past the running item) at the latest yield of one
+  // of its items; 0: none yielded (see yields_again).
+  std::uint64_t m_yielded = 0;
   // Gives [m_items.m_next, m_end) to other workers and lowers m_items.m_stop
   // and m_end to m_items.m_next. Owner (the fiber's worker), before the
   // fiber suspends.
@@ -35,6 +38,15 @@ struct running_leaf {
 // call of a loop body in progress on it hands its items not started to other
 // workers, so that they do not wait behind the waiting item.
 void hand_off_unstarted(worker& w, fiber& f) noexcept;
+
+// The calling worker's current fiber f, which runs loop items, is about to
+// yield: true when the running item of one of its loop calls has yielded
+// before (it polls: the items it may poll for must not wait behind it, so
+// they are handed off); false at an item's first yield, which leaves them
+// where they are (a yield is no wait: the item goes on soon, and a loop
+// whose items each yield once would otherwise hold a fiber per yield until
+// its last item started). Each call remembers its running item.
+bool yields_again(fiber& f) noexcept;
 
 // How many times to halve at once a range of `work` ticks that is worth
 // spreading (a loop's rest, a reduction's blocks): until twice as many pieces

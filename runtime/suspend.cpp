@@ -132,9 +132,12 @@ WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
 bool yield_current() noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
-  // First the items of a loop in progress here that have not started: the
-  // caller may be polling for one of them.
-  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr)) hand_off_unstarted(*w, *w->m_current);
+  // First the items of a loop in progress here that have not started, when
+  // the running item yields for the second time: it polls, maybe for one of
+  // them (docs/protocols/loops.md).
+  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr) && yields_again(*w->m_current)) {
+    hand_off_unstarted(*w, *w->m_current);
+  }
   // Tasks injected from outside (a fiber resumed by a thread from outside, a
   // call handed over) count as this worker's: with one worker nobody else
   // would run them while this fiber polls. So does the call of the thread

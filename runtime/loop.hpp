@@ -40,12 +40,13 @@ struct running_leaf {
 void hand_off_unstarted(worker& w, fiber& f) noexcept;
 
 // The calling worker's current fiber f, which runs loop items, is about to
-// yield: true when the running item of one of its loop calls has yielded
-// before (it polls: the items it may poll for must not wait behind it, so
-// they are handed off); false at an item's first yield, which leaves them
-// where they are (a yield is no wait: the item goes on soon, and a loop
-// whose items each yield once would otherwise hold a fiber per yield until
-// its last item started). Each call remembers its running item.
+// yield (a fiber's yield, or a coroutine's yield_async on it): true when
+// the running item of one of its loop calls has yielded before (it polls:
+// the items it may poll for must not wait behind it, so they are handed
+// off); false at an item's first yield, which leaves them where they are
+// (a yield is no wait: the item goes on soon, and a loop whose items each
+// yield once would otherwise hold a fiber per yield until its last item
+// started). Each call remembers its running item.
 bool yields_again(fiber& f) noexcept;
 
 // How many times to halve at once a range of `work` ticks that is worth

@@ -121,6 +121,12 @@ WEFT_NOINLINE void throw_no_fiber() {
 WEFT_NOINLINE bool yield_job(detail::job* t) noexcept {
   worker* w = this_thread_worker();
   if (w == nullptr) return false;
+  // A coroutine that polls with yield_async in a loop item (sync_wait runs
+  // it on the item's fiber) may poll for an item not started: as for
+  // yield_current, the item's second yield hands them off.
+  if (WEFT_UNLIKELY(w->m_current->m_leaves != nullptr) && yields_again(*w->m_current)) {
+    hand_off_unstarted(*w, *w->m_current);
+  }
   // Injected tasks and a borrowing thread's ready call count as this
   // worker's work, as for yield_current().
   if (!local_or_injected(*w) && !w->has_yielded() && !w->caller_ready()) return false;

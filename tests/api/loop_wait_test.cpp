@@ -345,6 +345,33 @@ TEST(LoopWaitYieldTest, ItemsThatYieldOnceHoldNoFiberEach) {
   }
 }
 
+// An item that polls in a coroutine, with co_await weft::yield_async(), for
+// the last item of its loop: its second yield hands the items not started
+// off, as a fiber's yield() does. Before, a coroutine's yield never did, and
+// with nothing else queued it went on at once: the poll spun for ever (a
+// hang at 1 and 2 workers).
+weft::task<int> poll_for(const std::atomic<bool>& done) {
+  while (!done.load()) co_await weft::yield_async();
+  co_return 1;
+}
+
+TEST(LoopWaitYieldTest, AnItemPollsInACoroutineForTheLastItem) {
+  constexpr int n = 1000;
+  for (int workers : {1, 2, 4}) {
+    weft::runtime rt{weft::config{.workers = workers}};
+    std::atomic<bool> last_done{false};
+    std::atomic<int> ran{0};
+    rt.run([&] {
+      weft::parallelize(n, [&](int i) {
+        if (i == 0) EXPECT_EQ(weft::sync_wait(poll_for(last_done)), 1);
+        if (i == n - 1) last_done.store(true);
+        ran.fetch_add(1);
+      });
+    });
+    EXPECT_EQ(ran.load(), n) << workers << " workers";
+  }
+}
+
 // A loop whose items throw while others wait: the exception reaches the
 // caller once every started item finished; the waiting items are released
 // by the ones that run.

@@ -11,8 +11,8 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
-#include "join.hpp"
 #include "scheduler.hpp"
+#include "stack.hpp"
 #include "suspend.hpp"
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"

@@ -3,7 +3,6 @@
 
 #include <cxxabi.h>
 
-#include <algorithm>
 #include <atomic>
 #include <new>
 
@@ -82,13 +81,7 @@ fiber* create_fiber(scheduler& s) {
   f->m_activation = first_activation();
   f->m_stack = mem;
   f->m_resume.m_execute = &resume_fiber;
-  // Entry points switch to a fresh stack when less than this much is left:
-  // room for the deepest run of frames between two checks (a loop's or a
-  // join's entry and the user code under it). AddressSanitizer's redzones
-  // about double those frames.
-  constexpr std::size_t k_reserve_share = WEFT_ASAN ? 2 : 4;
-  const std::size_t reserve = std::min<std::size_t>(64 * 1024, mem.m_size / k_reserve_share);
-  f->m_real_limit = reinterpret_cast<std::uintptr_t>(mem.m_bottom) + reserve;
+  f->m_real_limit = reinterpret_cast<std::uintptr_t>(mem.m_bottom) + stack_reserve(mem.m_size);
   f->m_stack_limit = f->m_real_limit;
   make_context(f->m_ctx, mem.m_bottom, mem.m_size);
   s.m_live_fibers.fetch_add(1, std::memory_order_relaxed);

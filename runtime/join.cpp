@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Spawning, joining, and running elsewhere: the compiled side of join(),
 // task_group, parallel loops and runtime::run (docs/protocols/join.md).
-#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 
@@ -205,9 +204,10 @@ void report_stall() noexcept {
 // queued on this worker, which the children may need (a latch counted down by
 // a queued task, a fiber made ready here), and with one worker it always
 // would. So the worker stays at work on the joiner's stack: it runs its ready
-// tasks, else a task stolen from another worker, on top of the join, suspends the joiner onto a ready fiber it finds
-// (that needs no new stack), and retries creating a fiber when there is
-// nothing to run, backing off, until the children are done. Tasks run here
+// tasks, else a task stolen from another worker, on top of the join,
+// suspends the joiner onto a ready fiber it finds (that needs no new stack),
+// and retries creating a fiber when there is nothing to run, backing off,
+// until the children are done. Tasks run here
 // that must wait in turn join the same way or, for a latch, mutex or
 // condition variable, throw (sync.cpp). Near the bottom of its stack the
 // joiner starts no more tasks; it then only takes ready fibers and tasks that
@@ -526,48 +526,6 @@ WEFT_NOINLINE bool stack_low() noexcept {
   return w != nullptr && w->real_stack_low();
 }
 
-namespace {
-
-// The low part of the calling thread's own stack, [m_low, m_limit): nearly
-// full there (the reserve a fiber keeps, fiber.cpp: a quarter of the stack,
-// at most 64 KiB). Empty when the bounds cannot be read: nothing is low then.
-struct thread_stack {
-  std::uintptr_t m_low = 0;
-  std::uintptr_t m_limit = 0;
-};
-
-thread_stack read_thread_stack() noexcept {
-  pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return {};
-  void* low = nullptr;
-  std::size_t size = 0;
-  const int rc = pthread_attr_getstack(&attr, &low, &size);
-  pthread_attr_destroy(&attr);
-  if (rc != 0 || low == nullptr) return {};
-  const auto base = reinterpret_cast<std::uintptr_t>(low);
-  return {base, base + std::min<std::size_t>(64 * 1024, size / 4)};
-}
-
-// Read on the thread's first question (m_low 1: not read yet).
-constinit thread_local thread_stack t_thread_stack{1, 0};
-
-// The calling thread's stack bounds, read at its first question.
-const thread_stack& this_thread_stack() noexcept {
-  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
-  return t_thread_stack;
-}
-
-}  // namespace
-
-// Only on the thread's own stack: code running on another stack (another
-// library's fibers or coroutine stacks, an alternate signal stack) is never
-// low here, and goes on where it is.
-WEFT_NOINLINE bool thread_stack_low() noexcept {
-  const thread_stack& own = this_thread_stack();
-  const std::uintptr_t sp = detail::stack_pointer_here();
-  return sp >= own.m_low && sp < own.m_limit;
-}
-
 void defer(job* t) noexcept {
   worker* w = current_worker();
   rt::make_runnable(t, w != nullptr ? static_cast<runtime_state*>(&w->m_sched) : &rt::default_scheduler());
@@ -610,9 +568,3 @@ WEFT_NOINLINE void free_job_slow(void* p, std::size_t size) noexcept {
 WEFT_NOIPA worker_view* worker_view_of_this_thread() noexcept { return t_worker_view; }
 
 }  // namespace weft::detail
-
-namespace weft::rt {
-
-std::uintptr_t own_stack_limit() noexcept { return detail::this_thread_stack().m_limit; }
-
-}  // namespace weft::rt

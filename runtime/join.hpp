@@ -53,9 +53,4 @@ void wait_for_pieces(detail::join_counter& f, std::int64_t taken, help_filter he
 // completed a wait (then it resumes the waiter). Any thread.
 void complete_open(detail::join_counter& f) noexcept;
 
-// Where the calling thread's own stack counts as nearly full (the reserve a
-// fiber keeps: a quarter of the stack, at most 64 KiB, above its lowest
-// address); 0 when its bounds cannot be read. Read once per thread.
-std::uintptr_t own_stack_limit() noexcept;
-
 }  // namespace weft::rt

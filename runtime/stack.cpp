@@ -2,6 +2,7 @@
 #include "stack.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -19,6 +20,7 @@
 #include <system_error>
 
 #include "fiber.hpp"
+#include "weft/detail/worker_view.hpp"
 #include "worker.hpp"
 
 #if WEFT_ASAN
@@ -630,4 +632,53 @@ void install_overflow_handler() noexcept {
   });
 }
 
+// ---- a thread's own stack ----
+
+namespace {
+
+// The low part of the calling thread's own stack, [m_low, m_limit): nearly
+// full there (stack_reserve). Empty when the bounds cannot be read: nothing
+// is low then.
+struct thread_stack {
+  std::uintptr_t m_low = 0;
+  std::uintptr_t m_limit = 0;
+};
+
+thread_stack read_thread_stack() noexcept {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return {};
+  void* low = nullptr;
+  std::size_t size = 0;
+  const int rc = pthread_attr_getstack(&attr, &low, &size);
+  pthread_attr_destroy(&attr);
+  if (rc != 0 || low == nullptr) return {};
+  const auto base = reinterpret_cast<std::uintptr_t>(low);
+  return {base, base + stack_reserve(size)};
+}
+
+// Read on the thread's first question (m_low 1: not read yet).
+constinit thread_local thread_stack t_thread_stack{1, 0};
+
+const thread_stack& this_thread_stack() noexcept {
+  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
+  return t_thread_stack;
+}
+
+}  // namespace
+
+std::uintptr_t own_stack_limit() noexcept { return this_thread_stack().m_limit; }
+
 }  // namespace weft::rt
+
+namespace weft::detail {
+
+// Only on the thread's own stack: code running on another stack (another
+// library's fibers or coroutine stacks, an alternate signal stack) is never
+// low here, and goes on where it is.
+WEFT_NOINLINE bool thread_stack_low() noexcept {
+  const rt::thread_stack& own = rt::this_thread_stack();
+  const std::uintptr_t sp = stack_pointer_here();
+  return sp >= own.m_low && sp < own.m_limit;
+}
+
+}  // namespace weft::detail

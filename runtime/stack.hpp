@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
-// weft::rt: fiber stacks carved out of slabs, with guard regions, and the
+// weft::rt: fiber stacks carved out of slabs, with guard regions, the
+// reserve that makes a stack nearly full (also a thread's own), and the
 // stack-overflow report.
 // Owns: slabs and the stacks carved from them. Touched by: fiber.cpp
 // (allocate, free), scheduler.cpp (the slab pool), the signal handler.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+
+#include "platform.hpp"
 
 namespace weft::rt {
 
@@ -44,6 +48,22 @@ struct stack_memory {
 };
 
 std::size_t page_size() noexcept;
+
+// The reserve at the low end of a stack of `size` usable bytes: entry points
+// count the stack as nearly full (and switch to a fresh one, or start no more
+// tasks on it) when less than this is left. Room for the deepest run of
+// frames between two checks (a loop's or a join's entry and the user code
+// under it): a quarter of the stack, at most 64 KiB; half under
+// AddressSanitizer, whose redzones about double those frames.
+inline std::size_t stack_reserve(std::size_t size) noexcept {
+  constexpr std::size_t k_share = WEFT_ASAN ? 2 : 4;
+  return std::min<std::size_t>(64 * 1024, size / k_share);
+}
+
+// Where the calling thread's own stack counts as nearly full: its lowest
+// address plus stack_reserve() of its size; 0 when its bounds cannot be read
+// (then it never counts as nearly full). Read once per thread.
+std::uintptr_t own_stack_limit() noexcept;
 
 // Carves a stack of at least `usable` bytes with `header` bytes above it out
 // of a slab of the process (slabs are shared by every runtime, guarded by one

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -159,6 +160,31 @@ bool process_exiting() noexcept {
 }
 
 bool ending() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
+
+namespace {
+
+// dl_iterate_phdr callback: stops (1) when the address in *data lies in the
+// calling thread's block of a module's thread_locals (PT_TLS).
+int in_thread_locals(dl_phdr_info* info, std::size_t, void* data) noexcept {
+  const auto p = *static_cast<const std::uintptr_t*>(data);
+  const auto block = reinterpret_cast<std::uintptr_t>(info->dlpi_tls_data);  // null: none on this thread
+  if (block == 0) return 0;
+  for (ElfW(Half) i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& h = info->dlpi_phdr[i];
+    if (h.p_type == PT_TLS && p >= block && p - block < h.p_memsz) return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool ending_for(const void* object) noexcept {
+  if (ending()) return true;
+  Dl_info info;
+  if (dladdr(object, &info) != 0) return true;  // in a module's image: static storage
+  std::uintptr_t p = reinterpret_cast<std::uintptr_t>(object);
+  return dl_iterate_phdr(&in_thread_locals, &p) != 0;
+}
 
 void note_thread() noexcept {
   if (t_noted) return;

@@ -210,6 +210,18 @@ bool process_exiting() noexcept;
 // destroys it).
 bool ending() noexcept;
 
+// True when the misuse checks of the destructor of the synchronisation object
+// at `object` are skipped: ending(), or the object's storage ends only with
+// the process or with the calling thread, so that its destruction is part of
+// an exit or of that thread's end. That is the image of a loaded module (an
+// object of static storage duration: destroyed at exit, or when its module is
+// unloaded) or the calling thread's block of a module's thread_locals. ending()
+// alone misses them when the thread that exits never called weft (its end is
+// not known, and no runtime registered the exit handler), and for
+// thread_locals constructed after the thread's end marker (destroyed before
+// it). Slow (dladdr, dl_iterate_phdr): for a check that has failed.
+bool ending_for(const void* object) noexcept;
+
 // If s is alive and is the runtime constructed as number `sequence` (see
 // scheduler::sequence()), counts a root in it (the caller ends it with
 // end_root()) and returns true; false when that runtime has been destroyed.

@@ -167,7 +167,7 @@ void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
 }  // namespace
 
 mutex::~mutex() {
-  if (m_state.load(std::memory_order_relaxed) != 0 && !rt::ending()) {
+  if (m_state.load(std::memory_order_relaxed) != 0 && !rt::ending_for(this)) {
     rt::fatal(
         "weft: a weft::mutex was destroyed while locked (its waiters would never resume, and the unlock would write "
         "freed memory); unlock it first");
@@ -259,7 +259,7 @@ condition_variable::~condition_variable() {
   guard_acquire(m_guard, 1);  // a waiter queues under it
   const bool waited_on = !m_queue.empty();
   guard_release(m_guard);
-  if (waited_on && !rt::ending()) {
+  if (waited_on && !rt::ending_for(this)) {
     rt::fatal(
         "weft: a weft::condition_variable was destroyed while a fiber or thread waited on it (the waiter would "
         "never resume); notify its waiters and let them return first");
@@ -302,7 +302,7 @@ latch::~latch() {
   guard_acquire(m_state, k_guard);
   const bool waited_on = !m_queue.empty();
   m_state.fetch_and(~k_guard, std::memory_order_release);
-  if (waited_on && !rt::ending()) {
+  if (waited_on && !rt::ending_for(this)) {
     rt::fatal(
         "weft: a weft::latch was destroyed while a fiber, thread or coroutine waited on it (the waiter would never "
         "resume); destroy a latch only once its waiters returned");
@@ -513,7 +513,7 @@ barrier_core::~barrier_core() {
   // Acquire: pairs with the guard releases of waiters that queued (their
   // appends are read below).
   const std::uint64_t s = m_state.load(std::memory_order_acquire);
-  if ((!m_queue.empty() || (s & (k_guard | k_completing)) != 0) && !rt::ending()) {
+  if ((!m_queue.empty() || (s & (k_guard | k_completing)) != 0) && !rt::ending_for(this)) {
     rt::fatal(
         "weft: a weft::barrier was destroyed while a fiber, thread or coroutine waited on it, or during its "
         "completion step (the waiter would never resume); destroy a barrier only once its parties returned");

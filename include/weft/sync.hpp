@@ -71,8 +71,10 @@ class WEFT_API mutex : private detail::mutex_bits {
  public:
   constexpr mutex() noexcept = default;
   // Destroying a locked mutex prints one line and aborts (its waiters would
-  // hang, and the unlock would write freed memory), except while the process
-  // exits (a static mutex may be held then).
+  // hang, and the unlock would write freed memory), except during the
+  // process's exit and for a mutex of static storage duration or a
+  // thread_local of the destroying thread (destroyed only as the process
+  // exits or that thread ends: a static mutex may be held then).
   ~mutex();
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
@@ -116,8 +118,8 @@ class WEFT_API condition_variable {
  public:
   constexpr condition_variable() noexcept = default;
   // Destroying a condition variable while a fiber or thread waits on it
-  // prints one line and aborts (the waiter would hang). Destroying it right
-  // after notify_all() is fine.
+  // prints one line and aborts (the waiter would hang), with the exceptions
+  // of ~mutex(). Destroying it right after notify_all() is fine.
   ~condition_variable();
   condition_variable(const condition_variable&) = delete;
   condition_variable& operator=(const condition_variable&) = delete;
@@ -152,8 +154,9 @@ class WEFT_API latch {
 
   // Destroying a latch while a fiber, thread or coroutine waits on it prints
   // one line and aborts (the waiter would hang, and a later count_down would
-  // write freed memory). A latch may be destroyed as soon as its wait()
-  // returned, even while the count_down() that opened it is still running.
+  // write freed memory), with the exceptions of ~mutex(). A latch may be
+  // destroyed as soon as its wait() returned, even while the count_down()
+  // that opened it is still running.
   ~latch();
 
   static constexpr std::ptrdiff_t max() noexcept { return PTRDIFF_MAX >> 2; }
@@ -231,7 +234,7 @@ class WEFT_API barrier_core {
   // max().
   barrier_core(std::ptrdiff_t expected, bool has_completion);
   // Aborts with one `weft:` line if a party waits on the barrier or its
-  // completion step runs (unless the process exits).
+  // completion step runs (with the exceptions of ~mutex()).
   ~barrier_core();
   barrier_core(const barrier_core&) = delete;
   barrier_core& operator=(const barrier_core&) = delete;
@@ -358,9 +361,10 @@ class barrier {
 
   // Destroying a barrier while a fiber, thread or coroutine waits on it, or
   // while its completion step runs, prints one line and aborts (the waiter
-  // would never resume). A party may destroy the barrier as soon as its
-  // wait() returned (the other parties done with it), even while the party
-  // that completed the phase is still on its way out of its call.
+  // would never resume), with the exceptions of ~mutex(). A party may
+  // destroy the barrier as soon as its wait() returned (the other parties
+  // done with it), even while the party that completed the phase is still on
+  // its way out of its call.
   ~barrier() = default;
 
   // Counts n arrivals in the current phase; the one that completes the phase

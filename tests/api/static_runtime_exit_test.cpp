@@ -55,7 +55,13 @@ INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                                            "exit-from-default-runtime-item", "exit-from-main-while-busy",
                                            "owned-exit-from-other-thread", "owned-exit-in-item",
                                            "late-owner-exit-after-many-runtimes",
-                                           "exit-from-a-thread-owning-a-locked-mutex"),
+                                           "exit-from-a-thread-owning-a-locked-mutex",
+                                           "exit-from-a-plain-thread-with-a-locked-static-mutex",
+                                           "exit-from-a-plain-thread-while-static-objects-are-waited-on",
+                                           "exit-holding-a-thread-local-mutex-made-after-a-call",
+                                           "exit-from-main-holding-a-thread-local-mutex-made-after-a-call",
+                                           "exit-from-a-plain-thread-holding-a-thread-local-mutex",
+                                           "thread-ends-holding-a-thread-local-mutex"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name;
                            for (const char* p = info.param; *p != '\0'; ++p) {

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include <weft/weft.hpp>
@@ -23,6 +24,16 @@ weft::runtime g_runtime{weft::config{.workers = 2}};
 std::unique_ptr<weft::runtime> g_owned;
 
 std::atomic<bool> g_busy{false};
+
+// Synchronisation objects of static storage duration, left locked or waited
+// on at exit by some cases (never by a weft call: no runtime registers its
+// exit handler then).
+weft::mutex g_static_mutex;
+weft::latch g_static_latch(1);
+weft::mutex g_static_cv_mutex;
+weft::condition_variable g_static_cv;
+weft::barrier<> g_static_barrier(2);
+std::atomic<int> g_about_to_wait{0};
 
 [[noreturn]] void spin_forever() {
   for (;;) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -205,6 +216,68 @@ int main(int argc, char** argv) {
       std::exit(7);
     }).join();
     return 1;
+  }
+  if (std::strcmp(c, "exit-from-a-plain-thread-with-a-locked-static-mutex") == 0) {
+    // No weft call anywhere: the static mutex, locked by main, is destroyed
+    // by the exit of a thread that never called weft.
+    g_static_mutex.lock();
+    std::thread([] { std::exit(7); }).join();
+    return 1;
+  }
+  if (std::strcmp(c, "exit-from-a-plain-thread-while-static-objects-are-waited-on") == 0) {
+    // Plain threads wait on a static latch, condition variable and barrier
+    // when another plain thread exits the process (no weft call anywhere).
+    std::thread([] {
+      g_about_to_wait.fetch_add(1);
+      g_static_latch.wait();
+    }).detach();
+    std::thread([] {
+      std::unique_lock<weft::mutex> lock(g_static_cv_mutex);
+      g_about_to_wait.fetch_add(1);
+      for (;;) g_static_cv.wait(lock);
+    }).detach();
+    std::thread([] {
+      g_about_to_wait.fetch_add(1);
+      g_static_barrier.arrive_and_wait();
+    }).detach();
+    while (g_about_to_wait.load() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // into their waits
+    std::thread([] { std::exit(7); }).join();
+    return 1;
+  }
+  if (std::strcmp(c, "exit-holding-a-thread-local-mutex-made-after-a-call") == 0 ||
+      std::strcmp(c, "exit-from-main-holding-a-thread-local-mutex-made-after-a-call") == 0) {
+    // The thread calls weft first (which notes its end), then locks a
+    // thread_local mutex made afterwards, destroyed before that note.
+    const auto body = [] {
+      weft::parallelize(4, [](int) {});
+      thread_local weft::mutex m;
+      m.lock();
+      std::exit(7);
+    };
+    if (std::strcmp(c, "exit-holding-a-thread-local-mutex-made-after-a-call") == 0) {
+      std::thread(body).join();
+      return 1;
+    }
+    body();
+  }
+  if (std::strcmp(c, "exit-from-a-plain-thread-holding-a-thread-local-mutex") == 0) {
+    std::thread([] {
+      thread_local weft::mutex m;
+      m.lock();
+      std::exit(7);
+    }).join();
+    return 1;
+  }
+  if (std::strcmp(c, "thread-ends-holding-a-thread-local-mutex") == 0) {
+    // Not an exit: its thread_locals are destroyed as the thread ends, where
+    // the checks are skipped as well (an end and an exit cannot be told apart
+    // there); the process goes on.
+    std::thread([] {
+      thread_local weft::mutex m;
+      m.lock();
+    }).join();
+    return 7;
   }
   if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
     {

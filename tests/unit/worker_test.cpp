@@ -51,7 +51,9 @@ TEST(WorkerTakeContinuation, PublicTasksHeldAsideWakeAParkedWorker) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!t.m_ran.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     ran = t.m_ran.load();
-    if (!ran) EXPECT_EQ(w->m_queue.pop(), &t);  // t lives in this frame: not left queued
+    if (!ran) {
+      EXPECT_EQ(w->m_queue.pop(), &t);  // t lives in this frame: not left queued
+    }
   });
   EXPECT_TRUE(ran) << "the task held aside stayed queued: the parked worker was not woken";
 }

@@ -50,15 +50,13 @@ namespace {
 
 class json_writer {
  public:
-  explicit json_writer(const std::string& path) : m_file(std::fopen(path.c_str(), "w")) {
+  // Whole or not at all, also when the process ends while it writes.
+  explicit json_writer(const std::string& path) : m_out(path), m_file(m_out.file()) {
     if (m_file == nullptr) throw std::system_error(errno, std::generic_category(), "weft: cannot write trace " + path);
     std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", m_file);
   }
   json_writer(const json_writer&) = delete;
   json_writer& operator=(const json_writer&) = delete;
-  ~json_writer() {
-    if (m_file != nullptr) std::fclose(m_file);
-  }
 
   // One event: the JSON text inside its braces, printf-formatted (the
   // compiler checks the arguments against the format).
@@ -75,13 +73,14 @@ class json_writer {
 
   void finish(const std::string& path) {
     std::fputs("\n]}\n", m_file);
-    const int error = finish_file(m_file);
+    const int error = m_out.finish();
     m_file = nullptr;
     if (error != 0) throw std::system_error(error, std::generic_category(), "weft: cannot write trace " + path);
   }
 
  private:
-  std::FILE* m_file;
+  replacing_file m_out;
+  std::FILE* m_file;  // m_out's
   bool m_first = true;
 };
 

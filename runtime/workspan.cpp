@@ -7,6 +7,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -461,10 +462,18 @@ struct report_state {
   // call starts a report of its own (child_path).
   pid_t m_pid = 0;
   // The handler at exit has run (in this process, or in the parent before
-  // the fork): a call recorded later (from a static destructor) writes the
-  // report again.
+  // the fork): a call recorded later by the exiting thread (from a static
+  // destructor) writes the report again.
   bool m_exited = false;
+  // The thread that ran it, and its process: the exiting thread, the one
+  // whose writes the process's end waits for. A call that another thread
+  // ends meanwhile is recorded but writes nothing (a write of its own could
+  // be cut off by the end of the process).
+  pid_t m_exit_tid = 0;
+  pid_t m_exit_pid = 0;
 };
+
+pid_t this_tid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // WEFT_WORKSPAN, read once by the first call from outside: -1 not read yet,
 // 0 off, 1 on. Read under g_report_start, which fork() takes
@@ -569,7 +578,8 @@ void write_report() noexcept {
   report_state& r = report();
   std::lock_guard<std::mutex> lock(g_report_lock);
   if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
-  std::FILE* out = std::fopen(r.m_path.c_str(), "w");
+  replacing_file file(r.m_path);    // whole or not at all, also when the process ends meanwhile
+  std::FILE* out = file.file();
   if (out == nullptr) {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
     return;
@@ -602,7 +612,7 @@ void write_report() noexcept {
   }
   std::fprintf(out, "\n  ]\n}\n");
   // A report that could not be written in full says so, with the reason.
-  const int error = finish_file(out);
+  const int error = file.finish();
   if (error != 0)
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
 }
@@ -645,6 +655,8 @@ namespace {
     {
       std::lock_guard<std::mutex> lock(g_report_lock);
       report().m_exited = true;
+      report().m_exit_tid = this_tid();
+      report().m_exit_pid = getpid();
     }
     write_report();
   });
@@ -688,7 +700,9 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     t.m_burden_ns = c.m_result.m_burden_ns;
     t.m_strands += c.m_result.m_strands;
     t.m_workers = workers;
-    again = r.m_exited;
+    // The exiting thread; in a child forked after the handler ran (from a
+    // static destructor), its only thread, which goes on with the exit.
+    again = r.m_exited && (r.m_exit_pid != r.m_pid || r.m_exit_tid == this_tid());
   }
   if (again) write_report();  // recorded after the report was written at exit
 }

@@ -363,7 +363,9 @@ TEST(LoopWaitYieldTest, AnItemPollsInACoroutineForTheLastItem) {
     std::atomic<int> ran{0};
     rt.run([&] {
       weft::parallelize(n, [&](int i) {
-        if (i == 0) EXPECT_EQ(weft::sync_wait(poll_for(last_done)), 1);
+        if (i == 0) {
+          EXPECT_EQ(weft::sync_wait(poll_for(last_done)), 1);
+        }
         if (i == n - 1) last_done.store(true);
         ran.fetch_add(1);
       });

@@ -112,6 +112,14 @@ int destroy_during_calls() {
 int main(int argc, char** argv) {
   using namespace std::chrono_literals;
   if (argc >= 2 && std::strcmp(argv[1], "destroy") == 0) return destroy_during_calls();
+  if (argc >= 2 && std::strcmp(argv[1], "exit-while-calling") == 0) {
+    // Another thread exits the process while this one keeps calling.
+    std::thread([] {
+      std::this_thread::sleep_for(20ms);
+      std::exit(0);
+    }).detach();
+    for (;;) weft::parallelize(100, [](int) {});
+  }
   bool ok = true;
 
   for (int r = 0; r < 2; ++r) weft::parallelize(1000, workspan_report::spin_item{});

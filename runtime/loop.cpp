@@ -730,6 +730,16 @@ struct measured_loop {
   std::int64_t m_pos;
   std::int64_t m_bpos;
   detail::ws_sync m_sync;
+  // The items' spans (and burdened spans) summed: a capped loop's items run
+  // at most m_max_concurrency at once, each for at least its span.
+  std::atomic<std::int64_t> m_spans{0};
+  std::atomic<std::int64_t> m_bspans{0};
+
+  void item_end(detail::ws_strand& s, detail::ws_strand* previous) noexcept {
+    ws_item_end(s, previous, m_sync);
+    m_spans.fetch_add(s.m_pos - m_pos, std::memory_order_relaxed);
+    m_bspans.fetch_add(s.m_bpos - m_bpos, std::memory_order_relaxed);
+  }
 
   static void items(void* p, detail::loop_cursor& items) {
     auto* m = static_cast<measured_loop*>(p);
@@ -742,10 +752,10 @@ struct measured_loop {
       try {
         m->m_loop->m_body(m->m_loop->m_ctx, one);
       } catch (...) {
-        ws_item_end(s, previous, m->m_sync);
+        m->item_end(s, previous);
         throw;
       }
-      ws_item_end(s, previous, m->m_sync);
+      m->item_end(s, previous);
       ++k;
     }
   }
@@ -762,11 +772,13 @@ void run_measured(const loop& l, worker& w) {
   loop run{&measured_loop::items, &m, l.m_count, l.m_max_concurrency};
   auto finish = [&] {
     if (l.m_max_concurrency != 0) {
-      // At most that many items at once: no schedule ends before their work
-      // spread over them.
-      const std::int64_t spread =
-          m.m_sync.m_work.load(std::memory_order_relaxed) / static_cast<std::int64_t>(l.m_max_concurrency);
-      ws_sync_at_least(m.m_sync, parent.m_pos + spread, parent.m_bpos + spread);
+      // At most that many items at once, each taking at least its span: no
+      // schedule ends before their spans spread over them. (Their work spread
+      // over them, the bound before, is none: an item may run in parallel
+      // inside.)
+      const auto cap = static_cast<std::int64_t>(l.m_max_concurrency);
+      ws_sync_at_least(m.m_sync, m.m_pos + m.m_spans.load(std::memory_order_relaxed) / cap,
+                       m.m_bpos + m.m_bspans.load(std::memory_order_relaxed) / cap);
     }
     detail::ws_join(parent, m.m_sync);
     // The splits on the path to an item are work too (so the span never

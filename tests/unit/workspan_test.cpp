@@ -368,6 +368,21 @@ TEST_P(WorkspanTest, CappedLoopHasAtMostItsCap) {
                       }));
 }
 
+// A cap bounds the items in flight, not the parallelism inside each: one
+// item at a time, each a loop of 100 items of 20 us, has about the inner
+// loop's parallelism (it measured exactly 1, the items' work laid end to end,
+// before).
+TEST_P(WorkspanTest, CappedLoopOfParallelItemsKeepsTheirParallelism) {
+  EXPECT_TRUE(best_of(
+      [&] {
+        return measure([] { weft::parallelize(2, 1, [](int) { weft::parallelize(100, [](int) { spin(20us); }); }); });
+      },
+      [](const weft::workspan& ws) {
+        EXPECT_EQ(ws.strands, 1u + 2 * (1 + 100)) << describe(ws);
+        return ws.parallelism() > 10 && ws.parallelism() <= 100;
+      }));
+}
+
 TEST_P(WorkspanTest, NestedLoopsMultiply) {
   // One level of 20 items, each 20 x 200 us in series: at most 20.
   weft::workspan flat;

@@ -113,12 +113,15 @@ int main(int argc, char** argv) {
   using namespace std::chrono_literals;
   if (argc >= 2 && std::strcmp(argv[1], "destroy") == 0) return destroy_during_calls();
   if (argc >= 2 && std::strcmp(argv[1], "exit-while-calling") == 0) {
-    // Another thread exits the process while this one keeps calling.
+    // Another thread exits the process while this one keeps calling (one
+    // site: the same item type), once a call has been recorded.
+    const auto item = [](int) {};
+    weft::parallelize(100, item);
     std::thread([] {
       std::this_thread::sleep_for(20ms);
       std::exit(0);
     }).detach();
-    for (;;) weft::parallelize(100, [](int) {});
+    for (;;) weft::parallelize(100, item);
   }
   bool ok = true;
 

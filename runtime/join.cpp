@@ -433,8 +433,16 @@ void call_from_outside(rt::scheduler& s, void (*fn)(void*), void* arg) {
   root.m_arg = arg;
   root.m_frame = &frame;
   frame.m_pending.store(1, std::memory_order_relaxed);  // counted: it is not ours to pop back
+  // A measured strand of a worker of another runtime waits for the call,
+  // which is not measured (docs/protocols/workspan.md): no work meanwhile,
+  // also while the wait watches in place before it suspends (counted as
+  // work before).
+  detail::ws_strand* strand = w != nullptr ? w->m_current->m_ws : nullptr;
+  const bool running = strand != nullptr && strand->m_start != 0;
+  if (WEFT_UNLIKELY(running)) rt::ws_pause(*strand);
   s.inject(&root);
   wait(frame, 0);
+  if (WEFT_UNLIKELY(running)) rt::ws_resume_piece(*strand);
   s.end_root();
   frame.rethrow_if_failed();
 }

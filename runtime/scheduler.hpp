@@ -219,7 +219,9 @@ bool ending() noexcept;
 // alone misses them when the thread that exits never called weft (its end is
 // not known, and no runtime registered the exit handler), and for
 // thread_locals constructed after the thread's end marker (destroyed before
-// it). Slow (dladdr, dl_iterate_phdr): for a check that has failed.
+// it). A heap object that a static owns is neither: destroyed by an exit
+// that ending() does not know of, its check still fires. Slow (dladdr,
+// dl_iterate_phdr): for a check that has failed.
 bool ending_for(const void* object) noexcept;
 
 // If s is alive and is the runtime constructed as number `sequence` (see

@@ -2,8 +2,10 @@
 // weft::rt: fiber stacks carved out of slabs, with guard regions, the
 // reserve that makes a stack nearly full (also a thread's own), and the
 // stack-overflow report.
-// Owns: slabs and the stacks carved from them. Touched by: fiber.cpp
-// (allocate, free), scheduler.cpp (the slab pool), the signal handler.
+// Owns: slabs and the stacks carved from them, and each thread's record of
+// its own stack's bounds (read once). Touched by: fiber.cpp (allocate, free,
+// the reserve), scheduler.cpp (the slab pool), caller.cpp (the limit of a
+// call run on its thread's own stack), the signal handler.
 #pragma once
 
 #include <algorithm>

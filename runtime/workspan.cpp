@@ -7,7 +7,6 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <sched.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -462,18 +461,12 @@ struct report_state {
   // call starts a report of its own (child_path).
   pid_t m_pid = 0;
   // The handler at exit has run (in this process, or in the parent before
-  // the fork): a call recorded later by the exiting thread (from a static
-  // destructor) writes the report again.
+  // the fork): a call recorded later (from a static destructor, or on
+  // another thread while the process exits) writes the report again. That
+  // write may be cut off by the end of the process: the report is replaced
+  // whole (replacing_file), never left in part.
   bool m_exited = false;
-  // The thread that ran it, and its process: the exiting thread, the one
-  // whose writes the process's end waits for. A call that another thread
-  // ends meanwhile is recorded but writes nothing (a write of its own could
-  // be cut off by the end of the process).
-  pid_t m_exit_tid = 0;
-  pid_t m_exit_pid = 0;
 };
-
-pid_t this_tid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // WEFT_WORKSPAN, read once by the first call from outside: -1 not read yet,
 // 0 off, 1 on. Read under g_report_start, which fork() takes
@@ -655,8 +648,6 @@ namespace {
     {
       std::lock_guard<std::mutex> lock(g_report_lock);
       report().m_exited = true;
-      report().m_exit_tid = this_tid();
-      report().m_exit_pid = getpid();
     }
     write_report();
   });
@@ -700,9 +691,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     t.m_burden_ns = c.m_result.m_burden_ns;
     t.m_strands += c.m_result.m_strands;
     t.m_workers = workers;
-    // The exiting thread; in a child forked after the handler ran (from a
-    // static destructor), its only thread, which goes on with the exit.
-    again = r.m_exited && (r.m_exit_pid != r.m_pid || r.m_exit_tid == this_tid());
+    again = r.m_exited;
   }
   if (again) write_report();  // recorded after the report was written at exit
 }

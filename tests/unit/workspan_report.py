@@ -262,9 +262,8 @@ def main():
                         calls = [site["calls"] for site in json.load(f)["sites"]]
                 except (OSError, ValueError) as e:
                     raise Failure(f"exit while calling, run {attempt + 1}: no whole report ({e})") from e
-                # The loop's site, and the static destructor's 7 calls on
-                # the exiting thread after the handler (a report written
-                # again by that thread).
+                # The loop's site, and the static destructor's 7 calls
+                # after the handler (a report written again).
                 check(len(calls) == 2 and 7 in calls,
                       f"exit while calling, run {attempt + 1}: sites with {calls} calls, expected the loop's "
                       "and the static destructor's 7")

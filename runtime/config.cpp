@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Validation of config values and of the environment variables weft reads.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
+#include "cpus.hpp"
 #include "scheduler.hpp"
 
 namespace weft::rt {
@@ -171,8 +172,7 @@ config resolve_config(config cfg) {
       }
       cfg.workers = static_cast<int>(n);
     } else {
-      const unsigned hw = std::thread::hardware_concurrency();
-      cfg.workers = hw == 0 ? 1 : static_cast<int>(std::min<unsigned>(hw, k_max_workers));
+      cfg.workers = std::min(available_cpus(), k_max_workers);
     }
   }
   return cfg;

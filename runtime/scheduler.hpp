@@ -259,8 +259,9 @@ std::mutex& default_runtime_creation() noexcept;
 // registration of weft's goes through here. False when it failed.
 bool register_at_exit(void (*fn)()) noexcept;
 
-// Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or the
-// hardware, trace_file from WEFT_TRACE, as it is). Throws
+// Validates cfg and fills in the defaults (workers from WEFT_NUM_WORKERS or
+// the CPUs the calling thread may use (available_cpus()), trace_file from
+// WEFT_TRACE, as it is). Throws
 // std::invalid_argument naming the bad field or variable.
 config resolve_config(config cfg);
 

@@ -45,8 +45,9 @@ enum class caller_policy : std::uint8_t {
 // naming the field when a value is out of range.
 struct config {
   // Worker threads. 0: the environment variable WEFT_NUM_WORKERS if set (a
-  // positive integer, anything else is an error), else the hardware thread
-  // count. Must be in [0, k_max_workers].
+  // positive integer, anything else is an error), else the CPUs the
+  // constructing thread may use: hardware threads, within its affinity mask
+  // and its cgroups' CPU quota (rounded up). Must be in [0, k_max_workers].
   int workers = 0;
 
   // Usable bytes of every fiber stack (a 64 KiB guard region is added below

@@ -3,11 +3,14 @@
 // from the runtime's constructor that names the field (or the variable);
 // boundary values work; nothing is left behind by a constructor that threw.
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -145,15 +148,49 @@ TEST(NumWorkersEnvTest, ExplicitWorkerCountIgnoresTheVariable) {
   EXPECT_EQ(rt.num_workers(), 2);
 }
 
-TEST(NumWorkersEnvTest, UnsetUsesTheHardwareThreadCount) {
+TEST(NumWorkersEnvTest, UnsetUsesTheCpusTheThreadMayRunOn) {
   weft_test::scoped_env env("WEFT_NUM_WORKERS", std::nullopt);
   weft::runtime rt{};
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
   const unsigned hw = std::thread::hardware_concurrency();
-  if (hw == 0) {
-    EXPECT_GE(rt.num_workers(), 1);
-  } else {
-    EXPECT_EQ(rt.num_workers(), static_cast<int>(std::min<unsigned>(hw, weft::k_max_workers)));
+  const int allowed = std::min(CPU_COUNT(&mine), hw == 0 ? CPU_COUNT(&mine) : static_cast<int>(hw));
+  EXPECT_GE(rt.num_workers(), 1);
+  // Fewer under a cgroup CPU quota.
+  EXPECT_LE(rt.num_workers(), std::min(allowed, weft::k_max_workers));
+}
+
+// A thread restricted to one CPU (taskset, a cpuset cgroup, an MPI rank's
+// binding) gets one worker by default, not one per hardware thread of the
+// machine: its workers inherit its mask and would take turns on that CPU.
+TEST(NumWorkersEnvTest, UnsetOnAThreadBoundToOneCpuMeansOneWorker) {
+  weft_test::scoped_env env("WEFT_NUM_WORKERS", std::nullopt);
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &mine)) {
+      CPU_SET(c, &one);
+      break;
+    }
   }
+  int workers = -1;
+  int sum = 0;
+  std::thread t([&] {
+    ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+    weft::runtime rt{};
+    workers = rt.num_workers();
+    sum = rt.run([] {
+      return weft::parallel_reduce(
+          0, 100, 0, [](int i) { return i; }, std::plus<>{});
+    });
+  });
+  t.join();
+  EXPECT_EQ(workers, 1);
+  EXPECT_EQ(sum, 4950);
 }
 
 }  // namespace

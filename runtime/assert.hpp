@@ -4,6 +4,7 @@
 // WEFT_ASSERTIONS is 1: meson sets it in debug and debugoptimized builds (the
 // sanitizer builds of .ci/run among them) and leaves it 0 in release, where a
 // check costs nothing and its condition is not evaluated.
+// Owns: nothing. Used by every part of the runtime.
 #pragma once
 
 #include "platform.hpp"

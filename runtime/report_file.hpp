@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Files the runtime writes for the user (the trace, the WEFT_WORKSPAN report).
+// Owns: the file it writes, while it is written. Used by trace and workspan.
 #pragma once
 
 #include <fcntl.h>

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::detail::runtime_access: the scheduler behind a weft::runtime, for the
 // runtime's own code and its internal tests.
+// Owns: nothing. Used by runtime.cpp and the unit tests of callers and
+// workers.
 #pragma once
 
 #include "scheduler.hpp"

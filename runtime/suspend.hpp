@@ -4,6 +4,8 @@
 // yield_current()); whoever it waits for makes it ready through make_ready()
 // (docs/protocols/fiber-lifecycle.md). Uses the worker's queue, yield lists
 // and fiber pool through worker's member functions.
+// Owns: nothing (the states it moves are the fiber's). Used by joins,
+// callers, sync objects, waiters, the runtime and the worker's loop.
 #pragma once
 
 #include "fiber.hpp"

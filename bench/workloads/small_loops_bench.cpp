@@ -13,12 +13,10 @@
 //   weft_default  weft::parallelize called from the outside thread 10 000
 //                 times, on the default runtime; registered only for the
 //                 default runtime's worker count (WEFT_NUM_WORKERS, else the
-//                 hardware thread count), since that is fixed per process.
+//                 CPUs the process may use), since that is fixed per process.
 //   tbb           10 000 tbb::parallel_for inside one arena.execute.
 //   omp           10 000 `#pragma omp parallel for` regions.
 #include <cstddef>
-#include <cstdlib>
-#include <thread>
 
 #include "affine.hpp"
 #include "peers.hpp"
@@ -112,12 +110,9 @@ void weft_default_variant(benchmark::State& state) {
   finish(state, x);
 }
 
-// The worker count the default runtime will have (see weft::config::workers).
-int default_workers() {
-  if (const char* env = std::getenv("WEFT_NUM_WORKERS")) return std::atoi(env);
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
-}
+// The default runtime's worker count (weft::config::workers: WEFT_NUM_WORKERS,
+// else the CPUs this thread may use); creates it.
+int default_workers() { return weft::default_runtime().num_workers(); }
 
 #if WEFT_BENCH_HAVE_TBB
 void tbb_variant(benchmark::State& state) {

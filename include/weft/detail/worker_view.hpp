@@ -219,9 +219,10 @@ inline runtime_state* this_thread_runtime() noexcept {
 // cannot be read.
 WEFT_API bool thread_stack_low() noexcept;
 
-// True when the calling code's stack is nearly full: a worker's fiber stack
-// (false on a thread's own stack lent to a worker), or off any worker the
-// thread's own stack (thread_stack_low, out of line).
+// True when the calling code's stack is nearly full: the stack the worker
+// runs (a fiber's, or a borrowing thread's own stack, each with its limit in
+// the view), or off any worker the thread's own stack (thread_stack_low, out
+// of line).
 inline bool stack_low_here() noexcept {
   const worker_view* view = this_thread_view();
   if (view == nullptr) [[unlikely]] {

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "cpus.hpp"
 #include "scheduler.hpp"
 #include "scoped_env.hpp"
 #include "watchdog.hpp"
@@ -22,6 +23,7 @@ namespace {
 using weft::config;
 using weft::k_max_workers;
 using weft::k_min_stack_size;
+using weft::rt::available_cpus;
 using weft::rt::default_config;
 using weft::rt::resolve_config;
 using weft::rt::stack_guards;
@@ -42,10 +44,8 @@ void expect_invalid(F f, std::initializer_list<std::string> needles) {
   }
 }
 
-int hardware_workers() {
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(std::min<unsigned>(hw, k_max_workers));
-}
+// The default: the CPUs this thread may use (runtime/cpus.hpp).
+int hardware_workers() { return std::min(available_cpus(), k_max_workers); }
 
 config with_workers(int n) {
   config c;

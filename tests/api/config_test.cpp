@@ -10,6 +10,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -179,8 +180,10 @@ TEST(NumWorkersEnvTest, UnsetOnAThreadBoundToOneCpuMeansOneWorker) {
   }
   int workers = -1;
   int sum = 0;
+  int refused = 0;
   std::thread t([&] {
-    ASSERT_EQ(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+    refused = pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+    if (refused != 0) return;
     weft::runtime rt{};
     workers = rt.num_workers();
     sum = rt.run([] {
@@ -189,6 +192,7 @@ TEST(NumWorkersEnvTest, UnsetOnAThreadBoundToOneCpuMeansOneWorker) {
     });
   });
   t.join();
+  if (refused != 0) GTEST_SKIP() << "this system refuses to bind a thread to one CPU: " << std::strerror(refused);
   EXPECT_EQ(workers, 1);
   EXPECT_EQ(sum, 4950);
 }

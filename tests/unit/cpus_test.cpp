@@ -195,25 +195,22 @@ bool on_thread_with_cpus(int cpus, F fn) {
 }
 
 TEST(AvailableCpus, NoMoreThanTheAffinityMaskHolds) {
-  const bool ran = on_thread_with_cpus(1, [] { EXPECT_EQ(weft::rt::available_cpus(), 1); });
-  ASSERT_TRUE(ran) << "could not restrict a thread to one CPU";
   cpu_set_t mine;
   CPU_ZERO(&mine);
   ASSERT_EQ(sched_getaffinity(0, sizeof mine, &mine), 0);
   const int allowed = CPU_COUNT(&mine);
-  if (allowed >= 2) {
-    on_thread_with_cpus(2, [] {
-      const int n = weft::rt::available_cpus();
-      EXPECT_GE(n, 1);
-      EXPECT_LE(n, 2);
-      const int quota = weft::rt::cgroup_cpu_quota("");
-      EXPECT_EQ(n, quota > 0 && quota < 2 ? quota : 2);
-    });
-  }
   const int n = weft::rt::available_cpus();
   EXPECT_GE(n, 1);
   EXPECT_LE(n, allowed);
   EXPECT_LE(n, static_cast<int>(std::thread::hardware_concurrency()));
+  const bool ran = on_thread_with_cpus(1, [] { EXPECT_EQ(weft::rt::available_cpus(), 1); });
+  if (!ran) GTEST_SKIP() << "this system refuses to bind a thread to one CPU";
+  if (allowed >= 2) {
+    on_thread_with_cpus(2, [] {
+      const int quota = weft::rt::cgroup_cpu_quota("");
+      EXPECT_EQ(weft::rt::available_cpus(), quota > 0 && quota < 2 ? quota : 2);
+    });
+  }
 }
 
 }  // namespace

@@ -116,13 +116,15 @@ bool has_element(std::string_view list, std::string_view name) {
   return false;
 }
 
+// The tighter of two quotas in CPUs, 0 standing for none.
+int tighter(int a, int b) { return a == 0 || (b != 0 && b < a) ? b : a; }
+
 // The tightest quota from dir up to mount_point (both under root), each
 // level read by quota_at; 0 for none.
 int quota_up_to(std::string dir, const std::string& mount_point, int (*quota_at)(const std::string&)) {
   int best = 0;
   for (;;) {
-    const int q = quota_at(dir);
-    if (q > 0 && (best == 0 || q < best)) best = q;
+    best = tighter(best, quota_at(dir));
     if (dir.size() <= mount_point.size()) return best;
     const std::size_t slash = dir.find_last_of('/');
     if (slash == std::string::npos || slash < mount_point.size()) return best;
@@ -185,8 +187,7 @@ int cgroup_cpu_quota(const std::string& root) {
     }
     std::string mount_point = root + unescape(f[4]);
     while (mount_point.size() > root.size() + 1 && mount_point.back() == '/') mount_point.pop_back();
-    const int q = quota_up_to(mount_point + below, mount_point, v2 ? &v2_quota : &v1_quota);
-    if (q > 0 && (best == 0 || q < best)) best = q;
+    best = tighter(best, quota_up_to(mount_point + below, mount_point, v2 ? &v2_quota : &v1_quota));
   }
   return best;
 }

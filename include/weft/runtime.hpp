@@ -69,9 +69,8 @@ class WEFT_API runtime {
 };
 
 // The runtime that calls from outside any runtime use. Created on first use,
-// with config{} (so WEFT_NUM_WORKERS or the CPUs the creating thread may
-// use: see config::workers) and the
-// stack size of WEFT_STACK_SIZE when set; never
+// with config{} (so WEFT_NUM_WORKERS or the CPUs the creating thread may use:
+// see config::workers) and the stack size of WEFT_STACK_SIZE when set; never
 // destroyed, so it may be used until the process exits. Throws what the
 // runtime constructor throws; a later call tries again.
 WEFT_API runtime& default_runtime();

@@ -43,6 +43,11 @@ class fake_root {
     fs::create_directories(p.parent_path());
     std::ofstream(p) << text;
   }
+  // A cgroup v1 directory's quota and period (the kernel's two files).
+  void write_v1(const std::string& dir, const std::string& quota, const std::string& period) const {
+    write(dir + "/cpu.cfs_quota_us", quota + "\n");
+    write(dir + "/cpu.cfs_period_us", period + "\n");
+  }
   int quota() const { return weft::rt::cgroup_cpu_quota(m_dir.string()); }
 
  private:
@@ -111,13 +116,11 @@ TEST(CgroupQuota, V1CpuController) {
   fake_root r;
   r.write("/proc/self/cgroup", "5:cpuset:/\n4:cpu,cpuacct:/docker/abc\n0::/\n");
   r.write("/proc/self/mountinfo", k_v1_cpuset_mount + k_v1_cpu_mount);
-  r.write("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "50000\n");
-  r.write("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  r.write_v1("/sys/fs/cgroup/cpu,cpuacct/docker/abc", "50000", "100000");
   EXPECT_EQ(r.quota(), 1);
   r.write("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
   EXPECT_EQ(r.quota(), 0);
-  r.write("/sys/fs/cgroup/cpu,cpuacct/docker/cpu.cfs_quota_us", "600000\n");
-  r.write("/sys/fs/cgroup/cpu,cpuacct/docker/cpu.cfs_period_us", "100000\n");
+  r.write_v1("/sys/fs/cgroup/cpu,cpuacct/docker", "600000", "100000");
   EXPECT_EQ(r.quota(), 6);
 }
 
@@ -126,10 +129,8 @@ TEST(CgroupQuota, V1CpusetOrCpuacctAloneIsNotTheCpuController) {
   r.write("/proc/self/cgroup", "5:cpuset:/x\n3:cpuacct:/x\n");
   r.write("/proc/self/mountinfo",
           k_v1_cpuset_mount + "32 30 0:29 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n");
-  r.write("/sys/fs/cgroup/cpuset/x/cpu.cfs_quota_us", "100000\n");
-  r.write("/sys/fs/cgroup/cpuset/x/cpu.cfs_period_us", "100000\n");
-  r.write("/sys/fs/cgroup/cpuacct/x/cpu.cfs_quota_us", "100000\n");
-  r.write("/sys/fs/cgroup/cpuacct/x/cpu.cfs_period_us", "100000\n");
+  r.write_v1("/sys/fs/cgroup/cpuset/x", "100000", "100000");
+  r.write_v1("/sys/fs/cgroup/cpuacct/x", "100000", "100000");
   EXPECT_EQ(r.quota(), 0);
 }
 
@@ -137,8 +138,7 @@ TEST(CgroupQuota, HybridTakesTheV1CpuQuota) {
   fake_root r;
   r.write("/proc/self/cgroup", "4:cpu,cpuacct:/job\n0::/job\n");
   r.write("/proc/self/mountinfo", k_v1_cpu_mount + "40 30 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
-  r.write("/sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_quota_us", "200000\n");
-  r.write("/sys/fs/cgroup/cpu,cpuacct/job/cpu.cfs_period_us", "100000\n");
+  r.write_v1("/sys/fs/cgroup/cpu,cpuacct/job", "200000", "100000");
   EXPECT_EQ(r.quota(), 2);
 }
 

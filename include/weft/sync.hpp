@@ -147,7 +147,7 @@ class WEFT_API condition_variable {
 // spinning.
 class WEFT_API latch {
  public:
-  // Throws std::invalid_argument if expected is negative.
+  // Throws std::invalid_argument if expected is negative or greater than max().
   explicit latch(std::ptrdiff_t expected);
   latch(const latch&) = delete;
   latch& operator=(const latch&) = delete;

@@ -525,16 +525,22 @@ void expect_no_coroutine(F&& f, std::string_view call, weft_test::call_site wher
 TEST_P(CoroutineTest, AwaitingATaskWithoutACoroutineThrows) {
   weft::task<int> moved = maybe_throw(4, -1);
   weft::task<int> kept = std::move(moved);
+  EXPECT_FALSE(moved.valid());
+  EXPECT_TRUE(kept.valid());
+  EXPECT_FALSE(weft::task<void>{}.valid());
   expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(moved)); }); }, "weft::sync_wait");
   expect_no_coroutine([&] { (void)weft::sync_wait(std::move(moved)); }, "weft::sync_wait");  // outside any runtime
   expect_no_coroutine([&] { rt.run([] { weft::sync_wait(weft::task<void>{}); }); }, "weft::sync_wait");
   EXPECT_EQ(rt.run([&] { return weft::sync_wait(std::move(kept)); }), 4);
 
-  // Awaited to completion: co_await and sync_wait refuse it.
+  // Awaited to completion: co_await and sync_wait refuse it, and valid()
+  // says so (it used to answer true for the finished coroutine).
   weft::task<int> once = maybe_throw(5, -1);
   std::string second_await;
+  bool valid_after = true;
   auto twice = [&]() -> weft::task<int> {
     const int first = co_await once;
+    valid_after = once.valid();
     try {
       (void)co_await once;
     } catch (const std::invalid_argument& e) {
@@ -543,6 +549,8 @@ TEST_P(CoroutineTest, AwaitingATaskWithoutACoroutineThrows) {
     co_return first;
   };
   EXPECT_EQ(rt.run([&] { return weft::sync_wait(twice()); }), 5);
+  EXPECT_FALSE(valid_after);
+  EXPECT_FALSE(once.valid());
   expect_no_coroutine_message(second_await, "co_await");
   expect_no_coroutine([&] { rt.run([&] { return weft::sync_wait(std::move(once)); }); }, "weft::sync_wait");
 

@@ -410,7 +410,11 @@ class [[nodiscard]] task {
     if (m_handle) detail::destroy_unless_awaited(m_handle);
   }
 
-  bool valid() const noexcept { return static_cast<bool>(m_handle); }
+  // True when this task holds a coroutine that has not finished: false when
+  // it was default-constructed, moved from, or awaited to completion (all of
+  // which awaiting refuses as "no coroutine"). Still true while another
+  // coroutine awaits it.
+  bool valid() const noexcept { return m_handle && m_handle.promise().m_stage != detail::stage::finished; }
 
   // Throws std::invalid_argument, before anything suspends, if this task has
   // no coroutine, its coroutine has finished, or another coroutine awaits it.

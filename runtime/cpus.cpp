@@ -137,8 +137,14 @@ int quota_up_to(std::string dir, const std::string& mount_point, int (*quota_at)
 int cgroup_cpu_quota(const std::string& root) {
   std::string cgroups;
   std::string mounts;
-  if (!read_file(root + "/proc/self/cgroup", cgroups) || !read_file(root + "/proc/self/mountinfo", mounts)) return 0;
-  // The process's cgroup in the v2 hierarchy ("0::PATH") and in the v1
+  // The calling thread's cgroups (a thread may have its own: cgroup v1, or
+  // v2's threaded mode); /proc/self (the process's main thread) on kernels
+  // before 3.17, which have no /proc/thread-self.
+  const auto read_proc = [&](const char* dir) {
+    return read_file(root + dir + "/cgroup", cgroups) && read_file(root + dir + "/mountinfo", mounts);
+  };
+  if (!read_proc("/proc/thread-self") && !read_proc("/proc/self")) return 0;
+  // The thread's cgroup in the v2 hierarchy ("0::PATH") and in the v1
   // hierarchy that holds the cpu controller ("N:cpu,cpuacct:PATH").
   std::string v2_path;
   std::string v1_path;
@@ -171,7 +177,7 @@ int cgroup_cpu_quota(const std::string& root) {
     const bool v1 = fstype == "cgroup" && have_v1 && has_element(f[dash + 3], "cpu");
     if (!v2 && !v1) continue;
     const std::string& path = v2 ? v2_path : v1_path;
-    // The mount shows the hierarchy from ROOT down: the process's cgroup is
+    // The mount shows the hierarchy from ROOT down: the thread's cgroup is
     // under it, or this mount does not show it.
     const std::string mount_root = unescape(f[3]);
     std::string below;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // available_cpus() and cgroup_cpu_quota() (runtime/cpus.hpp): the quota is
-// read from copies of /proc/self/{cgroup,mountinfo} and of the cgroup files
+// read from copies of /proc/{thread-self,self}/{cgroup,mountinfo} and of the cgroup files
 // in a temporary directory, laid out as on the hosts and containers that set
 // them (cgroup v2 with and without a cgroup namespace, nested limits, v1
 // cpu,cpuacct, hybrid); the affinity mask from threads restricted to fewer
@@ -140,6 +140,23 @@ TEST(CgroupQuota, HybridTakesTheV1CpuQuota) {
   r.write("/proc/self/mountinfo", k_v1_cpu_mount + "40 30 0:37 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
   r.write_v1("/sys/fs/cgroup/cpu,cpuacct/job", "200000", "100000");
   EXPECT_EQ(r.quota(), 2);
+}
+
+// A thread in a cgroup of its own (v1, or v2's threaded mode) is limited by
+// its cgroup, not by the process's: /proc/thread-self comes first, and
+// /proc/self counts only where it is all there is (the other tests).
+TEST(CgroupQuota, TheCallingThreadsCgroupCounts) {
+  fake_root r;
+  r.write("/proc/self/cgroup", "4:cpu,cpuacct:/\n");
+  r.write("/proc/self/mountinfo", k_v1_cpu_mount);
+  r.write("/proc/thread-self/cgroup", "4:cpu,cpuacct:/limited\n");
+  r.write("/proc/thread-self/mountinfo", k_v1_cpu_mount);
+  r.write_v1("/sys/fs/cgroup/cpu,cpuacct/limited", "100000", "100000");
+  EXPECT_EQ(r.quota(), 1);
+  // And the other way round: the process limited, the thread not.
+  r.write("/proc/self/cgroup", "4:cpu,cpuacct:/limited\n");
+  r.write("/proc/thread-self/cgroup", "4:cpu,cpuacct:/\n");
+  EXPECT_EQ(r.quota(), 0);
 }
 
 TEST(CgroupQuota, EscapedMountPoint) {

@@ -84,8 +84,10 @@ struct config {
   // Chrome trace-event JSON to this path when it is destroyed. Empty: the
   // environment variable WEFT_TRACE if set, else no tracing at all.
   std::string trace_file{};
-  // Size of each worker's ring of events while tracing: the newest survive,
-  // trace_events - 1 of them once the ring is full. At least 1024.
+  // Size of each worker's ring of events while tracing, rounded up to a power
+  // of two: the newest survive, one fewer than the ring holds once it is
+  // full. From 1024 to 2^26 (about 1.5 GiB per worker, allocated when the
+  // runtime is constructed).
   std::size_t trace_events = std::size_t{1} << 16;
 };
 

@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <unwind.h>
 
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <system_error>
 
@@ -149,17 +151,54 @@ bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept {
   return false;
 }
 
+namespace {
+
+// _Unwind_Backtrace callback: stops at the first frame inside the C
+// library's exit(), or after 512 frames.
+struct exit_search {
+  int frames = 0;
+  bool found = false;
+};
+_Unwind_Reason_Code look_for_exit(_Unwind_Context* context, void* data) {
+  auto* search = static_cast<exit_search*>(data);
+  const std::uintptr_t ip = _Unwind_GetIP(context);
+  if (ip == 0 || ++search->frames > 512) return _URC_END_OF_STACK;
+  // ip - 1: inside the call; exit() calls a function that never returns as
+  // its last instruction, so its return address is the next symbol's.
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(ip - 1), &info) != 0 && info.dli_sname != nullptr &&
+      std::strcmp(info.dli_sname, "exit") == 0) {
+    search->found = true;
+    return _URC_END_OF_STACK;
+  }
+  return _URC_NO_REASON;
+}
+
+// True when exit() is on the calling thread's stack (returning from main
+// calls it too): what the flags cannot tell while the thread's thread_locals
+// are destroyed before its end marker (destruction runs in the reverse order
+// of first use, and the marker is used first: a thread_local of main used
+// later, one that owns a runtime, is destroyed before it). Walks the stack
+// (tens of µs): only where waiting would otherwise never end. False where
+// the stack cannot be walked or exit() is not a dynamic symbol.
+bool exit_on_stack() noexcept {
+  exit_search search;
+  _Unwind_Backtrace(&look_for_exit, &search);
+  return search.found;
+}
+
+}  // namespace
+
 bool process_exiting() noexcept {
   if (g_exit_started.load(std::memory_order_relaxed)) return true;
-  if (!t_ending) return false;
   // The thread's thread_locals are being destroyed: at the process's exit
   // when it is the main thread (returning from main, or std::exit from it),
   // or when it is in the middle of a task (std::exit from an item); any
   // other thread is simply ending, and the process goes on.
-  return static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr;
+  if (t_ending && (static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr)) return true;
+  return exit_on_stack();
 }
 
-bool ending() noexcept { return t_ending || g_exit_started.load(std::memory_order_relaxed); }
 
 namespace {
 
@@ -179,11 +218,11 @@ int in_thread_locals(dl_phdr_info* info, std::size_t, void* data) noexcept {
 }  // namespace
 
 bool ending_for(const void* object) noexcept {
-  if (ending()) return true;
+  if (t_ending || g_exit_started.load(std::memory_order_relaxed)) return true;
   Dl_info info;
   if (dladdr(object, &info) != 0) return true;  // in a module's image: static storage
   std::uintptr_t p = reinterpret_cast<std::uintptr_t>(object);
-  return dl_iterate_phdr(&in_thread_locals, &p) != 0;
+  return dl_iterate_phdr(&in_thread_locals, &p) != 0 || exit_on_stack();
 }
 
 void note_thread() noexcept {

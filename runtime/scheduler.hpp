@@ -199,29 +199,25 @@ class scheduler : public detail::runtime_state {
 // item), the process exits; on any other thread that thread just ends
 // (a runtime a thread_local owns, destroyed then, waits for its work).
 // Known to the thread's end only on threads that called into a runtime from
-// outside, the main thread and the workers.
+// outside, the main thread and the workers, and only once the thread's end
+// marker is destroyed: thread_locals first used after it are destroyed
+// before it. Last, exit() on the calling thread's stack (a walk of the
+// stack, tens of µs) covers those and the exits no flag knows of. For a
+// runtime's destructor that would otherwise wait for ever.
 bool process_exiting() noexcept;
 
-// True once the process has begun to exit (as process_exiting() tells it),
-// or while the calling thread's thread_locals are being destroyed, whether
-// the thread ends or exits the process: the misuse checks of the
-// synchronisation objects' destructors are skipped then (an object a
-// thread_local owns may still be in use when a thread that calls std::exit
-// destroys it).
-bool ending() noexcept;
-
 // True when the misuse checks of the destructor of the synchronisation object
-// at `object` are skipped: ending(), or the object's storage ends only with
-// the process or with the calling thread, so that its destruction is part of
-// an exit or of that thread's end. That is the image of a loaded module (an
-// object of static storage duration: destroyed at exit, or when its module is
-// unloaded) or the calling thread's block of a module's thread_locals. ending()
-// alone misses them when the thread that exits never called weft (its end is
-// not known, and no runtime registered the exit handler), and for
-// thread_locals constructed after the thread's end marker (destroyed before
-// it). A heap object that a static owns is neither: destroyed by an exit
-// that ending() does not know of, its check still fires. Slow (dladdr,
-// dl_iterate_phdr): for a check that has failed.
+// at `object` are skipped: the process has begun to exit or the calling
+// thread's thread_locals are being destroyed (the flags of
+// process_exiting(), whether the thread ends or exits the process: an object
+// a thread_local owns may still be in use when a thread that calls std::exit
+// destroys it), or the object's storage ends only with the process or with
+// the calling thread (the image of a loaded module: an object of static
+// storage duration, destroyed at exit or when its module is unloaded; or the
+// calling thread's block of a module's thread_locals), or exit() is on the
+// calling thread's stack (a heap object that a static or a thread_local owns,
+// destroyed by an exit no flag knows of). Slow (dladdr, dl_iterate_phdr, a
+// walk of the stack): for a check that has failed.
 bool ending_for(const void* object) noexcept;
 
 // If s is alive and is the runtime constructed as number `sequence` (see

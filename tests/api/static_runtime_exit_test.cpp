@@ -61,7 +61,11 @@ INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
                                            "exit-holding-a-thread-local-mutex-made-after-a-call",
                                            "exit-from-main-holding-a-thread-local-mutex-made-after-a-call",
                                            "exit-from-a-plain-thread-holding-a-thread-local-mutex",
-                                           "thread-ends-holding-a-thread-local-mutex"),
+                                           "thread-ends-holding-a-thread-local-mutex",
+                                           "return-from-main-with-a-busy-runtime-owned-by-a-thread-local",
+                                           "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local",
+                                           "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local",
+                                           "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on"),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name;
                            for (const char* p = info.param; *p != '\0'; ++p) {

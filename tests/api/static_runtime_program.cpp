@@ -75,6 +75,14 @@ struct thread_local_owner {
   }
 };
 
+// A runtime owned by a thread_local of main, first used after the library
+// noted main's end (at load): destroyed before that note, at the exit.
+thread_local std::unique_ptr<weft::runtime> t_owned;
+
+// A latch on the heap owned by a static: neither the latch's storage nor
+// any flag tells its destructor that the process exits.
+std::unique_ptr<weft::latch> g_heap_latch = std::make_unique<weft::latch>(1);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -278,6 +286,43 @@ int main(int argc, char** argv) {
       m.lock();
     }).join();
     return 7;
+  }
+  if (std::strcmp(c, "return-from-main-with-a-busy-runtime-owned-by-a-thread-local") == 0 ||
+      std::strcmp(c, "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local") == 0) {
+    // Busy on another thread for good when main ends: left to the process's
+    // end, as a static one is. Its destructor waited for ever, its thread's
+    // end marker not yet destroyed.
+    t_owned = std::make_unique<weft::runtime>(weft::config{.workers = 2});
+    weft::runtime* rt = t_owned.get();
+    std::thread([rt] { busy_forever(*rt); }).detach();
+    wait_until_busy();
+    if (std::strcmp(c, "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local") == 0) std::exit(7);
+    return 7;
+  }
+  if (std::strcmp(c, "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local") == 0) {
+    // std::exit from an item of g_runtime, whose worker thread owns (through
+    // a thread_local first used in the item) a runtime busy elsewhere.
+    g_runtime.run([] {
+      thread_local std::unique_ptr<weft::runtime> owned;
+      owned = std::make_unique<weft::runtime>(weft::config{.workers = 1});
+      weft::runtime* rt = owned.get();
+      std::thread([rt] { busy_forever(*rt); }).detach();
+      wait_until_busy();
+      std::exit(7);
+    });
+    return 1;
+  }
+  if (std::strcmp(c, "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on") == 0) {
+    // No weft call anywhere: the exit destroys the latch a plain thread
+    // waits on; the misuse check is skipped (it aborted).
+    std::thread([] {
+      g_about_to_wait.fetch_add(1);
+      g_heap_latch->wait();
+    }).detach();
+    while (g_about_to_wait.load() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // into its wait
+    std::thread([] { std::exit(7); }).join();
+    return 1;
   }
   if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
     {

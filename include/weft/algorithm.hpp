@@ -155,6 +155,21 @@ void for_each(It first, It last, F f) {
   });
 }
 
+namespace detail {
+
+// The end of both for_each_n: n checked, of the difference type. Not through
+// for_each_n again: a difference type that is not std::integral (__int128,
+// that of std::views::iota over a 64-bit type under strict -std=c++20)
+// would pick the overload of convertible counts again, for ever.
+template <class It, class F>
+It for_each_first(It first, std::iter_difference_t<It> n, F f) {
+  const It last = first + n;
+  weft::for_each(first, last, std::move(f));
+  return last;
+}
+
+}  // namespace detail
+
 // f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
 // is negative or beyond the iterator's difference type.
 template <std::random_access_iterator It, std::integral Size, class F>
@@ -170,8 +185,7 @@ It for_each_n(It first, Size n, F f) {
       detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
     }
   }
-  weft::for_each(first, first + static_cast<std::iter_difference_t<It>>(n), std::move(f));
-  return first + static_cast<std::iter_difference_t<It>>(n);
+  return detail::for_each_first(first, static_cast<difference>(n), std::move(f));
 }
 
 // The same with a count of any type that converts to the iterator's
@@ -197,11 +211,14 @@ It for_each_n(It first, Size n, F f) {
     if (k_exact ? !(v <= k_max) : !(v < k_max)) {
       detail::throw_invalid_argument("weft::for_each_n: n must not exceed the largest difference of the iterator type");
     }
-    return weft::for_each_n(first, static_cast<difference>(v), std::move(f));
+    return detail::for_each_first(first, static_cast<difference>(v), std::move(f));
   } else {
     // No single conversion to a floating-point type (a class with several
-    // conversion functions): the one to the difference type, unchecked.
-    return weft::for_each_n(first, static_cast<difference>(n), std::move(f));
+    // conversion functions): the one to the difference type, unchecked but
+    // for its sign.
+    const auto d = static_cast<difference>(n);
+    if (d < 0) detail::throw_invalid_argument("weft::for_each_n: n must not be negative");
+    return detail::for_each_first(first, d, std::move(f));
   }
 }
 
@@ -314,6 +331,7 @@ T transform_reduce(It1 first1, It1 last1, It2 first2, T init) {
 
 template <std::random_access_iterator It, class T, class Op>
 T reduce(It first, It last, T init, Op op) {
+  (void)detail::range_size(first, last, "weft::reduce: last must not be before first");  // its own name
   return weft::transform_reduce(first, last, std::move(init), std::move(op), std::identity{});
 }
 

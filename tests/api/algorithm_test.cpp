@@ -219,6 +219,31 @@ TEST_P(AlgorithmTest, ForEachNChecksEveryCountBeforeNarrowingIt) {
   EXPECT_EQ(v, (std::vector<int>{3, 3, 2, 1, 1, 1, 1, 0, 0, 0}));
 }
 
+// Over std::views::iota of a 64-bit type, whose difference type is __int128
+// under strict -std=c++20 (not std::integral there), a count that is not an
+// integer type called for_each_n again with the converted count, which chose
+// the same overload: it recursed until the stack overflowed (or for ever).
+TEST_P(AlgorithmTest, ForEachNOfANonIntegerCountOverAWideIota) {
+  __extension__ using i128 = __int128;
+  const auto r = std::views::iota(std::int64_t{0}, std::int64_t{100});
+  for (const int n : {0, 1, 5, 100}) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    std::atomic<std::int64_t> sum{0};
+    const auto add = [&](std::int64_t x) { sum.fetch_add(x + 1, std::memory_order_relaxed); };
+    const std::int64_t want = static_cast<std::int64_t>(n) * (n + 1) / 2;
+    rt.run([&] {
+      EXPECT_EQ(weft::for_each_n(r.begin(), static_cast<double>(n), add), r.begin() + n);
+      EXPECT_EQ(weft::for_each_n(r.begin(), count_of{n}, add), r.begin() + n);
+      EXPECT_EQ(weft::for_each_n(r.begin(), static_cast<i128>(n), add), r.begin() + n);
+    });
+    EXPECT_EQ(sum.load(), 3 * want);
+  }
+  rt.run([&] {
+    EXPECT_THROW(weft::for_each_n(r.begin(), count_of{-1}, [](std::int64_t) {}), std::invalid_argument);
+    EXPECT_THROW(weft::for_each_n(r.begin(), -1.0, [](std::int64_t) {}), std::invalid_argument);
+  });
+}
+
 TEST_P(AlgorithmTest, ReductionsMatchStd) {
   weft_test::seeded_rng rng;
   for (const std::size_t n : sizes()) {
@@ -1276,7 +1301,11 @@ TEST(AlgorithmArguments, BadArgumentsThrowInvalidArgument) {
     }
   };
   expect_names([&] { weft::sort(v.end(), v.begin()); }, "last");
-  expect_names([&] { weft::reduce(v.end(), v.begin()); }, "last");
+  // Each names itself: reduce's named transform_reduce, which it calls.
+  expect_names([&] { weft::reduce(v.end(), v.begin()); }, "weft::reduce: last");
+  expect_names([&] { weft::reduce(v.end(), v.begin(), 0L); }, "weft::reduce: last");
+  expect_names([&] { weft::transform_reduce(v.end(), v.begin(), 0L, std::plus<>{}, std::identity{}); },
+               "weft::transform_reduce: last");
   expect_names([&] { weft::inclusive_scan(v.end(), v.begin(), v.begin()); }, "last");
   expect_names([&] { weft::copy_if(v.end(), v.begin(), v.begin(), [](int) { return true; }); }, "last");
   expect_names([&] { weft::for_each_n(v.begin(), -1, [](int) {}); }, "n");

@@ -199,7 +199,6 @@ bool process_exiting() noexcept {
   return exit_on_stack();
 }
 
-
 namespace {
 
 // dl_iterate_phdr callback: stops (1) when the address in *data lies in the

@@ -50,29 +50,28 @@ TEST_P(StaticRuntimeExitTest, EndsWithTheExitStatus) {
   EXPECT_TRUE(r.lines_with("weft:").empty()) << r.describe();
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, StaticRuntimeExitTest,
-                         ::testing::Values("idle", "exit-in-item", "exit-in-run", "exit-from-other-thread",
-                                           "exit-from-default-runtime-item", "exit-from-main-while-busy",
-                                           "owned-exit-from-other-thread", "owned-exit-in-item",
-                                           "late-owner-exit-after-many-runtimes",
-                                           "exit-from-a-thread-owning-a-locked-mutex",
-                                           "exit-from-a-plain-thread-with-a-locked-static-mutex",
-                                           "exit-from-a-plain-thread-while-static-objects-are-waited-on",
-                                           "exit-holding-a-thread-local-mutex-made-after-a-call",
-                                           "exit-from-main-holding-a-thread-local-mutex-made-after-a-call",
-                                           "exit-from-a-plain-thread-holding-a-thread-local-mutex",
-                                           "thread-ends-holding-a-thread-local-mutex",
-                                           "return-from-main-with-a-busy-runtime-owned-by-a-thread-local",
-                                           "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local",
-                                           "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local",
-                                           "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on"),
-                         [](const ::testing::TestParamInfo<const char*>& info) {
-                           std::string name;
-                           for (const char* p = info.param; *p != '\0'; ++p) {
-                             if (*p != '-') name += (p == info.param || p[-1] == '-') ? static_cast<char>(*p - 32) : *p;
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Cases, StaticRuntimeExitTest,
+    ::testing::Values("idle", "exit-in-item", "exit-in-run", "exit-from-other-thread", "exit-from-default-runtime-item",
+                      "exit-from-main-while-busy", "owned-exit-from-other-thread", "owned-exit-in-item",
+                      "late-owner-exit-after-many-runtimes", "exit-from-a-thread-owning-a-locked-mutex",
+                      "exit-from-a-plain-thread-with-a-locked-static-mutex",
+                      "exit-from-a-plain-thread-while-static-objects-are-waited-on",
+                      "exit-holding-a-thread-local-mutex-made-after-a-call",
+                      "exit-from-main-holding-a-thread-local-mutex-made-after-a-call",
+                      "exit-from-a-plain-thread-holding-a-thread-local-mutex",
+                      "thread-ends-holding-a-thread-local-mutex",
+                      "return-from-main-with-a-busy-runtime-owned-by-a-thread-local",
+                      "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local",
+                      "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local",
+                      "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on"),
+    [](const ::testing::TestParamInfo<const char*>& info) {
+      std::string name;
+      for (const char* p = info.param; *p != '\0'; ++p) {
+        if (*p != '-') name += (p == info.param || p[-1] == '-') ? static_cast<char>(*p - 32) : *p;
+      }
+      return name;
+    });
 
 // A runtime owned by a thread_local, destroyed as its thread ends while
 // another thread's run() is in flight: the destructor waits for that run, as

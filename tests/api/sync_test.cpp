@@ -309,7 +309,10 @@ TEST_P(SyncTest, LatchWaitedOnFromOutside) {
 TEST_P(SyncTest, LatchArgumentsAreChecked) {
   EXPECT_THROW(weft::latch(-1), std::invalid_argument);
   EXPECT_THROW(weft::latch(weft::latch::max() + 1), std::invalid_argument);
-  { weft::latch most(weft::latch::max()); EXPECT_FALSE(most.try_wait()); }
+  {
+    weft::latch most(weft::latch::max());
+    EXPECT_FALSE(most.try_wait());
+  }
   weft::latch l(2);
   EXPECT_FALSE(l.try_wait());
   EXPECT_THROW(l.count_down(-1), std::invalid_argument);

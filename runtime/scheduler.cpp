@@ -179,27 +179,14 @@ _Unwind_Reason_Code look_for_exit(_Unwind_Context* context, void* data) {
 // are destroyed before its end marker (destruction runs in the reverse order
 // of first use, and the marker is used first: a thread_local of main used
 // later, one that owns a runtime, is destroyed before it). Walks the stack
-// (tens of µs): only where waiting would otherwise never end. False where
-// the stack cannot be walked or exit() is not a dynamic symbol.
+// (7-18 µs here, deeper stacks more): only where waiting would otherwise
+// never end, or a misuse check has failed. False where the stack cannot be
+// walked or exit() is not a dynamic symbol.
 bool exit_on_stack() noexcept {
   exit_search search;
   _Unwind_Backtrace(&look_for_exit, &search);
   return search.found;
 }
-
-}  // namespace
-
-bool process_exiting() noexcept {
-  if (g_exit_started.load(std::memory_order_relaxed)) return true;
-  // The thread's thread_locals are being destroyed: at the process's exit
-  // when it is the main thread (returning from main, or std::exit from it),
-  // or when it is in the middle of a task (std::exit from an item); any
-  // other thread is simply ending, and the process goes on.
-  if (t_ending && (static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr)) return true;
-  return exit_on_stack();
-}
-
-namespace {
 
 // dl_iterate_phdr callback: stops (1) when the address in *data lies in the
 // calling thread's block of a module's thread_locals (PT_TLS).
@@ -215,6 +202,16 @@ int in_thread_locals(dl_phdr_info* info, std::size_t, void* data) noexcept {
 }
 
 }  // namespace
+
+bool process_exiting() noexcept {
+  if (g_exit_started.load(std::memory_order_relaxed)) return true;
+  // The thread's thread_locals are being destroyed: at the process's exit
+  // when it is the main thread (returning from main, or std::exit from it),
+  // or when it is in the middle of a task (std::exit from an item); any
+  // other thread is simply ending, and the process goes on.
+  if (t_ending && (static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid() || current_worker() != nullptr)) return true;
+  return exit_on_stack();
+}
 
 bool ending_for(const void* object) noexcept {
   if (t_ending || g_exit_started.load(std::memory_order_relaxed)) return true;

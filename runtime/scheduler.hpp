@@ -202,8 +202,8 @@ class scheduler : public detail::runtime_state {
 // outside, the main thread and the workers, and only once the thread's end
 // marker is destroyed: thread_locals first used after it are destroyed
 // before it. Last, exit() on the calling thread's stack (a walk of the
-// stack, tens of µs) covers those and the exits no flag knows of. For a
-// runtime's destructor that would otherwise wait for ever.
+// stack, about 10 µs) covers those and the exits no flag knows of. For a
+// runtime's destructor that would otherwise wait for ever (a busy one).
 bool process_exiting() noexcept;
 
 // True when the misuse checks of the destructor of the synchronisation object

@@ -64,6 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "return-from-main-with-a-busy-runtime-owned-by-a-thread-local",
                       "exit-from-main-with-a-busy-runtime-owned-by-a-thread-local",
                       "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local",
+                      "exit-from-a-thread-with-a-busy-runtime-owned-by-its-thread-local",
                       "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on"),
     [](const ::testing::TestParamInfo<const char*>& info) {
       std::string name;

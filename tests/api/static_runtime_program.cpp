@@ -312,6 +312,21 @@ int main(int argc, char** argv) {
     });
     return 1;
   }
+  if (std::strcmp(c, "exit-from-a-thread-with-a-busy-runtime-owned-by-its-thread-local") == 0) {
+    // A thread other than main calls std::exit while a runtime that its
+    // thread_local owns is busy on a third thread: that thread's
+    // thread_locals are destroyed first, where an exit looks like the
+    // thread's end (the destructor waited for ever).
+    std::thread([] {
+      thread_local std::unique_ptr<weft::runtime> owned;
+      owned = std::make_unique<weft::runtime>(weft::config{.workers = 1});
+      weft::runtime* rt = owned.get();
+      std::thread([rt] { busy_forever(*rt); }).detach();
+      wait_until_busy();
+      std::exit(7);
+    }).join();
+    return 1;
+  }
   if (std::strcmp(c, "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on") == 0) {
     // No weft call anywhere: the exit destroys the latch a plain thread
     // waits on; the misuse check is skipped (it aborted).

@@ -200,12 +200,16 @@ int main(int argc, char** argv) {
     v.join();
     return g_returned_early.load() ? 1 : 7;
   }
-  if (std::strcmp(c, "late-owner-exit-after-many-runtimes") == 0) {
+  if (std::strcmp(c, "late-owner-exit-after-many-runtimes") == 0 ||
+      std::strcmp(c, "late-owner-exit-after-more-runtimes-than-exit-hooks") == 0) {
     // 100 runtimes used from outside first, then a heap runtime owned by a
     // static that is made only now (so its destructor runs before the exit
     // hooks registered so far), busy when a thread that never called weft
-    // exits.
-    for (int i = 0; i < 100; ++i) {
+    // exits. With 4200 first, more than get an exit hook of their own
+    // (k_max_dynamic_registrations, 4096): the late one has none, and its
+    // destructor finds the exit on the exiting thread's stack.
+    const int first = std::strcmp(c, "late-owner-exit-after-many-runtimes") == 0 ? 100 : 4200;
+    for (int i = 0; i < first; ++i) {
       weft::runtime r(weft::config{.workers = 1});
       r.run([] {});
     }

@@ -2,6 +2,7 @@
 #include "trace.hpp"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <map>
@@ -116,7 +117,12 @@ void unlock_trace_writes_after_fork() noexcept { g_trace_writes.unlock(); }
 void write_chrome_trace(const std::string& path, const std::vector<std::vector<trace_ring::event>>& workers,
                         std::uint64_t origin) {
   const double per_us = static_cast<double>(ticks_per_us());
-  auto us = [&](std::uint64_t t) { return t > origin ? static_cast<double>(t - origin) / per_us : 0.0; };
+  // Microseconds since the origin, rounded to the nanosecond that the file
+  // prints (%.3f): a slice's ts + dur is then exactly the next one's ts, where
+  // rounding ts and dur apart made them overlap by 1 ns.
+  auto us = [&](std::uint64_t t) {
+    return t > origin ? std::round(static_cast<double>(t - origin) / per_us * 1000.0) / 1000.0 : 0.0;
+  };
 
   // One write at a time in the process: runtimes given the same file,
   // destroyed at once, write it one after the other (the last one stays)

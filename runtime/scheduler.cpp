@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <unwind.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -44,8 +45,16 @@ std::mutex g_default_creation;  // constant-initialised: usable before any stati
 // static destruction); its buffer stays reachable from this object, so a leak
 // checker sees it as live.
 std::mutex g_live_lock;
+#if defined(_GLIBCXX_DEBUG)
+// libstdc++'s debug mode (a build with -D_GLIBCXX_DEBUG, for programs built
+// so) checks its vector with a constructor that is not constexpr; the vector
+// it wraps has one.
+using live_entries = std::__cxx1998::vector<std::pair<const scheduler*, std::uint64_t>>;
+#else
+using live_entries = std::vector<std::pair<const scheduler*, std::uint64_t>>;
+#endif
 union live_list {
-  std::vector<std::pair<const scheduler*, std::uint64_t>> entries;
+  live_entries entries;
   constexpr live_list() : entries() {}
   ~live_list() {}  // NOLINT(modernize-use-equals-default): never destroyed, on purpose
 };
@@ -344,7 +353,8 @@ scheduler::~scheduler() {
   {
     // From here on nobody can pin this runtime; those who did are roots.
     std::lock_guard<std::mutex> lock(g_live_lock);
-    std::erase(g_live.entries, std::pair<const scheduler*, std::uint64_t>{this, m_sequence});
+    auto& e = g_live.entries;
+    e.erase(std::remove(e.begin(), e.end(), std::pair<const scheduler*, std::uint64_t>{this, m_sequence}), e.end());
   }
   // Wait for the work still in flight: calls from other threads, fibers
   // suspended in any work. On a worker of another runtime this suspends the

@@ -113,11 +113,6 @@ auto shorter_last(R1& r1, R2& r2) {
   return std::ranges::begin(r1) + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));
 }
 
-template <class It>
-std::iter_difference_t<It> diff(std::size_t k) {
-  return static_cast<std::iter_difference_t<It>>(k);
-}
-
 // Items written through It are bits packed into shared words
 // (std::vector<bool>): two workers writing neighbouring items would race on a
 // word, so an algorithm that writes through such an iterator runs serially

@@ -45,6 +45,23 @@ std::size_t range_size(It first, It last, const char* message) {
   return static_cast<std::size_t>(d);
 }
 
+// A count as It's difference type, and it + k and it[k] for a count k: the
+// conversion written out in this one place (every count here lies within a
+// range whose size that type holds), so that the algorithms compile clean
+// under -Wsign-conversion (and clang's -Wconversion).
+template <class It>
+constexpr std::iter_difference_t<It> diff(std::size_t k) {
+  return static_cast<std::iter_difference_t<It>>(k);
+}
+template <class It>
+constexpr It offset_by(It it, std::size_t k) {
+  return it + diff<It>(k);
+}
+template <class It>
+constexpr decltype(auto) item_at(const It& it, std::size_t k) {
+  return it[diff<It>(k)];
+}
+
 // It is a random-access iterator to the classic algorithms (std::find_if,
 // std::lower_bound, ...), not only to C++20's concepts. Not so, for one,
 // std::views::iota over a 64-bit type under strict -std=c++20: its difference
@@ -73,9 +90,9 @@ template <bool Upper, class It, class T, class Comp>
 It bound_of(It first, std::size_t n, const T& value, Comp& comp) {
   if constexpr (classic_random_access<It>) {
     if constexpr (Upper) {
-      return std::upper_bound(first, first + n, value, comp);
+      return std::upper_bound(first, detail::offset_by(first, n), value, comp);
     } else {
-      return std::lower_bound(first, first + n, value, comp);
+      return std::lower_bound(first, detail::offset_by(first, n), value, comp);
     }
   } else {
     while (n > 0) {  // the same halving as the standard's
@@ -270,52 +287,52 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
     if constexpr (Exclusive) {
       T acc = std::move(*c);
       if (total) {
-        T x = uop(first[i]);
-        out[i] = acc;
+        T x = uop(detail::item_at(first, i));
+        detail::item_at(out, i) = acc;
         acc = op(std::move(acc), x);
         T s = std::move(x);
         for (++i; i < e; ++i) {
-          T y = uop(first[i]);
-          out[i] = acc;
+          T y = uop(detail::item_at(first, i));
+          detail::item_at(out, i) = acc;
           acc = op(std::move(acc), y);
           s = op(std::move(s), std::move(y));
         }
         total->emplace(std::move(s));
       } else {
         for (; i < e; ++i) {
-          T y = uop(first[i]);
-          out[i] = acc;
+          T y = uop(detail::item_at(first, i));
+          detail::item_at(out, i) = acc;
           acc = op(std::move(acc), std::move(y));
         }
       }
     } else {
       if (!c) {  // the first block of a scan without init: no carry
-        T acc = uop(first[i]);
-        out[i] = acc;
+        T acc = uop(detail::item_at(first, i));
+        detail::item_at(out, i) = acc;
         for (++i; i < e; ++i) {
-          acc = op(std::move(acc), uop(first[i]));
-          out[i] = acc;
+          acc = op(std::move(acc), uop(detail::item_at(first, i)));
+          detail::item_at(out, i) = acc;
         }
         if (total) total->emplace(std::move(acc));
         return;
       }
       T acc = std::move(*c);
       if (total) {
-        T x = uop(first[i]);
+        T x = uop(detail::item_at(first, i));
         acc = op(std::move(acc), x);
-        out[i] = acc;
+        detail::item_at(out, i) = acc;
         T s = std::move(x);
         for (++i; i < e; ++i) {
-          T y = uop(first[i]);
+          T y = uop(detail::item_at(first, i));
           acc = op(std::move(acc), y);
-          out[i] = acc;
+          detail::item_at(out, i) = acc;
           s = op(std::move(s), std::move(y));
         }
         total->emplace(std::move(s));
       } else {
         for (; i < e; ++i) {
-          acc = op(std::move(acc), uop(first[i]));
-          out[i] = acc;
+          acc = op(std::move(acc), uop(detail::item_at(first, i)));
+          detail::item_at(out, i) = acc;
         }
       }
     }
@@ -368,8 +385,8 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
     }
     if (b + 1 == count) return;
     const std::size_t e = plan.end(b);
-    T s = uop(first[plan.begin(b)]);
-    for (std::size_t i = plan.begin(b) + 1; i < e; ++i) s = op(std::move(s), uop(first[i]));
+    T s = uop(detail::item_at(first, plan.begin(b)));
+    for (std::size_t i = plan.begin(b) + 1; i < e; ++i) s = op(std::move(s), uop(detail::item_at(first, i)));
     carries[b + 1].emplace(std::move(s));
   });
   // for_blocks has returned: every store above happened before this load.
@@ -481,14 +498,18 @@ std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::
             return std::pair<std::size_t, std::size_t>{offset[b], offset[b + 1]};
           },
           [&](std::size_t b) {
-            std::uninitialized_move(first + kept[b].first, first + kept[b].second, buf + offset[b]);
+            std::uninitialized_move(detail::offset_by(first, kept[b].first), detail::offset_by(first, kept[b].second),
+                                    buf + offset[b]);
           });
       move_out_of(buf, total, first);
       return total;
     }
   }
   for (std::size_t b = 0; b < blocks; ++b) {
-    if (offset[b] != kept[b].first) std::move(first + kept[b].first, first + kept[b].second, first + offset[b]);
+    if (offset[b] != kept[b].first) {
+      std::move(detail::offset_by(first, kept[b].first), detail::offset_by(first, kept[b].second),
+                detail::offset_by(first, offset[b]));
+    }
   }
   return total;
 }
@@ -559,7 +580,7 @@ Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
 template <bool Move, class It1, class It2, class Out, class Comp>
 void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp& comp) {
   if (na + nb <= k_merge_leaf) {
-    merge_serial<Move>(a, a + na, b, b + nb, out, comp);
+    merge_serial<Move>(a, detail::offset_by(a, na), b, detail::offset_by(b, nb), out, comp);
     return;
   }
   std::size_t ma;
@@ -567,14 +588,17 @@ void merge_parallel(It1 a, std::size_t na, It2 b, std::size_t nb, Out out, Comp&
   if (na >= nb) {
     ma = na / 2;
     // Items of b before a[ma]: those less than it (ties go after: stable).
-    mb = static_cast<std::size_t>(bound_of<false>(b, nb, a[ma], comp) - b);
+    mb = static_cast<std::size_t>(bound_of<false>(b, nb, detail::item_at(a, ma), comp) - b);
   } else {
     mb = nb / 2;
     // Items of a before b[mb]: those not greater than it.
-    ma = static_cast<std::size_t>(bound_of<true>(a, na, b[mb], comp) - a);
+    ma = static_cast<std::size_t>(bound_of<true>(a, na, detail::item_at(b, mb), comp) - a);
   }
   weft::join([&] { merge_parallel<Move>(a, ma, b, mb, out, comp); },
-             [&] { merge_parallel<Move>(a + ma, na - ma, b + mb, nb - mb, out + (ma + mb), comp); });
+             [&] {
+               merge_parallel<Move>(detail::offset_by(a, ma), na - ma, detail::offset_by(b, mb), nb - mb,
+                                    detail::offset_by(out, ma + mb), comp);
+             });
 }
 
 // Items that sort by the bits of a key when compared with a plain less:
@@ -611,7 +635,7 @@ void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
   constexpr std::size_t bytes = sizeof(T);  // NOLINT(readability-identifier-naming)
   std::vector<std::size_t> count(bytes * 256, 0);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto k = radix_key(static_cast<T>(a[i]));
+    const auto k = radix_key(static_cast<T>(detail::item_at(a, i)));
     for (std::size_t d = 0; d < bytes; ++d) ++count[d * 256 + ((k >> (8 * d)) & 0xff)];
   }
   bool in_a = true;
@@ -627,8 +651,8 @@ void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
     }
     auto pass = [&](auto src, auto dst) {
       for (std::size_t i = 0; i < n; ++i) {
-        const T x = src[i];
-        dst[c[(radix_key(x) >> (8 * d)) & 0xff]++] = x;
+        const T x = detail::item_at(src, i);
+        detail::item_at(dst, c[(radix_key(x) >> (8 * d)) & 0xff]++) = x;
       }
     };
     if (in_a) {
@@ -640,9 +664,9 @@ void radix_sort(A a, B t, std::size_t n, bool to_buffer) {
   }
   if (in_a == to_buffer) {
     if (to_buffer) {
-      std::copy(a, a + n, t);
+      std::copy(a, detail::offset_by(a, n), t);
     } else {
-      std::copy(t, t + n, a);
+      std::copy(t, detail::offset_by(t, n), a);
     }
   }
 }
@@ -660,20 +684,21 @@ void merge_sort(It a, Buf t, std::size_t n, std::size_t leaf, Comp& comp, bool t
       return;
     }
     if constexpr (Stable) {
-      std::stable_sort(a, a + n, comp);
+      std::stable_sort(a, detail::offset_by(a, n), comp);
     } else {
-      std::sort(a, a + n, comp);
+      std::sort(a, detail::offset_by(a, n), comp);
     }
-    if (to_buffer) std::move(a, a + n, t);
+    if (to_buffer) std::move(a, detail::offset_by(a, n), t);
     return;
   }
   const std::size_t m = n / 2;
-  weft::join([&] { merge_sort<Stable>(a, t, m, leaf, comp, !to_buffer); },
-             [&] { merge_sort<Stable>(a + m, t + m, n - m, leaf, comp, !to_buffer); });
+  weft::join(
+      [&] { merge_sort<Stable>(a, t, m, leaf, comp, !to_buffer); },
+      [&] { merge_sort<Stable>(detail::offset_by(a, m), detail::offset_by(t, m), n - m, leaf, comp, !to_buffer); });
   if (to_buffer) {
-    merge_parallel<true>(a, m, a + m, n - m, t, comp);
+    merge_parallel<true>(a, m, detail::offset_by(a, m), n - m, t, comp);
   } else {
-    merge_parallel<true>(t, m, t + m, n - m, a, comp);
+    merge_parallel<true>(t, m, detail::offset_by(t, m), n - m, a, comp);
   }
 }
 
@@ -727,7 +752,8 @@ void sort_parallel(It first, std::size_t n, int workers, Comp& comp) {
           return std::pair<std::size_t, std::size_t>{plan.begin(b), plan.end(b)};
         },
         [&](std::size_t b) {
-          std::uninitialized_move(first + plan.begin(b), first + plan.end(b), buf + plan.begin(b));
+          std::uninitialized_move(detail::offset_by(first, plan.begin(b)), detail::offset_by(first, plan.end(b)),
+                                  buf + plan.begin(b));
         });
     struct destroy_items {
       T* buf;
@@ -754,9 +780,9 @@ void sort_any(It first, std::size_t n, Comp& comp) {
   // On one worker, only keys that radix sort take the buffer (one leaf).
   if (!parallel_ok || n < 2 * k_sort_min_leaf || (workers <= 1 && !radix_sortable<Stable, T, Comp>)) {
     if constexpr (Stable) {
-      std::stable_sort(first, first + n, comp);
+      std::stable_sort(first, detail::offset_by(first, n), comp);
     } else {
-      std::sort(first, first + n, comp);
+      std::sort(first, detail::offset_by(first, n), comp);
     }
     return;
   }
@@ -807,15 +833,17 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
         constexpr std::size_t spread = 32;     // NOLINT(readability-identifier-naming)
         std::vector<std::size_t> sample(samples);
         for (std::size_t j = 0; j < samples; ++j) sample[j] = j * (n / samples);
-        std::sort(sample.begin(), sample.end(), [&](std::size_t x, std::size_t y) { return comp(first[x], first[y]); });
+        std::sort(sample.begin(), sample.end(), [&](std::size_t x, std::size_t y) {
+          return comp(detail::item_at(first, x), detail::item_at(first, y));
+        });
         const std::size_t r = static_cast<std::size_t>(static_cast<double>(k) / static_cast<double>(n) * samples);
         std::size_t lo_i = sample[r >= spread ? r - spread : 0];
         std::size_t hi_i = sample[r + spread < samples ? r + spread : samples - 1];
         // The pivots go to positions 0 and 1 and stay there while the others
         // are classified.
-        std::iter_swap(first, first + lo_i);
+        std::iter_swap(first, detail::offset_by(first, lo_i));
         if (hi_i == 0) hi_i = lo_i;
-        std::iter_swap(first + 1, first + hi_i);
+        std::iter_swap(first + 1, detail::offset_by(first, hi_i));
         const bool distinct = comp(first[0], first[1]);
         const std::size_t m = n - 2;
         It rest = first + 2;
@@ -826,7 +854,8 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
           std::size_t c[3] = {0, 0, 0};
           const std::size_t e = plan.end(b);
           for (std::size_t i = plan.begin(b); i < e; ++i) {
-            const unsigned char v = comp(rest[i], first[0]) ? 0 : (comp(first[1], rest[i]) ? 2 : 1);
+            const unsigned char v =
+                comp(detail::item_at(rest, i), first[0]) ? 0 : (comp(first[1], detail::item_at(rest, i)) ? 2 : 1);
             cls[i] = v;
             ++c[v];
           }
@@ -859,7 +888,7 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
             const std::size_t e = plan.end(b);
             try {
               for (std::size_t i = plan.begin(b); i < e; ++i) {
-                auto&& item = rest[i];  // may throw: no slot taken yet
+                auto&& item = detail::item_at(rest, i);  // may throw: no slot taken yet
                 const unsigned char v = cls[i];
                 ::new (static_cast<void*>(buf + at[v])) T(std::move(item));
                 ++at[v];
@@ -903,7 +932,7 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
       }
     }
   }
-  std::nth_element(first, first + k, first + n, comp);
+  std::nth_element(first, detail::offset_by(first, k), detail::offset_by(first, n), comp);
 }
 
 }  // namespace weft::detail

@@ -624,6 +624,9 @@ struct reducer {
 template <std::integral I, class T, class Map, class Combine>
 requires detail::reduce_callables<Map, Combine, I, T> T parallel_reduce(I first, I last, T identity, Map&& map,
                                                                         Combine&& combine) {
+  static_assert(std::copy_constructible<T>,
+                "weft::parallel_reduce: the identity's type T must be copy-constructible (every block of the "
+                "reduction starts from a copy of identity)");
   detail::check_index_type<I>();
   if (last < first) detail::throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
   if (first == last) return identity;

@@ -10,6 +10,7 @@ template errors:
     common type wider than 64 bits (__int128 with long, GNU mode), or a
     function that cannot take the common type, or a combine that cannot
     take two rvalues of the identity's type;
+  - parallel_reduce with an identity that cannot be copied (move-only);
   - parallelize with a floating-point num_workers;
   - a weft::task whose result type is over-aligned (its coroutine frame
     gets the default alignment);
@@ -69,6 +70,14 @@ long f() {
                                [](long& a, long& b) { return a + b; });
 }
 """, "weft::parallel_reduce: map(i) must give a value convertible to the identity's type T, and combine(T, T)"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
+#include <memory>
+std::unique_ptr<int> f() {
+  return weft::parallel_reduce(0, 10, std::make_unique<int>(0), [](int i) { return std::make_unique<int>(i); },
+                               [](std::unique_ptr<int> a, std::unique_ptr<int> b) { *a += *b; return a; });
+}
+""", "weft::parallel_reduce: the identity's type T must be copy-constructible"),
     ("c++20", """
 #include <weft/parallelize.hpp>
 void f() { weft::parallelize(10, 2.5, [](int) {}); }

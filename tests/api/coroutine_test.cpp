@@ -413,11 +413,51 @@ TEST_P(CoroutineTest, OnFiberRunsBlockingCodeWithARealStack) {
 TEST_P(CoroutineTest, OnFiberAsyncTakesANamedMoveOnlyCallableByReference) {
   auto coro = []() -> weft::task<int> {
     auto fn = [p = std::make_unique<int>(41)] { return *p + 1; };
-    const int a = co_await weft::on_fiber_async(fn);
-    const int b = co_await weft::on_fiber_async(std::move(fn));  // still a reference: fn keeps its capture
+    const int a = co_await weft::on_fiber_async(fn);  // by reference: fn keeps its capture
+    const int b = co_await weft::on_fiber_async(fn);
     co_return a + b;
   };
   EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 84);
+}
+
+// A callable that notes its own destruction, and whether it was called after
+// it: it stands for a lambda whose captures die with it.
+struct noting_callable {
+  static inline std::atomic<const void*> s_destroyed{nullptr};
+  static inline std::atomic<int> s_calls_after_destruction{0};
+  int m_value;
+  explicit noting_callable(int value) : m_value(value) {}
+  noting_callable(noting_callable&& other) noexcept : m_value(other.m_value) {}
+  noting_callable(const noting_callable&) = delete;
+  noting_callable& operator=(const noting_callable&) = delete;
+  noting_callable& operator=(noting_callable&&) = delete;
+  ~noting_callable() { s_destroyed.store(this); }
+  void note_call() const {
+    if (s_destroyed.load() == this) s_calls_after_destruction.fetch_add(1);
+  }
+  int operator()() const {
+    note_call();
+    return m_value;
+  }
+  void operator()(int) const { note_call(); }
+};
+
+// An awaitable of on_fiber_async or parallelize_async made from a temporary
+// callable and awaited after that full expression: it holds the callable
+// (moved in), where it referred to the temporary, destroyed by then, and
+// called it (a use after its end: a crash under AddressSanitizer, wrong
+// captures without).
+TEST_P(CoroutineTest, AwaitablesKeptPastTheirFullExpressionHoldTheirCallables) {
+  noting_callable::s_calls_after_destruction.store(0);
+  auto coro = []() -> weft::task<int> {
+    auto on_fiber = weft::on_fiber_async(noting_callable(7));
+    const int a = co_await on_fiber;
+    auto loop = weft::parallelize_async(100, noting_callable(0));
+    co_await loop;
+    co_return a;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 7);
+  EXPECT_EQ(noting_callable::s_calls_after_destruction.load(), 0);
 }
 
 // on_fiber, the first name of on_fiber_async, still compiles (deprecated) and

@@ -150,7 +150,12 @@ weft::task<int> forks() {
   auto [a, b] = co_await weft::when_all(leaf(1), leaf(2));
   auto h = weft::spawn(leaf(3));
   const int c = co_await h;
-  co_return a + b + c;
+  auto one = [] { return 1; };
+  const int d = co_await weft::on_fiber_async(one) + co_await weft::on_fiber_async([] { return 1; });
+  auto item = [](int) {};
+  co_await weft::parallelize_async(10, item);
+  co_await weft::parallelize_async(std::size_t{10}, [](std::size_t) {});
+  co_return a + b + c + d;
 }
 
 void everything() {

@@ -36,6 +36,19 @@ namespace weft {
   return awaiter{};
 }
 
+namespace detail {
+
+// How an awaitable holds the callable it was given: an lvalue by reference
+// (its owner keeps it), an rvalue by value, moved in, so that the awaitable
+// may be kept and awaited after the full expression that made it (one that
+// cannot be moved, by reference: it must outlive the await).
+template <class F>
+using held_callable =
+    std::conditional_t<std::is_lvalue_reference_v<F> || !std::move_constructible<std::remove_cvref_t<F>>,
+                       std::remove_reference_t<F>&, std::remove_cvref_t<F>>;
+
+}  // namespace detail
+
 // Runs fn() as ordinary code with a real stack (it may call any weft function,
 // block on weft's mutex, condition variable, latch, use deep recursion) and
 // resumes with its result. A coroutine of weft always runs on a worker's fiber,
@@ -45,12 +58,13 @@ namespace weft {
 // optimised build), but in an unoptimised or sanitizer build each co_await of
 // a chain keeps its frames, down to the stack's last 64 KiB (less for stacks
 // below 256 KiB; then the chain goes on through the queue, on an empty
-// stack).
+// stack). A temporary fn is moved into the awaitable; a named one is referred
+// to, and must outlive the await.
 template <class F>
 [[nodiscard]] auto on_fiber_async(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
   struct [[nodiscard]] awaiter {
-    F& m_fn;
+    detail::held_callable<F> m_fn;
     detail::result<result_type> m_value;
     std::exception_ptr m_error;
     bool await_ready() {
@@ -67,7 +81,7 @@ template <class F>
       return m_value.take();
     }
   };
-  return awaiter{fn, {}, {}};
+  return awaiter{std::forward<F>(fn), {}, {}};
 }
 
 // The first name of on_fiber_async, kept for code written against it.
@@ -78,16 +92,20 @@ template <class F>
 
 // co_await parallelize_async(n, fn): parallelize(n, fn) without holding the
 // awaiting coroutine's fiber: the loop runs as a task of this worker (other
-// workers share it as usual) and resumes the coroutine when it is done.
+// workers share it as usual) and resumes the coroutine when it is done. A
+// temporary fn is moved into the awaitable; a named one is referred to, and
+// must outlive the await.
 template <std::integral I, std::invocable<I> F>
 [[nodiscard]] auto parallelize_async(I n, F&& fn) {
   struct [[nodiscard]] awaiter : detail::job {
     I m_n;
-    F& m_fn;
+    detail::held_callable<F> m_fn;
     std::coroutine_handle<> m_handle;
     std::exception_ptr m_error;
 
-    awaiter(I n, F& fn) noexcept : detail::job{&execute, nullptr}, m_n(n), m_fn(fn) {}
+    awaiter(I count, F&& callable) noexcept(std::is_reference_v<detail::held_callable<F>> ||
+                                            std::is_nothrow_move_constructible_v<std::remove_cvref_t<F>>)
+        : detail::job{&execute, nullptr}, m_n(count), m_fn(std::forward<F>(callable)) {}
     static void execute(detail::job* t) noexcept {
       auto* self = static_cast<awaiter*>(t);
       try {
@@ -111,7 +129,7 @@ template <std::integral I, std::invocable<I> F>
   if constexpr (std::is_signed_v<I>) {
     if (n < 0) detail::throw_invalid_argument("weft::parallelize_async: n must not be negative");
   }
-  return awaiter(n, fn);
+  return awaiter(n, std::forward<F>(fn));
 }
 
 namespace detail {

@@ -460,6 +460,30 @@ TEST_P(CoroutineTest, AwaitablesKeptPastTheirFullExpressionHoldTheirCallables) {
   EXPECT_EQ(noting_callable::s_calls_after_destruction.load(), 0);
 }
 
+// Callables that cannot be moved into the awaitable (not movable at all, or
+// const with a move-only capture) are referred to, as every callable was
+// before: they still compile and run, awaited in their full expression.
+struct unmovable_callable {
+  unmovable_callable() = default;
+  unmovable_callable(unmovable_callable&&) = delete;
+  int operator()() const { return 1; }
+  void operator()(int) const {}
+};
+
+TEST_P(CoroutineTest, AwaitablesReferToCallablesThatCannotBeMoved) {
+  auto coro = []() -> weft::task<int> {
+    const auto fn = [p = std::make_unique<int>(2)] { return *p; };
+    const int a = co_await weft::on_fiber_async(std::move(fn));  // NOLINT(performance-move-const-arg)
+    std::atomic<int> calls{0};
+    const auto item = [p = std::make_unique<int>(1), &calls](int) { calls.fetch_add(*p); };
+    co_await weft::parallelize_async(5, std::move(item));  // NOLINT(performance-move-const-arg)
+    const int b = co_await weft::on_fiber_async(unmovable_callable{});
+    co_await weft::parallelize_async(3, unmovable_callable{});
+    co_return a + b + calls.load();
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 8);
+}
+
 // on_fiber, the first name of on_fiber_async, still compiles (deprecated) and
 // does the same, with lvalue and temporary callables.
 #pragma GCC diagnostic push

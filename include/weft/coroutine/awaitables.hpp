@@ -41,11 +41,23 @@ namespace detail {
 // How an awaitable holds the callable it was given: an lvalue by reference
 // (its owner keeps it), an rvalue by value, moved in, so that the awaitable
 // may be kept and awaited after the full expression that made it (one that
-// cannot be moved, by reference: it must outlive the await).
+// cannot be moved, a const one with a move-only capture among them, by
+// reference: it must outlive the await).
 template <class F>
 using held_callable =
-    std::conditional_t<std::is_lvalue_reference_v<F> || !std::move_constructible<std::remove_cvref_t<F>>,
+    std::conditional_t<std::is_lvalue_reference_v<F> || !std::constructible_from<std::remove_cvref_t<F>, F&&>,
                        std::remove_reference_t<F>&, std::remove_cvref_t<F>>;
+
+// What initialises a held_callable<F> from fn, the parameter F&& fn: fn
+// itself when it is held by reference, else fn as an rvalue (moved in).
+template <class F>
+constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
+  if constexpr (std::is_reference_v<held_callable<F>>) {
+    return (fn);
+  } else {
+    return static_cast<std::remove_reference_t<F>&&>(fn);
+  }
+}
 
 }  // namespace detail
 
@@ -81,7 +93,7 @@ template <class F>
       return m_value.take();
     }
   };
-  return awaiter{std::forward<F>(fn), {}, {}};
+  return awaiter{detail::hold<F>(fn), {}, {}};
 }
 
 // The first name of on_fiber_async, kept for code written against it.
@@ -104,8 +116,8 @@ template <std::integral I, std::invocable<I> F>
     std::exception_ptr m_error;
 
     awaiter(I count, F&& callable) noexcept(std::is_reference_v<detail::held_callable<F>> ||
-                                            std::is_nothrow_move_constructible_v<std::remove_cvref_t<F>>)
-        : detail::job{&execute, nullptr}, m_n(count), m_fn(std::forward<F>(callable)) {}
+                                            std::is_nothrow_constructible_v<std::remove_cvref_t<F>, F&&>)
+        : detail::job{&execute, nullptr}, m_n(count), m_fn(detail::hold<F>(callable)) {}
     static void execute(detail::job* t) noexcept {
       auto* self = static_cast<awaiter*>(t);
       try {

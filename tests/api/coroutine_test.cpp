@@ -460,14 +460,33 @@ TEST_P(CoroutineTest, AwaitablesKeptPastTheirFullExpressionHoldTheirCallables) {
   EXPECT_EQ(noting_callable::s_calls_after_destruction.load(), 0);
 }
 
-// Callables that cannot be moved into the awaitable (not movable at all, or
-// const with a move-only capture) are referred to, as every callable was
-// before: they still compile and run, awaited in their full expression.
+// Callables that the awaitable does not move into itself are referred to,
+// as every callable was before: not movable at all, const (with a move-only
+// capture), moved only explicitly, or polymorphic (moved through a reference
+// to its base, a copy would be sliced); they compile, and run as themselves,
+// awaited in their full expression.
 struct unmovable_callable {
   unmovable_callable() = default;
   unmovable_callable(unmovable_callable&&) = delete;
   int operator()() const { return 1; }
   void operator()(int) const {}
+};
+struct explicitly_movable_callable {
+  explicitly_movable_callable() = default;
+  explicit explicitly_movable_callable(explicitly_movable_callable&&) = default;
+  int operator()() const { return 1; }
+};
+struct base_callable {
+  base_callable() = default;
+  base_callable(const base_callable&) = default;
+  base_callable(base_callable&&) = default;
+  base_callable& operator=(const base_callable&) = default;
+  base_callable& operator=(base_callable&&) = default;
+  virtual ~base_callable() = default;
+  virtual int operator()() const { return 0; }
+};
+struct derived_callable : base_callable {
+  int operator()() const override { return 1; }
 };
 
 TEST_P(CoroutineTest, AwaitablesReferToCallablesThatCannotBeMoved) {
@@ -479,9 +498,34 @@ TEST_P(CoroutineTest, AwaitablesReferToCallablesThatCannotBeMoved) {
     co_await weft::parallelize_async(5, std::move(item));  // NOLINT(performance-move-const-arg)
     const int b = co_await weft::on_fiber_async(unmovable_callable{});
     co_await weft::parallelize_async(3, unmovable_callable{});
-    co_return a + b + calls.load();
+    const int c = co_await weft::on_fiber_async(explicitly_movable_callable{});
+    derived_callable derived;
+    base_callable& base = derived;
+    const int d = co_await weft::on_fiber_async(std::move(base));  // derived's, not a sliced copy's
+    co_return a + b + calls.load() + c + d;
   };
-  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 8);
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 10);
+}
+
+// std::move of a named callable moves it into the awaitable, as a
+// temporary is: the name is left moved from.
+struct owning_callable {
+  std::unique_ptr<int> m_p;
+  int operator()() const { return *m_p; }
+  void operator()(int) const { (void)*m_p; }
+};
+
+TEST_P(CoroutineTest, AwaitablesTakeOverACallableMovedIntoThem) {
+  auto coro = []() -> weft::task<int> {
+    owning_callable fn{std::make_unique<int>(42)};
+    const int a = co_await weft::on_fiber_async(std::move(fn));
+    const bool fn_taken = fn.m_p == nullptr;  // NOLINT(bugprone-use-after-move): what is checked
+    owning_callable item{std::make_unique<int>(1)};
+    co_await weft::parallelize_async(4, std::move(item));
+    const bool item_taken = item.m_p == nullptr;  // NOLINT(bugprone-use-after-move)
+    co_return fn_taken&& item_taken ? a : -1;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 42);
 }
 
 // on_fiber, the first name of on_fiber_async, still compiles (deprecated) and

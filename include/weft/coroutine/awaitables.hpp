@@ -38,24 +38,30 @@ namespace weft {
 
 namespace detail {
 
-// How an awaitable holds the callable it was given: an lvalue by reference
-// (its owner keeps it), an rvalue by value, moved in, so that the awaitable
-// may be kept and awaited after the full expression that made it (one that
-// cannot be moved, a const one with a move-only capture among them, by
-// reference: it must outlive the await).
+// Whether an awaitable moves the callable it was given into itself: an
+// rvalue (a temporary, or std::move of a named one) of a type that is not
+// const, not polymorphic (a base's reference moved in would be sliced) and
+// implicitly move-constructible. The awaitable may then be kept and awaited
+// after the full expression that made it. Any other callable, an lvalue
+// above all, is referred to: its owner keeps it, and it must outlive the
+// await.
+template <class F, class C = std::remove_reference_t<F>>
+inline constexpr bool k_holds_by_value =
+    !std::is_lvalue_reference_v<F> && !std::is_const_v<C> && !std::is_volatile_v<C> && !std::is_polymorphic_v<C> &&
+    std::is_convertible_v<C&&, C> && std::constructible_from<C, C&&>;
+
+// How an awaitable holds the callable it was given (see k_holds_by_value).
 template <class F>
-using held_callable =
-    std::conditional_t<std::is_lvalue_reference_v<F> || !std::constructible_from<std::remove_cvref_t<F>, F&&>,
-                       std::remove_reference_t<F>&, std::remove_cvref_t<F>>;
+using held_callable = std::conditional_t<k_holds_by_value<F>, std::remove_cvref_t<F>, std::remove_reference_t<F>&>;
 
 // What initialises a held_callable<F> from fn, the parameter F&& fn: fn
 // itself when it is held by reference, else fn as an rvalue (moved in).
 template <class F>
 constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
-  if constexpr (std::is_reference_v<held_callable<F>>) {
-    return (fn);
-  } else {
+  if constexpr (k_holds_by_value<F>) {
     return static_cast<std::remove_reference_t<F>&&>(fn);
+  } else {
+    return (fn);
   }
 }
 
@@ -70,8 +76,9 @@ constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
 // optimised build), but in an unoptimised or sanitizer build each co_await of
 // a chain keeps its frames, down to the stack's last 64 KiB (less for stacks
 // below 256 KiB; then the chain goes on through the queue, on an empty
-// stack). A temporary fn is moved into the awaitable; a named one is referred
-// to, and must outlive the await.
+// stack). An rvalue fn (a temporary, or std::move(fn)) is moved into the
+// awaitable; an lvalue is referred to, and must outlive the await (see
+// detail::k_holds_by_value for the rvalues that are referred to as well).
 template <class F>
 [[nodiscard]] auto on_fiber_async(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
@@ -104,9 +111,10 @@ template <class F>
 
 // co_await parallelize_async(n, fn): parallelize(n, fn) without holding the
 // awaiting coroutine's fiber: the loop runs as a task of this worker (other
-// workers share it as usual) and resumes the coroutine when it is done. A
-// temporary fn is moved into the awaitable; a named one is referred to, and
-// must outlive the await.
+// workers share it as usual) and resumes the coroutine when it is done. An
+// rvalue fn (a temporary, or std::move(fn)) is moved into the awaitable; an
+// lvalue is referred to, and must outlive the await (see
+// detail::k_holds_by_value for the rvalues that are referred to as well).
 template <std::integral I, std::invocable<I> F>
 [[nodiscard]] auto parallelize_async(I n, F&& fn) {
   struct [[nodiscard]] awaiter : detail::job {
@@ -115,7 +123,7 @@ template <std::integral I, std::invocable<I> F>
     std::coroutine_handle<> m_handle;
     std::exception_ptr m_error;
 
-    awaiter(I count, F&& callable) noexcept(std::is_reference_v<detail::held_callable<F>> ||
+    awaiter(I count, F&& callable) noexcept(!detail::k_holds_by_value<F> ||
                                             std::is_nothrow_constructible_v<std::remove_cvref_t<F>, F&&>)
         : detail::job{&execute, nullptr}, m_n(count), m_fn(detail::hold<F>(callable)) {}
     static void execute(detail::job* t) noexcept {

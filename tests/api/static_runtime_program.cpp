@@ -63,6 +63,18 @@ void wait_until_busy() {
   busy_forever(rt);
 }
 
+// Makes a runtime owned by a thread_local of the calling thread, first used
+// now (after the thread's end marker), keeps it busy on a thread of its own
+// for good, and calls std::exit(7).
+[[noreturn]] void exit_with_a_busy_runtime_owned_by_a_thread_local() {
+  thread_local std::unique_ptr<weft::runtime> owned;
+  owned = std::make_unique<weft::runtime>(weft::config{.workers = 1});
+  weft::runtime* rt = owned.get();
+  std::thread([rt] { busy_forever(*rt); }).detach();
+  wait_until_busy();
+  std::exit(7);
+}
+
 // A runtime owned by a thread_local, destroyed when its thread ends while
 // another thread's run() is in flight: its destructor must wait for it.
 std::atomic<bool> g_call_finished{false};
@@ -306,14 +318,7 @@ int main(int argc, char** argv) {
   if (std::strcmp(c, "exit-in-item-with-a-busy-runtime-owned-by-a-worker-thread-local") == 0) {
     // std::exit from an item of g_runtime, whose worker thread owns (through
     // a thread_local first used in the item) a runtime busy elsewhere.
-    g_runtime.run([] {
-      thread_local std::unique_ptr<weft::runtime> owned;
-      owned = std::make_unique<weft::runtime>(weft::config{.workers = 1});
-      weft::runtime* rt = owned.get();
-      std::thread([rt] { busy_forever(*rt); }).detach();
-      wait_until_busy();
-      std::exit(7);
-    });
+    g_runtime.run([] { exit_with_a_busy_runtime_owned_by_a_thread_local(); });
     return 1;
   }
   if (std::strcmp(c, "exit-from-a-thread-with-a-busy-runtime-owned-by-its-thread-local") == 0) {
@@ -321,14 +326,7 @@ int main(int argc, char** argv) {
     // thread_local owns is busy on a third thread: that thread's
     // thread_locals are destroyed first, where an exit looks like the
     // thread's end (the destructor waited for ever).
-    std::thread([] {
-      thread_local std::unique_ptr<weft::runtime> owned;
-      owned = std::make_unique<weft::runtime>(weft::config{.workers = 1});
-      weft::runtime* rt = owned.get();
-      std::thread([rt] { busy_forever(*rt); }).detach();
-      wait_until_busy();
-      std::exit(7);
-    }).join();
+    std::thread([] { exit_with_a_busy_runtime_owned_by_a_thread_local(); }).join();
     return 1;
   }
   if (std::strcmp(c, "exit-from-a-plain-thread-while-a-heap-latch-owned-by-a-static-is-waited-on") == 0) {

@@ -144,8 +144,8 @@ void for_each(It first, It last, F f) {
   const std::size_t n = detail::range_size(first, last, "weft::for_each: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
-      const It end = first + detail::diff<It>(e);
-      for (It it = first + detail::diff<It>(b); it != end; ++it) f(*it);
+      const It end = detail::offset_by(first, e);
+      for (It it = detail::offset_by(first, b); it != end; ++it) f(*it);
     });
   });
 }
@@ -225,11 +225,10 @@ requires std::invocable<Op&, std::iter_reference_t<In>> Out transform(In first, 
   const std::size_t n = detail::range_size(first, last, "weft::transform: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
-      std::transform(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b),
-                     std::ref(op));
+      std::transform(detail::offset_by(first, b), detail::offset_by(first, e), detail::offset_by(out, b), std::ref(op));
     });
   });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 // out[i] = op(first1[i], first2[i]); returns out + n.
@@ -238,11 +237,11 @@ Out transform(In1 first1, In1 last1, In2 first2, Out out, Op op) {
   const std::size_t n = detail::range_size(first1, last1, "weft::transform: last1 must not be before first1");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
-      std::transform(first1 + detail::diff<In1>(b), first1 + detail::diff<In1>(e), first2 + detail::diff<In2>(b),
-                     out + detail::diff<Out>(b), std::ref(op));
+      std::transform(detail::offset_by(first1, b), detail::offset_by(first1, e), detail::offset_by(first2, b),
+                     detail::offset_by(out, b), std::ref(op));
     });
   });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 // Assigns value to every item. value may be an item of the range (as for
@@ -254,7 +253,7 @@ void fill(It first, It last, const T& value) {
   auto fill_with = [&](const T& v) {
     detail::on_runtime([&] {
       detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
-        std::fill(first + detail::diff<It>(b), first + detail::diff<It>(e), v);
+        std::fill(detail::offset_by(first, b), detail::offset_by(first, e), v);
       });
     });
   };
@@ -273,10 +272,10 @@ Out copy(In first, In last, Out out) {
   const std::size_t n = detail::range_size(first, last, "weft::copy: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<Out>>(n, [&](std::size_t b, std::size_t e) {
-      std::copy(first + detail::diff<In>(b), first + detail::diff<In>(e), out + detail::diff<Out>(b));
+      std::copy(detail::offset_by(first, b), detail::offset_by(first, e), detail::offset_by(out, b));
     });
   });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 // Assigns g() to every item; the calls of g may run concurrently.
@@ -285,7 +284,7 @@ void generate(It first, It last, G g) {
   const std::size_t n = detail::range_size(first, last, "weft::generate: last must not be before first");
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
-      std::generate(first + detail::diff<It>(b), first + detail::diff<It>(e), std::ref(g));
+      std::generate(detail::offset_by(first, b), detail::offset_by(first, e), std::ref(g));
     });
   });
 }
@@ -301,7 +300,7 @@ requires std::invocable<Transform&, std::iter_reference_t<It>> T transform_reduc
                                                                                   Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first, last, "weft::transform_reduce: last must not be before first");
   return detail::on_runtime([&]() -> T {
-    auto item = [&](std::size_t i) -> T { return transform(first[detail::diff<It>(i)]); };
+    auto item = [&](std::size_t i) -> T { return transform(detail::item_at(first, i)); };
     return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
   });
 }
@@ -311,9 +310,7 @@ template <std::random_access_iterator It1, std::random_access_iterator It2, clas
 T transform_reduce(It1 first1, It1 last1, It2 first2, T init, Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first1, last1, "weft::transform_reduce: last1 must not be before first1");
   return detail::on_runtime([&]() -> T {
-    auto item = [&](std::size_t i) -> T {
-      return transform(first1[detail::diff<It1>(i)], first2[detail::diff<It2>(i)]);
-    };
+    auto item = [&](std::size_t i) -> T { return transform(detail::item_at(first1, i), detail::item_at(first2, i)); };
     return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
   });
 }
@@ -348,7 +345,7 @@ std::iter_difference_t<It> count_if(It first, It last, Pred pred) {
   return detail::on_runtime([&] {
     const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
     auto leaf = [&](std::size_t b, std::size_t e) {
-      return std::count_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred);
+      return std::count_if(detail::offset_by(first, b), detail::offset_by(first, e), pred);
     };
     std::plus<> plus;
     return detail::blocked_reduce<std::iter_difference_t<It>>(plan, leaf, plus);
@@ -367,7 +364,7 @@ It find_if(It first, It last, Pred pred) {
                n,
                [&](std::size_t b, std::size_t e) {
                  return static_cast<std::size_t>(
-                     detail::find_first(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+                     detail::find_first(detail::offset_by(first, b), detail::offset_by(first, e), pred) - first);
                },
                false);
          }));
@@ -382,7 +379,7 @@ bool any_of(It first, It last, Pred pred) {
                n,
                [&](std::size_t b, std::size_t e) {
                  return static_cast<std::size_t>(
-                     detail::find_first(first + detail::diff<It>(b), first + detail::diff<It>(e), pred) - first);
+                     detail::find_first(detail::offset_by(first, b), detail::offset_by(first, e), pred) - first);
                },
                true) != n;
   });
@@ -445,17 +442,16 @@ std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
   const index_pair r = detail::on_runtime([&] {
     const detail::block_plan plan = detail::make_plan(n, detail::k_reduce_min_block, detail::k_reduce_max_blocks);
     auto leaf = [&](std::size_t b, std::size_t e) {
-      const auto [lo, hi] = std::minmax_element(first + detail::diff<It>(b), first + detail::diff<It>(e), comp);
+      const auto [lo, hi] = std::minmax_element(detail::offset_by(first, b), detail::offset_by(first, e), comp);
       return index_pair{static_cast<std::size_t>(lo - first), static_cast<std::size_t>(hi - first)};
     };
     auto pick = [&](index_pair a, index_pair b) {
-      return index_pair{
-          comp(first[detail::diff<It>(b.first)], first[detail::diff<It>(a.first)]) ? b.first : a.first,
-          comp(first[detail::diff<It>(b.second)], first[detail::diff<It>(a.second)]) ? a.second : b.second};
+      return index_pair{comp(detail::item_at(first, b.first), detail::item_at(first, a.first)) ? b.first : a.first,
+                        comp(detail::item_at(first, b.second), detail::item_at(first, a.second)) ? a.second : b.second};
     };
     return detail::blocked_reduce<index_pair>(plan, leaf, pick);
   });
-  return {first + detail::diff<It>(r.first), first + detail::diff<It>(r.second)};
+  return {detail::offset_by(first, r.first), detail::offset_by(first, r.second)};
 }
 
 // ---- scans ------------------------------------------------------------------------------
@@ -471,7 +467,7 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init)
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
   });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
@@ -483,7 +479,7 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
   auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
   if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
   detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op, class Uop>
@@ -495,7 +491,7 @@ Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop)
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
   });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class T>
@@ -512,7 +508,7 @@ Out inclusive_scan(In first, In last, Out out, Op op) {
   auto u = [](const auto& x) -> T { return x; };
   if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
   detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
-  return out + detail::diff<Out>(n);
+  return detail::offset_by(out, n);
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out>
@@ -561,7 +557,7 @@ Out copy_if(In first, In last, Out out, Pred pred) {
         const std::size_t stop = e - w < 64 ? e : w + 64;
         std::uint64_t word = 0;
         for (std::size_t i = w; i < stop; ++i) {
-          const std::uint64_t k = pred(first[detail::diff<In>(i)]) ? 1 : 0;
+          const std::uint64_t k = pred(detail::item_at(first, i)) ? 1 : 0;
           word |= k << (i - w);
           c += k;
         }
@@ -584,16 +580,16 @@ Out copy_if(In first, In last, Out out, Pred pred) {
         // Every item is written at the next free slot, which only a kept item
         // advances; the slot past the block's last kept item is never written.
         for (std::size_t i = begin; i < e && j < stop; ++i) {
-          out[detail::diff<Out>(j)] = first[detail::diff<In>(i)];
+          detail::item_at(out, j) = detail::item_at(first, i);
           j += kept(i);
         }
       } else {
         for (std::size_t i = begin; i < e; ++i) {
-          if (kept(i) != 0) out[detail::diff<Out>(j++)] = first[detail::diff<In>(i)];
+          if (kept(i) != 0) detail::item_at(out, j++) = detail::item_at(first, i);
         }
       }
     });
-    return out + detail::diff<Out>(offset[plan.m_count]);
+    return detail::offset_by(out, offset[plan.m_count]);
   });
 }
 
@@ -607,7 +603,7 @@ It remove_if(It first, It last, Pred pred) {
   if constexpr (detail::k_packed_bits<It>) return std::remove_if(first, last, pred);
   return first + detail::diff<It>(detail::on_runtime([&] {
            return detail::pack_in_place(first, n, [&](std::size_t b, std::size_t e) {
-             It end = std::remove_if(first + detail::diff<It>(b), first + detail::diff<It>(e), pred);
+             It end = std::remove_if(detail::offset_by(first, b), detail::offset_by(first, e), pred);
              return std::pair<std::size_t, std::size_t>{b, static_cast<std::size_t>(end - first)};
            });
          }));
@@ -627,12 +623,12 @@ It unique(It first, It last, Pred pred = {}) {
            std::vector<char> repeats(plan.m_count, 0);
            for (std::size_t b = 1; b < plan.m_count; ++b) {
              const std::size_t i = plan.begin(b);
-             repeats[b] = pred(first[detail::diff<It>(i - 1)], first[detail::diff<It>(i)]) ? 1 : 0;
+             repeats[b] = pred(detail::item_at(first, i - 1), detail::item_at(first, i)) ? 1 : 0;
            }
            std::vector<std::pair<std::size_t, std::size_t>> kept(plan.m_count);
            detail::for_blocks(plan.m_count, [&](std::size_t b) {
              const std::size_t lo = plan.begin(b);
-             It end = std::unique(first + detail::diff<It>(lo), first + detail::diff<It>(plan.end(b)), pred);
+             It end = std::unique(detail::offset_by(first, lo), detail::offset_by(first, plan.end(b)), pred);
              kept[b] = {lo + static_cast<std::size_t>(repeats[b]), static_cast<std::size_t>(end - first)};
            });
            return detail::gather_kept(first, kept);
@@ -672,7 +668,7 @@ Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {})
   const std::size_t n2 = detail::range_size(first2, last2, "weft::merge: last2 must not be before first2");
   if constexpr (detail::k_packed_bits<Out>) return std::merge(first1, last1, first2, last2, out, comp);
   detail::on_runtime([&] { detail::merge_parallel<false>(first1, n1, first2, n2, out, comp); });
-  return out + detail::diff<Out>(n1 + n2);
+  return detail::offset_by(out, n1 + n2);
 }
 
 // Rearranges so that nth holds the item sorted order puts there, with no item

@@ -460,7 +460,7 @@ void move_out_of(T* buf, std::size_t n, Out out) {
   std::vector<char> gone(plan.m_count, 0);
   try {
     for_blocks(plan.m_count, [&](std::size_t b) {
-      std::move(buf + plan.begin(b), buf + plan.end(b), out + static_cast<std::iter_difference_t<Out>>(plan.begin(b)));
+      std::move(buf + plan.begin(b), buf + plan.end(b), detail::offset_by(out, plan.begin(b)));
       std::destroy(buf + plan.begin(b), buf + plan.end(b));
       gone[b] = 1;
     });
@@ -921,11 +921,11 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
           n = lo_end;
         } else if (k < hi_end) {
           if (!distinct) return;  // the middle class is all equal to the pivots
-          first += static_cast<std::iter_difference_t<It>>(lo_end);
+          first = detail::offset_by(first, lo_end);
           k -= lo_end;
           n = hi_end - lo_end;
         } else {
-          first += static_cast<std::iter_difference_t<It>>(hi_end);
+          first = detail::offset_by(first, hi_end);
           k -= hi_end;
           n -= hi_end;
         }

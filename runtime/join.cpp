@@ -208,7 +208,7 @@ void report_stall() noexcept {
 // suspends the joiner onto a ready fiber it finds (that needs no new stack),
 // and retries creating a fiber when there is nothing to run, backing off,
 // until the children are done. Tasks run here
-// that must wait in turn join the same way or, for a latch, mutex or
+// that must wait in turn join the same way or, for a latch, barrier, mutex or
 // condition variable, throw (sync.cpp). Near the bottom of its stack the
 // joiner starts no more tasks; it then only takes ready fibers and tasks that
 // continue a coroutine (worker::take_continuation), and retries.

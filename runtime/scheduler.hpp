@@ -273,9 +273,9 @@ std::string numbered_trace_path(const std::string& path, std::uint64_t n);
 // std::invalid_argument for a bad value.
 config default_config();
 
-// WEFT_STACK_GUARDS: unset, empty or "auto": stack_guards::automatic;
-// "mprotect": stack_guards::mprotect. Throws std::invalid_argument naming the
-// variable for anything else. Calling thread (reads the environment).
+// WEFT_STACK_GUARDS: unset or "auto": stack_guards::automatic; "mprotect":
+// stack_guards::mprotect. Throws std::invalid_argument naming the variable for
+// anything else, the empty string included. Calling thread (reads the environment).
 stack_guards stack_guards_from_environment();
 
 }  // namespace weft::rt

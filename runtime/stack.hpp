@@ -75,7 +75,7 @@ std::uintptr_t own_stack_limit() noexcept;
 stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards guards);
 
 // Gives s's pages back to the system (its guard stays) and its slot back to
-// its slab; a slab left empty is unmapped, except one kept per stack size.
+// its slab; a slab left empty is unmapped, except one kept per stack size and kind of guard.
 // Any thread; s must not be running. Leaves s empty.
 void free_stack(stack_memory& s) noexcept;
 

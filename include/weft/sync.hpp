@@ -61,8 +61,8 @@ WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& tok
 // ahead of it. Not recursive; unlock() by a non-owner is undefined, as for
 // std::mutex. Any fiber of any runtime, and any thread, may use one mutex.
 //
-// Every wait on a worker (mutex::lock, condition_variable::wait, latch::wait)
-// switches to another fiber, which may need a new stack. When none can be
+// Every wait on a worker (mutex::lock, condition_variable::wait, latch::wait,
+// the barrier's waits) switches to another fiber, which may need a new stack. When none can be
 // created (the process reached vm.max_map_count, or memory ran out) the wait
 // throws std::system_error (std::errc::not_enough_memory) whose message names
 // the limit, rather than block the worker's thread: the party that would end

@@ -139,7 +139,9 @@ template <std::integral I, std::invocable<I> F>
     bool await_suspend(std::coroutine_handle<> h) {
       m_handle = h;
       if (detail::push(this) == detail::push_status::pushed) return true;
-      weft::parallelize(m_n, m_fn);  // cannot queue it (stack nearly full): run it here
+      // Not queued (off every worker, or the stack nearly full): run it here,
+      // as a plain call of parallelize from this thread or fiber would.
+      weft::parallelize(m_n, m_fn);
       return false;
     }
     void await_resume() const {

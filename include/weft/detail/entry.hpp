@@ -25,7 +25,7 @@ enum class push_status : int {
 // Pushes t onto the calling worker's queue, where other workers may take it.
 // Inline when t can go onto the private ring without a publication (a push
 // needs one when the public deque looks empty: docs/protocols/deque.md,
-// rules 6 and 8);
+// rules 8 and 10);
 // push_slow() does the rest, and the whole push off a worker or on a nearly
 // full or measured stack.
 WEFT_API push_status push_slow(job* t) noexcept;

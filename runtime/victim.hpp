@@ -63,8 +63,9 @@ class round_robin_victims {
 };
 
 // The worker of the last successful steal first (work tends to stay where it
-// was found: a big recursive computation), then the others from a random
-// start; forgets the victim once a whole round found nothing.
+// was found: a big recursive computation), then the workers after it in index
+// order; a random start when there is no last victim. Forgets the victim once
+// a whole round found nothing.
 class last_victim_first {
  public:
   last_victim_first(int self, int workers, std::uint64_t seed) noexcept

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# Shared by tools/demo and tools/test: install what is missing, configure, build.
+# Shared by the tools (demo, test, bench, lint, instructions): install what is missing, configure, build.
 # Sourced, not run. Works on a fresh Debian 12 machine as root or with sudo.
 
 WEFT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

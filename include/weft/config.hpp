@@ -19,7 +19,7 @@ enum class victim_policy : std::uint8_t {
   automatic,    // WEFT_VICTIM_POLICY if set, else random
   random,       // every round starts at a random worker (the default)
   round_robin,  // every round starts one worker further than the last
-  last_victim,  // the worker of the last successful steal first, then random
+  last_victim,  // the worker of the last successful steal first, then the next ones
 };
 
 // How parallelize / parallel_for cut their range (see docs/policies.md).

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <system_error>
 
 #include "assert.hpp"
@@ -236,6 +237,10 @@ void note_thread() noexcept {
   t_end_marker.touch();
 }
 
+void begin_worker_thread() noexcept { t_noted = true; }  // note_thread() registers nothing here
+
+void end_worker_thread() noexcept { t_ending = true; }
+
 void fatal(const char* line) noexcept {
   std::size_t n = 0;
   while (line[n] != '\0') ++n;
@@ -318,6 +323,12 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
       m_exits.m_pending.fetch_add(1, std::memory_order_relaxed);  // before the thread can leave
       try {
         m_threads.emplace_back([w] { w->thread_main(); });
+      } catch (const std::system_error& e) {
+        m_exits.m_pending.fetch_sub(1, std::memory_order_relaxed);  // it never started
+        // The same error, saying whose threads and which limits.
+        throw std::system_error(e.code(), "weft::runtime: could not start worker thread " + std::to_string(i + 1) +
+                                              " of " + std::to_string(n) +
+                                              " (limits on threads: RLIMIT_NPROC, kernel.threads-max, memory)");
       } catch (...) {
         m_exits.m_pending.fetch_sub(1, std::memory_order_relaxed);  // it never started
         throw;

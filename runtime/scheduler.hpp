@@ -199,9 +199,10 @@ class scheduler : public detail::runtime_state {
 // item), the process exits; on any other thread that thread just ends
 // (a runtime a thread_local owns, destroyed then, waits for its work).
 // Known to the thread's end only on threads that called into a runtime from
-// outside, the main thread and the workers, and only once the thread's end
-// marker is destroyed: thread_locals first used after it are destroyed
-// before it. Last, exit() on the calling thread's stack (a walk of the
+// outside and the main thread, once the thread's end marker is destroyed
+// (thread_locals first used after it are destroyed before it), and on the
+// workers once their body returned (they register no marker: see
+// begin_worker_thread()). Last, exit() on the calling thread's stack (a walk of the
 // stack, about 10 µs) covers those and the exits no flag knows of. For a
 // runtime's destructor that would otherwise wait for ever (a busy one).
 bool process_exiting() noexcept;
@@ -229,6 +230,17 @@ bool pin_runtime(detail::runtime_state* s, std::uint64_t sequence) noexcept;
 // Records that the calling thread uses weft from outside (for
 // process_exiting()). Cheap after the first call on a thread.
 void note_thread() noexcept;
+
+// The same for a worker's own thread, at its start (begin) and at the end of
+// its body (end): it registers no thread_local destructor. glibc registers
+// one under the dynamic loader's lock, which dlopen holds while a library's
+// initializer runs; a runtime constructed there waits for its workers to
+// start, and a call made there for workers to run it: a worker waiting for
+// that lock hung both. A worker's thread ends only where its body returns
+// (end_worker_thread marks it then, before its thread_locals are destroyed);
+// an exit() from one of its tasks is found on the stack (process_exiting()).
+void begin_worker_thread() noexcept;
+void end_worker_thread() noexcept;
 
 // Prints `line` (and a newline) on stderr and aborts: misuse the runtime
 // cannot recover from, reported in one line. Async-signal-safe.

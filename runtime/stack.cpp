@@ -632,6 +632,13 @@ void install_overflow_handler() noexcept {
   });
 }
 
+void unblock_overflow_signal() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGSEGV);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
 // ---- a thread's own stack ----
 
 namespace {

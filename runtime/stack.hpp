@@ -115,4 +115,12 @@ class signal_stack {
 // does not recognise go to the handler that was installed before.
 void install_overflow_handler() noexcept;
 
+// Unblocks SIGSEGV for the calling thread (a worker's own thread: weft does
+// not change the mask of a thread from outside). A thread inherits its
+// creator's mask, and a fault while SIGSEGV is blocked kills the process
+// without running any handler: a program that blocked every signal in main
+// before its first weft call (to sigwait for them on one thread) lost the
+// overflow report of its workers.
+void unblock_overflow_signal() noexcept;
+
 }  // namespace weft::rt

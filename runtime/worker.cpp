@@ -98,10 +98,11 @@ worker::~worker() {
 }
 
 void worker::thread_main() noexcept {
-  note_thread();
+  begin_worker_thread();
   set_thread_worker(this);
   m_eh_globals = this_thread_eh_globals();
   m_signal_stack.enter();
+  unblock_overflow_signal();
   adopt_thread(m_native, m_sched);
   set_current(&m_native);
   m_counters.since.store(ticks(), std::memory_order_relaxed);
@@ -116,6 +117,7 @@ void worker::thread_main() noexcept {
   m_signal_stack.leave();
   set_thread_worker(nullptr);
   m_sched.worker_exited();  // last access to the scheduler; the thread ends next
+  end_worker_thread();      // its thread_locals are destroyed next
 }
 
 void worker::wake_sleeper() noexcept { m_sched.sleepers().notify_one(); }

@@ -145,7 +145,7 @@ void for_each(It first, It last, F f) {
   detail::on_runtime([&] {
     detail::for_chunks<detail::k_packed_bits<It>>(n, [&](std::size_t b, std::size_t e) {
       const It end = detail::offset_by(first, e);
-      for (It it = detail::offset_by(first, b); it != end; ++it) f(*it);
+      for (It it = detail::offset_by(first, b); it != end; ++it) static_cast<void>(f(*it));
     });
   });
 }

@@ -78,9 +78,17 @@ struct reduce_plan {
 // is never to split). Rethrows what sample throws.
 WEFT_API reduce_plan plan_reduction(void (*sample)(void*), void* ctx, std::uint64_t blocks);
 
-template <class I>
+// The calls that check their index type (check_index_type).
+enum class index_user : std::uint8_t { parallelize, parallel_for, parallel_reduce };
+
+template <index_user Call, class I>
 constexpr void check_index_type() {
-  static_assert(sizeof(I) <= sizeof(std::uint64_t), "weft: index types wider than 64 bits are not supported");
+  static_assert(Call != index_user::parallelize || sizeof(I) <= sizeof(std::uint64_t),
+                "weft::parallelize: index types wider than 64 bits are not supported");
+  static_assert(Call != index_user::parallel_for || sizeof(I) <= sizeof(std::uint64_t),
+                "weft::parallel_for: index types wider than 64 bits are not supported");
+  static_assert(Call != index_user::parallel_reduce || sizeof(I) <= sizeof(std::uint64_t),
+                "weft::parallel_reduce: index types wider than 64 bits are not supported");
 }
 
 // J is an integral type other than I: the bounds of a loop that runs over
@@ -129,7 +137,7 @@ void run_items(void* ctx, loop_cursor& items) {
   std::uint64_t k = from_offset(items.m_next);
   while (k < from_offset(items.m_stop)) {
     items.m_next = to_offset(k + 1);
-    f(static_cast<I>(k));
+    static_cast<void>(f(static_cast<I>(k)));  // a result is dropped, [[nodiscard]] or not
     ++k;
   }
 }
@@ -137,7 +145,7 @@ void run_items(void* ctx, loop_cursor& items) {
 // The checks of parallelize's item count n.
 template <class I>
 void check_item_count(I n) {
-  check_index_type<I>();
+  check_index_type<index_user::parallelize, I>();
   if constexpr (std::is_signed_v<I>) {
     if (n < 0) throw_invalid_argument("weft::parallelize: n must not be negative");
   }
@@ -252,7 +260,7 @@ namespace detail {
 
 template <class I, class F>
 void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
-  check_index_type<I>();
+  check_index_type<index_user::parallel_for, I>();
   if (last < first) throw_invalid_argument("weft::parallel_for: last must not be less than first");
   if (first == last) return;
   // Modular arithmetic: exact for every integral I, signed or not.
@@ -268,7 +276,7 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
         const std::uint64_t begin = from_offset(items.m_next);
         const std::uint64_t end = from_offset(items.m_stop);
         items.m_next = items.m_stop;  // the whole chunk starts at once
-        c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
+        static_cast<void>(c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end)));
       }
     } c{fn, base};
     loop l{&ctx::run, &c, count, 0};
@@ -290,7 +298,7 @@ void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
         items.m_next = to_offset(k + 1);
         const std::uint64_t begin = k * c->grain;  // at most count - 1: no overflow
         const std::uint64_t end = c->count - begin <= c->grain ? c->count : begin + c->grain;
-        c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end));
+        static_cast<void>(c->fn(static_cast<I>(c->base + begin), static_cast<I>(c->base + end)));
         ++k;
       }
     }
@@ -611,6 +619,43 @@ struct reducer {
   T top() { return partial::take(top_part()); }
 };
 
+// parallel_reduce over [first, last), first < last, on the calling worker.
+// identity by reference: a large T is not copied into an argument on the
+// worker's stack (GCC makes room for a by-value argument with one move of the
+// stack pointer, which no stack-clash probe checks, so a T larger than the
+// stack's guard could skip over it).
+template <class I, class T, class Map, class Combine>
+T reduce_on_worker(I first, I last, const T& identity, Map& map, Combine& combine) {
+  const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
+  const std::uint64_t leaf = reduce_leaf_size(count);
+  reducer<I, T, Map, Combine> r{
+      static_cast<std::uint64_t>(first), count, leaf, ceil_div(count, leaf), identity, map, combine};
+  return r.top();
+}
+
+// What parallel_reduce needs of T, the identity's type.
+template <class T>
+constexpr void check_reduce_type() noexcept {
+  static_assert(std::copy_constructible<T>,
+                "weft::parallel_reduce: the identity's type T must be copy-constructible (every block of the "
+                "reduction starts from a copy of identity)");
+  static_assert(std::is_move_assignable_v<T>,
+                "weft::parallel_reduce: the identity's type T must be move-assignable (a block folds its items "
+                "into its value: acc = combine(std::move(acc), item), as std::reduce requires too)");
+}
+
+// parallel_reduce after its checks of the types, from any thread or fiber.
+template <class I, class T, class Map, class Combine>
+T reduce_checked(I first, I last, const T& identity, Map& map, Combine& combine) {
+  check_index_type<index_user::parallel_reduce, I>();
+  if (last < first) throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
+  if (first == last) return identity;
+  if (!weft::on_worker()) {
+    return default_runtime().run([&] { return reduce_on_worker(first, last, identity, map, combine); });
+  }
+  return reduce_on_worker(first, last, identity, map, combine);
+}
+
 }  // namespace detail
 
 // Reduces map(i) for i in [first, last) with combine, starting from identity.
@@ -624,20 +669,8 @@ struct reducer {
 template <std::integral I, class T, class Map, class Combine>
 requires detail::reduce_callables<Map, Combine, I, T> T parallel_reduce(I first, I last, T identity, Map&& map,
                                                                         Combine&& combine) {
-  static_assert(std::copy_constructible<T>,
-                "weft::parallel_reduce: the identity's type T must be copy-constructible (every block of the "
-                "reduction starts from a copy of identity)");
-  detail::check_index_type<I>();
-  if (last < first) detail::throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
-  if (first == last) return identity;
-  if (!weft::on_worker()) {
-    return default_runtime().run([&] { return weft::parallel_reduce(first, last, identity, map, combine); });
-  }
-  const std::uint64_t count = static_cast<std::uint64_t>(last) - static_cast<std::uint64_t>(first);
-  const std::uint64_t leaf = detail::reduce_leaf_size(count);
-  detail::reducer<I, T, std::remove_reference_t<Map>, std::remove_reference_t<Combine>> r{
-      static_cast<std::uint64_t>(first), count, leaf, detail::ceil_div(count, leaf), identity, map, combine};
-  return r.top();
+  detail::check_reduce_type<T>();
+  return detail::reduce_checked(first, last, identity, map, combine);
 }
 
 // parallel_reduce with first and last of different integral types, as in
@@ -659,15 +692,16 @@ T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
     static_assert(!std::invocable<Map&, index_type> || detail::reduce_callables<Map, Combine, index_type, T>,
                   "weft::parallel_reduce: map(i) must give a value convertible to the identity's type T, and "
                   "combine(T, T) must be callable with two T rvalues and give a value convertible to T");
+    detail::check_reduce_type<T>();
     if constexpr (detail::k_usable_common_index<index_type> && detail::reduce_callables<Map, Combine, index_type, T>) {
-      return weft::parallel_reduce(
+      return detail::reduce_checked(
           detail::to_common_index<index_type>(first,
                                               "weft::parallel_reduce: first is negative, and its common type with "
                                               "last is unsigned; use a signed type for both"),
           detail::to_common_index<index_type>(last,
                                               "weft::parallel_reduce: last is negative, and its common type with "
                                               "first is unsigned; use a signed type for both"),
-          std::move(identity), std::forward<Map>(map), std::forward<Combine>(combine));
+          identity, map, combine);
     } else {
       return identity;
     }

@@ -249,7 +249,7 @@ struct group_closure final : group_job {
     // counted for the next one.
     if (!round_failed(*self->m_group, self->m_mode)) {
       try {
-        self->m_fn();
+        static_cast<void>(self->m_fn());  // a result is dropped, [[nodiscard]] or not
       } catch (...) {
         group_capture(*self->m_group, self->m_mode);
       }

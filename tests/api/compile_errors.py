@@ -6,14 +6,18 @@ Compiles small programs (-fsyntax-only) that misuse the API, and checks that
 each fails with weft's static_assert message, not only with a wall of
 template errors:
 
+  - parallelize with an index type wider than 64 bits (GNU mode);
   - parallel_for and parallel_reduce with bounds of different types: a
     common type wider than 64 bits (__int128 with long, GNU mode), or a
     function that cannot take the common type, or a combine that cannot
     take two rvalues of the identity's type;
-  - parallel_reduce with an identity that cannot be copied (move-only);
+  - parallel_reduce with an identity that cannot be copied (move-only), or
+    cannot be assigned (a const member);
   - parallelize with a floating-point num_workers;
   - a weft::task whose result type is over-aligned (its coroutine frame
-    gets the default alignment);
+    gets the default alignment), and the awaitables that would keep an
+    over-aligned result or callable in that frame (on_fiber_async,
+    parallelize_async);
   - the algorithms over a range whose end may never come (a transform of
     std::views::iota(0)), as the only range or as the second of two (not
     under clang before 15, which cannot compile libstdc++'s views at all).
@@ -43,6 +47,13 @@ long f() {
   return weft::parallel_reduce(0L, wide{10}, 0L, [](wide) { return 1L; }, std::plus<>{});
 }
 """, "weft::parallel_reduce: the common type of first and last is wider than 64 bits"),
+    ("gnu++20", """
+#include <weft/parallelize.hpp>
+void f() {
+  __extension__ using wide = __int128;
+  weft::parallelize(wide{10}, [](wide) {});
+}
+""", "weft::parallelize: index types wider than 64 bits are not supported"),
     ("c++20", """
 #include <weft/parallelize.hpp>
 #include <cstddef>
@@ -80,6 +91,14 @@ std::unique_ptr<int> f() {
 """, "weft::parallel_reduce: the identity's type T must be copy-constructible"),
     ("c++20", """
 #include <weft/parallelize.hpp>
+struct total { const long v; };  // copyable, not assignable
+long f() {
+  return weft::parallel_reduce(0, 10, total{0}, [](int i) { return total{i}; },
+                               [](total a, total b) { return total{a.v + b.v}; }).v;
+}
+""", "weft::parallel_reduce: the identity's type T must be move-assignable"),
+    ("c++20", """
+#include <weft/parallelize.hpp>
 void f() { weft::parallelize(10, 2.5, [](int) {}); }
 """, "weft::parallelize: num_workers must be an integer, not floating-point"),
     ("c++20 views", """
@@ -104,6 +123,19 @@ void f(std::vector<int>& v, std::vector<int>& out) {
 struct alignas(64) wide { char bytes[64]; };
 weft::task<wide> make() { co_return wide{}; }
 """, "weft::task<T>: over-aligned result types are not supported"),
+    ("c++20", """
+#include <weft/coroutine.hpp>
+struct alignas(64) wide { char bytes[64]; };
+weft::task<int> use() { co_return (co_await weft::on_fiber_async([] { return wide{}; })).bytes[0]; }
+""", "weft::on_fiber_async: over-aligned result types are not supported"),
+    ("c++20", """
+#include <weft/coroutine.hpp>
+struct alignas(64) wide { char bytes[64]; };
+weft::task<int> use() {
+  co_await weft::parallelize_async(4, [w = wide{}](int) { (void)w; });
+  co_return 0;
+}
+""", "weft::parallelize_async: an over-aligned callable given as an rvalue"),
 ]
 
 

@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,6 +115,56 @@ TEST_P(StackOverflowTest, AFrameLargerThanStackAndGuardAbortsWithOneLine) {
 
 TEST_P(StackOverflowTest, InALoopItemAbortsWithOneLine) {
   expect_overflow_report(overflow_in_loop_item(workers(), 63, false, [](int) { return recurse_forever<2048>(0); }));
+}
+
+// A parallel_reduce from outside every runtime whose values are larger than
+// a fiber's stack and its guard (1 MiB). The call went on on the default
+// runtime by passing identity again by value, and g++ makes room for a
+// by-value argument with one move of the stack pointer that no stack probe
+// checks: the copy wrote below the guard and the process died of a plain
+// SIGSEGV (3 runs of 3). identity is passed by reference now, and the
+// overflow comes where the values are made, in frames that are probed.
+struct one_mib {
+  char bytes[1 << 20];
+};
+
+TEST_P(StackOverflowTest, AReductionOfValuesLargerThanStackAndGuardAbortsWithOneLine) {
+  const int w = workers();
+  expect_overflow_report(run_in_child([w] {
+    const std::string count = std::to_string(w);
+    ::setenv("WEFT_NUM_WORKERS", count.c_str(), 1);  // the default runtime, made by the call below
+    const auto identity = std::make_unique<one_mib>();
+    const auto sum = std::make_unique<one_mib>(weft::parallel_reduce(
+        0, 4, *identity,
+        [](int i) {
+          one_mib v{};
+          v.bytes[0] = static_cast<char>(i);
+          return v;
+        },
+        [](const one_mib& a, const one_mib& b) {
+          one_mib v{};
+          v.bytes[0] = static_cast<char>(a.bytes[0] + b.bytes[0]);
+          return v;
+        }));
+    return static_cast<int>(sum->bytes[0]);
+  }));
+}
+
+// A program that blocks every signal in main before its first weft call (to
+// take them with sigwait on a thread of its own): worker threads inherited
+// the mask, and a fault with SIGSEGV blocked killed the process without the
+// report (a plain SIGSEGV, 4 runs of 4). Workers unblock SIGSEGV now. The
+// call is handed over, so that a worker's thread runs it (a thread from
+// outside that runs its call itself keeps its own mask).
+TEST_P(StackOverflowTest, OnAWorkerOfAProgramThatBlocksEverySignalAbortsWithOneLine) {
+  const int w = workers();
+  expect_overflow_report(run_in_child([w] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    weft::runtime rt{weft::config{.workers = w, .stack_size = k_small_stack, .caller = weft::caller_policy::hand_over}};
+    return rt.run([] { return recurse_forever<512>(0); });
+  }));
 }
 
 TEST_P(StackOverflowTest, InTheSecondHalfOfAJoinAbortsWithOneLine) {

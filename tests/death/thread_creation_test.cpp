@@ -126,6 +126,10 @@ int constructor_fails_cleanly() {
   } catch (const std::system_error& e) {
     threw = true;
     std::fprintf(stderr, "runtime(64 workers): std::system_error: %s (code %d)\n", e.what(), e.code().value());
+    // It says whose threads could not start (before: only the system's
+    // "Resource temporarily unavailable").
+    WEFT_CHILD_CHECK(std::string(e.what()).find("weft::runtime: could not start worker thread") != std::string::npos,
+                     24);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "runtime(64 workers) threw another exception: %s\n", e.what());
     return 20;

@@ -7,7 +7,7 @@
 // iterators are classes (std::vector, std::deque), raw pointers and an iota
 // view, with trivially copyable, floating-point and class element types; the
 // loops with every index type; fork-join, coroutines and the fibers'
-// synchronisation. Compiled, never run: the tests that run them are
+// synchronisation; callables whose [[nodiscard]] results weft drops. Compiled, never run: the tests that run them are
 // elsewhere.
 #include <weft/algorithm.hpp>
 #include <weft/coroutine.hpp>
@@ -144,6 +144,38 @@ void loops_with_index() {
       I{0}, I{10}, I{0}, [](I i) { return i; }, [](I a, I b) { return static_cast<I>(a + b); });
 }
 
+// Callables whose results the loops, task_group and for_each drop: a
+// [[nodiscard]] result type or operator() warned (-Wunused-result, on by
+// default) inside weft's headers.
+struct [[nodiscard]] status {
+  int code = 0;
+};
+struct nodiscard_item {
+  [[nodiscard]] int operator()(int) const { return 1; }
+};
+
+weft::task<int> discarded_in_coroutines() {
+  co_await weft::parallelize_async(10, [](int) { return status{}; });
+  co_await weft::parallelize_async(10, nodiscard_item{});
+  co_return 0;
+}
+
+void discarded_results() {
+  std::vector<int> v(10);
+  weft::parallelize(10, [](int) { return status{}; });
+  weft::parallelize(10, 2, [](int) { return status{}; });
+  weft::parallelize(10, nodiscard_item{});
+  weft::parallel_for(0, 10, [](int, int) { return status{}; });
+  weft::parallel_for(0, 10, 3, [](int, int) { return status{}; });
+  weft::task_group g;
+  g.spawn([] { return status{}; });
+  g.wait();
+  weft::for_each(v.begin(), v.end(), [](int&) { return status{}; });
+  (void)weft::for_each_n(v.begin(), 3, [](int&) { return status{}; });
+  weft::for_each(v, [](int&) { return status{}; });
+  (void)weft::sync_wait(discarded_in_coroutines());
+}
+
 weft::task<int> leaf(int v) { co_return v; }
 
 weft::task<int> forks() {
@@ -208,6 +240,7 @@ void everything() {
   m.unlock();
   weft::barrier<> b(1);
   b.arrive_and_wait();
+  discarded_results();
 }
 
 }  // namespace weft_strict

@@ -65,6 +65,13 @@ constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
   }
 }
 
+// An awaitable lives in the awaiting coroutine's frame, which gets the default
+// alignment of operator new (g++ 12 passes no alignment to a promise's
+// operator new): a callable held there by value may not need more.
+template <class F>
+inline constexpr bool k_held_aligned =
+    !k_holds_by_value<F> || alignof(std::remove_cvref_t<F>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+
 }  // namespace detail
 
 // Runs fn() as ordinary code with a real stack (it may call any weft function,
@@ -82,6 +89,14 @@ constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
 template <class F>
 [[nodiscard]] auto on_fiber_async(F&& fn) {
   using result_type = std::invoke_result_t<F&>;
+  static_assert(alignof(detail::result<result_type>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,
+                "weft::on_fiber_async: over-aligned result types are not supported (the awaitable keeps the result "
+                "in the coroutine's frame, which gets the default alignment); return a pointer or a wrapper with "
+                "the default alignment");
+  static_assert(detail::k_held_aligned<F>,
+                "weft::on_fiber_async: an over-aligned callable given as an rvalue would be moved into the "
+                "coroutine's frame, which gets the default alignment; pass a named callable that lives outside "
+                "the frame, or one that holds its over-aligned state by pointer");
   struct [[nodiscard]] awaiter {
     detail::held_callable<F> m_fn;
     detail::result<result_type> m_value;
@@ -117,6 +132,10 @@ template <class F>
 // detail::k_holds_by_value for the rvalues that are referred to as well).
 template <std::integral I, std::invocable<I> F>
 [[nodiscard]] auto parallelize_async(I n, F&& fn) {
+  static_assert(detail::k_held_aligned<F>,
+                "weft::parallelize_async: an over-aligned callable given as an rvalue would be moved into the "
+                "coroutine's frame, which gets the default alignment; pass a named callable that lives outside "
+                "the frame, or one that holds its over-aligned state by pointer");
   struct [[nodiscard]] awaiter : detail::job {
     I m_n;
     detail::held_callable<F> m_fn;

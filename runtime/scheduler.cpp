@@ -85,11 +85,14 @@ void unlock_after_fork() noexcept {
 }
 void on_fork_parent() noexcept { unlock_after_fork(); }
 
+void renote_thread() noexcept;
+
 // In the child: no worker thread of any runtime exists any more, and the
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   set_thread_worker(nullptr);
+  renote_thread();
   unlock_after_fork();
 }
 
@@ -129,6 +132,11 @@ struct thread_end_marker {
   void touch() noexcept {}
 };
 thread_local thread_end_marker t_end_marker;
+
+// The next note_thread() touches the marker again: a worker's thread that
+// forked (it registered none) is the child's main thread, and gets one at its
+// first call from outside. Touching a registered marker registers nothing.
+void renote_thread() noexcept { t_noted = false; }
 
 // The thread that loads the library (the main thread, unless it is loaded
 // with dlopen from another one).

@@ -644,12 +644,19 @@ constexpr void check_reduce_type() noexcept {
                 "into its value: acc = combine(std::move(acc), item), as std::reduce requires too)");
 }
 
-// parallel_reduce after its checks of the types, from any thread or fiber.
-template <class I, class T, class Map, class Combine>
-T reduce_checked(I first, I last, const T& identity, Map& map, Combine& combine) {
+// The checks of parallel_reduce's range: false when it is empty (the caller
+// returns its identity, moved).
+template <class I>
+bool reduce_range_nonempty(I first, I last) {
   check_index_type<index_user::parallel_reduce, I>();
   if (last < first) throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
-  if (first == last) return identity;
+  return first != last;
+}
+
+// parallel_reduce over a range that is not empty, after its checks, from any
+// thread or fiber.
+template <class I, class T, class Map, class Combine>
+T reduce_nonempty(I first, I last, const T& identity, Map& map, Combine& combine) {
   if (!weft::on_worker()) {
     return default_runtime().run([&] { return reduce_on_worker(first, last, identity, map, combine); });
   }
@@ -670,7 +677,8 @@ template <std::integral I, class T, class Map, class Combine>
 requires detail::reduce_callables<Map, Combine, I, T> T parallel_reduce(I first, I last, T identity, Map&& map,
                                                                         Combine&& combine) {
   detail::check_reduce_type<T>();
-  return detail::reduce_checked(first, last, identity, map, combine);
+  if (!detail::reduce_range_nonempty(first, last)) return identity;
+  return detail::reduce_nonempty(first, last, identity, map, combine);
 }
 
 // parallel_reduce with first and last of different integral types, as in
@@ -694,14 +702,16 @@ T parallel_reduce(I first, J last, T identity, Map&& map, Combine&& combine) {
                   "combine(T, T) must be callable with two T rvalues and give a value convertible to T");
     detail::check_reduce_type<T>();
     if constexpr (detail::k_usable_common_index<index_type> && detail::reduce_callables<Map, Combine, index_type, T>) {
-      return detail::reduce_checked(
-          detail::to_common_index<index_type>(first,
-                                              "weft::parallel_reduce: first is negative, and its common type with "
-                                              "last is unsigned; use a signed type for both"),
-          detail::to_common_index<index_type>(last,
-                                              "weft::parallel_reduce: last is negative, and its common type with "
-                                              "first is unsigned; use a signed type for both"),
-          identity, map, combine);
+      const index_type from = detail::to_common_index<index_type>(
+          first,
+          "weft::parallel_reduce: first is negative, and its common type with last is unsigned; use a signed type "
+          "for both");
+      const index_type to = detail::to_common_index<index_type>(
+          last,
+          "weft::parallel_reduce: last is negative, and its common type with first is unsigned; use a signed type "
+          "for both");
+      if (!detail::reduce_range_nonempty(from, to)) return identity;
+      return detail::reduce_nonempty(from, to, identity, map, combine);
     } else {
       return identity;
     }

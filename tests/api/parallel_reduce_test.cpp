@@ -117,6 +117,37 @@ TEST_P(ParallelReduceTest, EmptyRangeReturnsIdentity) {
             "id");
 }
 
+// The identity of an empty range is returned moved, as the by-value
+// parameter it is, from a worker and from outside (it was copied, through the
+// reference the reduction holds, while identity went on by reference).
+struct counted_value {
+  static inline std::atomic<int> copies{0};
+  long v = 0;
+  explicit counted_value(long x) : v(x) {}
+  counted_value(const counted_value& o) : v(o.v) { copies.fetch_add(1, std::memory_order_relaxed); }
+  counted_value(counted_value&& o) noexcept : v(o.v) {}
+  counted_value& operator=(const counted_value& o) {
+    v = o.v;
+    copies.fetch_add(1, std::memory_order_relaxed);
+    return *this;
+  }
+  counted_value& operator=(counted_value&& o) noexcept {
+    v = o.v;
+    return *this;
+  }
+};
+
+TEST_P(ParallelReduceTest, EmptyRangeMovesItsIdentity) {
+  auto map = [](int) { return counted_value(1); };
+  auto combine = [](counted_value a, counted_value b) { return counted_value(a.v + b.v); };
+  counted_value::copies = 0;
+  const counted_value inside = rt.run([&] { return weft::parallel_reduce(3, 3, counted_value(42), map, combine); });
+  const counted_value outside = weft::parallel_reduce(3, 3, counted_value(43), map, combine);
+  const counted_value mixed = weft::parallel_reduce(3, 3L, counted_value(44), map, combine);
+  EXPECT_EQ(inside.v + outside.v + mixed.v, 42 + 43 + 44);
+  EXPECT_EQ(counted_value::copies.load(), 0);
+}
+
 // String concatenation is associative but not commutative: the result must
 // keep the order of the range.
 TEST_P(ParallelReduceTest, OrderIsKeptForNonCommutativeCombine) {

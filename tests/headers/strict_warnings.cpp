@@ -178,6 +178,15 @@ void discarded_results() {
 
 weft::task<int> leaf(int v) { co_return v; }
 
+// Plain functions given to the awaitables (referred to; a function type has
+// no alignment to check).
+void plain_item(int) {}
+int plain_value() { return 1; }
+weft::task<int> functions_awaited() {
+  co_await weft::parallelize_async(4, plain_item);
+  co_return co_await weft::on_fiber_async(plain_value);
+}
+
 weft::task<int> forks() {
   auto [a, b] = co_await weft::when_all(leaf(1), leaf(2));
   auto h = weft::spawn(leaf(3));
@@ -232,6 +241,7 @@ void everything() {
   g.spawn([] {});
   g.wait();
   (void)weft::sync_wait(forks());
+  (void)weft::sync_wait(functions_awaited());
   weft::latch l(2);
   l.count_down(2);
   l.wait();

@@ -68,9 +68,17 @@ constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
 // An awaitable lives in the awaiting coroutine's frame, which gets the default
 // alignment of operator new (g++ 12 passes no alignment to a promise's
 // operator new): a callable held there by value may not need more.
+// alignof only of a callable held by value: a function, referred to, has none.
 template <class F>
-inline constexpr bool k_held_aligned =
-    !k_holds_by_value<F> || alignof(std::remove_cvref_t<F>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+consteval bool held_aligned() {
+  if constexpr (k_holds_by_value<F>) {
+    return alignof(std::remove_cvref_t<F>) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+  } else {
+    return true;
+  }
+}
+template <class F>
+inline constexpr bool k_held_aligned = held_aligned<F>();
 
 }  // namespace detail
 

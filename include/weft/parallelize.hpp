@@ -78,18 +78,9 @@ struct reduce_plan {
 // is never to split). Rethrows what sample throws.
 WEFT_API reduce_plan plan_reduction(void (*sample)(void*), void* ctx, std::uint64_t blocks);
 
-// The calls that check their index type (check_index_type).
-enum class index_user : std::uint8_t { parallelize, parallel_for, parallel_reduce };
-
-template <index_user Call, class I>
-constexpr void check_index_type() {
-  static_assert(Call != index_user::parallelize || sizeof(I) <= sizeof(std::uint64_t),
-                "weft::parallelize: index types wider than 64 bits are not supported");
-  static_assert(Call != index_user::parallel_for || sizeof(I) <= sizeof(std::uint64_t),
-                "weft::parallel_for: index types wider than 64 bits are not supported");
-  static_assert(Call != index_user::parallel_reduce || sizeof(I) <= sizeof(std::uint64_t),
-                "weft::parallel_reduce: index types wider than 64 bits are not supported");
-}
+// An index type the loops can count in (each call's static_assert names it).
+template <class I>
+inline constexpr bool k_index_fits = sizeof(I) <= sizeof(std::uint64_t);
 
 // J is an integral type other than I: the bounds of a loop that runs over
 // their common type.
@@ -145,7 +136,7 @@ void run_items(void* ctx, loop_cursor& items) {
 // The checks of parallelize's item count n.
 template <class I>
 void check_item_count(I n) {
-  check_index_type<index_user::parallelize, I>();
+  static_assert(k_index_fits<I>, "weft::parallelize: index types wider than 64 bits are not supported");
   if constexpr (std::is_signed_v<I>) {
     if (n < 0) throw_invalid_argument("weft::parallelize: n must not be negative");
   }
@@ -260,7 +251,7 @@ namespace detail {
 
 template <class I, class F>
 void parallel_for_impl(I first, I last, std::uint64_t grain, F& fn) {
-  check_index_type<index_user::parallel_for, I>();
+  static_assert(k_index_fits<I>, "weft::parallel_for: index types wider than 64 bits are not supported");
   if (last < first) throw_invalid_argument("weft::parallel_for: last must not be less than first");
   if (first == last) return;
   // Modular arithmetic: exact for every integral I, signed or not.
@@ -648,7 +639,7 @@ constexpr void check_reduce_type() noexcept {
 // returns its identity, moved).
 template <class I>
 bool reduce_range_nonempty(I first, I last) {
-  check_index_type<index_user::parallel_reduce, I>();
+  static_assert(k_index_fits<I>, "weft::parallel_reduce: index types wider than 64 bits are not supported");
   if (last < first) throw_invalid_argument("weft::parallel_reduce: last must not be less than first");
   return first != last;
 }

@@ -6,7 +6,8 @@ Compiles small programs (-fsyntax-only) that misuse the API, and checks that
 each fails with weft's static_assert message, not only with a wall of
 template errors:
 
-  - parallelize with an index type wider than 64 bits (GNU mode);
+  - parallelize, parallel_for and parallel_reduce with an index type wider
+    than 64 bits (GNU mode);
   - parallel_for and parallel_reduce with bounds of different types: a
     common type wider than 64 bits (__int128 with long, GNU mode), or a
     function that cannot take the common type, or a combine that cannot
@@ -54,6 +55,21 @@ void f() {
   weft::parallelize(wide{10}, [](wide) {});
 }
 """, "weft::parallelize: index types wider than 64 bits are not supported"),
+    ("gnu++20", """
+#include <weft/parallelize.hpp>
+void f() {
+  __extension__ using wide = __int128;
+  weft::parallel_for(wide{0}, wide{10}, [](wide, wide) {});
+}
+""", "weft::parallel_for: index types wider than 64 bits are not supported"),
+    ("gnu++20", """
+#include <weft/parallelize.hpp>
+#include <functional>
+long f() {
+  __extension__ using wide = __int128;
+  return weft::parallel_reduce(wide{0}, wide{10}, 0L, [](wide) { return 1L; }, std::plus<>{});
+}
+""", "weft::parallel_reduce: index types wider than 64 bits are not supported"),
     ("c++20", """
 #include <weft/parallelize.hpp>
 #include <cstddef>

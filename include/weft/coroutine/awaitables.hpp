@@ -67,8 +67,8 @@ constexpr decltype(auto) hold(std::remove_reference_t<F>& fn) noexcept {
 
 // An awaitable lives in the awaiting coroutine's frame, which gets the default
 // alignment of operator new (g++ 12 passes no alignment to a promise's
-// operator new): a callable held there by value may not need more.
-// alignof only of a callable held by value: a function, referred to, has none.
+// operator new): a callable held there by value may not need more. Asked
+// only of one held by value (a function, always referred to, has no alignof).
 template <class F>
 consteval bool held_aligned() {
   if constexpr (k_holds_by_value<F>) {

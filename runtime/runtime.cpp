@@ -45,7 +45,7 @@ runtime::~runtime() {
     // std::exit from inside this runtime, or from anywhere while it is busy:
     // waiting could never end. Its threads end with the process; its trace
     // is written as far as it goes (it was lost).
-    if (!s.forked_away()) s.write_configured_trace();  // a forked child's copy is its parent's to write
+    s.write_trace_at_exit();
     rt::abandon(&s);
     return;
   }

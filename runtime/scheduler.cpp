@@ -64,7 +64,8 @@ constinit live_list g_live;
 std::mutex g_exit_registration;
 
 // The locks in this order; nobody takes an earlier one while holding a later
-// one (a trace is written, and a measured call recorded, holding no other).
+// one (a trace is written holding no other but at exit, under g_live_lock:
+// write_live_traces_at_exit; a measured call is recorded holding no other).
 void on_fork_prepare() noexcept {
   g_default_creation.lock();
   g_live_lock.lock();
@@ -113,6 +114,13 @@ std::atomic<int> g_registrations{0};
 constexpr int k_max_dynamic_registrations = 4096;  // about 128 KiB of glibc's exit records
 
 void on_process_exit() noexcept { g_exit_started.store(true, std::memory_order_relaxed); }
+
+// The exit handler that writes the traces of the runtimes alive at exit
+// (the default runtime, one never destroyed, one that exit() leaves behind)
+// is registered once, by the first traced runtime's constructor: before that
+// runtime's construction completes, so that the destructors of the traced
+// runtimes of static storage duration run before it (and write their own).
+std::once_flag g_trace_exit_once;
 
 // initial-exec, as t_worker: a load off the thread pointer, where the
 // default model of a shared library calls __tls_get_addr on every read.
@@ -284,6 +292,26 @@ void scheduler::arm_exit_hook() noexcept {
   }
 }
 
+namespace {
+
+// At the process's exit: the trace of every traced runtime still alive, as
+// far as it goes (their workers may still record: the rings are read as
+// write_trace reads them during work). Under g_live_lock, so that none is
+// freed meanwhile; a runtime being destroyed left the list first and writes
+// its own.
+void write_live_traces_at_exit() noexcept {
+  std::lock_guard<std::mutex> lock(g_live_lock);
+  for (const auto& [live, sequence] : g_live.entries) const_cast<scheduler*>(live)->write_trace_at_exit();
+}
+
+}  // namespace
+
+void scheduler::write_trace_at_exit() noexcept {
+  if (m_traces.empty() || forked_away()) return;
+  if (m_trace_written_at_exit.exchange(true, std::memory_order_relaxed)) return;
+  write_configured_trace();
+}
+
 void register_fork_handlers() noexcept {
   std::call_once(g_atfork_once, [] { pthread_atfork(&on_fork_prepare, &on_fork_parent, &on_fork_child); });
 }
@@ -312,6 +340,7 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
   m_origin = ticks();
   if (k_instrumented && !m_cfg.trace_file.empty()) {
     for (int i = 0; i < n; ++i) m_traces.push_back(std::make_unique<trace_ring>(m_cfg.trace_events));
+    std::call_once(g_trace_exit_once, [] { register_at_exit(&write_live_traces_at_exit); });
   }
   m_workers.reserve(static_cast<std::size_t>(n));
   m_threads.reserve(static_cast<std::size_t>(n));

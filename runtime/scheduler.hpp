@@ -160,6 +160,11 @@ class scheduler : public detail::runtime_state {
   // it could not. Also for a runtime abandoned at exit, whose workers may
   // still record (the rings are read as write_trace reads them during work).
   void write_configured_trace() const noexcept;
+  // The same at the process's exit, once: from the destructor of a runtime
+  // that exit() leaves behind, or from the exit handler that writes the
+  // traces of the runtimes still alive (write_live_traces_at_exit). Not in a
+  // forked child: a runtime it inherited is its parent's to write.
+  void write_trace_at_exit() noexcept;
 
  private:
   void stop_and_join() noexcept;
@@ -184,6 +189,7 @@ class scheduler : public detail::runtime_state {
   detail::join_frame m_exits;
   std::atomic<std::uint32_t> m_started{0};  // worker threads that began their body (worker_started)
   std::atomic<bool> m_exit_hook_armed{false};
+  std::atomic<bool> m_trace_written_at_exit{false};  // write_trace_at_exit() ran
 
   void arm_exit_hook() noexcept;
 };

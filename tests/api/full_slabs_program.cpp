@@ -10,6 +10,12 @@
 //     a heap block that only a local of theirs points to, and wait at a latch
 //     that never opens; the last item then calls std::exit(7). The blocks
 //     are reachable from the suspended fibers' stacks: no leak.
+//   traced-default-runtime: calls of the default runtime (two workers) from
+//     main, traced through WEFT_TRACE (set by the test), then main returns
+//     7: the trace is written at exit (the default runtime is never
+//     destroyed).
+//   traced-default-runtime-exit-in-item: the same, but an item calls
+//     std::exit(7) while the other items run.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -37,10 +43,24 @@ int held_by_fibers() {
   return 1;  // not reached
 }
 
+int traced_default_runtime(bool exit_in_item) {
+  ::setenv("WEFT_NUM_WORKERS", "2", 1);
+  std::atomic<long> sum{0};
+  for (int call = 0; call < 10; ++call) {
+    weft::parallelize(100, [&](int i) {
+      if (exit_in_item && call == 9 && i == 50) std::exit(7);
+      sum.fetch_add(i);
+    });
+  }
+  return sum.load() == 10 * 4950 ? 7 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "held-by-fibers") == 0) return held_by_fibers();
+  if (argc > 1 && std::strcmp(argv[1], "traced-default-runtime") == 0) return traced_default_runtime(false);
+  if (argc > 1 && std::strcmp(argv[1], "traced-default-runtime-exit-in-item") == 0) return traced_default_runtime(true);
   ::setenv("WEFT_NUM_WORKERS", "1", 1);
   weft::latch met(65);
   weft::parallelize(65, [&](int) { met.arrive_and_wait(); });

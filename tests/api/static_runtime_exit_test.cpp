@@ -119,25 +119,50 @@ TEST(RuntimeDestructionTest, UnderStackUseAfterReturnDetection) {
   EXPECT_TRUE(r.lines_with("weft:").empty()) << r.describe();
 }
 
+// The trace file at path holds a whole JSON document of trace events (a
+// failure names `which`); removes it.
+void expect_whole_trace(const std::string& path, const char* which) {
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"traceEvents\""), std::string::npos) << which << ": no trace at " << path;
+  const auto last = text.find_last_not_of(" \n");
+  EXPECT_TRUE(last != std::string::npos && text[last] == '}') << which << ": the trace is cut short";
+  std::remove(path.c_str());
+}
+
 // A runtime with a trace file, abandoned at std::exit (from one of its
 // items, or from main while it is busy): its trace is written as far as it
 // goes, a whole JSON document (the file was never written, and nothing said
 // so); a child forked meanwhile that exits does not write it (the program
-// exits 9 when the file appeared at the child's exit).
+// exits 9 when the file appeared at the child's exit). The same for a
+// runtime that no destructor ends: local to a function that std::exit
+// leaves, or made with new and never deleted (no file was written before
+// these were written at exit).
 TEST(StaticRuntimeExitTraceTest, AnAbandonedRuntimeWritesItsTrace) {
-  for (const char* which : {"traced-exit-in-item", "traced-exit-from-main-while-busy", "traced-fork-child-exits"}) {
+  for (const char* which : {"traced-exit-in-item", "traced-exit-from-main-while-busy", "traced-fork-child-exits",
+                            "traced-local-exit-in-item", "traced-never-destroyed"}) {
     const std::string path = ::testing::TempDir() + "weft-abandoned-trace-" + std::to_string(::getpid()) + ".json";
     std::remove(path.c_str());
     ::setenv("WEFT_TEST_TRACE_FILE", path.c_str(), 1);
     const auto r = run_program(which);
     ::unsetenv("WEFT_TEST_TRACE_FILE");
     EXPECT_TRUE(r.exited_with(7)) << which << ": " << r.describe();
-    std::ifstream in(path);
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_NE(text.find("\"traceEvents\""), std::string::npos) << which << ": no trace at " << path;
-    const auto last = text.find_last_not_of(" \n");
-    EXPECT_TRUE(last != std::string::npos && text[last] == '}') << which << ": the trace is cut short";
+    expect_whole_trace(path, which);
+  }
+}
+
+// The default runtime, traced through WEFT_TRACE, is never destroyed: its
+// trace is written at the process's exit, whether main returns or an item
+// calls std::exit (no file was written before).
+TEST(StaticRuntimeExitTraceTest, TheDefaultRuntimeWritesItsTraceAtExit) {
+  for (const char* which : {"traced-default-runtime", "traced-default-runtime-exit-in-item"}) {
+    const std::string path = ::testing::TempDir() + "weft-default-trace-" + std::to_string(::getpid()) + ".json";
     std::remove(path.c_str());
+    ::setenv("WEFT_TRACE", path.c_str(), 1);
+    const auto r = run_program(which, "WEFT_FULL_SLABS_PROGRAM");
+    ::unsetenv("WEFT_TRACE");
+    EXPECT_TRUE(r.exited_with(7)) << which << ": " << r.describe();
+    expect_whole_trace(path, which);
   }
 }
 

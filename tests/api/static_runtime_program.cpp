@@ -171,6 +171,29 @@ int main(int argc, char** argv) {
     wait_until_busy();
     std::exit(7);
   }
+  if (std::strcmp(c, "traced-local-exit-in-item") == 0) {
+    // A traced runtime local to this function, left behind by std::exit
+    // from one of its items: no destructor runs.
+    const char* trace = std::getenv("WEFT_TEST_TRACE_FILE");
+    if (trace == nullptr) return 102;
+    weft::runtime local{weft::config{.workers = 2, .trace_file = trace}};
+    local.run([] {
+      weft::parallelize(4, [](int i) {
+        if (i == 2) std::exit(7);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      });
+    });
+    return 1;
+  }
+  if (std::strcmp(c, "traced-never-destroyed") == 0) {
+    // A traced runtime made with new and never deleted, idle when main
+    // returns.
+    const char* trace = std::getenv("WEFT_TEST_TRACE_FILE");
+    if (trace == nullptr) return 102;
+    auto* kept = new weft::runtime{weft::config{.workers = 2, .trace_file = trace}};
+    kept->run([] { weft::parallelize(100, [](int) {}); });
+    return 7;
+  }
   if (std::strcmp(c, "traced-fork-child-exits") == 0) {
     // A child forked while the traced runtime is busy exits: the runtime it
     // inherited is its parent's, whose trace it must not write. Exits 9 when

@@ -7,7 +7,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <optional>
 
 #include "clock.hpp"
 #include "futex.hpp"
@@ -197,7 +196,7 @@ class slot_loan {
     c.m_native_ready.store(false, std::memory_order_relaxed);
     c.m_entry = s.num_workers() + w.m_index;
     w.set_current(&c.m_native);
-    w.m_eh_globals = this_thread_eh_globals();
+    w.m_eh_globals = c.m_eh_globals;
     w.m_sleep_entry = c.m_entry;
     w.m_caller = &c;
     w.m_counters.enter(activity::busy);
@@ -241,21 +240,42 @@ class slot_loan {
 
 }  // namespace
 
+namespace {
+
+void call_on_slot(scheduler& s, int w, caller_state& c, void (*fn)(void*), void* arg);
+
+// After the thread's own caller_state was destroyed (it ends, or the process
+// exits): one for this call only, with its alternate signal stack (left at
+// its end). Out of line, so that a call from outside does not clear its
+// storage each time.
+[[gnu::noinline]] void call_on_slot_late(scheduler& s, int w, void (*fn)(void*), void* arg) {
+  caller_state late;
+  call_on_slot(s, w, late, fn, arg);
+}
+
+}  // namespace
+
 bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
   const int w = borrow(s);
   if (w < 0) return false;
-  // After the thread's own caller_state was destroyed (it ends, or the process
-  // exits), one for this call only, with its alternate signal stack (left at
-  // its end).
-  std::optional<caller_state> late;
-  caller_state* mine = this_thread_caller();
-  if (mine == nullptr) mine = &late.emplace();
-  caller_state& c = *mine;
+  if (caller_state* mine = this_thread_caller(); mine != nullptr) [[likely]] {
+    call_on_slot(s, w, *mine, fn, arg);
+  } else {
+    call_on_slot_late(s, w, fn, arg);
+  }
+  return true;
+}
+
+namespace {
+
+// The call on slot w of s, won by the calling thread, whose caller state is c.
+void call_on_slot(scheduler& s, int w, caller_state& c, void (*fn)(void*), void* arg) {
   if (!c.m_signal_stack_checked) {
-    // The stack-overflow report runs on an alternate signal stack; give this
-    // thread one unless it has its own.
+    // The thread's first call. The stack-overflow report runs on an
+    // alternate signal stack; give this thread one unless it has its own.
     c.m_signal_stack_checked = true;
     c.m_stack_limit = own_stack_limit();
+    c.m_eh_globals = this_thread_eh_globals();
     stack_t old{};
     if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) c.m_signal_stack.enter();
   }
@@ -267,8 +287,9 @@ bool call_on_borrowed_slot(scheduler& s, void (*fn)(void*), void* arg) {
   // size, overflow report and migration rules); this thread's own stack
   // waits at loop level of that slot and is resumed when the call is done.
   detail::run_on_fresh_stack(fn, arg);
-  return true;
 }
+
+}  // namespace
 
 // Out of line: make_ready() runs it, possibly after a switch of its caller
 // (see this_thread_worker()).

@@ -39,6 +39,9 @@ struct caller_state {
   // read at the first call): m_native's limits while the thread holds a
   // slot, for a call that runs on that stack when no fiber can be had.
   std::uintptr_t m_stack_limit = 0;
+  // This thread's exception globals (this_thread_eh_globals(), read at the
+  // first call): the worker's while the thread holds its slot.
+  void* m_eh_globals = nullptr;
 };
 
 // Runs fn(arg) on the calling thread, which is not a worker of any runtime, as

@@ -105,10 +105,28 @@ void destroy_fiber(fiber* f) noexcept {
   free_stack(mem);
 }
 
-std::uintptr_t first_activation() noexcept {
-  // Multiples of 4: never those of worker::begin_activation (2 mod 4).
-  static std::atomic<std::uintptr_t> count{0};
-  return (count.fetch_add(1, std::memory_order_relaxed) + 1) << 2;
+namespace {
+
+// The activations a thread takes from the process's count at a time: a call
+// from outside takes a fresh one for its thread's stack (adopt_thread), and
+// so makes no read-modify-write of a shared counter but one per block.
+constexpr std::uintptr_t k_activation_block = 64;
+std::atomic<std::uintptr_t> g_activations{0};
+// The thread's block: the values in (t_next, t_end] not handed out yet.
+constinit thread_local std::uintptr_t t_next_activation __attribute__((tls_model("initial-exec"))) = 0;
+constinit thread_local std::uintptr_t t_end_activation __attribute__((tls_model("initial-exec"))) = 0;
+
+}  // namespace
+
+// Out of line: it reads thread-locals, and its callers may run on fibers
+// that change threads (see this_thread_worker()).
+WEFT_NOINLINE std::uintptr_t first_activation() noexcept {
+  // Multiples of 4, never 0: never those of worker::begin_activation (2 mod 4).
+  if (t_next_activation == t_end_activation) {
+    t_next_activation = g_activations.fetch_add(k_activation_block, std::memory_order_relaxed);
+    t_end_activation = t_next_activation + k_activation_block;
+  }
+  return ++t_next_activation << 2;
 }
 
 void adopt_thread(fiber& f, scheduler& s) noexcept {

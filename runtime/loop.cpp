@@ -31,6 +31,9 @@ struct loop_run {
   const loop* m_loop;
   std::uint64_t m_split_ticks;  // work worth handing to another worker
   int m_workers;
+  // A small loop's body (run_small): its first leaf notes what an item costs
+  // in the worker's loop_hints. Null for other loops.
+  const void* m_hint_body = nullptr;
   split_policy m_policy;
   std::uint64_t m_piece;  // eager: largest leaf; fixed: chunk size
   std::atomic<bool> m_cancelled{false};
@@ -49,6 +52,9 @@ struct loop_run {
 constexpr std::uint64_t k_max_step = 2048;
 // The shortest measurement an estimate is made from (clock reads cost ~12 ns).
 constexpr std::uint64_t k_min_sample_ns = 250;
+// A loop of at most this many items per worker (and at least 2) is small
+// (run_small).
+constexpr std::uint64_t k_small_items_per_worker = 4;
 
 // How a range of a loop runs: a leaf of its split policy.
 using range_runner = void (*)(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept;
@@ -326,6 +332,33 @@ std::uint64_t estimate(std::uint64_t elapsed, std::uint64_t remaining, std::uint
   return e > UINT64_MAX ? UINT64_MAX : static_cast<std::uint64_t>(e);
 }
 
+// The first leaf of a small loop (its items from offset 0, run by the loop's
+// caller) notes the time of one of its items for the next small loop of its
+// body (loop_hints): at its first estimate, else when it ends.
+class item_note {
+ public:
+  item_note(const loop_run& r, const running_leaf& call, std::uint64_t first, std::uint64_t t0, bool timed) noexcept
+      : m_body(timed && first == 0 ? r.m_hint_body : nullptr), m_call(call), m_t0(t0) {}
+  item_note(const item_note&) = delete;
+  item_note& operator=(const item_note&) = delete;
+  ~item_note() {
+    if (m_body == nullptr) return;
+    const std::uint64_t items = detail::from_offset(m_call.m_items.m_next);  // started, from offset 0
+    if (items != 0) current_worker()->m_sched.m_loop_hints.note(m_body, (ticks() - m_t0) / items);
+  }
+  // The leaf's estimate: `elapsed` ticks for its first `done` items.
+  void estimated(std::uint64_t elapsed, std::uint64_t done) noexcept {
+    if (m_body == nullptr) return;
+    current_worker()->m_sched.m_loop_hints.note(m_body, elapsed / done);
+    m_body = nullptr;
+  }
+
+ private:
+  const void* m_body;  // null: nothing (more) to note
+  const running_leaf& m_call;
+  std::uint64_t m_t0;
+};
+
 // Runs [begin, end) in growing runs of items (1, 2, 4, ... 2048). With
 // several workers it times itself: once
 // enough is measured it estimates the work left; work too small to share is
@@ -344,6 +377,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
   const std::uint64_t t0 = timed ? ticks() : 0;
   const std::uint64_t min_sample = k_min_sample_ns * ticks_per_us() / 1000;
   std::uint64_t next_check = timed ? begin + 1 : end;  // when to look at the clock next
+  item_note note(r, call, first, t0, timed);
   bool worth_sharing = false;
   while (begin < call.m_end) {
     if (r.cancelled()) return;
@@ -363,6 +397,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
       if (elapsed < min_sample) {
         next_check = begin + done;  // too short to judge: measure twice as much
       } else {
+        note.estimated(elapsed, done);
         const std::uint64_t left = estimate(elapsed, call.m_end - begin, done);
         worth_sharing = left >= r.m_split_ticks && r.can_split(call.m_end - begin);
         next_check = worth_sharing ? begin + done : call.m_end;
@@ -696,6 +731,31 @@ void run_capped(loop_run& r) noexcept {
   wait_for_children(c.m_extra, 0, join_kind::open);
 }
 
+// A small loop: at most about k_small_items_per_worker items per worker
+// (the SPMD shape, parallelize(num_workers(), fn); a few coarse items).
+// Timing its first item alone, as a larger loop does, runs that item while
+// the other workers wait for the estimate (two items of 20 ms on two workers
+// took 40 ms; n items of one worker's share took twice that). Its items are
+// spread at once, one piece per worker (or per item), when the last small
+// loop of its body found an item worth it (loop_hints), or
+// when nothing is known of the body and it has at most one item per worker;
+// else its first item is timed as usual. Its first leaf notes what an item
+// cost this time (in the runtime's loop_hints, which every worker reads).
+void run_small(loop_run& r, worker& w) noexcept {
+  const std::uint64_t n = r.m_loop->m_count;
+  r.m_hint_body = reinterpret_cast<const void*>(r.m_loop->m_body);
+  const std::uint64_t item = w.m_sched.m_loop_hints.item_ticks(r.m_hint_body);
+  const auto workers = static_cast<std::uint64_t>(r.m_workers);
+  const bool spread = item == 0 ? n <= workers : estimate(item, n - 1, 1) >= r.m_split_ticks;
+  if (!spread) {
+    leaf(r, 0, n, true);
+    return;
+  }
+  int levels = 1;  // halvings for a piece per worker, or per item: at least two pieces
+  while ((std::uint64_t{1} << levels) < std::min(n, workers)) ++levels;
+  split_and_run(r, 0, n, levels - 1);
+}
+
 void run_here(loop& l, worker& w) {
   scheduler& s = w.m_sched;
   loop_run r;
@@ -714,6 +774,8 @@ void run_here(loop& l, worker& w) {
   } else if (r.m_workers == 1) {
     // Nobody can take a piece: one run of everything, unless an item waits.
     run_whole(r, 0, l.m_count);
+  } else if (l.m_count >= 2 && l.m_count / k_small_items_per_worker <= static_cast<std::uint64_t>(r.m_workers)) {
+    run_small(r, w);
   } else {
     leaf(r, 0, l.m_count, true);
   }

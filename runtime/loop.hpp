@@ -8,6 +8,8 @@
 // queued work on its stack; run_fresh moves them to a fresh stack's fiber).
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "weft/parallelize.hpp"
@@ -48,6 +50,39 @@ void hand_off_unstarted(worker& w, fiber& f) noexcept;
 // yield once would otherwise hold a fiber per yield until its last item
 // started). Each call remembers its running item.
 bool yields_again(fiber& f) noexcept;
+
+// What a runtime remembers of the small loops its workers ran (at most 4
+// items per worker: docs/decisions/0004-loop-splitting.md, amended
+// 2026-12-06): for a loop body (the function the loop calls, one per
+// callable type), the time of one item when it last ran, so that the next
+// call of that body can spread its items at once instead of timing its
+// first item alone. A hint: different calls of one body may differ, and a
+// reader may see an entry's two words from different writes (then it takes
+// another body's time for this one's, once). Direct-mapped by the body's
+// address; any worker, relaxed atomics.
+struct loop_hints {
+  static constexpr std::size_t k_slots = 64;
+  struct entry {
+    std::atomic<const void*> m_body{nullptr};
+    std::atomic<std::uint64_t> m_item_ticks{0};  // ticks of one item; 0: unknown
+  };
+  entry m_entries[k_slots];
+
+  static std::size_t slot_of(const void* body) noexcept {
+    const auto a = reinterpret_cast<std::uintptr_t>(body);
+    return static_cast<std::size_t>((a >> 4) * 0x9E3779B97F4A7C15ull >> 58);  // the top 6 bits: 64 slots
+  }
+  // The ticks of one item of body's last small loop; 0 when unknown.
+  std::uint64_t item_ticks(const void* body) const noexcept {
+    const entry& e = m_entries[slot_of(body)];
+    return e.m_body.load(std::memory_order_relaxed) == body ? e.m_item_ticks.load(std::memory_order_relaxed) : 0;
+  }
+  void note(const void* body, std::uint64_t item_ticks) noexcept {
+    entry& e = m_entries[slot_of(body)];
+    e.m_body.store(body, std::memory_order_relaxed);
+    e.m_item_ticks.store(item_ticks != 0 ? item_ticks : 1, std::memory_order_relaxed);
+  }
+};
 
 // How many times to halve at once a range of `work` ticks that is worth
 // spreading (a loop's rest, a reduction's blocks): until twice as many pieces

@@ -17,6 +17,7 @@
 
 #include "futex.hpp"
 #include "injection.hpp"
+#include "loop.hpp"
 #include "platform.hpp"
 #include "sleep.hpp"
 #include "stack.hpp"
@@ -133,6 +134,9 @@ class scheduler : public detail::runtime_state {
 
   // The public object that owns this scheduler (set by its constructor).
   runtime* m_runtime = nullptr;
+
+  // The small loops its workers ran (loop.cpp, run_small).
+  alignas(k_false_sharing) loop_hints m_loop_hints;
 
   // Fibers alive in this runtime (running, suspended or pooled; each worker
   // pools at most max_fibers / 2, so idle ones never hold the bound).

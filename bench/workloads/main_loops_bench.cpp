@@ -2,7 +2,8 @@
 // main_loops: parallel loops called from plain code (the benchmark thread,
 // outside any runtime) again and again, the way a time-stepping program
 // calls them: 10 000 calls over 1 000 light items, 1 000 calls over 100 000,
-// and an empty round trip (parallelize(num_workers) items that do nothing).
+// an empty round trip (parallelize(num_workers) items that do nothing), and
+// a few coarse items per call (coarse_items).
 // weft runs on its default runtime (WEFT_NUM_WORKERS = the worker count),
 // oneTBB is capped with a global_control, OpenMP uses num_threads(k); see
 // bench/support/from_main.hpp. Items: x[i] = x[i] * a + b (checked).
@@ -173,6 +174,88 @@ void round_trip_omp(benchmark::State& state) {
 }
 #endif
 
+// ---- a few coarse items ----
+//
+// 100 calls of a loop of `items` items (2 or 8) of about 50 µs each (a chain
+// of dependent multiply-adds), as a program hands a few big jobs to the
+// cores: one item per worker, or a few. Each item writes its result (checked
+// against the serial loop's).
+
+constexpr int k_coarse_calls = 100;
+constexpr int k_coarse_steps = 40'000;
+
+[[gnu::noinline]] double coarse_item(int i) {  // one call per item in every variant
+  double x = 1.0 + i;
+  for (int s = 0; s < k_coarse_steps; ++s) x = x * 0.999999 + 1e-6;
+  return x;
+}
+
+struct coarse_input {
+  int items;
+  std::vector<double> out;
+  explicit coarse_input(benchmark::State& state)
+      : items(static_cast<int>(state.range(0))), out(static_cast<std::size_t>(items), 0.0) {}
+  void finish(benchmark::State& state) {
+    bool ok = true;
+    for (int i = 0; i < items; ++i) ok = ok && out[static_cast<std::size_t>(i)] == coarse_item(i);
+    bench::check(state, ok, "wrong result of a coarse item");
+    bench::set_tasks(state, static_cast<double>(k_coarse_calls) * items);
+  }
+};
+
+void coarse_serial(benchmark::State& state) {
+  coarse_input in(state);
+  for (auto _ : state) {
+    for (int c = 0; c < k_coarse_calls; ++c) {
+      for (int i = 0; i < in.items; ++i) in.out[static_cast<std::size_t>(i)] = coarse_item(i);
+      benchmark::ClobberMemory();
+    }
+  }
+  in.finish(state);
+}
+
+void coarse_weft(benchmark::State& state) {
+  if (!bench::default_runtime_of(state, static_cast<int>(state.range(1)))) return;
+  coarse_input in(state);
+  weft::default_runtime().reset_stats();
+  for (auto _ : state) {
+    for (int c = 0; c < k_coarse_calls; ++c) {
+      weft::parallelize(in.items, [&in](int i) { in.out[static_cast<std::size_t>(i)] = coarse_item(i); });
+    }
+  }
+  bench::set_weft_stats(state, weft::default_runtime());
+  in.finish(state);
+}
+
+#if WEFT_BENCH_HAVE_TBB
+void coarse_tbb(benchmark::State& state) {
+  bench::tbb_threads(static_cast<int>(state.range(1)));
+  coarse_input in(state);
+  for (auto _ : state) {
+    for (int c = 0; c < k_coarse_calls; ++c) {
+      tbb::parallel_for(0, in.items, [&in](int i) { in.out[static_cast<std::size_t>(i)] = coarse_item(i); });
+    }
+  }
+  in.finish(state);
+}
+#endif
+
+#if WEFT_BENCH_HAVE_OPENMP
+void coarse_omp(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(1));
+  coarse_input in(state);
+  const int items = in.items;
+  double* out = in.out.data();
+  for (auto _ : state) {
+    for (int c = 0; c < k_coarse_calls; ++c) {
+#pragma omp parallel for schedule(static) num_threads(workers)
+      for (int i = 0; i < items; ++i) out[i] = coarse_item(i);
+    }
+  }
+  in.finish(state);
+}
+#endif
+
 // ---- 8 threads calling at once ----
 //
 // 8 plain threads each make 1000 calls over 1 000 light items of their own,
@@ -228,6 +311,17 @@ int main(int argc, char** argv) {
 #if WEFT_BENCH_HAVE_OPENMP
   bench::add_parallel("round_trip/omp", round_trip_omp);
 #endif
+  for (const std::int64_t items : {2, 8}) {
+    const std::initializer_list<bench::param> p{{"items", items}};
+    bench::add_serial("coarse_items/serial", coarse_serial, p);
+    bench::add_parallel("coarse_items/weft", coarse_weft, p);
+#if WEFT_BENCH_HAVE_TBB
+    bench::add_parallel("coarse_items/tbb", coarse_tbb, p);
+#endif
+#if WEFT_BENCH_HAVE_OPENMP
+    bench::add_parallel("coarse_items/omp", coarse_omp, p);
+#endif
+  }
   bench::add_parallel("callers8/weft", callers_weft);
   bench::add_parallel("callers8/weft_turns", callers_weft_turns);
   return bench::main(argc, argv);

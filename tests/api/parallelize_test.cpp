@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -268,6 +269,47 @@ TEST_P(ParallelizeTest, CountAtTopOfTypeCutShortByException) {
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(ParallelizeTest);
+
+// A loop of a few items on a runtime of `workers` workers, each item busy
+// (never yielding, never waiting on weft) for at least 2 ms and until another
+// item of the same call has started beside it, or until 10 s have passed:
+// returns how many items gave up waiting. `warm`: items that only spin for
+// 2 ms, for a call that shows the runtime what the loop's items cost (every
+// call uses the same loop body, which is what the runtime remembers).
+int items_alone(weft::runtime& rt, int n, bool warm) {
+  std::atomic<int> started{0};
+  std::atomic<int> alone{0};
+  rt.run([&] {
+    weft::parallelize(n, [&](int) {
+      started.fetch_add(1);
+      const auto start = std::chrono::steady_clock::now();
+      for (;;) {
+        const auto spent = std::chrono::steady_clock::now() - start;
+        if (spent >= std::chrono::milliseconds(2) && (warm || started.load() >= 2)) return;
+        if (spent >= std::chrono::seconds(10)) break;
+      }
+      alone.fetch_add(1);
+    });
+  });
+  return alone.load();
+}
+
+// A loop of one item per worker (parallelize(num_workers(), fn), the SPMD
+// shape) whose items are long, and one of two items per worker run again:
+// the items run on several workers at once. Before, the loop ran its first
+// item alone to time it, and only then shared the rest: two items on two
+// workers ran one after the other (items_alone: the first item gave up after
+// 10 s every time).
+TEST(ParallelizeSmallLoopTest, ItemsOfASmallLoopRunBesideEachOther) {
+  for (const int workers : {2, 4}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers, .split = weft::split_policy::adaptive}};
+    EXPECT_EQ(items_alone(rt, workers, false), 0);  // nothing known of the loop yet
+    EXPECT_EQ(items_alone(rt, workers, false), 0);
+    items_alone(rt, 2 * workers, true);  // shows that its items are long
+    EXPECT_EQ(items_alone(rt, 2 * workers, false), 0);
+  }
+}
 
 // From outside any runtime, parallelize runs in the default runtime.
 TEST(ParallelizeOutsideTest, RunsEveryIndexOnceFromOutsideAnyRuntime) {

@@ -131,22 +131,33 @@ bool continues_a_coroutine(const detail::job* t) noexcept {
 
 // ---- mutex ----
 //
-// m_state: k_locked | k_guard | k_waiters. Outside the guard, the state only
-// changes by CAS from exactly 0 (lock) or k_locked (unlock): both fail while
-// the guard bit is set, so the guard holder may store the whole word.
+// m_state: k_locked | k_guard | k_waiters. Outside the guard, the state
+// changes only by CAS from a value without k_guard: k_locked added to a free
+// one (lock's fast path from 0; try_lock, which lock_slow uses, also from
+// k_waiters, while a woken waiter competes) and exactly k_locked back to 0
+// (unlock's fast path). Every such CAS fails while the guard bit is set, so
+// the guard holder may store the whole word.
 
 namespace {
 
-// Under the guard: takes the mutex if it is free, else queues node. True when
-// the mutex was taken.
-bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node) noexcept {
-  using bits = detail::mutex_bits;
+using bits = detail::mutex_bits;
+
+// Under the guard: takes the mutex if it is free (node->m_owns), else queues
+// node: at the head when `first` (a woken waiter that lost the mutex to a
+// newcomer keeps its turn), else at the tail. True when the mutex was taken.
+bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node,
+                        bool first = false) noexcept {
   const std::uintptr_t s = guard_acquire(state, bits::k_guard);
   if ((s & bits::k_locked) == 0) {
+    node->m_owns = true;
     state.store((s | bits::k_locked) & ~bits::k_guard, std::memory_order_release);
     return true;
   }
-  q.push_back(node);
+  if (first) {
+    q.push_front(node);
+  } else {
+    q.push_back(node);
+  }
   state.store((s | bits::k_waiters) & ~bits::k_guard, std::memory_order_release);
   return false;
 }
@@ -155,13 +166,14 @@ struct lock_wait {
   std::atomic<std::uintptr_t>* m_state;
   detail::wait_queue* m_queue;
   wait_node* m_node;
+  bool m_first;
 };
 
-// Switch action: the locking fiber is saved; queue it, or give it the mutex if
-// it was released meanwhile.
+// Switch action: the locking fiber is saved; queue it, or resume it at once
+// (as the owner) if the mutex was released meanwhile.
 void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   auto* a = static_cast<lock_wait*>(arg);
-  if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node)) rt::make_ready(prev);
+  if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node, a->m_first)) rt::make_ready(prev);
 }
 
 }  // namespace
@@ -180,26 +192,40 @@ void mutex::lock_slow() {
     if (try_lock()) return;
   }
   wait_node node;
-  if (on_fiber_async(node)) {
-    lock_wait a{&m_state, &m_queue, &node};
-    if (rt::suspend(&publish_lock_wait, &a)) return;  // resumed as the owner (hand-off)
-    if (try_lock()) return;                           // released meanwhile: no need to fail
-    rt::throw_no_fiber();                             // nothing was queued
+  node.m_competes = true;
+  for (bool first = false;; first = true) {
+    node.m_owns = false;
+    if (on_fiber_async(node)) {
+      lock_wait a{&m_state, &m_queue, &node, first};
+      if (!rt::suspend(&publish_lock_wait, &a)) {
+        if (try_lock()) return;  // released meanwhile: no need to fail
+        rt::throw_no_fiber();    // nothing was queued
+      }
+    } else {
+      node.m_waiter.m_flag.store(0, std::memory_order_relaxed);  // before it can be queued: notify() sets it
+      if (acquire_or_enqueue(m_state, m_queue, &node, first)) return;
+      rt::block(node.m_waiter);
+    }
+    // Woken by an unlock (the node is out of the queue): the owner when the
+    // mutex was handed over or taken while queueing, else it competes.
+    if (node.m_owns || try_lock()) return;
   }
-  if (acquire_or_enqueue(m_state, m_queue, &node)) return;
-  rt::block(node.m_waiter);  // resumed as the owner (hand-off)
 }
 
 void mutex::unlock_slow() noexcept {
-  const std::uintptr_t s = guard_acquire(m_state, k_guard);
-  (void)s;
+  guard_acquire(m_state, k_guard);
   wait_node* next = m_queue.pop_front();
+  const std::uintptr_t waiters = m_queue.empty() ? 0 : k_waiters;
   if (next == nullptr) {
     m_state.store(0, std::memory_order_release);
     return;
   }
-  // Hand-off: the mutex stays locked and now belongs to `next`.
-  m_state.store(k_locked | (!m_queue.empty() ? k_waiters : 0), std::memory_order_release);
+  // A waiter that competes is woken with the mutex free (k_waiters stays
+  // while others queue); a coroutine's is handed it (the mutex stays locked
+  // and now belongs to it). Its fields are written before the wake-up: it
+  // may leave as soon as it is woken.
+  next->m_owns = !next->m_competes;
+  m_state.store((next->m_owns ? k_locked : 0) | waiters, std::memory_order_release);
   rt::notify(next->m_waiter);
 }
 

@@ -26,7 +26,7 @@ using wait_queue = intrusive_fifo<wait_node>;
 struct mutex_bits {
   static constexpr std::uintptr_t k_locked = 1;   // held
   static constexpr std::uintptr_t k_guard = 2;    // the wait queue is being changed
-  static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty
+  static constexpr std::uintptr_t k_waiters = 4;  // the wait queue is not empty (the mutex may be free)
 };
 
 }  // namespace detail
@@ -55,10 +55,14 @@ WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& tok
 // thread outside any runtime it blocks that thread without spinning.
 //
 // Cost: an uncontended lock()/unlock() pair is two compare-and-swaps.
-// Fairness: when the mutex is contended, unlock() hands it directly to the
-// longest-waiting waiter (FIFO) and newcomers queue behind; so a waiter gets
-// the mutex after at most as many critical sections as there were waiters
-// ahead of it. Not recursive; unlock() by a non-owner is undefined, as for
+// Fairness: as std::mutex's. When the mutex is contended, unlock() wakes the
+// longest-waiting waiter (FIFO) and leaves the mutex free: the woken one
+// competes for it with newcomers, and goes back to the head of the queue if
+// one took it first. (Handing it over instead, the mutex stayed held while
+// the woken waiter waited for a worker to run it, and every newcomer queued
+// behind: a loop whose items took one mutex turned into one suspension, and
+// one fiber, per item.) A coroutine's lock_async is handed the mutex. Not
+// recursive; unlock() by a non-owner is undefined, as for
 // std::mutex. Any fiber of any runtime, and any thread, may use one mutex.
 //
 // Every wait on a worker (mutex::lock, condition_variable::wait, latch::wait,
@@ -87,9 +91,17 @@ class WEFT_API mutex : private detail::mutex_bits {
       lock_slow();
     }
   }
+  // Takes the mutex if it is free, also while woken waiters compete for it;
+  // may fail while another thread queues or wakes a waiter (as
+  // std::mutex::try_lock may fail spuriously).
   bool try_lock() noexcept {
-    std::uintptr_t expected = 0;
-    return m_state.compare_exchange_strong(expected, k_locked, std::memory_order_acquire, std::memory_order_relaxed);
+    std::uintptr_t s = m_state.load(std::memory_order_relaxed);
+    while ((s & (k_locked | k_guard)) == 0) {
+      if (m_state.compare_exchange_weak(s, s | k_locked, std::memory_order_acquire, std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
   }
   void unlock() noexcept {
     std::uintptr_t expected = k_locked;

@@ -202,8 +202,9 @@ struct async_waiter {
 
 }  // namespace detail
 
-// co_await lock_async(m): locks m without holding a fiber while it waits (FIFO
-// hand-off, as mutex::lock()). The coroutine owns m afterwards and must
+// co_await lock_async(m): locks m without holding a fiber while it waits
+// (queued in arrival order with mutex::lock()'s waiters; its turn comes as a
+// hand-off: the unlock that reaches it gives it the mutex). The coroutine owns m afterwards and must
 // unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
 [[nodiscard]] inline auto lock_async(mutex& m) noexcept {
   struct [[nodiscard]] awaiter {

@@ -24,6 +24,13 @@ struct intrusive_fifo {
     m_tail = n;
   }
 
+  // n goes first; it must not be in any list.
+  void push_front(Node* n) noexcept {
+    n->m_next = m_head;
+    m_head = n;
+    if (m_tail == nullptr) m_tail = n;
+  }
+
   // The first node, unlinked (its m_next is left as it was), or null.
   Node* pop_front() noexcept {
     Node* n = m_head;

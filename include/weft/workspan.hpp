@@ -73,9 +73,11 @@ struct workspan {
 // piece that ends in such a suspension inside a when_all or spawn child,
 // after the coroutine was resumed from a queue, or after a yield_async that
 // went on at once).
-// Measures once per process, on the first call, the cost of a migration
-// between two threads (with a helper thread, at most about 6 ms), never more
-// than the runtime's own 2 us estimate of sharing work.
+// Measures once per process, on the first call, the cost of a one-way
+// hand-over between two threads (with a helper thread, at most about 6 ms),
+// never more than the runtime's own 2 us estimate of sharing work; the
+// burden of a migration is two hand-overs and a spawn (so at most about
+// 4 us and a spawn).
 template <class F>
 workspan measure_workspan(F&& f) {
   if (!weft::on_worker()) {

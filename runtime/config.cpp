@@ -73,13 +73,16 @@ constexpr std::uint64_t k_max_stack_size = std::uint64_t{1} << 30;
 
 std::uint64_t take_trace_number() noexcept { return g_env_traces.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-std::string numbered_trace_path(const std::string& path, std::uint64_t n) {
-  if (n == 1) return path;
+std::string trace_path_with(const std::string& path, std::uint64_t n) {
   const std::size_t slash = path.find_last_of('/');
   const std::size_t dot = path.find_last_of('.');
   const std::size_t name = slash == std::string::npos ? 0 : slash + 1;
   const std::size_t cut = dot != std::string::npos && dot > name ? dot : path.size();  // ".json", not ".hidden"
   return path.substr(0, cut) + "-" + std::to_string(n) + path.substr(cut);
+}
+
+std::string numbered_trace_path(const std::string& path, std::uint64_t n) {
+  return n == 1 ? path : trace_path_with(path, n);
 }
 
 config resolve_config(config cfg) {

@@ -334,7 +334,8 @@ std::uint64_t estimate(std::uint64_t elapsed, std::uint64_t remaining, std::uint
 
 // The first leaf of a small loop (its items from offset 0, run by the loop's
 // caller) notes the time of one of its items for the next small loop of its
-// body (loop_hints): at its first estimate, else when it ends.
+// body (loop_hints): at its first estimate; else when it ends, from its last
+// look at the clock (or, if it never looked, one more read).
 class item_note {
  public:
   item_note(const loop_run& r, const running_leaf& call, std::uint64_t first, std::uint64_t t0, bool timed) noexcept
@@ -343,20 +344,35 @@ class item_note {
   item_note& operator=(const item_note&) = delete;
   ~item_note() {
     if (m_body == nullptr) return;
+    if (m_done != 0) {
+      note(m_elapsed / m_done);
+      return;
+    }
     const std::uint64_t items = detail::from_offset(m_call.m_items.m_next);  // started, from offset 0
-    if (items != 0) current_worker()->m_sched.m_loop_hints.note(m_body, (ticks() - m_t0) / items);
+    if (items != 0) note((ticks() - m_t0) / items);
   }
-  // The leaf's estimate: `elapsed` ticks for its first `done` items.
+  // The leaf looked at the clock: `elapsed` ticks for its first `done` items.
+  void looked(std::uint64_t elapsed, std::uint64_t done) noexcept {
+    m_elapsed = elapsed;
+    m_done = done;
+  }
+  // The leaf's estimate from that look.
   void estimated(std::uint64_t elapsed, std::uint64_t done) noexcept {
     if (m_body == nullptr) return;
-    current_worker()->m_sched.m_loop_hints.note(m_body, elapsed / done);
+    note(elapsed / done);
     m_body = nullptr;
   }
 
  private:
+  void note(std::uint64_t item_ticks) const noexcept {
+    current_worker()->m_sched.m_loop_hints.note(m_body, item_ticks);
+  }
+
   const void* m_body;  // null: nothing (more) to note
   const running_leaf& m_call;
   std::uint64_t m_t0;
+  std::uint64_t m_elapsed = 0;
+  std::uint64_t m_done = 0;  // items of the last look; 0: none
 };
 
 // Runs [begin, end) in growing runs of items (1, 2, 4, ... 2048). With
@@ -394,6 +410,7 @@ void leaf(loop_run& r, std::uint64_t begin, std::uint64_t end, bool root) noexce
     if (begin >= next_check) {
       const std::uint64_t elapsed = ticks() - t0;
       const std::uint64_t done = begin - first;
+      note.looked(elapsed, done);
       if (elapsed < min_sample) {
         next_check = begin + done;  // too short to judge: measure twice as much
       } else {
@@ -746,7 +763,8 @@ void run_small(loop_run& r, worker& w) noexcept {
   r.m_hint_body = reinterpret_cast<const void*>(r.m_loop->m_body);
   const std::uint64_t item = w.m_sched.m_loop_hints.item_ticks(r.m_hint_body);
   const auto workers = static_cast<std::uint64_t>(r.m_workers);
-  const bool spread = item == 0 ? n <= workers : estimate(item, n - 1, 1) >= r.m_split_ticks;
+  std::uint64_t rest = 0;  // ticks of the items after the first, by the hint
+  const bool spread = item == 0 ? n <= workers : __builtin_mul_overflow(item, n - 1, &rest) || rest >= r.m_split_ticks;
   if (!spread) {
     leaf(r, 0, n, true);
     return;
@@ -774,7 +792,7 @@ void run_here(loop& l, worker& w) {
   } else if (r.m_workers == 1) {
     // Nobody can take a piece: one run of everything, unless an item waits.
     run_whole(r, 0, l.m_count);
-  } else if (l.m_count >= 2 && l.m_count / k_small_items_per_worker <= static_cast<std::uint64_t>(r.m_workers)) {
+  } else if (l.m_count >= 2 && l.m_count <= k_small_items_per_worker * static_cast<std::uint64_t>(r.m_workers)) {
     run_small(r, w);
   } else {
     leaf(r, 0, l.m_count, true);

@@ -24,7 +24,7 @@ struct fiber;
 // [m_items.m_next, m_end) are not started: m_items those of this call, the
 // rest those the leaf would run in later calls.
 struct running_leaf {
-  detail::loop_cursor m_items;
+  detail::loop_cursor m_items{};  // nothing started before the first call
   std::uint64_t m_end;
   running_leaf* m_outer = nullptr;  // the call this one runs inside, on the same fiber
   // m_items.m_next (one past the running item) at the latest yield of one
@@ -77,10 +77,18 @@ struct loop_hints {
     const entry& e = m_entries[slot_of(body)];
     return e.m_body.load(std::memory_order_relaxed) == body ? e.m_item_ticks.load(std::memory_order_relaxed) : 0;
   }
+  // Notes body's time of one item. Stores nothing when the entry already
+  // says about as much (within a factor of 2): every worker reads the line.
   void note(const void* body, std::uint64_t item_ticks) noexcept {
+    if (item_ticks == 0) item_ticks = 1;
     entry& e = m_entries[slot_of(body)];
-    e.m_body.store(body, std::memory_order_relaxed);
-    e.m_item_ticks.store(item_ticks != 0 ? item_ticks : 1, std::memory_order_relaxed);
+    if (e.m_body.load(std::memory_order_relaxed) == body) {
+      const std::uint64_t old = e.m_item_ticks.load(std::memory_order_relaxed);
+      if (item_ticks / 2 <= old && old / 2 <= item_ticks) return;
+    } else {
+      e.m_body.store(body, std::memory_order_relaxed);
+    }
+    e.m_item_ticks.store(item_ticks, std::memory_order_relaxed);
   }
 };
 

@@ -387,7 +387,10 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
     throw;
   }
   // Started: nothing below can fail, so a runtime that threw took no number.
-  if (trace_from_environment) m_trace_number = take_trace_number();
+  if (trace_from_environment) {
+    m_trace_number = take_trace_number();
+    if (m_generation != 0) m_trace_pid = static_cast<std::uint64_t>(getpid());  // its parent's count was copied
+  }
 }
 
 scheduler::~scheduler() {
@@ -416,13 +419,17 @@ scheduler::~scheduler() {
 
 void scheduler::stop_and_join_keeping_traces() noexcept {
   stop_and_join();
-  write_configured_trace();
+  // Once per runtime at the process's exit: the exit handler may have
+  // written it already, while the runtime was alive.
+  if (!m_trace_written_at_exit.load(std::memory_order_relaxed)) write_configured_trace();
 }
 
 void scheduler::write_configured_trace() const noexcept {
   if (m_traces.empty()) return;
   try {
-    write_trace(m_trace_number == 0 ? m_cfg.trace_file : numbered_trace_path(m_cfg.trace_file, m_trace_number));
+    std::string path = m_trace_number == 0 ? m_cfg.trace_file : numbered_trace_path(m_cfg.trace_file, m_trace_number);
+    if (m_trace_pid != 0) path = trace_path_with(path, m_trace_pid);
+    write_trace(path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw
   }

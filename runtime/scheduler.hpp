@@ -182,6 +182,7 @@ class scheduler : public detail::runtime_state {
   std::vector<std::unique_ptr<trace_ring>> m_traces;  // one per worker, or none
   std::uint64_t m_origin;                             // ticks at start, time 0 of the trace
   std::uint64_t m_trace_number = 0;                   // WEFT_TRACE: the file's number (numbered_trace_path), else 0
+  std::uint64_t m_trace_pid = 0;                      // WEFT_TRACE in a forked child: its pid, in the name; else 0
   std::vector<std::unique_ptr<worker>> m_workers;
   std::vector<std::thread> m_threads;
   injection_queue m_injection;
@@ -287,9 +288,13 @@ config resolve_config(config cfg);
 // file from WEFT_TRACE writes the path itself for n = 1, else the path with
 // "-n" before its extension (run.json, run-2.json, ...), so that runtimes
 // never write one file. A runtime takes its number (from 1) once it can no
-// longer fail to start: one that threw takes none.
+// longer fail to start: one that threw takes none. One made in a forked
+// child (which copied its parent's count) adds "-PID" after the number
+// (run-2-4242.json): trace_path_with(path, pid).
 std::uint64_t take_trace_number() noexcept;
 std::string numbered_trace_path(const std::string& path, std::uint64_t n);
+// path with "-n" before its extension.
+std::string trace_path_with(const std::string& path, std::uint64_t n);
 
 // The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
 // std::invalid_argument for a bad value.

@@ -142,14 +142,13 @@ namespace {
 
 using bits = detail::mutex_bits;
 
-// Under the guard: takes the mutex if it is free (node->m_owns), else queues
-// node: at the head when `first` (a woken waiter that lost the mutex to a
-// newcomer keeps its turn), else at the tail. True when the mutex was taken.
+// Under the guard: takes the mutex if it is free, else queues node: at the
+// head when `first` (a woken waiter that lost the mutex to a newcomer keeps
+// its turn), else at the tail. True when the mutex was taken.
 bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& q, wait_node* node,
                         bool first = false) noexcept {
   const std::uintptr_t s = guard_acquire(state, bits::k_guard);
   if ((s & bits::k_locked) == 0) {
-    node->m_owns = true;
     state.store((s | bits::k_locked) & ~bits::k_guard, std::memory_order_release);
     return true;
   }
@@ -167,13 +166,18 @@ struct lock_wait {
   detail::wait_queue* m_queue;
   wait_node* m_node;
   bool m_first;
+  bool m_owns;  // set by the switch action when it took the mutex
 };
 
 // Switch action: the locking fiber is saved; queue it, or resume it at once
-// (as the owner) if the mutex was released meanwhile.
+// (as the owner) if the mutex was released meanwhile. a lives on the saved
+// fiber's stack, which nobody runs before make_ready.
 void publish_lock_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
   auto* a = static_cast<lock_wait*>(arg);
-  if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node, a->m_first)) rt::make_ready(prev);
+  if (acquire_or_enqueue(*a->m_state, *a->m_queue, a->m_node, a->m_first)) {
+    a->m_owns = true;
+    rt::make_ready(prev);
+  }
 }
 
 }  // namespace
@@ -192,23 +196,22 @@ void mutex::lock_slow() {
     if (try_lock()) return;
   }
   wait_node node;
-  node.m_competes = true;
   for (bool first = false;; first = true) {
-    node.m_owns = false;
     if (on_fiber_async(node)) {
-      lock_wait a{&m_state, &m_queue, &node, first};
+      lock_wait a{&m_state, &m_queue, &node, first, false};
       if (!rt::suspend(&publish_lock_wait, &a)) {
         if (try_lock()) return;  // released meanwhile: no need to fail
         rt::throw_no_fiber();    // nothing was queued
       }
+      if (a.m_owns) return;  // taken while queueing
     } else {
       node.m_waiter.m_flag.store(0, std::memory_order_relaxed);  // before it can be queued: notify() sets it
       if (acquire_or_enqueue(m_state, m_queue, &node, first)) return;
       rt::block(node.m_waiter);
     }
-    // Woken by an unlock (the node is out of the queue): the owner when the
-    // mutex was handed over or taken while queueing, else it competes.
-    if (node.m_owns || try_lock()) return;
+    // Woken by an unlock, with the mutex free (the node is out of the
+    // queue): it competes for it.
+    if (try_lock()) return;
   }
 }
 
@@ -220,12 +223,12 @@ void mutex::unlock_slow() noexcept {
     m_state.store(0, std::memory_order_release);
     return;
   }
-  // A waiter that competes is woken with the mutex free (k_waiters stays
-  // while others queue); a coroutine's is handed it (the mutex stays locked
-  // and now belongs to it). Its fields are written before the wake-up: it
-  // may leave as soon as it is woken.
-  next->m_owns = !next->m_competes;
-  m_state.store((next->m_owns ? k_locked : 0) | waiters, std::memory_order_release);
+  // A fiber or thread is woken with the mutex free (k_waiters stays while
+  // others queue): it competes for it. A coroutine's lock_async (a waiter
+  // with a job to run: it cannot try again) is handed it: the mutex stays
+  // locked and now belongs to it.
+  const bool hand_over = next->m_waiter.m_job != nullptr;
+  m_state.store((hand_over ? k_locked : 0) | waiters, std::memory_order_release);
   rt::notify(next->m_waiter);
 }
 

@@ -176,7 +176,7 @@ void round_trip_omp(benchmark::State& state) {
 
 // ---- a few coarse items ----
 //
-// 100 calls of a loop of `items` items (2 or 8) of about 50 µs each (a chain
+// 100 calls of a loop of `items` items (2 or 8) of about 65 µs each (a chain
 // of dependent multiply-adds), as a program hands a few big jobs to the
 // cores: one item per worker, or a few. Each item writes its result (checked
 // against the serial loop's).

@@ -16,7 +16,15 @@
 //     destroyed).
 //   traced-default-runtime-exit-in-item: the same, but an item calls
 //     std::exit(7) while the other items run.
+//   traced-fork-children: the traced default runtime makes calls, then two
+//     forked children make calls on theirs (a new default runtime each) and
+//     exit; main returns 7 once both ended with 0.
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -55,12 +63,29 @@ int traced_default_runtime(bool exit_in_item) {
   return sum.load() == 10 * 4950 ? 7 : 1;
 }
 
+int traced_fork_children() {
+  if (traced_default_runtime(false) != 7) return 1;
+  pid_t children[2];
+  for (pid_t& child : children) {
+    std::fflush(nullptr);
+    child = fork();
+    if (child < 0) return 2;
+    if (child == 0) std::exit(traced_default_runtime(false) == 7 ? 0 : 1);
+  }
+  for (const pid_t child : children) {
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 3;
+  }
+  return 7;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "held-by-fibers") == 0) return held_by_fibers();
   if (argc > 1 && std::strcmp(argv[1], "traced-default-runtime") == 0) return traced_default_runtime(false);
   if (argc > 1 && std::strcmp(argv[1], "traced-default-runtime-exit-in-item") == 0) return traced_default_runtime(true);
+  if (argc > 1 && std::strcmp(argv[1], "traced-fork-children") == 0) return traced_fork_children();
   ::setenv("WEFT_NUM_WORKERS", "1", 1);
   weft::latch met(65);
   weft::parallelize(65, [&](int) { met.arrive_and_wait(); });

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -164,6 +165,30 @@ TEST(StaticRuntimeExitTraceTest, TheDefaultRuntimeWritesItsTraceAtExit) {
     EXPECT_TRUE(r.exited_with(7)) << which << ": " << r.describe();
     expect_whole_trace(path, which);
   }
+}
+
+// Children forked by a traced process make default runtimes of their own,
+// which write their traces at exit: each under a name of its own (its
+// number, then the child's pid), not the number its parent's next runtime
+// takes (both children wrote run-2.json before, over each other).
+TEST(StaticRuntimeExitTraceTest, ForkedChildrenWriteTracesOfTheirOwn) {
+  const std::string dir = ::testing::TempDir() + "weft-fork-traces-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  ::setenv("WEFT_TRACE", (dir + "/run.json").c_str(), 1);
+  const auto r = run_program("traced-fork-children", "WEFT_FULL_SLABS_PROGRAM");
+  ::unsetenv("WEFT_TRACE");
+  EXPECT_TRUE(r.exited_with(7)) << r.describe();
+  std::vector<std::string> children;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("run-2-", 0) == 0) children.push_back(entry.path().string());
+  }
+  EXPECT_EQ(children.size(), 2U) << "the children's traces in " << dir;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/run.json"));
+  for (const auto& path : children) expect_whole_trace(path, "traced-fork-children");
+  expect_whole_trace(dir + "/run.json", "traced-fork-children");
+  std::filesystem::remove_all(dir);
 }
 
 // A process whose default runtime holds stack slabs full of pooled fibers at

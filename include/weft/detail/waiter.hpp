@@ -27,13 +27,6 @@ struct waiter {
 struct wait_node {
   waiter m_waiter;
   wait_node* m_next = nullptr;
-  // A mutex's waiter that, woken, competes for the mutex again (a fiber or
-  // thread in mutex::lock); without it (a coroutine's lock_async) an unlock
-  // hands the mutex over. Set by the waiter before it queues.
-  bool m_competes = false;
-  // Set by the mutex's unlock (or by the lock's own queueing, which found it
-  // free) before the waiter resumes: it owns the mutex.
-  bool m_owns = false;
 };
 
 }  // namespace weft::detail

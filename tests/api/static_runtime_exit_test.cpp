@@ -172,6 +172,7 @@ TEST(StaticRuntimeExitTraceTest, TheDefaultRuntimeWritesItsTraceAtExit) {
 // number, then the child's pid), not the number its parent's next runtime
 // takes (both children wrote run-2.json before, over each other).
 TEST(StaticRuntimeExitTraceTest, ForkedChildrenWriteTracesOfTheirOwn) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer does not support threads after a multi-threaded fork";
   const std::string dir = ::testing::TempDir() + "weft-fork-traces-" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);

@@ -58,19 +58,24 @@ void run_waited_coroutine(detail::job* t) noexcept {
   detail::coroutine_resumption::execute(t);
 }
 
+// The resumption of a coroutine that waited on a mutex (lock_async), woken
+// with the mutex free: it competes for it (see mutex::unlock_slow).
+void run_locking_coroutine(detail::job* t) noexcept;
+
 // A coroutine that waits on a mutex, latch or barrier is work in flight in
 // the runtime it resumes in, as a suspended fiber is: counted (a root) before
 // its node is queued, so that the runtime's destructor waits for it (the
 // coroutine holds no fiber, and its runtime was destroyed under it: its
 // resumption went into freed memory); uncounted when its resumption starts
 // (run_waited_coroutine), or at once when it was not queued. Returns queued.
+// run: the resumption, run_waited_coroutine or run_locking_coroutine.
 template <class Enqueue>
-bool wait_counted(wait_node& n, Enqueue enqueue) noexcept {
+bool wait_counted(wait_node& n, Enqueue enqueue, detail::job_fn run = &run_waited_coroutine) noexcept {
   resume_in_a_runtime(n);
   // Set here, not by the awaiter in the headers: a program built with
   // headers that leave coroutine_resumption::execute there still ends the
   // count it began.
-  n.m_waiter.m_job->m_execute = &run_waited_coroutine;
+  n.m_waiter.m_job->m_execute = run;
   rt::scheduler& s = rt::scheduler::of(n.m_waiter.m_runtime);
   s.begin_root();
   const bool queued = enqueue();
@@ -124,7 +129,8 @@ bool on_fiber_async(wait_node& node) noexcept {
 namespace rt {
 
 bool continues_a_coroutine(const detail::job* t) noexcept {
-  return t->m_execute == &run_waited_coroutine || t->m_execute == &detail::resume_deferred;
+  return t->m_execute == &run_waited_coroutine || t->m_execute == &run_locking_coroutine ||
+         t->m_execute == &detail::resume_deferred;
 }
 
 }  // namespace rt
@@ -159,6 +165,53 @@ bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& 
   }
   state.store((s | bits::k_waiters) & ~bits::k_guard, std::memory_order_release);
   return false;
+}
+
+// A coroutine waiting in lock_async, woken with the mutex free, competes for
+// it as a woken fiber does: its resumption first runs run_locking_coroutine,
+// which takes the mutex and resumes the coroutine, or queues the node again
+// at the head. (Handed the mutex instead, the coroutine held it while its
+// resumption waited for a worker, and every newcomer queued behind it.)
+//
+// The retry needs the node and the mutex, and the job (a coroutine_resumption,
+// laid out by the headers) has no room for them. While the node is out of
+// every queue and its coroutine suspended, nobody else reads the node's link
+// and fiber fields nor the job's strand: the wake-up parks the job's strand
+// in the node's link, the mutex in its (unused) fiber field, and the node in
+// the job's strand field; the retry puts them back.
+struct parked_retry {
+  static void park(weft::mutex& m, wait_node& n) noexcept {
+    auto& r = static_cast<detail::coroutine_resumption&>(*n.m_waiter.m_job);
+    n.m_next = reinterpret_cast<wait_node*>(r.m_ws);  // round trip: both 8-aligned
+    n.m_waiter.m_fiber = &m;
+    r.m_ws = reinterpret_cast<detail::ws_strand*>(&n);
+  }
+  // The node and the mutex of r, parked by park(), with r's strand restored.
+  static std::pair<wait_node*, weft::mutex*> unpark(detail::coroutine_resumption& r) noexcept {
+    auto* n = reinterpret_cast<wait_node*>(r.m_ws);
+    auto* m = static_cast<weft::mutex*>(n->m_waiter.m_fiber);
+    r.m_ws = reinterpret_cast<detail::ws_strand*>(n->m_next);
+    n->m_waiter.m_fiber = nullptr;  // a coroutine waiter again
+    n->m_next = nullptr;
+    return {n, m};
+  }
+};
+static_assert(alignof(detail::ws_strand) == alignof(wait_node));
+
+void run_locking_coroutine(detail::job* t) noexcept {
+  auto& r = static_cast<detail::coroutine_resumption&>(*t);
+  const auto [n, m] = parked_retry::unpark(r);
+  // Queued again (at the head): an unlock wakes it again; nothing of r or n
+  // may be touched from here on.
+  if (detail::mutex_retry_async(*m, *n)) return;
+  rt::current_worker()->m_sched.end_root();
+  detail::coroutine_resumption::execute(t);
+}
+
+void wake_locking_coroutine(weft::mutex& m, wait_node& n) noexcept {
+  parked_retry::park(m, n);
+  // Counted as a root since it queued: the count ends when it resumes.
+  rt::make_runnable(n.m_waiter.m_job, n.m_waiter.m_runtime);
 }
 
 struct lock_wait {
@@ -219,16 +272,15 @@ void mutex::unlock_slow() noexcept {
   guard_acquire(m_state, k_guard);
   wait_node* next = m_queue.pop_front();
   const std::uintptr_t waiters = m_queue.empty() ? 0 : k_waiters;
-  if (next == nullptr) {
-    m_state.store(0, std::memory_order_release);
+  // The waiter is woken with the mutex free (k_waiters stays while others
+  // queue): it competes for it. Out of the queue, its node is this call's
+  // until the wake-up below.
+  m_state.store(waiters, std::memory_order_release);
+  if (next == nullptr) return;
+  if (next->m_waiter.m_job != nullptr) {
+    wake_locking_coroutine(*this, *next);  // a coroutine's lock_async
     return;
   }
-  // A fiber or thread is woken with the mutex free (k_waiters stays while
-  // others queue): it competes for it. A coroutine's lock_async (a waiter
-  // with a job to run: it cannot try again) is handed it: the mutex stays
-  // locked and now belongs to it.
-  const bool hand_over = next->m_waiter.m_job != nullptr;
-  m_state.store((hand_over ? k_locked : 0) | waiters, std::memory_order_release);
   rt::notify(next->m_waiter);
 }
 
@@ -682,7 +734,12 @@ bool barrier_wait_async(const barrier_core& b, const barrier_token& token, wait_
 namespace detail {
 
 bool mutex_lock_async(mutex& m, wait_node& n) noexcept {
-  return wait_counted(n, [&] { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); });
+  return wait_counted(
+      n, [&] { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); }, &run_locking_coroutine);
+}
+
+bool mutex_retry_async(mutex& m, wait_node& n) noexcept {
+  return !acquire_or_enqueue(m.m_state, m.m_queue, &n, true);  // still counted since its first wait
 }
 
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {

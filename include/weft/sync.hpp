@@ -36,9 +36,13 @@ class latch;
 
 namespace detail {
 // For coroutine awaiters (weft/coroutine.hpp): queue n on m unless m can be
-// taken now. True: queued (n's task runs once the mutex is handed to it);
+// taken now. True: queued (n's task runs once it has taken the mutex: woken
+// with the mutex free, it competes for it, as mutex::lock's waiters do);
 // false: the caller holds the mutex now. Any thread.
 WEFT_API bool mutex_lock_async(mutex& m, wait_node& n) noexcept;
+// Inside the library: n, woken with m free, queues again at the head unless
+// it takes m now. True: queued.
+bool mutex_retry_async(mutex& m, wait_node& n) noexcept;
 // Queue n on l unless l is open. True: queued (n's task runs when the counter
 // reaches zero); false: open now.
 WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
@@ -61,7 +65,7 @@ WEFT_API bool barrier_wait_async(const barrier_core& b, const barrier_token& tok
 // one took it first. (Handing it over instead, the mutex stayed held while
 // the woken waiter waited for a worker to run it, and every newcomer queued
 // behind: a loop whose items took one mutex turned into one suspension, and
-// one fiber, per item.) A coroutine's lock_async is handed the mutex. Not
+// one fiber, per item.) A coroutine's lock_async waits the same way. Not
 // recursive; unlock() by a non-owner is undefined, as for
 // std::mutex. Any fiber of any runtime, and any thread, may use one mutex.
 //
@@ -113,6 +117,7 @@ class WEFT_API mutex : private detail::mutex_bits {
  private:
   friend class condition_variable;
   friend bool detail::mutex_lock_async(mutex& m, detail::wait_node& n) noexcept;
+  friend bool detail::mutex_retry_async(mutex& m, detail::wait_node& n) noexcept;
 
   void lock_slow();
   void unlock_slow() noexcept;

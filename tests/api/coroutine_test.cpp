@@ -941,6 +941,104 @@ TEST(CoroutineOffAWorker, IsResumedInTheDefaultRuntime) {
   m.unlock();
 }
 
+// A coroutine woken by an unlock competes for the mutex, as a woken fiber
+// does (MutexWakeTest in sync_test.cpp). One worker, so the coroutine's
+// resumption cannot run before the unlocking root lets it. Before, the
+// unlock handed the mutex to the coroutine, which held it while its
+// resumption waited for the worker: the newcomer's try_lock failed (and
+// every newcomer queued behind such a coroutine).
+TEST(LockAsyncWakeTest, AWokenCoroutineCompetesWithNewcomers) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  weft::mutex m;
+  resumed_at r;
+  bool newcomer_took_it = false;
+  rt.run([&] {
+    m.lock();
+    lock_then_unlock(m, r);  // runs to its lock_async, which queues it
+    m.unlock();              // wakes it: runnable on this worker, not running
+    newcomer_took_it = m.try_lock();
+    if (newcomer_took_it) m.unlock();
+  });
+  wait_done(r);
+  EXPECT_TRUE(newcomer_took_it);
+  EXPECT_TRUE(r.done.load());
+  EXPECT_TRUE(r.on_worker);
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+// A woken coroutine that finds the mutex taken again queues again at the
+// head, and takes the mutex at a later unlock: the newcomer holds the mutex
+// while the coroutine's resumption runs (the yields), then lets it go.
+TEST(LockAsyncWakeTest, ACoroutineThatLosesKeepsItsTurn) {
+  weft::runtime rt{weft::config{.workers = 1}};
+  weft::mutex m;
+  resumed_at first;
+  resumed_at second;
+  rt.run([&] {
+    m.lock();
+    lock_then_unlock(m, first);
+    lock_then_unlock(m, second);  // queued behind the first
+    m.unlock();                   // wakes the first
+    if (!m.try_lock()) {          // a newcomer takes it first
+      ADD_FAILURE() << "the newcomer did not get the mutex";
+      return;
+    }
+    for (int i = 0; i < 10; ++i) weft::yield();  // the first's resumption runs, loses, queues at the head
+    EXPECT_FALSE(first.done.load());
+    EXPECT_FALSE(second.done.load());
+    m.unlock();  // wakes the first again
+  });
+  wait_done(first);
+  wait_done(second);
+  EXPECT_TRUE(first.done.load());
+  EXPECT_TRUE(second.done.load());
+  EXPECT_TRUE(m.try_lock());
+  m.unlock();
+}
+
+// Coroutines that lock with lock_async, fibers that lock with lock() and
+// threads from outside, on one mutex at once: nothing is lost.
+weft::task<void> add_under(weft::mutex& m, long& count, int times) {
+  for (int i = 0; i < times; ++i) {
+    co_await weft::lock_async(m);
+    std::unique_lock<weft::mutex> hold(m, std::adopt_lock);
+    ++count;
+  }
+}
+
+weft::task<void> sixteen_adding_under(weft::mutex& m, long& count) {
+  std::vector<weft::task<void>> tasks;
+  for (int c = 0; c < 16; ++c) tasks.push_back(add_under(m, count, 500));
+  co_await weft::when_all(std::move(tasks));
+}
+
+TEST(LockAsyncWakeTest, CoroutinesFibersAndThreadsLoseNothing) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  weft::mutex m;
+  long count = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        std::lock_guard<weft::mutex> hold(m);
+        ++count;
+      }
+    });
+  }
+  rt.run([&] {
+    weft::join([&] { weft::sync_wait(sixteen_adding_under(m, count)); },
+               [&] {
+                 weft::parallelize(10'000, [&](int) {
+                   std::lock_guard<weft::mutex> hold(m);
+                   ++count;
+                 });
+               });
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(count, 2 * 2000 + 16 * 500 + 10'000);
+}
+
 // A weft::task resumed on a plain thread by an awaitable of another kind (a
 // timer's, an I/O completion's) goes on there: it pops back, takes back or
 // waits for the children it spawned on a worker. Those paths took the

@@ -203,9 +203,11 @@ struct async_waiter {
 }  // namespace detail
 
 // co_await lock_async(m): locks m without holding a fiber while it waits
-// (queued in arrival order with mutex::lock()'s waiters; its turn comes as a
-// hand-off: the unlock that reaches it gives it the mutex). The coroutine owns m afterwards and must
-// unlock it (std::unique_lock<weft::mutex> lock(m, std::adopt_lock)).
+// (queued in arrival order with mutex::lock()'s waiters; the unlock that
+// reaches it wakes it with m free, and it competes for m as they do, going
+// back to the head of the queue if a newcomer took m first). The coroutine
+// owns m afterwards and must unlock it (std::unique_lock<weft::mutex>
+// lock(m, std::adopt_lock)).
 [[nodiscard]] inline auto lock_async(mutex& m) noexcept {
   struct [[nodiscard]] awaiter {
     mutex& m_mutex;

@@ -11,6 +11,7 @@
 #include <system_error>
 #include <type_traits>
 
+#include "latch_word.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
 #include "suspend.hpp"
@@ -67,7 +68,8 @@ void run_locking_coroutine(detail::job* t) noexcept;
 // its node is queued, so that the runtime's destructor waits for it (the
 // coroutine holds no fiber, and its runtime was destroyed under it: its
 // resumption went into freed memory); uncounted when its resumption starts
-// (run_waited_coroutine), or at once when it was not queued. Returns queued.
+// (run_waited_coroutine), for a mutex once its retry took the mutex
+// (run_locking_coroutine), or at once when it was not queued. Returns queued.
 // run: the resumption, run_waited_coroutine or run_locking_coroutine.
 template <class Enqueue>
 bool wait_counted(wait_node& n, Enqueue enqueue, detail::job_fn run = &run_waited_coroutine) noexcept {
@@ -167,6 +169,22 @@ bool acquire_or_enqueue(std::atomic<std::uintptr_t>& state, detail::wait_queue& 
   return false;
 }
 
+}  // namespace
+
+namespace detail {
+
+struct mutex_access {
+  // n, woken with m free, queues again at the head unless it takes m now.
+  // True: queued (still counted as a root since its first wait).
+  static bool retry_async(mutex& m, wait_node& n) noexcept {
+    return !acquire_or_enqueue(m.m_state, m.m_queue, &n, true);
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
 // A coroutine waiting in lock_async, woken with the mutex free, competes for
 // it as a woken fiber does: its resumption first runs run_locking_coroutine,
 // which takes the mutex and resumes the coroutine, or queues the node again
@@ -203,7 +221,7 @@ void run_locking_coroutine(detail::job* t) noexcept {
   const auto [n, m] = parked_retry::unpark(r);
   // Queued again (at the head): an unlock wakes it again; nothing of r or n
   // may be touched from here on.
-  if (detail::mutex_retry_async(*m, *n)) return;
+  if (detail::mutex_access::retry_async(*m, *n)) return;
   rt::current_worker()->m_sched.end_root();
   detail::coroutine_resumption::execute(t);
 }
@@ -432,15 +450,19 @@ struct latch_wait {
   wait_node* m_node;
 };
 
-constexpr std::uintptr_t k_latch_guard = 1;
-constexpr std::uintptr_t k_latch_broken = 2;
-constexpr int k_latch_shift = 2;
+constexpr std::uintptr_t k_latch_guard = rt::latch_word::k_guard;
+constexpr std::uintptr_t k_latch_broken = rt::latch_word::k_broken;
 
-// Under the guard: queues node unless the counter is zero or (when
-// `unless_broken`) the latch is broken. True when queued.
+// Queues node, under the guard, unless the counter is zero or (when
+// `unless_broken`) the latch is broken. True when queued. A waiter that
+// comes late must not hold the guard of an open latch, where try_wait()
+// would read it as an opener that is not done (a false from try_wait() after
+// wait() returned, for as long as that waiter's thread was preempted):
+// latch_word::guard_unless_open.
 bool enqueue_unless_open(const latch_wait& a, bool unless_broken) noexcept {
-  const std::uintptr_t s = guard_acquire(*a.m_state, k_latch_guard);
-  if ((s >> k_latch_shift) == 0 || (unless_broken && (s & k_latch_broken) != 0)) {
+  std::uintptr_t s = 0;
+  if (!rt::latch_word::guard_unless_open(*a.m_state, s)) return false;  // open
+  if (unless_broken && (s & k_latch_broken) != 0) {
     guard_clear(*a.m_state, k_latch_guard);
     return false;
   }
@@ -483,6 +505,8 @@ void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std
 }  // namespace
 
 void latch::wait() const {
+  static_assert(k_guard == rt::latch_word::k_guard && k_broken == rt::latch_word::k_broken &&
+                k_shift == rt::latch_word::k_shift);
   if (try_wait()) return;
   wait_node node;
   latch_wait a{&m_state, &m_queue, &node};
@@ -503,11 +527,11 @@ void latch::wait() const {
   // latch broke. The opener may still be finishing its count_down(): wait
   // until it let go of the latch (a few instructions), so that the caller may
   // destroy the latch at once.
-  for (;;) {
+  for (unsigned spins = 0;; ++spins) {
     const std::uintptr_t s = m_state.load(std::memory_order_acquire);  // pairs with count_down()'s release
     if ((s & ~k_broken) == 0) return;
     if ((s >> k_shift) != 0) throw_latch_broken();
-    rt::cpu_relax();
+    rt::spin_backoff(spins);  // the opener's thread may be preempted
   }
 }
 
@@ -736,10 +760,6 @@ namespace detail {
 bool mutex_lock_async(mutex& m, wait_node& n) noexcept {
   return wait_counted(
       n, [&] { return !acquire_or_enqueue(m.m_state, m.m_queue, &n); }, &run_locking_coroutine);
-}
-
-bool mutex_retry_async(mutex& m, wait_node& n) noexcept {
-  return !acquire_or_enqueue(m.m_state, m.m_queue, &n, true);  // still counted since its first wait
 }
 
 bool latch_wait_async(const latch& l, wait_node& n) noexcept {

@@ -40,9 +40,8 @@ namespace detail {
 // with the mutex free, it competes for it, as mutex::lock's waiters do);
 // false: the caller holds the mutex now. Any thread.
 WEFT_API bool mutex_lock_async(mutex& m, wait_node& n) noexcept;
-// Inside the library: n, woken with m free, queues again at the head unless
-// it takes m now. True: queued.
-bool mutex_retry_async(mutex& m, wait_node& n) noexcept;
+// Inside the library: what it reaches of a mutex besides the calls above.
+struct mutex_access;
 // Queue n on l unless l is open. True: queued (n's task runs when the counter
 // reaches zero); false: open now.
 WEFT_API bool latch_wait_async(const latch& l, wait_node& n) noexcept;
@@ -82,7 +81,9 @@ class WEFT_API mutex : private detail::mutex_bits {
   // hang, and the unlock would write freed memory), except during the
   // process's exit and for a mutex of static storage duration or a
   // thread_local of the destroying thread (destroyed only as the process
-  // exits or that thread ends: a static mutex may be held then).
+  // exits or that thread ends: a static mutex may be held then). A mutex
+  // whose waiter was woken and has not taken it yet is free and has no
+  // queued waiter: destroying it then is undefined, as for std::mutex.
   ~mutex();
   mutex(const mutex&) = delete;
   mutex& operator=(const mutex&) = delete;
@@ -117,7 +118,7 @@ class WEFT_API mutex : private detail::mutex_bits {
  private:
   friend class condition_variable;
   friend bool detail::mutex_lock_async(mutex& m, detail::wait_node& n) noexcept;
-  friend bool detail::mutex_retry_async(mutex& m, detail::wait_node& n) noexcept;
+  friend struct detail::mutex_access;
 
   void lock_slow();
   void unlock_slow() noexcept;

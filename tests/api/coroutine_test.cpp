@@ -889,12 +889,18 @@ struct eager {
 struct resumed_at {
   std::atomic<bool> done{false};
   bool on_worker = false;
+  bool owned = false;  // a mutex waiter: it owned the mutex when it resumed
+  int order = 0;       // a mutex waiter: 1 + how many such waiters took a mutex before it
 };
+
+std::atomic<int> g_lock_order{0};
 
 eager lock_then_unlock(weft::mutex& m, resumed_at& r) {
   co_await weft::lock_async(m);
   r.on_worker = weft::on_worker();
-  m.unlock();
+  r.order = g_lock_order.fetch_add(1) + 1;
+  r.owned = !m.try_lock();  // held by this coroutine: nobody can take it
+  m.unlock();               // lock_async's, or try_lock's when it was not held
   r.done.store(true);
 }
 
@@ -946,10 +952,11 @@ TEST(CoroutineOffAWorker, IsResumedInTheDefaultRuntime) {
 // resumption cannot run before the unlocking root lets it. Before, the
 // unlock handed the mutex to the coroutine, which held it while its
 // resumption waited for the worker: the newcomer's try_lock failed (and
-// every newcomer queued behind such a coroutine).
+// every newcomer queued behind such a coroutine). The mutex outlives the
+// runtime, whose destructor waits for the coroutine.
 TEST(LockAsyncWakeTest, AWokenCoroutineCompetesWithNewcomers) {
-  weft::runtime rt{weft::config{.workers = 1}};
   weft::mutex m;
+  weft::runtime rt{weft::config{.workers = 1}};
   resumed_at r;
   bool newcomer_took_it = false;
   rt.run([&] {
@@ -960,19 +967,21 @@ TEST(LockAsyncWakeTest, AWokenCoroutineCompetesWithNewcomers) {
     if (newcomer_took_it) m.unlock();
   });
   wait_done(r);
+  ASSERT_TRUE(r.done.load());
   EXPECT_TRUE(newcomer_took_it);
-  EXPECT_TRUE(r.done.load());
+  EXPECT_TRUE(r.owned);
   EXPECT_TRUE(r.on_worker);
   EXPECT_TRUE(m.try_lock());
   m.unlock();
 }
 
 // A woken coroutine that finds the mutex taken again queues again at the
-// head, and takes the mutex at a later unlock: the newcomer holds the mutex
-// while the coroutine's resumption runs (the yields), then lets it go.
+// head, and takes the mutex at the next unlock, before the coroutine queued
+// behind it: the newcomer holds the mutex while the first one's resumption
+// runs (the yields), then lets it go.
 TEST(LockAsyncWakeTest, ACoroutineThatLosesKeepsItsTurn) {
-  weft::runtime rt{weft::config{.workers = 1}};
   weft::mutex m;
+  weft::runtime rt{weft::config{.workers = 1}};
   resumed_at first;
   resumed_at second;
   rt.run([&] {
@@ -991,52 +1000,80 @@ TEST(LockAsyncWakeTest, ACoroutineThatLosesKeepsItsTurn) {
   });
   wait_done(first);
   wait_done(second);
-  EXPECT_TRUE(first.done.load());
-  EXPECT_TRUE(second.done.load());
+  ASSERT_TRUE(first.done.load() && second.done.load());
+  EXPECT_LT(first.order, second.order);  // queued again at the tail, the first came last
+  EXPECT_TRUE(first.owned);
+  EXPECT_TRUE(second.owned);
   EXPECT_TRUE(m.try_lock());
   m.unlock();
 }
 
 // Coroutines that lock with lock_async, fibers that lock with lock() and
-// threads from outside, on one mutex at once: nothing is lost.
-weft::task<void> add_under(weft::mutex& m, long& count, int times) {
-  for (int i = 0; i < times; ++i) {
-    co_await weft::lock_async(m);
-    std::unique_lock<weft::mutex> hold(m, std::adopt_lock);
+// threads from outside, on one mutex at once, with some work while they hold
+// it: no two hold it at once, nothing is lost, and the coroutines did wait
+// (rounds are repeated until they have).
+struct contended_counter {
+  weft::mutex m;
+  long count = 0;
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  std::atomic<long> coroutine_waits{0};
+  volatile long m_sink = 0;
+
+  void add() {  // with m held
+    if (inside.fetch_add(1) != 0) overlapped.store(true);
+    for (int k = 0; k < 50; ++k) m_sink = m_sink + k;  // some work while held
     ++count;
+    inside.fetch_sub(1);
+  }
+};
+
+weft::task<void> add_under(contended_counter& c, int times) {
+  for (int i = 0; i < times; ++i) {
+    if (!c.m.try_lock()) {
+      c.coroutine_waits.fetch_add(1);
+      co_await weft::lock_async(c.m);
+    }
+    std::unique_lock<weft::mutex> hold(c.m, std::adopt_lock);
+    c.add();
   }
 }
 
-weft::task<void> sixteen_adding_under(weft::mutex& m, long& count) {
+weft::task<void> sixteen_adding_under(contended_counter& c) {
   std::vector<weft::task<void>> tasks;
-  for (int c = 0; c < 16; ++c) tasks.push_back(add_under(m, count, 500));
+  for (int k = 0; k < 16; ++k) tasks.push_back(add_under(c, 100));
   co_await weft::when_all(std::move(tasks));
 }
 
 TEST(LockAsyncWakeTest, CoroutinesFibersAndThreadsLoseNothing) {
+  contended_counter c;
   weft::runtime rt{weft::config{.workers = 2}};
-  weft::mutex m;
-  long count = 0;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 2000; ++i) {
-        std::lock_guard<weft::mutex> hold(m);
-        ++count;
-      }
-    });
-  }
-  rt.run([&] {
-    weft::join([&] { weft::sync_wait(sixteen_adding_under(m, count)); },
-               [&] {
-                 weft::parallelize(10'000, [&](int) {
-                   std::lock_guard<weft::mutex> hold(m);
-                   ++count;
+  long expected = 0;
+  for (int round = 0; round < 200 && c.coroutine_waits.load() < 100; ++round) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 500; ++i) {
+          std::lock_guard<weft::mutex> hold(c.m);
+          c.add();
+        }
+      });
+    }
+    rt.run([&] {
+      weft::join([&] { weft::sync_wait(sixteen_adding_under(c)); },
+                 [&] {
+                   weft::parallelize(2'000, [&](int) {
+                     std::lock_guard<weft::mutex> hold(c.m);
+                     c.add();
+                   });
                  });
-               });
-  });
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(count, 2 * 2000 + 16 * 500 + 10'000);
+    });
+    for (auto& t : threads) t.join();
+    expected += 2 * 500 + 16 * 100 + 2'000;
+    ASSERT_EQ(c.count, expected);
+  }
+  EXPECT_FALSE(c.overlapped.load());
+  EXPECT_GE(c.coroutine_waits.load(), 100);
 }
 
 // A weft::task resumed on a plain thread by an awaitable of another kind (a
@@ -1157,6 +1194,7 @@ TEST(CoroutineOffAWorker, AChainOnAnotherLibrarysStackGoesOnThere) {
   bool child_on_worker = true;
   bool parent_on_worker = true;
   int result = 0;
+  g_is_parked.store(false);  // from an earlier repetition (--gtest_repeat)
   std::thread waiter([&] { result = weft::sync_wait(parks_then_awaits_a_child(child_on_worker, parent_on_worker)); });
   while (!g_is_parked.load(std::memory_order_acquire)) std::this_thread::yield();
   std::vector<char> stack(1 << 20);

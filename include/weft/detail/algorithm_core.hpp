@@ -457,7 +457,13 @@ void construct_regions(T* buf, std::size_t regions, Region&& region, Make&& make
 template <class T, class Out>
 void move_out_of(T* buf, std::size_t n, Out out) {
   const block_plan plan = make_plan(n, k_move_block, k_scan_max_blocks);
-  std::vector<char> gone(plan.m_count, 0);
+  std::vector<char> gone;
+  try {
+    gone.assign(plan.m_count, 0);
+  } catch (...) {
+    std::destroy(buf, buf + n);  // none has moved out yet
+    throw;
+  }
   try {
     for_blocks(plan.m_count, [&](std::size_t b) {
       std::move(buf + plan.begin(b), buf + plan.end(b), detail::offset_by(out, plan.begin(b)));

@@ -478,11 +478,11 @@ void publish_latch_wait(rt::worker&, rt::fiber* prev, void* arg) noexcept {
 // Sets `broken` in a state word guarded by `guard` and wakes the fiber and
 // thread waiters of q, which find their wait not over and throw (a latch or a
 // barrier whose waiter could not get a fiber). Coroutine waiters hold no
-// stack: they stay queued until the wait is over.
+// stack: they stay queued until the wait is over. break_waits takes the
+// guard; break_waits_held is called with it held. Both let go of it.
 template <class Word>
-void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std::type_identity_t<Word> broken,
-                 detail::wait_queue& q) noexcept {
-  guard_acquire(state, guard);
+void break_waits_held(std::atomic<Word>& state, std::type_identity_t<Word> guard, std::type_identity_t<Word> broken,
+                      detail::wait_queue& q) noexcept {
   detail::wait_queue woken;
   detail::wait_queue kept;
   while (wait_node* n = q.pop_front()) (n->m_waiter.m_job == nullptr ? woken : kept).push_back(n);
@@ -490,6 +490,13 @@ void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std
   state.fetch_or(broken, std::memory_order_relaxed);  // published by the release below
   guard_clear(state, guard);
   notify_list(woken.take_all());
+}
+
+template <class Word>
+void break_waits(std::atomic<Word>& state, std::type_identity_t<Word> guard, std::type_identity_t<Word> broken,
+                 detail::wait_queue& q) noexcept {
+  guard_acquire(state, guard);
+  break_waits_held(state, guard, broken, q);
 }
 
 // A waiter of a broken latch whose counter is not zero.
@@ -512,12 +519,14 @@ void latch::wait() const {
   latch_wait a{&m_state, &m_queue, &node};
   if (on_fiber_async(node)) {
     if (!rt::suspend(&publish_latch_wait, &a)) {
-      if (try_wait()) return;  // opened meanwhile: no need to fail
       // More fibers wait at once than the system allows stacks for. The
       // parties that would open the latch are commonly skipped after this
       // failure (a failed task_group or loop starts nothing more): the waiters
-      // would hang. Break the latch: they throw too.
-      break_waits(m_state, k_latch_guard, k_latch_broken, m_queue);
+      // would hang. Break the latch (they throw too), unless it has opened
+      // meanwhile: then its opener is done, and there is no need to fail.
+      std::uintptr_t s = 0;
+      if (!rt::latch_word::guard_unless_open(m_state, s)) return;
+      break_waits_held(m_state, k_latch_guard, k_latch_broken, m_queue);
       rt::throw_no_fiber();
     }
   } else if (enqueue_unless_open(a, true)) {

@@ -592,6 +592,17 @@ struct reducer {
   }
 
   part top_part() {
+    // Block 0 runs below as the sample, on this stack, before any join: a
+    // recursion through item 0 (a map that reduces again) would pass no
+    // stack check. Started on a fresh stack when this one is nearly full.
+    if (stack_low_here()) [[unlikely]] {
+      auto here = [&] { return top_part_here(); };
+      return invoke_on_fresh_stack(here);
+    }
+    return top_part_here();
+  }
+
+  part top_part_here() {
     if (ws_active()) [[unlikely]] {
       return run_forked(0, m_blocks);
     }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <weft/algorithm.hpp>
@@ -51,9 +52,12 @@ struct counted {
   int m_value = 0;
   explicit counted(int v) noexcept : m_value(v) { s_live.fetch_add(1); }
   counted(const counted& o) noexcept : m_value(o.m_value) { s_live.fetch_add(1); }
-  counted(counted&& o) noexcept : m_value(o.m_value) { s_live.fetch_add(1); }
+  counted(counted&& o) noexcept : m_value(std::exchange(o.m_value, -1)) { s_live.fetch_add(1); }  // -1: moved from
   counted& operator=(const counted&) noexcept = default;
-  counted& operator=(counted&&) noexcept = default;
+  counted& operator=(counted&& o) noexcept {
+    m_value = std::exchange(o.m_value, -1);
+    return *this;
+  }
   ~counted() { s_live.fetch_sub(1); }
   friend bool operator<(const counted& a, const counted& b) noexcept { return a.m_value < b.m_value; }
   friend bool operator==(const counted& a, const counted& b) noexcept { return a.m_value == b.m_value; }
@@ -115,8 +119,31 @@ TEST(AlgorithmMemoryTest, UniqueLeavesNoItemInItsBuffer) {
   });
 }
 
+// nth_element also makes all it needs before it moves an item into its
+// buffer, so the range holds the same items after a failure.
 TEST(AlgorithmMemoryTest, NthElementLeavesNoItemInItsBuffer) {
-  every_allocation_fails_once([](std::vector<counted>& v) { weft::nth_element(v.begin(), v.begin() + 500, v.end()); });
+  std::vector<int> original;
+  for (const counted& c : items()) original.push_back(c.m_value);
+  std::sort(original.begin(), original.end());
+  every_allocation_fails_once([&](std::vector<counted>& v) {
+    try {
+      weft::nth_element(v.begin(), v.begin() + 500, v.end());
+    } catch (const std::bad_alloc&) {
+      std::vector<int> now;
+      for (const counted& c : v) now.push_back(c.m_value);
+      std::sort(now.begin(), now.end());
+      EXPECT_TRUE(now == original) << "the range lost items";
+      throw;
+    }
+  });
+}
+
+TEST(AlgorithmMemoryTest, SortLeavesNoItemInItsBuffer) {
+  every_allocation_fails_once([](std::vector<counted>& v) { weft::sort(v.begin(), v.end()); });
+}
+
+TEST(AlgorithmMemoryTest, StableSortLeavesNoItemInItsBuffer) {
+  every_allocation_fails_once([](std::vector<counted>& v) { weft::stable_sort(v.begin(), v.end()); });
 }
 
 }  // namespace

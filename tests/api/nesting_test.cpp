@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include <weft/algorithm.hpp>
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
@@ -117,6 +120,36 @@ int descend_group(int depth) {
   return below;
 }
 
+// Through parallel_reduce of two items, recursing in item 0: the block a
+// reduction runs as its sample, on the calling stack, before any join.
+int descend_reduce(int depth) {
+  if (depth == 0) return 0;
+  return static_cast<int>(weft::parallel_reduce(
+      0, 2, 0L, [depth](int i) -> long { return i == 0 ? descend_reduce(depth - 1) + 1 : 0; }, std::plus<>{}));
+}
+
+// Through weft::transform_reduce over two items: one block, which runs
+// inline.
+int descend_transform_reduce(int depth) {
+  if (depth == 0) return 0;
+  const int items[2] = {0, 1};
+  return static_cast<int>(
+      weft::transform_reduce(std::begin(items), std::end(items), 0L, std::plus<>{},
+                             [depth](int i) -> long { return i == 0 ? descend_transform_reduce(depth - 1) + 1 : 0; }));
+}
+
+// Through weft::find_if over two items: a small search, which runs inline.
+int descend_find(int depth) {
+  if (depth == 0) return 0;
+  const int items[2] = {0, 1};
+  int below = 0;
+  const int* hit = weft::find_if(std::begin(items), std::end(items), [&](int i) {
+    if (i == 0) below = descend_find(depth - 1) + 1;
+    return i == 1;
+  });
+  return hit == items + 1 ? below : -1;
+}
+
 constexpr int k_depth = 2000;
 
 // Runs `descend` on a runtime of its own in a child process and expects it to
@@ -187,6 +220,25 @@ TEST_P(DeepRecursionTest, ThroughTaskGroup) {
   }
 }
 
+TEST_P(DeepRecursionTest, ThroughParallelReduce) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack,
+                                    [](weft::runtime& rt) { return rt.run([] { return descend_reduce(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughAlgorithmsOverSmallRanges) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack, [](weft::runtime& rt) {
+      return rt.run([] {
+        const int a = descend_transform_reduce(k_depth);
+        const int b = descend_find(k_depth);
+        return a == b ? a : -1;
+      });
+    });
+  }
+}
+
 // From a thread outside any runtime: the calls go to the default runtime (of
 // the child: GetParam() workers through WEFT_NUM_WORKERS).
 TEST_P(DeepRecursionTest, FromOutsideAnyRuntime) {
@@ -196,8 +248,10 @@ TEST_P(DeepRecursionTest, FromOutsideAnyRuntime) {
     std::atomic<int> leaves{0};
     const int a = descend_parallelize(k_depth, 2, leaves);
     const int b = descend_join(k_depth);
-    if (a != k_depth || b != k_depth || leaves.load() != k_depth) {
-      std::fprintf(stderr, "depths %d and %d, leaves %d, of %d\n", a, b, leaves.load(), k_depth);
+    const int c = descend_reduce(k_depth);
+    const int d = descend_transform_reduce(k_depth);
+    if (a != k_depth || b != k_depth || c != k_depth || d != k_depth || leaves.load() != k_depth) {
+      std::fprintf(stderr, "depths %d, %d, %d and %d, leaves %d, of %d\n", a, b, c, d, leaves.load(), k_depth);
       return 1;
     }
     return 0;

@@ -58,11 +58,14 @@ TEST(LatchWordTest, AClosedLatchIsGuardedInOneStep) {
 TEST(LatchWordTest, AWaiterWaitsForTheOpenerToLetGo) {
   std::atomic<std::uintptr_t> state{k_guard};
   std::atomic<bool> returned{false};
+  std::atomic<bool> started{false};
   std::thread waiter([&] {
+    started.store(true);
     std::uintptr_t word = 0;
     EXPECT_FALSE(guard_unless_open(state, word));
     returned.store(true);
   });
+  while (!started.load()) std::this_thread::yield();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(returned.load());  // the opener still holds the guard
   state.store(0, std::memory_order_release);
@@ -76,10 +79,15 @@ TEST(LatchWordTest, AWaiterWaitsForTheOpenerToLetGo) {
 TEST(LatchWordTest, AWaiterTakesTheGuardAfterAnotherWaiter) {
   std::atomic<std::uintptr_t> state{counter(2) | k_guard};
   std::uintptr_t word = 0;
-  std::thread waiter([&] { EXPECT_TRUE(guard_unless_open(state, word)); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  state.fetch_sub(counter(1));  // a count_down that leaves 1: keeps the guard
-  state.fetch_and(~k_guard);    // the other waiter lets go
+  std::atomic<bool> started{false};
+  std::thread waiter([&] {
+    started.store(true);
+    EXPECT_TRUE(guard_unless_open(state, word));
+  });
+  while (!started.load()) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // it spins on the held guard meanwhile
+  state.fetch_sub(counter(1));                                 // a count_down that leaves 1: keeps the guard
+  state.fetch_and(~k_guard);                                   // the other waiter lets go
   waiter.join();
   EXPECT_EQ(word, counter(1) | k_guard);
   EXPECT_EQ(state.load(), counter(1) | k_guard);

@@ -164,9 +164,27 @@ template <class T, class Combine>
   return acc;
 }
 
+// Runs f() with room on the stack, as an entry point of weft does: on a
+// fresh fiber stack when the calling one is nearly full (on a worker), or in
+// the default runtime (a thread's own stack, nearly full). For the paths
+// that call the user's code with no other entry point between (one block of
+// a reduction, a small search, a serial scan): a recursion through them
+// stayed on one stack until it overflowed.
+template <class F>
+std::invoke_result_t<F&> with_stack_room(F& f) {
+  if (!stack_low_here()) [[likely]] {
+    return f();
+  }
+  if (this_thread_view() == nullptr) return weft::default_runtime().run(f);
+  return invoke_on_fresh_stack(f);
+}
+
 template <class T, class Leaf, class Combine>
 T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
-  if (plan.m_count == 1) return leaf(std::size_t{0}, plan.m_n);
+  if (plan.m_count == 1) {
+    auto one = [&] { return leaf(std::size_t{0}, plan.m_n); };
+    return with_stack_room(one);
+  }
   block_values<T> parts(plan.m_count);
   for_blocks(plan.m_count, [&](std::size_t b) { parts[b].emplace(leaf(plan.begin(b), plan.end(b))); });
   return fold_left(parts, combine);
@@ -234,7 +252,10 @@ inline constexpr std::size_t k_search_segment = 64;
 
 template <class Leaf>
 std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
-  if (n <= k_search_block) return leaf(std::size_t{0}, n);
+  if (n <= k_search_block) {
+    auto one = [&] { return leaf(std::size_t{0}, n); };
+    return with_stack_room(one);
+  }
   std::atomic<std::size_t> found{n};
   const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
   auto search = [&](std::size_t lo, std::size_t hi) {
@@ -346,14 +367,17 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
     }
   };
   if (plan.m_count == 1 || weft::num_workers() <= 1) {
-    std::optional<T> carry = std::move(init);
-    for (std::size_t b = 0; b < plan.m_count; ++b) {
-      std::optional<T> carry_in = carry;
-      std::optional<T> total;
-      const bool last = b + 1 == plan.m_count;
-      scan_block(plan.begin(b), plan.end(b), carry_in, last ? nullptr : &total);
-      if (!last) advance(carry, total);
-    }
+    auto serial = [&] {
+      std::optional<T> carry = std::move(init);
+      for (std::size_t b = 0; b < plan.m_count; ++b) {
+        std::optional<T> carry_in = carry;
+        std::optional<T> total;
+        const bool last = b + 1 == plan.m_count;
+        scan_block(plan.begin(b), plan.end(b), carry_in, last ? nullptr : &total);
+        if (!last) advance(carry, total);
+      }
+    };
+    with_stack_room(serial);
     return;
   }
   // Pass 1, over all blocks in parallel. The blocks [0, frontier) are done:
@@ -451,19 +475,23 @@ void construct_regions(T* buf, std::size_t regions, Region&& region, Make&& make
   }
 }
 
-// Moves the n items of buf to out[0, n) and destroys them, in parallel. When
-// a move through out throws, every item of buf still alive is destroyed
-// before the exception goes on.
+// What move_out_of() needs besides the items: made before the items go into
+// the buffer, so that running out of memory for it leaves them where they
+// were (the range keeps its items).
+struct move_out_plan {
+  block_plan m_plan;
+  std::vector<char> m_gone;  // m_gone[b]: block b has moved out
+  explicit move_out_plan(std::size_t n)
+      : m_plan(make_plan(n, k_move_block, k_scan_max_blocks)), m_gone(m_plan.m_count, 0) {}
+};
+
+// Moves the n items of buf to out[0, n) and destroys them, in parallel (p:
+// made for those n). When a move through out throws, every item of buf still
+// alive is destroyed before the exception goes on.
 template <class T, class Out>
-void move_out_of(T* buf, std::size_t n, Out out) {
-  const block_plan plan = make_plan(n, k_move_block, k_scan_max_blocks);
-  std::vector<char> gone;
-  try {
-    gone.assign(plan.m_count, 0);
-  } catch (...) {
-    std::destroy(buf, buf + n);  // none has moved out yet
-    throw;
-  }
+void move_out_of(T* buf, Out out, move_out_plan& p) {
+  const block_plan& plan = p.m_plan;
+  std::vector<char>& gone = p.m_gone;
   try {
     for_blocks(plan.m_count, [&](std::size_t b) {
       std::move(buf + plan.begin(b), buf + plan.end(b), detail::offset_by(out, plan.begin(b)));
@@ -497,6 +525,7 @@ std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::
                 std::is_nothrow_destructible_v<T>) {
     if (weft::num_workers() > 1 && total >= 2 * k_scan_min_block) {
       item_buffer<T> buffer(total);
+      move_out_plan out_plan(total);
       T* buf = buffer.m_items;
       construct_regions(
           buf, blocks,
@@ -507,7 +536,7 @@ std::size_t gather_kept(It first, const std::vector<std::pair<std::size_t, std::
             std::uninitialized_move(detail::offset_by(first, kept[b].first), detail::offset_by(first, kept[b].second),
                                     buf + offset[b]);
           });
-      move_out_of(buf, total, first);
+      move_out_of(buf, first, out_plan);
       return total;
     }
   }
@@ -887,6 +916,7 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
         // throws leaves none of them alive.
         std::vector<std::size_t> ends(3 * plan.m_count);
         std::vector<char> made(plan.m_count, 0);
+        move_out_plan out_plan(n);
         int pivots = 0;
         try {
           for_blocks(plan.m_count, [&](std::size_t b) {
@@ -918,7 +948,7 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
           std::destroy(buf + totals[0], buf + totals[0] + pivots);
           throw;
         }
-        move_out_of(buf, n, first);
+        move_out_of(buf, first, out_plan);
         // [0, lo_end): less than the low pivot; [lo_end, hi_end): between the
         // pivots (both included); [hi_end, n): greater than the high pivot.
         const std::size_t lo_end = totals[0];

@@ -150,6 +150,17 @@ int descend_find(int depth) {
   return hit == items + 1 ? below : -1;
 }
 
+// Through weft::transform_inclusive_scan over two items: a scan of one
+// block runs serially, inline.
+int descend_scan(int depth) {
+  if (depth == 0) return 0;
+  const int items[2] = {0, 1};
+  long out[2] = {};
+  weft::transform_inclusive_scan(std::begin(items), std::end(items), std::begin(out), std::plus<>{},
+                                 [depth](int i) -> long { return i == 0 ? descend_scan(depth - 1) + 1 : 0; });
+  return static_cast<int>(out[1]);
+}
+
 constexpr int k_depth = 2000;
 
 // Runs `descend` on a runtime of its own in a child process and expects it to
@@ -233,7 +244,8 @@ TEST_P(DeepRecursionTest, ThroughAlgorithmsOverSmallRanges) {
       return rt.run([] {
         const int a = descend_transform_reduce(k_depth);
         const int b = descend_find(k_depth);
-        return a == b ? a : -1;
+        const int c = descend_scan(k_depth);
+        return a == b && b == c ? a : -1;
       });
     });
   }

@@ -917,7 +917,20 @@ void run_loop(loop& l) {
       rt::run_measured(l, *w);
       return;
     }
-    run_on_fresh_stack([](void* p) { run_loop(*static_cast<loop*>(p)); }, &l);
+    // On the fresh stack, or on this one where no fiber could be had: then
+    // the loop runs here (its splits run both parts here), since asking
+    // again would recurse without end.
+    run_on_fresh_stack(
+        [](void* p) {
+          auto& moved = *static_cast<loop*>(p);
+          rt::worker* now = rt::current_worker();
+          if (now->m_current->m_ws != nullptr) {
+            rt::run_measured(moved, *now);
+          } else {
+            rt::run_here(moved, *now);
+          }
+        },
+        &l);
     return;
   }
   rt::run_here(l, *w);

@@ -86,6 +86,24 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
   return c.value.take();
 }
 
+// Runs f() with room on the stack, as an entry point of weft does: on a
+// fresh fiber stack when the calling one is nearly full (on a worker), or in
+// the default runtime (a thread's own stack, nearly full). For the paths
+// that call the user's code with no entry point between (a reduction's
+// first block and its unforked levels, one block of an algorithm, a small
+// search, a serial scan): a recursion through them stayed on one stack
+// until it overflowed. f must not call with_stack_room again before it
+// calls the user's code or forks: on a worker that can get no fiber it runs
+// on the same nearly full stack, and asking again there recursed without end.
+template <class F>
+std::invoke_result_t<F&> with_stack_room(F& f) {
+  if (!stack_low_here()) [[likely]] {
+    return f();
+  }
+  if (this_thread_view() == nullptr) return weft::default_runtime().run(f);
+  return invoke_on_fresh_stack(f);
+}
+
 }  // namespace detail
 
 namespace detail {

@@ -566,10 +566,11 @@ struct reducer {
     // The levels that are not forked pass no join's stack check: a subtree
     // that starts near the end of the stack (below the last forked level)
     // goes on on a fresh stack, as a join there would.
-    if (stack_low_here()) [[unlikely]] {
-      auto here = [&] { return run(lo, hi, depth); };
-      return invoke_on_fresh_stack(here);
-    }
+    auto here = [&] { return run_here(lo, hi, depth); };
+    return with_stack_room(here);
+  }
+
+  part run_here(std::uint64_t lo, std::uint64_t hi, int depth) {
     if (hi - lo == 1) return leaf(lo);
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
@@ -595,11 +596,8 @@ struct reducer {
     // Block 0 runs below as the sample, on this stack, before any join: a
     // recursion through item 0 (a map that reduces again) would pass no
     // stack check. Started on a fresh stack when this one is nearly full.
-    if (stack_low_here()) [[unlikely]] {
-      auto here = [&] { return top_part_here(); };
-      return invoke_on_fresh_stack(here);
-    }
-    return top_part_here();
+    auto here = [&] { return top_part_here(); };
+    return with_stack_room(here);
   }
 
   part top_part_here() {

@@ -451,6 +451,75 @@ TEST(FiberCountMemory, JoinOnANearlyFullStackWithoutAFiberRunsThere) {
   std::fputs(r.err.c_str(), stdout);  // what the child saw, for the log
 }
 
+// Recurses on the current stack until it is nearly full, then calls
+// bottom(levels) there, whose item 0 descends again (`levels` - 1): each
+// level's entry point moves to a fresh stack while fibers last. Returns what
+// bottom returns.
+template <class Bottom>
+[[gnu::noinline]] int descend_then(int levels, Bottom& bottom) {
+  volatile char pad[256];
+  pad[0] = 0;
+  if (!weft::detail::stack_low()) return descend_then(levels, bottom) + pad[0];
+  return bottom(levels);
+}
+
+// A reduction over 1 000 items whose item 0 descends again: the levels that
+// got this far, counted in item 0.
+struct reduce_level {
+  int operator()(int levels) {
+    const auto map = [this, levels](int i) {
+      if (i != 0) return 0;
+      return levels == 0 || weft::detail::stack_low() ? 1 : descend_then(levels - 1, *this) + 1;
+    };
+    return weft::parallel_reduce(0, 1000, 0, map, std::plus<>());
+  }
+};
+
+// The same through a loop: item 0 writes the levels below it.
+struct loop_level {
+  int operator()(int levels) {
+    int below = 0;
+    weft::parallelize(1000, [this, levels, &below](int i) {
+      if (i != 0) return;
+      below = levels == 0 || weft::detail::stack_low() ? 1 : descend_then(levels - 1, *this) + 1;
+    });
+    return below;
+  }
+};
+
+// A reduction and a loop on a nearly full stack when no fiber can be had:
+// they run there, as a join does, instead of asking again for a fresh stack
+// on the same full stack without end (a stack overflow before).
+template <class Level>
+void nearly_full_stacks_without_a_fiber() {
+  const auto r = in_capped_child(1, [](weft::runtime& rt) {
+    constexpr int levels = 300;  // more than the 63 fibers the cap leaves
+    const int reached = rt.run([] {
+      Level level;
+      return descend_then(levels, level);
+    });
+    const weft::stats s = rt.stats();
+    std::fprintf(stderr, "%d of %d levels; %llu fibers created\n", reached, levels,
+                 static_cast<unsigned long long>(s.total.fibers_created));
+    if (reached < 1 || reached > levels + 1) return 11;
+    if (reached == levels + 1) return 12;         // the cap did not bite
+    if (sum_below_1000(rt) != 499500) return 13;  // usable afterwards
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+  std::fputs(r.err.c_str(), stdout);  // what the child saw, for the log
+}
+
+TEST(FiberCountMemory, ReduceOnANearlyFullStackWithoutAFiberRunsThere) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  nearly_full_stacks_without_a_fiber<reduce_level>();
+}
+
+TEST(FiberCountMemory, LoopOnANearlyFullStackWithoutAFiberRunsThere) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  nearly_full_stacks_without_a_fiber<loop_level>();
+}
+
 // Inside a runtime: uses up the stacks memory allows, with tasks that wait
 // on a locked mutex until one of them cannot get a fiber (counted in
 // `failed`). release() lets them finish; the destructor waits.

@@ -164,21 +164,6 @@ template <class T, class Combine>
   return acc;
 }
 
-// Runs f() with room on the stack, as an entry point of weft does: on a
-// fresh fiber stack when the calling one is nearly full (on a worker), or in
-// the default runtime (a thread's own stack, nearly full). For the paths
-// that call the user's code with no other entry point between (one block of
-// a reduction, a small search, a serial scan): a recursion through them
-// stayed on one stack until it overflowed.
-template <class F>
-std::invoke_result_t<F&> with_stack_room(F& f) {
-  if (!stack_low_here()) [[likely]] {
-    return f();
-  }
-  if (this_thread_view() == nullptr) return weft::default_runtime().run(f);
-  return invoke_on_fresh_stack(f);
-}
-
 template <class T, class Leaf, class Combine>
 T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
   if (plan.m_count == 1) {

@@ -156,11 +156,18 @@ bool yield_current() noexcept {
   // to each other for ever, and a task on the queue (the rest of a loop whose
   // items they wait for) would never start.
   fiber* next = queued ? w->idle_fiber() : nullptr;
-  if (next == nullptr && queued && !w->real_stack_low()) {
+  if (next == nullptr && queued) {
     // No stack for a fiber to run the queue: its next task runs on this
     // stack instead (a ready fiber is switched to), so that a poller does not
-    // spin while what it polls for waits in the queue.
-    if (detail::job* t = w->take_ready()) {
+    // spin while what it polls for waits in the queue. On a nearly full
+    // stack no task may start: only what goes on may, as in a join's wait
+    // without a fiber (a ready fiber on its own stack, a coroutine), and
+    // what may not start goes to the workers that have a stack (published,
+    // a sleeper woken).
+    const bool room = !w->real_stack_low();
+    detail::job* t = room ? w->take_ready() : w->take_continuation();
+    if (t == nullptr && !room) w->give_away_private();
+    if (t != nullptr) {
       if (t->m_execute != &resume_fiber) {
         run_on_this_stack(*w, t);
         return true;

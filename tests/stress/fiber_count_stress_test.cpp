@@ -817,6 +817,28 @@ TEST_P(NoFiber, AYieldRunsAQueuedTask) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// The same where the poller's stack is nearly full, so that no task may
+// start on it: the yield hands the queued task to the other worker
+// (published, a sleeper woken). It returned without doing either, and the
+// poller spun for ever while the other worker stayed parked (6 of 6 runs).
+// With one worker nothing else could run the task (guide.md, "Limits").
+TEST(NoFiberTwoWorkers, AYieldOnANearlyFullStackHandsAQueuedTaskToAnotherWorker) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = without_fibers(2, [] {
+    std::atomic<bool> flag{false};
+    weft::task_group g;
+    auto poll = [&](int) {
+      g.spawn([&] { flag.store(true); });
+      while (!flag.load()) weft::yield();
+      return 0;
+    };
+    const int status = descend_then(0, poll);
+    g.wait();
+    return status;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
 // Items of one loop that poll each other with yield().
 TEST_P(NoFiber, ItemsThatPollEachOtherWithYield) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";

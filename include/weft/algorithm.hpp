@@ -2,8 +2,10 @@
 // weft: the std:: algorithms, parallel on weft (docs/algorithms.md).
 //
 // Every algorithm has the semantics of its std:: counterpart without an
-// execution policy, for random-access iterators (output iterators included)
-// and for std::ranges::random_access_range, with these rules:
+// execution policy, for iterator pairs and for ranges. Over random-access
+// iterators (output iterators included) and std::ranges::random_access_range
+// it runs in parallel, with these rules; over other iterators and ranges,
+// serially (see "iterators that are not random-access" below):
 // - It may suspend the calling fiber; from outside a runtime it runs in
 //   default_runtime(). It nests in any weft code (inside parallelize items,
 //   join branches, task_group spawns, other algorithms).
@@ -110,7 +112,7 @@ auto shorter_last(R1& r1, R2& r2) {
   require_knowable_end<R2>();
   const auto n1 = std::ranges::distance(r1);
   const auto n2 = std::ranges::distance(r2);
-  return std::ranges::begin(r1) + (n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));
+  return std::ranges::next(std::ranges::begin(r1), n1 < n2 ? n1 : static_cast<decltype(n1)>(n2));
 }
 
 // Items written through It are bits packed into shared words
@@ -158,16 +160,26 @@ namespace detail {
 // would pick the overload of convertible counts again, for ever.
 template <class It, class F>
 It for_each_first(It first, std::iter_difference_t<It> n, F f) {
-  const It last = first + n;
-  weft::for_each(first, last, std::move(f));
-  return last;
+  if constexpr (std::random_access_iterator<It>) {
+    const It last = first + n;
+    weft::for_each(first, last, std::move(f));
+    return last;
+  } else {
+    // Serially, as every algorithm over such iterators (see below).
+    auto walk = [&] {
+      for (; n > 0; --n, ++first) static_cast<void>(f(*first));
+      return std::move(first);
+    };
+    return with_stack_room(walk);
+  }
 }
 
 }  // namespace detail
 
 // f(x) for the first n items; returns first + n. Throws std::invalid_argument if n
-// is negative or beyond the iterator's difference type.
-template <std::random_access_iterator It, std::integral Size, class F>
+// is negative or beyond the iterator's difference type. Serially where It is
+// not random-access.
+template <std::input_iterator It, std::integral Size, class F>
 It for_each_n(It first, Size n, F f) {
   if constexpr (std::is_signed_v<Size>) {
     if (n < 0) detail::throw_invalid_argument("weft::for_each_n: n must not be negative");
@@ -189,7 +201,7 @@ It for_each_n(It first, Size n, F f) {
 // strict -std=c++20, which is not std::integral there). Throws
 // std::invalid_argument if n is negative, not a number, or too large for the
 // difference type.
-template <std::random_access_iterator It, detail::convertible_count<It> Size, class F>
+template <std::input_iterator It, detail::convertible_count<It> Size, class F>
 It for_each_n(It first, Size n, F f) {
   using difference = std::iter_difference_t<It>;
   if constexpr (requires { static_cast<long double>(n); }) {
@@ -462,7 +474,8 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
-  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, uop, init);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::transform_inclusive_scan(first, last, out, op, uop, init); });
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -477,7 +490,8 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
   auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
-  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::transform_inclusive_scan(first, last, out, op, u); });
   detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
   return detail::offset_by(out, n);
 }
@@ -486,7 +500,8 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
   const std::size_t n =
       detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
-  if constexpr (detail::k_packed_bits<Out>) return std::transform_exclusive_scan(first, last, out, init, op, uop);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::transform_exclusive_scan(first, last, out, init, op, uop); });
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
     detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
@@ -506,7 +521,8 @@ Out inclusive_scan(In first, In last, Out out, Op op) {
   // The first item as a value: std::inclusive_scan would keep a
   // std::vector<bool> proxy to it and write through it.
   auto u = [](const auto& x) -> T { return x; };
-  if constexpr (detail::k_packed_bits<Out>) return std::transform_inclusive_scan(first, last, out, op, u);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::transform_inclusive_scan(first, last, out, op, u); });
   detail::on_runtime([&] { detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>()); });
   return detail::offset_by(out, n);
 }
@@ -539,7 +555,8 @@ template <std::random_access_iterator In, std::random_access_iterator Out, class
 Out copy_if(In first, In last, Out out, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::copy_if: last must not be before first");
   if (n == 0) return out;
-  if constexpr (detail::k_packed_bits<Out>) return std::copy_if(first, last, out, pred);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::copy_if(first, last, out, pred); });
   return detail::on_runtime([&]() -> Out {
     const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
     if (plan.m_count == 1) return std::copy_if(first, last, out, pred);
@@ -600,7 +617,7 @@ template <std::random_access_iterator It, class Pred>
 It remove_if(It first, It last, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::remove_if: last must not be before first");
   if (n == 0) return last;
-  if constexpr (detail::k_packed_bits<It>) return std::remove_if(first, last, pred);
+  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::remove_if(first, last, pred); });
   return first + detail::diff<It>(detail::on_runtime([&] {
            return detail::pack_in_place(first, n, [&](std::size_t b, std::size_t e) {
              It end = std::remove_if(detail::offset_by(first, b), detail::offset_by(first, e), pred);
@@ -615,7 +632,7 @@ template <std::random_access_iterator It, class Pred = std::equal_to<>>
 It unique(It first, It last, Pred pred = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::unique: last must not be before first");
   if (n == 0) return last;
-  if constexpr (detail::k_packed_bits<It>) return std::unique(first, last, pred);
+  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::unique(first, last, pred); });
   return first + detail::diff<It>(detail::on_runtime([&] {
            const detail::block_plan plan = detail::make_plan(n, detail::k_scan_min_block, detail::k_scan_max_blocks);
            // Whether a block's first item repeats the item before it, decided
@@ -644,7 +661,7 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) return std::sort(first, last, comp);
+  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::sort(first, last, comp); });
   detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
 }
 
@@ -655,7 +672,7 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) return std::stable_sort(first, last, comp);
+  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::stable_sort(first, last, comp); });
   detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
 }
 
@@ -666,7 +683,8 @@ template <std::random_access_iterator It1, std::random_access_iterator It2, std:
 Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out, Comp comp = {}) {
   const std::size_t n1 = detail::range_size(first1, last1, "weft::merge: last1 must not be before first1");
   const std::size_t n2 = detail::range_size(first2, last2, "weft::merge: last2 must not be before first2");
-  if constexpr (detail::k_packed_bits<Out>) return std::merge(first1, last1, first2, last2, out, comp);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::merge(first1, last1, first2, last2, out, comp); });
   detail::on_runtime([&] { detail::merge_parallel<false>(first1, n1, first2, n2, out, comp); });
   return detail::offset_by(out, n1 + n2);
 }
@@ -681,125 +699,343 @@ void nth_element(It first, It nth, It last, Comp comp = {}) {
     detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
   const std::size_t k = static_cast<std::size_t>(nth - first);
   if (k == n) return;
-  if constexpr (detail::k_packed_bits<It>) return std::nth_element(first, nth, last, comp);
+  if constexpr (detail::k_packed_bits<It>)
+    return detail::serially([&] { return std::nth_element(first, nth, last, comp); });
   detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
+}
+
+// ---- iterators that are not random-access -----------------------------------------------
+// Where an iterator of a call, an output one included, is not random-access
+// (a std::list's or a std::set's, a std::back_insert_iterator, a
+// std::istream_iterator), the call runs its std:: counterpart serially on
+// the calling fiber or thread, with room on the stack as at every entry
+// point: the same results, but no check that last is not before first
+// (such iterators cannot tell), and the reductions fold from left to right,
+// init first. The sorts and nth_element take random-access iterators only,
+// as their std:: counterparts do.
+
+namespace detail {
+
+// Not every one of Its is random-access: the call is a serial one.
+template <class... Its>
+concept some_not_random_access = !(std::random_access_iterator<Its> && ...);
+
+// A left fold of init and transform(x) for the items x of [first, last).
+template <class It, class T, class Reduce, class Transform>
+T fold_left_serial(It first, It last, T init, Reduce& reduce, Transform& transform) {
+  auto fold = [&]() -> T {
+    for (; first != last; ++first) init = reduce(std::move(init), transform(*first));
+    return std::move(init);
+  };
+  return with_stack_room(fold);
+}
+
+}  // namespace detail
+
+template <std::input_iterator It, class F>
+requires detail::some_not_random_access<It>
+void for_each(It first, It last, F f) {
+  detail::serially([&] {
+    for (; first != last; ++first) static_cast<void>(f(*first));
+  });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Op>
+requires detail::some_not_random_access<In, Out> && std::invocable<Op&, std::iter_reference_t<In>> Out
+transform(In first, In last, Out out, Op op) {
+  return detail::serially([&] { return std::transform(first, last, std::move(out), std::ref(op)); });
+}
+
+template <std::input_iterator In1, std::input_iterator In2, std::weakly_incrementable Out, class Op>
+requires detail::some_not_random_access<In1, In2, Out> Out transform(In1 first1, In1 last1, In2 first2, Out out,
+                                                                     Op op) {
+  return detail::serially([&] { return std::transform(first1, last1, first2, std::move(out), std::ref(op)); });
+}
+
+template <std::forward_iterator It, class T>
+requires detail::some_not_random_access<It>
+void fill(It first, It last, const T& value) {
+  detail::serially([&] { std::fill(first, last, value); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out>
+requires detail::some_not_random_access<In, Out> Out copy(In first, In last, Out out) {
+  return detail::serially([&] { return std::copy(first, last, std::move(out)); });
+}
+
+template <std::forward_iterator It, class G>
+requires detail::some_not_random_access<It>
+void generate(It first, It last, G g) {
+  detail::serially([&] { std::generate(first, last, std::ref(g)); });
+}
+
+template <std::input_iterator It, class T, class Reduce, class Transform>
+requires detail::some_not_random_access<It> && std::invocable<Transform&, std::iter_reference_t<It>> T
+transform_reduce(It first, It last, T init, Reduce reduce, Transform transform) {
+  return detail::fold_left_serial(first, last, std::move(init), reduce, transform);
+}
+
+template <std::input_iterator It1, std::input_iterator It2, class T, class Reduce, class Transform>
+requires detail::some_not_random_access<It1, It2> T transform_reduce(It1 first1, It1 last1, It2 first2, T init,
+                                                                     Reduce reduce, Transform transform) {
+  auto fold = [&]() -> T {
+    for (; first1 != last1; ++first1, ++first2) init = reduce(std::move(init), transform(*first1, *first2));
+    return std::move(init);
+  };
+  return detail::with_stack_room(fold);
+}
+
+template <std::input_iterator It1, std::input_iterator It2, class T>
+requires detail::some_not_random_access<It1, It2> T transform_reduce(It1 first1, It1 last1, It2 first2, T init) {
+  return weft::transform_reduce(first1, last1, first2, std::move(init), std::plus<>{}, std::multiplies<>{});
+}
+
+template <std::input_iterator It, class T, class Op>
+requires detail::some_not_random_access<It> T reduce(It first, It last, T init, Op op) {
+  std::identity same;
+  return detail::fold_left_serial(first, last, std::move(init), op, same);
+}
+
+template <std::input_iterator It, class T>
+requires detail::some_not_random_access<It> T reduce(It first, It last, T init) {
+  return weft::reduce(first, last, std::move(init), std::plus<>{});
+}
+
+template <std::input_iterator It>
+requires detail::some_not_random_access<It> std::iter_value_t<It> reduce(It first, It last) {
+  return weft::reduce(first, last, std::iter_value_t<It>{}, std::plus<>{});
+}
+
+template <std::input_iterator It, class Pred>
+requires detail::some_not_random_access<It> std::iter_difference_t<It> count_if(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::count_if(first, last, std::ref(pred)); });
+}
+
+template <std::input_iterator It, class Pred>
+requires detail::some_not_random_access<It> It find_if(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::find_if(first, last, std::ref(pred)); });
+}
+
+template <std::input_iterator It, class Pred>
+requires detail::some_not_random_access<It>
+bool any_of(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::any_of(first, last, std::ref(pred)); });
+}
+
+template <std::input_iterator It, class Pred>
+requires detail::some_not_random_access<It>
+bool none_of(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::none_of(first, last, std::ref(pred)); });
+}
+
+template <std::input_iterator It, class Pred>
+requires detail::some_not_random_access<It>
+bool all_of(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::all_of(first, last, std::ref(pred)); });
+}
+
+template <std::forward_iterator It, class Comp = std::less<>>
+requires detail::some_not_random_access<It> It min_element(It first, It last, Comp comp = {}) {
+  return detail::serially([&] { return std::min_element(first, last, std::ref(comp)); });
+}
+
+template <std::forward_iterator It, class Comp = std::less<>>
+requires detail::some_not_random_access<It> It max_element(It first, It last, Comp comp = {}) {
+  return detail::serially([&] { return std::max_element(first, last, std::ref(comp)); });
+}
+
+template <std::forward_iterator It, class Comp = std::less<>>
+requires detail::some_not_random_access<It> std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
+  return detail::serially([&] { return std::minmax_element(first, last, std::ref(comp)); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Op, class Uop, class T>
+requires detail::some_not_random_access<In, Out> Out transform_inclusive_scan(In first, In last, Out out, Op op,
+                                                                              Uop uop, T init) {
+  return detail::serially([&] {
+    return std::transform_inclusive_scan(first, last, std::move(out), std::ref(op), std::ref(uop), std::move(init));
+  });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Op, class Uop>
+requires detail::some_not_random_access<In, Out> Out transform_inclusive_scan(In first, In last, Out out, Op op,
+                                                                              Uop uop) {
+  return detail::serially(
+      [&] { return std::transform_inclusive_scan(first, last, std::move(out), std::ref(op), std::ref(uop)); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class T, class Op, class Uop>
+requires detail::some_not_random_access<In, Out> Out transform_exclusive_scan(In first, In last, Out out, T init, Op op,
+                                                                              Uop uop) {
+  return detail::serially([&] {
+    return std::transform_exclusive_scan(first, last, std::move(out), std::move(init), std::ref(op), std::ref(uop));
+  });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Op, class T>
+requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op, T init) {
+  return detail::serially(
+      [&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op), std::move(init)); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Op>
+requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op) {
+  return detail::serially([&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op)); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out>
+requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out) {
+  return weft::inclusive_scan(first, last, std::move(out), std::plus<>{});
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class T, class Op>
+requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init, Op op) {
+  return detail::serially(
+      [&] { return std::exclusive_scan(first, last, std::move(out), std::move(init), std::ref(op)); });
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class T>
+requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init) {
+  return weft::exclusive_scan(first, last, std::move(out), std::move(init), std::plus<>{});
+}
+
+template <std::input_iterator In, std::weakly_incrementable Out, class Pred>
+requires detail::some_not_random_access<In, Out> Out copy_if(In first, In last, Out out, Pred pred) {
+  return detail::serially([&] { return std::copy_if(first, last, std::move(out), std::ref(pred)); });
+}
+
+template <std::forward_iterator It, class Pred>
+requires detail::some_not_random_access<It> It remove_if(It first, It last, Pred pred) {
+  return detail::serially([&] { return std::remove_if(first, last, std::ref(pred)); });
+}
+
+template <std::forward_iterator It, class Pred = std::equal_to<>>
+requires detail::some_not_random_access<It> It unique(It first, It last, Pred pred = {}) {
+  return detail::serially([&] { return std::unique(first, last, std::ref(pred)); });
+}
+
+template <std::input_iterator It1, std::input_iterator It2, std::weakly_incrementable Out, class Comp = std::less<>>
+requires detail::some_not_random_access<It1, It2, Out> Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out,
+                                                                 Comp comp = {}) {
+  return detail::serially([&] { return std::merge(first1, last1, first2, last2, std::move(out), std::ref(comp)); });
 }
 
 // ---- ranges overloads -------------------------------------------------------------------
 // The shorter of two ranges sets the length of an algorithm over both, as
 // for std::ranges::transform. A range's end is an iterator here even where
-// its sentinel has another type (std::views::iota(0, 1000L)).
+// its sentinel has another type (std::views::iota(0, 1000L)). A range that
+// is not random-access (a std::list, a filter view) runs serially, as its
+// iterators do above; ranges that can be walked only once (an istream view)
+// are not taken.
 
-template <std::ranges::random_access_range R, class F>
+template <std::ranges::forward_range R, class F>
 void for_each(R&& r, F f) {
   weft::for_each(std::ranges::begin(r), detail::range_last(r), std::move(f));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op>
 Out transform(R&& r, Out out, Op op) {
   return weft::transform(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
-template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
-          class Op>
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, std::weakly_incrementable Out, class Op>
 Out transform(R1&& r1, R2&& r2, Out out, Op op) {
   return weft::transform(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2), out,
                          std::move(op));
 }
 
-template <std::ranges::random_access_range R, class T>
+template <std::ranges::forward_range R, class T>
 void fill(R&& r, const T& value) {
   weft::fill(std::ranges::begin(r), detail::range_last(r), value);
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out>
+template <std::ranges::forward_range R, std::weakly_incrementable Out>
 Out copy(R&& r, Out out) {
   return weft::copy(std::ranges::begin(r), detail::range_last(r), out);
 }
 
-template <std::ranges::random_access_range R, class G>
+template <std::ranges::forward_range R, class G>
 void generate(R&& r, G g) {
   weft::generate(std::ranges::begin(r), detail::range_last(r), std::move(g));
 }
 
-template <std::ranges::random_access_range R, class T, class Reduce, class Transform>
+template <std::ranges::forward_range R, class T, class Reduce, class Transform>
 T transform_reduce(R&& r, T init, Reduce reduce, Transform transform) {
   return weft::transform_reduce(std::ranges::begin(r), detail::range_last(r), std::move(init), std::move(reduce),
                                 std::move(transform));
 }
 
-template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, class T, class Reduce,
-          class Transform>
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, class T, class Reduce, class Transform>
 T transform_reduce(R1&& r1, R2&& r2, T init, Reduce reduce, Transform transform) {
   return weft::transform_reduce(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2),
                                 std::move(init), std::move(reduce), std::move(transform));
 }
 
-template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, class T>
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, class T>
 T transform_reduce(R1&& r1, R2&& r2, T init) {
   return weft::transform_reduce(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2),
                                 std::move(init));
 }
 
-template <std::ranges::random_access_range R, class T, class Op>
+template <std::ranges::forward_range R, class T, class Op>
 T reduce(R&& r, T init, Op op) {
   return weft::reduce(std::ranges::begin(r), detail::range_last(r), std::move(init), std::move(op));
 }
 
-template <std::ranges::random_access_range R, class T>
+template <std::ranges::forward_range R, class T>
 T reduce(R&& r, T init) {
   return weft::reduce(std::ranges::begin(r), detail::range_last(r), std::move(init));
 }
 
-template <std::ranges::random_access_range R>
+template <std::ranges::forward_range R>
 std::ranges::range_value_t<R> reduce(R&& r) {
   return weft::reduce(std::ranges::begin(r), detail::range_last(r));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op = std::plus<>>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op = std::plus<>>
 Out inclusive_scan(R&& r, Out out, Op op = {}) {
   return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class T>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class T>
 Out inclusive_scan(R&& r, Out out, Op op, T init) {
   return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op), std::move(init));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op = std::plus<>>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class T, class Op = std::plus<>>
 Out exclusive_scan(R&& r, Out out, T init, Op op = {}) {
   return weft::exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init), std::move(op));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class Uop>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop) {
   return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
                                         std::move(uop));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Op, class Uop, class T>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class Uop, class T>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop, T init) {
   return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
                                         std::move(uop), std::move(init));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class T, class Op, class Uop>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(R&& r, Out out, T init, Op op, Uop uop) {
   return weft::transform_exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init),
                                         std::move(op), std::move(uop));
 }
 
-template <std::ranges::random_access_range R, std::random_access_iterator Out, class Pred>
+template <std::ranges::forward_range R, std::weakly_incrementable Out, class Pred>
 Out copy_if(R&& r, Out out, Pred pred) {
   return weft::copy_if(std::ranges::begin(r), detail::range_last(r), out, std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 detail::range_it<R> remove_if(R&& r, Pred pred) {
   return weft::remove_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred = std::equal_to<>>
+template <std::ranges::forward_range R, class Pred = std::equal_to<>>
 detail::range_it<R> unique(R&& r, Pred pred = {}) {
   return weft::unique(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
@@ -814,7 +1050,7 @@ void stable_sort(R&& r, Comp comp = {}) {
   weft::stable_sort(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R1, std::ranges::random_access_range R2, std::random_access_iterator Out,
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, std::weakly_incrementable Out,
           class Comp = std::less<>>
 Out merge(R1&& r1, R2&& r2, Out out, Comp comp = {}) {
   return weft::merge(std::ranges::begin(r1), detail::range_last(r1), std::ranges::begin(r2), detail::range_last(r2),
@@ -826,42 +1062,42 @@ void nth_element(R&& r, std::ranges::iterator_t<R> nth, Comp comp = {}) {
   weft::nth_element(std::ranges::begin(r), nth, detail::range_last(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 std::ranges::range_difference_t<R> count_if(R&& r, Pred pred) {
   return weft::count_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 detail::range_it<R> find_if(R&& r, Pred pred) {
   return weft::find_if(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 bool any_of(R&& r, Pred pred) {
   return weft::any_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 bool all_of(R&& r, Pred pred) {
   return weft::all_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Pred>
+template <std::ranges::forward_range R, class Pred>
 bool none_of(R&& r, Pred pred) {
   return weft::none_of(std::ranges::begin(r), detail::range_last(r), std::move(pred));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::less<>>
+template <std::ranges::forward_range R, class Comp = std::less<>>
 detail::range_it<R> min_element(R&& r, Comp comp = {}) {
   return weft::min_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::less<>>
+template <std::ranges::forward_range R, class Comp = std::less<>>
 detail::range_it<R> max_element(R&& r, Comp comp = {}) {
   return weft::max_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
-template <std::ranges::random_access_range R, class Comp = std::less<>>
+template <std::ranges::forward_range R, class Comp = std::less<>>
 std::pair<detail::range_it<R>, detail::range_it<R>> minmax_element(R&& r, Comp comp = {}) {
   return weft::minmax_element(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }

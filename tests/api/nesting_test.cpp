@@ -10,7 +10,9 @@
 #include <cstdlib>
 #include <functional>
 #include <iterator>
+#include <list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <weft/algorithm.hpp>
@@ -161,6 +163,127 @@ int descend_scan(int depth) {
   return static_cast<int>(out[1]);
 }
 
+// Through an algorithm whose callable (a predicate, a comparator, a
+// function) calls through<Run> again at its first call: Run runs the
+// algorithm over a few items, calling `visit` from each call of its callable.
+// Each of these ran the callable on the calling stack with no stack check
+// (a small range runs the std:: algorithm serially; so does one worker; a
+// sort's sample and a merge's split call the comparator before any join),
+// and the recursion overflowed its stack. Now every algorithm checks at its
+// entry; the serial calls over iterators that are not random-access too.
+using visit_fn = std::function<void()>;
+
+template <void (*Run)(const visit_fn&)>
+int through(int depth) {
+  if (depth == 0) return 0;
+  int below = -1;
+  bool first = true;
+  Run([&] {
+    if (std::exchange(first, false)) below = through<Run>(depth - 1) + 1;
+  });
+  return below;
+}
+
+std::vector<int> four_items() { return {3, 1, 2, 0}; }
+
+void run_copy_if(const visit_fn& visit) {
+  const std::vector<int> v = four_items();
+  std::vector<int> out(v.size());
+  weft::copy_if(v.begin(), v.end(), out.begin(), [&](int) {
+    visit();
+    return true;
+  });
+}
+void run_remove_if(const visit_fn& visit) {
+  std::vector<int> v = four_items();
+  weft::remove_if(v.begin(), v.end(), [&](int) {
+    visit();
+    return false;
+  });
+}
+void run_unique(const visit_fn& visit) {
+  std::vector<int> v = four_items();
+  weft::unique(v.begin(), v.end(), [&](int a, int b) {
+    visit();
+    return a == b;
+  });
+}
+void run_sort(const visit_fn& visit) {
+  std::vector<int> v = four_items();
+  weft::sort(v.begin(), v.end(), [&](int a, int b) {
+    visit();
+    return a < b;
+  });
+}
+void run_stable_sort(const visit_fn& visit) {
+  std::vector<int> v = four_items();
+  weft::stable_sort(v.begin(), v.end(), [&](int a, int b) {
+    visit();
+    return a < b;
+  });
+}
+void run_nth_element(const visit_fn& visit) {
+  std::vector<int> v = four_items();
+  weft::nth_element(v.begin(), v.begin() + 2, v.end(), [&](int a, int b) {
+    visit();
+    return a < b;
+  });
+}
+void run_merge(const visit_fn& visit) {
+  const std::vector<int> a{0, 2};
+  const std::vector<int> b{1, 3};
+  std::vector<int> out(4);
+  weft::merge(a.begin(), a.end(), b.begin(), b.end(), out.begin(), [&](int x, int y) {
+    visit();
+    return x < y;
+  });
+}
+void run_for_each_over_a_list(const visit_fn& visit) {
+  std::list<int> l{0, 1};
+  weft::for_each(l.begin(), l.end(), [&](int) { visit(); });
+}
+void run_copy_if_into_a_back_inserter(const visit_fn& visit) {
+  const std::vector<int> v = four_items();
+  std::vector<int> out;
+  weft::copy_if(v.begin(), v.end(), std::back_inserter(out), [&](int) {
+    visit();
+    return true;
+  });
+}
+void run_sort_of_bits(const visit_fn& visit) {  // std::vector<bool>: serial
+  std::vector<bool> v{true, false, true};
+  weft::sort(v.begin(), v.end(), [&](bool a, bool b) {
+    visit();
+    return a < b;
+  });
+}
+
+// The depths reached through each algorithm above, k_depth for each that
+// completed.
+std::vector<int> through_every_algorithm(int depth) {
+  return {through<run_copy_if>(depth),
+          through<run_remove_if>(depth),
+          through<run_unique>(depth),
+          through<run_sort>(depth),
+          through<run_stable_sort>(depth),
+          through<run_nth_element>(depth),
+          through<run_merge>(depth),
+          through<run_for_each_over_a_list>(depth),
+          through<run_copy_if_into_a_back_inserter>(depth),
+          through<run_sort_of_bits>(depth)};
+}
+
+int through_every_algorithm_reached(int depth) {
+  const std::vector<int> reached = through_every_algorithm(depth);
+  for (std::size_t i = 0; i < reached.size(); ++i) {
+    if (reached[i] != depth) {
+      std::fprintf(stderr, "algorithm %zu reached depth %d of %d\n", i, reached[i], depth);
+      return reached[i];
+    }
+  }
+  return depth;
+}
+
 constexpr int k_depth = 2000;
 
 // Runs `descend` on a runtime of its own in a child process and expects it to
@@ -251,6 +374,14 @@ TEST_P(DeepRecursionTest, ThroughAlgorithmsOverSmallRanges) {
   }
 }
 
+TEST_P(DeepRecursionTest, ThroughEveryAlgorithm) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(GetParam(), stack, [](weft::runtime& rt) {
+      return rt.run([] { return through_every_algorithm_reached(k_depth); });
+    });
+  }
+}
+
 // From a thread outside any runtime: the calls go to the default runtime (of
 // the child: GetParam() workers through WEFT_NUM_WORKERS).
 TEST_P(DeepRecursionTest, FromOutsideAnyRuntime) {
@@ -266,6 +397,7 @@ TEST_P(DeepRecursionTest, FromOutsideAnyRuntime) {
       std::fprintf(stderr, "depths %d, %d, %d and %d, leaves %d, of %d\n", a, b, c, d, leaves.load(), k_depth);
       return 1;
     }
+    if (through_every_algorithm_reached(k_depth) != k_depth) return 2;
     return 0;
   });
   EXPECT_TRUE(r.exited_with(0)) << r.describe();

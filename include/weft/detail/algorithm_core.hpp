@@ -28,12 +28,26 @@
 
 namespace weft::detail {
 
-// Runs f() on a worker: directly when called on one, else as a task of
-// this_runtime() (the default runtime from outside).
+// Runs f() on a worker, with room on the stack as at every entry point:
+// when called on one, directly, or on a fresh stack when this one is nearly
+// full (with_stack_room); else as a task of this_runtime() (the default
+// runtime from outside). Every algorithm enters here before it calls the
+// user's code: a callable that calls an algorithm again recursed on one
+// stack until it overflowed, where the algorithm ran serially (small
+// ranges, one worker) or called the callable before any join (a sort's
+// sample, a merge's split).
 template <class F>
 decltype(auto) on_runtime(F&& f) {
-  if (weft::on_worker()) return std::invoke(f);
+  if (weft::on_worker()) return with_stack_room(f);
   return weft::this_runtime().run(f);
+}
+
+// Runs f(), an algorithm's serial call of the std:: one, on the calling
+// fiber or thread with room on the stack (with_stack_room), as on_runtime
+// does: such a call is an entry point too.
+template <class F>
+decltype(auto) serially(F f) {
+  return with_stack_room(f);
 }
 
 // last - first as a count; throws std::invalid_argument naming `last` when
@@ -166,10 +180,7 @@ template <class T, class Combine>
 
 template <class T, class Leaf, class Combine>
 T blocked_reduce(const block_plan& plan, Leaf& leaf, Combine& combine) {
-  if (plan.m_count == 1) {
-    auto one = [&] { return leaf(std::size_t{0}, plan.m_n); };
-    return with_stack_room(one);
-  }
+  if (plan.m_count == 1) return leaf(std::size_t{0}, plan.m_n);
   block_values<T> parts(plan.m_count);
   for_blocks(plan.m_count, [&](std::size_t b) { parts[b].emplace(leaf(plan.begin(b), plan.end(b))); });
   return fold_left(parts, combine);
@@ -237,10 +248,7 @@ inline constexpr std::size_t k_search_segment = 64;
 
 template <class Leaf>
 std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
-  if (n <= k_search_block) {
-    auto one = [&] { return leaf(std::size_t{0}, n); };
-    return with_stack_room(one);
-  }
+  if (n <= k_search_block) return leaf(std::size_t{0}, n);
   std::atomic<std::size_t> found{n};
   const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
   auto search = [&](std::size_t lo, std::size_t hi) {
@@ -352,17 +360,14 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
     }
   };
   if (plan.m_count == 1 || weft::num_workers() <= 1) {
-    auto serial = [&] {
-      std::optional<T> carry = std::move(init);
-      for (std::size_t b = 0; b < plan.m_count; ++b) {
-        std::optional<T> carry_in = carry;
-        std::optional<T> total;
-        const bool last = b + 1 == plan.m_count;
-        scan_block(plan.begin(b), plan.end(b), carry_in, last ? nullptr : &total);
-        if (!last) advance(carry, total);
-      }
-    };
-    with_stack_room(serial);
+    std::optional<T> carry = std::move(init);
+    for (std::size_t b = 0; b < plan.m_count; ++b) {
+      std::optional<T> carry_in = carry;
+      std::optional<T> total;
+      const bool last = b + 1 == plan.m_count;
+      scan_block(plan.begin(b), plan.end(b), carry_in, last ? nullptr : &total);
+      if (!last) advance(carry, total);
+    }
     return;
   }
   // Pass 1, over all blocks in parallel. The blocks [0, frontier) are done:

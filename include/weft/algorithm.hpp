@@ -720,6 +720,14 @@ namespace detail {
 template <class... Its>
 concept some_not_random_access = !(std::random_access_iterator<Its> && ...);
 
+// An iterator the classic std:: algorithms write through: copyable, and
+// `*out++ = x` makes sense (a random-access iterator is one too). A
+// move-only output iterator is not: libstdc++'s algorithms copy theirs.
+template <class Out>
+concept output_iterator = std::input_or_output_iterator<Out> && std::copyable<Out> && requires(Out o) {
+  *o++;
+};
+
 // A left fold of init and transform(x) for the items x of [first, last).
 template <class It, class T, class Reduce, class Transform>
 T fold_left_serial(It first, It last, T init, Reduce& reduce, Transform& transform) {
@@ -740,31 +748,31 @@ void for_each(It first, It last, F f) {
   });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Op>
+template <std::input_iterator In, detail::output_iterator Out, class Op>
 requires detail::some_not_random_access<In, Out> && std::invocable<Op&, std::iter_reference_t<In>> Out
 transform(In first, In last, Out out, Op op) {
   return detail::serially([&] { return std::transform(first, last, std::move(out), std::ref(op)); });
 }
 
-template <std::input_iterator In1, std::input_iterator In2, std::weakly_incrementable Out, class Op>
+template <std::input_iterator In1, std::input_iterator In2, detail::output_iterator Out, class Op>
 requires detail::some_not_random_access<In1, In2, Out> Out transform(In1 first1, In1 last1, In2 first2, Out out,
                                                                      Op op) {
   return detail::serially([&] { return std::transform(first1, last1, first2, std::move(out), std::ref(op)); });
 }
 
 template <std::forward_iterator It, class T>
-requires detail::some_not_random_access<It>
+requires detail::some_not_random_access<It> && std::indirectly_writable<It, const T&>
 void fill(It first, It last, const T& value) {
   detail::serially([&] { std::fill(first, last, value); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out>
+template <std::input_iterator In, detail::output_iterator Out>
 requires detail::some_not_random_access<In, Out> Out copy(In first, In last, Out out) {
   return detail::serially([&] { return std::copy(first, last, std::move(out)); });
 }
 
 template <std::forward_iterator It, class G>
-requires detail::some_not_random_access<It>
+requires detail::some_not_random_access<It> && std::indirectly_writable<It, std::invoke_result_t<G&>>
 void generate(It first, It last, G g) {
   detail::serially([&] { std::generate(first, last, std::ref(g)); });
 }
@@ -849,7 +857,7 @@ requires detail::some_not_random_access<It> std::pair<It, It> minmax_element(It 
   return detail::serially([&] { return std::minmax_element(first, last, std::ref(comp)); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Op, class Uop, class T>
+template <std::input_iterator In, detail::output_iterator Out, class Op, class Uop, class T>
 requires detail::some_not_random_access<In, Out> Out transform_inclusive_scan(In first, In last, Out out, Op op,
                                                                               Uop uop, T init) {
   return detail::serially([&] {
@@ -857,14 +865,14 @@ requires detail::some_not_random_access<In, Out> Out transform_inclusive_scan(In
   });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Op, class Uop>
+template <std::input_iterator In, detail::output_iterator Out, class Op, class Uop>
 requires detail::some_not_random_access<In, Out> Out transform_inclusive_scan(In first, In last, Out out, Op op,
                                                                               Uop uop) {
   return detail::serially(
       [&] { return std::transform_inclusive_scan(first, last, std::move(out), std::ref(op), std::ref(uop)); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class T, class Op, class Uop>
+template <std::input_iterator In, detail::output_iterator Out, class T, class Op, class Uop>
 requires detail::some_not_random_access<In, Out> Out transform_exclusive_scan(In first, In last, Out out, T init, Op op,
                                                                               Uop uop) {
   return detail::serially([&] {
@@ -872,49 +880,49 @@ requires detail::some_not_random_access<In, Out> Out transform_exclusive_scan(In
   });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Op, class T>
+template <std::input_iterator In, detail::output_iterator Out, class Op, class T>
 requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op, T init) {
   return detail::serially(
       [&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op), std::move(init)); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Op>
+template <std::input_iterator In, detail::output_iterator Out, class Op>
 requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op) {
   return detail::serially([&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op)); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out>
+template <std::input_iterator In, detail::output_iterator Out>
 requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out) {
   return weft::inclusive_scan(first, last, std::move(out), std::plus<>{});
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class T, class Op>
+template <std::input_iterator In, detail::output_iterator Out, class T, class Op>
 requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init, Op op) {
   return detail::serially(
       [&] { return std::exclusive_scan(first, last, std::move(out), std::move(init), std::ref(op)); });
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class T>
+template <std::input_iterator In, detail::output_iterator Out, class T>
 requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init) {
   return weft::exclusive_scan(first, last, std::move(out), std::move(init), std::plus<>{});
 }
 
-template <std::input_iterator In, std::weakly_incrementable Out, class Pred>
+template <std::input_iterator In, detail::output_iterator Out, class Pred>
 requires detail::some_not_random_access<In, Out> Out copy_if(In first, In last, Out out, Pred pred) {
   return detail::serially([&] { return std::copy_if(first, last, std::move(out), std::ref(pred)); });
 }
 
 template <std::forward_iterator It, class Pred>
-requires detail::some_not_random_access<It> It remove_if(It first, It last, Pred pred) {
+requires detail::some_not_random_access<It> && std::permutable<It> It remove_if(It first, It last, Pred pred) {
   return detail::serially([&] { return std::remove_if(first, last, std::ref(pred)); });
 }
 
 template <std::forward_iterator It, class Pred = std::equal_to<>>
-requires detail::some_not_random_access<It> It unique(It first, It last, Pred pred = {}) {
+requires detail::some_not_random_access<It> && std::permutable<It> It unique(It first, It last, Pred pred = {}) {
   return detail::serially([&] { return std::unique(first, last, std::ref(pred)); });
 }
 
-template <std::input_iterator It1, std::input_iterator It2, std::weakly_incrementable Out, class Comp = std::less<>>
+template <std::input_iterator It1, std::input_iterator It2, detail::output_iterator Out, class Comp = std::less<>>
 requires detail::some_not_random_access<It1, It2, Out> Out merge(It1 first1, It1 last1, It2 first2, It2 last2, Out out,
                                                                  Comp comp = {}) {
   return detail::serially([&] { return std::merge(first1, last1, first2, last2, std::move(out), std::ref(comp)); });
@@ -933,12 +941,12 @@ void for_each(R&& r, F f) {
   weft::for_each(std::ranges::begin(r), detail::range_last(r), std::move(f));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Op>
 Out transform(R&& r, Out out, Op op) {
   return weft::transform(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
-template <std::ranges::forward_range R1, std::ranges::forward_range R2, std::weakly_incrementable Out, class Op>
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, detail::output_iterator Out, class Op>
 Out transform(R1&& r1, R2&& r2, Out out, Op op) {
   return weft::transform(std::ranges::begin(r1), detail::shorter_last(r1, r2), std::ranges::begin(r2), out,
                          std::move(op));
@@ -949,7 +957,7 @@ void fill(R&& r, const T& value) {
   weft::fill(std::ranges::begin(r), detail::range_last(r), value);
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out>
+template <std::ranges::forward_range R, detail::output_iterator Out>
 Out copy(R&& r, Out out) {
   return weft::copy(std::ranges::begin(r), detail::range_last(r), out);
 }
@@ -992,40 +1000,40 @@ std::ranges::range_value_t<R> reduce(R&& r) {
   return weft::reduce(std::ranges::begin(r), detail::range_last(r));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op = std::plus<>>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Op = std::plus<>>
 Out inclusive_scan(R&& r, Out out, Op op = {}) {
   return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class T>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Op, class T>
 Out inclusive_scan(R&& r, Out out, Op op, T init) {
   return weft::inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op), std::move(init));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class T, class Op = std::plus<>>
+template <std::ranges::forward_range R, detail::output_iterator Out, class T, class Op = std::plus<>>
 Out exclusive_scan(R&& r, Out out, T init, Op op = {}) {
   return weft::exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init), std::move(op));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class Uop>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Op, class Uop>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop) {
   return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
                                         std::move(uop));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Op, class Uop, class T>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Op, class Uop, class T>
 Out transform_inclusive_scan(R&& r, Out out, Op op, Uop uop, T init) {
   return weft::transform_inclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(op),
                                         std::move(uop), std::move(init));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class T, class Op, class Uop>
+template <std::ranges::forward_range R, detail::output_iterator Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(R&& r, Out out, T init, Op op, Uop uop) {
   return weft::transform_exclusive_scan(std::ranges::begin(r), detail::range_last(r), out, std::move(init),
                                         std::move(op), std::move(uop));
 }
 
-template <std::ranges::forward_range R, std::weakly_incrementable Out, class Pred>
+template <std::ranges::forward_range R, detail::output_iterator Out, class Pred>
 Out copy_if(R&& r, Out out, Pred pred) {
   return weft::copy_if(std::ranges::begin(r), detail::range_last(r), out, std::move(pred));
 }
@@ -1050,7 +1058,7 @@ void stable_sort(R&& r, Comp comp = {}) {
   weft::stable_sort(std::ranges::begin(r), detail::range_last(r), std::move(comp));
 }
 
-template <std::ranges::forward_range R1, std::ranges::forward_range R2, std::weakly_incrementable Out,
+template <std::ranges::forward_range R1, std::ranges::forward_range R2, detail::output_iterator Out,
           class Comp = std::less<>>
 Out merge(R1&& r1, R2&& r2, Out out, Comp comp = {}) {
   return weft::merge(std::ranges::begin(r1), detail::range_last(r1), std::ranges::begin(r2), detail::range_last(r2),

@@ -92,9 +92,9 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
 // that call the user's code with no entry point between (a reduction's
 // first block and its unforked levels, one block of an algorithm, a small
 // search, a serial scan): a recursion through them stayed on one stack
-// until it overflowed. f must not call with_stack_room again before it
-// calls the user's code or forks: on a worker that can get no fiber it runs
-// on the same nearly full stack, and asking again there recursed without end.
+// until it overflowed. On a worker that can get no fiber, f runs on the same
+// nearly full stack: f must not reach with_stack_room again without making
+// progress (a smaller part of its work), or it asks again without end.
 template <class F>
 std::invoke_result_t<F&> with_stack_room(F& f) {
   if (!stack_low_here()) [[likely]] {

@@ -21,7 +21,10 @@ template errors:
     parallelize_async);
   - the algorithms over a range whose end may never come (a transform of
     std::views::iota(0)), as the only range or as the second of two (not
-    under clang before 15, which cannot compile libstdc++'s views at all).
+    under clang before 15, which cannot compile libstdc++'s views at all);
+  - the serial algorithms (iterators that are not random-access) with an
+    output that the classic std:: algorithms cannot write through (a
+    move-only output iterator, an int): refused by the constraints.
 
 Usage: compile_errors.py INCLUDE_DIR CXX...
 Exit status: 0 pass, 1 fail.
@@ -152,6 +155,37 @@ weft::task<int> use() {
   co_return 0;
 }
 """, "weft::parallelize_async: an over-aligned callable given as an rvalue"),
+    # Over iterators that are not random-access the algorithms run the
+    # classic std:: ones, which copy their output iterator: a move-only
+    # output, or something that is not an iterator, is refused by the
+    # overload's constraints ("no matching function"), not deep inside
+    # std::transform.
+    ("c++20", """
+#include <weft/algorithm.hpp>
+#include <list>
+struct sink {
+  using difference_type = long;
+  sink() = default;
+  sink(sink&&) = default;
+  sink& operator=(sink&&) = default;
+  sink& operator*() { return *this; }
+  sink& operator=(int) { return *this; }
+  sink& operator++() { return *this; }
+  void operator++(int) {}
+};
+void f() {
+  std::list<int> l{1, 2};
+  weft::transform(l.begin(), l.end(), sink{}, [](int x) { return x; });
+}
+""", "no matching function for call to"),
+    ("c++20", """
+#include <weft/algorithm.hpp>
+#include <list>
+void f() {
+  std::list<int> l{1, 2};
+  weft::copy(l.begin(), l.end(), 5);
+}
+""", "no matching function for call to"),
 ]
 
 

@@ -88,11 +88,11 @@ std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
 
 // Runs f() with room on the stack, as an entry point of weft does: on a
 // fresh fiber stack when the calling one is nearly full (on a worker), or in
-// the default runtime (a thread's own stack, nearly full). For the paths
-// that call the user's code with no entry point between (a reduction's
-// first block and its unforked levels, one block of an algorithm, a small
-// search, a serial scan): a recursion through them stayed on one stack
-// until it overflowed. On a worker that can get no fiber, f runs on the same
+// the default runtime (a thread's own stack, nearly full). At the entry of
+// every algorithm of <weft/algorithm.hpp>, which may call the user's code
+// with no other entry point between (one block, one worker, a sort's
+// sample): a recursion through them stayed on one stack until it
+// overflowed. On a worker that can get no fiber, f runs on the same
 // nearly full stack: f must not reach with_stack_room again without making
 // progress (a smaller part of its work), or it asks again without end.
 template <class F>

@@ -565,9 +565,15 @@ struct reducer {
   part run(std::uint64_t lo, std::uint64_t hi, int depth) {
     // The levels that are not forked pass no join's stack check: a subtree
     // that starts near the end of the stack (below the last forked level)
-    // goes on on a fresh stack, as a join there would.
-    auto here = [&] { return run_here(lo, hi, depth); };
-    return with_stack_room(here);
+    // goes on on a fresh stack, as a join there would (or, where no fiber
+    // can be had, on this one: run_here does not ask again). Not through
+    // with_stack_room: a reduction runs on a worker, and its other branch,
+    // inlined into every node, cost about 6% of a reduction's instructions.
+    if (stack_low_here()) [[unlikely]] {
+      auto here = [&] { return run_here(lo, hi, depth); };
+      return invoke_on_fresh_stack(here);
+    }
+    return run_here(lo, hi, depth);
   }
 
   part run_here(std::uint64_t lo, std::uint64_t hi, int depth) {
@@ -596,8 +602,11 @@ struct reducer {
     // Block 0 runs below as the sample, on this stack, before any join: a
     // recursion through item 0 (a map that reduces again) would pass no
     // stack check. Started on a fresh stack when this one is nearly full.
-    auto here = [&] { return top_part_here(); };
-    return with_stack_room(here);
+    if (stack_low_here()) [[unlikely]] {
+      auto here = [&] { return top_part_here(); };
+      return invoke_on_fresh_stack(here);
+    }
+    return top_part_here();
   }
 
   part top_part_here() {

@@ -886,25 +886,15 @@ requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In
       [&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op), std::move(init)); });
 }
 
-template <std::input_iterator In, detail::output_iterator Out, class Op>
-requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op) {
+template <std::input_iterator In, detail::output_iterator Out, class Op = std::plus<>>
+requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out, Op op = {}) {
   return detail::serially([&] { return std::inclusive_scan(first, last, std::move(out), std::ref(op)); });
 }
 
-template <std::input_iterator In, detail::output_iterator Out>
-requires detail::some_not_random_access<In, Out> Out inclusive_scan(In first, In last, Out out) {
-  return weft::inclusive_scan(first, last, std::move(out), std::plus<>{});
-}
-
-template <std::input_iterator In, detail::output_iterator Out, class T, class Op>
-requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init, Op op) {
+template <std::input_iterator In, detail::output_iterator Out, class T, class Op = std::plus<>>
+requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init, Op op = {}) {
   return detail::serially(
       [&] { return std::exclusive_scan(first, last, std::move(out), std::move(init), std::ref(op)); });
-}
-
-template <std::input_iterator In, detail::output_iterator Out, class T>
-requires detail::some_not_random_access<In, Out> Out exclusive_scan(In first, In last, Out out, T init) {
-  return weft::exclusive_scan(first, last, std::move(out), std::move(init), std::plus<>{});
 }
 
 template <std::input_iterator In, detail::output_iterator Out, class Pred>

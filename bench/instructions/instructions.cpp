@@ -18,10 +18,13 @@
 //                            times each (2K fiber switches)
 //   instructions outside K N K calls of parallelize over N items from main,
 //                            on the default runtime (of one worker here)
+//   instructions reduce K N  K calls of parallel_reduce over N doubles
+//                            (their sum, std::plus)
 // Prints the result, so that the work cannot be optimised away.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <vector>
 
 #include <weft/coroutine.hpp>
@@ -52,7 +55,7 @@ weft::task<long> fib_coro(int n) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: instructions join|group|coro|yield N | instructions loops|outside K N\n");
+  std::fprintf(stderr, "usage: instructions join|group|coro|yield N | instructions loops|outside|reduce K N\n");
   return 2;
 }
 
@@ -100,6 +103,19 @@ int main(int argc, char** argv) {
       for (int k = 0; k < n; ++k) weft::parallelize(x.size(), [&](std::size_t i) { x[i] = x[i] * 0.5 + 0.25; });
     });
     std::printf("%g\n", x[0]);
+  } else if (std::strcmp(what, "reduce") == 0 && argc == 4) {
+    const std::size_t items = static_cast<std::size_t>(std::atoi(argv[3]));
+    std::vector<double> x(items);
+    for (std::size_t i = 0; i < items; ++i) x[i] = static_cast<double>(i % 7) * 0.5;
+    const double total = rt.run([&] {
+      double sum = 0;
+      for (int k = 0; k < n; ++k) {
+        sum += weft::parallel_reduce(
+            std::size_t{0}, items, 0.0, [&](std::size_t i) { return x[i]; }, std::plus<>{});
+      }
+      return sum;
+    });
+    std::printf("%g\n", total);
   } else {
     return usage();
   }

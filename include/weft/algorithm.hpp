@@ -22,6 +22,8 @@
 //   once the answer is known.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <algorithm>
 #include <concepts>
 #include <cstddef>

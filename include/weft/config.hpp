@@ -2,6 +2,8 @@
 // weft: configuration of a runtime, a plain value type.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -15,6 +15,8 @@
 // without holding a fiber. Protocol: docs/protocols/coroutine-resumption.md.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include "weft/coroutine/awaitables.hpp"  // IWYU pragma: export
 #include "weft/coroutine/sync_wait.hpp"   // IWYU pragma: export
 #include "weft/coroutine/task.hpp"        // IWYU pragma: export

@@ -2,6 +2,8 @@
 // weft: fork-join of two calls.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <exception>
 #include <functional>
 #include <type_traits>

@@ -2,6 +2,8 @@
 // weft: parallel loops over integer ranges.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <atomic>
 #include <concepts>
 #include <cstdint>

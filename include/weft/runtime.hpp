@@ -3,6 +3,8 @@
 // default runtime.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <functional>
 #include <string>
 #include <type_traits>

@@ -2,6 +2,8 @@
 // weft: scheduler counters of a runtime.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -3,6 +3,8 @@
 // calling fiber instead of blocking its worker thread.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

@@ -2,6 +2,8 @@
 // weft: a group of spawned calls joined together.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>

@@ -2,6 +2,8 @@
 // weft: the calling fiber and worker.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include "weft/detail/export.hpp"
 
 namespace weft {

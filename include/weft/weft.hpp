@@ -2,6 +2,8 @@
 // weft: a work-stealing fiber runtime for nested parallel C++. Umbrella header.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include "weft/algorithm.hpp"
 #include "weft/config.hpp"
 #include "weft/join.hpp"

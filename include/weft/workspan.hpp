@@ -3,6 +3,8 @@
 // (docs/guide.md, "How far will it scale?").
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>

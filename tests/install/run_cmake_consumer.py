@@ -22,8 +22,10 @@ prefix. Checks that:
 With --static first, it configures and builds a static libweft from
 SOURCE_ROOT (default_library=static, tests and benchmarks off) in WORK_DIR and
 installs that instead of BUILD_ROOT; then weft::weft must link libweft.a and
-Boost.Context (which a static libweft leaves to the program), and the program
-must not load any libweft.
+Boost.Context (which a static libweft leaves to the program), the program
+must not load any libweft, and libweft.a must hold machine code only: no
+LTO bytecode, which a user's link would compile again with the user's flags
+(a sanitizer's, -masm=intel) and only the GCC that wrote it can read.
 
 Usage: run_cmake_consumer.py [--static] BUILD_ROOT PREFIX SOURCE_ROOT CMAKE_CONSUMER_DIR CONSUMER_MAIN WORK_DIR CXX...
 Exit status: 0 pass, 1 fail, 77 skip (cmake missing).
@@ -88,6 +90,11 @@ def main():
     installed_static = find_file(stage, "libweft.a") is not None
     if static and (installed_shared or not installed_static):
         fail("a static build should install libweft.a and no libweft.so")
+    if static:
+        with open(find_file(stage, "libweft.a"), "rb") as f:
+            if b".gnu.lto_" in f.read():
+                fail("the installed libweft.a holds LTO bytecode (.gnu.lto_ sections)")
+        print("libweft.a holds no LTO bytecode")
     staged_prefix = os.path.join(stage, os.path.relpath(prefix, "/"))
 
     config = find_file(staged_prefix, "weftConfig.cmake")

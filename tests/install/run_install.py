@@ -10,7 +10,9 @@ into the prefix), runs it with LD_LIBRARY_PATH pointing into the prefix, and
 checks that:
 
   - pkg-config reports weft's version, no Boost in its flags, and the stack
-    probes (-fstack-clash-protection) where the compiler has them;
+    probes (-fstack-clash-protection) where the compiler has them, and no
+    -std: a program built with -std=c++2b and those flags is compiled as
+    C++23, and one built with -std=c++17 stops at weft's one-line message;
   - the program links against the installed libweft and its results are right;
   - the installed headers include no Boost header and nothing that is not
     installed (every "weft/..." include resolves inside the prefix);
@@ -84,6 +86,23 @@ def main():
         fail("pkg-config's flags lack the installed include directory")
     if has_stack_probes(cxx) and STACK_PROBES not in flags:
         fail(f"pkg-config's flags lack {STACK_PROBES} (docs/guide.md, Limits)")
+    if any(f.startswith("-std=") for f in flags):
+        fail("pkg-config's flags set the language standard: a user's newer one would be lowered")
+    # The user's standard stands: later than C++20, the program sees it; before
+    # it, the headers stop with one line that says what to do.
+    newer = os.path.join(work, "newer.cpp")
+    with open(newer, "w", encoding="utf-8") as f:
+        f.write('#include <weft/weft.hpp>\n'
+                'static_assert(__cplusplus > 202002L, "compiled as C++20, not as the -std given");\n'
+                'int main() { return weft::parallel_reduce(0, 10, 0, [](int i) { return i; }, '
+                '[](int a, int b) { return a + b; }) == 45 ? 0 : 1; }\n')
+    run(cxx + ["-std=c++2b", "-c", newer, "-o", os.path.join(work, "newer.o")] + flags, env=env)
+    status, out = run_status(cxx + ["-std=c++17", "-c", newer, "-o", os.path.join(work, "older.o")] + flags,
+                             env=env, check=False)
+    if status == 0 or "weft needs C++20" not in out:
+        sys.stdout.write(out)
+        fail("a C++17 build of a weft header did not stop with weft's message")
+    print("pkg-config sets no -std: C++23 stays C++23, C++17 stops with weft's message")
 
     # The headers as installed: no Boost, nothing from outside the prefix.
     include_root = os.path.join(prefix, "include")

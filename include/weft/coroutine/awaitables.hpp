@@ -4,6 +4,8 @@
 // Part of <weft/coroutine.hpp>.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <concepts>
 #include <coroutine>
 #include <exception>

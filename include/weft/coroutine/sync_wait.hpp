@@ -3,6 +3,8 @@
 // fiber, or a thread outside any runtime). Part of <weft/coroutine.hpp>.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <atomic>
 #include <coroutine>
 #include <cstddef>

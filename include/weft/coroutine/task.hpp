@@ -4,6 +4,8 @@
 // (docs/protocols/coroutine-resumption.md). Part of <weft/coroutine.hpp>.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <coroutine>
 #include <cstdio>
 #include <cstdlib>

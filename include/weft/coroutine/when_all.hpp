@@ -4,6 +4,8 @@
 // <weft/coroutine.hpp>.
 #pragma once
 
+#include "weft/detail/cxx20.hpp"
+
 #include <climits>
 #include <coroutine>
 #include <cstddef>

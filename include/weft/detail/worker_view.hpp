@@ -127,18 +127,22 @@ struct job_ring {
   // that it sees the write.
   static void count(std::atomic<std::uint64_t>& c) noexcept {
 #if defined(__x86_64__) && !WEFT_DETAIL_TSAN
-    asm("addq $1, %0" : "+m"(c));
+    asm("add{q $1, %0| QWORD PTR %0, 1}" : "+m"(c));
 #else
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 #endif
   }
 };
 
+// The inline asm of the public headers is written in both of GCC's and
+// clang's x86 dialects ({AT&T|Intel}), so that users may compile with
+// -masm=intel.
+
 // The calling code's stack pointer (near enough: the frame address elsewhere).
 inline std::uintptr_t stack_pointer_here() noexcept {
 #if defined(__x86_64__)
   std::uintptr_t sp;
-  asm("movq %%rsp, %0" : "=r"(sp));
+  asm("mov{q %%rsp, %0| %0, rsp}" : "=r"(sp));
   return sp;
 #else
   return reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
@@ -194,10 +198,13 @@ WEFT_API worker_view* worker_view_of_this_thread() noexcept;
 inline worker_view* this_thread_view() noexcept {
 #if defined(__x86_64__) && defined(__ELF__)
   worker_view* view;
-  asm volatile("movq _ZN4weft6detail13t_worker_viewE@gottpoff(%%rip), %0\n\tmovq %%fs:(%0), %0"
-               : "=r"(view)
-               :
-               : "memory");
+  asm volatile(
+      "mov{q _ZN4weft6detail13t_worker_viewE@gottpoff(%%rip), %0| %0, QWORD PTR "
+      "_ZN4weft6detail13t_worker_viewE@gottpoff[rip]}\n\t"
+      "mov{q %%fs:(%0), %0| %0, QWORD PTR fs:[%0]}"
+      : "=r"(view)
+      :
+      : "memory");
   return view;
 #else
   return worker_view_of_this_thread();

@@ -88,7 +88,7 @@ inline void full_fence() noexcept {
 #if WEFT_TSAN
   g_tsan_fence_word.fetch_add(0, std::memory_order_seq_cst);
 #elif defined(__x86_64__)
-  asm volatile("lock addl $0, -4(%%rsp)" ::: "memory", "cc");
+  asm volatile("lock {addl $0, -4(%%rsp)| add DWORD PTR [rsp-4], 0}" ::: "memory", "cc");
 #else
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif

@@ -2,8 +2,6 @@
 // weft: version of the public API and of the library.
 #pragma once
 
-#include "weft/detail/cxx20.hpp"
-
 #define WEFT_VERSION_MAJOR 0
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0

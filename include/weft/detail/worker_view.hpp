@@ -127,6 +127,8 @@ struct job_ring {
   // that it sees the write.
   static void count(std::atomic<std::uint64_t>& c) noexcept {
 #if defined(__x86_64__) && !WEFT_DETAIL_TSAN
+    // (Intel: GCC prints the std::atomic operand without a size, hence
+    // QWORD PTR here; a plain std::uint64_t would get it twice.)
     asm("add{q $1, %0| QWORD PTR %0, 1}" : "+m"(c));
 #else
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

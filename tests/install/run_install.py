@@ -12,7 +12,8 @@ checks that:
   - pkg-config reports weft's version, no Boost in its flags, and the stack
     probes (-fstack-clash-protection) where the compiler has them, and no
     -std: a program built with -std=c++2b and those flags is compiled as
-    C++23, and one built with -std=c++17 stops at once, with weft's message;
+    C++23, one built with -std=c++17 stops at once, with weft's message, and
+    <weft/version.hpp> alone compiles under -std=c++17;
   - the program links against the installed libweft and its results are right;
   - the installed headers include no Boost header and nothing that is not
     installed (every "weft/..." include resolves inside the prefix);
@@ -102,6 +103,12 @@ def main():
     if status == 0 or "weft needs C++20" not in out or len(out.splitlines()) > 20:
         sys.stdout.write(out)
         fail("a C++17 build of a weft header did not stop at once with weft's message")
+    # The version macros stay readable from any standard (a build probe's).
+    version = os.path.join(work, "version.cpp")
+    with open(version, "w", encoding="utf-8") as f:
+        f.write('#include <weft/version.hpp>\n'
+                'static_assert(WEFT_VERSION_MAJOR >= 0, "no version");\n')
+    run(cxx + ["-std=c++17", "-c", version, "-o", os.path.join(work, "version.o")] + flags, env=env)
     print("pkg-config sets no -std: C++23 stays C++23, C++17 stops with weft's message")
 
     # The headers as installed: no Boost, nothing from outside the prefix.

@@ -2,7 +2,9 @@
 // weft: what the public templates see of the worker that runs the calling
 // thread: its recycled spawn memory, the running fiber's stack limits and its
 // private tasks, reached through one thread-local pointer
-// (docs/protocols/job-memory.md, docs/protocols/join.md).
+// (docs/protocols/job-memory.md, docs/protocols/join.md). Its inline asm is
+// written in both of GCC's and clang's x86 dialects ({AT&T|Intel}), so that
+// users may compile with -masm=intel.
 #pragma once
 
 #include <atomic>
@@ -135,10 +137,6 @@ struct job_ring {
 #endif
   }
 };
-
-// The inline asm of the public headers is written in both of GCC's and
-// clang's x86 dialects ({AT&T|Intel}), so that users may compile with
-// -masm=intel.
 
 // The calling code's stack pointer (near enough: the frame address elsewhere).
 inline std::uintptr_t stack_pointer_here() noexcept {

@@ -52,9 +52,9 @@ namespace {
 class json_writer {
  public:
   // Whole or not at all, also when the process ends while it writes.
-  explicit json_writer(const std::string& path) : m_out(path), m_file(m_out.file()) {
-    if (m_file == nullptr) throw std::system_error(errno, std::generic_category(), "weft: cannot write trace " + path);
-    std::fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", m_file);
+  explicit json_writer(const std::string& path) : m_out(path) {
+    if (!m_out.is_open()) throw std::system_error(errno, std::generic_category(), "weft: cannot write trace " + path);
+    m_out.write("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
   }
   json_writer(const json_writer&) = delete;
   json_writer& operator=(const json_writer&) = delete;
@@ -62,26 +62,23 @@ class json_writer {
   // One event: the JSON text inside its braces, printf-formatted (the
   // compiler checks the arguments against the format).
   [[gnu::format(printf, 2, 3)]] void event(const char* format, ...) {
-    if (!m_first) std::fputs(",\n", m_file);
+    m_out.write(m_first ? "{" : ",\n{");
     m_first = false;
-    std::fputc('{', m_file);
     std::va_list args;
     va_start(args, format);
-    std::vfprintf(m_file, format, args);
+    m_out.vprint(format, args);
     va_end(args);
-    std::fputc('}', m_file);
+    m_out.write("}");
   }
 
   void finish(const std::string& path) {
-    std::fputs("\n]}\n", m_file);
+    m_out.write("\n]}\n");
     const int error = m_out.finish();
-    m_file = nullptr;
     if (error != 0) throw std::system_error(error, std::generic_category(), "weft: cannot write trace " + path);
   }
 
  private:
   replacing_file m_out;
-  std::FILE* m_file;  // m_out's
   bool m_first = true;
 };
 

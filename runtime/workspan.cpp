@@ -571,13 +571,12 @@ void write_report() noexcept {
   report_state& r = report();
   std::lock_guard<std::mutex> lock(g_report_lock);
   if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
-  replacing_file file(r.m_path);    // whole or not at all, also when the process ends meanwhile
-  std::FILE* out = file.file();
-  if (out == nullptr) {
+  replacing_file out(r.m_path);     // whole or not at all, also when the process ends meanwhile
+  if (!out.is_open()) {
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
     return;
   }
-  std::fprintf(out, "{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
+  out.write("{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
   bool first = true;
   for (const auto& [site, t] : r.m_sites) {
     std::string object;
@@ -592,20 +591,19 @@ void write_report() noexcept {
         t.m_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_span_ns) : 0;
     const double burdened =
         t.m_burdened_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_burdened_span_ns) : 0;
-    std::fprintf(out,
-                 "%s\n    {\"object\": \"%s\", \"offset\": \"0x%zx\", \"symbol\": \"%s\", \"calls\": %llu, "
-                 "\"workers\": %d, \"work\": %lld, \"span\": %lld, \"burdened_span\": %lld, \"burden\": %lld, "
-                 "\"strands\": %llu, \"parallelism\": %.3f, \"burdened_parallelism\": %.3f}",
-                 first ? "" : ",", json_escape(object).c_str(), static_cast<std::size_t>(offset),
-                 json_escape(symbol).c_str(), static_cast<unsigned long long>(t.m_calls), t.m_workers,
-                 static_cast<long long>(t.m_work_ns), static_cast<long long>(t.m_span_ns),
-                 static_cast<long long>(t.m_burdened_span_ns), static_cast<long long>(t.m_burden_ns),
-                 static_cast<unsigned long long>(t.m_strands), parallelism, burdened);
+    out.print(
+        "%s\n    {\"object\": \"%s\", \"offset\": \"0x%zx\", \"symbol\": \"%s\", \"calls\": %llu, "
+        "\"workers\": %d, \"work\": %lld, \"span\": %lld, \"burdened_span\": %lld, \"burden\": %lld, "
+        "\"strands\": %llu, \"parallelism\": %.3f, \"burdened_parallelism\": %.3f}",
+        first ? "" : ",", json_escape(object).c_str(), static_cast<std::size_t>(offset), json_escape(symbol).c_str(),
+        static_cast<unsigned long long>(t.m_calls), t.m_workers, static_cast<long long>(t.m_work_ns),
+        static_cast<long long>(t.m_span_ns), static_cast<long long>(t.m_burdened_span_ns),
+        static_cast<long long>(t.m_burden_ns), static_cast<unsigned long long>(t.m_strands), parallelism, burdened);
     first = false;
   }
-  std::fprintf(out, "\n  ]\n}\n");
+  out.write("\n  ]\n}\n");
   // A report that could not be written in full says so, with the reason.
-  const int error = file.finish();
+  const int error = out.finish();
   if (error != 0)
     std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
 }

@@ -17,7 +17,8 @@ tests run adds a time slice of milliseconds): the program runs again, up to
 30 times in 40 s, until it is reached.
 Also: a call from a static destructor that runs after the report was
 written at exit is in it (the report is written again); the report is whole
-when another thread exits the process while calls go on (30 runs); a child the
+when another thread exits the process while calls go on (30 runs, and 10
+with a report of 400 sites); a child the
 program forks (PROGRAM fork) writes its own calls to a report of its own (the path with
 "-PID" before the extension); a program whose file name is not UTF-8 gets a
 report in valid JSON (U+FFFD for the odd bytes); no report without the
@@ -42,6 +43,7 @@ ATTEMPTS = 30
 ATTEMPTS_BUDGET_S = 40
 MIN_LOOP_PARALLELISM = 5
 EXIT_RUNS = 30
+WIDE_EXIT_RUNS = 10
 
 # The sites of the program, told apart by their number of calls:
 # calls -> (what, strands per call or None when not fixed here).
@@ -267,6 +269,21 @@ def main():
                 check(len(calls) == 2 and 7 in calls,
                       f"exit while calling, run {attempt + 1}: sites with {calls} calls, expected the loop's "
                       "and the static destructor's 7")
+            # The same with a report of 400 sites (about 100 KB, many
+            # writes each time it is written again while the process exits).
+            for attempt in range(WIDE_EXIT_RUNS):
+                path = os.path.join(tmp, f"exit-wide-{attempt}.json")
+                proc = run(program, path, "exit-while-calling-wide")
+                check(proc.returncode == 0, f"exit while calling (400 sites): exit status {proc.returncode}:\n"
+                      f"{proc.stderr}")
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        calls = sorted(site["calls"] for site in json.load(f)["sites"])
+                except (OSError, ValueError) as e:
+                    raise Failure(f"exit while calling (400 sites), run {attempt + 1}: no whole report ({e})") from e
+                check(len(calls) == 401 and calls[:399] == [1] * 399 and 7 in calls,
+                      f"exit while calling (400 sites), run {attempt + 1}: {len(calls)} sites, expected 399 with "
+                      "one call, the loop's and the static destructor's 7")
             seen = []
             start = time.monotonic()
             for attempt in range(ATTEMPTS):

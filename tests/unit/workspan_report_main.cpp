@@ -36,6 +36,7 @@
 #include <functional>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <weft/weft.hpp>
@@ -107,6 +108,17 @@ int destroy_during_calls() {
   return 0;
 }
 
+// One call site of its own per K (a body type of its own).
+template <int K>
+struct wide_item {
+  void operator()(int) const {}
+};
+
+template <int... K>
+void call_wide_sites(std::integer_sequence<int, K...>) {
+  (weft::parallelize(1, wide_item<K>{}), ...);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,6 +134,15 @@ int main(int argc, char** argv) {
       std::exit(0);
     }).detach();
     for (;;) weft::parallelize(100, item);
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "exit-while-calling-wide") == 0) {
+    // The same with a report of 400 sites (about 100 KB).
+    call_wide_sites(std::make_integer_sequence<int, 400>{});
+    std::thread([] {
+      std::this_thread::sleep_for(20ms);
+      std::exit(0);
+    }).detach();
+    for (;;) weft::parallelize(1, wide_item<0>{});
   }
   bool ok = true;
 

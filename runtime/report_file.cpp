@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+#include "report_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+namespace weft::rt {
+
+replacing_file::replacing_file(const std::string& path) noexcept
+    : m_path(path), m_buffer(new (std::nothrow) char[k_buffer_size]) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) {
+    static std::atomic<unsigned> next{0};
+    try {
+      m_temp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
+               std::to_string(next.fetch_add(1, std::memory_order_relaxed));
+      m_fd = ::open(m_temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (m_fd >= 0) return;
+    } catch (...) {
+      // no memory for the name: in place
+    }
+    m_temp.clear();
+  }
+  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+}
+
+replacing_file::~replacing_file() {
+  if (m_fd < 0) return;
+  ::close(m_fd);
+  if (!m_temp.empty()) ::unlink(m_temp.c_str());
+}
+
+void replacing_file::write_out(const char* data, std::size_t size) noexcept {
+  while (size > 0 && m_error == 0) {
+    const ssize_t n = ::write(m_fd, data, size);
+    if (n < 0) {
+      if (errno != EINTR) m_error = errno != 0 ? errno : EIO;
+      continue;
+    }
+    if (n == 0) {
+      m_error = EIO;
+      break;
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void replacing_file::flush() noexcept {
+  write_out(m_buffer.get(), m_used);
+  m_used = 0;
+}
+
+void replacing_file::write(std::string_view text) noexcept {
+  if (m_fd < 0 || m_error != 0) return;
+  if (!m_buffer || text.size() > k_buffer_size) {
+    flush();
+    write_out(text.data(), text.size());
+    return;
+  }
+  if (text.size() > k_buffer_size - m_used) flush();
+  std::memcpy(m_buffer.get() + m_used, text.data(), text.size());
+  m_used += text.size();
+}
+
+void replacing_file::print(const char* format, ...) noexcept {
+  std::va_list args;
+  va_start(args, format);
+  vprint(format, args);
+  va_end(args);
+}
+
+void replacing_file::vprint(const char* format, std::va_list args) noexcept {
+  if (m_fd < 0 || m_error != 0) return;
+  std::va_list again;
+  va_copy(again, args);
+  char small[512];
+  // Into the buffer's free end when it fits there, else into the buffer once
+  // flushed; without a buffer into `small`; else into memory of its own.
+  char* to = m_buffer ? m_buffer.get() + m_used : small;
+  std::size_t room = m_buffer ? k_buffer_size - m_used : sizeof small;
+  const int length = std::vsnprintf(to, room, format, args);
+  if (length < 0) {
+    m_error = EINVAL;
+  } else if (static_cast<std::size_t>(length) < room) {
+    if (m_buffer) {
+      m_used += static_cast<std::size_t>(length);
+    } else {
+      write_out(small, static_cast<std::size_t>(length));
+    }
+  } else if (m_buffer && static_cast<std::size_t>(length) < k_buffer_size) {
+    flush();  // fits once what is buffered is out
+    std::vsnprintf(m_buffer.get(), k_buffer_size, format, again);
+    m_used = static_cast<std::size_t>(length);
+  } else {
+    const std::unique_ptr<char[]> text(new (std::nothrow) char[static_cast<std::size_t>(length) + 1]);
+    if (text == nullptr) {
+      m_error = ENOMEM;
+    } else {
+      std::vsnprintf(text.get(), static_cast<std::size_t>(length) + 1, format, again);
+      write(std::string_view(text.get(), static_cast<std::size_t>(length)));
+    }
+  }
+  va_end(again);
+}
+
+int replacing_file::finish() noexcept {
+  if (m_fd < 0) return EBADF;
+  flush();
+  int error = m_error;
+  const int fd = m_fd;
+  m_fd = -1;
+  if (::close(fd) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
+  if (m_temp.empty()) return error;
+  if (error == 0 && ::rename(m_temp.c_str(), m_path.c_str()) != 0) error = errno != 0 ? errno : EIO;
+  if (error != 0) ::unlink(m_temp.c_str());
+  return error;
+}
+
+}  // namespace weft::rt

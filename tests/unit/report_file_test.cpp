@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+// Unit tests of runtime/report_file.cpp: replacing_file puts its text in place
+// whole (a new file beside the path, renamed over it), keeps the earlier file
+// when it is not finished, writes devices in place, gives the reason of a
+// failed write, and holds its text outside every stdio stream, so that
+// std::exit's flush of all streams on another thread cannot write it twice.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "report_file.hpp"
+#include "watchdog.hpp"
+
+namespace {
+
+using weft::rt::replacing_file;
+
+class ReplacingFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char name[] = "/tmp/weft-report-file-XXXXXX";
+    ASSERT_NE(::mkdtemp(name), nullptr) << std::strerror(errno);
+    m_dir = name;
+  }
+  void TearDown() override {
+    for (const std::string& f : files()) ::unlink((m_dir + "/" + f).c_str());
+    ::rmdir(m_dir.c_str());
+  }
+
+  std::string path(const std::string& name) const { return m_dir + "/" + name; }
+
+  // The directory's entries, sorted.
+  std::vector<std::string> files() const {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(m_dir.c_str())) {
+      while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name != "." && name != "..") out.push_back(name);
+      }
+      ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  static std::string read(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  static void write_file(const std::string& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
+
+  std::string m_dir;
+};
+
+TEST_F(ReplacingFileTest, ReplacesTheFileWholeOnFinish) {
+  const std::string p = path("report.json");
+  write_file(p, "earlier");
+  {
+    replacing_file f(p);
+    ASSERT_TRUE(f.is_open());
+    f.write("{\"a\": ");
+    f.print("%d, \"b\": \"%s\"}\n", 42, "x");
+    EXPECT_EQ(read(p), "earlier");  // not yet
+    EXPECT_EQ(f.finish(), 0);
+  }
+  EXPECT_EQ(read(p), "{\"a\": 42, \"b\": \"x\"}\n");
+  EXPECT_EQ(files(), std::vector<std::string>{"report.json"}) << "the new file was left beside it";
+}
+
+TEST_F(ReplacingFileTest, TextIsInNoStdioStream) {
+  // std::exit flushes every stdio stream without its lock (glibc's
+  // _IO_cleanup): a report written through one on another thread had its
+  // buffer written twice, then renamed into place. Nothing written here may
+  // reach a file through fflush(nullptr).
+  const std::string p = path("report.json");
+  replacing_file f(p);
+  ASSERT_TRUE(f.is_open());
+  f.write("{\"sites\": [");
+  f.print("%s", "1, 2, 3");
+  ASSERT_EQ(std::fflush(nullptr), 0);
+  for (const std::string& name : files()) {
+    struct stat st {};
+    ASSERT_EQ(::stat(path(name).c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, 0) << name << " holds text that a flush of all stdio streams wrote";
+  }
+  f.write("]}\n");
+  ASSERT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(p), "{\"sites\": [1, 2, 3]}\n");
+}
+
+TEST_F(ReplacingFileTest, KeepsTheEarlierFileWhenNotFinished) {
+  const std::string p = path("trace.json");
+  write_file(p, "earlier");
+  {
+    replacing_file f(p);
+    ASSERT_TRUE(f.is_open());
+    f.write("half of a");
+  }
+  EXPECT_EQ(read(p), "earlier");
+  EXPECT_EQ(files(), std::vector<std::string>{"trace.json"});
+}
+
+TEST_F(ReplacingFileTest, TextLargerThanTheBufferIsWrittenInOrder) {
+  // Pieces and printed pieces across the buffer's size (64 KiB) and larger
+  // than it.
+  const std::string p = path("big.json");
+  std::string expected;
+  replacing_file f(p);
+  ASSERT_TRUE(f.is_open());
+  for (int i = 0; i < 5000; ++i) {
+    const std::string piece(static_cast<std::size_t>(i % 97), static_cast<char>('a' + i % 26));
+    f.write(piece);
+    expected += piece;
+    f.print("<%d:%s>", i, piece.c_str());
+    expected += '<';
+    expected += std::to_string(i);
+    expected += ':';
+    expected += piece;
+    expected += '>';
+  }
+  const std::string huge(200000, 'h');
+  f.print("[%s]", huge.c_str());
+  expected += '[';
+  expected += huge;
+  expected += ']';
+  f.write(huge);
+  expected += huge;
+  f.write("");
+  ASSERT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(p), expected);
+}
+
+TEST_F(ReplacingFileTest, AFullDeviceGivesItsReason) {
+  if (::access("/dev/full", W_OK) != 0) GTEST_SKIP() << "no writable /dev/full here";
+  const std::string p = "/dev/full";
+  replacing_file f(p);  // a device: written in place
+  ASSERT_TRUE(f.is_open());
+  f.write("text");
+  EXPECT_EQ(f.finish(), ENOSPC);
+}
+
+TEST_F(ReplacingFileTest, ADirectoryThatIsNotThereGivesItsReason) {
+  const std::string p = path("no-such-dir/report.json");
+  errno = 0;
+  replacing_file f(p);
+  EXPECT_FALSE(f.is_open());
+  EXPECT_EQ(errno, ENOENT);
+  f.write("nothing");  // ignored
+  EXPECT_EQ(f.finish(), EBADF);
+}
+
+TEST_F(ReplacingFileTest, ASymbolicLinkIsWrittenThrough) {
+  const std::string target = path("target.json");
+  const std::string link = path("link.json");
+  write_file(target, "earlier");
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  replacing_file f(link);
+  ASSERT_TRUE(f.is_open());
+  f.write("new");
+  ASSERT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(target), "new");
+  struct stat st {};
+  ASSERT_EQ(::lstat(link.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode)) << "the link was replaced by a file";
+}
+
+}  // namespace

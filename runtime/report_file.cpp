@@ -14,18 +14,43 @@
 
 namespace weft::rt {
 
+namespace {
+
+// PATH.tmp-PID-N, with an N of its own in the process.
+std::string temp_name(const std::string& path) {
+  static std::atomic<unsigned> next{0};
+  return path + ".tmp-" + std::to_string(::getpid()) + "-" +
+         std::to_string(next.fetch_add(1, std::memory_order_relaxed));
+}
+
+// The directory that holds path ("." for a bare name).
+std::string directory_of(const std::string& path) {
+  const std::size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
 replacing_file::replacing_file(const std::string& path) noexcept
     : m_path(path), m_buffer(new (std::nothrow) char[k_buffer_size]) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) {
-    static std::atomic<unsigned> next{0};
     try {
-      m_temp = path + ".tmp-" + std::to_string(::getpid()) + "-" +
-               std::to_string(next.fetch_add(1, std::memory_order_relaxed));
+      // An unnamed file in the path's directory, given a name by linkat()
+      // through /proc only once complete; else a named one.
+      if (::access("/proc/self/fd", X_OK) == 0) {
+        m_fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+        if (m_fd >= 0) {
+          m_unnamed = true;
+          return;
+        }
+      }
+      m_temp = temp_name(path);
       m_fd = ::open(m_temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (m_fd >= 0) return;
     } catch (...) {
-      // no memory for the name: in place
+      // no memory for the names: in place
     }
     m_temp.clear();
   }
@@ -34,8 +59,25 @@ replacing_file::replacing_file(const std::string& path) noexcept
 
 replacing_file::~replacing_file() {
   if (m_fd < 0) return;
-  ::close(m_fd);
+  ::close(m_fd);  // an unnamed file goes with it
   if (!m_temp.empty()) ::unlink(m_temp.c_str());
+}
+
+int replacing_file::link_unnamed() noexcept {
+  char proc[48];
+  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", m_fd);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    try {
+      m_temp = temp_name(m_path);
+    } catch (...) {
+      return ENOMEM;
+    }
+    if (::linkat(AT_FDCWD, proc, AT_FDCWD, m_temp.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+    const int error = errno != 0 ? errno : EIO;
+    m_temp.clear();
+    if (error != EEXIST) return error;  // EEXIST: a file of an earlier process with this pid
+  }
+  return EEXIST;
 }
 
 void replacing_file::write_out(const char* data, std::size_t size) noexcept {
@@ -116,12 +158,26 @@ int replacing_file::finish() noexcept {
   if (m_fd < 0) return EBADF;
   flush();
   int error = m_error;
+  // An unnamed file is named and renamed over the path at once, before its
+  // close: a process that ends between the two leaves the named file.
+  if (m_unnamed && error == 0 && (error = link_unnamed()) == 0) error = put_in_place();
   const int fd = m_fd;
   m_fd = -1;
   if (::close(fd) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
-  if (m_temp.empty()) return error;
-  if (error == 0 && ::rename(m_temp.c_str(), m_path.c_str()) != 0) error = errno != 0 ? errno : EIO;
-  if (error != 0) ::unlink(m_temp.c_str());
+  if (!m_unnamed && !m_temp.empty()) {
+    if (error == 0) {
+      error = put_in_place();
+    } else {
+      ::unlink(m_temp.c_str());
+    }
+  }
+  return error;
+}
+
+int replacing_file::put_in_place() noexcept {
+  if (::rename(m_temp.c_str(), m_path.c_str()) == 0) return 0;
+  const int error = errno != 0 ? errno : EIO;
+  ::unlink(m_temp.c_str());
   return error;
 }
 

@@ -12,12 +12,16 @@
 namespace weft::rt {
 
 // A file that replaces the one at its path whole. Where the path names a
-// regular file or nothing, the text goes to a new file beside it
-// (PATH.tmp-PID-N) that rename() puts in its place once complete: a process
-// that ends while it writes (std::exit on another thread while a call rewrites
-// the report) leaves the earlier file or none, never a part of one. Anything
-// else (a device, a pipe, a symbolic link), or a directory where no file can
-// be made beside it, is written in place.
+// regular file or nothing, the text goes to a new file in the same directory
+// that rename() puts in its place once complete: a process that ends while it
+// writes (std::exit on another thread while a call rewrites the report)
+// leaves the earlier file or none, never a part of one. The new file is
+// unnamed (O_TMPFILE) until complete, then named PATH.tmp-PID-N and renamed
+// at once, so such a process leaves nothing else unless it ends between those
+// two calls; where the file system or a missing /proc rules an unnamed file
+// out, it has that name from the start and stays behind. Anything else (a device, a
+// pipe, a symbolic link), or a directory where no file can be made, is
+// written in place.
 //
 // Written with write(2) from a buffer of its own, never through a stdio
 // stream: std::exit flushes every open stream without taking its lock
@@ -51,11 +55,16 @@ class replacing_file {
  private:
   void flush() noexcept;
   void write_out(const char* data, std::size_t size) noexcept;
+  // Names the unnamed file PATH.tmp-PID-N (m_temp); 0 or the reason.
+  int link_unnamed() noexcept;
+  // Renames m_temp over the path (removed when that fails); 0 or the reason.
+  int put_in_place() noexcept;
 
   static constexpr std::size_t k_buffer_size = std::size_t{64} << 10;
 
   const std::string& m_path;
-  std::string m_temp;  // empty: written in place
+  std::string m_temp;  // empty: written in place, or not named yet
+  bool m_unnamed = false;
   int m_fd = -1;
   int m_error = 0;                   // the first failure's errno
   std::unique_ptr<char[]> m_buffer;  // null (no memory): each piece written at once

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 // Unit tests of runtime/report_file.cpp: replacing_file puts its text in place
 // whole (a new file beside the path, renamed over it), keeps the earlier file
-// when it is not finished, writes devices in place, gives the reason of a
+// when it is not finished or its process ends (and leaves no other file where
+// it can make an unnamed one), writes devices in place, gives the reason of a
 // failed write, and holds its text outside every stdio stream, so that
 // std::exit's flush of all streams on another thread cannot write it twice.
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -113,6 +116,47 @@ TEST_F(ReplacingFileTest, KeepsTheEarlierFileWhenNotFinished) {
   }
   EXPECT_EQ(read(p), "earlier");
   EXPECT_EQ(files(), std::vector<std::string>{"trace.json"});
+}
+
+// Whether the file system of dir makes unnamed files (O_TMPFILE).
+bool makes_unnamed_files(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+  if (fd < 0) return false;
+  ::close(fd);
+  return ::access("/proc/self/fd", X_OK) == 0;
+}
+
+TEST_F(ReplacingFileTest, TheNewFileHasNoNameUntilFinished) {
+  if (!makes_unnamed_files(m_dir)) GTEST_SKIP() << "no O_TMPFILE or no /proc here: the new file is named";
+  const std::string p = path("report.json");
+  write_file(p, "earlier");
+  replacing_file f(p);
+  ASSERT_TRUE(f.is_open());
+  f.write(std::string(100000, 'x'));  // past the buffer: some of it written
+  EXPECT_EQ(files(), std::vector<std::string>{"report.json"});
+  ASSERT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(p), std::string(100000, 'x'));
+  EXPECT_EQ(files(), std::vector<std::string>{"report.json"});
+}
+
+TEST_F(ReplacingFileTest, AProcessThatEndsWhileWritingLeavesOnlyTheEarlierFile) {
+  // The end of a process while another thread rewrites the report: no
+  // destructor runs. A named new file stayed behind (PATH.tmp-PID-N).
+  if (!makes_unnamed_files(m_dir)) GTEST_SKIP() << "no O_TMPFILE or no /proc here: the new file is named";
+  const std::string p = path("report.json");
+  write_file(p, "earlier");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) {
+    replacing_file f(p);
+    f.write(std::string(100000, 'x'));
+    ::_exit(f.is_open() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_EQ(read(p), "earlier");
+  EXPECT_EQ(files(), std::vector<std::string>{"report.json"});
 }
 
 TEST_F(ReplacingFileTest, TextLargerThanTheBufferIsWrittenInOrder) {

@@ -7,10 +7,12 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 
 namespace weft::rt {
 
@@ -21,6 +23,14 @@ std::string temp_name(const std::string& path) {
   static std::atomic<unsigned> next{0};
   return path + ".tmp-" + std::to_string(::getpid()) + "-" +
          std::to_string(next.fetch_add(1, std::memory_order_relaxed));
+}
+
+// Whether a new file of that name can be made as far as its length goes (a
+// file name longer than NAME_MAX fails with ENAMETOOLONG).
+bool name_fits(const std::string& name) noexcept {
+  const std::size_t slash = name.find_last_of('/');
+  const std::size_t last = slash == std::string::npos ? name.size() : name.size() - slash - 1;
+  return last <= NAME_MAX && name.size() < PATH_MAX;
 }
 
 // The directory that holds path ("." for a bare name).
@@ -38,7 +48,9 @@ replacing_file::replacing_file(const std::string& path) noexcept
   if (::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) {
     try {
       // An unnamed file in the path's directory, given a name by linkat()
-      // through /proc only once complete; else a named one.
+      // through /proc only once complete; else a named one. In place where
+      // the path leaves no room for the name's suffix.
+      if (!name_fits(temp_name(path))) throw std::length_error("name");
       if (::access("/proc/self/fd", X_OK) == 0) {
         m_fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
         if (m_fd >= 0) {
@@ -50,7 +62,7 @@ replacing_file::replacing_file(const std::string& path) noexcept
       m_fd = ::open(m_temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (m_fd >= 0) return;
     } catch (...) {
-      // no memory for the names: in place
+      // no memory for the names, or no room: in place
     }
     m_temp.clear();
   }

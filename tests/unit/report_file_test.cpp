@@ -159,6 +159,18 @@ TEST_F(ReplacingFileTest, AProcessThatEndsWhileWritingLeavesOnlyTheEarlierFile) 
   EXPECT_EQ(files(), std::vector<std::string>{"report.json"});
 }
 
+TEST_F(ReplacingFileTest, ANameWithNoRoomForTheSuffixIsWrittenInPlace) {
+  // 250 bytes: PATH.tmp-PID-N would be longer than a file name may be, so
+  // the new file could never be named (the report was lost).
+  const std::string p = path(std::string(250, 'n'));
+  write_file(p, "earlier");
+  replacing_file f(p);
+  ASSERT_TRUE(f.is_open());
+  f.write("new");
+  EXPECT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(p), "new");
+}
+
 TEST_F(ReplacingFileTest, TextLargerThanTheBufferIsWrittenInOrder) {
   // Pieces and printed pieces across the buffer's size (64 KiB) and larger
   // than it.

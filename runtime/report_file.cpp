@@ -2,6 +2,7 @@
 #include "report_file.hpp"
 
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,11 +13,13 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
-#include <stdexcept>
 
 namespace weft::rt {
 
 namespace {
+
+// The longest ".tmp-PID-N" (both numbers of up to 10 digits).
+constexpr std::size_t k_longest_suffix = 5 + 10 + 1 + 10;
 
 // PATH.tmp-PID-N, with an N of its own in the process.
 std::string temp_name(const std::string& path) {
@@ -25,12 +28,11 @@ std::string temp_name(const std::string& path) {
          std::to_string(next.fetch_add(1, std::memory_order_relaxed));
 }
 
-// Whether a new file of that name can be made as far as its length goes (a
-// file name longer than NAME_MAX fails with ENAMETOOLONG).
-bool name_fits(const std::string& name) noexcept {
-  const std::size_t slash = name.find_last_of('/');
-  const std::size_t last = slash == std::string::npos ? name.size() : name.size() - slash - 1;
-  return last <= NAME_MAX && name.size() < PATH_MAX;
+// Whether every PATH.tmp-PID-N fits the limits on names (ENAMETOOLONG).
+bool suffix_fits(const std::string& path) noexcept {
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t last = slash == std::string::npos ? path.size() : path.size() - slash - 1;
+  return last + k_longest_suffix <= NAME_MAX && path.size() + k_longest_suffix < PATH_MAX;
 }
 
 // The directory that holds path ("." for a bare name).
@@ -42,29 +44,46 @@ std::string directory_of(const std::string& path) {
 
 }  // namespace
 
-replacing_file::replacing_file(const std::string& path) noexcept
+template <class Make>
+int replacing_file::make_named(Make make) noexcept {
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    try {
+      m_temp = temp_name(m_path);
+    } catch (...) {
+      m_temp.clear();
+      return ENOMEM;
+    }
+    if (make(m_temp) == 0) return 0;
+    const int error = errno != 0 ? errno : EIO;
+    m_temp.clear();
+    if (error != EEXIST) return error;  // EEXIST: left by an earlier process of this pid
+  }
+  return EEXIST;
+}
+
+replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     : m_path(path), m_buffer(new (std::nothrow) char[k_buffer_size]) {
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) {
-    try {
-      // An unnamed file in the path's directory, given a name by linkat()
-      // through /proc only once complete; else a named one. In place where
-      // the path leaves no room for the name's suffix.
-      if (!name_fits(temp_name(path))) throw std::length_error("name");
-      if (::access("/proc/self/fd", X_OK) == 0) {
-        m_fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
-        if (m_fd >= 0) {
-          m_unnamed = true;
-          return;
-        }
+  if ((::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) && suffix_fits(path)) {
+    // An unnamed file in the path's directory, named by linkat() through
+    // /proc only once complete; else a named one. Readable: copied in place
+    // when it cannot be put there whole.
+    if (how == new_file::unnamed_first && ::access("/proc/self/fd", X_OK) == 0) {
+      try {
+        m_fd = ::open(directory_of(path).c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0666);
+      } catch (...) {
+        m_fd = -1;  // no memory for the name
       }
-      m_temp = temp_name(path);
-      m_fd = ::open(m_temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-      if (m_fd >= 0) return;
-    } catch (...) {
-      // no memory for the names, or no room: in place
+      if (m_fd >= 0) {
+        m_unnamed = true;
+        return;
+      }
     }
-    m_temp.clear();
+    const int error = make_named([this](const std::string& name) {
+      m_fd = ::open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      return m_fd >= 0 ? 0 : -1;
+    });
+    if (error == 0) return;
   }
   m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 }
@@ -75,21 +94,38 @@ replacing_file::~replacing_file() {
   if (!m_temp.empty()) ::unlink(m_temp.c_str());
 }
 
-int replacing_file::link_unnamed() noexcept {
-  char proc[48];
-  std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", m_fd);
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    try {
-      m_temp = temp_name(m_path);
-    } catch (...) {
-      return ENOMEM;
-    }
-    if (::linkat(AT_FDCWD, proc, AT_FDCWD, m_temp.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
-    const int error = errno != 0 ? errno : EIO;
-    m_temp.clear();
-    if (error != EEXIST) return error;  // EEXIST: a file of an earlier process with this pid
+int replacing_file::put_in_place() noexcept {
+  if (m_unnamed) {
+    char proc[48];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", m_fd);
+    make_named([&proc](const std::string& name) {
+      return ::linkat(AT_FDCWD, proc, AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW);
+    });
   }
-  return EEXIST;
+  if (!m_temp.empty() && ::rename(m_temp.c_str(), m_path.c_str()) == 0) {
+    m_temp.clear();
+    return 0;
+  }
+  return copy_in_place();
+}
+
+int replacing_file::copy_in_place() noexcept {
+  struct stat st {};
+  if (::fstat(m_fd, &st) != 0) return errno != 0 ? errno : EIO;
+  const int out = ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (out < 0) return errno != 0 ? errno : EIO;
+  int error = 0;
+  off_t offset = 0;
+  while (offset < st.st_size) {
+    const ssize_t n = ::sendfile(out, m_fd, &offset, static_cast<std::size_t>(st.st_size - offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 && errno != 0 ? errno : EIO;
+      break;
+    }
+  }
+  if (::close(out) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
+  return error;
 }
 
 void replacing_file::write_out(const char* data, std::size_t size) noexcept {
@@ -141,9 +177,10 @@ void replacing_file::vprint(const char* format, std::va_list args) noexcept {
   // flushed; without a buffer into `small`; else into memory of its own.
   char* to = m_buffer ? m_buffer.get() + m_used : small;
   std::size_t room = m_buffer ? k_buffer_size - m_used : sizeof small;
+  errno = 0;
   const int length = std::vsnprintf(to, room, format, args);
   if (length < 0) {
-    m_error = EINVAL;
+    m_error = errno != 0 ? errno : EINVAL;  // EILSEQ: a wide character the locale cannot write
   } else if (static_cast<std::size_t>(length) < room) {
     if (m_buffer) {
       m_used += static_cast<std::size_t>(length);
@@ -170,26 +207,15 @@ int replacing_file::finish() noexcept {
   if (m_fd < 0) return EBADF;
   flush();
   int error = m_error;
-  // An unnamed file is named and renamed over the path at once, before its
-  // close: a process that ends between the two leaves the named file.
-  if (m_unnamed && error == 0 && (error = link_unnamed()) == 0) error = put_in_place();
+  // Put in place before the close: an unnamed file needs its descriptor to
+  // be named, and is renamed right after, so that a process that ends
+  // meanwhile leaves the least behind.
+  if (error == 0 && (m_unnamed || !m_temp.empty())) error = put_in_place();
   const int fd = m_fd;
   m_fd = -1;
   if (::close(fd) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
-  if (!m_unnamed && !m_temp.empty()) {
-    if (error == 0) {
-      error = put_in_place();
-    } else {
-      ::unlink(m_temp.c_str());
-    }
-  }
-  return error;
-}
-
-int replacing_file::put_in_place() noexcept {
-  if (::rename(m_temp.c_str(), m_path.c_str()) == 0) return 0;
-  const int error = errno != 0 ? errno : EIO;
-  ::unlink(m_temp.c_str());
+  if (!m_temp.empty()) ::unlink(m_temp.c_str());  // not renamed
+  m_temp.clear();
   return error;
 }
 

@@ -19,9 +19,11 @@ namespace weft::rt {
 // unnamed (O_TMPFILE) until complete, then named PATH.tmp-PID-N and renamed
 // at once, so such a process leaves nothing else unless it ends between those
 // two calls; where the file system or a missing /proc rules an unnamed file
-// out, it has that name from the start and stays behind. Anything else (a device, a
-// pipe, a symbolic link), or a directory where no file can be made, is
-// written in place.
+// out, it has that name from the start and stays behind. Where the new file
+// cannot be named or renamed over the path (a bind-mounted file refuses with
+// EBUSY), its text is copied over the path in place. Anything else (a device,
+// a pipe, a symbolic link), a path with no room for the suffix, or a
+// directory where no file can be made, is written in place.
 //
 // Written with write(2) from a buffer of its own, never through a stdio
 // stream: std::exit flushes every open stream without taking its lock
@@ -30,9 +32,14 @@ namespace weft::rt {
 // then renamed into place (a report with text after its end).
 class replacing_file {
  public:
+  // How the new file is made: unnamed where the file system allows, or
+  // named from the start (what file systems without O_TMPFILE get; tests).
+  enum class new_file { unnamed_first, named };
+
   // Opens it; is_open() is false, with errno set, when it cannot be
   // written. `path` must outlive the object.
-  explicit replacing_file(const std::string& path) noexcept;
+  explicit replacing_file(const std::string& path, new_file how = new_file::unnamed_first) noexcept;
+  replacing_file(std::string&&, new_file = new_file::unnamed_first) = delete;
   replacing_file(const replacing_file&) = delete;
   replacing_file& operator=(const replacing_file&) = delete;
   // Not finished (an exception on the way): closed, and the earlier file
@@ -46,24 +53,28 @@ class replacing_file {
   [[gnu::format(printf, 2, 3)]] void print(const char* format, ...) noexcept;
   [[gnu::format(printf, 2, 0)]] void vprint(const char* format, std::va_list args) noexcept;
 
-  // Completes the file (what is buffered, the close, then the rename);
-  // returns 0, or the reason of the first failure: a write (where a full
-  // device fails), else the close, else the rename (the new file is
-  // removed then).
+  // Completes the file: what is buffered, the new file put in place
+  // (named, renamed, else copied), then the close. Returns 0, or the reason
+  // of the first failure: a write (where a full device fails) or the format
+  // of a print, else the copy in place, else the close (the file is in place
+  // then).
   int finish() noexcept;
 
  private:
   void flush() noexcept;
   void write_out(const char* data, std::size_t size) noexcept;
-  // Names the unnamed file PATH.tmp-PID-N (m_temp); 0 or the reason.
-  int link_unnamed() noexcept;
-  // Renames m_temp over the path (removed when that fails); 0 or the reason.
+  // Makes a new PATH.tmp-PID-N with make(name) (0, or -1 with errno), the
+  // next N while one is there; the name in m_temp. 0 or the reason.
+  template <class Make>
+  int make_named(Make make) noexcept;
+  // The new file at the path; 0 or the reason.
   int put_in_place() noexcept;
+  int copy_in_place() noexcept;
 
   static constexpr std::size_t k_buffer_size = std::size_t{64} << 10;
 
   const std::string& m_path;
-  std::string m_temp;  // empty: written in place, or not named yet
+  std::string m_temp;  // the new file's name; empty: in place, unnamed, or renamed
   bool m_unnamed = false;
   int m_fd = -1;
   int m_error = 0;                   // the first failure's errno

@@ -2,13 +2,16 @@
 // Unit tests of runtime/report_file.cpp: replacing_file puts its text in place
 // whole (a new file beside the path, renamed over it), keeps the earlier file
 // when it is not finished or its process ends (and leaves no other file where
-// it can make an unnamed one), writes devices in place, gives the reason of a
+// it can make an unnamed one), skips names left behind, writes devices and
+// bind-mounted files in place, gives the reason of a
 // failed write, and holds its text outside every stdio stream, so that
 // std::exit's flush of all streams on another thread cannot write it twice.
 #include <gtest/gtest.h>
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cwchar>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -169,6 +173,78 @@ TEST_F(ReplacingFileTest, ANameWithNoRoomForTheSuffixIsWrittenInPlace) {
   f.write("new");
   EXPECT_EQ(f.finish(), 0);
   EXPECT_EQ(read(p), "new");
+}
+
+TEST_F(ReplacingFileTest, ANamedNewFileSkipsANameLeftBehind) {
+  // A process that ended while it wrote (where the new file has its name
+  // from the start) leaves PATH.tmp-PID-N; a later process of the same pid
+  // (a container's) took the earlier file in place, truncated at once.
+  const std::string first = path("first.json");
+  std::string taken;
+  {
+    replacing_file f(first, replacing_file::new_file::named);
+    ASSERT_TRUE(f.is_open());
+    for (const std::string& name : files()) {
+      if (name.rfind("first.json.tmp-", 0) == 0) taken = name;
+    }
+    ASSERT_EQ(f.finish(), 0);
+  }
+  ASSERT_FALSE(taken.empty()) << "no named new file was made";
+  const unsigned n = static_cast<unsigned>(std::stoul(taken.substr(taken.rfind('-') + 1)));
+  const std::string p = path("report.json");
+  write_file(p, "earlier");
+  write_file(p + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(n + 1), "left behind");
+  replacing_file f(p, replacing_file::new_file::named);
+  ASSERT_TRUE(f.is_open());
+  f.write("new");
+  EXPECT_EQ(read(p), "earlier") << "written in place";
+  ASSERT_EQ(f.finish(), 0);
+  EXPECT_EQ(read(p), "new");
+}
+
+TEST_F(ReplacingFileTest, AFormatThatFailsGivesItsReason) {
+  // In the C locale a wide character outside ASCII cannot be written.
+  const std::string p = path("report.json");
+  write_file(p, "earlier");
+  replacing_file f(p);
+  ASSERT_TRUE(f.is_open());
+  f.print("%lc", static_cast<wint_t>(0x20ac));
+  EXPECT_EQ(f.finish(), EILSEQ);
+  EXPECT_EQ(read(p), "earlier");
+}
+
+TEST_F(ReplacingFileTest, ABindMountedFileIsWrittenInPlace) {
+  // A file mounted over another (a container's volume of one file) cannot be
+  // renamed over: EBUSY, and the report was lost. In a child with a mount
+  // namespace of its own; skipped where one cannot be made.
+  const std::string source = path("source.json");
+  const std::string p = path("report.json");
+  write_file(source, "earlier");
+  write_file(p, "");
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  if (child == 0) {
+    if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(77);
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
+    if (::mount(source.c_str(), p.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(77);
+    int failed = 0;
+    for (const auto how : {replacing_file::new_file::unnamed_first, replacing_file::new_file::named}) {
+      replacing_file f(p, how);
+      const std::string text = how == replacing_file::new_file::named ? "named" : "unnamed";
+      f.write(text);
+      const int error = f.finish();
+      if (error != 0) std::fprintf(stderr, "finish: %s\n", std::strerror(error));
+      if (error != 0 || read(p) != text) failed = 1;
+    }
+    ::_exit(failed);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace can be made here";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the bind-mounted file was not written";
+  EXPECT_EQ(read(source), "named");
+  EXPECT_EQ(files(), (std::vector<std::string>{"report.json", "source.json"}));
 }
 
 TEST_F(ReplacingFileTest, TextLargerThanTheBufferIsWrittenInOrder) {

@@ -85,6 +85,15 @@ std::string numbered_trace_path(const std::string& path, std::uint64_t n) {
   return n == 1 ? path : trace_path_with(path, n);
 }
 
+std::string file_path_problem(const std::string& path) {
+  if (path.empty()) return "an empty string";
+  if (path.find('\0') != std::string::npos) return "a path holding a NUL byte";
+  const std::size_t slash = path.find_last_of('/');
+  const std::string last = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (last.empty() || last == "." || last == "..") return quoted(path.c_str()) + ", a directory";
+  return {};
+}
+
 config resolve_config(config cfg) {
   if (cfg.workers < 0) throw std::invalid_argument("weft::config::workers must not be negative");
   if (cfg.workers > k_max_workers) {
@@ -155,16 +164,19 @@ config resolve_config(config cfg) {
       }
     }
   }
-  if (cfg.trace_file.empty()) {
-    if (const char* env = std::getenv("WEFT_TRACE")) {
-      if (*env == '\0') throw std::invalid_argument("WEFT_TRACE must be a file path, got an empty string");
-      cfg.trace_file = env;  // numbered by the scheduler once it started
-    }
+  if (!cfg.trace_file.empty()) {
+    if (const std::string problem = file_path_problem(cfg.trace_file); !problem.empty())
+      throw std::invalid_argument("weft::config::trace_file must name a file, got " + problem);
+  } else if (const char* env = std::getenv("WEFT_TRACE")) {
+    if (const std::string problem = file_path_problem(env); !problem.empty())
+      throw std::invalid_argument("WEFT_TRACE must name a file, got " + problem);
+    cfg.trace_file = env;  // numbered by the scheduler once it started
   }
   // Read at the first call from outside a runtime (runtime/workspan.cpp);
   // checked here like the others, so that an empty one is an error too.
-  if (const char* env = std::getenv("WEFT_WORKSPAN"); env != nullptr && *env == '\0') {
-    throw std::invalid_argument("WEFT_WORKSPAN must be a file path, got an empty string");
+  if (const char* env = std::getenv("WEFT_WORKSPAN")) {
+    if (const std::string problem = file_path_problem(env); !problem.empty())
+      throw std::invalid_argument("WEFT_WORKSPAN must name a file, got " + problem);
   }
   if (cfg.workers == 0) {
     if (const char* env = std::getenv("WEFT_NUM_WORKERS")) {

@@ -52,7 +52,8 @@ struct counters {
   // The same, for an outcome counter (steals, failed_steals) whose event was
   // counted before in another counter (steal_attempts): release, paired with
   // the acquire in snapshot(), so that a snapshot never shows more outcomes
-  // than attempts. A plain store on x86.
+  // than attempts (while no reset_stats() runs: a reset meanwhile zeroes
+  // the counters one by one). A plain store on x86.
   static void bump_outcome(std::atomic<std::uint64_t>& c) noexcept {
     if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }

@@ -72,6 +72,8 @@ void runtime::write_trace(const std::string& path) const {
   if (!s.tracing()) {
     throw std::logic_error("weft::runtime::write_trace: tracing is off (set config::trace_file or WEFT_TRACE)");
   }
+  if (const std::string problem = rt::file_path_problem(path); !problem.empty())
+    throw std::invalid_argument("weft::runtime::write_trace: path must name a file, got " + problem);
   s.write_trace(path);
 }
 

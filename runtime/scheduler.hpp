@@ -296,6 +296,11 @@ std::string numbered_trace_path(const std::string& path, std::uint64_t n);
 // path with "-n" before its extension.
 std::string trace_path_with(const std::string& path, std::uint64_t n);
 
+// What rules path out as the file of a trace or report (empty, a NUL byte,
+// a last component that names a directory: "dir/", "dir/.", ".."), as the
+// end of an error message; empty when it names a file.
+std::string file_path_problem(const std::string& path);
+
 // The config of the default runtime: config{} plus WEFT_STACK_SIZE. Throws
 // std::invalid_argument for a bad value.
 config default_config();

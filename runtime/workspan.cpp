@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "clock.hpp"
@@ -439,6 +440,7 @@ namespace weft::rt {
 namespace {
 
 struct site_totals {
+  std::string m_symbol;  // demangled, where the object exports one at the site
   std::uint64_t m_calls = 0;
   std::int64_t m_work_ns = 0;
   std::int64_t m_span_ns = 0;
@@ -454,7 +456,10 @@ struct site_totals {
 std::mutex g_report_lock;
 
 struct report_state {
-  std::map<const void*, site_totals> m_sites;
+  // By object file and offset in it, named when the call is recorded: a
+  // library unloaded before the exit keeps its name, and one loaded later at
+  // the same address has sites of its own.
+  std::map<std::pair<std::string, std::uintptr_t>, site_totals> m_sites;
   std::string m_path;
   std::string m_base_path;  // WEFT_WORKSPAN's value
   // The process whose calls m_sites holds: a forked child's first recorded
@@ -551,20 +556,33 @@ std::string child_path(const std::string& path, pid_t pid) {
   return path.substr(0, cut) + "-" + std::to_string(pid) + path.substr(cut);
 }
 
-// Where a call site's code is: its object file, the offset in it (for
-// addr2line) and its symbol when the object exports one.
-void describe_site(const void* site, std::string& object, std::string& symbol, std::uintptr_t& offset) {
+// Where a call site's code is: its object file and the offset in it (for
+// addr2line), else no object and the address; `symbol` the mangled name when
+// the object exports one at the site. Names valid while the object is loaded.
+struct site_place {
+  std::string m_object;
+  std::uintptr_t m_offset = 0;
+  const char* m_symbol = nullptr;
+};
+
+site_place describe_site(const void* site) {
+  site_place out;
+  out.m_offset = reinterpret_cast<std::uintptr_t>(site);
   Dl_info info{};
-  offset = reinterpret_cast<std::uintptr_t>(site);
-  if (dladdr(site, &info) == 0) return;
-  if (info.dli_fname != nullptr) object = info.dli_fname;
-  offset -= reinterpret_cast<std::uintptr_t>(info.dli_fbase);
-  if (info.dli_sname != nullptr && info.dli_saddr == site) {
-    int status = 0;
-    char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
-    symbol = status == 0 && demangled != nullptr ? demangled : info.dli_sname;
-    std::free(demangled);
-  }
+  if (dladdr(site, &info) == 0) return out;
+  if (info.dli_fname != nullptr) out.m_object = info.dli_fname;
+  out.m_offset -= reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+  if (info.dli_sname != nullptr && info.dli_saddr == site) out.m_symbol = info.dli_sname;
+  return out;
+}
+
+std::string demangled(const char* symbol) {
+  if (symbol == nullptr) return {};
+  int status = 0;
+  char* name = abi::__cxa_demangle(symbol, nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : symbol;
+  std::free(name);
+  return out;
 }
 
 void write_report() noexcept {
@@ -578,15 +596,8 @@ void write_report() noexcept {
   }
   out.write("{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
   bool first = true;
-  for (const auto& [site, t] : r.m_sites) {
-    std::string object;
-    std::string symbol;
-    std::uintptr_t offset = 0;
-    try {
-      describe_site(site, object, symbol, offset);
-    } catch (...) {
-      // no memory for the names: the offset alone
-    }
+  for (const auto& [place, t] : r.m_sites) {
+    const auto& [object, offset] = place;
     const double parallelism =
         t.m_span_ns > 0 ? static_cast<double>(t.m_work_ns) / static_cast<double>(t.m_span_ns) : 0;
     const double burdened =
@@ -595,10 +606,11 @@ void write_report() noexcept {
         "%s\n    {\"object\": \"%s\", \"offset\": \"0x%zx\", \"symbol\": \"%s\", \"calls\": %llu, "
         "\"workers\": %d, \"work\": %lld, \"span\": %lld, \"burdened_span\": %lld, \"burden\": %lld, "
         "\"strands\": %llu, \"parallelism\": %.3f, \"burdened_parallelism\": %.3f}",
-        first ? "" : ",", json_escape(object).c_str(), static_cast<std::size_t>(offset), json_escape(symbol).c_str(),
-        static_cast<unsigned long long>(t.m_calls), t.m_workers, static_cast<long long>(t.m_work_ns),
-        static_cast<long long>(t.m_span_ns), static_cast<long long>(t.m_burdened_span_ns),
-        static_cast<long long>(t.m_burden_ns), static_cast<unsigned long long>(t.m_strands), parallelism, burdened);
+        first ? "" : ",", json_escape(object).c_str(), static_cast<std::size_t>(offset),
+        json_escape(t.m_symbol).c_str(), static_cast<unsigned long long>(t.m_calls), t.m_workers,
+        static_cast<long long>(t.m_work_ns), static_cast<long long>(t.m_span_ns),
+        static_cast<long long>(t.m_burdened_span_ns), static_cast<long long>(t.m_burden_ns),
+        static_cast<unsigned long long>(t.m_strands), parallelism, burdened);
     first = false;
   }
   out.write("\n  ]\n}\n");
@@ -633,7 +645,7 @@ namespace {
   std::lock_guard<std::mutex> lock(g_report_start);
   if (const int on = g_reporting.load(std::memory_order_relaxed); on >= 0) return on != 0;
   const char* path = std::getenv("WEFT_WORKSPAN");
-  if (path == nullptr || *path == '\0') {
+  if (path == nullptr || !file_path_problem(path).empty()) {  // the runtime's config says why
     g_reporting.store(0, std::memory_order_release);
     return false;
   }
@@ -672,6 +684,12 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
   // Recorded by the calling thread (from outside), once the call is over,
   // without touching s again.
   report_state& r = report();
+  site_place place;
+  try {
+    place = describe_site(site);
+  } catch (...) {
+    place = site_place{{}, reinterpret_cast<std::uintptr_t>(site), nullptr};  // no memory for the name
+  }
   bool again = false;
   {
     std::lock_guard<std::mutex> lock(g_report_lock);
@@ -681,7 +699,14 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
       r.m_path = child_path(r.m_base_path, pid);
       r.m_pid = pid;
     }
-    site_totals& t = r.m_sites[site];
+    site_totals& t = r.m_sites[{std::move(place.m_object), place.m_offset}];
+    if (t.m_calls == 0 && place.m_symbol != nullptr) {
+      try {
+        t.m_symbol = demangled(place.m_symbol);
+      } catch (...) {
+        // no memory for the name: the object and offset alone
+      }
+    }
     ++t.m_calls;
     t.m_work_ns += c.m_result.m_work_ns;
     t.m_span_ns += c.m_result.m_span_ns;

@@ -85,7 +85,8 @@ struct config {
   // its task runs, steals, searches and parks, and the runtime writes them as
   // Chrome trace-event JSON to this path when it is destroyed, or at the
   // process's exit when it is still alive then. Empty: the environment
-  // variable WEFT_TRACE if set, else no tracing at all.
+  // variable WEFT_TRACE if set, else no tracing at all. A path that holds a
+  // NUL byte or names a directory ("dir/") is an error.
   std::string trace_file{};
   // Size of each worker's ring of events while tracing, rounded up to a power
   // of two: the newest survive, one fewer than the ring holds once it is

@@ -361,6 +361,50 @@ TEST(TraceEnvTest, EmptyWeftTraceIsAClearError) {
   }
 }
 
+// A path that names a directory (or holds a NUL byte) is an error where it
+// is given. Before, the first runtime failed to write "dir/" at its end (a
+// line on stderr) and the second wrote "dir/-2", a file named "-2" inside
+// it; a NUL byte cut write_trace's path short without a word.
+TEST(TraceEnvTest, ADirectoryOrANulByteIsAClearError) {
+  const std::string dir = temp_path("dir-as-trace");
+  std::filesystem::create_directories(dir);
+  const auto expect_invalid = [](auto make, const char* needle) {
+    try {
+      make();
+      ADD_FAILURE() << "accepted; expected std::invalid_argument naming " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  for (const std::string& bad : {dir + "/", dir + "/.", dir + "/..", std::string("..")}) {
+    SCOPED_TRACE(bad);
+    {
+      weft_test::scoped_env trace("WEFT_TRACE", bad.c_str());
+      expect_invalid([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_TRACE");
+    }
+    {
+      weft_test::scoped_env workspan("WEFT_WORKSPAN", bad.c_str());
+      expect_invalid([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_WORKSPAN");
+    }
+    expect_invalid([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = bad}}; },
+                   "weft::config::trace_file");
+  }
+  const std::string with_nul = dir + std::string("/a\0b.json", 9);
+  expect_invalid([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = with_nul}}; },
+                 "weft::config::trace_file");
+  weft::runtime rt{weft::config{.workers = 1, .trace_file = dir + "/ok.json"}};
+  rt.run([] { fib(10); });
+  for (const std::string& bad : {dir + "/", dir + "/.", with_nul, std::string()}) {
+    SCOPED_TRACE(bad);
+    expect_invalid([&] { rt.write_trace(bad); }, "write_trace");
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a")) << "the path was cut at its NUL byte";
+  rt.write_trace(dir + "/written.json");
+  check_trace(read_json(dir + "/written.json"), 1);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1)
+      << "a file was written inside the directory";
+}
+
 TEST(TraceEnvTest, UnwritablePathIsReportedByWriteTrace) {
   weft::config cfg;
   cfg.workers = 1;

@@ -26,7 +26,10 @@ variable; a message with its reason, not a
 failure, when the file cannot be opened or written (a full device); an empty
 value is an error (std::invalid_argument from the first runtime).
 
-Usage: workspan_report.py PROGRAM
+With PLUGIN_A PLUGIN_B (two libraries of tests/unit/workspan_plugin.cpp):
+calls from a library unloaded before the exit keep their own site and name.
+
+Usage: workspan_report.py PROGRAM [PLUGIN_A PLUGIN_B]
 Exit status: 0 pass, 1 fail.
 """
 
@@ -208,11 +211,29 @@ def check_non_utf8_name(program, tmp):
           f"the object of the program named {odd!r} is not its name with U+FFFD for the odd byte: {objects}")
 
 
+def check_unloaded_library(program, plugins, tmp):
+    """Calls from a library unloaded before the exit keep its name; another
+    library loaded later (at the same address, most runs) has sites of its own.
+    Before, both were one site named after the second library (or, with no
+    second one, a site with no object and an absolute address)."""
+    path = os.path.join(tmp, "dlclose.json")
+    proc = run(program, path, "dlclose", *plugins)
+    check(proc.returncode == 0, f"dlclose: exit status {proc.returncode}:\n{proc.stderr}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    sites = {(os.path.basename(s["object"]), s["calls"]) for s in json.loads(text)["sites"]}
+    expected = {(os.path.basename(plugins[0]), 2), (os.path.basename(plugins[1]), 1),
+                (os.path.basename(program), 7)}
+    check(sites == expected, f"dlclose: sites by object and calls {sorted(sites)}, expected {sorted(expected)}"
+          f"\nthe report:\n{text}")
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 4):
         print(__doc__, file=sys.stderr)
         return 1
     program = os.path.abspath(sys.argv[1])
+    plugins = [os.path.abspath(p) for p in sys.argv[2:]]
     try:
         with tempfile.TemporaryDirectory(prefix="weft-workspan-") as tmp:
             # Without the variable: nothing measured, nothing written.
@@ -237,7 +258,7 @@ def main():
                       f"no message about the report that could not be written:\n{proc.stderr}")
             # An empty value is an error, as for every variable weft reads.
             proc = run(program, "")
-            check(proc.returncode != 0 and "WEFT_WORKSPAN must be a file path" in proc.stderr,
+            check(proc.returncode != 0 and "WEFT_WORKSPAN must name a file" in proc.stderr,
                   f"an empty WEFT_WORKSPAN was accepted (exit status {proc.returncode}):\n{proc.stderr}")
             check_non_utf8_name(program, tmp)
             # Runtimes destroyed while measured calls from another thread are
@@ -284,6 +305,8 @@ def main():
                 check(len(calls) == 401 and calls[:399] == [1] * 399 and 7 in calls,
                       f"exit while calling (400 sites), run {attempt + 1}: {len(calls)} sites, expected 399 with "
                       "one call, the loop's and the static destructor's 7")
+            if plugins:
+                check_unloaded_library(program, plugins, tmp)
             seen = []
             start = time.monotonic()
             for attempt in range(ATTEMPTS):

@@ -24,6 +24,7 @@
 // or "child none" under a sanitizer (the fork tests say why:
 // tests/death/fork_concurrent_test.cpp). With the argument "destroy" it does
 // only destroy_during_calls() below.
+#include <dlfcn.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +135,22 @@ int main(int argc, char** argv) {
       std::exit(0);
     }).detach();
     for (;;) weft::parallelize(100, item);
+  }
+  if (argc >= 4 && std::strcmp(argv[1], "dlclose") == 0) {
+    // A library called twice and unloaded, then another called once (where
+    // the first was, most runs): two sites, each named by its own library.
+    for (int k = 0; k < 2; ++k) {
+      void* lib = ::dlopen(argv[2 + k], RTLD_NOW | RTLD_LOCAL);
+      if (lib == nullptr) {
+        std::fprintf(stderr, "dlopen: %s\n", ::dlerror());
+        return 1;
+      }
+      auto* work = reinterpret_cast<void (*)()>(::dlsym(lib, "workspan_plugin_work"));
+      if (work == nullptr) return 1;
+      for (int r = 0; r < 2 - k; ++r) work();
+      if (k == 0) ::dlclose(lib);
+    }
+    return 0;
   }
   if (argc >= 2 && std::strcmp(argv[1], "exit-while-calling-wide") == 0) {
     // The same with a report of 400 sites (about 100 KB).

@@ -70,7 +70,10 @@ weft::stats runtime::stats() const {
 void runtime::write_trace(const std::string& path) const {
   const rt::scheduler& s = rt::scheduler::of(m_state);
   if (!s.tracing()) {
-    throw std::logic_error("weft::runtime::write_trace: tracing is off (set config::trace_file or WEFT_TRACE)");
+    throw std::logic_error(rt::k_instrumented
+                               ? "weft::runtime::write_trace: tracing is off (set config::trace_file or WEFT_TRACE)"
+                               : "weft::runtime::write_trace: this build of weft has no tracing "
+                                 "(-Dinstrumentation=false)");
   }
   if (const std::string problem = rt::file_path_problem(path); !problem.empty())
     throw std::invalid_argument("weft::runtime::write_trace: path must name a file, got " + problem);

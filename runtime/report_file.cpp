@@ -35,6 +35,9 @@ bool suffix_fits(const std::string& path) noexcept {
   return last + k_longest_suffix <= NAME_MAX && path.size() + k_longest_suffix < PATH_MAX;
 }
 
+// errno after a call that failed, EIO where it says nothing.
+int last_error() noexcept { return errno != 0 ? errno : EIO; }
+
 // The directory that holds path ("." for a bare name).
 std::string directory_of(const std::string& path) {
   const std::size_t slash = path.find_last_of('/');
@@ -54,7 +57,7 @@ int replacing_file::make_named(Make make) noexcept {
       return ENOMEM;
     }
     if (make(m_temp) == 0) return 0;
-    const int error = errno != 0 ? errno : EIO;
+    const int error = last_error();
     m_temp.clear();
     if (error != EEXIST) return error;  // EEXIST: left by an earlier process of this pid
   }
@@ -100,7 +103,7 @@ int replacing_file::put_in_place() noexcept {
     std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", m_fd);
     make_named([&proc](const std::string& name) {
       return ::linkat(AT_FDCWD, proc, AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW);
-    });
+    });  // not named (m_temp empty): copied in place below
   }
   if (!m_temp.empty() && ::rename(m_temp.c_str(), m_path.c_str()) == 0) {
     m_temp.clear();
@@ -111,20 +114,20 @@ int replacing_file::put_in_place() noexcept {
 
 int replacing_file::copy_in_place() noexcept {
   struct stat st {};
-  if (::fstat(m_fd, &st) != 0) return errno != 0 ? errno : EIO;
+  if (::fstat(m_fd, &st) != 0) return last_error();
   const int out = ::open(m_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (out < 0) return errno != 0 ? errno : EIO;
+  if (out < 0) return last_error();
   int error = 0;
   off_t offset = 0;
   while (offset < st.st_size) {
     const ssize_t n = ::sendfile(out, m_fd, &offset, static_cast<std::size_t>(st.st_size - offset));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      error = n < 0 && errno != 0 ? errno : EIO;
+      error = n < 0 ? last_error() : EIO;  // 0: the file ended early
       break;
     }
   }
-  if (::close(out) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
+  if (::close(out) != 0 && error == 0 && errno != EINTR) error = last_error();
   return error;
 }
 
@@ -132,7 +135,7 @@ void replacing_file::write_out(const char* data, std::size_t size) noexcept {
   while (size > 0 && m_error == 0) {
     const ssize_t n = ::write(m_fd, data, size);
     if (n < 0) {
-      if (errno != EINTR) m_error = errno != 0 ? errno : EIO;
+      if (errno != EINTR) m_error = last_error();
       continue;
     }
     if (n == 0) {
@@ -213,7 +216,7 @@ int replacing_file::finish() noexcept {
   if (error == 0 && (m_unnamed || !m_temp.empty())) error = put_in_place();
   const int fd = m_fd;
   m_fd = -1;
-  if (::close(fd) != 0 && error == 0 && errno != EINTR) error = errno != 0 ? errno : EIO;
+  if (::close(fd) != 0 && error == 0 && errno != EINTR) error = last_error();
   if (!m_temp.empty()) ::unlink(m_temp.c_str());  // not renamed
   m_temp.clear();
   return error;

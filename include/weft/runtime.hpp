@@ -61,8 +61,8 @@ class WEFT_API runtime {
   // docs/tracing.md). Throws std::logic_error when tracing is off,
   // std::invalid_argument when path is empty, holds a NUL byte or names a
   // directory ("dir/"), and std::system_error when the file cannot be
-  // written. Best taken while the
-  // runtime is idle: events written meanwhile may be missing.
+  // written. Best taken while the runtime is idle: events written meanwhile
+  // may be missing.
   void write_trace(const std::string& path) const;
   // True when this runtime records a trace.
   bool tracing() const noexcept;

@@ -122,6 +122,18 @@ TEST_F(ReplacingFileTest, KeepsTheEarlierFileWhenNotFinished) {
   EXPECT_EQ(files(), std::vector<std::string>{"trace.json"});
 }
 
+// Runs body() in a forked child that ends with _exit(body()), without its
+// destructors; the child's exit status, or -1 when it did not exit.
+template <class Body>
+int exit_status_in_child(Body body) {
+  const pid_t child = ::fork();
+  if (child < 0) return -1;
+  if (child == 0) ::_exit(body());
+  int status = 0;
+  if (::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
 // Whether the file system of dir makes unnamed files (O_TMPFILE).
 bool makes_unnamed_files(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
@@ -149,16 +161,13 @@ TEST_F(ReplacingFileTest, AProcessThatEndsWhileWritingLeavesOnlyTheEarlierFile) 
   if (!makes_unnamed_files(m_dir)) GTEST_SKIP() << "no O_TMPFILE or no /proc here: the new file is named";
   const std::string p = path("report.json");
   write_file(p, "earlier");
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    replacing_file f(p);
-    f.write(std::string(100000, 'x'));
-    ::_exit(f.is_open() ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  ASSERT_EQ(exit_status_in_child([&p] {
+              // Never destroyed: the process ends with the file half written.
+              auto* f = new replacing_file(p);
+              f->write(std::string(100000, 'x'));
+              return f->is_open() ? 0 : 1;
+            }),
+            0);
   EXPECT_EQ(read(p), "earlier");
   EXPECT_EQ(files(), std::vector<std::string>{"report.json"});
 }
@@ -221,12 +230,10 @@ TEST_F(ReplacingFileTest, ABindMountedFileIsWrittenInPlace) {
   const std::string p = path("report.json");
   write_file(source, "earlier");
   write_file(p, "");
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(77);
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(77);
-    if (::mount(source.c_str(), p.c_str(), nullptr, MS_BIND, nullptr) != 0) ::_exit(77);
+  const int status = exit_status_in_child([&] {
+    if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return 77;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+    if (::mount(source.c_str(), p.c_str(), nullptr, MS_BIND, nullptr) != 0) return 77;
     int failed = 0;
     for (const auto how : {replacing_file::new_file::unnamed_first, replacing_file::new_file::named}) {
       replacing_file f(p, how);
@@ -236,13 +243,10 @@ TEST_F(ReplacingFileTest, ABindMountedFileIsWrittenInPlace) {
       if (error != 0) std::fprintf(stderr, "finish: %s\n", std::strerror(error));
       if (error != 0 || read(p) != text) failed = 1;
     }
-    ::_exit(failed);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
-  if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "no mount namespace can be made here";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the bind-mounted file was not written";
+    return failed;
+  });
+  if (status == 77) GTEST_SKIP() << "no mount namespace can be made here";
+  EXPECT_EQ(status, 0) << "the bind-mounted file was not written";
   EXPECT_EQ(read(source), "named");
   EXPECT_EQ(files(), (std::vector<std::string>{"report.json", "source.json"}));
 }

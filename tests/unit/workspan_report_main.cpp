@@ -23,7 +23,10 @@
 // path with "-PID" before the extension); prints "child CALLS PID" for each,
 // or "child none" under a sanitizer (the fork tests say why:
 // tests/death/fork_concurrent_test.cpp). With the argument "destroy" it does
-// only destroy_during_calls() below.
+// only destroy_during_calls() below; with "exit-while-calling" (and
+// "-wide", 400 sites first) another thread exits the process while main
+// keeps calling; with "dlclose LIB_A LIB_B" it calls LIB_A's
+// workspan_plugin_work twice, unloads it, then calls LIB_B's once.
 #include <dlfcn.h>
 #include <sys/types.h>
 #include <sys/wait.h>

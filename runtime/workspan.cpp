@@ -138,50 +138,68 @@ std::int64_t round_trip_ticks() noexcept {
   return static_cast<std::int64_t>(samples[samples.size() / 2]);
 }
 
+// The value in `cached`, measured by `measure` (a count of ticks, never
+// negative) when there is none yet (-1). Not a function-local static (see
+// ticks_per_us()): threads that find none measure at once, and the first
+// result to be stored is the one every thread uses.
+template <class Measure>
+std::int64_t once_per_process(std::atomic<std::int64_t>& cached, Measure measure) noexcept {
+  std::int64_t value = cached.load(std::memory_order_relaxed);  // a plain number: no data hangs off it
+  if (value >= 0) return value;
+  const std::int64_t mine = measure();
+  return cached.compare_exchange_strong(value, mine, std::memory_order_relaxed) ? mine : value;
+}
+
 // Clock ticks for a one-way hand-over of a cache line between two threads:
 // half the least of three round_trip_ticks() medians (a round disturbed by
 // another process is discarded), measured once per process, at most
-// k_split_us (also what it is when no thread can be made). Not a function-local static (see ticks_per_us()).
+// k_split_us (also what it is when no thread can be made).
 std::int64_t migration_ticks() noexcept {
   static constinit std::atomic<std::int64_t> cached{-1};
-  std::int64_t value = cached.load(std::memory_order_relaxed);
-  if (value >= 0) return value;
-  std::int64_t best = -1;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    const std::int64_t t = round_trip_ticks();
-    if (t >= 0 && (best < 0 || t < best)) best = t;
-  }
-  // Never above the runtime's own estimate of sharing work (a steal, a
-  // wake-up and a join): a helper thread that found no free processor in any
-  // round measured the machine's load, not a migration.
-  const auto ceiling = static_cast<std::int64_t>(k_split_us * ticks_per_us());
-  const std::int64_t mine = best >= 0 ? std::min(best / 2, ceiling) : ceiling;
-  std::int64_t expected = -1;
-  return cached.compare_exchange_strong(expected, mine, std::memory_order_relaxed) ? mine : expected;
+  return once_per_process(cached, [] {
+    std::int64_t best = -1;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const std::int64_t t = round_trip_ticks();
+      if (t >= 0 && (best < 0 || t < best)) best = t;
+    }
+    // Never above the runtime's own estimate of sharing work (a steal, a
+    // wake-up and a join): a helper thread that found no free processor in
+    // any round measured the machine's load, not a migration.
+    const auto ceiling = static_cast<std::int64_t>(k_split_us * ticks_per_us());
+    return best >= 0 ? std::min(best / 2, ceiling) : ceiling;
+  });
 }
 
-// Ticks between two reads of the clock through ticks(): the least of 1024.
+// Ticks between two reads of the clock through ticks(): the least of 1024,
+// measured once per process (about 20 us).
 std::int64_t clock_ticks() noexcept {
-  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
-  for (int i = 0; i < 1024; ++i) {
-    const std::uint64_t t0 = ticks();
-    best = std::min(best, ticks() - t0);
-  }
-  return static_cast<std::int64_t>(best);
+  static constinit std::atomic<std::int64_t> cached{-1};
+  return once_per_process(cached, [] {
+    std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+    for (int i = 0; i < 1024; ++i) {
+      const std::uint64_t t0 = ticks();
+      best = std::min(best, ticks() - t0);
+    }
+    return static_cast<std::int64_t>(best);
+  });
 }
 
-// Ticks of one weft::join of two empty calls on the calling worker, not
-// measured: the least of 128 rounds of 8 (small rounds, so that some round
-// has no steal in it: a thief taking an empty child is not the spawn's cost,
-// and the result must not depend on the number of workers).
+// Ticks of one weft::join of two empty calls on a worker, not measured: the
+// least of 128 rounds of 8 (small rounds, so that some round has no steal in
+// it: a thief taking an empty child is not the spawn's cost, and the result
+// must not depend on the number of workers), measured once per process, by
+// the first measured call, on its worker (about 1 024 joins).
 std::int64_t join_ticks() noexcept {
-  std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
-  for (int round = 0; round < 128; ++round) {
-    const std::uint64_t t0 = ticks();
-    for (int i = 0; i < 8; ++i) weft::join([] {}, [] {});
-    best = std::min(best, (ticks() - t0) / 8);
-  }
-  return static_cast<std::int64_t>(best);
+  static constinit std::atomic<std::int64_t> cached{-1};
+  return once_per_process(cached, [] {
+    std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
+    for (int round = 0; round < 128; ++round) {
+      const std::uint64_t t0 = ticks();
+      for (int i = 0; i < 8; ++i) weft::join([] {}, [] {});
+      best = std::min(best, (ticks() - t0) / 8);
+    }
+    return static_cast<std::int64_t>(best);
+  });
 }
 
 }  // namespace

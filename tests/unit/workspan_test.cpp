@@ -822,6 +822,21 @@ TEST_P(WorkspanTest, MeasuredOnlyDuringTheCall) {
   EXPECT_FALSE(after);
 }
 
+// The costs that the model charges are measured once per process: a
+// measured call of nothing spawns nothing of its own (each call timed 1 024
+// joins of its own first, about 40 us whatever it measured), and every call
+// is charged the same burden.
+TEST_P(WorkspanTest, ACallOfNothingSpawnsNothingOfItsOwn) {
+  const weft::workspan first = measure([] {});
+  const std::uint64_t before = rt.stats().total.spawns;
+  for (int i = 0; i < 10; ++i) {
+    const weft::workspan ws = measure([] {});
+    EXPECT_EQ(ws.burden, first.burden);
+    EXPECT_EQ(ws.strands, 1u);
+  }
+  EXPECT_EQ(rt.stats().total.spawns, before);
+}
+
 // A measurement inside a measured call measures its own part, which the
 // outer one counts whole.
 TEST_P(WorkspanTest, NestedMeasurement) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "asan.hpp"
 #include "clock.hpp"
 #include "futex.hpp"
 #include "scheduler.hpp"
@@ -16,10 +17,6 @@
 #include "weft/detail/entry.hpp"
 #include "worker.hpp"
 
-#if WEFT_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
 namespace weft::rt {
 
 namespace {
@@ -27,9 +24,10 @@ namespace {
 // LeakSanitizer scans the stack a thread runs on, which for a thread on loan
 // is a fiber of the slot: its own stack, which holds the caller's objects
 // (and what they point to), would look unreferenced, and an exit from inside
-// the call would report them as leaks. So under AddressSanitizer that stack,
-// from the loan's frame up, is a root region for the length of the loan.
-#if WEFT_ASAN
+// the call would report them as leaks. So where the sanitizer runs (also in
+// a program built with it against a plain libweft) that stack, from the
+// loan's frame up, is a root region for the length of the loan.
+// Only where asan::leak_check_active().
 class native_stack_root {
  public:
   native_stack_root() noexcept {
@@ -43,13 +41,13 @@ class native_stack_root {
       if (here > static_cast<char*>(addr) && here < top) {
         m_begin = here;
         m_size = static_cast<std::size_t>(top - here);
-        __lsan_register_root_region(m_begin, m_size);
+        asan::register_root(m_begin, m_size);
       }
     }
     pthread_attr_destroy(&attr);
   }
   ~native_stack_root() {
-    if (m_begin != nullptr) __lsan_unregister_root_region(m_begin, m_size);
+    if (m_begin != nullptr) asan::unregister_root(m_begin, m_size);
   }
   native_stack_root(const native_stack_root&) = delete;
   native_stack_root& operator=(const native_stack_root&) = delete;
@@ -58,7 +56,6 @@ class native_stack_root {
   void* m_begin = nullptr;
   std::size_t m_size = 0;
 };
-#endif
 
 // How long a thread from outside that finds no parked worker waits for one
 // to park or for another thread from outside to give a slot back, before it
@@ -178,7 +175,9 @@ int borrow(scheduler& s) noexcept {
 // the worker (see worker::park()).
 class slot_loan {
  public:
-  slot_loan(scheduler& s, worker& w, caller_state& c) noexcept : m_sched(s), m_worker(w), m_caller(c) {
+  // Inline in both paths of call_on_slot (one call from outside each).
+  [[gnu::always_inline]] slot_loan(scheduler& s, worker& w, caller_state& c) noexcept
+      : m_sched(s), m_worker(w), m_caller(c) {
     WEFT_ASSERT(t_worker == nullptr, "slot_loan: the borrowing thread is outside every runtime");
     WEFT_ASSERT(w.m_caller == nullptr, "slot_loan: the slot is not lent already (its parked bit was won once)");
     c.m_saved_current = w.m_current;
@@ -207,7 +206,7 @@ class slot_loan {
 
   // On this thread's own stack, after the call returned (or threw): nothing of
   // it runs elsewhere any more.
-  ~slot_loan() {
+  [[gnu::always_inline]] ~slot_loan() {
     worker& w = m_worker;
     caller_state& c = m_caller;
     WEFT_ASSERT(w.m_current == &c.m_native, "~slot_loan: the call is done: the thread is back on its own stack");
@@ -243,6 +242,7 @@ class slot_loan {
 namespace {
 
 void call_on_slot(scheduler& s, int w, caller_state& c, void (*fn)(void*), void* arg);
+void call_on_slot_rooted(scheduler& s, int w, caller_state& c, void (*fn)(void*), void* arg);
 
 // After the thread's own caller_state was destroyed (it ends, or the process
 // exits): one for this call only, with its alternate signal stack (left at
@@ -279,13 +279,22 @@ void call_on_slot(scheduler& s, int w, caller_state& c, void (*fn)(void*), void*
     stack_t old{};
     if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE) != 0) c.m_signal_stack.enter();
   }
-#if WEFT_ASAN
-  const native_stack_root root;
-#endif
+  if (asan::leak_check_active()) [[unlikely]] {
+    call_on_slot_rooted(s, w, c, fn, arg);
+    return;
+  }
   slot_loan loan(s, s.worker_at(w), c);
   // The call runs on a fiber of the slot, like every task (the same stack
   // size, overflow report and migration rules); this thread's own stack
   // waits at loop level of that slot and is resumed when the call is done.
+  detail::run_on_fresh_stack(fn, arg);
+}
+
+// The same where LeakSanitizer runs: this thread's stack a root region
+// meanwhile.
+WEFT_NOINLINE void call_on_slot_rooted(scheduler& s, int w, caller_state& c, void (*fn)(void*), void* arg) {
+  const native_stack_root root;
+  slot_loan loan(s, s.worker_at(w), c);
   detail::run_on_fresh_stack(fn, arg);
 }
 

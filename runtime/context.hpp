@@ -11,15 +11,15 @@ namespace weft::rt {
 
 // The registers and stack pointer of a suspended fiber, or of a worker
 // thread's own stack while it runs fibers. context.cpp is the only file that
-// includes Boost.Context; it also tells AddressSanitizer and ThreadSanitizer
-// about every switch.
+// includes Boost.Context; it also tells AddressSanitizer (where it runs) and
+// ThreadSanitizer (in a build of weft with it) about every switch.
 struct context {
   void* m_handle = nullptr;  // Boost.Context fcontext_t while suspended
-#if WEFT_ASAN
-  void* m_fake_stack = nullptr;          // ASan's fake stack of the suspended side
+  // For AddressSanitizer, where it runs (asan::active(): also a plain build
+  // in a program built with it).
+  void* m_fake_stack = nullptr;          // its fake stack of the suspended side
   const void* m_stack_bottom = nullptr;  // lowest usable address
   std::size_t m_stack_size = 0;
-#endif
 #if WEFT_TSAN
   void* m_tsan_fiber = nullptr;
   bool m_owns_tsan_fiber = false;

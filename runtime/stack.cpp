@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -19,15 +20,10 @@
 #include <string>
 #include <system_error>
 
+#include "asan.hpp"
 #include "fiber.hpp"
 #include "weft/detail/worker_view.hpp"
 #include "worker.hpp"
-
-#if WEFT_ASAN
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/lsan_interface.h>
-#include <time.h>
-#endif
 
 namespace weft::rt {
 
@@ -42,14 +38,7 @@ namespace {
 // leaves its redzones poisoned, and the next stack carved from the same slot
 // (or mapped at the same address) would inherit them. Clear them on both
 // ends of a stack's life.
-void forget_stack_poison(void* p, std::size_t n) noexcept {
-#if WEFT_ASAN
-  __asan_unpoison_memory_region(p, n);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
+void forget_stack_poison(void* p, std::size_t n) noexcept { asan::unpoison(p, n); }
 
 std::size_t round_to_page(std::size_t n) noexcept {
   const std::size_t p = page_size();
@@ -374,9 +363,8 @@ void do_slab_work(slab_work w) noexcept {
   }
 }
 
-#if WEFT_ASAN
-// LeakSanitizer's check at exit scans the threads' stacks, the globals and
-// the root regions, not the mappings that fiber stacks live in: a heap
+// LeakSanitizer's check at exit (where it runs: asan::leak_check_active())
+// scans the threads' stacks, the globals and the root regions, not the mappings that fiber stacks live in: a heap
 // block that only a suspended fiber's frame points to (a fiber that
 // std::exit left waiting) would be reported as leaked, and the exit status
 // would become the sanitizer's. So at exit every stack in use becomes a root
@@ -396,23 +384,20 @@ void register_stacks_for_leak_check() noexcept {
     for (const stack_slab* s = c->m_all; s != nullptr; s = s->m_all_next) {
       for (std::uint64_t used = s->m_used; used != 0; used &= used - 1) {
         const auto i = static_cast<unsigned>(__builtin_ctzll(used));
-        __lsan_register_root_region(s->m_base + i * c->m_slot + c->m_guard, c->m_body);
+        asan::register_root(s->m_base + i * c->m_slot + c->m_guard, c->m_body);
       }
     }
   }
 }
 
 constinit bool g_leak_check_hook = false;  // guarded by g_lock
-#endif
 
 // Caller holds g_lock: a slab was mapped.
 void note_slab_mapped() noexcept {
-#if WEFT_ASAN
-  if (!g_leak_check_hook) {
+  if (!g_leak_check_hook && asan::leak_check_active()) {
     g_leak_check_hook = true;
     std::atexit(register_stacks_for_leak_check);
   }
-#endif
 }
 
 // Maps a new slab of class c, outside the lock. Throws.

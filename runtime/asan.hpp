@@ -42,9 +42,9 @@ namespace weft::rt::asan {
 
 // AddressSanitizer runs in this process: always in a build of weft with it;
 // in a plain build, when the program has its runtime (fixed when the process
-// loads libweft: a weak reference's address). A plain process pays a load
-// and a branch where a sanitizer would be told something (once per fiber
-// switch).
+// loads libweft: a weak reference's address, relocated at load time). A
+// plain process pays a load and a branch where a sanitizer would be told
+// something: once per fiber switch and per fiber's first run.
 inline bool active() noexcept {
 #if WEFT_ASAN
   return true;
@@ -53,8 +53,10 @@ inline bool active() noexcept {
 #endif
 }
 
-// LeakSanitizer's root regions can be registered (it runs with
-// AddressSanitizer unless the program turned it off at build time).
+// LeakSanitizer's root regions can be registered: with AddressSanitizer
+// (whose runtime has LeakSanitizer's interface, checking or not), or with
+// LeakSanitizer alone (-fsanitize=leak, whose runtime has no switches to
+// annotate).
 inline bool leak_check_active() noexcept {
 #if WEFT_ASAN
   return true;

@@ -364,9 +364,10 @@ void do_slab_work(slab_work w) noexcept {
 }
 
 // LeakSanitizer's check at exit (where it runs: asan::leak_check_active())
-// scans the threads' stacks, the globals and the root regions, not the mappings that fiber stacks live in: a heap
-// block that only a suspended fiber's frame points to (a fiber that
-// std::exit left waiting) would be reported as leaked, and the exit status
+// scans the threads' stacks, the globals and the root regions, not the
+// mappings that fiber stacks live in: a heap block that only a suspended
+// fiber's frame points to (a fiber that std::exit left waiting) would be
+// reported as leaked, and the exit status
 // would become the sanitizer's. So at exit every stack in use becomes a root
 // region, its body only (a guard marker faults when read), just before the
 // check: the sanitizer installs that check at its start, so it runs after

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "asan.hpp"
 #include "platform.hpp"
 
 namespace weft::rt {
@@ -55,11 +56,13 @@ std::size_t page_size() noexcept;
 // count the stack as nearly full (and switch to a fresh one, or start no more
 // tasks on it) when less than this is left. Room for the deepest run of
 // frames between two checks (a loop's or a join's entry and the user code
-// under it): a quarter of the stack, at most 64 KiB; half under
-// AddressSanitizer, whose redzones about double those frames.
+// under it): a quarter of the stack, at most 64 KiB; half where
+// AddressSanitizer runs (also a plain build in a program built with it),
+// whose redzones about double those frames. When a fiber is made or a
+// thread's limit read, not on a spawn.
 inline std::size_t stack_reserve(std::size_t size) noexcept {
-  constexpr std::size_t k_share = WEFT_ASAN ? 2 : 4;
-  return std::min<std::size_t>(64 * 1024, size / k_share);
+  const std::size_t share = asan::active() ? 2 : 4;
+  return std::min<std::size_t>(64 * 1024, size / share);
 }
 
 // Where the calling thread's own stack counts as nearly full: its lowest

@@ -188,10 +188,14 @@ std::int64_t clock_ticks() noexcept {
 // least of 128 rounds of 8 (small rounds, so that some round has no steal in
 // it: a thief taking an empty child is not the spawn's cost, and the result
 // must not depend on the number of workers), measured once per process, by
-// the first measured call, on its worker (about 1 024 joins).
+// the first measured call, on its worker (about 1 024 joins). Not kept when
+// measured on a nearly full stack, where every join moves its call to a
+// fresh stack or runs both calls in turn: the next call with room measures
+// again.
+constinit std::atomic<std::int64_t> g_join_ticks{-1};
+
 std::int64_t join_ticks() noexcept {
-  static constinit std::atomic<std::int64_t> cached{-1};
-  return once_per_process(cached, [] {
+  auto measure = [] {
     std::uint64_t best = std::numeric_limits<std::uint64_t>::max();
     for (int round = 0; round < 128; ++round) {
       const std::uint64_t t0 = ticks();
@@ -199,7 +203,10 @@ std::int64_t join_ticks() noexcept {
       best = std::min(best, (ticks() - t0) / 8);
     }
     return static_cast<std::int64_t>(best);
-  });
+  };
+  if (const std::int64_t value = g_join_ticks.load(std::memory_order_relaxed); value >= 0) return value;
+  if (const worker* w = current_worker(); w != nullptr && w->real_stack_low()) return measure();
+  return once_per_process(g_join_ticks, measure);
 }
 
 }  // namespace
@@ -211,6 +218,8 @@ void set_strand(fiber& f, ws_strand* s) noexcept {
   // The inline push reads the limit from the worker's view.
   if (worker* w = current_worker(); w != nullptr && w->m_current == &f) w->spawn_limit_changed();
 }
+
+void forget_join_ticks() noexcept { g_join_ticks.store(-1, std::memory_order_relaxed); }
 
 std::int64_t ws_split_ticks(const ws_strand& s) noexcept { return s.m_measure->m_split; }
 std::int64_t ws_burden_ticks(const ws_strand& s) noexcept { return s.m_measure->m_burden; }

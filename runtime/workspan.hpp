@@ -29,6 +29,10 @@ void set_strand(fiber& f, detail::ws_strand* s) noexcept;
 std::int64_t ws_split_ticks(const detail::ws_strand& s) noexcept;
 std::int64_t ws_burden_ticks(const detail::ws_strand& s) noexcept;
 
+// For tests: the spawn cost measured once per process is forgotten, and the
+// next measured call with room on its stack measures it again.
+void forget_join_ticks() noexcept;
+
 // The measured call s belongs to, held (one more reference) until
 // ws_release: for a task_group spawn, which may end after its call returned.
 detail::ws_measure* ws_hold(const detail::ws_strand& s) noexcept;

@@ -42,6 +42,7 @@
 #include <weft/workspan.hpp>
 
 #include "child_process.hpp"
+#include "counters.hpp"
 #include "sanitizers.hpp"
 #include "scheduler.hpp"
 #include "worker_count.hpp"
@@ -834,7 +835,41 @@ TEST_P(WorkspanTest, ACallOfNothingSpawnsNothingOfItsOwn) {
     EXPECT_EQ(ws.burden, first.burden);
     EXPECT_EQ(ws.strands, 1u);
   }
+  if (!weft::rt::k_instrumented) GTEST_SKIP() << "no counters in this build (the burdens were checked)";
   EXPECT_EQ(rt.stats().total.spawns, before);
+}
+
+// Calls itself with a frame of about 1 KiB until the stack is nearly full,
+// then calls f there.
+template <class F>
+[[gnu::noinline]] int on_a_nearly_full_stack(F& f) {
+  volatile char frame[1024] = {};
+  if (!weft::detail::stack_low_here()) return on_a_nearly_full_stack(f) + frame[0];
+  f();
+  return frame[1];
+}
+
+// The spawn cost timed by a first measured call on a nearly full stack (where
+// each join moves its call to a fresh stack) is not kept: the next measured
+// call with room times it again. It was kept for the rest of the process.
+TEST_P(WorkspanTest, ASpawnCostTimedOnANearlyFullStackIsNotKept) {
+  if (!weft::rt::k_instrumented) GTEST_SKIP() << "the spawns are counted by the counters, absent from this build";
+  bool low = false;
+  rt.run([&] {
+    weft::rt::forget_join_ticks();
+    auto deep = [&] {
+      low = weft::detail::stack_low_here();
+      (void)weft::measure_workspan([] {});
+    };
+    (void)on_a_nearly_full_stack(deep);
+  });
+  ASSERT_TRUE(low);
+  const std::uint64_t before = rt.stats().total.spawns;
+  (void)measure([] {});
+  EXPECT_GE(rt.stats().total.spawns - before, 1024u) << "the call with room timed no joins of its own";
+  const std::uint64_t after = rt.stats().total.spawns;
+  (void)measure([] {});
+  EXPECT_EQ(rt.stats().total.spawns, after) << "the value timed with room is kept";
 }
 
 // A measurement inside a measured call measures its own part, which the

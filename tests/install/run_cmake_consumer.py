@@ -52,6 +52,29 @@ def cmake_configure(cmake, ninja, src, build, prefix, cxx, env):
     return run(cmd, env=env, check=False)
 
 
+def lto_bytecode_problem(archive):
+    """Why the ar archive's objects are not all plain machine code, or ''.
+    GCC's LTO objects are ELF files with .gnu.lto_ sections; clang's are
+    LLVM bitcode, not ELF at all: every member must be ELF, without them."""
+    if not archive.startswith(b"!<arch>\n"):
+        return "not an ar archive"
+    pos, objects = 8, 0
+    while pos + 60 <= len(archive):
+        header = archive[pos:pos + 60]
+        name = header[:16].rstrip()
+        size = int(header[48:58].decode("ascii").strip())
+        body = archive[pos + 60:pos + 60 + size]
+        pos += 60 + size + (size & 1)
+        if name in (b"/", b"//", b"/SYM64/"):  # the symbol and name tables
+            continue
+        objects += 1
+        if not body.startswith(b"\x7fELF"):
+            return f"a member is not an ELF object (it starts with {body[:4]!r}: LLVM bitcode?)"
+        if b".gnu.lto_" in body:
+            return "a member has .gnu.lto_ sections"
+    return "" if objects else "no objects in it"
+
+
 def main():
     args = sys.argv[1:]
     static = bool(args) and args[0] == "--static"
@@ -92,8 +115,9 @@ def main():
         fail("a static build should install libweft.a and no libweft.so")
     if static:
         with open(find_file(stage, "libweft.a"), "rb") as f:
-            if b".gnu.lto_" in f.read():
-                fail("the installed libweft.a holds LTO bytecode (.gnu.lto_ sections)")
+            problem = lto_bytecode_problem(f.read())
+        if problem:
+            fail(f"the installed libweft.a holds LTO bytecode: {problem}")
         print("libweft.a holds no LTO bytecode")
     staged_prefix = os.path.join(stage, os.path.relpath(prefix, "/"))
 

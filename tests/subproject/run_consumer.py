@@ -106,6 +106,22 @@ def main():
     static = "-Ddefault_library=static" in extra_options
     if "boost" in link_cmd.lower() and not static:
         fail("the consumer's link command names Boost")
+    if "-Db_lto=true" in extra_options:
+        # The whole program at link time: weft's own objects are compiled for
+        # it too, and the consumer's link optimises them.
+        commands = run([ninja, "-C", build, "-t", "commands", "consumer"]).splitlines()
+        weft_compiles = [c for c in commands if " -c " in c and "subprojects/weft/runtime/" in c]
+        print(f"weft's objects compiled for the consumer: {len(weft_compiles)}")
+        if not weft_compiles:
+            fail("no compile command of weft's runtime among the consumer's build commands")
+        def lto(command):
+            return any(t == "-flto" or t.startswith("-flto=") for t in command.split())
+
+        without = [c for c in weft_compiles if not lto(c)]
+        if without:
+            fail("-Db_lto=true did not reach weft's objects:\n  " + without[0])
+        if not lto(link_cmd):
+            fail("the consumer's link is not optimised at link time: " + link_cmd)
     deps = run([ninja, "-C", build, "-t", "deps", obj])
     headers = [line.strip() for line in deps.splitlines()[1:] if line.strip()]
     weft_headers = [h for h in headers if "/weft/" in h]

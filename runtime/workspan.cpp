@@ -498,6 +498,11 @@ struct report_state {
   // write may be cut off by the end of the process: the report is replaced
   // whole (replacing_file), never left in part.
   bool m_exited = false;
+  // The last write's failure (an errno, 0: it succeeded) and its path: a
+  // failure is said once on stderr, not again at each later write that
+  // fails the same way (each call from a static destructor writes again).
+  int m_failed = 0;
+  std::string m_failed_path;
 };
 
 // WEFT_WORKSPAN, read once by the first call from outside: -1 not read yet,
@@ -612,13 +617,28 @@ std::string demangled(const char* symbol) {
   return out;
 }
 
+// Records how the latest write of r ended (error 0: written) and says a
+// failure on stderr unless the write before failed the same way. Under
+// g_report_lock.
+void say_failure(report_state& r, int error) noexcept {
+  const bool again = error != 0 && error == r.m_failed && r.m_path == r.m_failed_path;
+  r.m_failed = error;
+  if (error == 0 || again) return;
+  try {
+    r.m_failed_path = r.m_path;
+  } catch (...) {
+    r.m_failed_path.clear();  // no memory: said again next time
+  }
+  std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
+}
+
 void write_report() noexcept {
   report_state& r = report();
   std::lock_guard<std::mutex> lock(g_report_lock);
   if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
   replacing_file out(r.m_path);     // whole or not at all, also when the process ends meanwhile
   if (!out.is_open()) {
-    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(errno));
+    say_failure(r, errno != 0 ? errno : EIO);
     return;
   }
   out.write("{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");
@@ -642,9 +662,7 @@ void write_report() noexcept {
   }
   out.write("\n  ]\n}\n");
   // A report that could not be written in full says so, with the reason.
-  const int error = out.finish();
-  if (error != 0)
-    std::fprintf(stderr, "weft: WEFT_WORKSPAN: cannot write %s: %s\n", r.m_path.c_str(), std::strerror(error));
+  say_failure(r, out.finish());
 }
 
 struct measured_call {

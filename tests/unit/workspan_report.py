@@ -248,6 +248,10 @@ def main():
                   f"{proc.stderr}")
             check("WEFT_WORKSPAN" in proc.stderr and "No such file or directory" in proc.stderr,
                   f"no message about the unwritable report, with its reason:\n{proc.stderr}")
+            # Once, although the static destructor's 7 calls write it again
+            # (8 lines before).
+            said = proc.stderr.count("WEFT_WORKSPAN: cannot write")
+            check(said == 1, f"the unwritable report was said {said} times, not once:\n{proc.stderr}")
             # A file that opens but cannot be written in full (a full
             # device): the same, with that reason (it used to pass silently).
             if os.path.exists("/dev/full") and os.access("/dev/full", os.W_OK):
@@ -256,6 +260,8 @@ def main():
                       f"{proc.returncode}:\n{proc.stderr}")
                 check("WEFT_WORKSPAN" in proc.stderr and "No space left on device" in proc.stderr,
                       f"no message about the report that could not be written:\n{proc.stderr}")
+                said = proc.stderr.count("WEFT_WORKSPAN: cannot write")
+                check(said == 1, f"the report on a full device was said {said} times, not once:\n{proc.stderr}")
             # An empty value is an error, as for every variable weft reads.
             proc = run(program, "")
             check(proc.returncode != 0 and "WEFT_WORKSPAN must name a file" in proc.stderr,

@@ -89,6 +89,7 @@ replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     if (error == 0) return;
   }
   m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (m_fd < 0) m_error = last_error();
 }
 
 replacing_file::~replacing_file() {
@@ -207,7 +208,7 @@ void replacing_file::vprint(const char* format, std::va_list args) noexcept {
 }
 
 int replacing_file::finish() noexcept {
-  if (m_fd < 0) return EBADF;
+  if (m_fd < 0) return m_error != 0 ? m_error : EBADF;  // EBADF: finished already
   flush();
   int error = m_error;
   // Put in place before the close: an unnamed file needs its descriptor to

@@ -36,8 +36,8 @@ class replacing_file {
   // named from the start (what file systems without O_TMPFILE get; tests).
   enum class new_file { unnamed_first, named };
 
-  // Opens it; is_open() is false, with errno set, when it cannot be
-  // written. `path` must outlive the object.
+  // Opens it; is_open() is false, and open_error() says why, when it cannot
+  // be written. `path` must outlive the object.
   explicit replacing_file(const std::string& path, new_file how = new_file::unnamed_first) noexcept;
   replacing_file(std::string&&, new_file = new_file::unnamed_first) = delete;
   replacing_file(const replacing_file&) = delete;
@@ -47,6 +47,8 @@ class replacing_file {
   ~replacing_file();
 
   bool is_open() const noexcept { return m_fd >= 0; }
+  // Why it could not be opened (an errno, never 0); 0 when it is open.
+  int open_error() const noexcept { return m_fd >= 0 ? 0 : m_error; }
 
   // Appends text; the first failure is kept for finish().
   void write(std::string_view text) noexcept;
@@ -77,7 +79,7 @@ class replacing_file {
   std::string m_temp;  // the new file's name; empty: in place, unnamed, or renamed
   bool m_unnamed = false;
   int m_fd = -1;
-  int m_error = 0;                   // the first failure's errno
+  int m_error = 0;                   // the first failure's errno (the open's, when it failed)
   std::unique_ptr<char[]> m_buffer;  // null (no memory): each piece written at once
   std::size_t m_used = 0;
 };

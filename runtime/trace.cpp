@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "trace.hpp"
 
-#include <cerrno>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -53,7 +52,9 @@ class json_writer {
  public:
   // Whole or not at all, also when the process ends while it writes.
   explicit json_writer(const std::string& path) : m_out(path) {
-    if (!m_out.is_open()) throw std::system_error(errno, std::generic_category(), "weft: cannot write trace " + path);
+    if (!m_out.is_open()) {
+      throw std::system_error(m_out.open_error(), std::generic_category(), "weft: cannot write trace " + path);
+    }
     m_out.write("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
   }
   json_writer(const json_writer&) = delete;

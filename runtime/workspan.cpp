@@ -638,7 +638,7 @@ void write_report() noexcept {
   if (r.m_pid != getpid()) return;  // a forked child that recorded no call of its own: the parent's report
   replacing_file out(r.m_path);     // whole or not at all, also when the process ends meanwhile
   if (!out.is_open()) {
-    say_failure(r, errno != 0 ? errno : EIO);
+    say_failure(r, out.open_error());
     return;
   }
   out.write("{\n  \"version\": 1,\n  \"unit\": \"ns\",\n  \"sites\": [");

@@ -367,13 +367,13 @@ void do_slab_work(slab_work w) noexcept {
 // scans the threads' stacks, the globals and the root regions, not the
 // mappings that fiber stacks live in: a heap block that only a suspended
 // fiber's frame points to (a fiber that std::exit left waiting) would be
-// reported as leaked, and the exit status
-// would become the sanitizer's. So at exit every stack in use becomes a root
-// region, its body only (a guard marker faults when read), just before the
-// check: the sanitizer installs that check at its start, so it runs after
-// this handler (installed with the first slab). The lock is only tried for a
-// while: a thread that holds it while another exits must not hang the exit
-// (the check may then report such a block).
+// reported as leaked, and the exit status would become the sanitizer's. So
+// at exit every stack in use becomes a root region, its body only (a guard
+// marker faults when read), just before the check: the sanitizer installs
+// that check at its start, so it runs after this handler (installed with the
+// first slab). The lock is only tried for a while: a thread that holds it
+// while another exits must not hang the exit (the check may then report such
+// a block).
 void register_stacks_for_leak_check() noexcept {
   std::unique_lock lock(g_lock, std::defer_lock);
   for (int tries = 0; !lock.try_lock(); ++tries) {

@@ -21,6 +21,8 @@
 #include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
+#include "nearly_full_stack.hpp"
+
 namespace {
 
 // A frame with a local array (its redzones poisoned while it lives) that
@@ -59,16 +61,6 @@ weft::task<int> awaiting(int i) {
   } catch (const std::runtime_error&) {
   }
   co_return write_large_frame(i);
-}
-
-// Calls itself (a frame of over 512 bytes) until the stack counts as nearly
-// full; returns how far below `top` that was.
-[[gnu::noinline]] std::size_t depth_until_low(const char* top) {
-  volatile char frame[512] = {};
-  if (weft::detail::stack_low_here()) {
-    return static_cast<std::size_t>(top - static_cast<const char*>(__builtin_frame_address(0))) + frame[0];
-  }
-  return depth_until_low(top) + frame[1];  // not a tail call: each call a frame of its own
 }
 
 int failures = 0;
@@ -192,8 +184,15 @@ int main(int argc, char** argv) {
   // double with their redzones): at 64 KiB, about 34 KiB below the call
   // (the stack is a little larger than asked), where it was about 51 KiB.
   weft::runtime small(weft::config{.workers = 1, .stack_size = 64 * 1024});
-  const std::size_t used =
-      small.run([] { return depth_until_low(static_cast<const char*>(__builtin_frame_address(0))); });
+  const std::size_t used = small.run([] {
+    const auto* top = static_cast<const char*>(__builtin_frame_address(0));
+    std::size_t below = 0;
+    auto measure = [&] {
+      below = static_cast<std::size_t>(top - static_cast<const char*>(__builtin_frame_address(0)));
+    };
+    (void)weft_test::on_a_nearly_full_stack(measure);
+    return below;
+  });
   std::printf("a 64 KiB stack counted as nearly full %zu bytes below the call\n", used);
   check(used > 0 && used <= 40 * 1024, "a stack keeps half its room where AddressSanitizer runs");
   if (failures == 0) std::printf("ok: 50 rounds, no report\n");

@@ -43,6 +43,7 @@
 
 #include "child_process.hpp"
 #include "counters.hpp"
+#include "nearly_full_stack.hpp"
 #include "sanitizers.hpp"
 #include "scheduler.hpp"
 #include "worker_count.hpp"
@@ -839,16 +840,6 @@ TEST_P(WorkspanTest, ACallOfNothingSpawnsNothingOfItsOwn) {
   EXPECT_EQ(rt.stats().total.spawns, before);
 }
 
-// Calls itself with a frame of about 1 KiB until the stack is nearly full,
-// then calls f there.
-template <class F>
-[[gnu::noinline]] int on_a_nearly_full_stack(F& f) {
-  volatile char frame[1024] = {};
-  if (!weft::detail::stack_low_here()) return on_a_nearly_full_stack(f) + frame[0];
-  f();
-  return frame[1];
-}
-
 // The spawn cost timed by a first measured call on a nearly full stack (where
 // each join moves its call to a fresh stack) is not kept: the next measured
 // call with room times it again. It was kept for the rest of the process.
@@ -861,7 +852,7 @@ TEST_P(WorkspanTest, ASpawnCostTimedOnANearlyFullStackIsNotKept) {
       low = weft::detail::stack_low_here();
       (void)weft::measure_workspan([] {});
     };
-    (void)on_a_nearly_full_stack(deep);
+    (void)weft_test::on_a_nearly_full_stack(deep);
   });
   ASSERT_TRUE(low);
   const std::uint64_t before = rt.stats().total.spawns;

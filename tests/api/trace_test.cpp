@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <weft/weft.hpp>
 
+#include "expect_names.hpp"
 #include "scoped_env.hpp"
 #include "watchdog.hpp"
 #include "worker_count.hpp"
@@ -368,35 +369,28 @@ TEST(TraceEnvTest, EmptyWeftTraceIsAClearError) {
 TEST(TraceEnvTest, ADirectoryOrANulByteIsAClearError) {
   const std::string dir = temp_path("dir-as-trace");
   std::filesystem::create_directories(dir);
-  const auto expect_invalid = [](auto make, const char* needle) {
-    try {
-      make();
-      ADD_FAILURE() << "accepted; expected std::invalid_argument naming " << needle;
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
-  };
+  using weft_test::expect_invalid_argument;
   for (const std::string& bad : {dir + "/", dir + "/.", dir + "/..", std::string("..")}) {
     SCOPED_TRACE(bad);
     {
       weft_test::scoped_env trace("WEFT_TRACE", bad.c_str());
-      expect_invalid([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_TRACE");
+      expect_invalid_argument([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_TRACE");
     }
     {
       weft_test::scoped_env workspan("WEFT_WORKSPAN", bad.c_str());
-      expect_invalid([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_WORKSPAN");
+      expect_invalid_argument([] { weft::runtime rt{weft::config{.workers = 1}}; }, "WEFT_WORKSPAN");
     }
-    expect_invalid([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = bad}}; },
-                   "weft::config::trace_file");
+    expect_invalid_argument([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = bad}}; },
+                            "weft::config::trace_file");
   }
   const std::string with_nul = dir + std::string("/a\0b.json", 9);
-  expect_invalid([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = with_nul}}; },
-                 "weft::config::trace_file");
+  expect_invalid_argument([&] { weft::runtime rt{weft::config{.workers = 1, .trace_file = with_nul}}; },
+                          "weft::config::trace_file");
   weft::runtime rt{weft::config{.workers = 1, .trace_file = dir + "/ok.json"}};
   rt.run([] { fib(10); });
   for (const std::string& bad : {dir + "/", dir + "/.", with_nul, std::string()}) {
     SCOPED_TRACE(bad);
-    expect_invalid([&] { rt.write_trace(bad); }, "write_trace");
+    expect_invalid_argument([&] { rt.write_trace(bad); }, "write_trace");
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/a")) << "the path was cut at its NUL byte";
   rt.write_trace(dir + "/written.json");

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: the waiting side of weft::latch's state word, counter << 2 |
-// broken | guard (docs/protocols/sync.md, latch). Used by sync.cpp.
+// broken | guard (docs/protocols/sync.md, latch).
+// Owns: nothing (the word is the latch's). Used by sync.cpp; its unit test
+// (tests/unit/latch_word_test.cpp) drives it directly.
 #pragma once
 
 #include <atomic>

@@ -304,7 +304,20 @@ void write_live_traces_at_exit() noexcept {
   for (const auto& [live, sequence] : g_live.entries) const_cast<scheduler*>(live)->write_trace_at_exit();
 }
 
+// Set by the first runtime's construction (relaxed: pinning twice is harmless).
+std::atomic<bool> g_library_pinned{false};
+
 }  // namespace
+
+void pin_library() noexcept {
+  if (g_library_pinned.exchange(true, std::memory_order_relaxed)) return;
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&pin_library), &info) == 0 || info.dli_fname == nullptr) return;
+  // RTLD_NOLOAD: a reference to the module already loaded, none to a file
+  // (the main program's own name finds nothing, and needs no pin). The handle
+  // is kept on purpose: RTLD_NODELETE outlives it anyway.
+  (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 void scheduler::write_trace_at_exit() noexcept {
   if (m_traces.empty() || forked_away()) return;
@@ -334,6 +347,7 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
       m_generation(fork_generation()),
       m_sequence(g_constructed.fetch_add(1, std::memory_order_acq_rel) + 1),
       m_sleep(2 * cfg.workers) {  // an entry per worker thread, and one per slot for a borrowing thread
+  pin_library();
   install_overflow_handler();
   register_fork_handlers();
   const int n = m_cfg.workers;

@@ -265,6 +265,16 @@ void abandon(scheduler* s) noexcept;
 // Counts fork()s: incremented in the child by an atfork handler.
 std::uint64_t fork_generation() noexcept;
 
+// Keeps the module that holds weft's code (libweft.so, or a library that
+// links weft statically) loaded until the process ends, once: dlclose no
+// longer unloads it. Called by the first runtime's construction, before its
+// worker threads start and the SIGSEGV handler is installed: both run that
+// code for as long as the process lives (the default runtime is never
+// destroyed), and a host that did not link weft itself could otherwise
+// unload it under them. Any thread; may be called while dlopen runs a
+// library's initializers (the loader's lock is recursive).
+void pin_library() noexcept;
+
 // Registers the atfork handlers once (also done at load time). Any thread.
 void register_fork_handlers() noexcept;
 

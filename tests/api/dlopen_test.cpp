@@ -8,8 +8,14 @@
 
 #include <dlfcn.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <weft/weft.hpp>
 
@@ -59,6 +65,48 @@ TEST(DlopenTest, ALibraryCallsAWarmDefaultRuntimeInItsStaticInitializers) {
     return load_and_check("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
   });
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// Runs dlclose_host (a program that does not link weft) on the plugin named
+// by `variable`: a thread of it loads the plugin, whose initializer makes the
+// first weft call of the process, and ends; the host unloads the plugin.
+weft_test::child_result unload_from_a_host(const char* variable) {
+  const char* host = std::getenv("WEFT_DLCLOSE_HOST");
+  const char* plugin = std::getenv(variable);
+  if (host == nullptr || plugin == nullptr) {
+    weft_test::child_result r;
+    r.err = "WEFT_DLCLOSE_HOST or a plugin's variable is not set (run this test through meson test)";
+    return r;
+  }
+  const std::string h = host;
+  const std::string p = plugin;
+  return weft_test::run_in_child([h, p] {
+    std::string program = h;
+    std::string library = p;
+    std::vector<char*> argv{program.data(), library.data(), nullptr};
+    ::execv(program.c_str(), argv.data());
+    std::fprintf(stderr, "execv failed: %s\n", std::strerror(errno));
+    return 127;
+  });
+}
+
+// The library that started the default runtime's workers was unloaded under
+// them, with weft's SIGSEGV handler: the host found the module gone (exit
+// code 6) every time, and most runs crashed in the workers before it was
+// kept loaded. Several runs: each child is a fresh process.
+TEST(DlopenTest, AnUnloadedLibraryLeavesWeftLoadedUnderItsWorkers) {
+  for (int run = 0; run < 5; ++run) {
+    const auto r = unload_from_a_host("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
+    ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
+  }
+}
+
+// A library whose own runtime is destroyed when it is unloaded: still fine.
+TEST(DlopenTest, AnUnloadedLibraryWithItsOwnRuntimeEndsCleanly) {
+  for (int run = 0; run < 5; ++run) {
+    const auto r = unload_from_a_host("WEFT_DLOPEN_OWN_RUNTIME_PLUGIN");
+    ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
+  }
 }
 
 }  // namespace

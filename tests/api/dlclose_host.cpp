@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MIT
+// A host that does not link weft: a short-lived thread loads a library that
+// uses weft (the first weft call of the process, which starts the default
+// runtime's workers), the thread ends, and the host unloads the library and
+// goes on. The module that holds weft's code (libweft.so, or the library
+// itself when weft is linked into it statically) must stay loaded: the
+// workers and weft's SIGSEGV handler run its code until the process ends.
+// Run by dlopen_test.cpp: dlclose_host PLUGIN [own-runtime]. Exit codes: 0
+// when all held, 2-5 setup failures, 6 the module was unloaded.
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  void* plugin = nullptr;
+  long value = 0;
+  std::string module;
+  std::thread([&] {
+    // RTLD_NODELETE is not asked for here: the host unloads what it loaded.
+    plugin = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (plugin == nullptr) return;
+    auto* result = reinterpret_cast<long (*)()>(dlsym(plugin, "weft_plugin_result"));
+    auto* where = reinterpret_cast<const char* (*)()>(dlsym(plugin, "weft_plugin_module"));
+    if (result == nullptr || where == nullptr) return;
+    value = result();
+    module = where();
+  }).join();  // the thread that loaded it is gone: nothing of its own pins the library
+  if (plugin == nullptr) {
+    std::fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 3;
+  }
+  if (module.empty()) return 4;
+  if (value != 332'833'500) return 5;
+  dlclose(plugin);
+  void* still = dlopen(module.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (still == nullptr) {
+    std::fprintf(stderr, "dlclose_host: %s was unloaded under weft's threads\n", module.c_str());
+    return 6;
+  }
+  dlclose(still);
+  // The workers, parked or spinning, run on meanwhile; before the module
+  // was kept, most runs crashed here.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return 0;
+}

@@ -124,17 +124,30 @@ constinit std::atomic<int> g_shortage{0};
 // g_lock. A plain array: no destructor, usable after exit() began.
 constinit char g_last_shortage[512] = {};
 
-// 1 or 0 when the probe decided, -1 when it could not (no memory to probe).
-int probe_markers() noexcept {
+// Set once the kernel refused a guard marker on a slab that it accepts
+// elsewhere (EINVAL: the slab's memory is locked, by mlockall); that slot got
+// an mprotect guard. For the message of a shortage of mappings. Relaxed.
+constinit std::atomic<bool> g_markers_refused{false};
+
+}  // namespace
+
+int probe_guard_markers() noexcept {
   const std::size_t page = page_size();
   void* p = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return -1;
+  // The kernel refuses markers on locked memory (VM_LOCKED) with the EINVAL
+  // of an unknown advice: under mlockall(MCL_FUTURE) the probe's mapping is
+  // locked. Unlocked, it asks the kernel alone. (Failure is harmless: a
+  // mapping that was not locked.)
+  munlock(p, 2 * page);
   const int r = madvise(p, page, k_madv_guard_install);
   const int err = errno;
   munmap(p, 2 * page);
   if (r == 0) return 1;
   return err == EINVAL ? 0 : -1;  // EINVAL: an advice this kernel does not know
 }
+
+namespace {
 
 // Reads a non-negative decimal number from a file of /proc; -1 on failure.
 long read_proc_number(const char* path) noexcept {
@@ -193,6 +206,9 @@ void note_success() noexcept {
     if (!c.m_markers) {
       what += "; stacks guarded with mprotect take two mappings each (no MADV_GUARD_INSTALL: Linux before 6.13, ";
       what += "or WEFT_STACK_GUARDS=mprotect)";
+    } else if (g_markers_refused.load(std::memory_order_relaxed)) {
+      what += "; stacks guarded with mprotect take two mappings each (the kernel refuses MADV_GUARD_INSTALL on ";
+      what += "locked memory: mlockall)";
     }
     what += "; raise vm.max_map_count (sysctl) or let fewer fibers wait at once";
   } else {
@@ -426,7 +442,7 @@ stack_slab* map_slab(const slab_class& c) {
 bool guard_markers_available() noexcept {
   int v = g_markers.load(std::memory_order_relaxed);
   if (v < 0) {
-    v = probe_markers();
+    v = probe_guard_markers();
     if (v >= 0) g_markers.store(v, std::memory_order_relaxed);
   }
   return v == 1;
@@ -464,11 +480,25 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards
   if (needs_guard) {
     // The slot is ours: its guard goes in outside the lock. A guard marker
     // leaves the slab one mapping; mprotect splits it (two more mappings).
-    const int r = c->m_markers ? madvise(base, guard, k_madv_guard_install) : mprotect(base, guard, PROT_NONE);
-    if (r != 0) {
-      const int err = errno;
+    // Markers and mprotect guards may share a slab: nothing but the count of
+    // mappings tells them apart (the overflow handler goes by address).
+    const char* call = "madvise";
+    int err = 0;
+    if (!c->m_markers || madvise(base, guard, k_madv_guard_install) != 0) {
+      if (c->m_markers && errno != EINVAL) {
+        err = errno;
+      } else {
+        // With markers, EINVAL: the probe found them, so this slab's memory
+        // is locked (mlockall with MCL_FUTURE, or MCL_CURRENT after it was
+        // mapped), where the kernel refuses them; mprotect works there.
+        if (c->m_markers) g_markers_refused.store(true, std::memory_order_relaxed);
+        call = "mprotect";
+        if (mprotect(base, guard, PROT_NONE) != 0) err = errno;
+      }
+    }
+    if (err != 0) {
       do_slab_work(release_slot(s, slot, true));
-      throw_shortage(err, c->m_markers ? "madvise" : "mprotect", *c);
+      throw_shortage(err, call, *c);
     }
   }
   note_success();

@@ -91,6 +91,12 @@ std::string last_stack_shortage();
 // lock or an initialisation guard).
 bool guard_markers_available() noexcept;
 
+// The probe behind it, run again: 1 when the kernel installs guard markers
+// (Linux 6.13 and later, also for a process that locks its memory with
+// mlockall, where the markers go only to unlocked mappings), 0 when it does
+// not know them, -1 when it could not tell (no memory to probe). For tests.
+int probe_guard_markers() noexcept;
+
 // fork(): the atfork handlers (scheduler.cpp) hold the slab lock across the
 // fork, so that the child gets the slabs consistent and the lock free.
 void lock_stacks_for_fork() noexcept;

@@ -5,12 +5,14 @@
 // guard below it that faults, with either kind of guard; a freed slot is
 // reused, its pages are given back, and a slab left empty is unmapped (one
 // is kept per size); a fork while another thread allocates leaves the child
-// able to allocate. The guard faults run in child processes.
+// able to allocate; a process that locks its memory gets guarded stacks.
+// The guard faults run in child processes.
 #include "stack.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,6 +179,45 @@ TEST(StackFork, ChildAllocatesWhileTheParentWasAllocating) {
   }
   stop.store(true);
   churn.join();
+}
+
+// A process that locks its memory (mlockall, as real-time programs do): the
+// kernel refuses guard markers on locked mappings with EINVAL, the error of a
+// kernel without them. Stacks of a slab mapped before the lock (MCL_CURRENT
+// locks it) and of slabs mapped after (MCL_FUTURE) must still be made, and
+// guarded: the first allocation after the lock threw "out of memory
+// (madvise): Invalid argument" before, and a probe made under the lock
+// found no markers. Each case in a child process; `fault` writes below the
+// first or the last stack, -1 below none.
+TEST(StackLocked, AProcessThatLocksItsMemoryGetsGuardedStacks) {
+  if (weft_test::k_sanitized) GTEST_SKIP() << "mlockall would lock the sanitizer's shadow memory";
+  const bool kernel_markers = weft_test::kernel_has_guard_markers();
+  for (const int fault : {-1, 0, 1}) {
+    const auto r = weft_test::run_in_child([kernel_markers, fault] {
+      rlimit limit{};
+      if (geteuid() != 0 && (getrlimit(RLIMIT_MEMLOCK, &limit) != 0 || limit.rlim_cur != RLIM_INFINITY)) return 78;
+      const std::size_t usable = 44 * 1024;
+      stack_memory first = allocate_stack(usable, k_header, stack_guards::automatic);  // maps a slab
+      if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) return 77;
+      if (weft::rt::probe_guard_markers() != (kernel_markers ? 1 : 0)) return 10;
+      std::vector<stack_memory> stacks;
+      for (int i = 0; i < 100; ++i) stacks.push_back(allocate_stack(usable, k_header, stack_guards::automatic));
+      for (stack_memory& s : stacks) std::memset(s.m_bottom, 1, s.m_size);
+      if (fault >= 0) *(static_cast<volatile char*>((fault == 0 ? stacks.front() : stacks.back()).m_bottom) - 1) = 1;
+      for (stack_memory& s : stacks) free_stack(s);
+      free_stack(first);
+      return 0;
+    });
+    if (r.exited_with(77) || r.exited_with(78)) {
+      GTEST_SKIP() << (r.exited_with(77) ? "mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) failed"
+                                         : "not root and RLIMIT_MEMLOCK is limited: mlockall cannot lock the slabs");
+    }
+    if (fault < 0) {
+      EXPECT_TRUE(r.exited_with(0)) << r.describe();
+    } else {
+      EXPECT_TRUE(r.killed_by(SIGSEGV)) << "a write below the " << (fault == 0 ? "first" : "last") << " stack: " << r.describe();
+    }
+  }
 }
 
 }  // namespace

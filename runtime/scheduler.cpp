@@ -377,9 +377,10 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
       } catch (const std::system_error& e) {
         m_exits.m_pending.fetch_sub(1, std::memory_order_relaxed);  // it never started
         // The same error, saying whose threads and which limits.
-        throw std::system_error(e.code(), "weft::runtime: could not start worker thread " + std::to_string(i + 1) +
-                                              " of " + std::to_string(n) +
-                                              " (limits on threads: RLIMIT_NPROC, kernel.threads-max, memory)");
+        throw std::system_error(
+            e.code(), "weft::runtime: could not start worker thread " + std::to_string(i + 1) + " of " +
+                          std::to_string(n) +
+                          " (limits on threads: RLIMIT_NPROC, kernel.threads-max, the cgroup's pids.max, memory)");
       } catch (...) {
         m_exits.m_pending.fetch_sub(1, std::memory_order_relaxed);  // it never started
         throw;

@@ -215,7 +215,8 @@ TEST(StackLocked, AProcessThatLocksItsMemoryGetsGuardedStacks) {
     if (fault < 0) {
       EXPECT_TRUE(r.exited_with(0)) << r.describe();
     } else {
-      EXPECT_TRUE(r.killed_by(SIGSEGV)) << "a write below the " << (fault == 0 ? "first" : "last") << " stack: " << r.describe();
+      EXPECT_TRUE(r.killed_by(SIGSEGV)) << "a write below the " << (fault == 0 ? "first" : "last")
+                                        << " stack: " << r.describe();
     }
   }
 }

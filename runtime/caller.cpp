@@ -224,6 +224,10 @@ class slot_loan {
     // its constant fields are read below.
     m_sched.sleepers().give_back(index, leftover);
     if (!leftover && w.work_visible()) m_sched.sleepers().notify_one();  // the re-check of a park (rule 5)
+    // Slot 0 given back to a thread parked for good, after main() ended
+    // (whose notice found the bit taken by this loan): wake it to poll.
+    // give_back()'s seq_cst RMW orders the load after it.
+    if (index == 0 && !leftover && main_thread_ended()) m_sched.sleepers().notify(0);
     m_sched.notify_slot_waiters();  // give_back()'s fence orders the slot's return before
     m_sched.end_root();
   }

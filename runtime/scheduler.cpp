@@ -4,6 +4,7 @@
 #include <limits>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -88,12 +90,15 @@ void on_fork_parent() noexcept { unlock_after_fork(); }
 
 void renote_thread() noexcept;
 
+void forget_worker_threads() noexcept;
+
 // In the child: no worker thread of any runtime exists any more, and the
 // thread that forked is no longer a worker.
 void on_fork_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
   set_thread_worker(nullptr);
   renote_thread();
+  forget_worker_threads();
   unlock_after_fork();
 }
 
@@ -145,6 +150,8 @@ thread_local thread_end_marker t_end_marker;
 // forked (it registered none) is the child's main thread, and gets one at its
 // first call from outside. Touching a registered marker registers nothing.
 void renote_thread() noexcept { t_noted = false; }
+
+void note_main_thread() noexcept;
 
 // The thread that loads the library (the main thread, unless it is loaded
 // with dlopen from another one).
@@ -247,15 +254,131 @@ bool ending_for(const void* object) noexcept {
   return dl_iterate_phdr(&in_thread_locals, &p) != 0 || exit_on_stack();
 }
 
+// ---- a main thread that ends and leaves the process running ----
+//
+// pthread_exit() from main ends that thread only; glibc ends the process
+// (exit(0)) when its last thread ends, and weft's workers, parked for ever,
+// would never let that happen. main's end is seen by a pthread key's
+// destructor: glibc runs those when a thread ends, not at exit(). From then
+// on worker 0 of each runtime polls while parked: once every worker thread of
+// the process has been parked, with no wake-up in between, at two polls in a
+// row, and the process's only other thread is the ended main (a zombie that
+// /proc still counts), weft does what the last thread would have done: it
+// calls exit(0), from a thread of its own (exit handlers and static
+// destructors then run on a plain thread, as glibc's would).
+
+namespace {
+
+constexpr std::uint64_t k_end_poll_ns = 10'000'000;
+
+std::atomic<int> g_worker_threads{0};          // alive, of every runtime
+std::atomic<int> g_parked_workers{0};          // of them, parked (the poller too)
+std::atomic<std::uint64_t> g_worker_wakes{0};  // parks ended, but the poller's own
+std::atomic<bool> g_main_ended{false};
+std::atomic<bool> g_process_ending{false};
+pthread_key_t g_main_key;
+std::atomic<bool> g_main_key_made{false};
+constinit thread_local bool t_worker_thread __attribute__((tls_model("initial-exec"))) = false;
+// The poller's view at its previous poll.
+constinit thread_local bool t_alone_before = false;
+constinit thread_local std::uint64_t t_wakes_before = 0;
+
+void forget_worker_threads() noexcept {
+  g_worker_threads.store(t_worker_thread ? 1 : 0, std::memory_order_relaxed);
+  g_parked_workers.store(0, std::memory_order_relaxed);
+  g_main_ended.store(false, std::memory_order_relaxed);
+  g_process_ending.store(false, std::memory_order_relaxed);
+}
+
+void on_main_thread_end(void*) noexcept {
+  g_main_ended.store(true, std::memory_order_seq_cst);
+  // Wake each runtime's worker 0, so that it parks again polling (pairs with
+  // prepare_park(): a worker 0 that parks after this sees the flag).
+  std::lock_guard<std::mutex> lock(g_live_lock);
+  for (const auto& [live, sequence] : g_live.entries) const_cast<scheduler*>(live)->sleepers().notify(0);
+}
+
+// The main thread's first note: a value for the key, whose destructor runs
+// when main ends without exit(). A library loaded by another thread learns of
+// main at main's first call.
+void note_main_thread() noexcept {
+  if (static_cast<pid_t>(::syscall(SYS_gettid)) != ::getpid()) return;
+  if (!g_main_key_made.exchange(true, std::memory_order_relaxed)) {
+    if (pthread_key_create(&g_main_key, &on_main_thread_end) != 0) return;
+  }
+  pthread_setspecific(g_main_key, &g_main_key);
+}
+
+// Threads of the process (/proc/self/status), -1 when unknown.
+int process_threads() noexcept {
+  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char text[4096];
+  const ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  text[n] = '\0';
+  const char* line = std::strstr(text, "\nThreads:");
+  return line == nullptr ? -1 : std::atoi(line + 9);
+}
+
+void* exit_the_process(void*) { std::exit(0); }
+
+}  // namespace
+
 void note_thread() noexcept {
   if (t_noted) return;
   t_noted = true;
   t_end_marker.touch();
+  note_main_thread();
 }
 
-void begin_worker_thread() noexcept { t_noted = true; }  // note_thread() registers nothing here
+void begin_worker_thread() noexcept {
+  t_noted = true;  // note_thread() registers nothing here
+  t_worker_thread = true;
+  g_worker_threads.fetch_add(1, std::memory_order_seq_cst);
+}
 
-void end_worker_thread() noexcept { t_ending = true; }
+void end_worker_thread() noexcept {
+  t_ending = true;
+  t_worker_thread = false;
+  g_worker_threads.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+bool main_thread_ended() noexcept { return g_main_ended.load(std::memory_order_seq_cst); }
+
+void note_worker_parked() noexcept {
+  if (t_worker_thread) g_parked_workers.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void note_worker_woken(bool counted) noexcept {
+  if (!t_worker_thread) return;
+  g_parked_workers.fetch_sub(1, std::memory_order_seq_cst);
+  if (counted) g_worker_wakes.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void poll_for_process_end() noexcept {
+  if (!t_worker_thread || g_process_ending.load(std::memory_order_relaxed)) return;
+  const std::uint64_t wakes = g_worker_wakes.load(std::memory_order_seq_cst);
+  const int workers = g_worker_threads.load(std::memory_order_seq_cst);
+  const bool alone = g_parked_workers.load(std::memory_order_seq_cst) == workers && process_threads() == workers + 1 &&
+                     g_worker_wakes.load(std::memory_order_seq_cst) == wakes;
+  const bool end = alone && t_alone_before && t_wakes_before == wakes;
+  t_alone_before = alone;
+  t_wakes_before = wakes;
+  if (!end || g_process_ending.exchange(true, std::memory_order_relaxed)) return;
+  pthread_attr_t attr;
+  pthread_t thread;
+  bool started = false;
+  if (pthread_attr_init(&attr) == 0) {
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    started = pthread_create(&thread, &attr, &exit_the_process, nullptr) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  if (!started) g_process_ending.store(false, std::memory_order_relaxed);  // the next poll tries again
+}
+
+std::uint64_t main_end_poll_ns() noexcept { return k_end_poll_ns; }
 
 void fatal(const char* line) noexcept {
   std::size_t n = 0;

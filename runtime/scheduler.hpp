@@ -253,6 +253,24 @@ void note_thread() noexcept;
 void begin_worker_thread() noexcept;
 void end_worker_thread() noexcept;
 
+// main() ended with pthread_exit() and left the process running (seen by a
+// pthread key's destructor, which glibc runs when a thread ends, not at
+// exit()). Any thread.
+bool main_thread_ended() noexcept;
+// Around a worker thread's park (no-ops on a thread from outside that parks
+// on a borrowed slot): counted parks, and whether its end is a wake-up that
+// matters to the poll below (not the poller's own timeout).
+void note_worker_parked() noexcept;
+void note_worker_woken(bool counted) noexcept;
+// Worker 0 of each runtime, while main_thread_ended(), parks for at most
+// main_end_poll_ns() and calls this first: when every worker thread of the
+// process was parked at two polls in a row with no wake-up in between, and
+// the only other thread is the ended main, it starts a thread that calls
+// exit(0), as glibc does when a process's last thread ends
+// (docs/protocols/sleep.md, "A main thread that ends").
+void poll_for_process_end() noexcept;
+std::uint64_t main_end_poll_ns() noexcept;
+
 // Prints `line` (and a newline) on stderr and aborts: misuse the runtime
 // cannot recover from, reported in one line. Async-signal-safe.
 [[noreturn]] void fatal(const char* line) noexcept;

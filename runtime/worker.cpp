@@ -425,8 +425,17 @@ void worker::park() noexcept {
     // the runtime (an injection's end), which wakes nobody: look again
     // every millisecond, so that the workers see done() and leave.
     s.commit_park_for(entry, 1'000'000);
+  } else if (entry == 0 && main_thread_ended()) {
+    // main() ended with pthread_exit(): end the process when only weft's
+    // workers are left (scheduler.hpp, poll_for_process_end()).
+    note_worker_parked();
+    poll_for_process_end();
+    s.commit_park_for(entry, main_end_poll_ns());
+    note_worker_woken(false);
   } else {
+    note_worker_parked();
     s.commit_park(entry);
+    note_worker_woken(true);
   }
   // The slot is this thread's again (a borrower returned it before waking it).
   counters::bump(m_counters.wakeups);

@@ -77,6 +77,34 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// main() ends with pthread_exit() while another thread keeps using the
+// default runtime and a static one, then ends: the process ends with glibc's
+// status for a last thread's end (0), its exit handlers run, and not before
+// that thread is done. It never ended before (the workers, parked, kept it
+// alive). ThreadSanitizer keeps a thread of its own in the process, which
+// weft cannot tell from a thread of the program's: skipped there.
+class PthreadExitTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(PthreadExitTest, TheProcessEndsWithItsLastThread) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer's own thread counts as one of the program's";
+  const auto r = run_program(GetParam());
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+  const auto done = r.err.find("last thread done");
+  const auto handlers = r.err.find("exit handlers ran");
+  EXPECT_NE(done, std::string::npos) << r.describe();
+  EXPECT_NE(handlers, std::string::npos) << r.describe();
+  EXPECT_LT(done, handlers) << r.describe();
+  EXPECT_TRUE(r.lines_with("weft:").empty()) << r.describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, PthreadExitTest,
+                         ::testing::Values("pthread-exit-after-calls", "pthread-exit-while-items-run"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(std::strcmp(info.param, "pthread-exit-after-calls") == 0
+                                                  ? "AfterCalls"
+                                                  : "WhileItemsRun");
+                         });
+
 // More runtimes used from outside than get an exit hook of their own (4096),
 // then a busy one owned by a static made late, whose destructor runs before
 // every hook registered: it finds the exit on the exiting thread's stack

@@ -2,6 +2,7 @@
 // A program with a runtime of static storage duration (namespace scope) that
 // ends by std::exit in several ways; run by static_runtime_exit_test.cpp,
 // which checks the exit status. Usage: static_runtime_program CASE.
+#include <pthread.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -363,6 +364,32 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // into its wait
     std::thread([] { std::exit(7); }).join();
     return 1;
+  }
+  // main() ends with pthread_exit() while another thread goes on using weft
+  // (the default runtime and the static one) for a while: the process ends
+  // as glibc ends it when its last thread ends, exit(0) with the exit
+  // handlers, and not before that thread is done. "-while-items-run": main
+  // ends while that thread's call has items running.
+  if (std::strcmp(c, "pthread-exit-after-calls") == 0 || std::strcmp(c, "pthread-exit-while-items-run") == 0) {
+    const bool items_running = std::strcmp(c, "pthread-exit-while-items-run") == 0;
+    std::atexit([] { std::fputs("exit handlers ran\n", stderr); });
+    weft::parallelize(100, [](int) {});
+    g_runtime.run([] { weft::parallelize(100, [](int) {}); });
+    std::thread([items_running] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      if (items_running) {
+        weft::parallelize(8, [](int) { std::this_thread::sleep_for(std::chrono::milliseconds(60)); });
+      }
+      while (std::chrono::steady_clock::now() < until) {
+        std::atomic<long> sum{0};
+        weft::parallelize(1000, [&](int i) { sum.fetch_add(i); });
+        g_runtime.run([&] { weft::parallelize(1000, [&](int i) { sum.fetch_add(i); }); });
+        if (sum.load() != 999'000) std::_Exit(3);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the workers park meanwhile
+      }
+      std::fputs("last thread done\n", stderr);
+    }).detach();
+    pthread_exit(nullptr);
   }
   if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
     {

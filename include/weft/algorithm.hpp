@@ -314,7 +314,7 @@ requires std::invocable<Transform&, std::iter_reference_t<It>> T transform_reduc
                                                                                   Reduce reduce, Transform transform) {
   const std::size_t n = detail::range_size(first, last, "weft::transform_reduce: last must not be before first");
   return detail::on_runtime([&]() -> T {
-    auto item = [&](std::size_t i) -> T { return transform(detail::item_at(first, i)); };
+    auto item = [&](std::size_t i) -> T { return std::invoke(transform, detail::item_at(first, i)); };
     return detail::transform_reduce_impl<T>(n, std::move(init), reduce, item);
   });
 }
@@ -384,9 +384,11 @@ It find_if(It first, It last, Pred pred) {
          }));
 }
 
+namespace detail {
+// any_of, with the message of a reversed range naming the caller.
 template <std::random_access_iterator It, class Pred>
-bool any_of(It first, It last, Pred pred) {
-  const std::size_t n = detail::range_size(first, last, "weft::any_of: last must not be before first");
+bool any_of_named(It first, It last, Pred& pred, const char* reversed) {
+  const std::size_t n = detail::range_size(first, last, reversed);
   if (n == 0) return false;
   return detail::on_runtime([&] {
     return detail::find_index(
@@ -398,15 +400,22 @@ bool any_of(It first, It last, Pred pred) {
                true) != n;
   });
 }
+}  // namespace detail
+
+template <std::random_access_iterator It, class Pred>
+bool any_of(It first, It last, Pred pred) {
+  return detail::any_of_named(first, last, pred, "weft::any_of: last must not be before first");
+}
 
 template <std::random_access_iterator It, class Pred>
 bool none_of(It first, It last, Pred pred) {
-  return !weft::any_of(first, last, std::move(pred));
+  return !detail::any_of_named(first, last, pred, "weft::none_of: last must not be before first");
 }
 
 template <std::random_access_iterator It, class Pred>
 bool all_of(It first, It last, Pred pred) {
-  return !weft::any_of(first, last, [&](auto&& x) { return !static_cast<bool>(pred(std::forward<decltype(x)>(x))); });
+  auto fails = [&](auto&& x) { return !static_cast<bool>(pred(std::forward<decltype(x)>(x))); };
+  return !detail::any_of_named(first, last, fails, "weft::all_of: last must not be before first");
 }
 
 namespace detail {
@@ -472,10 +481,12 @@ std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
 // All scans allow out == first (in place); deterministic (see the top). They
 // return out + n.
 
-template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop, class T>
-Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
-  const std::size_t n =
-      detail::range_size(first, last, "weft::transform_inclusive_scan: last must not be before first");
+namespace detail {
+// The scans with an initial value, with the message of a reversed range
+// naming the caller (inclusive_scan and exclusive_scan call these).
+template <class In, class Out, class Op, class Uop, class T>
+Out inclusive_scan_from(In first, In last, Out out, Op& op, Uop& uop, T init, const char* reversed) {
+  const std::size_t n = detail::range_size(first, last, reversed);
   if constexpr (detail::k_packed_bits<Out>)
     return detail::serially([&] { return std::transform_inclusive_scan(first, last, out, op, uop, init); });
   detail::on_runtime([&] {
@@ -483,6 +494,25 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init)
     detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
   });
   return detail::offset_by(out, n);
+}
+
+template <class In, class Out, class T, class Op, class Uop>
+Out exclusive_scan_from(In first, In last, Out out, T init, Op& op, Uop& uop, const char* reversed) {
+  const std::size_t n = detail::range_size(first, last, reversed);
+  if constexpr (detail::k_packed_bits<Out>)
+    return detail::serially([&] { return std::transform_exclusive_scan(first, last, out, init, op, uop); });
+  detail::on_runtime([&] {
+    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
+    detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
+  });
+  return detail::offset_by(out, n);
+}
+}  // namespace detail
+
+template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop, class T>
+Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
+  return detail::inclusive_scan_from(first, last, out, op, uop, std::move(init),
+                                     "weft::transform_inclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
@@ -500,20 +530,15 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
-  const std::size_t n =
-      detail::range_size(first, last, "weft::transform_exclusive_scan: last must not be before first");
-  if constexpr (detail::k_packed_bits<Out>)
-    return detail::serially([&] { return std::transform_exclusive_scan(first, last, out, init, op, uop); });
-  detail::on_runtime([&] {
-    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
-    detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
-  });
-  return detail::offset_by(out, n);
+  return detail::exclusive_scan_from(first, last, out, std::move(init), op, uop,
+                                     "weft::transform_exclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class T>
 Out inclusive_scan(In first, In last, Out out, Op op, T init) {
-  return weft::transform_inclusive_scan(first, last, out, std::move(op), std::identity{}, std::move(init));
+  std::identity same;
+  return detail::inclusive_scan_from(first, last, out, op, same, std::move(init),
+                                     "weft::inclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
@@ -536,7 +561,9 @@ Out inclusive_scan(In first, In last, Out out) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op>
 Out exclusive_scan(In first, In last, Out out, T init, Op op) {
-  return weft::transform_exclusive_scan(first, last, out, std::move(init), std::move(op), std::identity{});
+  std::identity same;
+  return detail::exclusive_scan_from(first, last, out, std::move(init), op, same,
+                                     "weft::exclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T>
@@ -734,7 +761,7 @@ concept output_iterator = std::input_or_output_iterator<Out> && std::copyable<Ou
 template <class It, class T, class Reduce, class Transform>
 T fold_left_serial(It first, It last, T init, Reduce& reduce, Transform& transform) {
   auto fold = [&]() -> T {
-    for (; first != last; ++first) init = reduce(std::move(init), transform(*first));
+    for (; first != last; ++first) init = reduce(std::move(init), std::invoke(transform, *first));
     return std::move(init);
   };
   return with_stack_room(fold);

@@ -72,22 +72,6 @@ join_value<T> take_join_value(result<T>& r) {
   }
 }
 
-// Runs f on a fresh fiber stack of the calling worker and returns its result.
-template <class F>
-std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
-  using result_type = std::invoke_result_t<F&>;
-  struct call {
-    F& fn;
-    result<result_type> value;
-    static void run(void* p) {
-      auto* c = static_cast<call*>(p);
-      c->value.emplace(c->fn);
-    }
-  } c{f, {}};
-  run_on_fresh_stack(&call::run, &c);
-  return c.value.take();
-}
-
 // Runs f() with room on the stack, as an entry point of weft does: on a
 // fresh fiber stack when the calling one is nearly full (on a worker), or in
 // the default runtime (a thread's own stack, nearly full). At the entry of

@@ -416,12 +416,12 @@ struct reduce_partial {
   // their own here (the caller's are moved into combine's arguments).
   template <class Combine>
   static type combine(Combine& c, type&& a, type&& b) {
-    return c(std::move(a), std::move(b));
+    return std::invoke(c, std::move(a), std::move(b));
   }
   // acc = combine(acc, next()), inlined.
   template <class Combine, class F>
   static void fold(T& acc, Combine& c, F&& next) {
-    acc = c(std::move(acc), next());
+    acc = std::invoke(c, std::move(acc), next());
   }
 };
 
@@ -453,7 +453,7 @@ struct reduce_partial<T, true> {
   // Into a's object; b's is freed. A call of its own, as fold.
   template <class Combine>
   [[gnu::noinline]] static type combine(Combine& c, type&& a, type&& b) {
-    *a = c(std::move(*a), std::move(*b));
+    *a = std::invoke(c, std::move(*a), std::move(*b));
     return std::move(a);
   }
   // A call of its own: its temporaries (next()'s result, combine's argument
@@ -461,7 +461,7 @@ struct reduce_partial<T, true> {
   // block each lane's step kept its own.
   template <class Combine, class F>
   [[gnu::noinline]] static void fold(T& acc, Combine& c, F&& next) {
-    acc = c(std::move(acc), next());
+    acc = std::invoke(c, std::move(acc), next());
   }
 };
 

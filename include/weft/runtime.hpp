@@ -47,8 +47,9 @@ class WEFT_API runtime {
 
   // Runs f() as a task of this runtime and returns its result (or rethrows its
   // exception): every weft call made inside f uses this runtime. Called from a
-  // worker of this runtime it simply calls f(). Elsewhere it suspends the
-  // calling fiber (a worker of another runtime) or blocks the calling thread.
+  // worker of this runtime it calls f() there (on a fresh fiber stack when
+  // the calling one is nearly full). Elsewhere it suspends the calling fiber
+  // (a worker of another runtime) or blocks the calling thread.
   template <class F>
   std::invoke_result_t<F&> run(F&& f);
 
@@ -91,7 +92,13 @@ WEFT_API int num_workers();
 template <class F>
 std::invoke_result_t<F&> runtime::run(F&& f) {
   using result_type = std::invoke_result_t<F&>;
-  if (detail::on_runtime(m_state)) return std::invoke(f);
+  if (detail::on_runtime(m_state)) {
+    // An entry point: a recursion through run() on its own workers moves to
+    // a fresh stack when this one is nearly full, as join and the loops do.
+    if (detail::stack_low_here()) [[unlikely]]
+      return detail::invoke_on_fresh_stack(f);
+    return std::invoke(f);
+  }
   struct call {
     F& fn;
     detail::result<result_type> value;

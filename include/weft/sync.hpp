@@ -429,7 +429,7 @@ class barrier {
   // The completion step, then the next phase. complete() is the last access
   // to the barrier: a released party may destroy it at once.
   void run_completion() noexcept {
-    m_completion();
+    static_cast<void>(m_completion());  // a [[nodiscard]] result too, as std::barrier
     m_core.complete();
   }
 

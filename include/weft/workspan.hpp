@@ -88,7 +88,8 @@ workspan measure_workspan(F&& f) {
   }
   struct call {
     F& m_fn;
-    static void run(void* p) { std::invoke(static_cast<call*>(p)->m_fn); }
+    // The result is dropped, a [[nodiscard]] one too.
+    static void run(void* p) { static_cast<void>(std::invoke(static_cast<call*>(p)->m_fn)); }
   } c{f};
   detail::ws_result r{};
   detail::ws_measure_call(&call::run, &c, r);

@@ -20,6 +20,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <list>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -1315,6 +1316,32 @@ TEST(AlgorithmArguments, BadArgumentsThrowInvalidArgument) {
   int a[10] = {};
   expect_names([&] { weft::nth_element(a + 2, a + 1, a + 10); }, "nth");
   expect_names([&] { weft::merge(v.begin(), v.end(), v.end(), v.begin(), v.begin()); }, "last2");
+  // These named the algorithm they call (any_of, transform_*_scan) before.
+  const auto yes = [](int) { return true; };
+  expect_names([&] { weft::all_of(v.end(), v.begin(), yes); }, "weft::all_of: last");
+  expect_names([&] { weft::none_of(v.end(), v.begin(), yes); }, "weft::none_of: last");
+  expect_names([&] { weft::any_of(v.end(), v.begin(), yes); }, "weft::any_of: last");
+  expect_names([&] { weft::exclusive_scan(v.end(), v.begin(), v.begin(), 0); }, "weft::exclusive_scan: last");
+  expect_names([&] { weft::exclusive_scan(v.end(), v.begin(), v.begin(), 0, std::plus<>{}); },
+               "weft::exclusive_scan: last");
+  expect_names([&] { weft::inclusive_scan(v.end(), v.begin(), v.begin(), std::plus<>{}, 0); },
+               "weft::inclusive_scan: last");
+  expect_names(
+      [&] { weft::transform_exclusive_scan(v.end(), v.begin(), v.begin(), 0, std::plus<>{}, std::identity{}); },
+      "weft::transform_exclusive_scan: last");
+}
+
+// A pointer to a data member as transform_reduce's transform, which its
+// constraint (std::invocable) accepts: the call did not compile (a plain
+// call, where std::invoke is needed), while weft::transform took it.
+TEST(AlgorithmArguments, TransformReduceTakesAPointerToMember) {
+  struct item {
+    long x;
+  };
+  std::vector<item> v{{1}, {2}, {3}, {4}};
+  EXPECT_EQ(weft::transform_reduce(v.begin(), v.end(), 0L, std::plus<>{}, &item::x), 10);
+  std::list<item> l(v.begin(), v.end());  // the serial overload
+  EXPECT_EQ(weft::transform_reduce(l.begin(), l.end(), 0L, std::plus<>{}, &item::x), 10);
 }
 
 }  // namespace

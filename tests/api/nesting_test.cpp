@@ -106,6 +106,13 @@ int descend_join(int depth) {
   return rest + one;
 }
 
+// Through runtime::run on a worker of that runtime (which calls f there),
+// recursing in f: it never checked the stack, and 2 000 levels overflowed.
+int descend_run(weft::runtime& rt, int depth) {
+  if (depth == 0) return 0;
+  return rt.run([&rt, depth] { return descend_run(rt, depth - 1) + 1; });
+}
+
 // Through join, recursing in g (the half other workers may take).
 int descend_join_second(int depth) {
   if (depth == 0) return 0;
@@ -338,6 +345,13 @@ TEST_P(DeepRecursionTest, ThroughJoin) {
   for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
     expect_deep_recursion_completes(GetParam(), stack,
                                     [](weft::runtime& rt) { return rt.run([] { return descend_join(k_depth); }); });
+  }
+}
+
+TEST_P(DeepRecursionTest, ThroughRunOnItsOwnWorker) {
+  for (std::size_t stack : {weft::config{}.stack_size, weft::k_min_stack_size}) {
+    expect_deep_recursion_completes(
+        GetParam(), stack, [](weft::runtime& rt) { return rt.run([&rt] { return descend_run(rt, k_depth); }); });
   }
 }
 

@@ -164,6 +164,42 @@ TEST_P(ParallelReduceTest, OrderIsKeptForNonCommutativeCombine) {
   }
 }
 
+// A pointer to a member function as combine, which the constraint
+// (std::invocable<Combine&, T, T>) accepts: the call did not compile (a plain
+// call, where std::invoke is needed). A small T and one past the size kept in
+// place (the partials then live on the heap).
+struct small_sum {
+  long total = 0;
+  small_sum merge(small_sum other) const { return {total + other.total}; }
+};
+struct large_sum {
+  long total = 0;
+  long padding[63] = {};
+  large_sum merge(const large_sum& other) const {
+    large_sum r;
+    r.total = total + other.total;
+    return r;
+  }
+};
+
+TEST_P(ParallelReduceTest, CombineMayBeAPointerToAMemberFunction) {
+  const auto [small, large] = rt.run([] {
+    const small_sum s = weft::parallel_reduce(
+        0, 10'000, small_sum{}, [](int i) { return small_sum{i}; }, &small_sum::merge);
+    const large_sum l = weft::parallel_reduce(
+        0, 10'000, large_sum{},
+        [](int i) {
+          large_sum r;
+          r.total = i;
+          return r;
+        },
+        &large_sum::merge);
+    return std::pair<long, long>(s.total, l.total);
+  });
+  EXPECT_EQ(small, 49'995'000);
+  EXPECT_EQ(large, 49'995'000);
+}
+
 // The same floating-point inputs give the same bits on 1 worker and on this
 // runtime, run after run.
 TEST_P(ParallelReduceTest, FloatingPointResultIsBitForBitReproducible) {

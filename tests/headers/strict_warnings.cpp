@@ -174,7 +174,32 @@ void discarded_results() {
   (void)weft::for_each_n(v.begin(), 3, [](int&) { return status{}; });
   weft::for_each(v, [](int&) { return status{}; });
   (void)weft::sync_wait(discarded_in_coroutines());
+  // measure_workspan drops f's result; a barrier its completion's (as
+  // std::barrier does): both warned.
+  (void)weft::measure_workspan([] { return status{}; });
+  weft::barrier<status (*)() noexcept> b(1, []() noexcept { return status{}; });
+  b.arrive_and_wait();
 }
+
+// parallelize_async takes the callables parallelize takes, called as
+// lvalues: it refused one callable only as an lvalue, and took one callable
+// only as an rvalue and then failed inside its body.
+struct lvalue_only_item {
+  void operator()(int) & {}
+};
+struct rvalue_only_item {
+  void operator()(int) && {}
+};
+template <class F>
+concept loop_takes = requires(F f) {
+  weft::parallelize(10, std::move(f));
+};
+template <class F>
+concept async_loop_takes = requires(F f) {
+  weft::parallelize_async(10, std::move(f));
+};
+static_assert(loop_takes<lvalue_only_item> && async_loop_takes<lvalue_only_item>);
+static_assert(!loop_takes<rvalue_only_item> && !async_loop_takes<rvalue_only_item>);
 
 weft::task<int> leaf(int v) { co_return v; }
 

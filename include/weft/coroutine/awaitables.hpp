@@ -140,7 +140,9 @@ template <class F>
 // rvalue fn (a temporary, or std::move(fn)) is moved into the awaitable; an
 // lvalue is referred to, and must outlive the await (see
 // detail::k_holds_by_value for the rvalues that are referred to as well).
-template <std::integral I, std::invocable<I> F>
+// fn is called as an lvalue, as parallelize calls it: the same callables.
+template <std::integral I, class F>
+requires std::invocable<F&, I>
 [[nodiscard]] auto parallelize_async(I n, F&& fn) {
   static_assert(detail::k_held_aligned<F>,
                 "weft::parallelize_async: an over-aligned callable given as an rvalue would be moved into the "

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "weft/detail/export.hpp"
 #include "weft/detail/job.hpp"
 #include "weft/detail/job_memory.hpp"
+#include "weft/detail/result.hpp"
 #include "weft/detail/worker_view.hpp"
 
 namespace weft::detail {
@@ -95,6 +97,22 @@ WEFT_API void run_root_at(runtime_state* rt, void (*fn)(void*), void* arg, const
 // Runs fn(arg) on a fresh fiber stack of the calling worker and returns when
 // it returned; rethrows what fn threw. The caller must be a worker.
 WEFT_API void run_on_fresh_stack(void (*fn)(void*), void* arg);
+
+// Runs f on a fresh fiber stack of the calling worker and returns its result.
+template <class F>
+std::invoke_result_t<F&> invoke_on_fresh_stack(F& f) {
+  using result_type = std::invoke_result_t<F&>;
+  struct call {
+    F& fn;
+    result<result_type> value;
+    static void run(void* p) {
+      auto* c = static_cast<call*>(p);
+      c->value.emplace(c->fn);
+    }
+  } c{f, {}};
+  run_on_fresh_stack(&call::run, &c);
+  return c.value.take();
+}
 
 // True when the calling thread is a worker of rt.
 WEFT_API bool on_runtime(const runtime_state* rt) noexcept;

@@ -271,10 +271,15 @@ namespace {
 
 constexpr std::uint64_t k_end_poll_ns = 10'000'000;
 
+}  // namespace
+
+constinit std::atomic<bool> g_main_ended{false};
+
+namespace {
+
 std::atomic<int> g_worker_threads{0};          // alive, of every runtime
 std::atomic<int> g_parked_workers{0};          // of them, parked (the poller too)
 std::atomic<std::uint64_t> g_worker_wakes{0};  // parks ended, but the poller's own
-std::atomic<bool> g_main_ended{false};
 std::atomic<bool> g_process_ending{false};
 pthread_key_t g_main_key;
 std::atomic<bool> g_main_key_made{false};
@@ -345,7 +350,6 @@ void end_worker_thread() noexcept {
   g_worker_threads.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-bool main_thread_ended() noexcept { return g_main_ended.load(std::memory_order_seq_cst); }
 
 void note_worker_parked() noexcept {
   if (t_worker_thread) g_parked_workers.fetch_add(1, std::memory_order_seq_cst);

@@ -256,7 +256,9 @@ void end_worker_thread() noexcept;
 // main() ended with pthread_exit() and left the process running (seen by a
 // pthread key's destructor, which glibc runs when a thread ends, not at
 // exit()). Any thread.
-bool main_thread_ended() noexcept;
+// (Inline: read at every return of a borrowed slot 0.)
+extern std::atomic<bool> g_main_ended;
+inline bool main_thread_ended() noexcept { return g_main_ended.load(std::memory_order_seq_cst); }
 // Around a worker thread's park (no-ops on a thread from outside that parks
 // on a borrowed slot): counted parks, and whether its end is a wake-up that
 // matters to the poll below (not the poller's own timeout).

@@ -350,7 +350,6 @@ void end_worker_thread() noexcept {
   g_worker_threads.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-
 void note_worker_parked() noexcept {
   if (t_worker_thread) g_parked_workers.fetch_add(1, std::memory_order_seq_cst);
 }

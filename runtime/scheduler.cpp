@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <link.h>
@@ -134,6 +135,8 @@ constinit thread_local bool t_ending __attribute__((tls_model("initial-exec"))) 
 // registers its destructor): later calls read only this flag.
 constinit thread_local bool t_noted __attribute__((tls_model("initial-exec"))) = false;
 
+void note_end_of_a_thread() noexcept;
+
 // Its destructor runs when its thread ends, and, for the thread that calls
 // std::exit (or returns from main), before any atexit handler or static
 // destructor.
@@ -141,7 +144,10 @@ struct thread_end_marker {
   thread_end_marker() noexcept = default;
   thread_end_marker(const thread_end_marker&) = delete;
   thread_end_marker& operator=(const thread_end_marker&) = delete;
-  ~thread_end_marker() { t_ending = true; }
+  ~thread_end_marker() {
+    t_ending = true;
+    note_end_of_a_thread();
+  }
   void touch() noexcept {}
 };
 thread_local thread_end_marker t_end_marker;
@@ -314,20 +320,69 @@ void note_main_thread() noexcept {
   pthread_setspecific(g_main_key, &g_main_key);
 }
 
-// Threads of the process (/proc/self/status), -1 when unknown.
-int process_threads() noexcept {
-  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  char text[4096];
+// The state letter and the flags of a task's stat file ("pid (comm) S ppid
+// pgrp session tty tpgid flags ..."); false when it cannot be read.
+bool read_task_stat(const char* path, char& state, unsigned long& flags) noexcept {
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char text[512];
   const ssize_t n = read(fd, text, sizeof text - 1);
   close(fd);
-  if (n <= 0) return -1;
+  if (n <= 0) return false;
   text[n] = '\0';
-  const char* line = std::strstr(text, "\nThreads:");
-  return line == nullptr ? -1 : std::atoi(line + 9);
+  const char* p = std::strrchr(text, ')');  // comm may hold anything but the last ')'
+  if (p == nullptr || p[1] != ' ' || p[2] == '\0') return false;
+  state = p[2];
+  p += 3;
+  for (int field = 4; field < 9; ++field) {  // ppid .. tpgid
+    p = std::strchr(p + 1, ' ');
+    if (p == nullptr) return false;
+  }
+  flags = std::strtoul(p + 1, nullptr, 10);
+  return true;
+}
+
+// The main thread has ended: a zombie (or dead) thread group leader.
+bool main_is_gone() noexcept {
+  char state = 0;
+  unsigned long flags = 0;
+  return read_task_stat("/proc/self/stat", state, flags) && (state == 'Z' || state == 'X');
+}
+
+// The threads of the process that the C library counts (/proc/self/task,
+// without the kernel's io_uring workers, PF_IO_WORKER), and whether main is
+// gone; -1 when unknown.
+int program_threads(bool& main_gone) noexcept {
+  constexpr unsigned long k_pf_io_worker = 0x10;
+  DIR* dir = opendir("/proc/self/task");
+  if (dir == nullptr) return -1;
+  const long pid = ::getpid();
+  int count = 0;
+  main_gone = false;
+  while (const dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300];  // d_name holds at most 255 bytes
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    char state = 0;
+    unsigned long flags = 0;
+    if (!read_task_stat(path, state, flags)) continue;  // ended meanwhile
+    if ((flags & k_pf_io_worker) != 0) continue;
+    ++count;
+    if (std::strtol(e->d_name, nullptr, 10) == pid) main_gone = state == 'Z' || state == 'X';
+  }
+  closedir(dir);
+  return count;
 }
 
 void* exit_the_process(void*) { std::exit(0); }
+
+// A thread that used weft from outside ends. Where main's end cannot be seen
+// by the key (weft was loaded by another thread and main made no weft call),
+// look whether main is gone (a zombie), which the key would have told.
+void note_end_of_a_thread() noexcept {
+  if (g_main_key_made.load(std::memory_order_relaxed) || g_main_ended.load(std::memory_order_relaxed)) return;
+  if (main_is_gone()) on_main_thread_end(nullptr);
+}
 
 }  // namespace
 
@@ -364,7 +419,11 @@ void poll_for_process_end() noexcept {
   if (!t_worker_thread || g_process_ending.load(std::memory_order_relaxed)) return;
   const std::uint64_t wakes = g_worker_wakes.load(std::memory_order_seq_cst);
   const int workers = g_worker_threads.load(std::memory_order_seq_cst);
-  const bool alone = g_parked_workers.load(std::memory_order_seq_cst) == workers && process_threads() == workers + 1 &&
+  bool main_gone = false;
+  // main still runs after the key's destructor (other keys' destructors, in
+  // the order of their keys, may make weft calls): gone means a zombie.
+  const bool alone = g_parked_workers.load(std::memory_order_seq_cst) == workers &&
+                     program_threads(main_gone) == workers + 1 && main_gone &&
                      g_worker_wakes.load(std::memory_order_seq_cst) == wakes;
   const bool end = alone && t_alone_before && t_wakes_before == wakes;
   t_alone_before = alone;
@@ -527,6 +586,10 @@ scheduler::scheduler(const config& cfg, bool trace_from_environment)
     stop_and_join();
     throw;
   }
+  // main ended while this runtime was not yet listed: its worker 0 may have
+  // parked before the notice and missed it (the notice takes the list's lock
+  // after setting the flag: either it saw this runtime or this sees the flag).
+  if (main_thread_ended()) m_sleep.notify(0);
   // Started: nothing below can fail, so a runtime that threw took no number.
   if (trace_from_environment) {
     m_trace_number = take_trace_number();

@@ -391,6 +391,28 @@ int main(int argc, char** argv) {
     }).detach();
     pthread_exit(nullptr);
   }
+  // main() ends with pthread_exit() and its own key's destructor (run after
+  // weft's, whose key was made first) keeps calling weft for 150 ms: main is
+  // not gone until it returns (the process ended in the middle of it).
+  if (std::strcmp(c, "pthread-exit-with-a-key-destructor-that-calls") == 0) {
+    std::atexit([] { std::fputs("exit handlers ran\n", stderr); });
+    weft::parallelize(100, [](int) {});
+    static pthread_key_t key;
+    if (pthread_key_create(&key, [](void*) {
+          const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+          while (std::chrono::steady_clock::now() < until) {
+            std::atomic<long> sum{0};
+            weft::parallelize(1000, [&](int i) { sum.fetch_add(i); });
+            if (sum.load() != 499'500) std::_Exit(3);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          }
+          std::fputs("last thread done\n", stderr);
+        }) != 0) {
+      return 2;
+    }
+    pthread_setspecific(key, &key);
+    pthread_exit(nullptr);
+  }
   if (std::strcmp(c, "destroyed-after-a-run") == 0) {  // its last fibers retire at the destruction
     {
       weft::runtime rt(weft::config{.workers = 1});

@@ -482,28 +482,23 @@ std::pair<It, It> minmax_element(It first, It last, Comp comp = {}) {
 // return out + n.
 
 namespace detail {
-// The scans with an initial value, with the message of a reversed range
-// naming the caller (inclusive_scan and exclusive_scan call these).
-template <class In, class Out, class Op, class Uop, class T>
-Out inclusive_scan_from(In first, In last, Out out, Op& op, Uop& uop, T init, const char* reversed) {
+// The scans with an initial value (inclusive or exclusive), with the message
+// of a reversed range naming the caller (inclusive_scan and exclusive_scan
+// call it too).
+template <bool Exclusive, class In, class Out, class Op, class Uop, class T>
+Out scan_from(In first, In last, Out out, Op& op, Uop& uop, T init, const char* reversed) {
   const std::size_t n = detail::range_size(first, last, reversed);
-  if constexpr (detail::k_packed_bits<Out>)
-    return detail::serially([&] { return std::transform_inclusive_scan(first, last, out, op, uop, init); });
+  if constexpr (detail::k_packed_bits<Out>) {
+    return detail::serially([&] {
+      if constexpr (Exclusive)
+        return std::transform_exclusive_scan(first, last, out, init, op, uop);
+      else
+        return std::transform_inclusive_scan(first, last, out, op, uop, init);
+    });
+  }
   detail::on_runtime([&] {
     auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
-    detail::scan_impl<T, false>(first, n, out, op, u, std::optional<T>(std::move(init)));
-  });
-  return detail::offset_by(out, n);
-}
-
-template <class In, class Out, class T, class Op, class Uop>
-Out exclusive_scan_from(In first, In last, Out out, T init, Op& op, Uop& uop, const char* reversed) {
-  const std::size_t n = detail::range_size(first, last, reversed);
-  if constexpr (detail::k_packed_bits<Out>)
-    return detail::serially([&] { return std::transform_exclusive_scan(first, last, out, init, op, uop); });
-  detail::on_runtime([&] {
-    auto u = [&](auto&& x) -> T { return uop(std::forward<decltype(x)>(x)); };
-    detail::scan_impl<T, true>(first, n, out, op, u, std::optional<T>(std::move(init)));
+    detail::scan_impl<T, Exclusive>(first, n, out, op, u, std::optional<T>(std::move(init)));
   });
   return detail::offset_by(out, n);
 }
@@ -511,8 +506,8 @@ Out exclusive_scan_from(In first, In last, Out out, T init, Op& op, Uop& uop, co
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop, class T>
 Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop, T init) {
-  return detail::inclusive_scan_from(first, last, out, op, uop, std::move(init),
-                                     "weft::transform_inclusive_scan: last must not be before first");
+  return detail::scan_from<false>(first, last, out, op, uop, std::move(init),
+                                  "weft::transform_inclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class Uop>
@@ -530,15 +525,15 @@ Out transform_inclusive_scan(In first, In last, Out out, Op op, Uop uop) {
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op, class Uop>
 Out transform_exclusive_scan(In first, In last, Out out, T init, Op op, Uop uop) {
-  return detail::exclusive_scan_from(first, last, out, std::move(init), op, uop,
-                                     "weft::transform_exclusive_scan: last must not be before first");
+  return detail::scan_from<true>(first, last, out, op, uop, std::move(init),
+                                 "weft::transform_exclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op, class T>
 Out inclusive_scan(In first, In last, Out out, Op op, T init) {
   std::identity same;
-  return detail::inclusive_scan_from(first, last, out, op, same, std::move(init),
-                                     "weft::inclusive_scan: last must not be before first");
+  return detail::scan_from<false>(first, last, out, op, same, std::move(init),
+                                  "weft::inclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class Op>
@@ -562,8 +557,8 @@ Out inclusive_scan(In first, In last, Out out) {
 template <std::random_access_iterator In, std::random_access_iterator Out, class T, class Op>
 Out exclusive_scan(In first, In last, Out out, T init, Op op) {
   std::identity same;
-  return detail::exclusive_scan_from(first, last, out, std::move(init), op, same,
-                                     "weft::exclusive_scan: last must not be before first");
+  return detail::scan_from<true>(first, last, out, op, same, std::move(init),
+                                 "weft::exclusive_scan: last must not be before first");
 }
 
 template <std::random_access_iterator In, std::random_access_iterator Out, class T>

@@ -78,16 +78,7 @@ weft_test::child_result unload_from_a_host(const char* variable) {
     r.err = "WEFT_DLCLOSE_HOST or a plugin's variable is not set (run this test through meson test)";
     return r;
   }
-  const std::string h = host;
-  const std::string p = plugin;
-  return weft_test::run_in_child([h, p] {
-    std::string program = h;
-    std::string library = p;
-    std::vector<char*> argv{program.data(), library.data(), nullptr};
-    ::execv(program.c_str(), argv.data());
-    std::fprintf(stderr, "execv failed: %s\n", std::strerror(errno));
-    return 127;
-  });
+  return weft_test::run_program_in_child(host, {plugin});
 }
 
 // The library that started the default runtime's workers was unloaded under

@@ -111,16 +111,9 @@ TEST(ProcessExitHelper, DISABLED_DestructorWhileAnotherThreadCalls) {
 
 // Runs this executable again with only ProcessExitHelper.DISABLED_<helper>.
 weft_test::child_result run_helper(const std::string& helper) {
-  return run_in_child([helper] {
-    ::setenv("WEFT_NUM_WORKERS", "3", 1);
-    std::string self = "/proc/self/exe";
-    std::string filter = "--gtest_filter=ProcessExitHelper.DISABLED_" + helper;
-    std::string disabled = "--gtest_also_run_disabled_tests";
-    std::vector<char*> argv{self.data(), filter.data(), disabled.data(), nullptr};
-    ::execv(self.c_str(), argv.data());
-    std::fprintf(stderr, "execv failed: %s\n", std::strerror(errno));
-    return 127;
-  });
+  return weft_test::run_program_in_child(
+      "/proc/self/exe", {"--gtest_filter=ProcessExitHelper.DISABLED_" + helper, "--gtest_also_run_disabled_tests"},
+      std::chrono::seconds(20 * (weft_test::k_sanitized ? 3 : 1)), [] { ::setenv("WEFT_NUM_WORKERS", "3", 1); });
 }
 
 void expect_clean_exit_with_line(const std::string& helper, const std::string& who) {

@@ -33,17 +33,7 @@ weft_test::child_result run_program(const std::string& which,
     r.err = variable + " is not set (run this test through meson test)";
     return r;
   }
-  const std::string path = program;
-  return weft_test::run_in_child(
-      [path, which] {
-        std::string p = path;
-        std::string c = which;
-        std::vector<char*> argv{p.data(), c.data(), nullptr};
-        ::execv(p.c_str(), argv.data());
-        std::fprintf(stderr, "execv failed: %s\n", std::strerror(errno));
-        return 127;
-      },
-      limit);
+  return weft_test::run_program_in_child(program, {which}, limit);
 }
 
 class StaticRuntimeExitTest : public ::testing::TestWithParam<const char*> {};

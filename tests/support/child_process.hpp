@@ -32,8 +32,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <sstream>
@@ -183,6 +185,28 @@ inline child_result run_in_child(const std::function<int()>& body,
     r.signal = WTERMSIG(status);
   }
   return r;
+}
+
+// Runs the program at `path` with `args` in a child process (run_in_child,
+// then execv): its exit status and stderr, as for a body. `before_exec` runs
+// in the child first (environment changes for that program alone).
+inline child_result run_program_in_child(
+    const std::string& path, const std::vector<std::string>& args,
+    std::chrono::milliseconds timeout = std::chrono::seconds(20 * (k_sanitized ? 3 : 1)),
+    const std::function<void()>& before_exec = {}) {
+  return run_in_child(
+      [&path, &args, &before_exec] {
+        if (before_exec) before_exec();
+        std::vector<std::string> words{path};
+        words.insert(words.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (std::string& w : words) argv.push_back(w.data());
+        argv.push_back(nullptr);
+        ::execv(path.c_str(), argv.data());
+        std::fprintf(stderr, "execv %s failed: %s\n", path.c_str(), std::strerror(errno));
+        return 127;
+      },
+      timeout);
 }
 
 }  // namespace weft_test

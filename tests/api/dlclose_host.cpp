@@ -5,17 +5,34 @@
 // goes on. The module that holds weft's code (libweft.so, or the library
 // itself when weft is linked into it statically) must stay loaded: the
 // workers and weft's SIGSEGV handler run its code until the process ends.
-// Run by dlopen_test.cpp: dlclose_host PLUGIN [own-runtime]. Exit codes: 0
-// when all held, 2-5 setup failures, 6 the module was unloaded.
+// Run by dlopen_test.cpp: dlclose_host PLUGIN. Exit codes: 0 when all held,
+// 2-5 setup failures, 6 the module was unloaded.
+//
+// dlclose_host PLUGIN pthread-exit: main() ends with pthread_exit() at once;
+// a thread loads the library after that (so weft never saw main) and ends.
+// The process must end with that thread, with status 0.
 #include <dlfcn.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
+  if (argc > 2 && std::strcmp(argv[2], "pthread-exit") == 0) {
+    const std::string path = argv[1];
+    std::thread([path] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // main is gone by then
+      void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      auto* result = plugin != nullptr ? reinterpret_cast<long (*)()>(dlsym(plugin, "weft_plugin_result")) : nullptr;
+      if (result == nullptr || result() != 332'833'500) std::_Exit(3);
+    }).detach();
+    pthread_exit(nullptr);
+  }
   void* plugin = nullptr;
   long value = 0;
   std::string module;

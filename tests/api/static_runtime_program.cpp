@@ -2,7 +2,9 @@
 // A program with a runtime of static storage duration (namespace scope) that
 // ends by std::exit in several ways; run by static_runtime_exit_test.cpp,
 // which checks the exit status. Usage: static_runtime_program CASE.
+#include <linux/io_uring.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -394,6 +396,23 @@ int main(int argc, char** argv) {
   // main() ends with pthread_exit() and its own key's destructor (run after
   // weft's, whose key was made first) keeps calling weft for 150 ms: main is
   // not gone until it returns (the process ended in the middle of it).
+  // The same with an io_uring ring whose kernel thread polls its queue
+  // (IORING_SETUP_SQPOLL): /proc lists that thread among the process's, the
+  // C library does not count it (the process never ended). 77: no such ring
+  // here (an old kernel, or not allowed).
+  if (std::strcmp(c, "pthread-exit-with-an-io-uring-poller") == 0) {
+    std::atexit([] { std::fputs("exit handlers ran\n", stderr); });
+    weft::parallelize(100, [](int) {});
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SQPOLL;
+    params.sq_thread_idle = 1000;
+    if (::syscall(SYS_io_uring_setup, 4, &params) < 0) return 77;  // the ring stays open until the end
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::fputs("last thread done\n", stderr);
+    }).detach();
+    pthread_exit(nullptr);
+  }
   if (std::strcmp(c, "pthread-exit-with-a-key-destructor-that-calls") == 0) {
     std::atexit([] { std::fputs("exit handlers ran\n", stderr); });
     weft::parallelize(100, [](int) {});

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -187,6 +188,44 @@ void note_success() noexcept {
   if (g_shortage.load(std::memory_order_relaxed) != 0) g_shortage.store(0, std::memory_order_relaxed);
 }
 
+// Fiber stacks handed out now, in every class. Takes g_lock.
+std::uint64_t stacks_in_use() noexcept {
+  std::lock_guard lock(g_lock);
+  std::uint64_t n = 0;
+  for (const slab_class* c = g_classes; c != nullptr; c = c->m_next) {
+    for (const stack_slab* s = c->m_all; s != nullptr; s = s->m_all_next) {
+      n += static_cast<std::uint64_t>(__builtin_popcountll(s->m_used));
+    }
+  }
+  return n;
+}
+
+std::string mebibytes(std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+
+// The message of a stack of class c that the kernel refused for want of
+// memory: how many stacks are in use (are waiting fibers the cause?), and
+// the limits that make a mapping fail long before the machine runs out: the
+// address space (RLIMIT_AS) and strict overcommit, under which every mapped
+// stack counts in full (MAP_NORESERVE is ignored).
+std::string out_of_memory_message(const slab_class& c) {
+  const std::uint64_t in_use = stacks_in_use();
+  std::string what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) + " bytes: out of memory (";
+  what += std::to_string(in_use) + (in_use == 1 ? " fiber stack" : " fiber stacks") + " in use; a slab of ";
+  what += std::to_string(c.m_slots) + " stacks maps " + mebibytes(c.m_slot * c.m_slots);
+  rlimit as{};
+  const bool as_limited = getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY;
+  if (as_limited) what += "; the address space is limited to " + mebibytes(as.rlim_cur) + " (RLIMIT_AS, ulimit -v)";
+  const bool strict = read_proc_number("/proc/sys/vm/overcommit_memory") == 2;
+  if (strict) what += "; strict overcommit (vm.overcommit_memory = 2) counts every stack mapped";
+  what += "): ";
+  if (as_limited) what += "raise RLIMIT_AS, ";
+  // Fewer than a slab of stacks in use: the runtime's own first stacks, not
+  // waiting fibers.
+  if (in_use >= c.m_slots) what += "let fewer fibers wait at once, ";
+  what += as_limited || in_use >= c.m_slots ? "or lower weft::config::stack_size" : "lower weft::config::stack_size";
+  return what;
+}
+
 // Throws the error of a failed mmap, mprotect or madvise (errno err) for a
 // stack of class c, naming what ran out.
 [[noreturn]] void throw_shortage(int err, const char* call, const slab_class& c) {
@@ -212,8 +251,7 @@ void note_success() noexcept {
     }
     what += "; raise vm.max_map_count (sysctl) or let fewer fibers wait at once";
   } else {
-    what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) + " bytes: out of memory; ";
-    what += "let fewer fibers wait at once, or lower weft::config::stack_size";
+    what = out_of_memory_message(c);
   }
   what += " (";
   what += call;

@@ -369,6 +369,9 @@ TEST(FiberCountMemory, LatchPastTheMemoryLimitGivesAClearError) {
     } catch (const std::system_error& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
       if (std::strstr(e.what(), "out of memory") == nullptr) return 12;
+      // Names the limit, and the waiting fibers that used up a slab.
+      if (std::strstr(e.what(), "RLIMIT_AS") == nullptr) return 16;
+      if (std::strstr(e.what(), "let fewer fibers wait at once") == nullptr) return 17;
     }
     if (!b.check_runs(true).empty() || b.m_failed.load() == 0) return 13;
     std::fprintf(stderr, "%d arrived, %d failed\n", b.m_arrived.load(), b.m_failed.load());
@@ -377,6 +380,28 @@ TEST(FiberCountMemory, LatchPastTheMemoryLimitGivesAClearError) {
     burst small(20);
     small.run(rt, release::by_the_last_arrival);  // (no thread can be started now)
     if (small.m_passed.load() != 20) return 15;
+    return 0;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// A runtime whose first stacks cannot be mapped (a process whose address
+// space is capped before its first runtime): the error names the cap, and
+// does not blame waiting fibers, of which there are none.
+TEST(FiberCountMemory, ARuntimeThatCannotMapItsFirstStacksSaysWhy) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    if (!cap_address_space(1 << 20)) return 10;
+    try {
+      weft::runtime rt{weft::config{.workers = 2}};
+      std::fprintf(stderr, "no error with a capped address space\n");
+      return 11;
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      if (std::strstr(e.what(), "out of memory") == nullptr) return 12;
+      if (std::strstr(e.what(), "RLIMIT_AS") == nullptr) return 13;
+      if (std::strstr(e.what(), "fibers wait") != nullptr) return 14;
+    }
     return 0;
   });
   EXPECT_TRUE(r.exited_with(0)) << r.describe();

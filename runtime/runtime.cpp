@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iomanip>
 #include <mutex>
 #include <sstream>
@@ -12,6 +13,7 @@
 
 #include "runtime_access.hpp"
 #include "scheduler.hpp"
+#include "stack.hpp"
 #include "suspend.hpp"
 #include "weft/parallelize.hpp"
 #include "weft/this_fiber.hpp"
@@ -87,6 +89,31 @@ void runtime::reset_stats() noexcept {
   for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).reset_stats();
 }
 
+namespace {
+
+// The default runtime, new. Its construction takes more stack (about 14 KiB
+// with its configuration's reads) than a thread that finds its own stack
+// nearly full may have left, and that is where weft first needs it when a
+// coroutine resumed on a plain thread, or an algorithm entered there, goes
+// on in it: then it is constructed on a thread of its own.
+runtime* new_default_runtime() {
+  constexpr std::size_t k_room = 64 * 1024;
+  if (!rt::own_stack_left_below(k_room)) return new runtime(rt::default_config());
+  runtime* r = nullptr;
+  std::exception_ptr error;
+  std::thread([&r, &error] {
+    try {
+      r = new runtime(rt::default_config());
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }).join();
+  if (error) std::rethrow_exception(error);
+  return r;
+}
+
+}  // namespace
+
 runtime& default_runtime() {
   // Never destroyed: usable until the process exits, also from static
   // destructors; its parked workers cost nothing at exit. In a child process
@@ -99,7 +126,7 @@ runtime& default_runtime() {
   std::lock_guard<std::mutex> lock(rt::default_runtime_creation());
   r = current.load(std::memory_order_acquire);
   if (r == nullptr || generation.load(std::memory_order_relaxed) != rt::fork_generation()) {
-    r = new runtime(rt::default_config());
+    r = new_default_runtime();
     generation.store(rt::fork_generation(), std::memory_order_relaxed);
     current.store(r, std::memory_order_release);
   }

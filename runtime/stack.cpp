@@ -729,6 +729,12 @@ const thread_stack& this_thread_stack() noexcept {
 
 std::uintptr_t own_stack_limit() noexcept { return this_thread_stack().m_limit; }
 
+bool own_stack_left_below(std::size_t bytes) noexcept {
+  const thread_stack& own = this_thread_stack();
+  const std::uintptr_t sp = detail::stack_pointer_here();
+  return own.m_low != 0 && sp >= own.m_low && sp - own.m_low < bytes;
+}
+
 }  // namespace weft::rt
 
 namespace weft::detail {

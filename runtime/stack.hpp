@@ -70,6 +70,11 @@ inline std::size_t stack_reserve(std::size_t size) noexcept {
 // (then it never counts as nearly full). Read once per thread.
 std::uintptr_t own_stack_limit() noexcept;
 
+// True when the caller runs on its thread's own stack with less than
+// `bytes` of it left; false on any other stack, or when the thread's bounds
+// cannot be read.
+bool own_stack_left_below(std::size_t bytes) noexcept;
+
 // Carves a stack of at least `usable` bytes with `header` bytes above it out
 // of a slab of the process (slabs are shared by every runtime, guarded by one
 // lock; a new slab is mapped when every slot of that size is taken). Any

@@ -8,17 +8,26 @@
 // The parent never creates it: a forked child would inherit a runtime whose
 // workers do not exist in the child.
 #include <gtest/gtest.h>
+#include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include <weft/algorithm.hpp>
+#include <weft/coroutine.hpp>
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
+#include "sanitizers.hpp"
 
 namespace {
 
@@ -148,3 +157,119 @@ TEST(DefaultRuntimeExitTest, StaticRuntimeDestroyedAtExit) {
 }
 
 }  // namespace
+
+// ---- created on a nearly full stack ----
+//
+// A plain thread whose own stack is nearly full goes on in the default
+// runtime: a coroutine resumed there by an awaitable of another library, an
+// algorithm entered there. When that is the first use of the default
+// runtime, its construction (more stack than such a thread has left) runs
+// on a thread of its own. Before, it ran there and overflowed the stack.
+
+namespace {
+
+constexpr std::size_t k_small_stack = 64 * 1024;
+// 8 KiB less than the reserve below which weft counts this thread's stack as
+// nearly full (a quarter of it; half where AddressSanitizer runs).
+constexpr std::size_t k_left = (weft_test::k_asan ? k_small_stack / 2 : k_small_stack / 4) - 8 * 1024;
+
+std::uintptr_t stack_low_end() {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  void* low = nullptr;
+  std::size_t size = 0;
+  pthread_attr_getstack(&attr, &low, &size);
+  pthread_attr_destroy(&attr);
+  return reinterpret_cast<std::uintptr_t>(low);
+}
+
+// Recurses until less than `left` bytes of the thread's stack are left
+// below its frame (whose address stands for the stack pointer), then calls
+// f there.
+template <class F>
+[[gnu::noinline]] void with_stack_left(std::size_t left, std::uintptr_t low, F& f) {
+  volatile char pad[256];
+  pad[0] = 1;
+  if (reinterpret_cast<std::uintptr_t>(&pad[0]) - low > left + sizeof pad) {
+    with_stack_left(left, low, f);
+  } else {
+    f();
+  }
+  pad[1] = pad[0];  // no tail call: each level keeps its frame
+}
+
+// Runs f on a new thread of k_small_stack bytes, with k_left bytes of its
+// stack left. 0, or 20 when the thread cannot be made.
+template <class F>
+int on_a_nearly_full_stack(F f) {
+  struct arg_t {
+    F* m_f;
+  } arg{&f};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, k_small_stack);
+  pthread_t t;
+  auto body = [](void* p) -> void* {
+    F& g = *static_cast<arg_t*>(p)->m_f;
+    with_stack_left(k_left, stack_low_end(), g);
+    return nullptr;
+  };
+  const int rc = pthread_create(&t, &attr, body, &arg);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return 20;
+  pthread_join(t, nullptr);
+  return 0;
+}
+
+// An awaitable of another library: hands the awaiting coroutine out, for a
+// thread of its choice to resume.
+std::coroutine_handle<> g_handed_out;
+struct hand_out {
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { g_handed_out = h; }
+  void await_resume() const noexcept {}
+};
+
+// A coroutine of another library that starts at once and runs to its end.
+struct detached {
+  struct promise_type {
+    detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::abort(); }
+  };
+};
+
+weft::task<int> seven() { co_return 7; }
+weft::task<void> handed_out_then_awaits(std::atomic<int>& out) {
+  co_await hand_out{};
+  out.store(co_await seven());  // a transfer: the stack is nearly full here
+}
+detached drive(weft::task<void> t) { co_await std::move(t); }
+
+}  // namespace
+
+TEST(DefaultRuntimeOnAFullStackTest, ACoroutineResumedThereGoesOnInTheDefaultRuntime) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = run_in_child([] {
+    std::atomic<int> out{0};
+    drive(handed_out_then_awaits(out));  // suspends at hand_out, on this thread
+    if (!g_handed_out) return 10;
+    if (const int rc = on_a_nearly_full_stack([] { g_handed_out.resume(); }); rc != 0) return rc;
+    for (int i = 0; i < 2000 && out.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return out.load() == 7 ? 0 : 11;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+TEST(DefaultRuntimeOnAFullStackTest, AnAlgorithmEnteredThereRunsInTheDefaultRuntime) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = run_in_child([] {
+    std::vector<int> v(1000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int>(v.size() - i);
+    if (const int rc = on_a_nearly_full_stack([&v] { weft::sort(v.begin(), v.end()); }); rc != 0) return rc;
+    return std::is_sorted(v.begin(), v.end()) && v.front() == 1 ? 0 : 11;
+  });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}

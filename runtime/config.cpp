@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Validation of config values and of the environment variables weft reads.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -91,6 +93,9 @@ std::string file_path_problem(const std::string& path) {
   const std::size_t slash = path.find_last_of('/');
   const std::string last = slash == std::string::npos ? path : path.substr(slash + 1);
   if (last.empty() || last == "." || last == "..") return quoted(path.c_str()) + ", a directory";
+  // An existing directory, named without a slash: writing there fails.
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return quoted(path.c_str()) + ", an existing directory";
   return {};
 }
 

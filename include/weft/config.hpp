@@ -86,7 +86,8 @@ struct config {
   // Chrome trace-event JSON to this path when it is destroyed, or at the
   // process's exit when it is still alive then. Empty: the environment
   // variable WEFT_TRACE if set, else no tracing at all. A path that holds a
-  // NUL byte or names a directory ("dir/") is an error.
+  // NUL byte or names a directory ("dir/", or an existing directory) is an
+  // error.
   std::string trace_file{};
   // Size of each worker's ring of events while tracing, rounded up to a power
   // of two: the newest survive, one fewer than the ring holds once it is

@@ -61,9 +61,9 @@ class WEFT_API runtime {
   // Writes the events traced so far as Chrome trace-event JSON (see
   // docs/tracing.md). Throws std::logic_error when tracing is off,
   // std::invalid_argument when path is empty, holds a NUL byte or names a
-  // directory ("dir/"), and std::system_error when the file cannot be
-  // written. Best taken while the runtime is idle: events written meanwhile
-  // may be missing.
+  // directory ("dir/", or an existing directory), and std::system_error when
+  // the file cannot be written. Best taken while the runtime is idle: events
+  // written meanwhile may be missing.
   void write_trace(const std::string& path) const;
   // True when this runtime records a trace.
   bool tracing() const noexcept;

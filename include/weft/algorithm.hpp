@@ -685,7 +685,10 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::sort(first, last, comp); });
+  if constexpr (detail::k_packed_bits<It>) {
+    return detail::serially(
+        [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::sort(first, last, c); }); });
+  }
   detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
 }
 
@@ -696,7 +699,10 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::stable_sort(first, last, comp); });
+  if constexpr (detail::k_packed_bits<It>) {
+    return detail::serially(
+        [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::stable_sort(first, last, c); }); });
+  }
   detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
 }
 
@@ -723,8 +729,10 @@ void nth_element(It first, It nth, It last, Comp comp = {}) {
     detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
   const std::size_t k = static_cast<std::size_t>(nth - first);
   if (k == n) return;
-  if constexpr (detail::k_packed_bits<It>)
-    return detail::serially([&] { return std::nth_element(first, nth, last, comp); });
+  if constexpr (detail::k_packed_bits<It>) {
+    return detail::serially(
+        [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::nth_element(first, nth, last, c); }); });
+  }
   detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
 }
 

@@ -751,6 +751,24 @@ struct guarded_less {
   }
 };
 
+// Calls f(c), where c is comp when a comparison of two T cannot throw, else
+// a guarded_less of it, and then rethrows the first exception it caught: a
+// sort or selection that ends with a std:: one (which holds an item in a
+// temporary while it shifts others) leaves the items a permutation of the
+// input when a comparison throws.
+template <class T, class Comp, class F>
+void with_guarded_less(Comp& comp, F&& f) {
+  if constexpr (std::is_nothrow_invocable_v<Comp&, T&, T&>) {
+    f(comp);
+  } else {
+    std::atomic<bool> failed{false};
+    std::exception_ptr error;
+    guarded_less<Comp> guarded{comp, failed, error};
+    f(guarded);
+    if (error) std::rethrow_exception(error);
+  }
+}
+
 // The merge sort of sort_impl: about 2 leaves per worker (a power of 4, so
 // that the leaves sort in place), one on one worker.
 template <bool Stable, class It, class Comp>
@@ -822,14 +840,10 @@ void sort_any(It first, std::size_t n, Comp& comp) {
 template <bool Stable, class It, class Comp>
 void sort_impl(It first, std::size_t n, Comp& comp) {
   using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
-  if constexpr (radix_sortable<Stable, T, Comp> || std::is_nothrow_invocable_v<Comp&, T&, T&>) {
+  if constexpr (radix_sortable<Stable, T, Comp>) {
     sort_any<Stable>(first, n, comp);
   } else {
-    std::atomic<bool> failed{false};
-    std::exception_ptr error;
-    guarded_less<Comp> guarded{comp, failed, error};
-    sort_any<Stable>(first, n, guarded);
-    if (error) std::rethrow_exception(error);
+    with_guarded_less<T>(comp, [&](auto& c) { sort_any<Stable>(first, n, c); });
   }
 }
 
@@ -844,8 +858,9 @@ inline constexpr std::size_t k_select_serial = std::size_t{1} << 16;
 // rank k: the classes of the items are stored (one byte each), the items are
 // moved by class into a buffer at offsets from a blocked count and scan, and
 // back; the round keeps only the class holding rank k. Then std::nth_element.
+// comp: guarded_less when comparisons may throw (select_impl).
 template <class It, class Comp>
-void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
+void select_any(It first, std::size_t n, std::size_t k, Comp& comp) {
   using T = std::iter_value_t<It>;  // NOLINT(readability-identifier-naming)
   // NOLINTNEXTLINE(readability-identifier-naming)
   constexpr bool parallel_ok = std::is_nothrow_move_constructible_v<T> && std::is_nothrow_move_assignable_v<T> &&
@@ -959,6 +974,14 @@ void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
     }
   }
   std::nth_element(first, detail::offset_by(first, k), detail::offset_by(first, n), comp);
+}
+
+// select_any, through guarded_less when the comparator may throw: the items
+// stay a permutation of the input, and the first exception is rethrown once
+// the selection is done.
+template <class It, class Comp>
+void select_impl(It first, std::size_t n, std::size_t k, Comp& comp) {
+  with_guarded_less<std::iter_value_t<It>>(comp, [&](auto& c) { select_any(first, n, k, c); });
 }
 
 }  // namespace weft::detail

@@ -49,7 +49,9 @@ class WEFT_API runtime {
   // exception): every weft call made inside f uses this runtime. Called from a
   // worker of this runtime it calls f() there (on a fresh fiber stack when
   // the calling one is nearly full). Elsewhere it suspends the calling fiber
-  // (a worker of another runtime) or blocks the calling thread.
+  // (a worker of another runtime) or blocks the calling thread. The result
+  // is carried back from the task by a move, so its type must be
+  // move-constructible (as for std::async).
   template <class F>
   std::invoke_result_t<F&> run(F&& f);
 

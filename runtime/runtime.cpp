@@ -9,6 +9,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "runtime_access.hpp"
@@ -95,19 +96,30 @@ namespace {
 // with its configuration's reads) than a thread that finds its own stack
 // nearly full may have left, and that is where weft first needs it when a
 // coroutine resumed on a plain thread, or an algorithm entered there, goes
-// on in it: then it is constructed on a thread of its own.
+// on in it: then it is constructed on a thread of its own. The caller may
+// hold the dynamic loader's lock (a library's static initializer, inside
+// dlopen), which that thread cannot take: what the construction does under
+// it (pin_library: dladdr, dlopen) is done first, here.
 runtime* new_default_runtime() {
   constexpr std::size_t k_room = 64 * 1024;
   if (!rt::own_stack_left_below(k_room)) return new runtime(rt::default_config());
+  rt::pin_library();
   runtime* r = nullptr;
   std::exception_ptr error;
-  std::thread([&r, &error] {
-    try {
-      r = new runtime(rt::default_config());
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }).join();
+  try {
+    std::thread([&r, &error] {
+      try {
+        r = new runtime(rt::default_config());
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }).join();
+  } catch (const std::system_error& e) {
+    throw std::system_error(e.code(),
+                            "weft::default_runtime: could not start the thread that constructs it (the calling "
+                            "thread has less than 64 KiB of stack left; limits on threads: RLIMIT_NPROC, "
+                            "kernel.threads-max, the cgroup's pids.max, memory)");
+  }
   if (error) std::rethrow_exception(error);
   return r;
 }

@@ -1032,6 +1032,76 @@ TEST_P(AlgorithmTest, SelectionsThatThrowKeepEveryItem) {
   }
 }
 
+// Comparators whose result is not a bool, as std::sort accepts them: one
+// with only an explicit conversion (contextually converted) compiles whether
+// or not it is noexcept (before, only a noexcept one did for the sorts, and
+// none for nth_element); one whose conversion throws is guarded as a
+// throwing comparison is, also when the call is noexcept (before, items were
+// lost).
+struct explicit_verdict {
+  bool v;
+  explicit operator bool() const { return v; }
+};
+struct throwing_verdict {
+  static inline std::atomic<long> s_conversions{0};
+  static inline long s_throw_at = -1;
+  bool v;
+  operator bool() const {  // NOLINT(google-explicit-constructor): the point of the test
+    if (s_conversions.fetch_add(1, std::memory_order_relaxed) == s_throw_at) throw test_error();
+    return v;
+  }
+};
+
+TEST_P(AlgorithmTest, ComparatorsWhoseResultIsNotABool) {
+  const std::size_t n = 70'000;
+  std::vector<std::string> input(n);
+  for (std::size_t i = 0; i < n; ++i) input[i] = "item-" + std::to_string((i * 7919) % n);
+  std::vector<std::string> sorted = input;
+  std::sort(sorted.begin(), sorted.end());
+  auto plain = [](const std::string& a, const std::string& b) { return explicit_verdict{a < b}; };
+  auto quiet = [](const std::string& a, const std::string& b) noexcept { return explicit_verdict{a < b}; };
+  rt.run([&] {
+    auto v = input;
+    weft::sort(v, plain);
+    EXPECT_TRUE(v == sorted);
+    v = input;
+    weft::stable_sort(v, quiet);
+    EXPECT_TRUE(v == sorted);
+    v = input;
+    weft::nth_element(v, v.begin() + 100, plain);
+    EXPECT_EQ(v[100], sorted[100]);
+    v = input;
+    weft::nth_element(v, v.begin() + 100, quiet);
+    EXPECT_EQ(v[100], sorted[100]);
+    std::vector<bool> bits{true, false, true, false};
+    weft::sort(bits, [](bool a, bool b) { return explicit_verdict{a < b}; });
+    EXPECT_TRUE((bits == std::vector<bool>{false, false, true, true}));
+  });
+  auto converts = [](const std::string& a, const std::string& b) noexcept { return throwing_verdict{a < b}; };
+  for (const long throw_at : {0L, 10L, 1000L, 100'000L}) {
+    for (const int kind : {0, 1, 2}) {
+      SCOPED_TRACE("algorithm " + std::to_string(kind) + ", throw at conversion " + std::to_string(throw_at));
+      throwing_verdict::s_conversions = 0;
+      throwing_verdict::s_throw_at = throw_at;
+      auto v = input;
+      int caught = 0;
+      rt.run([&] {
+        try {
+          if (kind == 0) weft::sort(v, converts);
+          if (kind == 1) weft::stable_sort(v, converts);
+          if (kind == 2) weft::nth_element(v, v.begin() + 100, converts);
+        } catch (const test_error&) {
+          ++caught;
+        }
+      });
+      EXPECT_EQ(caught, 1);
+      std::sort(v.begin(), v.end());
+      EXPECT_TRUE(v == sorted) << "items lost or duplicated";
+    }
+  }
+  throwing_verdict::s_throw_at = -1;
+}
+
 // Items that count how many of them are alive, for the iterator below.
 struct counted {
   static inline std::atomic<long> s_alive{0};

@@ -11,6 +11,13 @@
 // dlclose_host PLUGIN pthread-exit: main() ends with pthread_exit() at once;
 // a thread loads the library after that (so weft never saw main) and ends.
 // The process must end with that thread, with status 0.
+//
+// dlclose_host PLUGIN small-stack: the thread that loads the library has a
+// stack of 64 KiB, on which the library's initializer makes the first weft
+// call; the library's result must come back (it hung before: the default
+// runtime, constructed on a thread of its own there, waited for the
+// loader's lock that dlopen held). Exit codes: 0, 2-5 as above, 7 when the
+// thread could not be made.
 #include <dlfcn.h>
 #include <pthread.h>
 
@@ -32,6 +39,27 @@ int main(int argc, char** argv) {
       if (result == nullptr || result() != 332'833'500) std::_Exit(3);
     }).detach();
     pthread_exit(nullptr);
+  }
+  if (argc > 2 && std::strcmp(argv[2], "small-stack") == 0) {
+    struct load {
+      const char* path;
+      int code = 3;
+    } l{argv[1]};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t t;
+    auto body = [](void* p) -> void* {
+      auto* l = static_cast<load*>(p);
+      void* plugin = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
+      auto* result = plugin != nullptr ? reinterpret_cast<long (*)()>(dlsym(plugin, "weft_plugin_result")) : nullptr;
+      l->code = result == nullptr ? 3 : result() == 332'833'500 ? 0 : 5;
+      return nullptr;
+    };
+    if (pthread_create(&t, &attr, body, &l) != 0) return 7;
+    pthread_join(t, nullptr);
+    if (l.code == 3) std::fprintf(stderr, "dlopen: %s\n", dlerror());
+    return l.code;
   }
   void* plugin = nullptr;
   long value = 0;

@@ -93,6 +93,21 @@ TEST(DlopenTest, AnUnloadedLibraryLeavesWeftLoadedUnderItsWorkers) {
   }
 }
 
+// A thread with a stack of 64 KiB loads the library whose initializer makes
+// the first weft call of the process: the default runtime is constructed on
+// a thread of its own there (the caller's stack is nearly full), while
+// dlopen holds the loader's lock. It hung before (that thread waited for the
+// lock in dladdr), in 10 of 10 runs.
+TEST(DlopenTest, ALibraryLoadedOnASmallStackMakesTheFirstCall) {
+  const char* host = std::getenv("WEFT_DLCLOSE_HOST");
+  const char* plugin = std::getenv("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
+  ASSERT_TRUE(host != nullptr && plugin != nullptr) << "run this test through meson test";
+  for (int run = 0; run < 3; ++run) {
+    const auto r = weft_test::run_program_in_child(host, {plugin, "small-stack"});
+    ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
+  }
+}
+
 // main() ends with pthread_exit() before weft is loaded, by another thread
 // (so weft's key never had main's value); that thread ends: the process
 // ends with it (status 0), weft seeing main's end at the end of a thread

@@ -571,7 +571,7 @@ Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
     while (a != ae && b != be) {
       const V1 x = *a;
       const V1 y = *b;
-      const bool take_b = comp(y, x);
+      const bool take_b = static_cast<bool>(comp(y, x));
       *out = take_b ? y : x;
       ++out;
       b += take_b;
@@ -743,7 +743,7 @@ struct guarded_less {
     // relaxed: a hint; the sort's joins order m_error before the caller's read.
     if (m_failed.load(std::memory_order_relaxed)) return false;
     try {
-      return m_comp(std::forward<A>(a), std::forward<B>(b));
+      return static_cast<bool>(m_comp(std::forward<A>(a), std::forward<B>(b)));  // the conversion may throw too
     } catch (...) {
       if (!m_failed.exchange(true, std::memory_order_relaxed)) m_error = current_exception_or_bad();
       return false;
@@ -751,14 +751,15 @@ struct guarded_less {
   }
 };
 
-// Calls f(c), where c is comp when a comparison of two T cannot throw, else
-// a guarded_less of it, and then rethrows the first exception it caught: a
-// sort or selection that ends with a std:: one (which holds an item in a
-// temporary while it shifts others) leaves the items a permutation of the
-// input when a comparison throws.
+// Calls f(c): c is comp when neither a comparison of two T nor the
+// conversion of its result to bool can throw, else a guarded_less of it,
+// after which the first exception it caught is rethrown. A sort or selection
+// that ends with a std:: one (which holds an item in a temporary while it
+// shifts others) so leaves the items a permutation of the input when a
+// comparison throws.
 template <class T, class Comp, class F>
 void with_guarded_less(Comp& comp, F&& f) {
-  if constexpr (std::is_nothrow_invocable_v<Comp&, T&, T&>) {
+  if constexpr (std::is_nothrow_invocable_r_v<bool, Comp&, T&, T&>) {  // the call and its conversion
     f(comp);
   } else {
     std::atomic<bool> failed{false};
@@ -884,7 +885,7 @@ void select_any(It first, std::size_t n, std::size_t k, Comp& comp) {
         std::iter_swap(first, detail::offset_by(first, lo_i));
         if (hi_i == 0) hi_i = lo_i;
         std::iter_swap(first + 1, detail::offset_by(first, hi_i));
-        const bool distinct = comp(first[0], first[1]);
+        const bool distinct = static_cast<bool>(comp(first[0], first[1]));
         const std::size_t m = n - 2;
         It rest = first + 2;
         std::vector<unsigned char> cls(m);

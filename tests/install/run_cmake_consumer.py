@@ -181,10 +181,17 @@ def main():
         fail("the CMake-built program did not report success")
 
     # The version file: an incompatible version is turned down, a range that
-    # holds this version accepted.
+    # holds this version accepted; while the major version is 0, a request
+    # of another minor version is turned down, "0" (0.0) included, which
+    # was accepted (CMake's if() takes the string 0 for false), and the
+    # numbers are compared as numbers ("00.1" is 0.1).
     version = version_of(source_root)
-    for request, want in (("99", False), (f"0.0...{version}", True)):
-        vsrc = os.path.join(work, f"version-{'ok' if want else 'no'}")
+    major, minor = version.split(".")[:2]
+    requests = [("99", False), (f"0.0...{version}", True), (f"0{major}.{minor}", True)]
+    if major == "0" and minor != "0":
+        requests.append(("0", False))
+    for request, want in requests:
+        vsrc = os.path.join(work, f"version-{len(os.listdir(work))}")
         os.makedirs(vsrc)
         with open(os.path.join(vsrc, "CMakeLists.txt"), "w", encoding="utf-8") as f:
             f.write("cmake_minimum_required(VERSION 3.19)\nproject(weft_version_check LANGUAGES CXX)\n"

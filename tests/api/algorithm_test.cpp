@@ -934,43 +934,56 @@ TEST_P(AlgorithmTest, ExceptionsReachTheCaller) {
   });
 }
 
+// n strings in a scrambled order.
+std::vector<std::string> scrambled_items(std::size_t n) {
+  std::vector<std::string> items(n);
+  for (std::size_t i = 0; i < n; ++i) items[i] = "item-" + std::to_string((i * 7919) % n);
+  return items;
+}
+
+// Runs algo(v, less) in rt on v, a copy of input, where less throws
+// test_error at its call number throw_at: the exception comes out once when
+// that call was made, and v stays a permutation of input, whose sorted
+// order is sorted. Returns v and whether it threw.
+template <class Algo>
+std::pair<std::vector<std::string>, bool> with_a_comparison_that_throws(weft::runtime& rt,
+                                                                        const std::vector<std::string>& input,
+                                                                        const std::vector<std::string>& sorted,
+                                                                        long throw_at, Algo algo) {
+  std::atomic<long> calls{0};
+  auto less = [&](const std::string& a, const std::string& b) {
+    if (calls.fetch_add(1, std::memory_order_relaxed) == throw_at) throw test_error();
+    return a < b;
+  };
+  std::vector<std::string> v = input;
+  int caught = 0;
+  rt.run([&] {
+    try {
+      algo(v, less);
+    } catch (const test_error&) {
+      ++caught;
+    }
+  });
+  EXPECT_EQ(caught, calls.load() > throw_at ? 1 : 0);
+  std::vector<std::string> result = v;
+  std::sort(v.begin(), v.end());
+  EXPECT_TRUE(v == sorted) << "items lost or duplicated";
+  return {result, caught != 0};
+}
+
 // A sort whose comparator throws rethrows it once and leaves the items a
 // permutation of the input, like std::sort: the parallel merge sort of items
 // that are not trivially copyable ran from a buffer and destroyed the
 // buffer's items on the way out, so every string of the range was left empty
 // at 2 and 4 workers.
 TEST_P(AlgorithmTest, SortsThatThrowKeepEveryItem) {
-  const std::size_t n = static_cast<std::size_t>(weft_test::scaled(100'000));
-  std::vector<std::string> input(n);
-  for (std::size_t i = 0; i < n; ++i) input[i] = "item-" + std::to_string((i * 7919) % n);
+  const std::vector<std::string> input = scrambled_items(static_cast<std::size_t>(weft_test::scaled(100'000)));
   std::vector<std::string> sorted = input;
   std::sort(sorted.begin(), sorted.end());
   for (const long throw_at : {0L, 10L, 1000L, 100'000L, 1'000'000L}) {
-    for (const bool stable : {false, true}) {
-      SCOPED_TRACE((stable ? "stable_sort, throw at comparison " : "sort, throw at comparison ") +
-                   std::to_string(throw_at));
-      std::atomic<long> calls{0};
-      auto less = [&](const std::string& a, const std::string& b) {
-        if (calls.fetch_add(1, std::memory_order_relaxed) == throw_at) throw test_error();
-        return a < b;
-      };
-      std::vector<std::string> v = input;
-      int caught = 0;
-      rt.run([&] {
-        try {
-          if (stable) {
-            weft::stable_sort(v, less);
-          } else {
-            weft::sort(v, less);
-          }
-        } catch (const test_error&) {
-          ++caught;
-        }
-      });
-      EXPECT_EQ(caught, calls.load() > throw_at ? 1 : 0);
-      std::sort(v.begin(), v.end());
-      EXPECT_TRUE(v == sorted) << "items lost or duplicated";
-    }
+    SCOPED_TRACE("throw at comparison " + std::to_string(throw_at));
+    with_a_comparison_that_throws(rt, input, sorted, throw_at, [](auto& v, auto& less) { weft::sort(v, less); });
+    with_a_comparison_that_throws(rt, input, sorted, throw_at, [](auto& v, auto& less) { weft::stable_sort(v, less); });
   }
 }
 
@@ -981,30 +994,17 @@ TEST_P(AlgorithmTest, SortsThatThrowKeepEveryItem) {
 // lost it (3 strings, a throw at the second comparison: "b" "" "a").
 TEST_P(AlgorithmTest, SelectionsThatThrowKeepEveryItem) {
   for (const std::size_t n : {std::size_t{3}, std::size_t{1000}, std::size_t{70'000}}) {
-    std::vector<std::string> input(n);
-    for (std::size_t i = 0; i < n; ++i) input[i] = "item-" + std::to_string((i * 7919) % n);
+    const std::vector<std::string> input = scrambled_items(n);
     std::vector<std::string> sorted = input;
     std::sort(sorted.begin(), sorted.end());
     for (const long throw_at : {0L, 1L, 10L, 500L, 100'000L, 10'000'000L}) {
       SCOPED_TRACE(std::to_string(n) + " items, throw at comparison " + std::to_string(throw_at));
-      std::atomic<long> calls{0};
-      auto less = [&](const std::string& a, const std::string& b) {
-        if (calls.fetch_add(1, std::memory_order_relaxed) == throw_at) throw test_error();
-        return a < b;
-      };
-      std::vector<std::string> v = input;
-      int caught = 0;
-      rt.run([&] {
-        try {
-          weft::nth_element(v, v.begin() + static_cast<std::ptrdiff_t>(n / 2), less);
-        } catch (const test_error&) {
-          ++caught;
-        }
+      const auto [v, threw] = with_a_comparison_that_throws(rt, input, sorted, throw_at, [n](auto& v, auto& less) {
+        weft::nth_element(v, v.begin() + static_cast<std::ptrdiff_t>(n / 2), less);
       });
-      EXPECT_EQ(caught, calls.load() > throw_at ? 1 : 0);
-      if (caught == 0) EXPECT_EQ(v[n / 2], sorted[n / 2]);
-      std::sort(v.begin(), v.end());
-      EXPECT_TRUE(v == sorted) << "items lost or duplicated";
+      if (!threw) {
+        EXPECT_EQ(v[n / 2], sorted[n / 2]);
+      }
     }
   }
   // The bits of a std::vector<bool>, sorted and selected serially by the
@@ -1053,9 +1053,7 @@ struct throwing_verdict {
 };
 
 TEST_P(AlgorithmTest, ComparatorsWhoseResultIsNotABool) {
-  const std::size_t n = 70'000;
-  std::vector<std::string> input(n);
-  for (std::size_t i = 0; i < n; ++i) input[i] = "item-" + std::to_string((i * 7919) % n);
+  const std::vector<std::string> input = scrambled_items(70'000);
   std::vector<std::string> sorted = input;
   std::sort(sorted.begin(), sorted.end());
   auto plain = [](const std::string& a, const std::string& b) { return explicit_verdict{a < b}; };

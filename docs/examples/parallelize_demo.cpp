@@ -4,6 +4,7 @@
 // times and the speedup. Usage: parallelize_demo [items] [workers]
 #include <weft/weft.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -35,10 +36,24 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
+// argv[i] as a number in [low, high], or `otherwise` when it is absent; -1
+// when it is not one.
+long long argument(int argc, char** argv, int i, long long otherwise, long long low, long long high) {
+  if (argc <= i) return otherwise;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(argv[i], &end, 10);
+  return end != argv[i] && *end == '\0' && errno == 0 && v >= low && v <= high ? v : -1;
+}
+
 int main(int argc, char** argv) {
-  const std::int64_t items = argc > 1 ? std::atoll(argv[1]) : 4000;
+  const std::int64_t items = argument(argc, argv, 1, 4000, 1, 100'000'000);
   weft::config cfg;
-  cfg.workers = argc > 2 ? std::atoi(argv[2]) : 0;
+  cfg.workers = static_cast<int>(argument(argc, argv, 2, 0, 0, 4096));
+  if (items < 0 || cfg.workers < 0 || argc > 3) {
+    std::fprintf(stderr, "usage: parallelize_demo [items (1 to 10^8, default 4000)] [workers (0: all CPUs)]\n");
+    return 2;
+  }
   weft::runtime rt(cfg);
 
   std::vector<int> serial(static_cast<std::size_t>(items));

@@ -62,6 +62,11 @@ std::pair<int, int> band(int rows, int p, int me) {
 int main(int argc, char** argv) {
   const int rows = argc > 1 ? std::atoi(argv[1]) : 512;
   const int sweeps = argc > 2 ? std::atoi(argv[2]) : 200;
+  if (rows < 3 || rows > 16384 || sweeps < 10 || sweeps % 10 != 0 || argc > 3) {
+    std::fprintf(stderr,
+                 "usage: spmd_jacobi [rows (3 to 16384, default 512)] [sweeps (a multiple of 10, default 200)]\n");
+    return 2;
+  }
   const int cols = rows;
 
   // Serial reference, band by band in the same order of additions.

@@ -27,7 +27,12 @@ int main(int argc, char** argv) {
       });
     });
     std::printf("%s", rt.stats().summary().c_str());
-  }  // the trace is written here
-  std::printf("trace written to %s\n", cfg.trace_file.c_str());
-  return 0;
+  }  // the trace is written here (or a line on stderr says why not)
+  if (std::FILE* f = std::fopen(cfg.trace_file.c_str(), "r")) {
+    std::fclose(f);
+    std::printf("trace written to %s\n", cfg.trace_file.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "trace_demo: no trace at %s\n", cfg.trace_file.c_str());
+  return 1;
 }

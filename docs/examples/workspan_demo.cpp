@@ -73,7 +73,12 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--measure") == 0) {
       measure = true;
     } else {
-      n = std::strtoull(argv[i], nullptr, 10);
+      char* end = nullptr;
+      n = std::strtoull(argv[i], &end, 10);
+      if (end == argv[i] || *end != '\0' || n == 0 || n > (std::size_t{1} << 32)) {
+        std::fprintf(stderr, "usage: workspan_demo [--measure] [n (1 to 2^32, default 3000000)]\n");
+        return 2;
+      }
     }
   }
 

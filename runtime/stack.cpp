@@ -188,14 +188,12 @@ void note_success() noexcept {
   if (g_shortage.load(std::memory_order_relaxed) != 0) g_shortage.store(0, std::memory_order_relaxed);
 }
 
-// Fiber stacks handed out now, in every class. Takes g_lock.
-std::uint64_t stacks_in_use() noexcept {
+// Fiber stacks of class c handed out now. Takes g_lock.
+std::uint64_t stacks_in_use(const slab_class& c) noexcept {
   std::lock_guard lock(g_lock);
   std::uint64_t n = 0;
-  for (const slab_class* c = g_classes; c != nullptr; c = c->m_next) {
-    for (const stack_slab* s = c->m_all; s != nullptr; s = s->m_all_next) {
-      n += static_cast<std::uint64_t>(__builtin_popcountll(s->m_used));
-    }
+  for (const stack_slab* s = c.m_all; s != nullptr; s = s->m_all_next) {
+    n += static_cast<std::uint64_t>(__builtin_popcountll(s->m_used));
   }
   return n;
 }
@@ -203,14 +201,14 @@ std::uint64_t stacks_in_use() noexcept {
 std::string mebibytes(std::uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
 
 // The message of a stack of class c that the kernel refused for want of
-// memory: how many stacks are in use (are waiting fibers the cause?), and
-// the limits that make a mapping fail long before the machine runs out: the
-// address space (RLIMIT_AS) and strict overcommit, under which every mapped
-// stack counts in full (MAP_NORESERVE is ignored).
+// memory: how many stacks of its size are in use (are waiting fibers the
+// cause?), and the limits that make a mapping fail long before the machine
+// runs out: the address space (RLIMIT_AS) and strict overcommit, under which
+// every mapped stack counts in full (MAP_NORESERVE is ignored).
 std::string out_of_memory_message(const slab_class& c) {
-  const std::uint64_t in_use = stacks_in_use();
+  const std::uint64_t in_use = stacks_in_use(c);
   std::string what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) + " bytes: out of memory (";
-  what += std::to_string(in_use) + (in_use == 1 ? " fiber stack" : " fiber stacks") + " in use; a slab of ";
+  what += std::to_string(in_use) + (in_use == 1 ? " stack" : " stacks") + " of that size in use; a slab of ";
   what += std::to_string(c.m_slots) + " stacks maps " + mebibytes(c.m_slot * c.m_slots);
   rlimit as{};
   const bool as_limited = getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY;
@@ -219,10 +217,11 @@ std::string out_of_memory_message(const slab_class& c) {
   if (strict) what += "; strict overcommit (vm.overcommit_memory = 2) counts every stack mapped";
   what += "): ";
   if (as_limited) what += "raise RLIMIT_AS, ";
-  // Fewer than a slab of stacks in use: the runtime's own first stacks, not
-  // waiting fibers.
-  if (in_use >= c.m_slots) what += "let fewer fibers wait at once, ";
-  what += as_limited || in_use >= c.m_slots ? "or lower weft::config::stack_size" : "lower weft::config::stack_size";
+  // Fewer than a full slab's worth in use (64): the runtimes' own first
+  // stacks, not waiting fibers.
+  const bool waiting = in_use >= 64;
+  if (waiting) what += "let fewer fibers wait at once, ";
+  what += as_limited || waiting ? "or lower weft::config::stack_size" : "lower weft::config::stack_size";
   return what;
 }
 

@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
     struct load {
       const char* path;
       int code = 3;
-    } l{argv[1]};
+      std::string error;  // dlerror() is the loading thread's
+    } l{argv[1], 3, {}};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 64 * 1024);
@@ -53,12 +54,16 @@ int main(int argc, char** argv) {
       auto* l = static_cast<load*>(p);
       void* plugin = dlopen(l->path, RTLD_NOW | RTLD_LOCAL);
       auto* result = plugin != nullptr ? reinterpret_cast<long (*)()>(dlsym(plugin, "weft_plugin_result")) : nullptr;
+      if (result == nullptr) {
+        const char* e = dlerror();
+        l->error = e != nullptr ? e : "no weft_plugin_result";
+      }
       l->code = result == nullptr ? 3 : result() == 332'833'500 ? 0 : 5;
       return nullptr;
     };
     if (pthread_create(&t, &attr, body, &l) != 0) return 7;
     pthread_join(t, nullptr);
-    if (l.code == 3) std::fprintf(stderr, "dlopen: %s\n", dlerror());
+    if (l.code == 3) std::fprintf(stderr, "dlopen: %s\n", l.error.c_str());
     return l.code;
   }
   void* plugin = nullptr;

@@ -111,6 +111,13 @@ namespace {
 constinit std::mutex g_lock;
 constinit slab_class* g_classes = nullptr;  // guarded by g_lock; never freed (one per stack size and guard kind)
 
+// Empty slabs kept mapped, in all classes (guarded by g_lock), and at most
+// how many: one per class would keep up to k_slab_bytes of address space
+// for every stack size a process ever used (runtimes made one after the
+// other with new sizes ran out of address space under RLIMIT_AS).
+constinit unsigned g_kept_empty = 0;
+constexpr unsigned k_max_kept_empty = 4;
+
 // Guard markers: -1 not known yet, 0 absent, 1 present. Relaxed, no partner:
 // a fact about the kernel; threads that probe at once store the same value.
 constinit std::atomic<int> g_markers{-1};
@@ -317,7 +324,10 @@ bool take_slot(slab_class& c, stack_slab*& slab, unsigned& slot, bool& needs_gua
   const std::uint64_t clean = free & s->m_guarded;
   const std::uint64_t pick = dirty != 0 ? dirty : clean != 0 ? clean : free;
   const unsigned i = static_cast<unsigned>(__builtin_ctzll(pick));
-  if (s->m_used == 0) --c.m_empty;
+  if (s->m_used == 0) {
+    --c.m_empty;
+    --g_kept_empty;
+  }
   s->m_used |= bit(i);
   s->m_dirty &= ~bit(i);
   needs_guard = (s->m_guarded & bit(i)) == 0;
@@ -337,13 +347,15 @@ struct slab_work {
 
 // Under g_lock, after slots of s were freed: decides what to do outside the
 // lock. A slab left empty is unmapped unless it is the one kept empty per
-// class (its pages are given back first); a slab with a batch of dirty slots
-// gives their pages back (they count as in use meanwhile).
+// class, while fewer than k_max_kept_empty are kept in all (its pages are
+// given back first); a slab with a batch of dirty slots gives their pages
+// back (they count as in use meanwhile).
 slab_work settle(stack_slab* s) noexcept {
   slab_class& c = *s->m_class;
   slab_work w;
   if (s->m_used == 0) {
-    if (c.m_empty != 0) {  // another empty slab is kept already
+    // Another empty slab of c is kept already, or enough of all classes.
+    if (c.m_empty != 0 || g_kept_empty >= k_max_kept_empty) {
       s->m_used = all_slots(c.m_slots);
       relist(c, s);
       for (stack_slab** p = &c.m_all; *p != nullptr; p = &(*p)->m_all_next) {
@@ -357,6 +369,7 @@ slab_work settle(stack_slab* s) noexcept {
     }
     if (s->m_dirty == 0) {
       ++c.m_empty;  // kept: the next runtime (or burst) starts without a system call
+      ++g_kept_empty;
       relist(c, s);
       return w;
     }

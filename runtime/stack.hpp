@@ -83,7 +83,8 @@ bool own_stack_left_below(std::size_t bytes) noexcept;
 stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards guards);
 
 // Gives s's pages back to the system (its guard stays) and its slot back to
-// its slab; a slab left empty is unmapped, except one kept per stack size and kind of guard.
+// its slab; a slab left empty is unmapped, except one kept per stack size and kind of guard
+// (at most four in all).
 // Any thread; s must not be running. Leaves s empty.
 void free_stack(stack_memory& s) noexcept;
 

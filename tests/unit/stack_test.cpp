@@ -17,7 +17,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <string>
@@ -39,13 +42,14 @@ using weft::rt::stack_memory;
 
 constexpr std::size_t k_header = 256;
 
-// Resident pages of [p, p + n), by mincore.
+// Resident pages of [p, p + n), by mincore (none where it is not mapped: a
+// slab unmapped once empty).
 std::size_t resident_pages(const char* p, std::size_t n) {
   const std::size_t page = weft::rt::page_size();
   const auto* lo = reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(p) / page * page);
   const std::size_t len = static_cast<std::size_t>(p + n - lo);
   std::vector<unsigned char> v((len + page - 1) / page);
-  if (mincore(const_cast<char*>(lo), len, v.data()) != 0) return SIZE_MAX;
+  if (mincore(const_cast<char*>(lo), len, v.data()) != 0) return errno == ENOMEM ? 0 : SIZE_MAX;
   return static_cast<std::size_t>(std::count_if(v.begin(), v.end(), [](unsigned char c) { return (c & 1) != 0; }));
 }
 
@@ -125,6 +129,40 @@ TEST_P(StackTest, FreedStacksGiveTheirPagesBack) {
   std::size_t resident = 0;
   for (const auto& [p, n] : spans) resident += resident_pages(p, n);
   EXPECT_EQ(resident, 0u) << "pages of freed stacks stayed resident";
+}
+
+// The address space of the process, in bytes (VmSize), or -1.
+long address_space() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmSize:", 7) == 0) kib = std::atol(line + 7);
+  }
+  std::fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+// Stacks of ever new sizes, one at a time (runtimes made one after the other
+// with new stack sizes): the empty slabs kept for the next use are bounded
+// in all, not one per size. Before, each size kept its slab (here 64 stacks'
+// worth of address space each), and a process under RLIMIT_AS ran out.
+TEST(StackSlabs, EmptySlabsKeptAreBoundedAcrossStackSizes) {
+  if (weft_test::k_sanitized) GTEST_SKIP() << "the sanitizer runtimes map memory of their own meanwhile";
+  constexpr int sizes = 40;
+  const long before = address_space();
+  ASSERT_GT(before, 0);
+  std::size_t largest_slab = 0;
+  for (int i = 0; i < sizes; ++i) {
+    const std::size_t usable = 100 * 1024 + static_cast<std::size_t>(i) * 4096;  // sizes no other test uses
+    stack_memory s = allocate_stack(usable, k_header, stack_guards::automatic);
+    largest_slab = std::max(largest_slab, 64 * (s.m_size + weft::rt::k_guard_size));
+    free_stack(s);
+  }
+  const long grown = address_space() - before;
+  EXPECT_LT(grown, static_cast<long>(8 * largest_slab))
+      << "the address space grew by " << grown << " bytes for " << sizes << " stack sizes used one at a time";
 }
 
 // A write into the guard below a stack kills the process with SIGSEGV.

@@ -1049,7 +1049,10 @@ TEST(LockAsyncWakeTest, CoroutinesFibersAndThreadsLoseNothing) {
   contended_counter c;
   weft::runtime rt{weft::config{.workers = 2}};
   long expected = 0;
-  for (int round = 0; round < 200 && c.coroutine_waits.load() < 100; ++round) {
+  // Rounds until the coroutines waited often enough: on a loaded machine the
+  // threads and workers that contend may seldom run at once (one wait in 200
+  // rounds was seen with two builds running beside the tests).
+  for (int round = 0; round < 2000 && c.coroutine_waits.load() < 100; ++round) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 2; ++t) {
       threads.emplace_back([&] {

@@ -196,7 +196,10 @@ hop_result hop(BeforeWait before_wait = {}, OnReleaser on_releaser = {}, AfterWa
   return h;
 }
 
-constexpr int k_max_attempts = 200;
+// A hop moves the fiber only when the releaser's worker runs while the other
+// is kept busy: on a loaded machine that can take hundreds of hops (one
+// migration of 40 needed more than 200 with two builds running beside).
+constexpr int k_max_attempts = 2000;
 
 // Hops until the fiber moved; `attempts` counts the hops made.
 template <class BeforeWait = no_hook, class OnReleaser = no_releaser_hook, class AfterWait = no_hook>

@@ -25,6 +25,7 @@
 #include <weft/weft.hpp>
 
 #include "call_site.hpp"
+#include "foreign_coroutine.hpp"
 #include "sanitizers.hpp"
 #include "seeded_rng.hpp"
 #include "worker_count.hpp"
@@ -876,15 +877,7 @@ INSTANTIATE_TEST_SUITE_P(Workers, SpawnHandleTest, ::testing::Values(1, 2, 4), w
 // The party that releases it resumes it in the default runtime, as a deferral
 // from outside one (it was resumed in a null runtime: the releasing call
 // crashed).
-struct eager {
-  struct promise_type {
-    eager get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
+using weft_test::eager;
 
 struct resumed_at {
   std::atomic<bool> done{false};

@@ -27,6 +27,7 @@
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
+#include "foreign_coroutine.hpp"
 #include "sanitizers.hpp"
 
 namespace {
@@ -233,23 +234,12 @@ struct hand_out {
   void await_resume() const noexcept {}
 };
 
-// A coroutine of another library that starts at once and runs to its end.
-struct detached {
-  struct promise_type {
-    detached get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::abort(); }
-  };
-};
-
 weft::task<int> seven() { co_return 7; }
 weft::task<void> handed_out_then_awaits(std::atomic<int>& out) {
   co_await hand_out{};
   out.store(co_await seven());  // a transfer: the stack is nearly full here
 }
-detached drive(weft::task<void> t) { co_await std::move(t); }
+weft_test::eager drive(weft::task<void> t) { co_await std::move(t); }
 
 }  // namespace
 

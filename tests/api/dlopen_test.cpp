@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,11 @@ TEST(DlopenTest, ALibraryCallsAWarmDefaultRuntimeInItsStaticInitializers) {
 }
 
 // Runs dlclose_host (a program that does not link weft) on the plugin named
-// by `variable`: a thread of it loads the plugin, whose initializer makes the
-// first weft call of the process, and ends; the host unloads the plugin.
-weft_test::child_result unload_from_a_host(const char* variable) {
+// by `variable`, in the mode `mode` (none: a thread of it loads the plugin,
+// whose initializer makes the first weft call of the process, and ends; the
+// host unloads the plugin); before_exec runs in the child first.
+weft_test::child_result run_host(const char* variable, const char* mode = nullptr,
+                                 const std::function<void()>& before_exec = {}) {
   const char* host = std::getenv("WEFT_DLCLOSE_HOST");
   const char* plugin = std::getenv(variable);
   if (host == nullptr || plugin == nullptr) {
@@ -79,7 +82,10 @@ weft_test::child_result unload_from_a_host(const char* variable) {
     r.err = "WEFT_DLCLOSE_HOST or a plugin's variable is not set (run this test through meson test)";
     return r;
   }
-  return weft_test::run_program_in_child(host, {plugin});
+  std::vector<std::string> args{plugin};
+  if (mode != nullptr) args.emplace_back(mode);
+  return weft_test::run_program_in_child(host, args, std::chrono::seconds(20 * (weft_test::k_sanitized ? 3 : 1)),
+                                         before_exec);
 }
 
 // The library that started the default runtime's workers was unloaded under
@@ -88,7 +94,7 @@ weft_test::child_result unload_from_a_host(const char* variable) {
 // kept loaded. Several runs: each child is a fresh process.
 TEST(DlopenTest, AnUnloadedLibraryLeavesWeftLoadedUnderItsWorkers) {
   for (int run = 0; run < 5; ++run) {
-    const auto r = unload_from_a_host("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
+    const auto r = run_host("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
     ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
   }
 }
@@ -100,11 +106,8 @@ TEST(DlopenTest, AnUnloadedLibraryLeavesWeftLoadedUnderItsWorkers) {
 // lock in dladdr), in 10 of 10 runs.
 TEST(DlopenTest, ALibraryLoadedOnASmallStackMakesTheFirstCall) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer's runtime needs more than the 64 KiB stack on this path";
-  const char* host = std::getenv("WEFT_DLCLOSE_HOST");
-  const char* plugin = std::getenv("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
-  ASSERT_TRUE(host != nullptr && plugin != nullptr) << "run this test through meson test";
   for (int run = 0; run < 3; ++run) {
-    const auto r = weft_test::run_program_in_child(host, {plugin, "small-stack"});
+    const auto r = run_host("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN", "small-stack");
     ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
   }
 }
@@ -116,15 +119,11 @@ TEST(DlopenTest, ALibraryLoadedOnASmallStackMakesTheFirstCall) {
 // as one of the program's: skipped there (docs/protocols/sleep.md).
 TEST(DlopenTest, ALibraryLoadedAfterMainsPthreadExitLetsTheProcessEnd) {
   if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer's own thread counts as one of the program's";
-  const char* host = std::getenv("WEFT_DLCLOSE_HOST");
-  const char* plugin = std::getenv("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN");
-  ASSERT_TRUE(host != nullptr && plugin != nullptr) << "run this test through meson test";
   for (int run = 0; run < 3; ++run) {
     // glibc leaks main's thread_local destructor list on pthread_exit():
     // LeakSanitizer's exit check would report it (static_runtime_exit_test).
-    const auto r = weft_test::run_program_in_child(host, {plugin, "pthread-exit"},
-                                                   std::chrono::seconds(20 * (weft_test::k_sanitized ? 3 : 1)),
-                                                   [] { ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1); });
+    const auto r = run_host("WEFT_DLOPEN_DEFAULT_RUNTIME_PLUGIN", "pthread-exit",
+                            [] { ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1); });
     ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
   }
 }
@@ -132,7 +131,7 @@ TEST(DlopenTest, ALibraryLoadedAfterMainsPthreadExitLetsTheProcessEnd) {
 // A library whose own runtime is destroyed when it is unloaded: still fine.
 TEST(DlopenTest, AnUnloadedLibraryWithItsOwnRuntimeEndsCleanly) {
   for (int run = 0; run < 5; ++run) {
-    const auto r = unload_from_a_host("WEFT_DLOPEN_OWN_RUNTIME_PLUGIN");
+    const auto r = run_host("WEFT_DLOPEN_OWN_RUNTIME_PLUGIN");
     ASSERT_TRUE(r.exited_with(0)) << "run " << run << ": " << r.describe();
   }
 }

@@ -100,13 +100,13 @@ namespace {
 // finds its own stack nearly full may have left, and that is where weft
 // first needs it when a coroutine resumed on a plain thread, or an
 // algorithm entered there, goes on in it: then it is constructed on a
-// thread of its own. The caller may
-// hold the dynamic loader's lock (a library's static initializer, inside
-// dlopen), which that thread cannot take: what the construction does under
-// it (pin_library: dladdr, dlopen) is done first, here (so the library stays
-// loaded even when the construction then fails). The wait for that thread
-// is no cancellation point: a cancelled caller would unwind while the thread
-// writes into its frame.
+// thread of its own. The caller may hold the dynamic loader's lock (a
+// library's static initializer, inside dlopen), which that thread cannot
+// take: what the construction does under it (pin_library: dladdr, dlopen)
+// is done first, here (so the library stays loaded even when the
+// construction then fails). The wait for that thread is no cancellation
+// point: a cancelled caller would unwind while the thread writes into its
+// frame.
 runtime* new_default_runtime() {
   constexpr std::size_t k_room = 64 * 1024;
   if (!rt::own_stack_left_below(k_room)) return new runtime(rt::default_config());

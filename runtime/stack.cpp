@@ -224,9 +224,9 @@ std::string out_of_memory_message(const slab_class& c) {
   if (strict) what += "; strict overcommit (vm.overcommit_memory = 2) counts every stack mapped";
   what += "): ";
   if (as_limited) what += "raise RLIMIT_AS, ";
-  // Fewer than a full slab's worth in use (64): the runtimes' own first
-  // stacks, not waiting fibers.
-  const bool waiting = in_use >= 64;
+  // Fewer than the most a slab holds: the runtimes' own first stacks, not
+  // waiting fibers.
+  const bool waiting = in_use >= k_max_slots;
   if (waiting) what += "let fewer fibers wait at once, ";
   what += as_limited || waiting ? "or lower weft::config::stack_size" : "lower weft::config::stack_size";
   return what;

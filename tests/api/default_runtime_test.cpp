@@ -9,6 +9,8 @@
 // workers do not exist in the child.
 #include <gtest/gtest.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +21,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -287,5 +290,41 @@ TEST(DefaultRuntimeOnAFullStackTest, ACancelledThreadIsCancelledAfterTheConstruc
     if (rc != 21) return rc == 0 ? 10 : rc;
     return parallel_count(1000) == 1000 ? 0 : 11;
   });
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
+// The thread that would construct the default runtime for a caller on a
+// nearly full stack cannot be started (RLIMIT_NPROC reached): the caller gets
+// a std::system_error that names weft and the limits to look at, and a later
+// call from a stack with room constructs the runtime.
+TEST(DefaultRuntimeOnAFullStackTest, AConstructorThreadThatCannotStartIsAClearError) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = run_in_child([] {
+    // RLIMIT_NPROC binds only a process without CAP_SYS_RESOURCE: root's
+    // child becomes an unprivileged user first.
+    if (geteuid() == 0 && setuid(65534) != 0) return 30;
+    rlimit before{};
+    if (getrlimit(RLIMIT_NPROC, &before) != 0) return 31;
+    std::string message = "<none>";
+    const int rc = on_a_small_nearly_full_thread([&message, &before] {
+      rlimit one = before;
+      one.rlim_cur = 1;  // this process already has more threads: none can start
+      if (setrlimit(RLIMIT_NPROC, &one) != 0) return;
+      try {
+        (void)weft::default_runtime();
+      } catch (const std::system_error& e) {
+        message = e.what();
+      } catch (...) {
+        message = "<other>";
+      }
+      setrlimit(RLIMIT_NPROC, &before);
+    });
+    if (rc != 0) return rc;
+    std::fprintf(stderr, "message: %s\n", message.c_str());
+    if (message.find("weft::default_runtime") == std::string::npos) return 12;
+    if (message.find("RLIMIT_NPROC") == std::string::npos) return 13;
+    return parallel_count(1000) == 1000 ? 0 : 11;
+  });
+  if (r.exited_with(30)) GTEST_SKIP() << "cannot drop root's privileges here";
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }

@@ -53,7 +53,42 @@ WEFT_NOINLINE jump_header* jump_annotated(context& to, jump_header* rec, bool fr
   return land_annotated(fctx::jump_fcontext(to.m_handle, rec), &from);
 }
 
+// The record of a call_on_stack(): the jump onto the stack hands over
+// m_there (m_from: the caller's context), the jump back m_back (m_from:
+// m_done, the stack's context, never resumed). In the caller's frame: nothing
+// that the jump back writes lives on the stack it leaves.
+struct stack_call {
+  jump_header m_there;
+  void (*m_fn)(void*) noexcept;
+  void* m_arg;
+  context m_done;
+  jump_header m_back;
+};
+
+[[noreturn]] void stack_call_entry(fctx::transfer_t t) noexcept {
+  auto* call = reinterpret_cast<stack_call*>(asan::active() ? land_annotated(t, nullptr) : land(t));
+  call->m_fn(call->m_arg);
+  jump(*call->m_there.m_from, &call->m_back, true);
+  __builtin_unreachable();  // never resumed
+}
+
 }  // namespace
+
+void call_on_stack(void* bottom, std::size_t size, void (*fn)(void*) noexcept, void* arg) noexcept {
+  context caller;
+  adopt_thread_context(caller);
+  context callee;
+  callee.m_handle = fctx::make_fcontext(static_cast<char*>(bottom) + size, size, &stack_call_entry);
+  callee.m_stack_bottom = bottom;
+  callee.m_stack_size = size;
+#if WEFT_TSAN
+  callee.m_tsan_fiber = __tsan_create_fiber(0);
+  callee.m_owns_tsan_fiber = true;
+#endif
+  stack_call call{{&caller}, fn, arg, {}, {&call.m_done}};
+  jump(callee, &call.m_there);
+  destroy_context(callee);
+}
 
 void make_context(context& ctx, void* bottom, std::size_t size) noexcept {
   ctx.m_handle = fctx::make_fcontext(static_cast<char*>(bottom) + size, size, &trampoline);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: saving and resuming execution contexts (stack switching).
-// Owns: a saved execution context. Touched by: fiber.cpp only.
+// Owns: a saved execution context. Touched by: fiber.cpp; runtime.cpp
+// (call_on_stack).
 #pragma once
 
 #include <cstddef>
@@ -48,6 +49,13 @@ struct jump_header {
 // resumer handed over. from_dies: the saved context is never resumed again
 // (lets ASan free its state).
 jump_header* jump(context& to, jump_header* rec, bool from_dies = false) noexcept;
+
+// Calls fn(arg) on the stack [bottom, bottom + size), on the calling thread,
+// and returns when it returns: for work that needs more room than the
+// calling stack has left and must stay on this thread. fn must not leave by
+// unwinding (an exception, a thread cancellation): it would unwind off the
+// stack's first frame.
+void call_on_stack(void* bottom, std::size_t size, void (*fn)(void*) noexcept, void* arg) noexcept;
 
 // Defined by fiber.cpp: the first code of a context made by make_context(),
 // called with the header of the jump that started it. Never returns.

@@ -15,6 +15,8 @@
 #include <system_error>
 #include <thread>
 
+#include "context.hpp"
+#include "fiber.hpp"
 #include "runtime_access.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
@@ -96,49 +98,53 @@ void runtime::reset_stats() noexcept {
 namespace {
 
 // The default runtime, new. Its construction takes more stack (8 KiB, 19 KiB
-// under AddressSanitizer, with its configuration's reads) than a thread that
-// finds its own stack nearly full may have left, and that is where weft
-// first needs it when a coroutine resumed on a plain thread, or an
-// algorithm entered there, goes on in it: then it is constructed on a
-// thread of its own. The caller may hold the dynamic loader's lock (a
-// library's static initializer, inside dlopen), which that thread cannot
-// take: what the construction does under it (pin_library: dladdr, dlopen)
-// is done first, here (so the library stays loaded even when the
-// construction then fails). The wait for that thread is no cancellation
-// point: a cancelled caller would unwind while the thread writes into its
-// frame.
+// under AddressSanitizer, with its configuration's reads; more where it pins
+// the library with dlopen) than a thread that finds its own stack nearly
+// full may have left, and that is where weft first needs it when a coroutine
+// resumed on a plain thread, or an algorithm entered there, goes on in it:
+// then it is constructed on a stack of its own, on the same thread (which
+// may hold the dynamic loader's lock, in a library's static initializer
+// inside dlopen, and takes it again there). Cancellation is disabled while
+// it runs: a cancellation could not unwind off that stack.
 runtime* new_default_runtime() {
   constexpr std::size_t k_room = 64 * 1024;
   if (!rt::own_stack_left_below(k_room)) return new runtime(rt::default_config());
-  rt::pin_library();
-  runtime* r = nullptr;
-  std::exception_ptr error;
+  // A stack of a default fiber's size and slab class: the runtime's first
+  // fibers reuse its slot.
+  constexpr std::size_t k_construction_stack = config{}.stack_size;
+  rt::stack_memory stack;
+  try {
+    stack = rt::allocate_stack(k_construction_stack, rt::fiber_header_size(), rt::stack_guards::automatic);
+  } catch (const std::system_error& e) {
+    // e's message without the code's, which the new error adds again.
+    std::string why = e.what();
+    if (const std::string code = ": " + e.code().message(); why.ends_with(code)) why.resize(why.size() - code.size());
+    throw std::system_error(e.code(), "weft::default_runtime: cannot map a stack of " +
+                                          std::to_string(k_construction_stack / 1024) +
+                                          " KiB to construct it on (the calling thread has less than " +
+                                          std::to_string(k_room / 1024) + " KiB of stack left): " + why);
+  }
+  struct construction {
+    runtime* m_runtime = nullptr;
+    std::exception_ptr m_error;
+  } made;
   int cancel_state = 0;
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  struct restore {
-    int m_state;
-    ~restore() { pthread_setcancelstate(m_state, nullptr); }
-  } restore_cancel{cancel_state};
-  std::thread constructor;
-  try {
-    constructor = std::thread([&r, &error] {
-      try {
-        r = new runtime(rt::default_config());
-      } catch (...) {
-        error = std::current_exception();
-      }
-    });
-  } catch (const std::system_error& e) {
-    throw std::system_error(e.code(),
-                            "weft::default_runtime: could not start the thread that constructs it (the "
-                            "calling thread has less than " +
-                                std::to_string(k_room / 1024) +
-                                " KiB of stack left; limits on threads: RLIMIT_NPROC, "
-                                "kernel.threads-max, the cgroup's pids.max, memory)");
-  }
-  constructor.join();
-  if (error) std::rethrow_exception(error);
-  return r;
+  rt::call_on_stack(
+      stack.m_bottom, stack.m_size,
+      [](void* p) noexcept {
+        auto& c = *static_cast<construction*>(p);
+        try {
+          c.m_runtime = new runtime(rt::default_config());
+        } catch (...) {
+          c.m_error = std::current_exception();
+        }
+      },
+      &made);
+  pthread_setcancelstate(cancel_state, nullptr);
+  rt::free_stack(stack);
+  if (made.m_error) std::rethrow_exception(made.m_error);
+  return made.m_runtime;
 }
 
 }  // namespace

@@ -232,11 +232,29 @@ std::string out_of_memory_message(const slab_class& c) {
   return what;
 }
 
+// The message of a slab of class c that mmap refused with EAGAIN: the
+// process's memory is locked (mlockall with MCL_FUTURE), so the slab would be
+// locked whole, and that passes RLIMIT_MEMLOCK.
+std::string locked_memory_message(const slab_class& c) {
+  std::string what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) +
+                     " bytes: the process's memory is locked (mlockall with MCL_FUTURE), where a slab of " +
+                     std::to_string(c.m_slots) + " stacks (" + mebibytes(c.m_slot * c.m_slots) +
+                     ") is locked and resident whole, and it would pass the limit on locked memory";
+  rlimit memlock{};
+  if (getrlimit(RLIMIT_MEMLOCK, &memlock) == 0 && memlock.rlim_cur != RLIM_INFINITY) {
+    what += " (" + mebibytes(memlock.rlim_cur) + ")";
+  }
+  what += ": raise RLIMIT_MEMLOCK (ulimit -l)";
+  return what;
+}
+
 // Throws the error of a failed mmap, mprotect or madvise (errno err) for a
 // stack of class c, naming what ran out.
 [[noreturn]] void throw_shortage(int err, const char* call, const slab_class& c) {
   const long limit = read_proc_number("/proc/sys/vm/max_map_count");
-  int kind = g_shortage.load(std::memory_order_relaxed);
+  // An anonymous mapping refused with EAGAIN: locked memory, not mappings or memory.
+  const bool locked = err == EAGAIN && std::strcmp(call, "mmap") == 0;
+  int kind = locked ? 3 : g_shortage.load(std::memory_order_relaxed);
   if (kind == 0) {
     // Near the limit, mmap and mprotect fail with ENOMEM too: tell them apart
     // by counting (a mapping or two short of it is the limit).
@@ -256,6 +274,8 @@ std::string out_of_memory_message(const slab_class& c) {
       what += "locked memory: mlockall)";
     }
     what += "; raise vm.max_map_count (sysctl) or let fewer fibers wait at once";
+  } else if (kind == 3) {
+    what = locked_memory_message(c);
   } else {
     what = out_of_memory_message(c);
   }

@@ -407,6 +407,36 @@ TEST(FiberCountMemory, ARuntimeThatCannotMapItsFirstStacksSaysWhy) {
   EXPECT_TRUE(r.exited_with(0)) << r.describe();
 }
 
+// A process whose memory is locked (mlockall with MCL_FUTURE) under a small
+// RLIMIT_MEMLOCK: its first runtime cannot map a slab of stacks (the kernel
+// would lock it whole). The error names the locked memory and the limit; it
+// blamed memory and suggested a smaller stack size before, which locks a
+// slab too.
+TEST(FiberCountMemory, ARuntimeInAProcessWithLockedMemoryNamesTheLimit) {
+  if (weft_test::k_tsan) GTEST_SKIP() << "ThreadSanitizer kills a child that starts threads after a fork";
+  const auto r = weft_test::run_in_child([] {
+    // RLIMIT_MEMLOCK binds only a process without CAP_IPC_LOCK: root's child
+    // becomes an unprivileged user first.
+    if (geteuid() == 0 && setuid(65534) != 0) return 30;
+    const rlimit one_mib{1 << 20, 1 << 20};
+    if (setrlimit(RLIMIT_MEMLOCK, &one_mib) != 0) return 31;
+    if (mlockall(MCL_FUTURE) != 0) return 32;
+    try {
+      weft::runtime rt{weft::config{.workers = 1}};
+      std::fprintf(stderr, "no error with locked memory\n");
+      return 11;
+    } catch (const std::system_error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      if (std::strstr(e.what(), "mlockall") == nullptr) return 12;
+      if (std::strstr(e.what(), "RLIMIT_MEMLOCK") == nullptr) return 13;
+      if (std::strstr(e.what(), "(1 MiB)") == nullptr) return 14;
+    }
+    return 0;
+  });
+  if (r.exited_with(30)) GTEST_SKIP() << "cannot drop root's privileges here";
+  EXPECT_TRUE(r.exited_with(0)) << r.describe();
+}
+
 // Joins that cannot get a fiber: each task waits (sync_wait) for a coroutine
 // parked at a latch, a join with no fiber of its own. Past the stacks memory
 // allows, the joins run the worker's queued tasks on their own stacks instead

@@ -644,8 +644,16 @@ It remove_if(It first, It last, Pred pred) {
   if constexpr (detail::k_packed_bits<It>) return detail::serially([&] { return std::remove_if(first, last, pred); });
   return first + detail::diff<It>(detail::on_runtime([&] {
            return detail::pack_in_place(first, n, [&](std::size_t b, std::size_t e) {
-             It end = std::remove_if(detail::offset_by(first, b), detail::offset_by(first, e), pred);
-             return std::pair<std::size_t, std::size_t>{b, static_cast<std::size_t>(end - first)};
+             // std::remove_if's moves, by index: the classic algorithm does
+             // not take every C++20 random-access iterator (an iota over a
+             // 64-bit type, whose difference type is __int128).
+             std::size_t end = b;
+             for (std::size_t i = b; i < e; ++i) {
+               if (pred(detail::item_at(first, i))) continue;
+               if (end != i) detail::item_at(first, end) = std::move(detail::item_at(first, i));
+               ++end;
+             }
+             return std::pair<std::size_t, std::size_t>{b, end};
            });
          }));
 }
@@ -685,11 +693,15 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) {
+  if constexpr (!detail::classic_difference<It>) {
+    const detail::indexed<It> from(first, 0);
+    return weft::sort(from, from + static_cast<std::ptrdiff_t>(n), std::move(comp));
+  } else if constexpr (detail::k_packed_bits<It>) {
     return detail::serially(
         [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::sort(first, last, c); }); });
+  } else {
+    detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
   }
-  detail::on_runtime([&] { detail::sort_impl<false>(first, n, comp); });
 }
 
 // Sorts by comp, keeping the order of equivalent items: parallel merge sort
@@ -699,11 +711,15 @@ template <std::random_access_iterator It, class Comp = std::less<>>
 void stable_sort(It first, It last, Comp comp = {}) {
   const std::size_t n = detail::range_size(first, last, "weft::stable_sort: last must not be before first");
   if (n < 2) return;
-  if constexpr (detail::k_packed_bits<It>) {
+  if constexpr (!detail::classic_difference<It>) {
+    const detail::indexed<It> from(first, 0);
+    return weft::stable_sort(from, from + static_cast<std::ptrdiff_t>(n), std::move(comp));
+  } else if constexpr (detail::k_packed_bits<It>) {
     return detail::serially(
         [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::stable_sort(first, last, c); }); });
+  } else {
+    detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
   }
-  detail::on_runtime([&] { detail::sort_impl<true>(first, n, comp); });
 }
 
 // Merges two sorted ranges into out (stable: ties take the first range's item
@@ -729,11 +745,16 @@ void nth_element(It first, It nth, It last, Comp comp = {}) {
     detail::throw_invalid_argument("weft::nth_element: nth must lie in [first, last]");
   const std::size_t k = static_cast<std::size_t>(nth - first);
   if (k == n) return;
-  if constexpr (detail::k_packed_bits<It>) {
+  if constexpr (!detail::classic_difference<It>) {
+    const detail::indexed<It> from(first, 0);
+    return weft::nth_element(from, from + static_cast<std::ptrdiff_t>(k), from + static_cast<std::ptrdiff_t>(n),
+                             std::move(comp));
+  } else if constexpr (detail::k_packed_bits<It>) {
     return detail::serially(
         [&] { detail::with_guarded_less<bool>(comp, [&](auto& c) { std::nth_element(first, nth, last, c); }); });
+  } else {
+    detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
   }
-  detail::on_runtime([&] { detail::select_impl(first, n, k, comp); });
 }
 
 // ---- iterators that are not random-access -----------------------------------------------

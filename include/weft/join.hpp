@@ -55,8 +55,11 @@ struct join_child : job {
   }
 };
 
+// A result as a member of the pair a join returns: void as std::monostate, a
+// const value without its const (a pair with a const move-only member could
+// not be moved, nor returned through a run).
 template <class T>
-using join_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+using join_value = std::conditional_t<std::is_void_v<T>, std::monostate, std::remove_cv_t<T>>;
 
 template <class F, class G>
 using join_result_t =
@@ -228,7 +231,7 @@ join_result_t<F, G> join_measured(F& f, G& g) {
 
 // Runs f() and g(), possibly in parallel, and returns when both have returned.
 // Returns void when both return void, else std::pair of both results (a void
-// result is std::monostate). g is offered to other workers while the caller
+// result is std::monostate, a const one is held without its const). g is offered to other workers while the caller
 // runs f; if nobody took g the caller runs it next, with no atomic
 // read-modify-write. If f throws, g is skipped unless it already started; the
 // first exception is rethrown after both are done. May suspend the calling

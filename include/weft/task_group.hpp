@@ -5,6 +5,7 @@
 #include "weft/detail/cxx20.hpp"
 
 #include <atomic>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -300,7 +301,10 @@ class task_group {
   // (k_slot_bytes) and the slot's last closure is done; other closures come
   // from a per-worker recycling pool. Throws std::logic_error, and runs
   // nothing, when the runtime the group was created in has been destroyed.
+  // f's copy is called as an lvalue (docs/decisions/0022): a callable that
+  // is not is refused in overload resolution.
   template <class F>
+    requires std::constructible_from<std::decay_t<F>, F> && std::invocable<std::decay_t<F>&>
   void spawn(F&& f) {
     using closure = detail::group_closure<std::decay_t<F>>;
     static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,

@@ -742,6 +742,52 @@ TEST_P(AlgorithmTest, RangesOfIotaOverA64BitType) {
   EXPECT_THROW(weft::for_each_n(std::views::iota(u64{0}).begin(), -1, [](u64) {}), std::invalid_argument);
 }
 
+// Items written through such an iterator: a vector's items reached by an
+// index from std::views::iota over a 64-bit type. remove_if called the
+// classic std::remove_if on each block, and sort, stable_sort and
+// nth_element std::sort and its kin, which cannot use an __int128
+// difference: none of them compiled.
+TEST_P(AlgorithmTest, ItemsReachedThroughIotaOverA64BitType) {
+  for (const std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{4097},
+                               std::int64_t{70'001}}) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    auto items = [&] {
+      return std::views::iota(std::int64_t{0}, n) |
+             std::views::transform([&](std::int64_t i) -> int& { return v[static_cast<std::size_t>(i)]; });
+    };
+    using view = decltype(items());
+    static_assert(std::random_access_iterator<std::ranges::iterator_t<view>>);
+    static_assert(!weft::detail::classic_difference<std::ranges::iterator_t<view>>);
+    auto refill = [&] {
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int>((i * 7919) % 1000);
+    };
+    refill();
+    std::vector<int> sorted = v;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<int> kept;
+    std::copy_if(v.begin(), v.end(), std::back_inserter(kept), [](int x) { return x % 3 != 0; });
+    rt.run([&] {
+      auto r = items();
+      weft::sort(r.begin(), r.end());
+      EXPECT_EQ(v, sorted) << "sort, n = " << n;
+      refill();
+      weft::stable_sort(items());
+      EXPECT_EQ(v, sorted) << "stable_sort, n = " << n;
+      if (n > 0) {
+        refill();
+        auto s = items();
+        const std::int64_t k = n / 3;
+        weft::nth_element(s.begin(), s.begin() + k, s.end());
+        EXPECT_EQ(v[static_cast<std::size_t>(k)], sorted[static_cast<std::size_t>(k)]) << "nth_element, n = " << n;
+      }
+      refill();
+      auto t = items();
+      const auto end = weft::remove_if(t.begin(), t.end(), [](int x) { return x % 3 == 0; });
+      EXPECT_EQ(std::vector<int>(v.begin(), v.begin() + (end - t.begin())), kept) << "remove_if, n = " << n;
+    });
+  }
+}
+
 // Ranges whose sentinel is no iterator: std::views::iota(0, n) with n of
 // another type, and a std::counted_iterator into a std::deque up to
 // std::default_sentinel. Every ranges overload passed the

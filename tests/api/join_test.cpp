@@ -85,6 +85,25 @@ TEST_P(JoinTest, ReturnsMoveOnlyResults) {
   EXPECT_EQ(*b, "two");
 }
 
+// Calls that return a const move-only value: the pair (whose member drops
+// the const) and run() hand it on, moved out of where the call put it. Did
+// not compile: a const value could only be copied.
+TEST_P(JoinTest, ReturnsConstMoveOnlyResults) {
+  using const_ptr = const std::unique_ptr<int>;
+  auto r = rt.run([]() -> const_ptr {
+    auto [a, b] =
+        weft::join([]() -> const_ptr { return std::make_unique<int>(1); }, [] { return std::make_unique<int>(2); });
+    static_assert(std::is_same_v<decltype(a), std::unique_ptr<int>>);  // the pair's member is not const
+    return std::make_unique<int>(*a + *b);
+  });
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(*r, 3);
+  auto [c, d] = weft::join([] {}, []() -> const_ptr { return std::make_unique<int>(4); });  // from outside
+  static_assert(std::is_same_v<decltype(c), std::monostate>);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(*d, 4);
+}
+
 TEST_P(JoinTest, ReturnsReferences) {
   int x = 1;
   const std::string s = "ref";

@@ -201,6 +201,21 @@ concept async_loop_takes = requires(F f) {
 static_assert(loop_takes<lvalue_only_item> && async_loop_takes<lvalue_only_item>);
 static_assert(!loop_takes<rvalue_only_item> && !async_loop_takes<rvalue_only_item>);
 
+// task_group::spawn takes what it can call as an lvalue, and a requires
+// clause sees a refusal: it took anything, then failed inside its body.
+struct lvalue_only_call {
+  void operator()() & {}
+};
+struct rvalue_only_call {
+  void operator()() && {}
+};
+template <class F>
+concept group_takes = requires(weft::task_group& g, F f) {
+  g.spawn(std::move(f));
+};
+static_assert(group_takes<lvalue_only_call> && group_takes<void (*)()>);
+static_assert(!group_takes<rvalue_only_call> && !group_takes<int> && !group_takes<void (*)(int)>);
+
 weft::task<int> leaf(int v) { co_return v; }
 
 // Plain functions given to the awaitables (referred to; a function type has

@@ -85,6 +85,68 @@ template <class It>
 concept classic_random_access =
     std::derived_from<typename std::iterator_traits<It>::iterator_category, std::random_access_iterator_tag>;
 
+// It's difference type is one that std::sort, std::stable_sort and
+// std::nth_element can use (their depth limit takes a built-in integer no
+// wider than long long; __int128 is ambiguous there, in either dialect).
+template <class It>
+concept classic_difference = std::is_integral_v<std::iter_difference_t<It>> &&
+                             sizeof(std::iter_difference_t<It>) <= sizeof(long long);
+
+// The items of a C++20 random-access iterator whose difference type the
+// classic sorts cannot use, through an iterator that they take: its base
+// indexed with std::ptrdiff_t (every count of a range fits).
+template <class It>
+class indexed {
+ public:
+  using iterator_category = std::random_access_iterator_tag;
+  using value_type = std::iter_value_t<It>;
+  using difference_type = std::ptrdiff_t;
+  using reference = std::iter_reference_t<It>;
+  using pointer = void;
+
+  indexed() = default;
+  indexed(It base, std::ptrdiff_t i) : m_base(std::move(base)), m_i(i) {}
+
+  reference operator*() const { return m_base[static_cast<std::iter_difference_t<It>>(m_i)]; }
+  reference operator[](std::ptrdiff_t k) const { return m_base[static_cast<std::iter_difference_t<It>>(m_i + k)]; }
+  indexed& operator++() {
+    ++m_i;
+    return *this;
+  }
+  indexed operator++(int) {
+    indexed old = *this;
+    ++m_i;
+    return old;
+  }
+  indexed& operator--() {
+    --m_i;
+    return *this;
+  }
+  indexed operator--(int) {
+    indexed old = *this;
+    --m_i;
+    return old;
+  }
+  indexed& operator+=(std::ptrdiff_t k) {
+    m_i += k;
+    return *this;
+  }
+  indexed& operator-=(std::ptrdiff_t k) {
+    m_i -= k;
+    return *this;
+  }
+  friend indexed operator+(indexed a, std::ptrdiff_t k) { return a += k; }
+  friend indexed operator+(std::ptrdiff_t k, indexed a) { return a += k; }
+  friend indexed operator-(indexed a, std::ptrdiff_t k) { return a -= k; }
+  friend std::ptrdiff_t operator-(const indexed& a, const indexed& b) { return a.m_i - b.m_i; }
+  friend bool operator==(const indexed& a, const indexed& b) { return a.m_i == b.m_i; }
+  friend auto operator<=>(const indexed& a, const indexed& b) { return a.m_i <=> b.m_i; }
+
+ private:
+  It m_base{};
+  std::ptrdiff_t m_i = 0;
+};
+
 // std::find_if over [first, last), for any random-access iterator.
 template <class It, class Pred>
 It find_first(It first, It last, Pred& pred) {

@@ -12,9 +12,12 @@ namespace weft::detail {
 
 // Holds the value returned by a callable once emplace() ran it. T may be void
 // or a reference. take() only after emplace() returned. A T that needs no
-// destruction is held without a flag saying whether it is there.
-template <class T>
+// destruction is held without a flag saying whether it is there. A const T
+// is held without its const (the call's prvalue initialises it in place),
+// so that take() can move it: a const move-only result is handed on.
+template <class R>
 class result {
+  using T = std::remove_cv_t<R>;  // NOLINT(readability-identifier-naming)
   static constexpr bool k_flagged = !std::is_trivially_destructible_v<T>;
 
  public:

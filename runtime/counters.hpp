@@ -45,6 +45,13 @@ struct counters {
   std::atomic<std::uint64_t> ticks[3] = {0, 0, 0};  // per activity, finished intervals
   std::atomic<std::uint32_t> current{0};            // activity now (an activity value)
   std::atomic<std::uint64_t> since{0};              // ticks when it began
+  // A sequence lock over ticks, current and since, for snapshot(): odd while
+  // enter() ends an interval (two plain stores for the owner). Without it a
+  // snapshot could read the finished intervals before the owner added one
+  // and the activity after, and lose that interval (a worker's time went
+  // back by milliseconds). What is left (a snapshot's clock read a little
+  // after the owner's, as the interval ended) runtime::stats() clamps.
+  std::atomic<std::uint32_t> time_sequence{0};
 
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     if constexpr (k_instrumented) c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -61,6 +68,11 @@ struct counters {
   // Owner: the worker now does `a`; the interval of the previous activity ends.
   void enter(activity a) noexcept {
     if constexpr (k_instrumented) {
+      const std::uint32_t sequence = time_sequence.load(std::memory_order_relaxed);
+      time_sequence.store(sequence + 1, std::memory_order_relaxed);
+      // The odd value before the stores below, for a snapshot that reads one
+      // of them (pairs with its acquire fence; no instruction on x86).
+      std::atomic_thread_fence(std::memory_order_release);
       const std::uint64_t now = rt::ticks();
       const std::uint32_t was = current.load(std::memory_order_relaxed);
       // A reset() from another thread may have moved `since` past `now`:
@@ -70,6 +82,7 @@ struct counters {
       if (now > began) bump(ticks[was], now - began);
       current.store(static_cast<std::uint32_t>(a), std::memory_order_relaxed);
       since.store(now, std::memory_order_relaxed);
+      time_sequence.store(sequence + 2, std::memory_order_release);  // pairs with snapshot()'s acquire
     }
   }
 

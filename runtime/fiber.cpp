@@ -70,12 +70,12 @@ void after_switch(const switch_record* rec) noexcept {
   if (fn != nullptr) fn(w, prev, arg);
 }
 
+std::size_t header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
+
 }  // namespace
 
-std::size_t fiber_header_size() noexcept { return (sizeof(fiber) + 63) / 64 * 64; }
-
 fiber* create_fiber(scheduler& s) {
-  stack_memory mem = allocate_stack(s.cfg().stack_size, fiber_header_size(), s.guards());
+  stack_memory mem = allocate_stack(s.cfg().stack_size, header_size(), s.guards());
   auto* f = ::new (mem.top()) fiber{};
   f->m_sched = &s;
   f->m_activation = first_activation();

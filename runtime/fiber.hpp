@@ -75,13 +75,9 @@ struct fiber {
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it
 // starts in the scheduling loop when first switched to. Throws what
-// allocate_stack() throws (std::system_error naming vm.max_map_count or
-// memory, or std::bad_alloc).
+// allocate_stack() throws (std::system_error naming vm.max_map_count,
+// memory or locked memory, or std::bad_alloc).
 fiber* create_fiber(scheduler& s);
-// The bytes above a fiber's stack that hold its fiber object: a stack
-// allocated with this header is of the same slab class as the fibers of a
-// runtime with the same stack size.
-std::size_t fiber_header_size() noexcept;
 // Frees f's stack (and f). f must not be running.
 void destroy_fiber(fiber* f) noexcept;
 

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -16,7 +17,6 @@
 #include <thread>
 
 #include "context.hpp"
-#include "fiber.hpp"
 #include "runtime_access.hpp"
 #include "scheduler.hpp"
 #include "stack.hpp"
@@ -64,14 +64,40 @@ runtime::~runtime() {
 
 int runtime::num_workers() const noexcept { return rt::scheduler::of(m_state).num_workers(); }
 
+namespace {
+
+// a, none of whose counters is below floor's.
+weft::worker_stats at_least(weft::worker_stats a, const weft::worker_stats& floor) noexcept {
+  for (auto field :
+       {&weft::worker_stats::tasks_run, &weft::worker_stats::spawns, &weft::worker_stats::steals,
+        &weft::worker_stats::failed_steals, &weft::worker_stats::suspensions, &weft::worker_stats::fiber_switches,
+        &weft::worker_stats::fibers_created, &weft::worker_stats::parks, &weft::worker_stats::injected,
+        &weft::worker_stats::lent, &weft::worker_stats::steal_attempts, &weft::worker_stats::fibers_reused,
+        &weft::worker_stats::wakeups, &weft::worker_stats::busy_ns, &weft::worker_stats::search_ns,
+        &weft::worker_stats::parked_ns}) {
+    a.*field = std::max(a.*field, floor.*field);
+  }
+  return a;
+}
+
+}  // namespace
+
+// Each worker's counters, none below what an earlier call returned (since
+// the last reset): a time read during work may otherwise come out a little
+// smaller than before (the snapshot's clock read just after the worker's,
+// as an interval ended; processors' clocks a little apart).
 weft::stats runtime::stats() const {
   rt::scheduler& s = rt::scheduler::of(m_state);
   weft::stats out;
   out.workers.reserve(static_cast<std::size_t>(s.num_workers()));
+  std::lock_guard<std::mutex> lock(s.m_stats_lock);
+  const bool floored = s.m_stats_floor.size() == static_cast<std::size_t>(s.num_workers());
   for (int i = 0; i < s.num_workers(); ++i) {
-    out.workers.push_back(s.worker_at(i).stats());
+    const weft::worker_stats w = s.worker_at(i).stats();
+    out.workers.push_back(floored ? at_least(w, s.m_stats_floor[static_cast<std::size_t>(i)]) : w);
     out.total += out.workers.back();
   }
+  s.m_stats_floor = out.workers;
   return out;
 }
 
@@ -92,7 +118,9 @@ bool runtime::tracing() const noexcept { return rt::scheduler::of(m_state).traci
 
 void runtime::reset_stats() noexcept {
   rt::scheduler& s = rt::scheduler::of(m_state);
+  std::lock_guard<std::mutex> lock(s.m_stats_lock);
   for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).reset_stats();
+  s.m_stats_floor.clear();
 }
 
 namespace {
@@ -104,45 +132,48 @@ namespace {
 // resumed on a plain thread, or an algorithm entered there, goes on in it:
 // then it is constructed on a stack of its own, on the same thread (which
 // may hold the dynamic loader's lock, in a library's static initializer
-// inside dlopen, and takes it again there). Cancellation is disabled while
-// it runs: a cancellation could not unwind off that stack.
+// inside dlopen, and takes it again there). Before the switch only mmap,
+// mprotect and pthread_setcancelstate run on the nearly full stack (bound at
+// load, libweft is linked with -z now): nothing allocates, nothing of
+// libstdc++'s that the dynamic linker would bind there. Cancellation is
+// disabled from before the mapping to after the construction: a
+// cancellation could not unwind off that stack. An error of the
+// construction is rethrown on the caller's stack, which needs the room of an
+// exception's unwinding (a few KiB).
 runtime* new_default_runtime() {
   constexpr std::size_t k_room = 64 * 1024;
   if (!rt::own_stack_left_below(k_room)) return new runtime(rt::default_config());
-  // A stack of a default fiber's size and slab class: the runtime's first
-  // fibers reuse its slot.
-  constexpr std::size_t k_construction_stack = config{}.stack_size;
-  rt::stack_memory stack;
-  try {
-    stack = rt::allocate_stack(k_construction_stack, rt::fiber_header_size(), rt::stack_guards::automatic);
-  } catch (const std::system_error& e) {
-    // e's message without the code's, which the new error adds again.
-    std::string why = e.what();
-    if (const std::string code = ": " + e.code().message(); why.ends_with(code)) why.resize(why.size() - code.size());
-    throw std::system_error(e.code(), "weft::default_runtime: cannot map a stack of " +
-                                          std::to_string(k_construction_stack / 1024) +
-                                          " KiB to construct it on (the calling thread has less than " +
-                                          std::to_string(k_room / 1024) + " KiB of stack left): " + why);
-  }
+  constexpr std::size_t k_construction_stack = 256 * 1024;
   struct construction {
     runtime* m_runtime = nullptr;
     std::exception_ptr m_error;
   } made;
   int cancel_state = 0;
   pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
-  rt::call_on_stack(
-      stack.m_bottom, stack.m_size,
-      [](void* p) noexcept {
-        auto& c = *static_cast<construction*>(p);
-        try {
-          c.m_runtime = new runtime(rt::default_config());
-        } catch (...) {
-          c.m_error = std::current_exception();
-        }
-      },
-      &made);
+  rt::stack_memory stack = rt::map_lone_stack(k_construction_stack);
+  const int map_error = errno;
+  if (stack.m_bottom != nullptr) {
+    rt::call_on_stack(
+        stack.m_bottom, stack.m_size,
+        [](void* p) noexcept {
+          auto& c = *static_cast<construction*>(p);
+          try {
+            c.m_runtime = new runtime(rt::default_config());
+          } catch (...) {
+            c.m_error = std::current_exception();
+          }
+        },
+        &made);
+    rt::unmap_lone_stack(stack);
+  }
   pthread_setcancelstate(cancel_state, nullptr);
-  rt::free_stack(stack);
+  if (made.m_runtime == nullptr && !made.m_error) {
+    throw std::system_error(
+        map_error, std::generic_category(),
+        "weft::default_runtime: cannot map a stack of " + std::to_string(k_construction_stack / 1024) +
+            " KiB to construct it on (the calling thread has less than " + std::to_string(k_room / 1024) +
+            " KiB of stack left; limits: the address space, RLIMIT_AS, vm.max_map_count)");
+  }
   if (made.m_error) std::rethrow_exception(made.m_error);
   return made.m_runtime;
 }

@@ -170,6 +170,12 @@ class scheduler : public detail::runtime_state {
   // forked child: a runtime it inherited is its parent's to write.
   void write_trace_at_exit() noexcept;
 
+  // runtime::stats() and reset_stats(): the workers' counters as last
+  // returned (empty after a reset), below which no later snapshot goes
+  // (runtime.cpp). Under m_stats_lock.
+  std::mutex m_stats_lock;
+  std::vector<weft::worker_stats> m_stats_floor;
+
  private:
   void stop_and_join() noexcept;
   void stop_and_join_keeping_traces() noexcept;

@@ -239,10 +239,12 @@ std::string locked_memory_message(const slab_class& c) {
   std::string what = "weft: cannot create a fiber stack of " + std::to_string(c.m_body) +
                      " bytes: the process's memory is locked (mlockall with MCL_FUTURE), where a slab of " +
                      std::to_string(c.m_slots) + " stacks (" + mebibytes(c.m_slot * c.m_slots) +
-                     ") is locked and resident whole, and it would pass the limit on locked memory";
+                     ") is locked whole (and made resident, unless MCL_ONFAULT), and it would pass the limit on "
+                     "locked memory";
   rlimit memlock{};
   if (getrlimit(RLIMIT_MEMLOCK, &memlock) == 0 && memlock.rlim_cur != RLIM_INFINITY) {
-    what += " (" + mebibytes(memlock.rlim_cur) + ")";
+    const std::uint64_t limit = memlock.rlim_cur;
+    what += " (" + (limit % (1u << 20) == 0 ? mebibytes(limit) : std::to_string((limit + 1023) >> 10) + " KiB") + ")";
   }
   what += ": raise RLIMIT_MEMLOCK (ulimit -l)";
   return what;
@@ -590,6 +592,31 @@ void free_stack(stack_memory& s) noexcept {
   // batch of them at once, or empties: each madvise(MADV_DONTNEED) flushes the
   // TLB, which costs as much as the page faults of a fresh stack.
   do_slab_work(release_slot(slab, s.m_slot, false));
+  s = stack_memory{};
+}
+
+stack_memory map_lone_stack(std::size_t usable) noexcept {
+  const std::size_t guard = page_size();
+  const std::size_t body = round_to_page(usable);
+  void* map = mmap(nullptr, guard + body, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (map == MAP_FAILED) return {};
+  if (mprotect(map, guard, PROT_NONE) != 0) {
+    const int err = errno;
+    munmap(map, guard + body);
+    errno = err;
+    return {};
+  }
+  stack_memory m;
+  m.m_guard = static_cast<char*>(map);
+  m.m_bottom = m.m_guard + guard;
+  m.m_size = body;
+  return m;
+}
+
+void unmap_lone_stack(stack_memory& s) noexcept {
+  if (s.m_guard == nullptr) return;
+  forget_stack_poison(s.m_bottom, s.m_size);
+  munmap(s.m_guard, static_cast<std::size_t>(s.m_bottom - s.m_guard) + s.m_size);
   s = stack_memory{};
 }
 

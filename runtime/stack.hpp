@@ -79,7 +79,9 @@ bool own_stack_left_below(std::size_t bytes) noexcept;
 // of a slab of the process (slabs are shared by every runtime, guarded by one
 // lock; a new slab is mapped when every slot of that size is taken). Any
 // thread. Throws std::system_error (std::errc::not_enough_memory) whose
-// message names what ran out: vm.max_map_count, or memory; or std::bad_alloc.
+// message names what ran out: vm.max_map_count, or memory; one with
+// std::errc::resource_unavailable_try_again naming RLIMIT_MEMLOCK where the
+// process's memory is locked (mlockall with MCL_FUTURE); or std::bad_alloc.
 stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards guards);
 
 // Gives s's pages back to the system (its guard stays) and its slot back to
@@ -87,6 +89,15 @@ stack_memory allocate_stack(std::size_t usable, std::size_t header, stack_guards
 // (at most four in all).
 // Any thread; s must not be running. Leaves s empty.
 void free_stack(stack_memory& s) noexcept;
+
+// A stack of `usable` bytes (rounded up to pages) under a guard page, in a
+// mapping of its own: for code that runs where the calling stack is nearly
+// full, so it calls nothing but mmap and mprotect (no allocation, nothing
+// that a library may bind lazily). Empty, with errno set, when the kernel
+// refuses it. Any thread.
+stack_memory map_lone_stack(std::size_t usable) noexcept;
+// Unmaps a stack of map_lone_stack(); s must not be running. Leaves s empty.
+void unmap_lone_stack(stack_memory& s) noexcept;
 
 // The message of the last failure of allocate_stack() in this process that
 // named a shortage (vm.max_map_count or memory); empty when there was none.

@@ -55,9 +55,12 @@ struct worker_stats {
 
 // A snapshot of a runtime's counters: one entry per worker and their sum.
 // Counters are read while the workers run, so a snapshot taken during work is
-// approximate; one taken while the runtime is idle is exact (the times then
-// include each worker's current interval up to the snapshot). All zero in a
-// build configured with -Dinstrumentation=false.
+// approximate (a worker's counters are not read at one instant), but none of
+// a worker's counters, its times included, is smaller than in an earlier
+// snapshot of the same runtime unless reset_stats() ran between them. One
+// taken while the runtime is idle is exact (the times then include each
+// worker's current interval up to the snapshot). All zero in a build
+// configured with -Dinstrumentation=false.
 struct stats {
   std::vector<worker_stats> workers;
   worker_stats total;

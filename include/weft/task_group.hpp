@@ -234,6 +234,12 @@ WEFT_API void group_complete(group_state& g) noexcept;
 // their failures.
 WEFT_API void group_after_wait(group_state& g, std::uint8_t round);
 
+// What task_group::spawn takes: a callable whose copy (or move) it can make
+// and call as an lvalue.
+template <class F>
+concept group_callable =
+    std::is_constructible_v<std::decay_t<F>, F> && std::invocable<std::add_lvalue_reference_t<std::decay_t<F>>>;
+
 template <class F>
 struct group_closure final : group_job {
   F m_fn;
@@ -302,9 +308,8 @@ class task_group {
   // from a per-worker recycling pool. Throws std::logic_error, and runs
   // nothing, when the runtime the group was created in has been destroyed.
   // f's copy is called as an lvalue (docs/decisions/0022): a callable that
-  // is not is refused in overload resolution.
-  template <class F>
-    requires std::constructible_from<std::decay_t<F>, F> && std::invocable<std::decay_t<F>&>
+  // cannot be is refused in overload resolution.
+  template <detail::group_callable F>
   void spawn(F&& f) {
     using closure = detail::group_closure<std::decay_t<F>>;
     static_assert(alignof(closure) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__,

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <weft/weft.hpp>
 
@@ -144,6 +146,50 @@ TEST_P(CountersTest, ResetDuringWorkNeverWrapsATime) {
   // A second above the test's time: beyond any clock calibration error, far
   // below a wrapped length.
   EXPECT_LT(worst, std::uint64_t{1'000'000'000}) << "a time beyond the test's (ns)";
+}
+
+// No counter of a worker, its times included, is smaller in a snapshot than
+// in an earlier one while work goes on (no reset between). A snapshot could
+// read a worker's finished intervals before the worker added the one it
+// ended, and the new activity after: that interval was lost, and busy_ns,
+// search_ns or parked_ns went back by up to milliseconds (in 5 of 6 runs of
+// a hostile pass).
+TEST_P(CountersTest, NoCounterGoesBackBetweenSnapshots) {
+  std::atomic<bool> stop{false};
+  std::thread work([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      rt.run([] { fib(14); });
+      std::this_thread::sleep_for(std::chrono::microseconds(200));  // the workers search, then park
+    }
+  });
+  std::vector<weft::worker_stats> before = rt.stats().workers;
+  std::string went_back;
+  const auto start = std::chrono::steady_clock::now();
+  while (went_back.empty() && std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500)) {
+    const std::vector<weft::worker_stats> now = rt.stats().workers;
+    for (std::size_t i = 0; i < now.size() && went_back.empty(); ++i) {
+      const weft::worker_stats& a = before[i];
+      const weft::worker_stats& b = now[i];
+      auto check = [&](const char* name, std::uint64_t x, std::uint64_t y) {
+        if (y < x && went_back.empty()) {
+          went_back = "worker " + std::to_string(i) + ": " + name + " " + std::to_string(x) + " -> " + std::to_string(y);
+        }
+      };
+      check("tasks_run", a.tasks_run, b.tasks_run);
+      check("spawns", a.spawns, b.spawns);
+      check("steals", a.steals, b.steals);
+      check("steal_attempts", a.steal_attempts, b.steal_attempts);
+      check("parks", a.parks, b.parks);
+      check("fiber_switches", a.fiber_switches, b.fiber_switches);
+      check("busy_ns", a.busy_ns, b.busy_ns);
+      check("search_ns", a.search_ns, b.search_ns);
+      check("parked_ns", a.parked_ns, b.parked_ns);
+    }
+    before = now;
+  }
+  stop.store(true, std::memory_order_relaxed);
+  work.join();
+  EXPECT_EQ(went_back, "") << "a counter went back between two snapshots";
 }
 
 WEFT_INSTANTIATE_WORKER_COUNTS(CountersTest);

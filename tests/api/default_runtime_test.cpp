@@ -168,7 +168,8 @@ TEST(DefaultRuntimeExitTest, StaticRuntimeDestroyedAtExit) {
 // runtime: a coroutine resumed there by an awaitable of another library, an
 // algorithm entered there. When that is the first use of the default
 // runtime, its construction (more stack than such a thread has left) runs
-// on a thread of its own. Before, it ran there and overflowed the stack.
+// on a stack of its own, on the same thread. Before, it ran there and
+// overflowed the stack.
 
 namespace {
 

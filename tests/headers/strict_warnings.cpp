@@ -213,7 +213,13 @@ template <class F>
 concept group_takes = requires(weft::task_group& g, F f) {
   g.spawn(std::move(f));
 };
-static_assert(group_takes<lvalue_only_call> && group_takes<void (*)()>);
+// A destructor that may throw does not make a callable unfit (std::destructible,
+// in std::constructible_from, would refuse it).
+struct throwing_destructor_call {
+  void operator()() {}
+  ~throwing_destructor_call() noexcept(false) {}  // NOLINT(bugprone-exception-escape)
+};
+static_assert(group_takes<lvalue_only_call> && group_takes<void (*)()> && group_takes<throwing_destructor_call>);
 static_assert(!group_takes<rvalue_only_call> && !group_takes<int> && !group_takes<void (*)(int)>);
 
 weft::task<int> leaf(int v) { co_return v; }

@@ -90,14 +90,19 @@ weft::stats runtime::stats() const {
   rt::scheduler& s = rt::scheduler::of(m_state);
   weft::stats out;
   out.workers.reserve(static_cast<std::size_t>(s.num_workers()));
-  std::lock_guard<std::mutex> lock(s.m_stats_lock);
-  const bool floored = s.m_stats_floor.size() == static_cast<std::size_t>(s.num_workers());
+  // In a child created by fork() (the workers are its parent's) another
+  // thread may have held the lock at the fork: the counters, which nobody
+  // moves there any more, are read as they are.
+  const bool forked = s.forked_away();
+  std::unique_lock<std::mutex> lock(s.m_stats_lock, std::defer_lock);
+  if (!forked) lock.lock();
+  const bool floored = !forked && s.m_stats_floor.size() == static_cast<std::size_t>(s.num_workers());
   for (int i = 0; i < s.num_workers(); ++i) {
     const weft::worker_stats w = s.worker_at(i).stats();
     out.workers.push_back(floored ? at_least(w, s.m_stats_floor[static_cast<std::size_t>(i)]) : w);
     out.total += out.workers.back();
   }
-  s.m_stats_floor = out.workers;
+  if (!forked) s.m_stats_floor = out.workers;
   return out;
 }
 
@@ -118,9 +123,11 @@ bool runtime::tracing() const noexcept { return rt::scheduler::of(m_state).traci
 
 void runtime::reset_stats() noexcept {
   rt::scheduler& s = rt::scheduler::of(m_state);
-  std::lock_guard<std::mutex> lock(s.m_stats_lock);
+  const bool forked = s.forked_away();  // as in stats()
+  std::unique_lock<std::mutex> lock(s.m_stats_lock, std::defer_lock);
+  if (!forked) lock.lock();
   for (int i = 0; i < s.num_workers(); ++i) s.worker_at(i).reset_stats();
-  s.m_stats_floor.clear();
+  if (!forked) s.m_stats_floor.clear();
 }
 
 namespace {

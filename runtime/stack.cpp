@@ -22,6 +22,7 @@
 #include <system_error>
 
 #include "asan.hpp"
+#include "context.hpp"
 #include "fiber.hpp"
 #include "weft/detail/worker_view.hpp"
 #include "worker.hpp"
@@ -776,11 +777,27 @@ thread_stack read_thread_stack() noexcept {
   return {base, base + stack_reserve(size)};
 }
 
+// read_thread_stack() on a stack of its own: this may be a thread's first
+// weft call, made where its stack is nearly full, and pthread_getattr_np
+// allocates (libc's realloc, which the dynamic linker binds there the first
+// time: more than 3 KiB of stack) and, for the main thread, reads
+// /proc/self/maps. Here only mmap and mprotect run (bound at load).
+thread_stack read_thread_stack_with_room() noexcept {
+  stack_memory room = map_lone_stack(64 * 1024);
+  if (room.m_bottom == nullptr) return read_thread_stack();
+  thread_stack out;
+  call_on_stack(
+      room.m_bottom, room.m_size, [](void* p) noexcept { *static_cast<thread_stack*>(p) = read_thread_stack(); },
+      &out);
+  unmap_lone_stack(room);
+  return out;
+}
+
 // Read on the thread's first question (m_low 1: not read yet).
 constinit thread_local thread_stack t_thread_stack{1, 0};
 
 const thread_stack& this_thread_stack() noexcept {
-  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack();
+  if (t_thread_stack.m_low == 1) t_thread_stack = read_thread_stack_with_room();
   return t_thread_stack;
 }
 

@@ -192,6 +192,19 @@ TEST_P(CountersTest, NoCounterGoesBackBetweenSnapshots) {
   EXPECT_EQ(went_back, "") << "a counter went back between two snapshots";
 }
 
+// A reset lowers what the next snapshot shows, below what stats() returned
+// before it (no counter goes back between snapshots, except across a reset).
+TEST_P(CountersTest, AResetLowersTheNextSnapshot) {
+  rt.run([] { fib(16); });
+  const weft::stats before = rt.stats();
+  EXPECT_GT(before.total.tasks_run, 0u);
+  rt.reset_stats();
+  const weft::stats after = rt.stats();  // idle: no task ran since the reset
+  EXPECT_EQ(after.total.tasks_run, 0u);
+  EXPECT_EQ(after.total.spawns, 0u);
+  EXPECT_LT(after.total.busy_ns + after.total.search_ns, before.total.busy_ns + before.total.search_ns + 1);
+}
+
 WEFT_INSTANTIATE_WORKER_COUNTS(CountersTest);
 
 }  // namespace

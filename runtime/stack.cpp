@@ -787,8 +787,7 @@ thread_stack read_thread_stack_with_room() noexcept {
   if (room.m_bottom == nullptr) return read_thread_stack();
   thread_stack out;
   call_on_stack(
-      room.m_bottom, room.m_size, [](void* p) noexcept { *static_cast<thread_stack*>(p) = read_thread_stack(); },
-      &out);
+      room.m_bottom, room.m_size, [](void* p) noexcept { *static_cast<thread_stack*>(p) = read_thread_stack(); }, &out);
   unmap_lone_stack(room);
   return out;
 }

@@ -748,8 +748,8 @@ TEST_P(AlgorithmTest, RangesOfIotaOverA64BitType) {
 // nth_element std::sort and its kin, which cannot use an __int128
 // difference: none of them compiled.
 TEST_P(AlgorithmTest, ItemsReachedThroughIotaOverA64BitType) {
-  for (const std::int64_t n : {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{4097},
-                               std::int64_t{70'001}}) {
+  for (const std::int64_t n :
+       {std::int64_t{0}, std::int64_t{1}, std::int64_t{2}, std::int64_t{4097}, std::int64_t{70'001}}) {
     std::vector<int> v(static_cast<std::size_t>(n));
     auto items = [&] {
       return std::views::iota(std::int64_t{0}, n) |

@@ -172,7 +172,8 @@ TEST_P(CountersTest, NoCounterGoesBackBetweenSnapshots) {
       const weft::worker_stats& b = now[i];
       auto check = [&](const char* name, std::uint64_t x, std::uint64_t y) {
         if (y < x && went_back.empty()) {
-          went_back = "worker " + std::to_string(i) + ": " + name + " " + std::to_string(x) + " -> " + std::to_string(y);
+          went_back =
+              "worker " + std::to_string(i) + ": " + name + " " + std::to_string(x) + " -> " + std::to_string(y);
         }
       };
       check("tasks_run", a.tasks_run, b.tasks_run);

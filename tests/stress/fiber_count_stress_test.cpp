@@ -445,7 +445,8 @@ TEST(FiberCountMemory, ARuntimeInAProcessWithLockedMemoryNamesTheLimit) {
       std::fprintf(stderr, "error: %s\n", e.what());
       if (std::strstr(e.what(), "mlockall") == nullptr) return 12;
       if (std::strstr(e.what(), "RLIMIT_MEMLOCK") == nullptr) return 13;
-      const std::string named = limit.rlim_cur == 1 << 20 ? "(1 MiB)" : "(" + std::to_string((limit.rlim_cur + 1023) >> 10) + " KiB)";
+      const std::string named =
+          limit.rlim_cur == 1 << 20 ? "(1 MiB)" : "(" + std::to_string((limit.rlim_cur + 1023) >> 10) + " KiB)";
       if (std::strstr(e.what(), named.c_str()) == nullptr) return 14;
     }
     return 0;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // weft::rt: saving and resuming execution contexts (stack switching).
-// Owns: a saved execution context. Touched by: fiber.cpp; runtime.cpp
-// (call_on_stack).
+// Owns: a saved execution context. Touched by: fiber.cpp; runtime.cpp and
+// stack.cpp (call_on_stack).
 #pragma once
 
 #include <cstddef>

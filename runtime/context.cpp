@@ -72,32 +72,31 @@ struct stack_call {
   __builtin_unreachable();  // never resumed
 }
 
-}  // namespace
-
-void call_on_stack(void* bottom, std::size_t size, void (*fn)(void*) noexcept, void* arg) noexcept {
-  context caller;
-  adopt_thread_context(caller);
-  context callee;
-  callee.m_handle = fctx::make_fcontext(static_cast<char*>(bottom) + size, size, &stack_call_entry);
-  callee.m_stack_bottom = bottom;
-  callee.m_stack_size = size;
-#if WEFT_TSAN
-  callee.m_tsan_fiber = __tsan_create_fiber(0);
-  callee.m_owns_tsan_fiber = true;
-#endif
-  stack_call call{{&caller}, fn, arg, {}, {&call.m_done}};
-  jump(callee, &call.m_there);
-  destroy_context(callee);
-}
-
-void make_context(context& ctx, void* bottom, std::size_t size) noexcept {
-  ctx.m_handle = fctx::make_fcontext(static_cast<char*>(bottom) + size, size, &trampoline);
+// make_context() with the first code `entry`.
+void make_context_entering(context& ctx, void* bottom, std::size_t size, void (*entry)(fctx::transfer_t)) noexcept {
+  ctx.m_handle = fctx::make_fcontext(static_cast<char*>(bottom) + size, size, entry);
   ctx.m_stack_bottom = bottom;
   ctx.m_stack_size = size;
 #if WEFT_TSAN
   ctx.m_tsan_fiber = __tsan_create_fiber(0);
   ctx.m_owns_tsan_fiber = true;
 #endif
+}
+
+}  // namespace
+
+void call_on_stack(void* bottom, std::size_t size, void (*fn)(void*) noexcept, void* arg) noexcept {
+  context caller;
+  adopt_thread_context(caller);
+  context callee;
+  make_context_entering(callee, bottom, size, &stack_call_entry);
+  stack_call call{{&caller}, fn, arg, {}, {&call.m_done}};
+  jump(callee, &call.m_there);
+  destroy_context(callee);
+}
+
+void make_context(context& ctx, void* bottom, std::size_t size) noexcept {
+  make_context_entering(ctx, bottom, size, &trampoline);
 }
 
 void adopt_thread_context(context& ctx) noexcept {

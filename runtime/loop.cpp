@@ -212,6 +212,13 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
     here_instead();
     return;
   }
+  // Offered now, not at this fiber's next scheduling point: a piece the push
+  // left in the private ring (the public deque held an earlier piece) would
+  // wait there while lower() runs, through whole items of its own (the
+  // second piece of a small loop spread over 4 workers or more waited for the
+  // first item to end, with workers idle). Publishes the older private tasks
+  // too, and wakes a sleeping worker.
+  current_worker()->give_away_private();
   lower();
   if (detail::pop(&upper)) {
     upper.run();

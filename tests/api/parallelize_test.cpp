@@ -311,6 +311,48 @@ TEST(ParallelizeSmallLoopTest, ItemsOfASmallLoopRunBesideEachOther) {
   }
 }
 
+// A loop of n items on rt (at most `cap` at once when cap > 0), each busy
+// (never yielding, never waiting on weft) until `together` items have
+// started, or until 10 s have passed: returns how many items gave up.
+int items_apart(weft::runtime& rt, int n, int cap, int together) {
+  std::atomic<int> started{0};
+  std::atomic<int> gave_up{0};
+  auto item = [&](int) {
+    started.fetch_add(1);
+    const auto start = std::chrono::steady_clock::now();
+    while (started.load() < together) {
+      if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(10)) {
+        gave_up.fetch_add(1);
+        return;
+      }
+    }
+  };
+  rt.run([&] {
+    if (cap > 0) {
+      weft::parallelize(n, cap, item);
+    } else {
+      weft::parallelize(n, item);
+    }
+  });
+  return gave_up.load();
+}
+
+// A small loop of long items, and a capped loop, on 4 and 8 workers: as many
+// items run at once as there are workers. The pieces of a loop spread at
+// once that its pushes left private stayed there until the caller's first
+// item ended: on 4 workers the second item waited for the first, with a
+// worker idle (items_apart: 1 to 3 items gave up every time).
+TEST(ParallelizeSmallLoopTest, ASmallLoopRunsAnItemOnEveryWorkerAtOnce) {
+  for (const int workers : {4, 8}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers, .split = weft::split_policy::adaptive}};
+    EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // nothing known of the loop yet
+    EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // known to be long
+    EXPECT_EQ(items_apart(rt, workers, workers, workers), 0);
+    EXPECT_EQ(items_apart(rt, 2 * workers, workers, workers), 0);
+  }
+}
+
 // From outside any runtime, parallelize runs in the default runtime.
 TEST(ParallelizeOutsideTest, RunsEveryIndexOnceFromOutsideAnyRuntime) {
   for (const std::uint64_t n : {0ULL, 1ULL, 2ULL, 3ULL, 7ULL, 1024ULL, 100'003ULL}) {

@@ -186,6 +186,77 @@ TEST_P(CoroutineTest, WhenAllOfAVectorOfEveryKind) {
   EXPECT_EQ(rt.run([&] { return weft::sync_wait(all()); }), 8u);
 }
 
+// A task of a const move-only type through every way of awaiting it:
+// sync_wait, when_all of a pack and of a vector did not compile (each moved
+// the result on as a const value, which needs a copy); co_await and spawn did.
+TEST_P(CoroutineTest, ConstMoveOnlyResultsThroughEveryAwait) {
+  using owned = std::unique_ptr<int>;
+  auto make = [](int v) -> weft::task<const owned> { co_return std::make_unique<int>(v); };
+  auto all = [&]() -> weft::task<int> {
+    const owned a = co_await make(1);
+    auto s = weft::spawn(make(2));
+    const owned b = co_await s;
+    auto [c, d] = co_await weft::when_all(make(3), make(4));
+    std::vector<weft::task<const owned>> tasks;
+    tasks.push_back(make(5));
+    tasks.push_back(make(6));
+    std::vector<owned> e = co_await weft::when_all(std::move(tasks));
+    co_return *a + *b + *c + *d + *e[0] + *e[1];
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(all()); }), 21);
+  const owned direct = rt.run([&] { return weft::sync_wait(make(7)); });
+  EXPECT_EQ(*direct, 7);
+}
+
+// A result type that counts the objects alive.
+struct counted_result {
+  static inline std::atomic<int> s_alive{0};
+  int m_value;
+  explicit counted_result(int v) : m_value(v) { s_alive.fetch_add(1); }
+  counted_result(const counted_result& o) : m_value(o.m_value) { s_alive.fetch_add(1); }
+  counted_result& operator=(const counted_result&) = default;
+  ~counted_result() { s_alive.fetch_sub(1); }
+};
+
+// An awaitable of on_fiber_async or parallelize_async kept and awaited again
+// calls its callable again, and yields that call's outcome: every later
+// await rethrew the first await's exception, and each await of
+// on_fiber_async made its result over the last one's without destroying it.
+TEST_P(CoroutineTest, AwaitablesAwaitedAgainCallAgain) {
+  counted_result::s_alive.store(0);
+  auto coro = []() -> weft::task<int> {
+    int calls = 0;
+    auto on_fiber = weft::on_fiber_async([&calls] {
+      if (++calls == 1) throw std::runtime_error("first call");
+      return counted_result(calls);
+    });
+    int sum = 0;
+    for (int i = 0; i < 4; ++i) {
+      try {
+        sum += (co_await on_fiber).m_value;
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(i, 0) << e.what();
+      }
+    }
+    EXPECT_EQ(sum, 2 + 3 + 4);
+    std::atomic<int> rounds{0};
+    auto loop = weft::parallelize_async(50, [&rounds](int i) {
+      if (i == 7 && rounds.load() == 0) throw std::runtime_error("first round");
+    });
+    for (int i = 0; i < 3; ++i) {
+      try {
+        co_await loop;
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(i, 0) << e.what();
+      }
+      rounds.fetch_add(1);
+    }
+    co_return sum;
+  };
+  EXPECT_EQ(rt.run([&] { return weft::sync_wait(coro()); }), 9);
+  EXPECT_EQ(counted_result::s_alive.load(), 0);
+}
+
 // A million co_await in a chain: symmetric transfer keeps the stack flat.
 TEST_P(CoroutineTest, LongChainsDoNotGrowTheStack) {
   struct chain {

@@ -111,7 +111,11 @@ template <class F>
     detail::held_callable<F> m_fn;
     detail::result<result_type> m_value;
     std::exception_ptr m_error;
+    // Each await calls fn again: what an earlier await left (its result,
+    // moved from or not, and its exception) goes first.
     bool await_ready() {
+      m_error = nullptr;
+      m_value.reset();
       try {
         m_value.emplace(m_fn);
       } catch (...) {
@@ -166,7 +170,11 @@ requires std::invocable<F&, I>
       }
       self->m_handle.resume();  // on this fiber: the coroutine goes on here
     }
-    bool await_ready() const noexcept { return m_n == 0; }
+    // Each await runs the loop again: an earlier await's exception goes first.
+    bool await_ready() noexcept {
+      m_error = nullptr;
+      return m_n == 0;
+    }
     bool await_suspend(std::coroutine_handle<> h) {
       m_handle = h;
       if (detail::push(this) == detail::push_status::pushed) return true;

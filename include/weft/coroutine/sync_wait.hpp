@@ -9,6 +9,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <exception>
+#include <type_traits>
 #include <utility>
 
 #include "weft/coroutine/task.hpp"
@@ -57,8 +58,8 @@ signal_task signal_on_end(weft::task<T>& t, result<T>& out, join_frame& frame) {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
     } else {
-      T value = co_await std::move(t);
-      auto get = [&]() -> T { return static_cast<T&&>(value); };
+      std::remove_cv_t<T> value = co_await std::move(t);  // a const move-only result is moved on
+      auto get = [&]() -> T { return static_cast<std::remove_cv_t<T>&&>(value); };
       out.emplace(get);
     }
   } catch (...) {

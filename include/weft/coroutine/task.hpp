@@ -338,8 +338,11 @@ struct promise<void> : promise_base {
   }
 };
 
+// A task's result as an element of what when_all returns: void as
+// std::monostate, a const value without its const (a const move-only
+// element could not be moved into the tuple or the vector), as a join's.
 template <class T>
-using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+using when_all_value = std::conditional_t<std::is_void_v<T>, std::monostate, std::remove_cv_t<T>>;
 
 // True when t can be awaited: it holds a coroutine that has not started (a
 // task awaited to completion is finished, one that another coroutine awaits

@@ -36,6 +36,14 @@ class result {
     if constexpr (k_flagged) m_has = true;
   }
   T take() { return std::move(*ptr()); }
+  // Destroys what emplace() made, if anything: emplace() may follow (an
+  // awaitable awaited again).
+  void reset() noexcept {
+    if constexpr (k_flagged) {
+      if (m_has) std::destroy_at(ptr());
+      m_has = false;
+    }
+  }
 
  private:
   struct no_flag {};
@@ -52,6 +60,7 @@ class result<T&> {
     m_ptr = std::addressof(std::invoke(f));
   }
   T& take() { return *m_ptr; }
+  void reset() noexcept { m_ptr = nullptr; }
 
  private:
   T* m_ptr = nullptr;
@@ -74,6 +83,7 @@ class result<void> {
     std::invoke(f);
   }
   void take() noexcept {}
+  void reset() noexcept {}
 };
 
 }  // namespace weft::detail

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <unwind.h>
@@ -631,8 +632,16 @@ void scheduler::stop_and_join_keeping_traces() noexcept {
 void scheduler::write_configured_trace() const noexcept {
   if (m_traces.empty()) return;
   try {
-    std::string path = m_trace_number == 0 ? m_cfg.trace_file : numbered_trace_path(m_cfg.trace_file, m_trace_number);
-    if (m_trace_pid != 0) path = trace_path_with(path, m_trace_pid);
+    std::string path = m_cfg.trace_file;
+    // A WEFT_TRACE that names a device or a pipe (/dev/null, a FIFO) is
+    // written there by every runtime: a numbered name beside it would be a
+    // new file next to the device (in /dev, for a process run as root).
+    struct stat st {};
+    const bool special = ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+    if (!special) {
+      if (m_trace_number != 0) path = numbered_trace_path(path, m_trace_number);
+      if (m_trace_pid != 0) path = trace_path_with(path, m_trace_pid);
+    }
     write_trace(path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());  // a destructor cannot throw

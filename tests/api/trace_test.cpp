@@ -4,13 +4,18 @@
 // slices, written at destruction, on demand, and when WEFT_TRACE is set.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -305,6 +310,49 @@ TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
     EXPECT_TRUE(plain || numbered) << name;
     check_trace(read_json((dir / name).string()), 1);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// A WEFT_TRACE that names a pipe (or a device: /dev/null) is written there
+// by every runtime that takes it. The second runtime used to write a new
+// file beside it, "trace-2.json" (as root, "/dev/null-2" in /dev).
+TEST(TraceEnvTest, APipeIsWrittenInPlaceByEveryRuntime) {
+  const std::filesystem::path dir = fresh_directory("fifo");
+  const std::string path = (dir / "trace.json").string();
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);  // a reader: the writers' open does not wait
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  std::atomic<bool> written{false};
+  std::string data;
+  std::thread reader([&] {
+    char buffer[4096];
+    for (;;) {
+      const bool last = written.load(std::memory_order_acquire);  // then one more pass drains the pipe
+      ssize_t n = 0;
+      while ((n = ::read(fd, buffer, sizeof buffer)) > 0) data.append(buffer, static_cast<std::size_t>(n));
+      if (last) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime first{weft::config{.workers = 1}};
+    weft::runtime second{weft::config{.workers = 1}};
+    first.run(workload);
+    second.run(workload);
+  }
+  written.store(true, std::memory_order_release);
+  reader.join();
+  ::close(fd);
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"trace.json"});
+  std::size_t documents = 0;
+  for (std::size_t at = data.find("\"traceEvents\""); at != std::string::npos;
+       at = data.find("\"traceEvents\"", at + 1)) {
+    ++documents;
+  }
+  EXPECT_EQ(documents, 2u);
   std::filesystem::remove_all(dir);
 }
 

@@ -13,7 +13,7 @@ checks that:
     probes (-fstack-clash-protection) where the compiler has them, and no
     -std: a program built with -std=c++2b and those flags is compiled as
     C++23, one built with -std=c++17 stops at once, with weft's message, and
-    <weft/version.hpp> alone compiles under -std=c++17;
+    <weft/version.hpp> alone compiles without a warning from C++98 to C++17;
   - the program links against the installed libweft and its results are right;
   - the installed headers include no Boost header and nothing that is not
     installed (every "weft/..." include resolves inside the prefix);
@@ -103,12 +103,16 @@ def main():
     if status == 0 or "weft needs C++20" not in out or len(out.splitlines()) > 20:
         sys.stdout.write(out)
         fail("a C++17 build of a weft header did not stop at once with weft's message")
-    # The version macros stay readable from any standard (a build probe's).
+    # The version macros stay readable from any standard (a build probe's),
+    # without a warning: the header's C++17 variable stopped C++98 and warned
+    # under C++11 and C++14.
     version = os.path.join(work, "version.cpp")
     with open(version, "w", encoding="utf-8") as f:
         f.write('#include <weft/version.hpp>\n'
-                'static_assert(WEFT_VERSION_MAJOR >= 0, "no version");\n')
-    run(cxx + ["-std=c++17", "-c", version, "-o", os.path.join(work, "version.o")] + flags, env=env)
+                'typedef char weft_version_known[WEFT_VERSION_MAJOR >= 0 ? 1 : -1];\n')
+    for std in ("c++98", "c++11", "c++14", "c++17"):
+        run(cxx + [f"-std={std}", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c", version, "-o",
+                   os.path.join(work, "version.o")] + flags, env=env)
     print("pkg-config sets no -std: C++23 stays C++23, C++17 stops with weft's message")
 
     # The headers as installed: no Boost, nothing from outside the prefix.

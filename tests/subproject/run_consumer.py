@@ -13,7 +13,10 @@ builds it with ninja and runs it. Checks that:
   - the consumer compiles and links without Boost: no Boost include path or
     library on its command lines, and no Boost header among the headers its
     compilation read (ninja's dependency log);
-  - the consumer runs and its results are right.
+  - the consumer runs and its results are right;
+  - the parent's install puts a shared libweft beside its program (and the
+    installed program runs with it), no static one, and none of weft's
+    headers or package files.
 
 With extra Meson options after WORK_DIR (e.g. -Db_lto=true
 -Ddefault_library=static: the whole program, libweft included, optimised at
@@ -138,6 +141,33 @@ def main():
     sys.stdout.write(out)
     if "OK" not in out:
         fail("the consumer did not report success")
+
+    # Installed: the program, with a shared libweft beside it (it could not
+    # start without it: the parent's install left it out), and no static
+    # one (part of the program).
+    stage = os.path.join(work, "stage")
+    run([meson, "install", "-C", build, "--no-rebuild", "--destdir", stage])
+    installed = {}
+    for dirpath, _, filenames in os.walk(stage):
+        for name in filenames:
+            installed.setdefault(name, dirpath)
+    print("installed:", ", ".join(sorted(installed)))
+    if "consumer" not in installed:
+        fail("the consumer was not installed")
+    shared = [n for n in installed if n.startswith("libweft.so")]
+    if static:
+        if shared or "libweft.a" in installed:
+            fail(f"a static libweft installed a library of its own: {sorted(installed)}")
+    else:
+        if not shared:
+            fail("the parent's install left out the shared libweft its program needs")
+        env = dict(os.environ, LD_LIBRARY_PATH=installed[shared[0]])
+        out = run([os.path.join(installed["consumer"], "consumer")], env=env)
+        if "OK" not in out:
+            sys.stdout.write(out)
+            fail("the installed consumer did not report success")
+    if any(n.endswith((".hpp", ".pc", ".cmake")) for n in installed):
+        fail(f"weft's headers or package files were installed with the parent's program: {sorted(installed)}")
 
     shutil.rmtree(work, ignore_errors=True)
     print("PASS: weft works as a Meson subproject" + (f" ({' '.join(extra_options)})" if extra_options else ""))

@@ -88,8 +88,20 @@ replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     });
     if (error == 0) return;
   }
-  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (m_fd < 0) m_error = last_error();
+  // In place (a device, a pipe, or a file that cannot be replaced): a pipe
+  // that nobody reads fails at once (ENXIO) instead of waiting for a reader
+  // for ever, in a destructor or at the process's exit; the writes then wait
+  // for the reader as usual.
+  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+  if (m_fd < 0) {
+    m_error = last_error();
+    return;
+  }
+  if (const int flags = ::fcntl(m_fd, F_GETFL); flags < 0 || ::fcntl(m_fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    m_error = last_error();
+    ::close(m_fd);
+    m_fd = -1;
+  }
 }
 
 replacing_file::~replacing_file() {

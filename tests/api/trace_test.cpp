@@ -356,6 +356,31 @@ TEST(TraceEnvTest, APipeIsWrittenInPlaceByEveryRuntime) {
   std::filesystem::remove_all(dir);
 }
 
+// A pipe that nobody reads: each runtime says on stderr that it could not
+// write its trace, and goes on; the first one waited for a reader for ever
+// in its destructor (the second too, once the pipe was written in place).
+TEST(TraceEnvTest, APipeThatNobodyReadsIsAnErrorNotAHang) {
+  const std::filesystem::path dir = fresh_directory("fifo-unread");
+  const std::string path = (dir / "trace.json").string();
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  ::testing::internal::CaptureStderr();
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime first{weft::config{.workers = 1}};
+    weft::runtime second{weft::config{.workers = 1}};
+    first.run(workload);
+    second.run(workload);
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  std::size_t lines = 0;
+  for (std::size_t at = err.find(path); at != std::string::npos; at = err.find(path, at + 1)) ++lines;
+  EXPECT_EQ(lines, 2u) << err;
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"trace.json"});
+  std::filesystem::remove_all(dir);
+}
+
 // A runtime that fails to start takes no number: the next runtime that
 // starts writes the file numbered after the one before it. An invalid
 // WEFT_NUM_WORKERS (read with the config) and an invalid WEFT_STACK_GUARDS

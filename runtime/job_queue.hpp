@@ -29,7 +29,10 @@ namespace weft::rt {
 //     one, when none is private) is published, so that one task is always
 //     available to thieves while the owner has any;
 //   - serve_demand() at a poll point, after a thief found the public deque
-//     empty and raised the demand flag.
+//     empty and raised the demand flag;
+//   - publish_all_private(): every private task, for a join that may start
+//     none of them, and after the push of a loop's piece that is to be
+//     shared at once (a spread loop, a capped loop's runners).
 // Invariant: every public task is older than every private task, so thieves
 // still take the oldest (largest) work, and a join whose child was stolen
 // finds the private part empty. Popping a private task costs no fence; only
@@ -127,19 +130,27 @@ class job_queue {
     return found;
   }
 
-  // Owner only: publishes every private task, oldest first, for a worker
-  // that may start none of them itself. Returns how many; stops early when
-  // the public deque cannot grow (the rest stay private).
-  std::uint32_t publish_all_private() noexcept {
+  // Owner only: publishes every private task, oldest first, calling
+  // published(t) for each (noexcept). Returns how many; stops early when the
+  // public deque cannot grow (the rest stay private).
+  template <class Published>
+  std::uint32_t publish_all_private(Published&& published) noexcept {
     if (!m_stealable) return 0;
     std::uint32_t n = 0;
     try {
-      for (; !m_ring.empty(); ++n) publish_oldest_private();
+      for (; !m_ring.empty(); ++n) {
+        job* t = oldest_private();
+        publish_oldest_private();
+        published(t);
+      }
     } catch (const std::bad_alloc&) {
       // no memory to grow the deque: the rest stay private
     }
     if (n != 0 && m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
     return n;
+  }
+  std::uint32_t publish_all_private() noexcept {
+    return publish_all_private([](job*) noexcept {});
   }
 
   // Owner only: no private task (nothing that serve_demand() could publish).

@@ -527,6 +527,10 @@ void run_on_fresh_stack(void (*fn)(void*), void* arg) {
   if (c.m_error) std::rethrow_exception(c.m_error);
 }
 
+void offer_queued() noexcept {
+  if (rt::worker* w = rt::this_thread_worker(); w != nullptr && !w->m_queue.private_empty()) w->give_away_private();
+}
+
 WEFT_NOINLINE bool stack_low() noexcept {
   worker* w = rt::this_thread_worker();
   WEFT_ASSERT(w == nullptr || w->m_job_cache.view()->m_stack_limit == w->m_current->m_real_limit,

@@ -190,8 +190,10 @@ struct piece : detail::job {
 // already), where the piece can be offered: run after lower() on this fiber,
 // it would leave an item of lower() that waits for one of [mid, end) waiting
 // for ever. Only when it cannot be offered there either (no memory) does
-// here_instead() run both parts here.
-template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, class Lower, class Here>
+// here_instead() run both parts here. Publish: the piece is offered at once
+// (see below); else it is pushed as any task is.
+template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, bool Publish, class Lower,
+          class Here>
 void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower&& lower, Here&& here_instead,
                 bool fresh = false) noexcept {
   join_frame frame;
@@ -204,7 +206,7 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   upper.m_parent = &frame;
   if (detail::push_plain(&upper) != push_status::pushed) {
     if (!fresh) {
-      auto again = [&] { split_step<Ctx, Run>(ctx, mid, end, depth, lower, here_instead, true); };
+      auto again = [&] { split_step<Ctx, Run, Publish>(ctx, mid, end, depth, lower, here_instead, true); };
       // run_on_fresh_stack throws only what its function throws: nothing here.
       detail::run_on_fresh_stack([](void* p) { (*static_cast<decltype(again)*>(p))(); }, &again);
       return;
@@ -217,8 +219,13 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   // wait there while lower() runs, through whole items of its own (the
   // second piece of a small loop spread over 4 workers or more waited for the
   // first item to end, with workers idle). Publishes the older private tasks
-  // too, and wakes a sleeping worker.
-  current_worker()->give_away_private();
+  // too, and wakes a sleeping worker. Not for the eager and fixed policies,
+  // whose splits go all the way down at once: a publication, a wake-up and a
+  // pop-back from the deque per split doubled the time of their fine loops.
+  if constexpr (Publish) {
+    worker& w = *current_worker();
+    if (!w.m_queue.private_empty()) w.give_away_private();
+  }
   lower();
   if (detail::pop(&upper)) {
     upper.run();
@@ -244,7 +251,7 @@ void run_range_unless_cancelled(loop_run& r, std::uint64_t begin, std::uint64_t 
 // depth: splits each half still makes before running as leaves.
 void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
   const std::uint64_t mid = begin + (end - begin) / 2;
-  split_step<loop_run, &run_range_unless_cancelled>(
+  split_step<loop_run, &run_range_unless_cancelled, true>(
       r, mid, end, depth, [&] { run_range(r, begin, mid, depth); },
       [&] {
         leaf(r, begin, mid, false);
@@ -315,7 +322,7 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     run_chunk(r, begin, end);
     return;
   }
-  split_step<loop_run, &run_static_unless_cancelled>(
+  split_step<loop_run, &run_static_unless_cancelled, false>(
       r, cut, end, 0, [&] { run_static(r, begin, cut); },
       [&] {
         run_static(r, begin, cut);
@@ -736,7 +743,7 @@ void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
   }
   // Popped back, the upper half's runners find the counter exhausted by now,
   // or nobody else came.
-  split_step<capped_run, &run_runners_piece>(
+  split_step<capped_run, &run_runners_piece, true>(
       c, lo + (hi - lo) / 2, hi, 0, [&] { run_runners(c, lo, lo + (hi - lo) / 2); },
       [&] {
         // No room to offer them: these runners run one after the other here.

@@ -122,13 +122,17 @@ void worker::thread_main() noexcept {
 
 void worker::wake_sleeper() noexcept { m_sched.sleepers().notify_one(); }
 
-void worker::published(detail::job* t) noexcept {
+void worker::record_publish(const detail::job* t) noexcept {
   if constexpr (k_instrumented) {
     if (m_trace != nullptr) {
       m_trace->record(trace_kind::publish, reinterpret_cast<std::uintptr_t>(t),
                       static_cast<std::uint32_t>(m_queue.public_size()));
     }
   }
+}
+
+void worker::published(detail::job* t) noexcept {
+  record_publish(t);
   wake_sleeper();
 }
 
@@ -283,7 +287,7 @@ void worker::queue_stolen(detail::job* t) noexcept {
 
 void worker::give_away_private() noexcept {
   WEFT_ASSERT(is_owner(), "worker::give_away_private: called by the worker's own thread");
-  if (m_queue.publish_all_private() != 0) wake_sleeper();
+  if (m_queue.publish_all_private([this](detail::job* t) noexcept { record_publish(t); }) != 0) wake_sleeper();
 }
 
 bool worker::take_injected_onto_queue() noexcept {

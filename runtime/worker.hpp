@@ -105,9 +105,11 @@ class alignas(k_false_sharing) worker {
   // injected tasks go back to the injection queue (and a sleeper is woken
   // for them).
   detail::job* take_continuation() noexcept;
-  // Owner: publishes every private task of this worker and wakes a sleeper,
-  // for a join that may start none of them (wait_without_fiber): another
-  // worker, with a stack to run them on, can then steal them.
+  // Owner: publishes every private task of this worker (a publish event
+  // each in a trace) and wakes a sleeper: for a join that may start none of
+  // them (wait_without_fiber), so that another worker, with a stack to run
+  // them on, can steal them; and after a loop's split whose piece is to be
+  // shared at once (runtime/loop.cpp, split_step).
   void give_away_private() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
@@ -217,6 +219,8 @@ class alignas(k_false_sharing) worker {
   bool is_owner() const noexcept;
   // A task became stealable: trace it and wake a sleeper if needed.
   void published(detail::job* t) noexcept;
+  // A trace's publish event for t (nothing when not traced).
+  void record_publish(const detail::job* t) noexcept;
   void wake_sleeper() noexcept;
   detail::job* got(detail::job* t) noexcept;
   // The ready work of this worker itself, in the order it runs it: its

@@ -583,7 +583,16 @@ struct reducer {
     const std::uint64_t mid = lo + (hi - lo) / 2;
     const bool worth = m_min_split != 0 && (hi - lo) / 2 >= m_min_split;
     if (worth && (depth > 0 || split_wanted())) {
-      auto halves = weft::join([&] { return run(lo, mid, depth - 1); }, [&] { return run(mid, hi, depth - 1); });
+      // The eager levels (up to one piece per worker) offer their right half
+      // at once: pushed behind an earlier piece, it waited in the private
+      // ring while the left half ran (with K workers the pieces spread in
+      // about log2(K) rounds of a leaf's time).
+      auto halves = weft::join(
+          [&] {
+            if (depth > 0) detail::offer_queued();
+            return run(lo, mid, depth - 1);
+          },
+          [&] { return run(mid, hi, depth - 1); });
       return combined(std::move(halves.first), std::move(halves.second));
     }
     part a = run(lo, mid, 0);

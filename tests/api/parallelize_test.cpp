@@ -9,7 +9,9 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -350,6 +352,88 @@ TEST(ParallelizeSmallLoopTest, ASmallLoopRunsAnItemOnEveryWorkerAtOnce) {
     EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // known to be long
     EXPECT_EQ(items_apart(rt, workers, workers, workers), 0);
     EXPECT_EQ(items_apart(rt, 2 * workers, workers, workers), 0);
+  }
+}
+
+// Busy (never yielding, never waiting on weft) until `together` calls have
+// reached this point, or until 10 s have passed: false when it gave up.
+bool busy_until(std::atomic<int>& reached, int together) {
+  reached.fetch_add(1);
+  const auto start = std::chrono::steady_clock::now();
+  while (reached.load() < together) {
+    if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(10)) return false;
+  }
+  return true;
+}
+
+// One item per worker that all wait at a latch, at a barrier, or for a
+// notify_all, then stay busy until every item is past it: the fibers made
+// ready together run on every worker at once. The worker that opened the
+// latch kept them in its private ring, offering them one at a time (16
+// items past a latch on 16 workers ran about two at a time): 1-3 items
+// gave up waiting on 4 workers before.
+TEST(ParallelizeSmallLoopTest, ItemsMadeReadyTogetherRunOnEveryWorkerAtOnce) {
+  for (const int workers : {4, 8}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers}};
+    for (const char* how : {"latch", "barrier", "notify_all"}) {
+      SCOPED_TRACE(how);
+      weft::latch gate(workers);
+      weft::barrier<> phase(workers);
+      weft::mutex m;
+      weft::condition_variable cv;
+      int waiting = 0;
+      std::atomic<int> past{0};
+      std::atomic<int> gave_up{0};
+      rt.run([&] {
+        weft::parallelize(workers, [&](int) {
+          if (std::string_view(how) == "latch") {
+            gate.arrive_and_wait();
+          } else if (std::string_view(how) == "barrier") {
+            phase.arrive_and_wait();
+          } else {
+            std::unique_lock<weft::mutex> lock(m);
+            if (++waiting == workers) {
+              cv.notify_all();
+            } else {
+              cv.wait(lock, [&] { return waiting == workers; });
+            }
+          }
+          if (!busy_until(past, workers)) gave_up.fetch_add(1);
+        });
+      });
+      EXPECT_EQ(gave_up.load(), 0);
+    }
+  }
+}
+
+// A parallel_reduce of one long item per worker: after item 0, which the
+// reduction runs first alone as its sample (busy for 20 ms), every item
+// runs at once. The eager levels of its tree kept their right halves in the
+// private ring behind a running leaf, spreading in about log2(workers)
+// rounds: items gave up waiting on 4 and 8 workers before.
+TEST(ParallelizeSmallLoopTest, AReductionOfLongItemsRunsAnItemOnEveryWorkerAtOnce) {
+  for (const int workers : {4, 8}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers}};
+    for (int round = 0; round < 2; ++round) {
+      std::atomic<int> started{0};
+      const int done = rt.run([&] {
+        return weft::parallel_reduce(
+            0, workers, 0,
+            [&](int i) {
+              if (i == 0) {
+                const auto start = std::chrono::steady_clock::now();
+                while (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(20)) {
+                }
+                return 1;
+              }
+              return busy_until(started, workers - 1) ? 1 : 0;
+            },
+            std::plus<>{});
+      });
+      EXPECT_EQ(done, workers) << "round " << round;
+    }
   }
 }
 

@@ -68,6 +68,12 @@ inline bool pop_anywhere(job* t) noexcept {
   return view != nullptr && pop_from(*view, t);
 }
 
+// Publishes the calling worker's private tasks now, oldest first, and wakes
+// a sleeping worker: work that other workers should find at once rather
+// than at the caller's next scheduling point (the pieces of a spread, or
+// fibers made ready together). Nothing off a worker.
+WEFT_API void offer_queued() noexcept;
+
 // Waits until `taken` uncounted children and every counted child of f have
 // completed. On a worker it suspends the calling fiber (never the thread);
 // elsewhere it blocks the thread without spinning. Leaves f reusable.

@@ -370,8 +370,8 @@ bool busy_until(std::atomic<int>& reached, int together) {
 // notify_all, then stay busy until every item is past it: the fibers made
 // ready together run on every worker at once. The worker that opened the
 // latch kept them in its private ring, offering them one at a time (16
-// items past a latch on 16 workers ran about two at a time): 1-3 items
-// gave up waiting on 4 workers before.
+// items past a latch on 16 workers ran about two at a time): 3 of 4 items
+// gave up waiting after a latch on 4 workers before.
 TEST(ParallelizeSmallLoopTest, ItemsMadeReadyTogetherRunOnEveryWorkerAtOnce) {
   for (const int workers : {4, 8}) {
     SCOPED_TRACE(::testing::Message() << workers << " workers");
@@ -411,7 +411,7 @@ TEST(ParallelizeSmallLoopTest, ItemsMadeReadyTogetherRunOnEveryWorkerAtOnce) {
 // reduction runs first alone as its sample (busy for 20 ms), every item
 // runs at once. The eager levels of its tree kept their right halves in the
 // private ring behind a running leaf, spreading in about log2(workers)
-// rounds: items gave up waiting on 4 and 8 workers before.
+// rounds: 2-3 of 8 items gave up waiting on 8 workers before.
 TEST(ParallelizeSmallLoopTest, AReductionOfLongItemsRunsAnItemOnEveryWorkerAtOnce) {
   for (const int workers : {4, 8}) {
     SCOPED_TRACE(::testing::Message() << workers << " workers");

@@ -155,6 +155,8 @@ class job_queue {
 
   // Owner only: no private task (nothing that serve_demand() could publish).
   bool private_empty() const noexcept { return m_ring.empty(); }
+  // Owner only: how many private tasks.
+  std::uint32_t private_size() const noexcept { return m_ring.m_hi - m_ring.m_lo; }
 
   // Owner only: a thief asked for work since the last publication.
   bool has_demand() const noexcept { return m_demand.load(std::memory_order_relaxed); }

@@ -190,12 +190,11 @@ struct piece : detail::job {
 // already), where the piece can be offered: run after lower() on this fiber,
 // it would leave an item of lower() that waits for one of [mid, end) waiting
 // for ever. Only when it cannot be offered there either (no memory) does
-// here_instead() run both parts here. Publish: the piece is offered at once
+// here_instead() run both parts here. publish: the piece is offered at once
 // (see below); else it is pushed as any task is.
-template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, bool Publish, class Lower,
-          class Here>
-void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower&& lower, Here&& here_instead,
-                bool fresh = false) noexcept {
+template <class Ctx, void (*Run)(Ctx&, std::uint64_t, std::uint64_t, int) noexcept, class Lower, class Here>
+void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, bool publish, Lower&& lower,
+                Here&& here_instead, bool fresh = false) noexcept {
   join_frame frame;
   piece<Ctx, Run> upper;
   upper.m_execute = &piece<Ctx, Run>::execute;
@@ -206,7 +205,7 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   upper.m_parent = &frame;
   if (detail::push_plain(&upper) != push_status::pushed) {
     if (!fresh) {
-      auto again = [&] { split_step<Ctx, Run, Publish>(ctx, mid, end, depth, lower, here_instead, true); };
+      auto again = [&] { split_step<Ctx, Run>(ctx, mid, end, depth, publish, lower, here_instead, true); };
       // run_on_fresh_stack throws only what its function throws: nothing here.
       detail::run_on_fresh_stack([](void* p) { (*static_cast<decltype(again)*>(p))(); }, &again);
       return;
@@ -219,10 +218,11 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, Lower
   // wait there while lower() runs, through whole items of its own (the
   // second piece of a small loop spread over 4 workers or more waited for the
   // first item to end, with workers idle). Publishes the older private tasks
-  // too, and wakes a sleeping worker. Not for the eager and fixed policies,
-  // whose splits go all the way down at once: a publication, a wake-up and a
-  // pop-back from the deque per split doubled the time of their fine loops.
-  if constexpr (Publish) {
+  // too, and wakes a sleeping worker. Not for the lower levels of the eager
+  // and fixed policies, whose splits go all the way down at once: a
+  // publication, a wake-up and a pop-back from the deque per split doubled
+  // the time of their fine loops.
+  if (publish) {
     worker& w = *current_worker();
     if (!w.m_queue.private_empty()) w.give_away_private();
   }
@@ -251,8 +251,8 @@ void run_range_unless_cancelled(loop_run& r, std::uint64_t begin, std::uint64_t 
 // depth: splits each half still makes before running as leaves.
 void split_and_run(loop_run& r, std::uint64_t begin, std::uint64_t end, int depth) noexcept {
   const std::uint64_t mid = begin + (end - begin) / 2;
-  split_step<loop_run, &run_range_unless_cancelled, true>(
-      r, mid, end, depth, [&] { run_range(r, begin, mid, depth); },
+  split_step<loop_run, &run_range_unless_cancelled>(
+      r, mid, end, depth, true, [&] { run_range(r, begin, mid, depth); },
       [&] {
         leaf(r, begin, mid, false);
         leaf(r, mid, end, false);
@@ -322,8 +322,12 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     run_chunk(r, begin, end);
     return;
   }
-  split_step<loop_run, &run_static_unless_cancelled, false>(
-      r, cut, end, 0, [&] { run_static(r, begin, cut); },
+  // Offered at once at the top levels only, while a piece holds at least a
+  // worker's share of the loop (every piece of a loop of at most one item
+  // per worker): O(workers) publications.
+  const std::uint64_t share = std::max<std::uint64_t>(r.m_loop->m_count / static_cast<std::uint64_t>(r.m_workers), 1);
+  split_step<loop_run, &run_static_unless_cancelled>(
+      r, cut, end, 0, end - cut >= share, [&] { run_static(r, begin, cut); },
       [&] {
         run_static(r, begin, cut);
         run_static(r, cut, end);
@@ -743,8 +747,8 @@ void run_runners(capped_run& c, std::uint64_t lo, std::uint64_t hi) noexcept {
   }
   // Popped back, the upper half's runners find the counter exhausted by now,
   // or nobody else came.
-  split_step<capped_run, &run_runners_piece, true>(
-      c, lo + (hi - lo) / 2, hi, 0, [&] { run_runners(c, lo, lo + (hi - lo) / 2); },
+  split_step<capped_run, &run_runners_piece>(
+      c, lo + (hi - lo) / 2, hi, 0, true, [&] { run_runners(c, lo, lo + (hi - lo) / 2); },
       [&] {
         // No room to offer them: these runners run one after the other here.
         for (std::uint64_t i = lo; i < hi; ++i) run_runner(c);

@@ -64,6 +64,15 @@ int replacing_file::make_named(Make make) noexcept {
   return EEXIST;
 }
 
+bool written_in_place(const std::string& path) noexcept {
+  struct stat st {};
+  if ((path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0) && ::lstat(path.c_str(), &st) == 0 &&
+      S_ISLNK(st.st_mode)) {
+    return true;
+  }
+  return ::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
 replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     : m_path(path), m_buffer(new (std::nothrow) char[k_buffer_size]) {
   struct stat st {};
@@ -88,11 +97,13 @@ replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     });
     if (error == 0) return;
   }
-  // In place (a device, a pipe, or a file that cannot be replaced): a pipe
+  // In place (a device, a pipe, a link under /dev or /proc: appended, see
+  // written_in_place; or a file that cannot be replaced: truncated). A pipe
   // that nobody reads fails at once (ENXIO) instead of waiting for a reader
   // for ever, in a destructor or at the process's exit; the writes then wait
   // for the reader as usual.
-  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0666);
+  const int keep = written_in_place(path) ? O_APPEND : O_TRUNC;
+  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | keep | O_CLOEXEC | O_NONBLOCK, 0666);
   if (m_fd < 0) {
     m_error = last_error();
     return;

@@ -30,6 +30,14 @@ namespace weft::rt {
 // (glibc's _IO_cleanup), so a stream written on another thread while the
 // process exits had its buffer written twice into the new file, which was
 // then renamed into place (a report with text after its end).
+// A path that every writer writes as it is, appending: a device or a pipe,
+// or a symbolic link under /dev or /proc (/dev/stdout, /dev/fd/N, which may
+// lead to a regular file). A numbered name beside it (a second runtime's
+// trace, a forked child's report) would be a new file next to it, in /dev
+// for a process run as root; a truncating open would wipe what an earlier
+// writer wrote there.
+bool written_in_place(const std::string& path) noexcept;
+
 class replacing_file {
  public:
   // How the new file is made: unnamed where the file system allows, or

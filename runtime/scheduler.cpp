@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <unwind.h>
@@ -27,6 +26,7 @@
 #include "fiber.hpp"
 #include "futex.hpp"
 #include "join.hpp"
+#include "report_file.hpp"
 #include "stack.hpp"
 #include "trace.hpp"
 #include "worker.hpp"
@@ -629,28 +629,11 @@ void scheduler::stop_and_join_keeping_traces() noexcept {
   if (!m_trace_written_at_exit.load(std::memory_order_relaxed)) write_configured_trace();
 }
 
-namespace {
-
-// A WEFT_TRACE written as it is by every runtime, and by a forked child: a
-// device or a pipe, or a link under /dev or /proc (/dev/stdout, /dev/fd/N,
-// which may lead to a regular file): a numbered name beside it would be a
-// new file next to it (in /dev, for a process run as root).
-bool written_in_place(const std::string& path) noexcept {
-  struct stat st {};
-  if ((path.rfind("/dev/", 0) == 0 || path.rfind("/proc/", 0) == 0) && ::lstat(path.c_str(), &st) == 0 &&
-      S_ISLNK(st.st_mode)) {
-    return true;
-  }
-  return ::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
-}
-
-}  // namespace
-
 void scheduler::write_configured_trace() const noexcept {
   if (m_traces.empty()) return;
   try {
     std::string path = m_cfg.trace_file;
-    if (!written_in_place(path)) {
+    if (!written_in_place(path)) {  // a device, a pipe, /dev/stdout: every runtime writes it
       if (m_trace_number != 0) path = numbered_trace_path(path, m_trace_number);
       if (m_trace_pid != 0) path = trace_path_with(path, m_trace_pid);
     }

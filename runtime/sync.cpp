@@ -33,6 +33,8 @@ using detail::wait_node;
 
 // Wakes every node of a list taken with wait_queue::take_all().
 void notify_list(wait_node* n) noexcept {
+  rt::worker* w = rt::current_worker();  // no switch below: the same worker throughout
+  const std::uint32_t before = w != nullptr ? w->m_queue.private_size() : 0;
   int woken = 0;
   while (n != nullptr) {
     wait_node* next = n->m_next;  // read before the waiter may leave
@@ -44,8 +46,9 @@ void notify_list(wait_node* n) noexcept {
   // barrier's phase, notify_all) are offered to the other workers now: the
   // caller goes on with its own work, and they would wait in its private
   // ring for its next scheduling point (with 16 workers, 16 items past a
-  // latch ran about two at a time).
-  if (woken > 1) detail::offer_queued();
+  // latch ran about two at a time). Waiters of threads, or of other
+  // runtimes, went elsewhere: nothing to offer for them.
+  if (woken > 1 && w != nullptr && w->m_queue.private_size() > before) w->give_away_private();
 }
 
 // A coroutine that waits off any worker (one of another library's kind, run

@@ -741,7 +741,7 @@ void call_measured(scheduler& s, void (*fn)(void*), void* arg, const void* site,
     if (const pid_t pid = getpid(); pid != r.m_pid) {
       // The first call recorded in a forked child: a report of its own.
       r.m_sites.clear();
-      r.m_path = child_path(r.m_base_path, pid);
+      r.m_path = written_in_place(r.m_base_path) ? r.m_base_path : child_path(r.m_base_path, pid);
       r.m_pid = pid;
     }
     site_totals& t = r.m_sites[{std::move(place.m_object), place.m_offset}];

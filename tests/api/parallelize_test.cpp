@@ -339,19 +339,21 @@ int items_apart(weft::runtime& rt, int n, int cap, int together) {
   return gave_up.load();
 }
 
-// A small loop of long items, and a capped loop, on 4 and 8 workers: as many
-// items run at once as there are workers. The pieces of a loop spread at
+// A small loop of long items, and a capped loop, on 4 and 8 workers and
+// under every split policy: as many items run at once as there are workers. The pieces of a loop spread at
 // once that its pushes left private stayed there until the caller's first
 // item ended: on 4 workers the second item waited for the first, with a
 // worker idle (items_apart: 1 to 3 items gave up every time).
 TEST(ParallelizeSmallLoopTest, ASmallLoopRunsAnItemOnEveryWorkerAtOnce) {
-  for (const int workers : {4, 8}) {
-    SCOPED_TRACE(::testing::Message() << workers << " workers");
-    weft::runtime rt{weft::config{.workers = workers, .split = weft::split_policy::adaptive}};
-    EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // nothing known of the loop yet
-    EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // known to be long
-    EXPECT_EQ(items_apart(rt, workers, workers, workers), 0);
-    EXPECT_EQ(items_apart(rt, 2 * workers, workers, workers), 0);
+  for (const auto policy : {weft::split_policy::adaptive, weft::split_policy::eager, weft::split_policy::fixed}) {
+    for (const int workers : {4, 8}) {
+      SCOPED_TRACE(::testing::Message() << workers << " workers, policy " << static_cast<int>(policy));
+      weft::runtime rt{weft::config{.workers = workers, .split = policy}};
+      EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // nothing known of the loop yet
+      EXPECT_EQ(items_apart(rt, workers, 0, workers), 0);  // known to be long
+      EXPECT_EQ(items_apart(rt, workers, workers, workers), 0);
+      EXPECT_EQ(items_apart(rt, 2 * workers, workers, workers), 0);
+    }
   }
 }
 

@@ -381,6 +381,36 @@ TEST(TraceEnvTest, APipeThatNobodyReadsIsAnErrorNotAHang) {
   std::filesystem::remove_all(dir);
 }
 
+// A link under /dev that leads to a regular file (/dev/stdout redirected to
+// a file; here /dev/fd/N of a file the test opened) keeps every runtime's
+// trace: each appends. Each truncated it, leaving only the last trace.
+TEST(TraceEnvTest, ALinkUnderDevToAFileKeepsEveryTrace) {
+  const std::filesystem::path dir = fresh_directory("dev-fd");
+  const std::string file = (dir / "out.json").string();
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const std::string path = "/dev/fd/" + std::to_string(fd);
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime first{weft::config{.workers = 1}};
+    weft::runtime second{weft::config{.workers = 1}};
+    first.run(workload);
+    second.run(workload);
+  }
+  ::close(fd);
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string data = text.str();
+  std::size_t documents = 0;
+  for (std::size_t at = data.find("\"traceEvents\""); at != std::string::npos;
+       at = data.find("\"traceEvents\"", at + 1)) {
+    ++documents;
+  }
+  EXPECT_EQ(documents, 2u);
+  std::filesystem::remove_all(dir);
+}
+
 // A runtime that fails to start takes no number: the next runtime that
 // starts writes the file numbered after the one before it. An invalid
 // WEFT_NUM_WORKERS (read with the config) and an invalid WEFT_STACK_GUARDS

@@ -313,6 +313,16 @@ TEST(TraceEnvTest, NumberedNamesWithoutAnExtension) {
   std::filesystem::remove_all(dir);
 }
 
+// How many traces `data` holds, one after the other.
+std::size_t trace_documents(const std::string& data) {
+  std::size_t documents = 0;
+  for (std::size_t at = data.find("\"traceEvents\""); at != std::string::npos;
+       at = data.find("\"traceEvents\"", at + 1)) {
+    ++documents;
+  }
+  return documents;
+}
+
 // A WEFT_TRACE that names a pipe (or a device: /dev/null) is written there
 // by every runtime that takes it. The second runtime used to write a new
 // file beside it, "trace-2.json" (as root, "/dev/null-2" in /dev).
@@ -347,12 +357,7 @@ TEST(TraceEnvTest, APipeIsWrittenInPlaceByEveryRuntime) {
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) names.push_back(entry.path().filename().string());
   EXPECT_EQ(names, std::vector<std::string>{"trace.json"});
-  std::size_t documents = 0;
-  for (std::size_t at = data.find("\"traceEvents\""); at != std::string::npos;
-       at = data.find("\"traceEvents\"", at + 1)) {
-    ++documents;
-  }
-  EXPECT_EQ(documents, 2u);
+  EXPECT_EQ(trace_documents(data), 2u);
   std::filesystem::remove_all(dir);
 }
 
@@ -402,12 +407,7 @@ TEST(TraceEnvTest, ALinkUnderDevToAFileKeepsEveryTrace) {
   std::stringstream text;
   text << in.rdbuf();
   const std::string data = text.str();
-  std::size_t documents = 0;
-  for (std::size_t at = data.find("\"traceEvents\""); at != std::string::npos;
-       at = data.find("\"traceEvents\"", at + 1)) {
-    ++documents;
-  }
-  EXPECT_EQ(documents, 2u);
+  EXPECT_EQ(trace_documents(data), 2u);
   std::filesystem::remove_all(dir);
 }
 

@@ -322,12 +322,12 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
     run_chunk(r, begin, end);
     return;
   }
-  // Offered at once at the top levels only, while a piece holds at least a
-  // worker's share of the loop (every piece of a loop of at most one item
-  // per worker): O(workers) publications.
+  // Offered at once at the top levels only, while the range split holds
+  // more than a worker's share of the loop (every split of a loop of at most
+  // one item per worker): O(workers) publications.
   const std::uint64_t share = std::max<std::uint64_t>(r.m_loop->m_count / static_cast<std::uint64_t>(r.m_workers), 1);
   split_step<loop_run, &run_static_unless_cancelled>(
-      r, cut, end, 0, end - cut >= share, [&] { run_static(r, begin, cut); },
+      r, cut, end, 0, end - begin > share, [&] { run_static(r, begin, cut); },
       [&] {
         run_static(r, begin, cut);
         run_static(r, cut, end);

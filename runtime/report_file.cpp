@@ -73,7 +73,7 @@ bool written_in_place(const std::string& path) noexcept {
   return ::stat(path.c_str(), &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
-replacing_file::replacing_file(const std::string& path, new_file how) noexcept
+replacing_file::replacing_file(const std::string& path, new_file how, in_place keep) noexcept
     : m_path(path), m_buffer(new (std::nothrow) char[k_buffer_size]) {
   struct stat st {};
   if ((::lstat(path.c_str(), &st) != 0 ? errno == ENOENT : S_ISREG(st.st_mode)) && suffix_fits(path)) {
@@ -97,13 +97,13 @@ replacing_file::replacing_file(const std::string& path, new_file how) noexcept
     });
     if (error == 0) return;
   }
-  // In place (a device, a pipe, a link under /dev or /proc: appended, see
-  // written_in_place; or a file that cannot be replaced: truncated). A pipe
-  // that nobody reads fails at once (ENXIO) instead of waiting for a reader
-  // for ever, in a destructor or at the process's exit; the writes then wait
-  // for the reader as usual.
-  const int keep = written_in_place(path) ? O_APPEND : O_TRUNC;
-  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | keep | O_CLOEXEC | O_NONBLOCK, 0666);
+  // In place (a device, a pipe, a link under /dev or /proc: appended when
+  // asked, see written_in_place; or a file that cannot be replaced:
+  // truncated). A pipe that nobody reads fails at once (ENXIO) instead of
+  // waiting for a reader for ever, in a destructor or at the process's exit;
+  // the writes then wait for the reader as usual.
+  const int after = keep == in_place::append && written_in_place(path) ? O_APPEND : O_TRUNC;
+  m_fd = ::open(path.c_str(), O_WRONLY | O_CREAT | after | O_CLOEXEC | O_NONBLOCK, 0666);
   if (m_fd < 0) {
     m_error = last_error();
     return;

@@ -43,11 +43,16 @@ class replacing_file {
   // How the new file is made: unnamed where the file system allows, or
   // named from the start (what file systems without O_TMPFILE get; tests).
   enum class new_file { unnamed_first, named };
+  // What a path written in place (written_in_place) gets: its earlier text
+  // replaced (a report rewritten whole), or the new text after it (one
+  // trace per runtime, each written once). Other paths are replaced.
+  enum class in_place { replace, append };
 
   // Opens it; is_open() is false, and open_error() says why, when it cannot
   // be written. `path` must outlive the object.
-  explicit replacing_file(const std::string& path, new_file how = new_file::unnamed_first) noexcept;
-  replacing_file(std::string&&, new_file = new_file::unnamed_first) = delete;
+  explicit replacing_file(const std::string& path, new_file how = new_file::unnamed_first,
+                          in_place keep = in_place::replace) noexcept;
+  replacing_file(std::string&&, new_file = new_file::unnamed_first, in_place = in_place::replace) = delete;
   replacing_file(const replacing_file&) = delete;
   replacing_file& operator=(const replacing_file&) = delete;
   // Not finished (an exception on the way): closed, and the earlier file

@@ -51,7 +51,9 @@ namespace {
 class json_writer {
  public:
   // Whole or not at all, also when the process ends while it writes.
-  explicit json_writer(const std::string& path) : m_out(path) {
+  // A trace on /dev/stdout, say, follows the traces of the runtimes before.
+  explicit json_writer(const std::string& path)
+      : m_out(path, replacing_file::new_file::unnamed_first, replacing_file::in_place::append) {
     if (!m_out.is_open()) {
       throw std::system_error(m_out.open_error(), std::generic_category(), "weft: cannot write trace " + path);
     }

@@ -20,7 +20,8 @@ written at exit is in it (the report is written again); the report is whole
 when another thread exits the process while calls go on (30 runs, and 10
 with a report of 400 sites); a child the
 program forks (PROGRAM fork) writes its own calls to a report of its own (the path with
-"-PID" before the extension); a program whose file name is not UTF-8 gets a
+"-PID" before the extension; on a device such as /dev/null, to the device
+itself); a program whose file name is not UTF-8 gets a
 report in valid JSON (U+FFFD for the odd bytes); no report without the
 variable; a message with its reason, not a
 failure, when the file cannot be opened or written (a full device); an empty
@@ -262,6 +263,18 @@ def main():
                       f"no message about the report that could not be written:\n{proc.stderr}")
                 said = proc.stderr.count("WEFT_WORKSPAN: cannot write")
                 check(said == 1, f"the report on a full device was said {said} times, not once:\n{proc.stderr}")
+            # A report on a device: a forked child writes it there too, never
+            # to a numbered file beside it (it made /dev/null-PID in /dev as
+            # root, and said it could not write one otherwise).
+            proc = run(program, "/dev/null", "fork")
+            check(proc.returncode == 0, f"with a report on /dev/null, forking, the program exited with "
+                  f"{proc.returncode}:\n{proc.stderr}")
+            beside = [f"/dev/null-{pid}" for pid in re.findall(r"^child \d+ (\d+)$", proc.stdout, re.M)
+                      if os.path.exists(f"/dev/null-{pid}")]
+            for made in beside:
+                os.remove(made)
+            check(not beside and "cannot write" not in proc.stderr,
+                  f"a forked child's report on /dev/null went beside it: {beside}\n{proc.stderr}")
             # An empty value is an error, as for every variable weft reads.
             proc = run(program, "")
             check(proc.returncode != 0 and "WEFT_WORKSPAN must name a file" in proc.stderr,

@@ -1115,8 +1115,11 @@ TEST(LockAsyncWakeTest, CoroutinesFibersAndThreadsLoseNothing) {
   long expected = 0;
   // Rounds until the coroutines waited often enough: on a loaded machine the
   // threads and workers that contend may seldom run at once (one wait in 200
-  // rounds was seen with two builds running beside the tests).
-  for (int round = 0; round < 2000 && c.coroutine_waits.load() < 100; ++round) {
+  // rounds was seen with two builds running beside the tests; 18 waits in
+  // 2 000 rounds of 0.5 ms with a sanitizer build beside them), so the bound
+  // is a time of 10 s, not a number of rounds.
+  const auto start = std::chrono::steady_clock::now();
+  while (c.coroutine_waits.load() < 100 && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 2; ++t) {
       threads.emplace_back([&] {

@@ -2,8 +2,9 @@
 // weft::rt: a worker's queue of tasks: a private stack in front of a public
 // Chase-Lev deque.
 // Owns: the private ring and the deque. Touched by: the owner (push, pop,
-// pop_if, serve_demand, and for a join on a full stack take_newest_such and
-// publish_all_private: worker.cpp, join.cpp, task_group.cpp, loop.cpp) and
+// pop_if, serve_demand, take_newest_such for a join on a full stack, and
+// publish_all_private through worker::give_away_private: worker.cpp, join.cpp,
+// task_group.cpp, loop.cpp, sync.cpp) and
 // thieves (steal, from worker.cpp's steal rounds).
 #pragma once
 

@@ -222,10 +222,7 @@ void split_step(Ctx& ctx, std::uint64_t mid, std::uint64_t end, int depth, bool 
   // and fixed policies, whose splits go all the way down at once: a
   // publication, a wake-up and a pop-back from the deque per split doubled
   // the time of their fine loops.
-  if (publish) {
-    worker& w = *current_worker();
-    if (!w.m_queue.private_empty()) w.give_away_private();
-  }
+  if (publish) detail::offer_queued();
   lower();
   if (detail::pop(&upper)) {
     upper.run();

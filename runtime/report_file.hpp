@@ -11,6 +11,13 @@
 
 namespace weft::rt {
 
+// A path that every writer writes as it is, never a numbered name beside it
+// (a second runtime's trace, a forked child's report): a device or a pipe,
+// or a symbolic link under /dev or /proc (/dev/stdout, /dev/fd/N, which may
+// lead to a regular file). Such a name would be a new file next to it, in
+// /dev for a process run as root.
+bool written_in_place(const std::string& path) noexcept;
+
 // A file that replaces the one at its path whole. Where the path names a
 // regular file or nothing, the text goes to a new file in the same directory
 // that rename() puts in its place once complete: a process that ends while it
@@ -23,21 +30,15 @@ namespace weft::rt {
 // cannot be named or renamed over the path (a bind-mounted file refuses with
 // EBUSY), its text is copied over the path in place. Anything else (a device,
 // a pipe, a symbolic link), a path with no room for the suffix, or a
-// directory where no file can be made, is written in place.
+// directory where no file can be made, is written in place: truncated, or
+// appended to where written_in_place() holds and the writer asks (in_place).
+// Opened in place, a pipe that nobody reads is an error (ENXIO), not a wait.
 //
 // Written with write(2) from a buffer of its own, never through a stdio
 // stream: std::exit flushes every open stream without taking its lock
 // (glibc's _IO_cleanup), so a stream written on another thread while the
 // process exits had its buffer written twice into the new file, which was
 // then renamed into place (a report with text after its end).
-// A path that every writer writes as it is, appending: a device or a pipe,
-// or a symbolic link under /dev or /proc (/dev/stdout, /dev/fd/N, which may
-// lead to a regular file). A numbered name beside it (a second runtime's
-// trace, a forked child's report) would be a new file next to it, in /dev
-// for a process run as root; a truncating open would wipe what an earlier
-// writer wrote there.
-bool written_in_place(const std::string& path) noexcept;
-
 class replacing_file {
  public:
   // How the new file is made: unnamed where the file system allows, or

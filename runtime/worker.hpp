@@ -108,8 +108,10 @@ class alignas(k_false_sharing) worker {
   // Owner: publishes every private task of this worker (a publish event
   // each in a trace) and wakes a sleeper: for a join that may start none of
   // them (wait_without_fiber), so that another worker, with a stack to run
-  // them on, can steal them; and after a loop's split whose piece is to be
-  // shared at once (runtime/loop.cpp, split_step).
+  // them on, can steal them; and for work to be shared at once: a loop's
+  // split (runtime/loop.cpp, split_step), a wake of several fibers
+  // (runtime/sync.cpp, notify_list), a reduction's eager pieces
+  // (detail::offer_queued, runtime/join.cpp).
   void give_away_private() noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded

@@ -35,7 +35,8 @@ struct loop_run {
   // in the worker's loop_hints. Null for other loops.
   const void* m_hint_body = nullptr;
   split_policy m_policy;
-  std::uint64_t m_piece;  // eager: largest leaf; fixed: chunk size
+  std::uint64_t m_piece;      // eager: largest leaf; fixed: chunk size
+  std::uint64_t m_share = 1;  // eager and fixed: a worker's share of the items (at least 1)
   std::atomic<bool> m_cancelled{false};
   join_frame m_errors;  // only its exception slot is used
 
@@ -322,9 +323,8 @@ void run_static(loop_run& r, std::uint64_t begin, std::uint64_t end) noexcept {
   // Offered at once at the top levels only, while the range split holds
   // more than a worker's share of the loop (every split of a loop of at most
   // one item per worker): O(workers) publications.
-  const std::uint64_t share = std::max<std::uint64_t>(r.m_loop->m_count / static_cast<std::uint64_t>(r.m_workers), 1);
   split_step<loop_run, &run_static_unless_cancelled>(
-      r, cut, end, 0, end - begin > share, [&] { run_static(r, begin, cut); },
+      r, cut, end, 0, end - begin > r.m_share, [&] { run_static(r, begin, cut); },
       [&] {
         run_static(r, begin, cut);
         run_static(r, cut, end);
@@ -799,6 +799,7 @@ void run_here(loop& l, worker& w) {
   if (r.m_policy != split_policy::adaptive) {
     const std::uint64_t share = l.m_count / (4 * static_cast<std::uint64_t>(r.m_workers));
     r.m_piece = s.cfg().split_grain != 0 ? s.cfg().split_grain : std::max<std::uint64_t>(share, 1);
+    r.m_share = std::max<std::uint64_t>(l.m_count / static_cast<std::uint64_t>(r.m_workers), 1);
   }
   if (l.m_max_concurrency != 0) {
     run_capped(r);

@@ -2,6 +2,8 @@
 #include "report_file.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,6 +46,43 @@ std::string directory_of(const std::string& path) {
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
 }
+
+// SIGPIPE held back on the calling thread while it lives: a write to a pipe
+// or socket whose reader has left fails with EPIPE (an error the writer
+// reports) instead of ending the process, whatever SIGPIPE's disposition. A
+// SIGPIPE that such a write raises is taken back before the old mask
+// returns; one that was already pending for the thread is left pending.
+class sigpipe_held {
+ public:
+  sigpipe_held() noexcept {
+    ::sigemptyset(&m_pipe);
+    ::sigaddset(&m_pipe, SIGPIPE);
+    m_held = ::pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old) == 0;
+    sigset_t pending;
+    m_was_pending = m_held && ::sigpending(&pending) == 0 && ::sigismember(&pending, SIGPIPE) == 1;
+  }
+  sigpipe_held(const sigpipe_held&) = delete;
+  sigpipe_held& operator=(const sigpipe_held&) = delete;
+  // Called after a write failed with EPIPE: its SIGPIPE (directed at this
+  // thread, pending while blocked) taken back.
+  void take_raised() noexcept {
+    if (!m_held || m_was_pending) return;
+    const timespec now{};
+    const int saved = errno;
+    while (::sigtimedwait(&m_pipe, nullptr, &now) < 0 && errno == EINTR) {
+    }
+    errno = saved;
+  }
+  ~sigpipe_held() {
+    if (m_held) ::pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
+  }
+
+ private:
+  sigset_t m_pipe{};
+  sigset_t m_old{};
+  bool m_held = false;
+  bool m_was_pending = false;
+};
 
 }  // namespace
 
@@ -156,9 +195,12 @@ int replacing_file::copy_in_place() noexcept {
 }
 
 void replacing_file::write_out(const char* data, std::size_t size) noexcept {
+  if (size == 0) return;
+  sigpipe_held held;  // a pipe's reader that left: EPIPE, not the process's end
   while (size > 0 && m_error == 0) {
     const ssize_t n = ::write(m_fd, data, size);
     if (n < 0) {
+      if (errno == EPIPE) held.take_raised();
       if (errno != EINTR) m_error = last_error();
       continue;
     }

@@ -32,7 +32,8 @@ bool written_in_place(const std::string& path) noexcept;
 // a pipe, a symbolic link), a path with no room for the suffix, or a
 // directory where no file can be made, is written in place: truncated, or
 // appended to where written_in_place() holds and the writer asks (in_place).
-// Opened in place, a pipe that nobody reads is an error (ENXIO), not a wait.
+// Opened in place, a pipe that nobody reads is an error (ENXIO), not a wait;
+// one whose reader leaves fails the write (EPIPE) with SIGPIPE held back.
 //
 // Written with write(2) from a buffer of its own, never through a stdio
 // stream: std::exit flushes every open stream without taking its lock

@@ -386,6 +386,43 @@ TEST(TraceEnvTest, APipeThatNobodyReadsIsAnErrorNotAHang) {
   std::filesystem::remove_all(dir);
 }
 
+// A pipe whose reader leaves while the trace is written: the runtime says on
+// stderr that it could not write its trace, and the process goes on. The
+// write raised SIGPIPE, which ended the process (this test's) at the
+// runtime's destruction.
+TEST(TraceEnvTest, APipeWhoseReaderLeavesIsAnErrorNotTheEnd) {
+  const std::filesystem::path dir = fresh_directory("fifo-left");
+  const std::string path = (dir / "trace.json").string();
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);  // a reader: the writer's open succeeds
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ::fcntl(fd, F_SETPIPE_SZ, 4096);  // the smallest pipe: the trace cannot fit in it
+  std::thread reader([fd] {
+    char buffer[64];
+    while (::read(fd, buffer, sizeof buffer) <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ::close(fd);  // leaves after the first bytes
+  });
+  ::testing::internal::CaptureStderr();
+  {
+    weft_test::scoped_env trace("WEFT_TRACE", path.c_str());
+    weft::runtime rt{weft::config{.workers = 1}};
+    rt.run([] {  // a trace of about 160 KiB at 1 worker: a slice per resumption
+      weft::task_group group;
+      for (int k = 0; k < 4; ++k) {
+        group.spawn([] {
+          for (int i = 0; i < 500; ++i) weft::yield();
+        });
+      }
+      group.wait();
+    });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  reader.join();
+  EXPECT_NE(err.find(path), std::string::npos) << err;
+  EXPECT_NE(err.find(std::strerror(EPIPE)), std::string::npos) << err;
+  std::filesystem::remove_all(dir);
+}
+
 // A link under /dev that leads to a regular file (/dev/stdout redirected to
 // a file; here /dev/fd/N of a file the test opened) keeps every runtime's
 // trace: each appends. Each truncated it, leaving only the last trace.

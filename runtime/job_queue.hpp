@@ -51,6 +51,7 @@ class job_queue {
   // inline push never publishes).
   job_queue(bool stealable, detail::job_ring& ring) : m_stealable(stealable), m_ring(ring) {
     m_ring.m_public = stealable ? &m_public.ends() : &k_never_empty;
+    m_ring.m_stealable = stealable;
   }
   job_queue(const job_queue&) = delete;
   job_queue& operator=(const job_queue&) = delete;
@@ -131,15 +132,16 @@ class job_queue {
     return found;
   }
 
-  // Owner only: publishes every private task, oldest first, calling
-  // published(t) for each (noexcept). Returns how many; stops early when the
-  // public deque cannot grow (the rest stay private).
+  // Owner only: publishes the `most` oldest private tasks (all of them when
+  // fewer), oldest first, calling published(t) for each (noexcept). Returns
+  // how many; stops early when the public deque cannot grow (the rest stay
+  // private).
   template <class Published>
-  std::uint32_t publish_all_private(Published&& published) noexcept {
+  std::uint32_t publish_oldest_private(std::uint32_t most, Published&& published) noexcept {
     if (!m_stealable) return 0;
     std::uint32_t n = 0;
     try {
-      for (; !m_ring.empty(); ++n) {
+      for (; n < most && !m_ring.empty(); ++n) {
         job* t = oldest_private();
         publish_oldest_private();
         published(t);
@@ -149,6 +151,11 @@ class job_queue {
     }
     if (n != 0 && m_demand.load(std::memory_order_relaxed)) m_demand.store(false, std::memory_order_relaxed);
     return n;
+  }
+  // Owner only: every private task, the same way.
+  template <class Published>
+  std::uint32_t publish_all_private(Published&& published) noexcept {
+    return publish_oldest_private(k_private_capacity, published);
   }
   std::uint32_t publish_all_private() noexcept {
     return publish_all_private([](job*) noexcept {});

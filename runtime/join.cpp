@@ -531,6 +531,15 @@ void offer_queued() noexcept {
   if (rt::worker* w = rt::this_thread_worker(); w != nullptr && !w->m_queue.private_empty()) w->give_away_private();
 }
 
+void offer_spawns(std::uint32_t keep) noexcept {
+  rt::worker* w = rt::this_thread_worker();
+  if (w == nullptr || w->m_queue.private_size() <= keep || !w->others_idle()) return;
+  // All of them, not as many as workers look idle: a worker that starts, or
+  // ends a short task, looks for work a moment later, when this one may be
+  // running a long call with nothing left to offer it.
+  w->give_away_oldest(w->m_queue.private_size() - keep);
+}
+
 WEFT_NOINLINE bool stack_low() noexcept {
   worker* w = rt::this_thread_worker();
   WEFT_ASSERT(w == nullptr || w->m_job_cache.view()->m_stack_limit == w->m_current->m_real_limit,

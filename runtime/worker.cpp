@@ -285,9 +285,18 @@ void worker::queue_stolen(detail::job* t) noexcept {
   }
 }
 
-void worker::give_away_private() noexcept {
-  WEFT_ASSERT(is_owner(), "worker::give_away_private: called by the worker's own thread");
-  if (m_queue.publish_all_private([this](detail::job* t) noexcept { record_publish(t); }) != 0) wake_sleeper();
+void worker::give_away_private() noexcept { give_away_oldest(job_queue::k_private_capacity); }
+
+void worker::give_away_oldest(std::uint32_t most) noexcept {
+  WEFT_ASSERT(is_owner(), "worker::give_away_oldest: called by the worker's own thread");
+  if (m_queue.publish_oldest_private(most, [this](detail::job* t) noexcept { record_publish(t); }) != 0) {
+    wake_sleeper();
+  }
+}
+
+bool worker::others_idle() const noexcept {
+  const sleep_set& sleepers = m_sched.sleepers();
+  return m_queue.has_demand() || sleepers.any_parked(0, m_sched.num_workers()) || sleepers.searching() > 0;
 }
 
 bool worker::take_injected_onto_queue() noexcept {

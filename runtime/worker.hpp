@@ -113,6 +113,15 @@ class alignas(k_false_sharing) worker {
   // (runtime/sync.cpp, notify_list), a reduction's eager pieces
   // (detail::offer_queued, runtime/join.cpp).
   void give_away_private() noexcept;
+  // Owner: the same for the `most` oldest private tasks (detail::offer_spawns).
+  void give_away_oldest(std::uint32_t most) noexcept;
+  // Owner: another worker may be looking for work: a thief found this
+  // worker's deque empty since its last publication, or another worker of
+  // the runtime is parked or searching (a hint: each may change at once).
+  // Loads of the demand flag, then of the parked bits and of the count of
+  // searchers (shared lines, written when a worker parks or wakes, and when
+  // one starts or ends a search: a miss costs per steal, not per call).
+  bool others_idle() const noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.

@@ -196,6 +196,10 @@ WEFT_API void group_wait_slow(group_state& g) noexcept;
 // (its memory cannot have been reused before m_detached was set), so running
 // it here is right whichever fiber waits.
 inline void group_wait(group_state& g) noexcept {
+  // Several spawns unpopped: offered to idle workers first, but the newest,
+  // popped back next (offer_spawns; a load and a compare where no other
+  // worker may steal).
+  if (g.m_unpopped > 1) offer_spawns_if_stealable(1);
   for (;;) {
     job* t = g.m_last.load(std::memory_order_relaxed);
     if (t == nullptr) {

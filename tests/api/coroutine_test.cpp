@@ -28,6 +28,7 @@
 #include "foreign_coroutine.hpp"
 #include "sanitizers.hpp"
 #include "seeded_rng.hpp"
+#include "together.hpp"
 #include "worker_count.hpp"
 
 namespace {
@@ -1417,6 +1418,42 @@ TEST(CoroutineWaitLifetime, WaitsThatBeginWhileTheRuntimeStops) {
     weft::runtime b{{.workers = 1}};
     auto await_it = [](weft::spawned<int>& s) -> weft::task<int> { co_return co_await s; };
     for (auto& h : handles) ASSERT_EQ(b.run([&] { return weft::sync_wait(await_it(*h)); }), 1);
+  }
+}
+
+// A burst of long children (one per worker, each busy without calling weft
+// until all have started), through when_all of a vector and through spawn
+// then co_await of each, runs on every worker at once. The children stayed
+// in the awaiting worker's private ring, run there one after another: 3 of
+// 4 gave up on 4 workers, 7 of 8 on 8.
+weft::task<int> busy_child(std::atomic<int>& reached, int together) {
+  co_return weft_test::busy_until(reached, together) ? 0 : 1;
+}
+
+TEST(CoroutineBurstTest, ALongBurstRunsOnEveryWorkerAtOnce) {
+  for (const int workers : {4, 8}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers}};
+    for (const bool spawned : {false, true}) {
+      SCOPED_TRACE(spawned ? "spawn" : "when_all");
+      std::atomic<int> reached{0};
+      const int gave_up = rt.run([&] {
+        return weft::sync_wait([&]() -> weft::task<int> {
+          int out = 0;
+          if (spawned) {
+            std::deque<weft::spawned<int>> handles;
+            for (int k = 0; k < workers; ++k) handles.emplace_back(busy_child(reached, workers));
+            for (auto& h : handles) out += co_await h;
+          } else {
+            std::vector<weft::task<int>> children;
+            for (int k = 0; k < workers; ++k) children.push_back(busy_child(reached, workers));
+            for (const int r : co_await weft::when_all(std::move(children))) out += r;
+          }
+          co_return out;
+        }());
+      });
+      EXPECT_EQ(gave_up, 0);
+    }
   }
 }
 

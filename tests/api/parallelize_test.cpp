@@ -20,6 +20,7 @@
 #include "index_types.hpp"
 #include "sanitizers.hpp"
 #include "seeded_rng.hpp"
+#include "together.hpp"
 #include "worker_count.hpp"
 
 namespace {
@@ -320,14 +321,7 @@ int items_apart(weft::runtime& rt, int n, int cap, int together) {
   std::atomic<int> started{0};
   std::atomic<int> gave_up{0};
   auto item = [&](int) {
-    started.fetch_add(1);
-    const auto start = std::chrono::steady_clock::now();
-    while (started.load() < together) {
-      if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(10)) {
-        gave_up.fetch_add(1);
-        return;
-      }
-    }
+    if (!weft_test::busy_until(started, together)) gave_up.fetch_add(1);
   };
   rt.run([&] {
     if (cap > 0) {
@@ -358,17 +352,6 @@ TEST(ParallelizeSmallLoopTest, ASmallLoopRunsAnItemOnEveryWorkerAtOnce) {
       }
     }
   }
-}
-
-// Busy (never yielding, never waiting on weft) until `together` calls have
-// reached this point, or until 10 s have passed: false when it gave up.
-bool busy_until(std::atomic<int>& reached, int together) {
-  reached.fetch_add(1);
-  const auto start = std::chrono::steady_clock::now();
-  while (reached.load() < together) {
-    if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(10)) return false;
-  }
-  return true;
 }
 
 // One item per worker that all wait at a latch, at a barrier, or for a
@@ -404,7 +387,7 @@ TEST(ParallelizeSmallLoopTest, ItemsMadeReadyTogetherRunOnEveryWorkerAtOnce) {
               cv.wait(lock, [&] { return waiting == workers; });
             }
           }
-          if (!busy_until(past, workers)) gave_up.fetch_add(1);
+          if (!weft_test::busy_until(past, workers)) gave_up.fetch_add(1);
         });
       });
       EXPECT_EQ(gave_up.load(), 0);
@@ -433,7 +416,7 @@ TEST(ParallelizeSmallLoopTest, AReductionOfLongItemsRunsAnItemOnEveryWorkerAtOnc
                 }
                 return 1;
               }
-              return busy_until(started, workers - 1) ? 1 : 0;
+              return weft_test::busy_until(started, workers - 1) ? 1 : 0;
             },
             std::plus<>{});
       });

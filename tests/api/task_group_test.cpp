@@ -18,6 +18,7 @@
 #include <weft/weft.hpp>
 
 #include "seeded_rng.hpp"
+#include "together.hpp"
 #include "worker_count.hpp"
 
 namespace {
@@ -759,6 +760,32 @@ TEST(TaskGroupOutsideTest, GroupOwnedByAnOutsideThreadRunsInDefaultRuntime) {
   for (int i = 0; i < 10; ++i) g.spawn([&] { calls.fetch_add(1); });
   g.wait();
   EXPECT_EQ(calls.load(), 510);
+}
+
+// A burst of long spawns (one per worker, each busy without calling weft
+// until all have started) runs on every worker at once, also on a runtime
+// that has just started. Its spawns stayed in the owner's private ring while
+// the owner ran the newest, one published at a time: 3 of 4 calls gave up
+// on 4 workers, 7 of 8 on 8.
+TEST(TaskGroupBurstTest, ALongBurstRunsOnEveryWorkerAtOnce) {
+  for (const int workers : {4, 8}) {
+    SCOPED_TRACE(::testing::Message() << workers << " workers");
+    weft::runtime rt{weft::config{.workers = workers}};
+    for (int round = 0; round < 2; ++round) {
+      std::atomic<int> reached{0};
+      std::atomic<int> gave_up{0};
+      rt.run([&] {
+        weft::task_group g;
+        for (int k = 0; k < workers; ++k) {
+          g.spawn([&] {
+            if (!weft_test::busy_until(reached, workers)) gave_up.fetch_add(1);
+          });
+        }
+        g.wait();
+      });
+      EXPECT_EQ(gave_up.load(), 0) << "round " << round;
+    }
+  }
 }
 
 }  // namespace

@@ -191,6 +191,11 @@ struct join_state {
         return start_measured();  // nothing pushed yet
       }
     }
+    // Children 1.. offered to idle workers at once while child 0 runs here,
+    // not one at a time after it (offer_spawns). A when_all of two pushes
+    // one, published by the push itself when the deque looked empty: no
+    // more to offer.
+    if (count > 2) offer_spawns_if_stealable(0);
     return transfer_to(slots[0].m_resume.m_handle, slots[0].m_resume);
   }
 

@@ -263,8 +263,11 @@ class [[nodiscard]] spawned {
     if (!m_slot.m_pushed || detail::pop_anywhere(&m_slot.m_resume)) {
       return detail::transfer_to(m_slot.m_resume.m_handle, m_slot.m_resume);  // run it inline now
     }
-    // Taken by another worker: wait for it (it may be done already), and
-    // resume in this runtime whoever finishes it.
+    // Taken by another worker, or newer spawns are queued above it: those
+    // are offered to idle workers (offer_spawns), rather than run one after
+    // another here while this coroutine waits. Then wait for it (it may be
+    // done already), and resume in this runtime whoever finishes it.
+    detail::offer_spawns_if_stealable(0);
     m_join.m_parent_runtime = detail::this_thread_runtime();
     const std::int64_t add = 1 + detail::join_frame::k_waiting;
     if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {

@@ -73,6 +73,20 @@ inline bool pop_anywhere(job* t) noexcept {
 // than at the caller's next scheduling point (the pieces of a spread, or
 // fibers made ready together). Nothing off a worker.
 WEFT_API void offer_queued() noexcept;
+// Before a wait that would run the caller's own spawns one after another (a
+// group's wait, a when_all's children, an await of a spawn that is not the
+// newest): when a thief found nothing here, or another worker is parked or
+// searching, publishes the calling worker's private tasks but the `keep`
+// newest (what the caller runs next itself) and wakes a sleeping worker. A
+// burst of long spawns then runs on the idle workers at once, not one after
+// another on the caller while they sleep. Nothing off a worker, or with at
+// most `keep` tasks private.
+WEFT_API void offer_spawns(std::uint32_t keep) noexcept;
+// offer_spawns(keep) where another worker may steal from the caller's: a
+// load and a compare otherwise (a runtime of one worker, off every worker).
+inline void offer_spawns_if_stealable(std::uint32_t keep) noexcept {
+  if (const worker_view* view = this_thread_view(); view != nullptr && view->m_ring.m_stealable) offer_spawns(keep);
+}
 
 // Waits until `taken` uncounted children and every counted child of f have
 // completed. On a worker it suspends the calling fiber (never the thread);

@@ -94,6 +94,9 @@ struct job_ring {
   // empty (then a push publishes, in the library); for a worker nobody steals
   // from, constants that never read empty. Set by the queue's constructor.
   const deque_ends* m_public = nullptr;
+  // Other workers may steal from this one (false in a runtime of one
+  // worker, which never publishes). Set by the queue's constructor.
+  bool m_stealable = false;
   // Pushes and pop-backs done inline (runtime::stats adds them to the
   // worker's spawns and tasks run). Written by the owner only (count()),
   // read relaxed by anyone.

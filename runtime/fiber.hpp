@@ -71,6 +71,13 @@ struct fiber {
   // Suspended by suspend(): counted as work in flight of its runtime
   // (scheduler::begin_root) until it is resumed.
   bool m_suspended = false;
+  // The group whose call runs in activation m_group_call_activation on this
+  // fiber (a call not popped back by its owner: detail::group_call_begins),
+  // until it completes (group_complete); a wait of that group there would
+  // wait for itself. A hint, written by the thread running the fiber: a call
+  // run on its stack while it waits (no fiber to be had) replaces it.
+  const void* m_group_call = nullptr;
+  std::uintptr_t m_group_call_activation = 0;
 };
 
 // Creates a fiber of s with a fresh guarded stack of s's configured size; it

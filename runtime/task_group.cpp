@@ -233,7 +233,22 @@ void group_spawn_slow(group_state& g, group_job* t) {
   spawn_counted(g, t, w);
 }
 
-void group_complete(group_state& g) noexcept { rt::complete_open(g.m_frame); }
+void group_call_begins(group_state& g, std::uint8_t mode) noexcept {
+  // release: pairs with the owner's acquire in group_wait.
+  if ((mode & (group_job::k_inline | group_job::k_counted)) == 0) g.m_detached.store(true, std::memory_order_release);
+  if (rt::worker* w = rt::this_thread_worker(); w != nullptr) {
+    w->m_current->m_group_call = &g;
+    w->m_current->m_group_call_activation = w->m_current->m_activation;
+  }
+}
+
+void group_complete(group_state& g) noexcept {
+  // The call is over: a wait of g on this fiber from now on is not its own.
+  if (rt::worker* w = rt::this_thread_worker(); w != nullptr && w->m_current->m_group_call == &g) {
+    w->m_current->m_group_call = nullptr;
+  }
+  rt::complete_open(g.m_frame);
+}
 
 namespace {
 
@@ -257,7 +272,7 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
     // proves identity (closures are recycled): stop and count instead.
     // (A measured spawn's mark is on no queue: pop_if fails at it.)
     while (job* t = g.m_last.load(std::memory_order_relaxed)) {
-      if (g.m_detached.load(std::memory_order_acquire)) break;  // pairs with the release in group_closure::execute
+      if (g.m_detached.load(std::memory_order_acquire)) break;  // pairs with the release in group_call_begins
       if (!w->m_queue.pop_if(t)) break;
       rt::counters::bump(w->m_counters.tasks_run);
       g.m_last.store(t->m_next, std::memory_order_relaxed);
@@ -327,6 +342,14 @@ void group_wait_slow(group_state& g) noexcept {
     }
     wait_owned(g, w);
     return;
+  }
+  if (WEFT_UNLIKELY(w != nullptr && w->m_current->m_group_call == &g &&
+                    w->m_current->m_group_call_activation == w->m_current->m_activation)) {
+    // A call of g (one that its owner did not pop back) waits for g, which
+    // waits for that call.
+    rt::fatal(
+        "weft: a call spawned into a weft::task_group waited for that group (wait() or its destructor, called "
+        "from inside one of its own calls): it would wait for itself for ever");
   }
   if (WEFT_UNLIKELY(measured(g))) {
     // The waiter's strand does no work while it waits, and goes on from the

@@ -19,7 +19,8 @@
 //   the length of the range only: the result is bit-for-bit the same on any
 //   number of workers (also for floating point), like parallel_reduce.
 // - The searches (find_if, any_of, all_of, none_of) skip the rest of the work
-//   once the answer is known.
+//   once the first hit is known; the predicate's exception reaches the caller
+//   exactly when std's would (no item before the one that threw is a hit).
 #pragma once
 
 #include "weft/detail/cxx20.hpp"
@@ -368,20 +369,25 @@ std::iter_difference_t<It> count_if(It first, It last, Pred pred) {
 
 // ---- searches ---------------------------------------------------------------------------
 
+namespace detail {
+// The position of the first item x of [first, first + n) with pred(x), or n.
+template <std::random_access_iterator It, class Pred>
+std::size_t first_hit(It first, std::size_t n, Pred& pred) {
+  return detail::on_runtime([&] {
+    return detail::find_index(n, [&](std::size_t b, std::size_t e) {
+      return static_cast<std::size_t>(
+          detail::find_first(detail::offset_by(first, b), detail::offset_by(first, e), pred) - first);
+    });
+  });
+}
+}  // namespace detail
+
 // The first item x with pred(x), or last.
 template <std::random_access_iterator It, class Pred>
 It find_if(It first, It last, Pred pred) {
   const std::size_t n = detail::range_size(first, last, "weft::find_if: last must not be before first");
   if (n == 0) return last;
-  return first + detail::diff<It>(detail::on_runtime([&] {
-           return detail::find_index(
-               n,
-               [&](std::size_t b, std::size_t e) {
-                 return static_cast<std::size_t>(
-                     detail::find_first(detail::offset_by(first, b), detail::offset_by(first, e), pred) - first);
-               },
-               false);
-         }));
+  return first + detail::diff<It>(detail::first_hit(first, n, pred));
 }
 
 namespace detail {
@@ -390,15 +396,7 @@ template <std::random_access_iterator It, class Pred>
 bool any_of_named(It first, It last, Pred& pred, const char* reversed) {
   const std::size_t n = detail::range_size(first, last, reversed);
   if (n == 0) return false;
-  return detail::on_runtime([&] {
-    return detail::find_index(
-               n,
-               [&](std::size_t b, std::size_t e) {
-                 return static_cast<std::size_t>(
-                     detail::find_first(detail::offset_by(first, b), detail::offset_by(first, e), pred) - first);
-               },
-               true) != n;
-  });
+  return detail::first_hit(first, n, pred) != n;
 }
 }  // namespace detail
 

@@ -213,7 +213,7 @@ inline void group_wait(group_state& g) noexcept {
     // Afresh each round: a call run here may have moved this fiber.
     worker_view* view = this_thread_view();
     if (view == nullptr || stack_pointer_here() < view->m_spawn_limit) break;
-    // acquire: pairs with the release in group_closure::execute.
+    // acquire: pairs with the release in group_call_begins.
     job_ring& ring = view->m_ring;
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
     ring.drop_newest_counted();
@@ -227,6 +227,12 @@ inline void group_wait(group_state& g) noexcept {
 // A spawn of g that was not popped back by its owner has finished: its last
 // access to g. Any thread.
 WEFT_API void group_complete(group_state& g) noexcept;
+// A call of g that its owner did not pop back (mode: its m_mode) starts: an
+// uncounted one marks g detached (release: pairs with the owner's acquire in
+// group_wait), and the running fiber notes the call, so that a wait of g
+// from inside it (wait() or the destructor) aborts with one line instead of
+// waiting for itself for ever.
+WEFT_API void group_call_begins(group_state& g, std::uint8_t mode) noexcept;
 // After a wait of g (the caller waits for g) that found its round, `round`
 // (group_state::m_round when it began), failed: ends that round if the wait
 // did not, and rethrows its first exception, resetting its failure.
@@ -255,9 +261,10 @@ struct group_closure final : group_job {
 
   static void execute(job* t) noexcept {
     auto* self = static_cast<group_closure*>(t);
-    // release: pairs with the owner's acquire in group_wait (also ordered by the
-    // closure's free and reallocation, which the owner must observe first).
-    if ((self->m_mode & (k_inline | k_counted)) == 0) self->m_group->m_detached.store(true, std::memory_order_release);
+    // Not popped back by its owner: marks the group detached when uncounted
+    // (ordered before the closure's free and reallocation, which the owner
+    // must observe first), and notes the call on its fiber.
+    if (!popped_back(self->m_mode)) group_call_begins(*self->m_group, self->m_mode);
     // Its own round's failure: a wait that fails does not skip the calls
     // counted for the next one.
     if (!round_failed(*self->m_group, self->m_mode)) {

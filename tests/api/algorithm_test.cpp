@@ -421,6 +421,36 @@ TEST_P(AlgorithmTest, ScansMatchStdBitForBit) {
   }
 }
 
+// A scan whose operation returns a reference to one of its arguments (a
+// running maximum written as std::max is): the carry from block to block was
+// emplaced from a reference to itself after its destruction, so past one
+// block of 16384 items the results went wrong (7 232 of 40 000 strings) and
+// AddressSanitizer reported a read of freed memory.
+TEST_P(AlgorithmTest, ScansWhoseOperationReturnsAReference) {
+  const std::size_t n = 40'000;
+  std::vector<std::string> in(n);
+  for (std::size_t i = 0; i < n; ++i) in[i] = std::string(40, 'a') + std::to_string(n - i);
+  in[0] = std::string(40, 'z');
+  auto max_ref = [](const std::string& a, const std::string& b) -> const std::string& { return a < b ? b : a; };
+  rt.run([&] {
+    std::vector<std::string> got(n);
+    std::vector<std::string> want(n);
+    weft::inclusive_scan(in.begin(), in.end(), got.begin(), max_ref);
+    std::inclusive_scan(in.begin(), in.end(), want.begin(), max_ref);
+    EXPECT_TRUE(got == want);
+    weft::exclusive_scan(in.begin(), in.end(), got.begin(), std::string(), max_ref);
+    std::exclusive_scan(in.begin(), in.end(), want.begin(), std::string(), max_ref);
+    EXPECT_TRUE(got == want);
+    auto same = [](const std::string& x) -> const std::string& { return x; };
+    weft::transform_inclusive_scan(in.begin(), in.end(), got.begin(), max_ref, same);
+    std::transform_inclusive_scan(in.begin(), in.end(), want.begin(), max_ref, same);
+    EXPECT_TRUE(got == want);
+    weft::transform_exclusive_scan(in.begin(), in.end(), got.begin(), std::string(), max_ref, same);
+    std::transform_exclusive_scan(in.begin(), in.end(), want.begin(), std::string(), max_ref, same);
+    EXPECT_TRUE(got == want);
+  });
+}
+
 // Past 1024 blocks of the smallest size (16384 items) the blocks of
 // copy_if's passes hold ceil(n / 1024) items, here not a multiple of the 64
 // answers a word of its bit mask holds: every block keeps words of its own.
@@ -597,6 +627,128 @@ TEST_P(AlgorithmTest, MergeMatchesStd) {
   }
 }
 
+// Two arrays sorted together through a random-access iterator whose
+// operator* returns a proxy (a value, as std::vector<bool>'s does), with
+// iter_move and iter_swap; and merges of views whose items are values.
+// std::sort, std::stable_sort and std::merge take them; weft's did not
+// compile (its serial merge bound each item to an lvalue reference).
+struct key_value {
+  std::int64_t key;
+  std::int64_t value;
+};
+struct zip_ref {
+  std::int64_t* key;
+  std::int64_t* value;
+  operator key_value() const { return {*key, *value}; }  // NOLINT(google-explicit-constructor)
+  const zip_ref& operator=(const key_value& x) const {
+    *key = x.key;
+    *value = x.value;
+    return *this;
+  }
+  const zip_ref& operator=(const zip_ref& o) const {  // NOLINT(cppcoreguidelines-c-copy-assignment-signature)
+    *key = *o.key;
+    *value = *o.value;
+    return *this;
+  }
+  zip_ref(std::int64_t* k, std::int64_t* v) : key(k), value(v) {}
+  zip_ref(const zip_ref&) = default;
+  friend void swap(zip_ref a, zip_ref b) {
+    std::swap(*a.key, *b.key);
+    std::swap(*a.value, *b.value);
+  }
+};
+struct zip_iterator {
+  using value_type = key_value;
+  using difference_type = std::ptrdiff_t;
+  using reference = zip_ref;
+  using iterator_category = std::random_access_iterator_tag;
+  std::int64_t* key = nullptr;
+  std::int64_t* value = nullptr;
+  zip_ref operator*() const { return {key, value}; }
+  zip_ref operator[](difference_type d) const { return {key + d, value + d}; }
+  zip_iterator& operator++() { return *this += 1; }
+  zip_iterator operator++(int) {
+    zip_iterator t = *this;
+    *this += 1;
+    return t;
+  }
+  zip_iterator& operator--() { return *this -= 1; }
+  zip_iterator operator--(int) {
+    zip_iterator t = *this;
+    *this -= 1;
+    return t;
+  }
+  zip_iterator& operator+=(difference_type d) {
+    key += d;
+    value += d;
+    return *this;
+  }
+  zip_iterator& operator-=(difference_type d) { return *this += -d; }
+  friend zip_iterator operator+(zip_iterator a, difference_type d) { return a += d; }
+  friend zip_iterator operator+(difference_type d, zip_iterator a) { return a += d; }
+  friend zip_iterator operator-(zip_iterator a, difference_type d) { return a -= d; }
+  friend difference_type operator-(const zip_iterator& a, const zip_iterator& b) { return a.key - b.key; }
+  friend bool operator==(const zip_iterator& a, const zip_iterator& b) { return a.key == b.key; }
+  friend auto operator<=>(const zip_iterator& a, const zip_iterator& b) { return a.key <=> b.key; }
+  friend key_value iter_move(const zip_iterator& it) { return *it; }
+  friend void iter_swap(const zip_iterator& a, const zip_iterator& b) { swap(*a, *b); }
+};
+static_assert(std::random_access_iterator<zip_iterator>);
+
+TEST_P(AlgorithmTest, SortsAndMergesThroughIteratorsThatYieldValues) {
+  weft_test::seeded_rng rng;
+  for (const std::size_t n : sizes()) {
+    SCOPED_TRACE(::testing::Message() << "n = " << n);
+    std::vector<std::int64_t> keys(n);
+    std::vector<std::int64_t> values(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      keys[i] = static_cast<std::int64_t>(rng() % 1000);
+      values[i] = static_cast<std::int64_t>(i);
+    }
+    auto by_key = [](const key_value& a, const key_value& b) { return a.key < b.key; };
+    rt.run([&] {
+      for (const bool stable : {false, true}) {
+        std::vector<std::int64_t> k = keys;
+        std::vector<std::int64_t> v = values;
+        const zip_iterator first{k.data(), v.data()};
+        const zip_iterator last{k.data() + n, v.data() + n};
+        if (stable) {
+          weft::stable_sort(first, last, by_key);
+        } else {
+          weft::sort(first, last, by_key);
+        }
+        std::vector<std::pair<std::int64_t, std::int64_t>> got(n);
+        std::vector<std::pair<std::int64_t, std::int64_t>> want(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          got[i] = {k[i], v[i]};
+          want[i] = {keys[i], values[i]};
+        }
+        if (stable) {
+          std::stable_sort(want.begin(), want.end(), [](auto& a, auto& b) { return a.first < b.first; });
+          EXPECT_EQ(got, want) << "stable_sort";
+        } else {
+          std::sort(want.begin(), want.end());
+          std::sort(got.begin(), got.end());  // the same pairs: none lost or duplicated
+          EXPECT_EQ(got, want) << "sort";
+          EXPECT_TRUE(std::is_sorted(k.begin(), k.end()));
+        }
+      }
+      std::vector<std::int64_t> a = keys;
+      std::vector<std::int64_t> b(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(n / 3));
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      auto as_pair = [](std::int64_t x) { return std::pair<std::int64_t, std::int64_t>{x, -x}; };
+      auto ra = a | std::views::transform(as_pair);
+      auto rb = b | std::views::transform(as_pair);
+      std::vector<std::pair<std::int64_t, std::int64_t>> got(a.size() + b.size());
+      std::vector<std::pair<std::int64_t, std::int64_t>> want(got.size());
+      weft::merge(ra, rb, got.begin());
+      std::merge(ra.begin(), ra.end(), rb.begin(), rb.end(), want.begin());
+      EXPECT_EQ(got, want) << "merge";
+    });
+  }
+}
+
 TEST_P(AlgorithmTest, NthElementSelects) {
   weft_test::seeded_rng rng;
   for (const std::size_t n : sizes()) {
@@ -639,6 +791,49 @@ TEST_P(AlgorithmTest, SearchesMatchStd) {
       auto positive = [](std::int64_t x) { return x > 0; };
       EXPECT_EQ(weft::all_of(in.begin(), in.end(), positive), std::all_of(in.begin(), in.end(), positive));
     });
+  }
+}
+
+// An exception of the predicate reaches the caller of a search exactly when
+// std's would: when no item before the one that threw is a hit. A block
+// searched in parallel after the first hit threw (find_if rethrew where
+// std::find_if returns), and any_of returned at any hit, also one after an
+// item that throws (where std::any_of throws).
+TEST_P(AlgorithmTest, SearchesThrowWhereStdThrows) {
+  const std::size_t n = 400'000;
+  std::vector<std::int64_t> v(n);
+  std::iota(v.begin(), v.end(), 0);
+  struct search_case {
+    std::int64_t hit;     // the one item that is a hit
+    std::int64_t throws;  // every item from here on throws
+    std::int64_t only;    // or only this one (when >= 0)
+  };
+  for (const search_case c : {search_case{50'000, 100'000, -1}, search_case{140'000, -1, 90'000},
+                              search_case{300'000, 5, -1}, search_case{5, -1, 6}}) {
+    SCOPED_TRACE(::testing::Message() << "hit " << c.hit << ", throws from " << c.throws << ", at " << c.only);
+    auto pred = [c](std::int64_t x) {
+      volatile double d = 0;  // long enough for blocks after the hit to start
+      for (int i = 0; i < 20; ++i) d = d + std::sqrt(static_cast<double>(x + i));
+      if ((c.throws >= 0 && x >= c.throws) || x == c.only) throw test_error();
+      return x == c.hit;
+    };
+    auto fails = [&](std::int64_t x) { return !pred(x); };
+    const bool std_throws = (c.throws >= 0 && c.throws < c.hit) || (c.only >= 0 && c.only < c.hit);
+    for (int round = 0; round < 3; ++round) {
+      rt.run([&] {
+        if (std_throws) {
+          EXPECT_THROW(weft::find_if(v.begin(), v.end(), pred), test_error);
+          EXPECT_THROW(weft::any_of(v, pred), test_error);
+          EXPECT_THROW(weft::none_of(v, pred), test_error);
+          EXPECT_THROW(weft::all_of(v, fails), test_error);
+        } else {
+          EXPECT_EQ(weft::find_if(v.begin(), v.end(), pred) - v.begin(), c.hit);
+          EXPECT_TRUE(weft::any_of(v, pred));
+          EXPECT_FALSE(weft::none_of(v, pred));
+          EXPECT_FALSE(weft::all_of(v, fails));
+        }
+      });
+    }
   }
 }
 

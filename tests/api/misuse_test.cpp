@@ -1069,6 +1069,49 @@ TEST_P(MisuseTest, GroupWaitedByTwoThreadsAtOnceAborts) {
   expect_documented_abort(r, {"task_group", "two"}, /*racy=*/true);
 }
 
+// A call of a group that destroys its group, or waits for it: the group
+// waits for its calls, that one among them. A documented abort naming the
+// group; each hung without a word (the call suspended for ever in the
+// group's wait, then the runtime's destructor waited for that call).
+TEST_P(MisuseTest, GroupDestroyedByItsOwnCallAborts) {
+  const int w = workers();
+  const auto r = in_child([w] {
+    auto* rt = new weft::runtime{{.workers = w}};  // left alive: the stuck call would hold its destructor
+    rt->run([] {
+      auto* g = new weft::task_group;
+      g->spawn([g] { delete g; });  // runs after the task that spawned it returned
+    });
+    std::this_thread::sleep_for(2s);
+    std::fprintf(stderr, "a call destroyed its own group, without a word\n");
+    return 3;
+  });
+  expect_documented_abort(r, {"task_group", "itself"});
+}
+
+TEST_P(MisuseTest, GroupWaitedByItsOwnCallAborts) {
+  const int w = workers();
+  for (const bool outside : {false, true}) {
+    SCOPED_TRACE(outside ? "a group made on a plain thread" : "a group made in a task");
+    const auto r = in_child([w, outside] {
+      auto* rt = new weft::runtime{{.workers = w}};
+      // Left alive: ~task_group would be a second waiter.
+      if (outside) {
+        auto* g = new weft::task_group;
+        rt->run([g] { g->spawn([g] { g->wait(); }); });  // counted: the group's owner is this thread
+      } else {
+        rt->run([] {
+          auto* g = new weft::task_group;  // the task is its owner, and returns without waiting
+          g->spawn([g] { g->wait(); });
+        });
+      }
+      std::this_thread::sleep_for(2s);
+      std::fprintf(stderr, "a call waited for its own group, without a word\n");
+      return 3;
+    });
+    expect_documented_abort(r, {"task_group", "itself"});
+  }
+}
+
 // Other runtimes and threads: a group created by a task of runtime A is
 // spawned into by a fiber of runtime B, a coroutine of B and a plain thread;
 // every call runs in A, and the creator's wait covers them. (It works.)

@@ -14,6 +14,7 @@
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <new>
 #include <optional>
@@ -297,36 +298,79 @@ T transform_reduce_impl(std::size_t n, T init, Reduce& reduce, Item& item) {
 }
 
 // The smallest i in [0, n) with leaf finding it, where leaf(b, e) returns the
-// first hit in [b, e) or e. The blocks are searched in segments, each a
-// parallel loop over its blocks: the first of k_search_segment blocks, each
-// next one as long as all before it. Blocks starting after a hit already
-// found are skipped, every block stops at its first hit, and a segment with
-// a hit ends the search: the blocks looked at stay within about twice the
-// hit's position (plus the first segment) whatever n is (one loop over all
-// blocks would still hand out every run of them after the hit). With
-// any_hit, any hit ends the search (the index returned is then some hit, not
-// the first).
+// first hit in [b, e) or e, calling the predicate in order. The blocks are
+// searched in segments, each a parallel loop over its blocks: the first of
+// k_search_segment blocks, each next one as long as all before it. Blocks
+// starting after a hit already found are skipped, every block stops at its
+// first hit, and a segment with a hit ends the search: the blocks looked at
+// stay within about twice the hit's position (plus the first segment)
+// whatever n is (one loop over all blocks would still hand out every run of
+// them after the hit).
+//
+// Exceptions as std::find_if's: the predicate's exception reaches the caller
+// exactly when no item before the one that threw is a hit. A block whose
+// leaf throws counts as an event at its start (no hit can precede the throw
+// in its own block), like a hit: blocks after the first event are skipped,
+// and the search rethrows when that event is an exception. An exception of a
+// block after the first hit is dropped (std's never calls the predicate
+// there); a hit after an exception does not hide it.
 inline constexpr std::size_t k_search_segment = 64;
 
+// The exception of the earliest block that threw in a search.
+class search_error {
+ public:
+  // Block b threw the exception being handled: kept if b is the earliest.
+  void capture(std::size_t b) noexcept {
+    while (m_lock.test_and_set(std::memory_order_acquire)) {
+    }
+    if (b < m_block) {
+      m_block = b;
+      m_error = std::current_exception();
+    }
+    m_lock.clear(std::memory_order_release);
+  }
+  // After the search's loops: rethrows if the first event, at `found`, was
+  // the earliest exception.
+  void rethrow_if_first(std::size_t found) {
+    if (m_error != nullptr && m_block == found) std::rethrow_exception(m_error);
+  }
+
+ private:
+  std::atomic_flag m_lock = ATOMIC_FLAG_INIT;  // held only to compare and swap the two fields
+  std::size_t m_block = std::numeric_limits<std::size_t>::max();
+  std::exception_ptr m_error;
+};
+
 template <class Leaf>
-std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
+std::size_t find_index(std::size_t n, Leaf&& leaf) {
   if (n <= k_search_block) return leaf(std::size_t{0}, n);
   std::atomic<std::size_t> found{n};
+  // An event (a hit, or a block that threw at its start `at`): the first
+  // one's position is kept. relaxed: parallel_for's completion orders these
+  // stores before the loads after it.
+  auto record = [&](std::size_t at) {
+    std::size_t cur = found.load(std::memory_order_relaxed);
+    while (at < cur && !found.compare_exchange_weak(cur, at, std::memory_order_relaxed)) {
+    }
+  };
+  search_error error;
   const std::size_t blocks = n / k_search_block + (n % k_search_block != 0 ? 1 : 0);
   auto search = [&](std::size_t lo, std::size_t hi) {
     for (std::size_t blk = lo; blk < hi; ++blk) {
       const std::size_t b = blk * k_search_block;
       // relaxed: only a hint for skipping; the result is the minimum below.
-      const std::size_t known = found.load(std::memory_order_relaxed);
-      if (any_hit ? known != n : known <= b) return;
+      if (found.load(std::memory_order_relaxed) <= b) return;
       const std::size_t e = n - b <= k_search_block ? n : b + k_search_block;
-      const std::size_t hit = leaf(b, e);
+      std::size_t hit = e;
+      try {
+        hit = leaf(b, e);
+      } catch (...) {
+        error.capture(b);
+        record(b);
+        return;
+      }
       if (hit != e) {
-        std::size_t cur = found.load(std::memory_order_relaxed);
-        // relaxed: parallel_for's completion orders these stores before the
-        // loads below.
-        while (hit < cur && !found.compare_exchange_weak(cur, hit, std::memory_order_relaxed)) {
-        }
+        record(hit);
         return;
       }
     }
@@ -334,11 +378,13 @@ std::size_t find_index(std::size_t n, Leaf&& leaf, bool any_hit) {
   for (std::size_t lo = 0, length = k_search_segment; lo < blocks; length = lo) {
     const std::size_t hi = blocks - lo <= length ? blocks : lo + length;
     weft::parallel_for(lo, hi, search);
-    // A hit here is the first (the segments before had none).
+    // An event here is the first (the segments before had none).
     if (found.load(std::memory_order_relaxed) != n) break;
     lo = hi;
   }
-  return found.load(std::memory_order_relaxed);
+  const std::size_t first = found.load(std::memory_order_relaxed);
+  error.rethrow_if_first(first);
+  return first;
 }
 
 // ---- scans ------------------------------------------------------------------
@@ -416,7 +462,10 @@ void scan_impl(In first, std::size_t n, Out out, Op& op, Uop& uop, std::optional
   // carry(b + 1) from carry(b) and the total of block b.
   auto advance = [&](std::optional<T>& c, std::optional<T>& total) {
     if (c) {
-      c.emplace(op(std::move(*c), std::move(*total)));
+      // Assigned, not emplaced: an op that returns a reference to its first
+      // argument (a running maximum returning const T&) would be read after
+      // emplace destroyed *c.
+      *c = op(std::move(*c), std::move(*total));
     } else {
       c.emplace(std::move(*total));
     }
@@ -620,11 +669,13 @@ inline constexpr std::size_t k_sort_min_leaf = 4096;
 // range goes first. Moves when Move, else copies.
 template <bool Move, class It1, class It2, class Out, class Comp>
 Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
-  auto put = [](auto& v) -> decltype(auto) {
+  // The item at `it`, moved or copied: an iterator whose operator* returns
+  // a value (a proxy, a view's) is taken as std::sort takes it.
+  auto put = [](const auto& it) -> decltype(auto) {
     if constexpr (Move) {
-      return std::move(v);
+      return std::ranges::iter_move(it);
     } else {
-      return v;
+      return *it;
     }
   };
   using V1 = std::iter_value_t<It1>;  // NOLINT(readability-identifier-naming)
@@ -642,11 +693,11 @@ Out merge_serial(It1 a, It1 ae, It2 b, It2 be, Out out, Comp& comp) {
   } else if (a != ae && b != be) {
     while (true) {
       if (comp(*b, *a)) {
-        *out = put(*b);
+        *out = put(b);
         ++out;
         if (++b == be) break;
       } else {
-        *out = put(*a);
+        *out = put(a);
         ++out;
         if (++a == ae) break;
       }

@@ -51,7 +51,7 @@ class job_queue {
   // inline push never publishes).
   job_queue(bool stealable, detail::job_ring& ring) : m_stealable(stealable), m_ring(ring) {
     m_ring.m_public = stealable ? &m_public.ends() : &k_never_empty;
-    m_ring.m_stealable = stealable;
+    if (stealable) m_ring.m_demand = &m_demand;
   }
   job_queue(const job_queue&) = delete;
   job_queue& operator=(const job_queue&) = delete;

@@ -533,11 +533,13 @@ void offer_queued() noexcept {
 
 void offer_spawns(std::uint32_t keep) noexcept {
   rt::worker* w = rt::this_thread_worker();
-  if (w == nullptr || w->m_queue.private_size() <= keep || !w->others_idle()) return;
-  // All of them, not as many as workers look idle: a worker that starts, or
-  // ends a short task, looks for work a moment later, when this one may be
-  // running a long call with nothing left to offer it.
-  w->give_away_oldest(w->m_queue.private_size() - keep);
+  if (w == nullptr || w->m_queue.private_size() <= keep) return;
+  // As many as workers look for work (the oldest: the largest), no more:
+  // each published task that this worker takes back costs a fence, and
+  // fine-grained recursion meets a searching thief at many of its waits.
+  if (const std::uint32_t idle = w->idle_others(); idle > 0) {
+    w->give_away_oldest(std::min(idle, w->m_queue.private_size() - keep));
+  }
 }
 
 WEFT_NOINLINE bool stack_low() noexcept {

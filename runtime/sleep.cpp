@@ -106,6 +106,14 @@ bool sleep_set::any_parked(int first, int last) const noexcept {
   return false;
 }
 
+int sleep_set::parked_count(int first, int last) const noexcept {
+  int n = 0;
+  for (int i = first / 64; i * 64 < last; ++i) {
+    n += __builtin_popcountll(m_parked[i].m_bits.load(std::memory_order_relaxed) & entries_in_word(i, first, last));
+  }
+  return n;
+}
+
 int sleep_set::claim_parked(int first, int last) noexcept {
   for (int i = first / 64; i * 64 < last; ++i) {
     const std::uint64_t mask = entries_in_word(i, first, last);

@@ -83,6 +83,8 @@ class sleep_set {
   // Some entry in [first, last) is parked (a hint: it may be claimed by
   // another thread at once). Any thread.
   bool any_parked(int first, int last) const noexcept;
+  // How many entries in [first, last) are parked (a hint, as any_parked).
+  int parked_count(int first, int last) const noexcept;
   // Gives back entry w, claimed by claim_parked() and still blocked: parks it
   // again (sets its bit; nothing to hand over), or, when `wake`, hands it a
   // wake-up. The caller then re-checks for visible work (see park rules).
@@ -91,6 +93,10 @@ class sleep_set {
   void notify_all() noexcept;
 
   int searching() const noexcept { return m_searching.load(std::memory_order_relaxed); }
+  // For inline hints (detail::job_ring::others_may_be_idle): the count of
+  // searchers, and the parked bits of entries 0-63.
+  const std::atomic<int>& searching_count() const noexcept { return m_searching; }
+  const std::atomic<std::uint64_t>& first_parked_word() const noexcept { return m_parked[0].m_bits; }
 
  private:
   static constexpr std::uint32_t k_awake = 0;

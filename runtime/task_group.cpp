@@ -324,10 +324,18 @@ void* owner_away(void* owner) noexcept { return reinterpret_cast<void*>(reinterp
 }  // namespace
 
 void group_wait_slow(group_state& g) noexcept {
-  // Read on entry, before anything here can switch fibers: inline. The
-  // owner's check first (it fails for a group without an owner: m_current is
-  // never null).
+  // Read on entry, before anything here can switch fibers: inline. A wait
+  // from inside a call of g first, then the owner's check (it fails for a
+  // group without an owner: m_current is never null).
   rt::worker* w = rt::this_thread_worker();
+  if (WEFT_UNLIKELY(w != nullptr && w->m_current->m_group_call == &g &&
+                    w->m_current->m_group_call_activation == w->m_current->m_activation)) {
+    // A call of g (one that its owner did not pop back) waits for g, which
+    // waits for that call.
+    rt::fatal(
+        "weft: a call spawned into a weft::task_group waited for that group (wait() or its destructor, called "
+        "from inside one of its own calls): it would wait for itself for ever");
+  }
   if (WEFT_LIKELY(is_owner(g, w))) {
     if (WEFT_UNLIKELY(w->stack_low())) {
       // The popped-back calls would run on top of a nearly full stack: wait
@@ -342,14 +350,6 @@ void group_wait_slow(group_state& g) noexcept {
     }
     wait_owned(g, w);
     return;
-  }
-  if (WEFT_UNLIKELY(w != nullptr && w->m_current->m_group_call == &g &&
-                    w->m_current->m_group_call_activation == w->m_current->m_activation)) {
-    // A call of g (one that its owner did not pop back) waits for g, which
-    // waits for that call.
-    rt::fatal(
-        "weft: a call spawned into a weft::task_group waited for that group (wait() or its destructor, called "
-        "from inside one of its own calls): it would wait for itself for ever");
   }
   if (WEFT_UNLIKELY(measured(g))) {
     // The waiter's strand does no work while it waits, and goes on from the

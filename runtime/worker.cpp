@@ -68,6 +68,13 @@ worker::worker(scheduler& s, int index, fiber* first)
       m_victims(victims_of(s.cfg().victim, index, s.num_workers())) {
   m_job_cache.view()->m_runtime = &s;
   m_job_cache.view()->m_runtime_id = s.sequence();
+  if (s.num_workers() > 1) {  // others may steal: offer_spawns_if_idle looks at them
+    m_job_cache.view()->m_ring.m_searching = &s.sleepers().searching_count();
+    m_job_cache.view()->m_ring.m_parked = &s.sleepers().first_parked_word();
+    // Workers are the entries 0 .. n-1 (threads from outside park after them).
+    const int n = s.num_workers();
+    m_job_cache.view()->m_ring.m_parked_mask = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  }
   m_steal_round =
       std::visit([](const auto& v) { return &worker::steal_round_of<std::remove_cvref_t<decltype(v)>>; }, m_victims);
 }
@@ -109,6 +116,12 @@ void worker::thread_main() noexcept {
   fiber* first = m_first;
   m_first = nullptr;
   counters::bump(m_counters.fibers_created);
+  // Counted as searching from here, before the constructor returns: a
+  // worker that has not looked for work yet is idle for the spawns that an
+  // owner offers to idle workers (detail::offer_spawns).
+  go_idle();
+  m_sched.sleepers().start_search();
+  m_hunt = hunt::searching;
   m_sched.worker_started();  // its start-up (allocations included) is over
   switch_to(*this, first, nullptr, nullptr);
   // Back on the thread's own stack: the scheduler stopped and the last loop
@@ -294,9 +307,11 @@ void worker::give_away_oldest(std::uint32_t most) noexcept {
   }
 }
 
-bool worker::others_idle() const noexcept {
+std::uint32_t worker::idle_others() const noexcept {
   const sleep_set& sleepers = m_sched.sleepers();
-  return m_queue.has_demand() || sleepers.any_parked(0, m_sched.num_workers()) || sleepers.searching() > 0;
+  const int idle = sleepers.parked_count(0, m_sched.num_workers()) + sleepers.searching();
+  if (idle > 0) return static_cast<std::uint32_t>(idle);
+  return m_queue.has_demand() ? 1 : 0;
 }
 
 bool worker::take_injected_onto_queue() noexcept {

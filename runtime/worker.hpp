@@ -115,13 +115,14 @@ class alignas(k_false_sharing) worker {
   void give_away_private() noexcept;
   // Owner: the same for the `most` oldest private tasks (detail::offer_spawns).
   void give_away_oldest(std::uint32_t most) noexcept;
-  // Owner: another worker may be looking for work: a thief found this
-  // worker's deque empty since its last publication, or another worker of
-  // the runtime is parked or searching (a hint: each may change at once).
-  // Loads of the demand flag, then of the parked bits and of the count of
-  // searchers (shared lines, written when a worker parks or wakes, and when
-  // one starts or ends a search: a miss costs per steal, not per call).
-  bool others_idle() const noexcept;
+  // Owner: how many other workers of the runtime look for work: those
+  // parked and those searching (a worker counts as searching from its
+  // thread's start), or 1 when none does but a thief found this worker's
+  // deque empty since its last publication (a hint: each may change at
+  // once). Loads of the parked bits and of the count of searchers (shared
+  // lines, written when a worker parks or wakes, starts or ends a search),
+  // then of the demand flag.
+  std::uint32_t idle_others() const noexcept;
 
   // Owner: this worker has ready work of its own: a queued task, a yielded
   // fiber or a yielded task.

@@ -195,7 +195,7 @@ struct join_state {
     // not one at a time after it (offer_spawns). A when_all of two pushes
     // one, published by the push itself when the deque looked empty: no
     // more to offer.
-    if (count > 2) offer_spawns_if_stealable(0);
+    if (count > 2) offer_spawns_if_idle(0);
     return transfer_to(slots[0].m_resume.m_handle, slots[0].m_resume);
   }
 

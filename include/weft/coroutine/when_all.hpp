@@ -267,7 +267,7 @@ class [[nodiscard]] spawned {
     // are offered to idle workers (offer_spawns), rather than run one after
     // another here while this coroutine waits. Then wait for it (it may be
     // done already), and resume in this runtime whoever finishes it.
-    detail::offer_spawns_if_stealable(0);
+    detail::offer_spawns_if_idle(0);
     m_join.m_parent_runtime = detail::this_thread_runtime();
     const std::int64_t add = 1 + detail::join_frame::k_waiting;
     if (m_join.m_frame.m_pending.fetch_add(add, std::memory_order_acq_rel) + add == detail::join_frame::k_waiting) {

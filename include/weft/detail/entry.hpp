@@ -82,10 +82,14 @@ WEFT_API void offer_queued() noexcept;
 // another on the caller while they sleep. Nothing off a worker, or with at
 // most `keep` tasks private.
 WEFT_API void offer_spawns(std::uint32_t keep) noexcept;
-// offer_spawns(keep) where another worker may steal from the caller's: a
-// load and a compare otherwise (a runtime of one worker, off every worker).
-inline void offer_spawns_if_stealable(std::uint32_t keep) noexcept {
-  if (const worker_view* view = this_thread_view(); view != nullptr && view->m_ring.m_stealable) offer_spawns(keep);
+// offer_spawns(keep) where another worker may be looking for work (parked,
+// searching, or asking this one): inline loads of three lines that change
+// when a worker parks or wakes, starts or ends a search, or finds this
+// worker's deque empty; a load and a compare in a runtime of one worker.
+inline void offer_spawns_if_idle(std::uint32_t keep) noexcept {
+  if (const worker_view* view = this_thread_view(); view != nullptr && view->m_ring.others_may_be_idle()) {
+    offer_spawns(keep);
+  }
 }
 
 // Waits until `taken` uncounted children and every counted child of f have

@@ -94,9 +94,17 @@ struct job_ring {
   // empty (then a push publishes, in the library); for a worker nobody steals
   // from, constants that never read empty. Set by the queue's constructor.
   const deque_ends* m_public = nullptr;
-  // Other workers may steal from this one (false in a runtime of one
-  // worker, which never publishes). Set by the queue's constructor.
-  bool m_stealable = false;
+  // Where another worker may be looking for work, read inline before the
+  // library is asked to offer spawns to it (offer_spawns_if_idle): the
+  // runtime's count of searching workers, its first word of parked bits
+  // (m_parked_mask: the bits of its workers there, not those of threads
+  // from outside that park while their calls run), and this worker's demand
+  // flag. Null in a runtime of one worker, whose queue nobody steals from.
+  // Set by the worker's constructor.
+  const std::atomic<int>* m_searching = nullptr;
+  const std::atomic<std::uint64_t>* m_parked = nullptr;
+  std::uint64_t m_parked_mask = 0;
+  const std::atomic<bool>* m_demand = nullptr;
   // Pushes and pop-backs done inline (runtime::stats adds them to the
   // worker's spawns and tasks run). Written by the owner only (count()),
   // read relaxed by anyone.
@@ -113,6 +121,13 @@ struct job_ring {
     return m_public->m_bottom.load(std::memory_order_relaxed) <= m_public->m_top.load(std::memory_order_relaxed);
   }
   job* newest() const noexcept { return m_slots[(m_hi - 1) % k_capacity]; }
+  // Another worker may be looking for work (a hint: the library counts
+  // them). False in a runtime of one worker. relaxed: a hint.
+  bool others_may_be_idle() const noexcept {
+    return m_searching != nullptr && (m_searching->load(std::memory_order_relaxed) != 0 ||
+                                      (m_parked->load(std::memory_order_relaxed) & m_parked_mask) != 0 ||
+                                      m_demand->load(std::memory_order_relaxed));
+  }
   void put(job* t) noexcept { m_slots[m_hi++ % k_capacity] = t; }
   // The inline paths' push and pop-back of the newest task, counted.
   void push_counted(job* t) noexcept {

@@ -196,6 +196,10 @@ WEFT_API void group_wait_slow(group_state& g) noexcept;
 // (its memory cannot have been reused before m_detached was set), so running
 // it here is right whichever fiber waits.
 inline void group_wait(group_state& g) noexcept {
+  // Several spawns unpopped while another worker may be idle: offered to it
+  // first, but the newest, popped back next (offer_spawns). Once, before
+  // the pop-backs: a call in their loop costs every wait registers.
+  if (g.m_unpopped > 1) offer_spawns_if_idle(1);
   for (;;) {
     job* t = g.m_last.load(std::memory_order_relaxed);
     if (t == nullptr) {
@@ -211,10 +215,6 @@ inline void group_wait(group_state& g) noexcept {
     if (view == nullptr || stack_pointer_here() < view->m_spawn_limit) break;
     // acquire: pairs with the release in group_call_begins.
     job_ring& ring = view->m_ring;
-    // Several spawns unpopped while another worker may be idle: offered to
-    // it, but the newest, popped back next (offer_spawns). No look at all in
-    // a runtime of one worker (m_searching null).
-    if (ring.m_searching != nullptr && g.m_unpopped > 1 && ring.others_may_be_idle()) offer_spawns(1);
     if (g.m_detached.load(std::memory_order_acquire) || ring.empty() || ring.newest() != t) break;
     ring.drop_newest_counted();
     g.m_last.store(t->m_next, std::memory_order_relaxed);

@@ -3,7 +3,8 @@
 // Chase-Lev deque.
 // Owns: the private ring and the deque. Touched by: the owner (push, pop,
 // pop_if, serve_demand, take_newest_such for a join on a full stack, and
-// publish_all_private through worker::give_away_private: worker.cpp, join.cpp,
+// publish_all_private / publish_oldest_private through
+// worker::give_away_private / give_away_oldest: worker.cpp, join.cpp,
 // task_group.cpp, loop.cpp, sync.cpp) and
 // thieves (steal, from worker.cpp's steal rounds).
 #pragma once

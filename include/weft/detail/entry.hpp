@@ -75,12 +75,12 @@ inline bool pop_anywhere(job* t) noexcept {
 WEFT_API void offer_queued() noexcept;
 // Before a wait that would run the caller's own spawns one after another (a
 // group's wait, a when_all's children, an await of a spawn that is not the
-// newest): when a thief found nothing here, or another worker is parked or
-// searching, publishes the calling worker's private tasks but the `keep`
-// newest (what the caller runs next itself) and wakes a sleeping worker. A
-// burst of long spawns then runs on the idle workers at once, not one after
-// another on the caller while they sleep. Nothing off a worker, or with at
-// most `keep` tasks private.
+// newest): publishes as many of the calling worker's oldest private tasks as
+// other workers look for work (parked or searching, or one when a thief
+// found nothing here), never the `keep` newest (what the caller runs next
+// itself), and wakes a sleeping worker. A burst of long spawns then runs on
+// the idle workers at once, not one after another on the caller while they
+// sleep. Nothing off a worker, or with at most `keep` tasks private.
 WEFT_API void offer_spawns(std::uint32_t keep) noexcept;
 // offer_spawns(keep) where another worker may be looking for work (parked,
 // searching, or asking this one): inline loads of three lines that change

@@ -94,23 +94,24 @@ struct job_ring {
   // empty (then a push publishes, in the library); for a worker nobody steals
   // from, constants that never read empty. Set by the queue's constructor.
   const deque_ends* m_public = nullptr;
-  // Where another worker may be looking for work, read inline before the
-  // library is asked to offer spawns to it (offer_spawns_if_idle): the
-  // runtime's count of searching workers, its first word of parked bits
-  // (m_parked_mask: the bits of its workers there, not those of threads
-  // from outside that park while their calls run), and this worker's demand
-  // flag. Null in a runtime of one worker, whose queue nobody steals from.
-  // Set by the worker's constructor.
-  const std::atomic<int>* m_searching = nullptr;
-  const std::atomic<std::uint64_t>* m_parked = nullptr;
-  std::uint64_t m_parked_mask = 0;
-  const std::atomic<bool>* m_demand = nullptr;
   // Pushes and pop-backs done inline (runtime::stats adds them to the
   // worker's spawns and tasks run). Written by the owner only (count()),
   // read relaxed by anyone.
   std::atomic<std::uint64_t> m_pushed{0};
   std::atomic<std::uint64_t> m_popped{0};
   job* m_slots[k_capacity];
+  // Where another worker may be looking for work, read inline before the
+  // library is asked to offer spawns to it (offer_spawns_if_idle): the
+  // runtime's count of searching workers, its first word of parked bits
+  // (m_parked_mask: the bits of its workers there, not those of threads
+  // from outside that park while their calls run), and this worker's demand
+  // flag. Null in a runtime of one worker, whose queue nobody steals from.
+  // Set by the worker's constructor. After the slots: off the lines that
+  // every push and pop-back touches.
+  const std::atomic<int>* m_searching = nullptr;
+  const std::atomic<std::uint64_t>* m_parked = nullptr;
+  std::uint64_t m_parked_mask = 0;
+  const std::atomic<bool>* m_demand = nullptr;
 
   bool full() const noexcept { return m_hi - m_lo == k_capacity; }
   bool empty() const noexcept { return m_hi == m_lo; }

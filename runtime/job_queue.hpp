@@ -166,6 +166,10 @@ class job_queue {
   bool private_empty() const noexcept { return m_ring.empty(); }
   // Owner only: how many private tasks.
   std::uint32_t private_size() const noexcept { return m_ring.m_hi - m_ring.m_lo; }
+  // Owner only: a count that changes whenever a task goes into the private
+  // part and only then, as long as nothing is popped (compare two readings
+  // with no pop between them).
+  std::uint32_t private_puts() const noexcept { return m_ring.m_hi; }
 
   // Owner only: a thief asked for work since the last publication.
   bool has_demand() const noexcept { return m_demand.load(std::memory_order_relaxed); }

@@ -31,24 +31,33 @@ using rt::current_worker;
 
 using detail::wait_node;
 
+// Resumes waiters through wake() from code that goes on with its own work
+// (an unlock, a notify, a latch that opened, a barrier's phase). Those made
+// ready on this worker's private ring are published at once, with the ring's
+// older tasks, and a sleeper is woken: thieves see only the public deque, and
+// the caller's next scheduling point may be far (a long call, or a spin for
+// the very waiters it woke). A waiter goes to the private ring whenever the
+// public deque holds a task, or the ring others: a mutex's next owner waited
+// there while its unlocker ran on, and with 16 workers, 16 items past a latch
+// ran about two at a time. Waiters of threads, or of other runtimes, went
+// elsewhere: nothing to publish for them.
+template <class Wake>
+void wake_visibly(Wake wake) noexcept {
+  rt::worker* w = rt::current_worker();  // no switch in wake(): the same worker throughout, and no pop
+  const std::uint32_t before = w != nullptr ? w->m_queue.private_puts() : 0;
+  wake();
+  if (w != nullptr && w->m_queue.private_puts() != before) w->give_away_private();
+}
+
 // Wakes every node of a list taken with wait_queue::take_all().
 void notify_list(wait_node* n) noexcept {
-  rt::worker* w = rt::current_worker();  // no switch below: the same worker throughout
-  const std::uint32_t before = w != nullptr ? w->m_queue.private_size() : 0;
-  int woken = 0;
-  while (n != nullptr) {
-    wait_node* next = n->m_next;  // read before the waiter may leave
-    rt::notify(n->m_waiter);
-    n = next;
-    ++woken;
-  }
-  // Several made ready on this worker's queue (a latch that opened, a
-  // barrier's phase, notify_all) are offered to the other workers now: the
-  // caller goes on with its own work, and they would wait in its private
-  // ring for its next scheduling point (with 16 workers, 16 items past a
-  // latch ran about two at a time). Waiters of threads, or of other
-  // runtimes, went elsewhere: nothing to offer for them.
-  if (woken > 1 && w != nullptr && w->m_queue.private_size() > before) w->give_away_private();
+  wake_visibly([n]() mutable {
+    while (n != nullptr) {
+      wait_node* next = n->m_next;  // read before the waiter may leave
+      rt::notify(n->m_waiter);
+      n = next;
+    }
+  });
 }
 
 // A coroutine that waits off any worker (one of another library's kind, run
@@ -306,11 +315,13 @@ void mutex::unlock_slow() noexcept {
   // until the wake-up below.
   m_state.store(waiters, std::memory_order_release);
   if (next == nullptr) return;
-  if (next->m_waiter.m_job != nullptr) {
-    wake_locking_coroutine(*this, *next);  // a coroutine's lock_async
-    return;
-  }
-  rt::notify(next->m_waiter);
+  wake_visibly([this, next] {
+    if (next->m_waiter.m_job != nullptr) {
+      wake_locking_coroutine(*this, *next);  // a coroutine's lock_async
+    } else {
+      rt::notify(next->m_waiter);
+    }
+  });
 }
 
 // ---- condition_variable ----
@@ -380,7 +391,7 @@ void condition_variable::notify_one() noexcept {
   guard_acquire(m_guard, 1);
   wait_node* n = m_queue.pop_front();
   guard_release(m_guard);
-  if (n != nullptr) rt::notify(n->m_waiter);
+  if (n != nullptr) wake_visibly([n] { rt::notify(n->m_waiter); });
 }
 
 void condition_variable::notify_all() noexcept {

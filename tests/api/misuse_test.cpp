@@ -48,6 +48,7 @@
 #include <weft/weft.hpp>
 
 #include "child_process.hpp"
+#include "process_info.hpp"
 #include "sanitizers.hpp"
 #include "seeded_rng.hpp"
 #include "worker_count.hpp"
@@ -1046,23 +1047,42 @@ TEST_P(MisuseTest, RuntimeDestroyedWithSpawnedWorkQueuedRunsItFirst) {
 // Waited by two threads at once: a group created on a plain thread, one call
 // held on a gate, and two threads calling wait() meanwhile. A documented
 // abort naming the group: the second wait's add would overflow the counter
-// (signed overflow) and one waiter would never be resumed. (Both hung.)
+// (signed overflow) and one waiter would never be resumed. (Both hung.) The
+// gate opens once both threads sleep in their waits (a fixed delay let a
+// slow thread start its wait after the first one had ended).
 TEST_P(MisuseTest, GroupWaitedByTwoThreadsAtOnceAborts) {
   const int w = workers();
   const auto r = in_child([w] {
     auto* rt = new weft::runtime{{.workers = w}};  // left alive: a stuck wait would hold its destructor
     auto* gate = new weft::latch(1);
     auto* g = new weft::task_group;
-    std::thread([rt, gate, g] {
+    auto* waited = new std::atomic<bool>{false};
+    std::thread([rt, gate, g, waited] {
       rt->run([&] { g->spawn([gate] { weft::sync_wait(after_gate(*gate, 0)); }); });
-      std::thread first([g] { g->wait(); });
-      std::thread second([g] { g->wait(); });
-      std::this_thread::sleep_for(200ms);
+      std::atomic<pid_t> first_id{0};
+      std::atomic<pid_t> second_id{0};
+      const auto waiter = [g](std::atomic<pid_t>& id) {
+        id.store(weft_test::this_thread_id());
+        g->wait();
+      };
+      std::thread first(waiter, std::ref(first_id));
+      std::thread second(waiter, std::ref(second_id));
+      for (const std::atomic<pid_t>* id : {&first_id, &second_id}) {
+        while (id->load() == 0) std::this_thread::sleep_for(1ms);
+        if (!weft_test::wait_until_thread_sleeps(id->load())) {
+          std::fprintf(stderr, "a waiting thread never slept\n");
+          std::_Exit(4);
+        }
+      }
       gate->count_down();
       first.join();
       second.join();
+      waited->store(true);
     }).detach();
-    std::this_thread::sleep_for(2s);
+    for (auto until = std::chrono::steady_clock::now() + k_child_timeout / 2; !waited->load();) {
+      if (std::chrono::steady_clock::now() > until) break;
+      std::this_thread::sleep_for(10ms);
+    }
     std::fprintf(stderr, "two waits of one group ran at once, without a word\n");
     return 3;
   });

@@ -10,6 +10,7 @@
 #include <deque>
 #include <mutex>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -383,6 +384,88 @@ TEST(MutexWakeTest, ThreadsThatWaitCompeteAndLoseNothing) {
   });
   for (auto& t : threads) t.join();
   EXPECT_EQ(count, 4 * 2000 + 20'000);
+}
+
+// A waiter woken by code that goes on with its own work (an unlock, a
+// notify_one, a latch that opened, a barrier's last arrival) runs on an idle
+// worker while the waker is busy. Two workers: the other one is held busy
+// while the root makes the waiter wait (on its own worker, through a yield)
+// and queues a task for it to steal; the root then wakes the waiter, lets the
+// other worker go, and stays busy until the waiter has run. The woken waiter
+// went to the root's private ring (its public deque held that task), where
+// the other worker, once it had taken the task, could not see it: it ran
+// only when the root stopped spinning (each case waited out the spin before;
+// with a mutex, a notify_all's waiters queued on it met this in turn).
+TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
+  // Busy until flag is set, for at most 5 s (4 cases within the watchdog's 30).
+  const auto spin_until = [](const std::atomic<bool>& flag) {
+    const auto start = std::chrono::steady_clock::now();
+    while (!flag.load()) {
+      if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(5)) return false;
+    }
+    return true;
+  };
+  for (const char* how : {"mutex", "condition_variable", "latch", "barrier"}) {
+    SCOPED_TRACE(how);
+    const std::string_view kind = how;
+    weft::runtime rt{weft::config{.workers = 2}};
+    weft::mutex m;
+    weft::condition_variable cv;
+    bool notified = false;
+    weft::latch gate(1);
+    weft::barrier<> phase(2);
+    std::atomic<bool> other_busy{false};
+    std::atomic<bool> release_other{false};
+    std::atomic<bool> waiter_started{false};
+    std::atomic<bool> waiter_ran{false};
+    bool other_was_busy = false;
+    bool ran_while_busy = false;
+    rt.run([&] {
+      weft::task_group g;
+      g.spawn([&] {  // taken by the other worker, which stays busy until released
+        other_busy.store(true);
+        spin_until(release_other);
+      });
+      other_was_busy = spin_until(other_busy);
+      if (kind == "mutex") m.lock();
+      g.spawn([&] {
+        waiter_started.store(true);
+        if (kind == "mutex") {
+          m.lock();
+          m.unlock();
+        } else if (kind == "condition_variable") {
+          std::unique_lock<weft::mutex> lock(m);
+          cv.wait(lock, [&] { return notified; });
+        } else if (kind == "latch") {
+          gate.wait();
+        } else {
+          phase.arrive_and_wait();
+        }
+        waiter_ran.store(true);
+      });
+      while (!waiter_started.load()) weft::yield();  // runs it here: it waits now
+      g.spawn([] {});                                // public: the other worker's to steal
+      if (kind == "mutex") {
+        m.unlock();
+      } else if (kind == "condition_variable") {
+        {
+          std::lock_guard<weft::mutex> hold(m);
+          notified = true;
+        }
+        cv.notify_one();
+      } else if (kind == "latch") {
+        gate.count_down();
+      } else {
+        (void)phase.arrive();
+      }
+      release_other.store(true);
+      ran_while_busy = spin_until(waiter_ran);
+      g.wait();
+    });
+    EXPECT_TRUE(other_was_busy);
+    EXPECT_TRUE(ran_while_busy) << "the woken waiter waited for its waker's next scheduling point";
+    EXPECT_TRUE(waiter_ran.load());
+  }
 }
 
 }  // namespace

@@ -60,6 +60,30 @@ inline int settled_thread_count_at_most(int before, int timeout_ms = 2000) {
   return n;
 }
 
+// The calling thread's kernel id, for thread_sleeps().
+inline pid_t this_thread_id() { return gettid(); }
+
+// Whether thread `tid` of this process sleeps in the kernel (state S or D in
+// /proc/self/task/<tid>/stat): a thread that has entered a blocking wait.
+inline bool thread_sleeps(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const std::size_t end = stat.rfind(')');  // the name, in parentheses, may hold spaces
+  if (end == std::string::npos || end + 2 >= stat.size()) return false;
+  return stat[end + 2] == 'S' || stat[end + 2] == 'D';
+}
+
+// Waits until thread `tid` sleeps in the kernel (thread_sleeps()); false
+// when it did not within `timeout_ms`.
+inline bool wait_until_thread_sleeps(pid_t tid, int timeout_ms = 10000) {
+  for (int waited = 0; waited < timeout_ms; waited += 1) {
+    if (thread_sleeps(tid)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
 // Memory mappings of the process (lines of /proc/self/maps): every fiber
 // stack is one or two of them, so a leaked stack shows up here.
 inline int mapping_count() {

@@ -34,7 +34,12 @@ namespace weft::rt {
 //     empty and raised the demand flag;
 //   - publish_all_private(): every private task, for a join that may start
 //     none of them, and after the push of a loop's piece that is to be
-//     shared at once (a spread loop, a capped loop's runners).
+//     shared at once (a spread loop, a capped loop's runners, a reduction's
+//     eager pieces), or of a waiter that a mutex, condition variable, latch
+//     or barrier woke (worker::give_away_private);
+//   - publish_oldest_private(): the oldest ones, as many as workers look for
+//     work, before a wait that would run its owner's spawns one after
+//     another (detail::offer_spawns).
 // Invariant: every public task is older than every private task, so thieves
 // still take the oldest (largest) work, and a join whose child was stolen
 // finds the private part empty. Popping a private task costs no fence; only

@@ -50,10 +50,14 @@ bool local_or_injected(worker& w) noexcept {
 
 // Queues t, ready to run in scheduler s: on the calling worker's queue when
 // it belongs to s, else (or when the deque cannot grow) through s's injection
-// queue. Any thread.
+// queue. Any thread. Over the fiber bound, through the injection queue too:
+// no worker steals then (worker::search), but each takes injected work, and
+// a resumption needs no new fiber (the end of its task brings the count
+// down); on this worker's queue it waited for this worker's next scheduling
+// point, with the others idle.
 void ready_in(scheduler& s, detail::job* t) noexcept {
   worker* w = current_worker();
-  if (w != nullptr && &w->m_sched == &s) {
+  if (w != nullptr && &w->m_sched == &s && !s.over_fiber_bound()) {
     try {
       w->push_uncounted(t);
       return;

@@ -199,6 +199,8 @@ struct mutex_access {
   static bool retry_async(mutex& m, wait_node& n) noexcept {
     return !acquire_or_enqueue(m.m_state, m.m_queue, &n, true);
   }
+  static std::atomic<std::uintptr_t>& state(mutex& m) noexcept { return m.m_state; }
+  static wait_queue& queue(mutex& m) noexcept { return m.m_queue; }
 };
 
 }  // namespace detail
@@ -306,23 +308,41 @@ void mutex::lock_slow() {
   }
 }
 
-void mutex::unlock_slow() noexcept {
-  guard_acquire(m_state, k_guard);
-  wait_node* next = m_queue.pop_front();
-  const std::uintptr_t waiters = m_queue.empty() ? 0 : k_waiters;
+namespace {
+
+// Unlock's slow path: frees m and wakes its oldest waiter, if any. visibly:
+// the caller goes on running (unlock()), so the waiter is published if it
+// went to this worker's private ring (wake_visibly); not from a switch
+// action (a condition variable's wait), whose worker picks its next task
+// right after.
+void free_and_wake(weft::mutex& m, bool visibly) noexcept {
+  std::atomic<std::uintptr_t>& state = detail::mutex_access::state(m);
+  detail::wait_queue& queue = detail::mutex_access::queue(m);
+  guard_acquire(state, bits::k_guard);
+  wait_node* next = queue.pop_front();
+  const std::uintptr_t waiters = queue.empty() ? 0 : bits::k_waiters;
   // The waiter is woken with the mutex free (k_waiters stays while others
   // queue): it competes for it. Out of the queue, its node is this call's
   // until the wake-up below.
-  m_state.store(waiters, std::memory_order_release);
+  state.store(waiters, std::memory_order_release);
   if (next == nullptr) return;
-  wake_visibly([this, next] {
+  const auto wake = [&m, next] {
     if (next->m_waiter.m_job != nullptr) {
-      wake_locking_coroutine(*this, *next);  // a coroutine's lock_async
+      wake_locking_coroutine(m, *next);  // a coroutine's lock_async
     } else {
       rt::notify(next->m_waiter);
     }
-  });
+  };
+  if (visibly) {
+    wake_visibly(wake);
+  } else {
+    wake();
+  }
 }
+
+}  // namespace
+
+void mutex::unlock_slow() noexcept { free_and_wake(*this, true); }
 
 // ---- condition_variable ----
 
@@ -343,7 +363,11 @@ void publish_cv_wait(rt::worker&, rt::fiber*, void* arg) noexcept {
   guard_acquire(*a.m_guard, 1);
   a.m_queue->push_back(a.m_node);
   guard_release(*a.m_guard);
-  a.m_mutex->unlock();
+  std::uintptr_t expected = bits::k_locked;  // unlock()'s fast path
+  if (!detail::mutex_access::state(*a.m_mutex)
+           .compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) {
+    free_and_wake(*a.m_mutex, false);  // this worker switches to its next task now
+  }
 }
 
 }  // namespace

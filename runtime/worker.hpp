@@ -109,9 +109,10 @@ class alignas(k_false_sharing) worker {
   // each in a trace) and wakes a sleeper: for a join that may start none of
   // them (wait_without_fiber), so that another worker, with a stack to run
   // them on, can steal them; and for work to be shared at once: a loop's
-  // split (runtime/loop.cpp, split_step), a wake of several fibers
-  // (runtime/sync.cpp, notify_list), a reduction's eager pieces
-  // (detail::offer_queued, runtime/join.cpp).
+  // split (runtime/loop.cpp, split_step), a waiter that a mutex, condition
+  // variable, latch or barrier made ready here (runtime/sync.cpp,
+  // wake_visibly), a reduction's eager pieces (detail::offer_queued,
+  // runtime/join.cpp).
   void give_away_private() noexcept;
   // Owner: the same for the `most` oldest private tasks (detail::offer_spawns).
   void give_away_oldest(std::uint32_t most) noexcept;

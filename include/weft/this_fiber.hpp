@@ -8,9 +8,11 @@
 
 namespace weft {
 
-// Lets other ready work of this worker run; the calling fiber resumes later,
-// on this or another worker. Returns at once when this worker has nothing else
-// to run. Outside a worker it is std::this_thread::yield().
+// Lets other ready work of this worker run; the calling fiber resumes on this
+// worker once that work has had its turn (a yielded fiber is never taken by
+// another worker, so a poll waits behind a long task that it let run).
+// Returns at once when this worker has nothing else to run. Outside a worker
+// it is std::this_thread::yield().
 WEFT_API void yield();
 
 // True when called on a worker thread of some runtime.

@@ -1069,7 +1069,7 @@ TEST_P(MisuseTest, GroupWaitedByTwoThreadsAtOnceAborts) {
       std::thread second(waiter, std::ref(second_id));
       for (const std::atomic<pid_t>* id : {&first_id, &second_id}) {
         while (id->load() == 0) std::this_thread::sleep_for(1ms);
-        if (!weft_test::wait_until_thread_sleeps(id->load())) {
+        if (!weft_test::wait_until_thread_sleeps(id->load(), static_cast<int>(k_child_timeout.count() / 4))) {
           std::fprintf(stderr, "a waiting thread never slept\n");
           std::_Exit(4);
         }

@@ -397,11 +397,11 @@ TEST(MutexWakeTest, ThreadsThatWaitCompeteAndLoseNothing) {
 // only when the root stopped spinning (each case waited out the spin before;
 // with a mutex, a notify_all's waiters queued on it met this in turn).
 TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
-  // Busy until flag is set, for at most 5 s (4 cases within the watchdog's 30).
-  const auto spin_until = [](const std::atomic<bool>& flag) {
+  // Busy until flag is set, for at most `most`; false when it was not.
+  const auto spin_until = [](const std::atomic<bool>& flag, std::chrono::seconds most) {
     const auto start = std::chrono::steady_clock::now();
     while (!flag.load()) {
-      if (std::chrono::steady_clock::now() - start >= std::chrono::seconds(5)) return false;
+      if (std::chrono::steady_clock::now() - start >= most) return false;
     }
     return true;
   };
@@ -424,9 +424,9 @@ TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
       weft::task_group g;
       g.spawn([&] {  // taken by the other worker, which stays busy until released
         other_busy.store(true);
-        spin_until(release_other);
+        spin_until(release_other, std::chrono::seconds(10));
       });
-      other_was_busy = spin_until(other_busy);
+      other_was_busy = spin_until(other_busy, std::chrono::seconds(10));
       if (kind == "mutex") m.lock();
       g.spawn([&] {
         waiter_started.store(true);
@@ -459,12 +459,60 @@ TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
         (void)phase.arrive();
       }
       release_other.store(true);
-      ran_while_busy = spin_until(waiter_ran);
+      ran_while_busy = spin_until(waiter_ran, std::chrono::seconds(3));  // 4 cases within the watchdog's 30 s
       g.wait();
     });
     EXPECT_TRUE(other_was_busy);
     EXPECT_TRUE(ran_while_busy) << "the woken waiter waited for its waker's next scheduling point";
     EXPECT_TRUE(waiter_ran.load());
+  }
+}
+
+// The same past the fiber bound (config::max_fibers x workers fibers alive),
+// where no worker steals: a latch's or a mutex's waiters, made ready by a
+// fiber that then stays busy, run on the other worker, which takes them from
+// the injection queue. They went to the waker's queue, published or not,
+// where nobody took them before the waker stopped spinning (20 of 20 waiters
+// waited out the spin).
+TEST(WakeTest, WaitersWokenPastTheFiberBoundRunOnAnIdleWorker) {
+  constexpr int k_waiters = 20;  // past the bound of 2 workers x 4 fibers
+  for (const char* how : {"latch", "mutex"}) {
+    SCOPED_TRACE(how);
+    const std::string_view kind = how;
+    weft::runtime rt{weft::config{.workers = 2, .max_fibers = 4}};
+    weft::latch gate(1);
+    weft::mutex m;
+    std::atomic<int> waiting{0};
+    std::atomic<int> ran{0};
+    bool ran_while_busy = false;
+    rt.run([&] {
+      weft::task_group g;
+      if (kind == "mutex") m.lock();
+      for (int i = 0; i < k_waiters; ++i) {
+        g.spawn([&] {
+          waiting.fetch_add(1);
+          if (kind == "latch") {
+            gate.wait();
+          } else {
+            std::lock_guard<weft::mutex> hold(m);
+          }
+          ran.fetch_add(1);
+        });
+      }
+      while (waiting.load() < k_waiters) weft::yield();
+      if (kind == "latch") {
+        gate.count_down();
+      } else {
+        m.unlock();
+      }
+      const auto start = std::chrono::steady_clock::now();
+      while (ran.load() == 0 && std::chrono::steady_clock::now() - start < std::chrono::seconds(3)) {
+      }
+      ran_while_busy = ran.load() > 0;
+      g.wait();
+    });
+    EXPECT_TRUE(ran_while_busy) << "no woken waiter ran while its waker was busy";
+    EXPECT_EQ(ran.load(), k_waiters);
   }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,7 +62,7 @@ inline int settled_thread_count_at_most(int before, int timeout_ms = 2000) {
 }
 
 // The calling thread's kernel id, for thread_sleeps().
-inline pid_t this_thread_id() { return gettid(); }
+inline pid_t this_thread_id() { return static_cast<pid_t>(syscall(SYS_gettid)); }
 
 // Whether thread `tid` of this process sleeps in the kernel (state S or D in
 // /proc/self/task/<tid>/stat): a thread that has entered a blocking wait.

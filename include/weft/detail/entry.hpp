@@ -70,8 +70,8 @@ inline bool pop_anywhere(job* t) noexcept {
 
 // Publishes the calling worker's private tasks now, oldest first, and wakes
 // a sleeping worker: work that other workers should find at once rather
-// than at the caller's next scheduling point (the pieces of a spread, or
-// fibers made ready together). Nothing off a worker.
+// than at the caller's next scheduling point (a loop's split, a reduction's
+// eager pieces). Nothing off a worker.
 WEFT_API void offer_queued() noexcept;
 // Before a wait that would run the caller's own spawns one after another (a
 // group's wait, a when_all's children, an await of a spawn that is not the

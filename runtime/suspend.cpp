@@ -50,14 +50,16 @@ bool local_or_injected(worker& w) noexcept {
 
 // Queues t, ready to run in scheduler s: on the calling worker's queue when
 // it belongs to s, else (or when the deque cannot grow) through s's injection
-// queue. Any thread. Over the fiber bound, through the injection queue too:
-// no worker steals then (worker::search), but each takes injected work, and
-// a resumption needs no new fiber (the end of its task brings the count
-// down); on this worker's queue it waited for this worker's next scheduling
-// point, with the others idle.
+// queue. Any thread. A wake by code that goes on running (a mutex's,
+// condition variable's, latch's or barrier's: w->m_wake_goes_on) past the
+// fiber bound goes through the injection queue too: no worker steals then
+// (worker::search), but each takes injected work; on this worker's queue the
+// waiter waited for its waker's next scheduling point, with the others idle.
+// (Not for a fiber its own switch action makes ready, a continuation or a
+// join's completion: this worker runs those next.)
 void ready_in(scheduler& s, detail::job* t) noexcept {
   worker* w = current_worker();
-  if (w != nullptr && &w->m_sched == &s && !s.over_fiber_bound()) {
+  if (w != nullptr && &w->m_sched == &s && !(w->m_wake_goes_on && s.over_fiber_bound())) {
     try {
       w->push_uncounted(t);
       return;

@@ -35,12 +35,14 @@ void retire_fiber(worker& w, fiber* prev, void* arg) noexcept;
 void recycle_fiber(worker& w, fiber* prev, void* arg) noexcept;
 
 // Makes a task runnable in runtime rt: on the calling worker's queue when it
-// belongs to rt, else through rt's injection queue. Any thread.
+// belongs to rt, else through rt's injection queue (so too a waiter woken by
+// a mutex, condition variable, latch or barrier past rt's fiber bound:
+// worker::m_wake_goes_on). Any thread.
 void make_runnable(detail::job* t, detail::runtime_state* rt) noexcept;
 
 // Makes a suspended fiber runnable again: on the calling worker's queue when
-// it belongs to the same runtime, else through its runtime's injection queue.
-// Any thread.
+// it belongs to the same runtime, else through its runtime's injection queue
+// (as make_runnable). Any thread.
 void make_ready(fiber* f) noexcept;
 
 // Suspends the current fiber of the calling worker: switches to next_fiber(),

@@ -41,12 +41,22 @@ using detail::wait_node;
 // there while its unlocker ran on, and with 16 workers, 16 items past a latch
 // ran about two at a time. Waiters of threads, or of other runtimes, went
 // elsewhere: nothing to publish for them.
+//
+// Past the fiber bound, where no worker steals, what wake() makes ready goes
+// through the injection queue instead, which every worker still takes from
+// (worker::m_wake_goes_on, read by ready_in in runtime/suspend.cpp).
 template <class Wake>
 void wake_visibly(Wake wake) noexcept {
   rt::worker* w = rt::current_worker();  // no switch in wake(): the same worker throughout, and no pop
-  const std::uint32_t before = w != nullptr ? w->m_queue.private_puts() : 0;
+  if (w == nullptr) {
+    wake();
+    return;
+  }
+  const std::uint32_t before = w->m_queue.private_puts();
+  w->m_wake_goes_on = true;
   wake();
-  if (w != nullptr && w->m_queue.private_puts() != before) w->give_away_private();
+  w->m_wake_goes_on = false;
+  if (w->m_queue.private_puts() != before) w->give_away_private();
 }
 
 // Wakes every node of a list taken with wait_queue::take_all().
@@ -199,8 +209,6 @@ struct mutex_access {
   static bool retry_async(mutex& m, wait_node& n) noexcept {
     return !acquire_or_enqueue(m.m_state, m.m_queue, &n, true);
   }
-  static std::atomic<std::uintptr_t>& state(mutex& m) noexcept { return m.m_state; }
-  static wait_queue& queue(mutex& m) noexcept { return m.m_queue; }
 };
 
 }  // namespace detail
@@ -308,41 +316,23 @@ void mutex::lock_slow() {
   }
 }
 
-namespace {
-
-// Unlock's slow path: frees m and wakes its oldest waiter, if any. visibly:
-// the caller goes on running (unlock()), so the waiter is published if it
-// went to this worker's private ring (wake_visibly); not from a switch
-// action (a condition variable's wait), whose worker picks its next task
-// right after.
-void free_and_wake(weft::mutex& m, bool visibly) noexcept {
-  std::atomic<std::uintptr_t>& state = detail::mutex_access::state(m);
-  detail::wait_queue& queue = detail::mutex_access::queue(m);
-  guard_acquire(state, bits::k_guard);
-  wait_node* next = queue.pop_front();
-  const std::uintptr_t waiters = queue.empty() ? 0 : bits::k_waiters;
+void mutex::unlock_slow() noexcept {
+  guard_acquire(m_state, k_guard);
+  wait_node* next = m_queue.pop_front();
+  const std::uintptr_t waiters = m_queue.empty() ? 0 : k_waiters;
   // The waiter is woken with the mutex free (k_waiters stays while others
   // queue): it competes for it. Out of the queue, its node is this call's
   // until the wake-up below.
-  state.store(waiters, std::memory_order_release);
+  m_state.store(waiters, std::memory_order_release);
   if (next == nullptr) return;
-  const auto wake = [&m, next] {
+  wake_visibly([this, next] {
     if (next->m_waiter.m_job != nullptr) {
-      wake_locking_coroutine(m, *next);  // a coroutine's lock_async
+      wake_locking_coroutine(*this, *next);  // a coroutine's lock_async
     } else {
       rt::notify(next->m_waiter);
     }
-  };
-  if (visibly) {
-    wake_visibly(wake);
-  } else {
-    wake();
-  }
+  });
 }
-
-}  // namespace
-
-void mutex::unlock_slow() noexcept { free_and_wake(*this, true); }
 
 // ---- condition_variable ----
 
@@ -363,11 +353,7 @@ void publish_cv_wait(rt::worker&, rt::fiber*, void* arg) noexcept {
   guard_acquire(*a.m_guard, 1);
   a.m_queue->push_back(a.m_node);
   guard_release(*a.m_guard);
-  std::uintptr_t expected = bits::k_locked;  // unlock()'s fast path
-  if (!detail::mutex_access::state(*a.m_mutex)
-           .compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed)) {
-    free_and_wake(*a.m_mutex, false);  // this worker switches to its next task now
-  }
+  a.m_mutex->unlock();
 }
 
 }  // namespace

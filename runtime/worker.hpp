@@ -209,6 +209,10 @@ class alignas(k_false_sharing) worker {
   fiber m_native;                 // the thread's own stack
   trace_ring* m_trace = nullptr;  // this worker's events; null when not tracing
   void* m_eh_globals = nullptr;   // this thread's C++ exception globals
+  // Owner: set while a mutex, condition variable, latch or barrier wakes
+  // waiters from code that goes on running (wake_visibly, runtime/sync.cpp):
+  // past the fiber bound, ready_in then injects what it makes ready.
+  bool m_wake_goes_on = false;
   signal_stack m_signal_stack;
 
   // While this worker's slot is lent to a thread from outside

@@ -386,6 +386,31 @@ TEST(MutexWakeTest, ThreadsThatWaitCompeteAndLoseNothing) {
   EXPECT_EQ(count, 4 * 2000 + 20'000);
 }
 
+// Busy until flag is set, for at most `most`; false when it was not.
+bool spin_until(const std::atomic<bool>& flag, std::chrono::seconds most) {
+  const auto start = std::chrono::steady_clock::now();
+  while (!flag.load()) {
+    if (std::chrono::steady_clock::now() - start >= most) return false;
+  }
+  return true;
+}
+
+// The other worker of a runtime of two, held busy: hold() spawns into g a
+// task that the other worker takes and spins in until release(); true once
+// it spins.
+struct other_worker_held {
+  std::atomic<bool> busy{false};
+  std::atomic<bool> released{false};
+  bool hold(weft::task_group& g) {
+    g.spawn([this] {
+      busy.store(true);
+      spin_until(released, std::chrono::seconds(10));
+    });
+    return spin_until(busy, std::chrono::seconds(10));
+  }
+  void release() { released.store(true); }
+};
+
 // A waiter woken by code that goes on with its own work (an unlock, a
 // notify_one, a latch that opened, a barrier's last arrival) runs on an idle
 // worker while the waker is busy. Two workers: the other one is held busy
@@ -397,14 +422,6 @@ TEST(MutexWakeTest, ThreadsThatWaitCompeteAndLoseNothing) {
 // only when the root stopped spinning (each case waited out the spin before;
 // with a mutex, a notify_all's waiters queued on it met this in turn).
 TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
-  // Busy until flag is set, for at most `most`; false when it was not.
-  const auto spin_until = [](const std::atomic<bool>& flag, std::chrono::seconds most) {
-    const auto start = std::chrono::steady_clock::now();
-    while (!flag.load()) {
-      if (std::chrono::steady_clock::now() - start >= most) return false;
-    }
-    return true;
-  };
   for (const char* how : {"mutex", "condition_variable", "latch", "barrier"}) {
     SCOPED_TRACE(how);
     const std::string_view kind = how;
@@ -414,19 +431,14 @@ TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
     bool notified = false;
     weft::latch gate(1);
     weft::barrier<> phase(2);
-    std::atomic<bool> other_busy{false};
-    std::atomic<bool> release_other{false};
+    other_worker_held other;
     std::atomic<bool> waiter_started{false};
     std::atomic<bool> waiter_ran{false};
     bool other_was_busy = false;
     bool ran_while_busy = false;
     rt.run([&] {
       weft::task_group g;
-      g.spawn([&] {  // taken by the other worker, which stays busy until released
-        other_busy.store(true);
-        spin_until(release_other, std::chrono::seconds(10));
-      });
-      other_was_busy = spin_until(other_busy, std::chrono::seconds(10));
+      other_was_busy = other.hold(g);
       if (kind == "mutex") m.lock();
       g.spawn([&] {
         waiter_started.store(true);
@@ -458,7 +470,7 @@ TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
       } else {
         (void)phase.arrive();
       }
-      release_other.store(true);
+      other.release();
       ran_while_busy = spin_until(waiter_ran, std::chrono::seconds(3));  // 4 cases within the watchdog's 30 s
       g.wait();
     });
@@ -466,6 +478,55 @@ TEST(WakeTest, AWaiterWokenByCodeThatGoesOnRunsOnAnIdleWorker) {
     EXPECT_TRUE(ran_while_busy) << "the woken waiter waited for its waker's next scheduling point";
     EXPECT_TRUE(waiter_ran.load());
   }
+}
+
+// The same for a mutex's waiter woken by the unlock of a condition
+// variable's wait (in its switch action), when the worker's next fiber is a
+// yielded one that then runs long: B queues on the mutex the root holds, Y
+// yields, the root waits on the condition variable (its unlock wakes B, and
+// the worker resumes Y), and Y stays busy until B has run. An unlock there
+// that left B in the private ring kept it from the idle worker.
+TEST(WakeTest, AMutexWaiterWokenByAConditionVariableWaitRunsOnAnIdleWorker) {
+  weft::runtime rt{weft::config{.workers = 2}};
+  weft::mutex m;
+  weft::condition_variable cv;
+  bool notified = false;
+  other_worker_held other;
+  std::atomic<bool> b_started{false};
+  std::atomic<bool> y_started{false};
+  std::atomic<bool> b_ran{false};
+  bool other_was_busy = false;
+  bool ran_while_busy = false;
+  rt.run([&] {
+    weft::task_group g;
+    other_was_busy = other.hold(g);
+    std::unique_lock<weft::mutex> lock(m);
+    g.spawn([&] {  // B: queues on m
+      b_started.store(true);
+      m.lock();
+      m.unlock();
+      b_ran.store(true);
+    });
+    while (!b_started.load()) weft::yield();
+    g.spawn([&] {  // Y: yields once, then stays busy until B has run
+      y_started.store(true);
+      weft::yield();
+      other.release();
+      ran_while_busy = spin_until(b_ran, std::chrono::seconds(3));
+      {
+        std::lock_guard<weft::mutex> hold(m);
+        notified = true;
+      }
+      cv.notify_one();
+    });
+    while (!y_started.load()) weft::yield();
+    g.spawn([] {});  // public: the other worker's to steal
+    cv.wait(lock, [&] { return notified; });
+    lock.unlock();
+    g.wait();
+  });
+  EXPECT_TRUE(other_was_busy);
+  EXPECT_TRUE(ran_while_busy) << "the mutex's waiter waited for the yielded fiber";
 }
 
 // The same past the fiber bound (config::max_fibers x workers fibers alive),
@@ -500,6 +561,10 @@ TEST(WakeTest, WaitersWokenPastTheFiberBoundRunOnAnIdleWorker) {
         });
       }
       while (waiting.load() < k_waiters) weft::yield();
+      // A waiter counted but not yet waiting (on the other worker) would run
+      // without being woken: let it get there.
+      weft::yield();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
       if (kind == "latch") {
         gate.count_down();
       } else {
